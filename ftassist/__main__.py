@@ -1,0 +1,5 @@
+import sys
+
+from ftassist.cli import main
+
+sys.exit(main())

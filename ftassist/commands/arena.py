@@ -1,0 +1,7 @@
+"""`ftassist` subcommands of the arena station (filled in by its issue)."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    """Add this station's subcommands to the `ftassist` parser."""

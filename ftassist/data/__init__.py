@@ -1,0 +1,1 @@
+"""The Data station: file -> records -> canonical chat -> DataReport -> clean split."""

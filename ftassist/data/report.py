@@ -1,0 +1,108 @@
+"""The plain-data contracts of the Data station (see ../shared/DESIGN.md).
+
+Everything here is a dataclass that serialises to JSON with `asdict`, because the
+report travels: to the CLI's `--json`, to DuckDB, to the Estimate step, to the UI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["error", "warning"]
+Status = Literal["pass", "warn", "fail"]
+
+FORMATS = ("chat", "instruction", "completion", "sharegpt")
+
+
+@dataclass
+class Record:
+    """One record as read from the file, before any judgement.
+
+    `line` is the 1-based source line (JSONL: the line; JSON array: the line where the
+    object starts; CSV: the file line of the row, header is line 1; Parquet: row index + 1).
+    `data` is the parsed object (anything JSON can hold) or None when it could not be
+    parsed, in which case `problem` says why.
+    """
+
+    line: int
+    data: Any = None
+    problem: "Issue | None" = None
+    raw_size: int = 0  # bytes of the source text of this record
+
+
+@dataclass
+class Issue:
+    """An error or warning pinned to a line (0 = the file as a whole)."""
+
+    line: int
+    code: str
+    message: str
+    hint: str = ""
+    severity: Severity = "error"
+    column: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Example:
+    """A record that parsed and converted: the canonical chat form keeps OpenAI's keys.
+
+    `chat` is `{"messages": [{"role", "content", optional "name", "weight", "tool_calls",
+    "tool_call_id"}...], optional "tools"}`; `source_format` is one of FORMATS; `extra`
+    holds non-message columns (e.g. a `category` or `label`) that the checklist can use.
+    """
+
+    line: int
+    chat: dict
+    source_format: str
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class ChecklistItem:
+    id: str  # accurate | consistent | diverse | balanced | no_contradictions | lengths | sensitive
+    title: str
+    status: Status
+    summary: str
+    evidence: list[dict] = field(default_factory=list)  # each: {"line": int, "sample": str, "note": str}
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class TokenStats:
+    encoding: str
+    exact: bool
+    per_example: list[int] = field(default_factory=list)  # record order, valid examples only
+    assistant_per_example: list[int] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # source line of each per_example entry
+    total: int = 0
+    assistant_total: int = 0
+    stats: dict = field(default_factory=dict)  # {"total": {min,max,mean,median,p5,p95}, "assistant": {...}}
+    over_limit: list[int] = field(default_factory=list)  # lines over the target's per-example limit
+    limit: int | None = None
+
+
+@dataclass
+class DataReport:
+    path: str
+    n_records: int  # everything read, valid or not
+    n_examples: int  # records that are valid examples
+    format: str | None  # the detected format, "mixed" when several, None when nothing parsed
+    errors: list[Issue] = field(default_factory=list)
+    error_counts: dict[str, int] = field(default_factory=dict)
+    warnings: list[Issue] = field(default_factory=list)
+    tokens: TokenStats | None = None
+    checklist: list[ChecklistItem] = field(default_factory=list)
+    model: str | None = None
+    file_size: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict:
+        return asdict(self)

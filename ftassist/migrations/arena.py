@@ -1,0 +1,46 @@
+"""Arena tables: models, battles, votes, judge verdicts (issue: the Evaluate step)."""
+
+MIGRATIONS = [
+    """
+    CREATE TABLE arena_models (
+        id VARCHAR PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        display_name VARCHAR NOT NULL,
+        config_json VARCHAR NOT NULL,
+        created_at TIMESTAMP DEFAULT current_timestamp
+    );
+    CREATE TABLE battles (
+        id VARCHAR PRIMARY KEY,
+        prompt VARCHAR NOT NULL,
+        model_a VARCHAR NOT NULL,
+        model_b VARCHAR NOT NULL,
+        answer_a VARCHAR NOT NULL,
+        answer_b VARCHAR NOT NULL,
+        sampling_json VARCHAR,
+        reference VARCHAR,
+        flagged_reason VARCHAR,
+        source VARCHAR,
+        created_at TIMESTAMP DEFAULT current_timestamp
+    );
+    CREATE TABLE votes (
+        id VARCHAR PRIMARY KEY,
+        battle_id VARCHAR NOT NULL,
+        voter VARCHAR NOT NULL,
+        model_a VARCHAR NOT NULL,
+        model_b VARCHAR NOT NULL,
+        winner VARCHAR NOT NULL,
+        ts TIMESTAMP DEFAULT current_timestamp,
+        source VARCHAR DEFAULT 'arena',
+        UNIQUE (battle_id, voter)
+    );
+    CREATE TABLE judge_verdicts (
+        id VARCHAR PRIMARY KEY,
+        battle_id VARCHAR NOT NULL,
+        judge_model VARCHAR NOT NULL,
+        winner VARCHAR NOT NULL,
+        verdict_ab VARCHAR,
+        verdict_ba VARCHAR,
+        ts TIMESTAMP DEFAULT current_timestamp
+    );
+    """,
+]

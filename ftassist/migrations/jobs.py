@@ -1,0 +1,37 @@
+"""Training jobs and the metrics ingested from their events files (issue: the Train step)."""
+
+MIGRATIONS = [
+    """
+    CREATE TABLE jobs (
+        id VARCHAR PRIMARY KEY,
+        backend VARCHAR NOT NULL,
+        base_model VARCHAR NOT NULL,
+        method VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        run_dir VARCHAR NOT NULL,
+        pid INTEGER,
+        external_id VARCHAR,
+        output_model VARCHAR,
+        error VARCHAR,
+        spec_json VARCHAR,
+        events_offset BIGINT DEFAULT 0,
+        created_at TIMESTAMP DEFAULT current_timestamp,
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP
+    );
+    CREATE TABLE job_events (
+        job_id VARCHAR NOT NULL,
+        seq INTEGER NOT NULL,
+        type VARCHAR NOT NULL,
+        step INTEGER,
+        epoch DOUBLE,
+        loss DOUBLE,
+        eval_loss DOUBLE,
+        learning_rate DOUBLE,
+        tokens_per_s DOUBLE,
+        payload_json VARCHAR,
+        ts DOUBLE,
+        PRIMARY KEY (job_id, seq)
+    );
+    """,
+]
