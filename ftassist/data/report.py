@@ -59,6 +59,7 @@ class Example:
     chat: dict
     source_format: str
     extra: dict = field(default_factory=dict)
+    keys: tuple[str, ...] = ()  # the record's top-level keys as found in the file (sorted)
 
 
 @dataclass
