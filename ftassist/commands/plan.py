@@ -1,7 +1,278 @@
-"""`ftassist` subcommands of the plan station (filled in by its issue)."""
+"""`ftassist estimate` and `ftassist guide`: the Estimate and Decide steps in the terminal."""
 
 from __future__ import annotations
+
+import json
+import sys
+
+from ftassist.cli import CLIError
+
+
+# --------------------------------------------------------------------------- estimate
+
+
+def _parse_pairs(items: list[str] | None, what: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise CLIError(f"{what} must look like NAME=VALUE, not {item!r}")
+        key, value = item.rsplit("=", 1)
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise CLIError(f"{what}: {value!r} is not a number") from None
+    return out
+
+
+def _token_input(args):
+    from ftassist.plan import estimate as est
+
+    quick = args.examples is not None or args.avg_tokens is not None or args.example_file
+    if args.path and quick:
+        raise CLIError("give either a dataset PATH or --examples/--avg-tokens, not both")
+    if args.path:
+        try:
+            from ftassist.data.check import check_path
+        except ImportError:
+            raise CLIError("the dataset check is not available in this version; use --examples N --avg-tokens T") from None
+        model = args.model[0] if args.model else None
+        report = check_path(args.path, model=model)
+        if not report.n_examples:
+            raise CLIError(f"{args.path}: no valid examples to estimate; run `ftassist check {args.path}` to see why")
+        if report.errors:
+            print(f"ftassist: {len(report.errors)} record(s) have errors; the estimate covers the "
+                  f"{report.n_examples:,} valid examples (see `ftassist check`)", file=sys.stderr)
+        return est.tokens_from_report(report)
+    if args.example_file:
+        if args.examples is None:
+            raise CLIError("--example-file needs --examples N (how many examples like it)")
+        with open(args.example_file, encoding="utf-8") as f:
+            lines = f.read().strip().splitlines()
+        if not lines:
+            raise CLIError(f"{args.example_file} is empty: put one example (a JSON line) in it")
+        text = lines[0]
+        model = args.model[0] if args.model else None
+        return est.tokens_from_example(text, args.examples, model)
+    if args.examples is None or args.avg_tokens is None:
+        raise CLIError("give a dataset PATH, or both --examples N and --avg-tokens T (quick mode)")
+    return est.tokens_quick(args.examples, args.avg_tokens, args.output_tokens)
+
+
+def build_options(args):
+    """EstimateOptions from the parsed arguments (kept apart so the UI and tests can reuse it)."""
+    from ftassist.plan.estimate import EstimateOptions
+
+    openai_filter = bool(args.model)
+    self_filter = bool(args.base_model or args.method or args.gpu)
+    include_openai = not args.no_openai and (openai_filter or not self_filter)
+    include_self = not args.no_self_hosted and (self_filter or not openai_filter)
+    overrides = {}
+    if args.price:
+        fields = _parse_pairs(args.price, "--price")
+        for name in args.model or []:
+            overrides[name] = dict(fields)
+        if not args.model:
+            from ftassist.plan.pricing import model_names
+
+            overrides = {name: dict(fields) for name in model_names(include_legacy=True)}
+    return EstimateOptions(
+        openai_models=args.model or None,
+        epochs=args.epochs,
+        training_price=args.training_price,
+        price_overrides=overrides,
+        base_models=args.base_model or None,
+        methods=args.method or None,
+        gpus=args.gpu or None,
+        gpu_prices=_parse_pairs(args.gpu_price, "--gpu-price"),
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        gradient_checkpointing=not args.no_gradient_checkpointing,
+        lora_rank=args.lora_rank,
+        mfu=args.mfu,
+        requests_per_month=args.requests_per_month,
+        include_openai=include_openai,
+        include_self_hosted=include_self,
+    )
+
+
+def estimate_json(table) -> dict:
+    """The JSON of `--json`: the whole table, plus the single option's keys at the top when only one is shown."""
+    d = table.to_dict()
+    out = {"epochs": table.inputs["epochs"], **d, "options": d["rows"]}
+    del out["rows"]
+    openai_rows = [r for r in d["rows"] if r["kind"] == "openai"]
+    self_rows = [r for r in d["rows"] if r["kind"] == "self_hosted"]
+    if len(openai_rows) == 1:
+        r = openai_rows[0]
+        out.update({k: r[k] for k in ("billing_tokens", "trained_tokens", "training_cost_usd")})
+    if len(self_rows) == 1:
+        r = self_rows[0]
+        out.update({k: r[k] for k in ("memory_gb", "fits", "hours", "cost_usd")})
+        if not openai_rows:
+            out.update({k: r[k] for k in ("billing_tokens", "trained_tokens", "training_cost_usd")})
+    return out
+
+
+def _format_table(headers: list[str], rows: list[list]) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:,.2f}" if abs(v) >= 1 or v == 0 else f"{v:.4f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    text = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in text)) if text else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in text:
+        lines.append("  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    return "\n".join(lines)
+
+
+def run_estimate(args) -> int:
+    from ftassist.plan import estimate as est
+
+    try:
+        tin = _token_input(args)
+        table = est.estimate_all(tin, build_options(args))
+    except (ValueError, OSError) as exc:
+        raise CLIError(str(exc)) from None
+    if args.json:
+        print(json.dumps(estimate_json(table), indent=2))
+        return 0
+    inp = table.inputs
+    print(f"{inp['n_examples']:,} examples, {inp['total_tokens']:,} tokens "
+          f"({'exact' if inp['exact'] else 'estimated'}, {inp['encoding']}); {inp['epochs_how']}")
+    for note in table.notes:
+        print(f"  - {note}")
+    print()
+    print(_format_table(est.DISPLAY_HEADERS, est.display_rows(table)))
+    print()
+    print(table.recommendation)
+    if args.how:
+        print()
+        print(est.how_markdown(table))
+    else:
+        print("(add --how to see how every figure was computed, --json for all of it)")
+    return 0
+
+
+def add_estimate_parser(sub) -> None:
+    p = sub.add_parser(
+        "estimate",
+        help="cost, memory and time of every way to fine-tune a dataset",
+        description="Compare OpenAI fine-tuning and self-hosted full/LoRA/QLoRA on each GPU. Give a dataset PATH "
+        "(its exact token counts are used) or quick mode: --examples N --avg-tokens T. --model alone shows only "
+        "OpenAI options; --base-model/--method/--gpu alone show only self-hosted ones.",
+    )
+    p.add_argument("path", nargs="?", help="dataset file (JSONL, JSON, CSV, Parquet)")
+    p.add_argument("--examples", type=int, help="quick mode: number of examples")
+    p.add_argument("--avg-tokens", type=float, help="quick mode: average tokens per example")
+    p.add_argument("--output-tokens", type=float, help="quick mode: average reply tokens (default 25%% of the example)")
+    p.add_argument("--example-file", help="quick mode: a file whose first line is one example to count exactly")
+    p.add_argument("--model", action="append", help="OpenAI model (repeatable); default: all current ones")
+    p.add_argument("--epochs", default="auto", help="N or auto (OpenAI's rule; default)")
+    p.add_argument("--training-price", type=float, metavar="USD_PER_1M", help="override the training price per 1M tokens")
+    p.add_argument("--price", action="append", metavar="FIELD=USD_PER_1M",
+                   help="override another price: input, cached_input, output, training (repeatable)")
+    p.add_argument("--requests-per-month", type=int, default=10_000, help="projected traffic for the inference cost")
+    p.add_argument("--base-model", action="append", help="open base model: catalogue id, local folder, or Hub id (repeatable)")
+    p.add_argument("--method", action="append", choices=("full", "lora", "qlora"), help="self-hosted method (repeatable)")
+    p.add_argument("--gpu", action="append", help="GPU name, e.g. 'A100 80GB', L4 (repeatable)")
+    p.add_argument("--gpu-price", action="append", metavar="NAME=USD_PER_HOUR", help="override a GPU's hourly price")
+    p.add_argument("--seq-len", type=int, help="training sequence length (default: the longest example, up to 8192)")
+    p.add_argument("--batch-size", type=int, default=1, help="per-device batch size (default 1)")
+    p.add_argument("--no-gradient-checkpointing", action="store_true", help="estimate without gradient checkpointing")
+    p.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (default 16, all linear layers)")
+    p.add_argument("--mfu", type=float, default=0.35, help="model FLOPs utilisation for the time estimate (default 0.35)")
+    p.add_argument("--no-openai", action="store_true", help="leave out OpenAI options")
+    p.add_argument("--no-self-hosted", action="store_true", help="leave out self-hosted options")
+    p.add_argument("--how", action="store_true", help="print how every figure was computed")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_estimate)
+
+
+# --------------------------------------------------------------------------- guide
+
+
+def _ask(question, default, stdin, stdout) -> object:
+    from ftassist.plan.guide import parse_answer
+
+    if question.kind == "choice":
+        options = ", ".join(f"{i}) {c}" for i, c in enumerate(question.choices, 1))
+        prompt = f"{question.text} [{options}] (default {default}): "
+    elif question.kind == "bool":
+        prompt = f"{question.text} [y/n] (default {'y' if default else 'n'}): "
+    else:
+        prompt = f"{question.text} (Enter if you don't know): "
+    for _ in range(3):
+        stdout.write(prompt)
+        stdout.flush()
+        line = stdin.readline()
+        if line == "":  # end of input: keep the default for this and the remaining questions
+            stdout.write("\n")
+            raise EOFError
+        if not line.strip() and question.kind != "int":
+            return default
+        try:
+            return parse_answer(question, line)
+        except ValueError as exc:
+            stdout.write(f"  {exc}\n")
+    raise CLIError(f"no valid answer to: {question.text}")
+
+
+def run_guide(args, stdin=None, stdout=None) -> int:
+    from ftassist.plan.guide import QUESTIONS, Answers, recommend, summarize_report
+
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    summary = None
+    if args.path:
+        try:
+            from ftassist.data.check import check_path
+        except ImportError:
+            raise CLIError("the dataset check is not available in this version; answer the questions instead") from None
+        summary = summarize_report(check_path(args.path))
+    defaults = Answers()
+    values: dict = {}
+    if args.answers:
+        try:
+            values = json.loads(args.answers)
+        except ValueError:
+            raise CLIError("--answers must be a JSON object, e.g. '{\"style_or_format\": true}'") from None
+    else:
+        if not args.json:
+            stdout.write("A few questions (press Enter to keep the default).\n")
+        for q in QUESTIONS:
+            if q.key == "n_examples" and summary:
+                stdout.write(f"{q.text} {summary['n_examples']:,} (from {args.path})\n")
+                continue
+            try:
+                values[q.key] = _ask(q, getattr(defaults, q.key), stdin, stdout)
+            except EOFError:
+                break
+    try:
+        rec = recommend(Answers.from_dict(values), summary)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if args.json:
+        stdout.write(json.dumps(rec.to_dict(), indent=2) + "\n")
+    else:
+        stdout.write("\n" + rec.to_markdown().replace("### ", "").replace("**", "") + "\n")
+    return 0
+
+
+def add_guide_parser(sub) -> None:
+    p = sub.add_parser("guide", help="should I fine-tune, and how? (a short questionnaire)",
+                       description="Answer a few questions (from stdin) and get a recommendation with reasons and pitfalls.")
+    p.add_argument("path", nargs="?", help="a dataset to check first: its size and quality feed in")
+    p.add_argument("--answers", help="the answers as a JSON object instead of asking (keys: see --help of the app)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_guide)
 
 
 def register(sub) -> None:
     """Add this station's subcommands to the `ftassist` parser."""
+    add_estimate_parser(sub)
+    add_guide_parser(sub)

@@ -43,4 +43,32 @@ MIGRATIONS = [
         ts TIMESTAMP DEFAULT current_timestamp
     );
     """,
+    # 2: what the voting page needs: which side was shown left per serve (keyed by an
+    # opaque token, so the mapping never leaves the server), skips, the side the voter
+    # clicked, and voters flagged for review.
+    """
+    CREATE TABLE battle_serves (
+        token VARCHAR PRIMARY KEY,
+        battle_id VARCHAR NOT NULL,
+        voter VARCHAR NOT NULL,
+        swapped BOOLEAN NOT NULL,
+        served_at TIMESTAMP DEFAULT current_timestamp
+    );
+    CREATE TABLE battle_skips (
+        battle_id VARCHAR NOT NULL,
+        voter VARCHAR NOT NULL,
+        ts TIMESTAMP DEFAULT current_timestamp,
+        PRIMARY KEY (battle_id, voter)
+    );
+    CREATE TABLE voter_flags (
+        voter VARCHAR PRIMARY KEY,
+        reason VARCHAR NOT NULL,
+        n_votes INTEGER,
+        agreement DOUBLE,
+        expected DOUBLE,
+        p_value DOUBLE,
+        flagged_at TIMESTAMP DEFAULT current_timestamp
+    );
+    ALTER TABLE votes ADD COLUMN choice VARCHAR;
+    """,
 ]

@@ -34,4 +34,19 @@ MIGRATIONS = [
         PRIMARY KEY (job_id, seq)
     );
     """,
+    # 2: what the Train tab shows without re-reading every event (progress, losses, fault hints),
+    # and the cancel request that tells a worker's death apart from a cancel.
+    """
+    ALTER TABLE jobs ADD COLUMN output_dir VARCHAR;
+    ALTER TABLE jobs ADD COLUMN hint VARCHAR;
+    ALTER TABLE jobs ADD COLUMN log_tail VARCHAR;
+    ALTER TABLE jobs ADD COLUMN total_steps INTEGER;
+    ALTER TABLE jobs ADD COLUMN last_step INTEGER;
+    ALTER TABLE jobs ADD COLUMN first_loss DOUBLE;
+    ALTER TABLE jobs ADD COLUMN final_loss DOUBLE;
+    ALTER TABLE jobs ADD COLUMN best_eval_loss DOUBLE;
+    ALTER TABLE jobs ADD COLUMN cancel_requested BOOLEAN DEFAULT false;
+    ALTER TABLE jobs ADD COLUMN launcher VARCHAR;
+    ALTER TABLE jobs ADD COLUMN updated_at TIMESTAMP;
+    """,
 ]

@@ -1,11 +1,246 @@
-"""The `Arena` tab (filled in by its issue)."""
+"""The `Arena` tab: blind voting (the whole page with `--arena-only`), plus, for the owner
+only, the model registry and battle pre-generation.
+
+What reaches the browser before a vote is the prompt and the two answers: the battle's
+opaque token stays in a server-side `gr.State`, the side mapping stays in DuckDB. Answers
+are shown in read-only text boxes, so model text is text: no HTML or script from a model
+or a dataset is ever rendered.
+"""
 
 from __future__ import annotations
 
+import html
+import re
+import uuid
+
 import gradio as gr
+
+from ftassist.arena import battles
 
 from .context import UIContext
 
+VOTE_BUTTONS = (("A", "👈 A is better"), ("B", "👉 B is better"), ("tie", "🤝 Tie"), ("bothbad", "👎 Both are bad"))
+_PANE = {"label": None, "interactive": False, "lines": 10, "max_lines": 30, "buttons": ["copy"]}
+
+
+def _voter(state: dict) -> str:
+    state = state if isinstance(state, dict) else {}
+    if not state.get("voter"):
+        state["voter"] = uuid.uuid4().hex
+    return state["voter"]
+
+
+def _md_text(text: str) -> str:
+    """Text safe to put in Markdown: HTML escaped and Markdown punctuation backslashed."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|>~])", r"\\\1", html.escape(str(text)))
+
+
+def _buttons(enabled: bool) -> list:
+    return [gr.update(interactive=enabled) for _ in VOTE_BUTTONS] + [gr.update(interactive=enabled)]
+
+
+def _show(state: dict, view: battles.BattleView | None, empty_message: str) -> list:
+    state = dict(state or {})
+    _voter(state)
+    if view is None:
+        state["token"] = None
+        return [state, "", gr.update(value="", label="Model A"), gr.update(value="", label="Model B"),
+                empty_message, *_buttons(False)]
+    state["token"] = view.token
+    return [state, view.prompt, gr.update(value=view.answer_a, label="Model A"),
+            gr.update(value=view.answer_b, label="Model B"), "Read both answers, then vote.", *_buttons(True)]
+
+
+def new_round(state: dict) -> list:
+    state = dict(state or {})
+    voter = _voter(state)
+    try:
+        view = battles.next_battle(voter)
+    except battles.VoteError as exc:
+        raise gr.Error(str(exc))
+    return _show(state, view, "You have voted on every battle there is. Thank you! Come back later for more.")
+
+
+def _make_vote(choice: str):
+    def do_vote(state: dict) -> list:
+        state = dict(state or {})
+        voter = _voter(state)
+        if not state.get("token"):
+            gr.Warning("Start a new round first.")
+            return [gr.skip()] * (5 + len(VOTE_BUTTONS))
+        try:
+            reveal = battles.vote(state["token"], voter, choice)
+        except battles.RateLimited as exc:
+            gr.Warning(str(exc))
+            return [gr.skip()] * (5 + len(VOTE_BUTTONS))
+        except battles.VoteError as exc:
+            raise gr.Error(str(exc))
+        state["token"] = None
+        text = (f"{_md_text(reveal.message)}\n\n**Model A** was **{_md_text(reveal.model_a)}**, "
+                f"**Model B** was **{_md_text(reveal.model_b)}**. Press *New round* for another battle.")
+        return [state, gr.update(label=f"Model A: {reveal.model_a}"), gr.update(label=f"Model B: {reveal.model_b}"),
+                text, *_buttons(False)]
+
+    do_vote.__name__ = f"vote_{choice}"
+    return do_vote
+
+
+def skip_battle(state: dict) -> list:
+    state = dict(state or {})
+    voter = _voter(state)
+    if state.get("token"):
+        try:
+            battles.skip(state["token"], voter)
+        except battles.VoteError:
+            pass  # an unknown token: just move on to a new battle
+    return new_round(state)
+
+
+def ask_own(prompt: str, state: dict) -> list:
+    state = dict(state or {})
+    voter = _voter(state)
+    try:
+        view = battles.battle_for_prompt(prompt, voter)
+    except battles.VoteError as exc:
+        raise gr.Error(str(exc))
+    except Exception:  # noqa: BLE001 - no traceback (or model name) to the page
+        raise gr.Error("The models could not answer right now; try again later.")
+    return _show(state, view, "")
+
 
 def build(ctx: UIContext) -> None:
-    gr.Markdown("This step is coming soon.")
+    state = gr.State({})
+    gr.Markdown(
+        "Two anonymous models answer the same prompt. Read both, then pick the better one. "
+        "The names are shown after your vote."
+    )
+    prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, max_lines=12, elem_id="arena-prompt")
+    with gr.Row():
+        answer_a = gr.Textbox(**{**_PANE, "label": "Model A"}, elem_id="arena-answer-a")
+        answer_b = gr.Textbox(**{**_PANE, "label": "Model B"}, elem_id="arena-answer-b")
+    with gr.Row():
+        vote_buttons = [gr.Button(text, interactive=False, variant="secondary") for _, text in VOTE_BUTTONS]
+        skip_button = gr.Button("Skip", interactive=False)
+    status = gr.Markdown("Press *New round* to see a battle.", elem_id="arena-status")
+    new_button = gr.Button("🎲 New round", variant="primary")
+    with gr.Accordion("Ask your own question", open=False):
+        own_prompt = gr.Textbox(label="Your prompt", lines=3, max_lines=12,
+                                placeholder="Both models answer it now; it may take a moment.")
+        ask_button = gr.Button("Ask both models")
+
+    show_outputs = [state, prompt, answer_a, answer_b, status, *vote_buttons, skip_button]
+    new_button.click(new_round, [state], show_outputs, api_name="arena_new_round")
+    skip_button.click(skip_battle, [state], show_outputs, api_name="arena_skip")
+    ask_button.click(ask_own, [own_prompt, state], show_outputs, api_name="arena_ask")
+    vote_outputs = [state, answer_a, answer_b, status, *vote_buttons, skip_button]
+    for (choice, _), button in zip(VOTE_BUTTONS, vote_buttons):
+        button.click(_make_vote(choice), [state], vote_outputs, api_name=f"arena_vote_{choice.lower()}")
+
+    if not ctx.arena_only:
+        _build_admin(ctx)
+
+
+# -- owner's tools (never in arena-only mode) ----------------------------------------------------------
+def _models_table():
+    from ftassist.arena import models
+
+    rows = models.list_models()
+    return [[m["id"], m["kind"], m["display_name"]] for m in rows]
+
+
+def _refresh_admin():
+    from ftassist.arena import models
+
+    ids = [(m["display_name"], m["id"]) for m in models.list_models()]
+    stats = battles.arena_stats()
+    summary = (f"{stats['battles']} battles ({stats['flagged_battles']} flagged), {stats['votes']} votes from "
+               f"{stats['voters']} voters, {stats['flagged_voters']} voters flagged for review.")
+    return _models_table(), gr.update(choices=ids), summary
+
+
+def _add_model(kind, name, model, base_url, adapter_dir, api_key_env):
+    from ftassist.arena import models
+
+    config = {"model": model or None, "base_url": base_url or None, "api_key_env": api_key_env or None}
+    if kind == "hf_adapter":
+        config = {"base_model": model or None, "adapter_dir": adapter_dir or None}
+    try:
+        model_id = models.add_model(kind, name, config)
+    except models.ModelError as exc:
+        raise gr.Error(str(exc))
+    battles.reflag_battles()
+    gr.Info(f"Registered {model_id}.")
+    return _refresh_admin()
+
+
+def _prompt_source(session: dict, upload) -> str:
+    if upload:
+        return upload if isinstance(upload, str) else getattr(upload, "name", str(upload))
+    clean = (session or {}).get("clean") or {}
+    if clean.get("valid"):
+        return clean["valid"]
+    raise gr.Error("Upload a prompt file, or prepare a validation split in the Data step first.")
+
+
+def _pregenerate(session, model_ids, upload, n, temperature, max_new_tokens, progress=gr.Progress()):
+    if not model_ids or len(model_ids) < 2:
+        raise gr.Error("Pick at least two models.")
+    try:
+        prompts = battles.load_prompts(_prompt_source(session, upload), n=int(n) if n else None)
+        result = battles.pregenerate(
+            prompts, list(model_ids),
+            sampling={"temperature": float(temperature), "max_new_tokens": int(max_new_tokens)},
+            progress=lambda done, total, msg: progress((done, total), desc=msg),
+        )
+    except gr.Error:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one clear line, never a traceback
+        raise gr.Error(f"Could not generate the battles: {exc}")
+    table, choices, summary = _refresh_admin()
+    message = f"{result['battles']} battles stored ({result['flagged']} flagged); {len(result['errors'])} answers failed."
+    if result["errors"]:
+        first = result["errors"][0]
+        message += f" First failure: {first['model']}: {first['error']}"
+    return table, choices, f"{message}\n\n{summary}"
+
+
+def _flag_voters():
+    flagged = battles.flag_suspicious_voters()
+    table, choices, summary = _refresh_admin()
+    return table, choices, f"{len(flagged)} voter(s) flagged for review.\n\n{summary}"
+
+
+def _build_admin(ctx: UIContext) -> None:
+    with gr.Accordion("Manage the arena (models, battles): the owner's view", open=False):
+        summary = gr.Markdown()
+        models_table = gr.Dataframe(headers=["id", "kind", "display name"], label="Models", interactive=False)
+        with gr.Row():
+            kind = gr.Dropdown(["hf", "hf_adapter", "openai", "openai_compatible"], value="openai_compatible",
+                               label="Kind")
+            name = gr.Textbox(label="Display name")
+            model = gr.Textbox(label="Model (Hub id, folder, API model name; base model for an adapter)")
+        with gr.Row():
+            base_url = gr.Textbox(label="Base URL (OpenAI-compatible server)", placeholder="http://localhost:8000/v1")
+            adapter_dir = gr.Textbox(label="Adapter folder (hf_adapter)")
+            api_key_env = gr.Textbox(label="Name of the env variable with the API key",
+                                     placeholder="OPENAI_API_KEY (the key itself is never stored)")
+        add_button = gr.Button("Add model")
+        gr.Markdown("### Pre-generate battles")
+        with gr.Row():
+            chosen = gr.Dropdown(choices=[], multiselect=True, label="Models to compare (two or more)")
+            upload = gr.File(label="Prompt file (.txt / .jsonl); default: the validation split",
+                             file_types=[".txt", ".jsonl", ".json"])
+        with gr.Row():
+            n = gr.Number(value=50, precision=0, label="Prompts (random sample)")
+            temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature")
+            max_new_tokens = gr.Number(value=256, precision=0, label="Max new tokens")
+        with gr.Row():
+            generate_button = gr.Button("Generate battles", variant="primary")
+            refresh_button = gr.Button("Refresh")
+            flag_button = gr.Button("Flag suspicious voters")
+    outputs = [models_table, chosen, summary]
+    refresh_button.click(_refresh_admin, None, outputs, api_name=False)
+    add_button.click(_add_model, [kind, name, model, base_url, adapter_dir, api_key_env], outputs, api_name=False)
+    generate_button.click(_pregenerate, [ctx.session, chosen, upload, n, temperature, max_new_tokens], outputs,
+                          api_name=False)
+    flag_button.click(_flag_voters, None, outputs, api_name=False)

@@ -1,11 +1,226 @@
-"""The `Data` tab."""
+"""The `Data` tab: upload, check, see what is wrong and where, fix, split and download."""
 
 from __future__ import annotations
 
+import html
+import json
+import shutil
+import uuid
+from pathlib import Path
+
 import gradio as gr
+import pandas as pd
 
 from .context import UIContext
 
+STATUS_STYLE = {
+    "pass": ("#e6f4ea", "#137333", "PASS"),
+    "warn": ("#fef7e0", "#b06000", "WARN"),
+    "fail": ("#fce8e6", "#c5221f", "FAIL"),
+}
+DEFAULT_MODELS = ["gpt-4.1-mini-2025-04-14", "gpt-4.1-2025-04-14", "gpt-4.1-nano-2025-04-14",
+                  "gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06", "gpt-3.5-turbo-0125"]
+ERROR_COLUMNS = ["line", "code", "message", "hint"]
+MAX_ERROR_ROWS = 5000
+
+
+def model_choices() -> list[str]:
+    try:
+        from ftassist.plan.pricing import model_names
+
+        return list(model_names()) or DEFAULT_MODELS
+    except Exception:  # noqa: BLE001 - the pricing data is optional for this tab
+        return DEFAULT_MODELS
+
+
+def checklist_html(items: list[dict]) -> str:
+    """Coloured rows that expand into their evidence. Every dataset string is escaped."""
+    rows = []
+    for item in items:
+        bg, fg, label = STATUS_STYLE.get(item["status"], STATUS_STYLE["warn"])
+        evidence = "".join(
+            f"<li><b>line {int(ev.get('line') or 0)}</b>: {html.escape(str(ev.get('note', '')))}"
+            f"<pre style='white-space:pre-wrap;margin:2px 0'>{html.escape(str(ev.get('sample', '')))}</pre></li>"
+            for ev in item.get("evidence", [])
+        ) or "<li>nothing to show</li>"
+        rows.append(
+            f"<details class='ft-check ft-check-{item['status']}' style='background:{bg};border-left:6px solid {fg};"
+            f"padding:6px 10px;margin:4px 0;border-radius:4px'>"
+            f"<summary><b style='color:{fg}'>{label}</b> <b>{html.escape(item['title'])}</b>: "
+            f"{html.escape(item['summary'])}</summary><ul>{evidence}</ul></details>"
+        )
+    return "<div class='ft-checklist'>" + "".join(rows) + "</div>"
+
+
+def summary_markdown(report: dict) -> str:
+    tokens = report.get("tokens") or {}
+    parts = [
+        f"**{report['n_examples']:,} valid examples** of {report['n_records']:,} records, "
+        f"format **{report.get('format') or 'unknown'}**, "
+        f"**{len(report['errors']):,} errors**, {len(report['warnings']):,} warnings "
+        f"(checked in {report.get('seconds', 0):.1f} s)."
+    ]
+    if tokens.get("per_example"):
+        st = tokens["stats"]["total"]
+        parts.append(
+            f"Tokens ({tokens['encoding']}, exact): **{tokens['total']:,}** in all; per example "
+            f"min {st['min']:,}, median {st['median']:,.0f}, mean {st['mean']:,.0f}, p95 {st['p95']:,.0f}, max {st['max']:,}."
+        )
+    if report["errors"]:
+        parts.append("Fix the errors below (each has a line and a hint), or press **Fix & split** to drop those records.")
+    return "\n\n".join(parts)
+
+
+def errors_frame(report: dict) -> pd.DataFrame:
+    issues = report["errors"][:MAX_ERROR_ROWS] + report["warnings"][: max(0, MAX_ERROR_ROWS - len(report["errors"]))]
+    return pd.DataFrame([{c: i.get(c) for c in ERROR_COLUMNS} for i in issues], columns=ERROR_COLUMNS)
+
+
+def token_histogram(report: dict) -> pd.DataFrame:
+    import numpy as np
+
+    values = (report.get("tokens") or {}).get("per_example") or []
+    if not values:
+        return pd.DataFrame({"tokens": [], "examples": []})
+    counts, edges = np.histogram(np.asarray(values), bins=min(20, max(1, len(set(values)))))
+    labels = [f"{int(edges[i]):,}-{int(edges[i + 1]):,}" for i in range(len(counts))]
+    return pd.DataFrame({"tokens": labels, "examples": counts.astype(int)})
+
+
+def record_preview(path: str, line: int) -> str:
+    """The source text of the record at `line`, shown next to its error."""
+    from ftassist.data.load import iter_records
+
+    try:
+        for rec in iter_records(path):
+            if rec.line == line:
+                return json.dumps(rec.data, ensure_ascii=False, indent=2)[:5000] if rec.problem is None else (
+                    f"(this line could not be parsed: {rec.problem.message})")
+            if rec.line > line:
+                break
+    except Exception as exc:  # noqa: BLE001
+        return f"(could not read the record: {exc})"
+    return "(no record starts at this line)"
+
+
+def _keep_upload(file_path: str) -> str:
+    """Copy the upload under the data dir so the session can come back to it after a reload."""
+    from ftassist import config
+
+    src = Path(file_path)
+    dest = config.uploads_dir() / f"{uuid.uuid4().hex[:8]}-{src.name}"
+    shutil.copyfile(src, dest)
+    return str(dest)
+
+
+def check_dataset(file_path, hub_id, model, session, progress=gr.Progress()):
+    from ftassist.commands.data import context_limit_for
+    from ftassist.data.check import check_path
+    from ftassist.data.load import LoadError, load_hub_dataset
+
+    session = dict(session or {})
+    try:
+        if file_path:
+            path = _keep_upload(file_path)
+        elif hub_id and hub_id.strip():
+            progress(0, desc=f"fetching {hub_id.strip()} from the Hugging Face Hub")
+            path = str(load_hub_dataset(hub_id.strip()))
+        else:
+            raise gr.Error("Upload a dataset file (JSONL, JSON, CSV or Parquet) or type a Hugging Face dataset id.")
+        report = check_path(path, model=model or None, context_limit=context_limit_for(model),
+                            progress=lambda f, d: progress(f, desc=d))
+    except LoadError as exc:
+        raise gr.Error(str(exc)) from None
+    data = report.to_dict()
+    _remember(report, path)
+    session.update(report=data, dataset_path=path)
+    session.pop("clean", None)
+    return (
+        session,
+        summary_markdown(data),
+        checklist_html(data["checklist"]),
+        errors_frame(data),
+        token_histogram(data),
+        gr.update(interactive=True),
+    )
+
+
+def _remember(report, path: str) -> None:
+    from ftassist.store import get_store
+
+    get_store().execute(
+        "INSERT INTO datasets (id, name, path, format, n_examples, n_errors, report_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [uuid.uuid4().hex, Path(path).name, path, report.format, report.n_examples, len(report.errors),
+         json.dumps({k: v for k, v in report.to_dict().items() if k != "tokens"}, default=str)],
+    )
+
+
+def show_preview(session, evt: gr.SelectData):
+    session = session or {}
+    path = session.get("dataset_path")
+    if not path or evt is None or evt.index is None:
+        return ""
+    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    report = session.get("report") or {}
+    frame = errors_frame(report)
+    if row >= len(frame):
+        return ""
+    line = int(frame.iloc[row]["line"] or 0)
+    return record_preview(path, line) if line else "(this problem concerns the whole file)"
+
+
+def fix_and_split(valid_fraction, seed, session, progress=gr.Progress()):
+    from ftassist import config
+    from ftassist.data.clean import clean_file
+    from ftassist.data.load import LoadError
+
+    session = dict(session or {})
+    path = session.get("dataset_path")
+    if not path:
+        raise gr.Error("Check a dataset first.")
+    out = config.data_dir() / "clean" / uuid.uuid4().hex[:8]
+    progress(0.1, desc="cleaning and splitting")
+    try:
+        result = clean_file(path, out, valid_fraction=float(valid_fraction), seed=int(seed))
+    except LoadError as exc:
+        raise gr.Error(str(exc)) from None
+    files = [str(p) for p in (result.train_path, result.valid_path, result.dropped_path, *result.exports.values())]
+    session["clean"] = {"train": str(result.train_path), "valid": str(result.valid_path), "dir": str(out),
+                        "n_train": result.n_train, "n_valid": result.n_valid}
+    message = (
+        f"**{result.n_train:,} train** and **{result.n_valid:,} validation** examples (seed {int(seed)}, no overlap); "
+        f"dropped {result.n_dropped_invalid:,} invalid records and {result.n_dropped_duplicates:,} exact duplicates "
+        f"(listed in `{Path(result.dropped_path).name}`)."
+    )
+    return session, message, files
+
 
 def build(ctx: UIContext) -> None:
-    gr.Markdown("This step is coming soon.")
+    gr.Markdown("### Check your dataset\nChat `messages`, alpaca/instruction, prompt/completion or ShareGPT; "
+                "JSONL, JSON, CSV or Parquet. Every record is validated with its line number and a fix.")
+    with gr.Row():
+        upload = gr.File(label="Dataset file", file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet", ".ndjson"],
+                         type="filepath")
+        with gr.Column():
+            hub_id = gr.Textbox(label="…or a Hugging Face dataset id", placeholder="org/name")
+            model = gr.Dropdown(model_choices(), value=DEFAULT_MODELS[0], label="Target model (tokenizer and limits)",
+                                allow_custom_value=True)
+            check_btn = gr.Button("Check dataset", variant="primary")
+    summary = gr.Markdown(elem_id="data-summary")
+    checklist = gr.HTML(elem_id="data-checklist")
+    with gr.Accordion("Errors and warnings (click a row to see the record)", open=True):
+        errors = gr.Dataframe(headers=ERROR_COLUMNS, interactive=False, wrap=True, elem_id="data-errors")
+        preview = gr.Code(label="Record", language="json", interactive=False)
+    histogram = gr.BarPlot(x="tokens", y="examples", title="Tokens per example", elem_id="data-histogram")
+    with gr.Row():
+        valid_fraction = gr.Slider(0.0, 0.5, value=0.1, step=0.01, label="Validation fraction")
+        seed = gr.Number(value=42, precision=0, label="Seed")
+        fix_btn = gr.Button("Fix & split", interactive=False)
+    fix_summary = gr.Markdown()
+    downloads = gr.File(label="Download", file_count="multiple", interactive=False)
+
+    check_btn.click(check_dataset, [upload, hub_id, model, ctx.session],
+                    [ctx.session, summary, checklist, errors, histogram, fix_btn], api_name="check_dataset")
+    errors.select(show_preview, [ctx.session], [preview], api_name=False)
+    fix_btn.click(fix_and_split, [valid_fraction, seed, ctx.session], [ctx.session, fix_summary, downloads],
+                  api_name="fix_and_split")

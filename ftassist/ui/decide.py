@@ -1,11 +1,72 @@
-"""The `Decide` tab (filled in by its issue)."""
+"""The `Decide` tab: the questionnaire and its recommendation (logic in ftassist.plan.guide)."""
 
 from __future__ import annotations
 
 import gradio as gr
 
+from ftassist.plan import guide
+
 from .context import UIContext
+
+ANSWER_KEYS = tuple(q.key for q in guide.QUESTIONS)
+
+
+def _report_summary(session: dict | None) -> dict | None:
+    report = (session or {}).get("report")
+    return guide.summarize_report(report) if report else None
+
+
+def dataset_status(session: dict | None) -> str:
+    """One line saying whether a checked dataset will feed into the advice."""
+    s = _report_summary(session)
+    if not s:
+        return "No dataset checked yet: the advice uses your answers only (check one in the Data tab to refine it)."
+    extra = []
+    if s["n_errors"]:
+        extra.append(f"{s['n_errors']:,} error(s)")
+    if s["failing"]:
+        extra.append("failing: " + ", ".join(s["failing"]))
+    return f"Using your checked dataset: {s['n_examples']:,} valid examples" + (f" ({'; '.join(extra)})" if extra else "") + "."
+
+
+def recommend_handler(session: dict | None, *values) -> tuple[str, dict]:
+    """Event handler: answers (in QUESTIONS order) -> recommendation Markdown, and the session with "guide" set."""
+    session = dict(session or {})
+    answers = dict(zip(ANSWER_KEYS, values))
+    n = answers.get("n_examples")
+    answers["n_examples"] = None if n in (None, "") else int(n)
+    try:
+        rec = guide.recommend(guide.Answers.from_dict(answers), _report_summary(session))
+    except (ValueError, TypeError) as exc:
+        raise gr.Error(f"Cannot give advice: {exc}") from None
+    session["guide"] = rec.to_dict()
+    return rec.to_markdown(), session
+
+
+def _component(q: guide.Question, default):
+    if q.kind == "bool":
+        return gr.Checkbox(label=q.text, value=default, info=q.help or None)
+    if q.kind == "int":
+        return gr.Number(label=q.text, value=None, precision=0, minimum=0, info=q.help or None)
+    return gr.Radio(label=q.text, choices=list(q.choices), value=default, info=q.help or None)
 
 
 def build(ctx: UIContext) -> None:
-    gr.Markdown("This step is coming soon.")
+    gr.Markdown("## Should I fine-tune at all, and how?\nAnswer a few questions; every recommendation says why, "
+                "and which pitfalls to watch.")
+    status = gr.Markdown(dataset_status({}))
+    defaults = guide.Answers()
+    inputs = []
+    with gr.Row():
+        with gr.Column():
+            for q in guide.QUESTIONS[:5]:
+                inputs.append(_component(q, getattr(defaults, q.key)))
+        with gr.Column():
+            for q in guide.QUESTIONS[5:]:
+                inputs.append(_component(q, getattr(defaults, q.key)))
+    button = gr.Button("Recommend", variant="primary")
+    output = gr.Markdown()
+    button.click(recommend_handler, inputs=[ctx.session, *inputs], outputs=[output, ctx.session],
+                 api_name="recommend")
+    # The Data tab writes the checked report into the session: say so as soon as it changes.
+    ctx.session.change(dataset_status, inputs=[ctx.session], outputs=[status], api_visibility="private")

@@ -1,11 +1,240 @@
-"""The `Estimate` tab (filled in by its issue)."""
+"""The `Estimate` tab: every option's cost, memory and time side by side (logic in ftassist.plan.estimate)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
+import pandas as pd
+
+from ftassist.plan import estimate as est
+from ftassist.plan import hardware, pricing
 
 from .context import UIContext
 
+GPU_HEADERS = ["gpu", "memory GB", "USD per hour"]
+
+
+def gpu_price_table() -> pd.DataFrame:
+    """The GPU catalogue as an editable table (the person changes the hourly prices)."""
+    return pd.DataFrame([[g.name, g.memory_gb, g.usd_per_hour] for g in hardware.gpu_catalogue().values()],
+                        columns=GPU_HEADERS)
+
+
+def _gpu_prices(table: Any) -> dict[str, float]:
+    if table is None:
+        return {}
+    df = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table, columns=GPU_HEADERS)
+    out = {}
+    for _, row in df.iterrows():
+        name, price = str(row.iloc[0]).strip(), row.iloc[2]
+        if not name or price in (None, "") or pd.isna(price):
+            continue
+        try:
+            out[name] = float(price)
+        except (TypeError, ValueError):
+            raise gr.Error(f"The hourly price of {name} must be a number, not {price!r}.") from None
+    return out
+
+
+def _number(value, cast=float):
+    if value is None or value == "" or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return cast(value)
+
+
+def token_input(session: dict | None, use_report: bool, n_examples, avg_tokens, output_tokens, pasted: str,
+                model: str | None = None) -> est.TokenInput:
+    """The counts to use: the checked dataset when there is one (and it is wanted), else quick mode."""
+    report = (session or {}).get("report")
+    if use_report and report and (report.get("tokens") or {}).get("per_example"):
+        return est.tokens_from_report(report)
+    n = _number(n_examples, int)
+    if pasted and pasted.strip():
+        return est.tokens_from_example(pasted.strip(), n or 1, model)
+    return est.tokens_quick(n or 0, _number(avg_tokens) or 0, _number(output_tokens))
+
+
+def cost_chart(table: dict) -> pd.DataFrame:
+    rows = [r for r in table["rows"] if r["cost_usd"] is not None and r["fits"] is not False]
+    return pd.DataFrame({
+        "option": [r["label"] for r in rows],
+        "training cost (USD)": [round(r["cost_usd"], 4) for r in rows],
+        "kind": ["OpenAI" if r["kind"] == "openai" else r["method"].upper() if r["method"] != "full" else "Full"
+                 for r in rows],
+    })
+
+
+def memory_chart(table: dict) -> pd.DataFrame:
+    """Memory each method needs next to each GPU's memory, as bars on one axis."""
+    names, values, kinds = [], [], []
+    for m in table["memory"]:
+        label = {"full": "Full", "lora": "LoRA", "qlora": "QLoRA 4-bit"}[m["method"]]
+        names.append(f"{label} {m['base_model'].split('/')[-1]}")
+        values.append(m["total_gb"])
+        kinds.append("needed")
+    seen = set()
+    for r in table["rows"]:
+        if r["kind"] == "self_hosted" and r["gpu"] not in seen:
+            seen.add(r["gpu"])
+            names.append(r["gpu"])
+            values.append(r["gpu_memory_gb"])
+            kinds.append("GPU memory")
+    return pd.DataFrame({"what": names, "GB": values, "kind": kinds})
+
+
+def option_choices(table: dict) -> list[tuple[str, str]]:
+    return [(("★ " if r["recommended"] else "") + r["label"], r["id"]) for r in table["rows"]
+            if r["cost_usd"] is not None and r["fits"] is not False]
+
+
+def estimate_handler(
+    session: dict | None,
+    use_report: bool,
+    n_examples,
+    avg_tokens,
+    output_tokens,
+    pasted: str,
+    models: list[str] | None,
+    epochs: str,
+    training_price,
+    input_price,
+    output_price,
+    base_model: str | None,
+    methods: list[str] | None,
+    gpu_table: Any,
+    gpus: list[str] | None,
+    seq_len,
+    batch_size,
+    gradient_checkpointing: bool,
+    lora_rank,
+    mfu,
+    requests_per_month,
+    only_fitting: bool,
+):
+    """Event handler: inputs -> (summary, table, cost chart, memory chart, how, option choices, table state, session)."""
+    session = dict(session or {})
+    try:
+        tin = token_input(session, use_report, n_examples, avg_tokens, output_tokens, pasted,
+                          (models or [None])[0])
+        overrides = {}
+        fields = {"input": _number(input_price), "output": _number(output_price)}
+        if any(v is not None for v in fields.values()):
+            overrides = {m: dict(fields) for m in (models or pricing.model_names())}
+        prefer = (session.get("guide") or {}).get("method")
+        options = est.EstimateOptions(
+            openai_models=list(models) if models else None,
+            epochs=(epochs or "auto"),
+            training_price=_number(training_price),
+            price_overrides=overrides,
+            base_models=[base_model] if base_model else None,
+            methods=list(methods) if methods else None,
+            gpus=list(gpus) if gpus else None,
+            gpu_prices=_gpu_prices(gpu_table),
+            seq_len=_number(seq_len, int),
+            batch_size=_number(batch_size, int) or 1,
+            gradient_checkpointing=bool(gradient_checkpointing),
+            lora_rank=_number(lora_rank, int) or 16,
+            mfu=_number(mfu) or hardware.DEFAULT_MFU,
+            requests_per_month=_number(requests_per_month, int) or 0,
+            include_openai=models is None or bool(models),
+            include_self_hosted=methods is None or bool(methods),
+            prefer=prefer,
+            allow_network=True,
+        )
+        table = est.estimate_all(tin, options).to_dict()
+    except (ValueError, KeyError, OSError) as exc:
+        raise gr.Error(f"Cannot estimate: {exc}") from None
+    inp = table["inputs"]
+    summary = [f"**{inp['n_examples']:,} examples, {inp['total_tokens']:,} tokens** "
+               f"({'exact, from the checked dataset' if inp['source'] == 'report' else inp['source']}, "
+               f"{inp['encoding']}); {inp['epochs_how']}.", "", f"**{table['recommendation']}**"]
+    if prefer:
+        summary.append(f"(the Decide tab suggested {prefer}: the recommendation prefers it when it fits)")
+    summary += [f"- {n}" for n in table["notes"]]
+    df = pd.DataFrame(est.display_rows(table, only_fitting=bool(only_fitting)), columns=est.DISPLAY_HEADERS)
+    chosen = next((r for r in table["rows"] if r["recommended"]), None)
+    if chosen:
+        session["estimate"] = chosen
+    choices = option_choices(table)
+    dropdown = gr.Dropdown(choices=choices, value=chosen["id"] if chosen else None)
+    return ("\n".join(summary), df, cost_chart(table), memory_chart(table), est.how_markdown(table), dropdown,
+            table, session)
+
+
+def choose_handler(session: dict | None, table: dict | None, option_id: str | None):
+    """Event handler: store the chosen option in the session for the Train step."""
+    session = dict(session or {})
+    if not table or not option_id:
+        return "Estimate first, then choose an option.", session
+    row = next((r for r in table["rows"] if r["id"] == option_id), None)
+    if row is None:
+        raise gr.Error("That option is not in the last estimate: estimate again.")
+    session["estimate"] = row
+    cost = "per hour" if row["cost_usd"] is None else f"${row['cost_usd']:,.2f}"
+    return f"Chosen for training: **{row['label']}** ({cost}).", session
+
 
 def build(ctx: UIContext) -> None:
-    gr.Markdown("This step is coming soon.")
+    gr.Markdown("## What will each option cost, and will it fit?\nType a rough size (quick mode) or check a dataset "
+                "in the Data tab for exact token counts. Every figure says how it was computed (see *How*).")
+    with gr.Row():
+        use_report = gr.Checkbox(label="Use the checked dataset's exact counts (when there is one)", value=True)
+        n_examples = gr.Number(label="Examples", value=1000, precision=0, minimum=1)
+        avg_tokens = gr.Number(label="Tokens per example (about)", value=500, minimum=1)
+        output_tokens = gr.Number(label="Reply tokens per example (blank: 25%)", value=None, minimum=0)
+    pasted = gr.Textbox(label="…or paste one example to count (JSON with a messages list)", lines=3,
+                        placeholder='{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}')
+    with gr.Accordion("OpenAI", open=True):
+        with gr.Row():
+            models = gr.CheckboxGroup(label="Models", choices=pricing.model_names(include_legacy=True),
+                                      value=pricing.model_names())
+        with gr.Row():
+            epochs = gr.Textbox(label="Epochs (N or auto)", value="auto")
+            training_price = gr.Number(label="Training price override (USD per 1M tokens)", value=None, minimum=0)
+            input_price = gr.Number(label="Input price override (USD per 1M)", value=None, minimum=0)
+            output_price = gr.Number(label="Output price override (USD per 1M)", value=None, minimum=0)
+            requests = gr.Number(label="Requests per month (inference)", value=est.DEFAULT_REQUESTS_PER_MONTH,
+                                 precision=0, minimum=0)
+    with gr.Accordion("Self-hosted", open=True):
+        with gr.Row():
+            base_model = gr.Dropdown(label="Base model (catalogue, local folder, or Hub id)",
+                                     choices=hardware.catalogue_names(), value=est.DEFAULT_BASE_MODEL,
+                                     allow_custom_value=True)
+            methods = gr.CheckboxGroup(label="Methods", choices=list(hardware.METHODS), value=list(hardware.METHODS))
+            gpus = gr.CheckboxGroup(label="GPUs", choices=list(hardware.gpu_catalogue()),
+                                    value=list(hardware.gpu_catalogue()))
+        with gr.Row():
+            seq_len = gr.Number(label="Sequence length (blank: longest example)", value=None, precision=0, minimum=1)
+            batch_size = gr.Number(label="Batch size", value=1, precision=0, minimum=1)
+            lora_rank = gr.Number(label="LoRA rank", value=16, precision=0, minimum=1)
+            gc = gr.Checkbox(label="Gradient checkpointing", value=True)
+            mfu = gr.Slider(label="GPU utilisation (MFU)", minimum=0.05, maximum=0.8, step=0.05,
+                            value=hardware.DEFAULT_MFU)
+        gpu_table = gr.Dataframe(value=gpu_price_table(), label="GPU prices (edit the USD per hour)",
+                                 interactive=True, static_columns=[0, 1])
+    only_fitting = gr.Checkbox(label="Hide options that do not fit", value=False)
+    button = gr.Button("Estimate", variant="primary")
+    summary = gr.Markdown()
+    table = gr.Dataframe(label="Every option side by side (★ = recommended)", headers=est.DISPLAY_HEADERS,
+                         interactive=False, wrap=True)
+    with gr.Row():
+        cost_plot = gr.BarPlot(x="option", y="training cost (USD)", color="kind", title="Training cost per option",
+                               x_label_angle=-40, sort="y", height=380)
+        memory_plot = gr.BarPlot(x="what", y="GB", color="kind", title="Memory needed vs GPU memory",
+                                 x_label_angle=-40, sort="y", height=380)
+    with gr.Accordion("How each figure was computed", open=False):
+        how = gr.Markdown()
+    with gr.Row():
+        option = gr.Dropdown(label="Option to train with", choices=[], interactive=True, allow_custom_value=True)
+        choose = gr.Button("Use this option")
+    chosen = gr.Markdown()
+    table_state = gr.State(None)
+    inputs = [ctx.session, use_report, n_examples, avg_tokens, output_tokens, pasted, models, epochs, training_price,
+              input_price, output_price, base_model, methods, gpu_table, gpus, seq_len, batch_size, gc, lora_rank,
+              mfu, requests, only_fitting]
+    button.click(estimate_handler, inputs=inputs,
+                 outputs=[summary, table, cost_plot, memory_plot, how, option, table_state, ctx.session],
+                 api_name="estimate")
+    choose.click(choose_handler, inputs=[ctx.session, table_state, option], outputs=[chosen, ctx.session],
+                 api_name="choose_estimate")

@@ -1,0 +1,116 @@
+"""Benchmark: `ftassist check` against the cookbook-style reference check, in one run.
+
+Writes a 100,000-example chat JSONL (about 100 MB), then runs, each in its own process,
+the reference (bench/_reference_check.py: json per line, tiktoken per message) and
+`ftassist check --json` (validation, the whole checklist, exact tokens). Prints wall time,
+peak memory (max RSS of the process) and the ratios. Goal: ftassist at most half the
+reference's time and at most half its peak memory.
+
+    python bench/bench_check.py [--examples 100000] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORDS = (
+    "the a model answer customer order refund shipping account password reset invoice delivery product "
+    "support ticket please thanks help issue error update version install configure network server data "
+    "request response latency token billing plan upgrade cancel subscription email address phone policy "
+    "warranty return exchange discount coupon payment card bank transfer receipt tracking number status "
+    "week day month year today tomorrow morning evening quickly carefully usually always never sometimes"
+).split()
+SYSTEMS = [
+    "You are a helpful customer support assistant for Acme Corp. Answer briefly and politely.",
+    "You are Acme's billing assistant. Explain charges clearly and never invent prices.",
+    "You are a technical support agent. Give numbered steps.",
+]
+
+
+def sentence(rng: random.Random, n: int) -> str:
+    words = rng.choices(WORDS, k=n)
+    words[0] = words[0].capitalize()
+    return " ".join(words) + rng.choice(".?!")
+
+
+def paragraph(rng: random.Random, n_sentences: int) -> str:
+    return " ".join(sentence(rng, rng.randint(6, 16)) for _ in range(n_sentences))
+
+
+def write_dataset(path: Path, n: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            messages = [{"role": "system", "content": rng.choice(SYSTEMS)}]
+            for _ in range(1 if rng.random() < 0.8 else 2):
+                messages.append({"role": "user", "content": f"Ticket {i}: " + paragraph(rng, rng.randint(2, 5))})
+                messages.append({"role": "assistant", "content": paragraph(rng, rng.randint(4, 9))})
+            f.write(json.dumps({"messages": messages}) + "\n")
+
+
+def run_with_rusage(cmd: list[str], env: dict) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB, from the child's rusage) and stdout of one process."""
+    with tempfile.TemporaryFile("w+") as out_file, tempfile.TemporaryFile("w+") as err_file:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out_file, stderr=err_file, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 1):
+            err_file.seek(0)
+            raise SystemExit(f"{cmd} failed ({code}):\n{err_file.read()[-2000:]}")
+        out_file.seek(0)
+        return seconds, usage.ru_maxrss / 1024, out_file.read()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=100_000)
+    parser.add_argument("--keep", action="store_true", help="keep the generated file")
+    args = parser.parse_args()
+
+    from ftassist.data.tokens import ensure_offline_encodings
+
+    cache = ensure_offline_encodings()  # both sides read the same hash-checked rank files
+    env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(cache))
+
+    workdir = Path(tempfile.mkdtemp(prefix="ftassist-bench-"))
+    data = workdir / "bench_chat.jsonl"
+    t0 = time.perf_counter()
+    write_dataset(data, args.examples)
+    size_mb = data.stat().st_size / 2**20
+    print(f"dataset: {args.examples:,} chat examples, {size_mb:,.1f} MB, written in {time.perf_counter() - t0:.1f} s")
+
+    ref_s, ref_mb, ref_out = run_with_rusage([sys.executable, str(HERE / "_reference_check.py"), str(data)], env)
+    ours_s, ours_mb, ours_out = run_with_rusage(
+        [sys.executable, "-m", "ftassist", "check", str(data), "--model", "gpt-4o-mini-2024-07-18", "--json"], env)
+
+    reference = json.loads(ref_out)
+    report = json.loads(ours_out)
+    same = reference["total_tokens"] == report["tokens"]["total"]
+    print(f"reference (cookbook: json per line, tiktoken per message): {ref_s:7.2f} s, peak {ref_mb:8.1f} MB, "
+          f"{reference['total_tokens']:,} tokens")
+    print(f"ftassist check (validation + checklist + exact tokens):    {ours_s:7.2f} s, peak {ours_mb:8.1f} MB, "
+          f"{report['tokens']['total']:,} tokens")
+    print(f"time ratio ftassist/reference:   {ours_s / ref_s:.2f} (goal <= 0.50)")
+    print(f"memory ratio ftassist/reference: {ours_mb / ref_mb:.2f} (goal <= 0.50)")
+    print(f"token totals identical: {same}")
+    if not args.keep:
+        data.unlink()
+        workdir.rmdir()
+    else:
+        print(f"kept {data}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

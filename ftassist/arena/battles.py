@@ -1,0 +1,531 @@
+"""Blind battles and votes: the core of the arena, with no web code in it.
+
+A battle is one prompt and two stored answers (`model_a`, `model_b`), generated ahead of
+time so that voters never wait. Serving a battle creates a *serve*: an opaque random
+token, the voter it was given to, and whether the two sides are shown swapped. Only the
+token, the prompt and the two answers ever leave this module before a vote
+(`BattleView`); the side mapping stays in DuckDB, keyed by the token, so no page or API
+payload can carry a model's identity. `vote` maps the clicked side back to the stored
+battle, records the winner as FastChat does (`model_a | model_b | tie | tie (bothbad)`),
+once per voter per battle (UNIQUE in the table, committed on insert), and only then
+returns the names (`Reveal`).
+
+Noise and abuse, after FastChat: answers that name a model or its maker flag the battle
+(its votes stay stored but are left out of the ratings); a per-voter rate limit; voters
+whose votes agree with the other voters far less often than everyone else's do are
+flagged for review (binomial test), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from dataclasses import asdict, dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Any, Iterable
+
+log = logging.getLogger(__name__)
+
+CHOICES = ("A", "B", "tie", "bothbad")
+MAX_PROMPT_CHARS = 4000
+DEFAULT_VOTES_PER_MINUTE = 30
+RATE_LIMIT_ENV = "FTASSIST_ARENA_VOTES_PER_MINUTE"
+
+# Names and makers that give a model away (FastChat's list, trimmed of common words).
+IDENTITY_PATTERNS = [
+    r"chat\s?gpt", r"\bgpt[-\s]?\d", r"\bgpt\b", r"open\s?ai", r"\bclaude\b", r"anthropic", r"\bllama",
+    r"\bqwen", r"alibaba", r"\bmistral", r"mixtral", r"\bgemma\b", r"\bgemini\b", r"deepmind",
+    r"deepseek", r"\bvicuna\b", r"\blmsys\b", r"\bphi-\d", r"\bcohere\b", r"\bfalcon\b", r"\bzephyr\b",
+]
+# "Meta" is only a maker when capitalised ("meta-analysis" and "metadata" are not).
+CASE_SENSITIVE_PATTERNS = [r"\bMeta\b(?![-\w])", r"\bMeta AI\b"]
+# Display names this generic would flag ordinary text, so they are not searched for.
+GENERIC_NAMES = {
+    "a", "b", "base", "baseline", "model", "models", "tuned", "fine-tuned", "finetuned", "fine tuned",
+    "assistant", "default", "new", "old", "ours", "chat", "instruct", "candidate", "reference", "test",
+}
+
+
+class VoteError(ValueError):
+    """A vote or serve that cannot be done; the message is safe to show to the voter."""
+
+
+class RateLimited(VoteError):
+    """Too many votes from one voter in the last minute."""
+
+
+@dataclass
+class BattleView:
+    """What a voter may see before voting: nothing that names a model."""
+
+    token: str
+    prompt: str
+    answer_a: str
+    answer_b: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Reveal:
+    """What a voter sees after voting: who wrote the left (A) and right (B) answers."""
+
+    model_a: str
+    model_b: str
+    choice: str
+    winner: str  # relative to the stored battle: model_a | model_b | tie | tie (bothbad)
+    already_voted: bool = False
+    flagged: bool = False
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _store(store=None):
+    if store is not None:
+        return store
+    from ftassist.store import get_store
+
+    return get_store()
+
+
+# -- identity leaks --------------------------------------------------------------------------------
+def _registered_names(store) -> list[str]:
+    names: set[str] = set()
+    for model_id, display_name, config_json in store.query_rows(
+        "SELECT id, display_name, config_json FROM arena_models"
+    ):
+        names.update([model_id, display_name])
+        try:
+            config = json.loads(config_json or "{}")
+        except ValueError:
+            config = {}
+        for key in ("model", "base_model"):
+            value = config.get(key)
+            if isinstance(value, str) and value:
+                names.add(value.rstrip("/").split("/")[-1])  # "Qwen/Qwen2.5-0.5B" -> "Qwen2.5-0.5B"
+    return sorted(n for n in names if n and len(n) >= 3 and n.strip().lower() not in GENERIC_NAMES)
+
+
+def identity_leak(texts: Iterable[str], extra_names: Iterable[str] = ()) -> str | None:
+    """The first model name or maker found in `texts` (as a reason string), or None."""
+    for text in texts:
+        text = text or ""
+        for pattern in IDENTITY_PATTERNS:
+            found = re.search(pattern, text, re.IGNORECASE)
+            if found:
+                return f"an answer mentions {found.group(0)!r}"
+        for pattern in CASE_SENSITIVE_PATTERNS:
+            found = re.search(pattern, text)
+            if found:
+                return f"an answer mentions {found.group(0)!r}"
+        for name in extra_names:
+            if re.search(r"(?<!\w)" + re.escape(name) + r"(?!\w)", text, re.IGNORECASE):
+                return f"an answer mentions the model name {name!r}"
+    return None
+
+
+def _flag_reason(answer_a: str, answer_b: str, names: list[str]) -> str | None:
+    if not (answer_a or "").strip() or not (answer_b or "").strip():
+        return "an answer is empty"
+    return identity_leak([answer_a, answer_b], names)
+
+
+def reflag_battles(store=None) -> int:
+    """Re-check every battle against the current names (after registering a model);
+    returns how many battles are flagged now."""
+    store = _store(store)
+    names = _registered_names(store)
+    rows = store.query_rows("SELECT id, answer_a, answer_b FROM battles")
+    updates = [[_flag_reason(a, b, names), bid] for bid, a, b in rows]
+    store.executemany("UPDATE battles SET flagged_reason = ? WHERE id = ?", updates)
+    return sum(1 for reason, _ in updates if reason)
+
+
+# -- creating battles ----------------------------------------------------------------------------
+def add_battle(prompt: str, model_a: str, model_b: str, answer_a: str, answer_b: str,
+               sampling: dict | None = None, reference: str | None = None, source: str = "pregenerated",
+               store=None) -> str:
+    """Store one battle from answers already generated; returns its id.
+
+    The battle is flagged at once when an answer is empty or gives a model away.
+    """
+    if model_a == model_b:
+        raise ValueError("A battle needs two different models.")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("A battle needs a non-empty prompt.")
+    store = _store(store)
+    battle_id = uuid.uuid4().hex
+    reason = _flag_reason(answer_a, answer_b, _registered_names(store))
+    store.execute(
+        "INSERT INTO battles (id, prompt, model_a, model_b, answer_a, answer_b, sampling_json, reference,"
+        " flagged_reason, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [battle_id, prompt, model_a, model_b, answer_a or "", answer_b or "",
+         json.dumps(sampling or {}, sort_keys=True), reference, reason, source],
+    )
+    return battle_id
+
+
+def _prompt_text(prompt: Any) -> str:
+    """Battles store the prompt as text: a message list is reduced to its last user turn."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list):
+        users = [m.get("content", "") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        if users and isinstance(users[-1], str):
+            return users[-1]
+    raise ValueError("a prompt is a string or a list of chat messages with a user turn")
+
+
+def load_prompts(path: str | Path, n: int | None = None, seed: int = 0) -> list[dict]:
+    """Prompts for pre-generation: [{"prompt", "reference"}...].
+
+    `.txt`: one prompt per line. `.jsonl`/`.json`: chat examples (`messages`: the last user
+    turn before the final assistant turn is the prompt, that assistant turn the reference),
+    or objects with `prompt` (and optional `reference`/`completion`/`response`). `n` picks a
+    random sample of that many (seeded), e.g. from the validation split.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"No prompt file at {path}.")
+    items: list[dict] = []
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".txt":
+        items = [{"prompt": line.strip(), "reference": None} for line in text.splitlines() if line.strip()]
+    else:
+        rows = json.loads(text) if path.suffix.lower() == ".json" else None
+        if rows is None:
+            rows = []
+            for number, line in enumerate(text.splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except ValueError as exc:
+                    raise ValueError(f"{path}: line {number} is not JSON ({exc.msg}).") from None
+        for row in rows:
+            item = _prompt_from_row(row)
+            if item:
+                items.append(item)
+    if not items:
+        raise ValueError(f"No prompts found in {path}.")
+    if n is not None and n < len(items):
+        items = random.Random(seed).sample(items, n)
+    return items
+
+
+def _prompt_from_row(row: Any) -> dict | None:
+    if isinstance(row, str):
+        return {"prompt": row, "reference": None}
+    if not isinstance(row, dict):
+        return None
+    if isinstance(row.get("messages"), list):
+        messages = [m for m in row["messages"] if isinstance(m, dict)]
+        reference = None
+        if messages and messages[-1].get("role") == "assistant":
+            reference = messages[-1].get("content")
+            messages = messages[:-1]
+        try:
+            return {"prompt": _prompt_text(messages), "reference": reference}
+        except ValueError:
+            return None
+    prompt = row.get("prompt") or row.get("instruction") or row.get("question")
+    if isinstance(prompt, list):
+        try:
+            prompt = _prompt_text(prompt)
+        except ValueError:
+            return None
+    if isinstance(prompt, str) and prompt.strip():
+        if row.get("input"):
+            prompt = f"{prompt}\n\n{row['input']}"
+        ref = row.get("reference") or row.get("completion") or row.get("response") or row.get("output")
+        return {"prompt": prompt, "reference": ref if isinstance(ref, str) else None}
+    return None
+
+
+def pregenerate(prompts: list[dict | str], model_ids: list[str], sampling: dict | None = None,
+                store=None, progress=None) -> dict[str, Any]:
+    """Generate every model's answer to every prompt and store a battle for each prompt
+    and each pair of models. Returns {"battles", "flagged", "errors"}.
+
+    A prompt where one model failed makes no battle for that model's pairs; the error is
+    reported (never raised), so one bad prompt does not sink a long run.
+    """
+    from ftassist.arena import models as arena_models
+
+    if len(set(model_ids)) < 2:
+        raise ValueError("Pick at least two different models to compare.")
+    store = _store(store)
+    items = [p if isinstance(p, dict) else {"prompt": p, "reference": None} for p in prompts]
+    texts = [_prompt_text(item["prompt"]) for item in items]
+    answers: dict[str, list[dict]] = {}
+    for number, model_id in enumerate(model_ids, start=1):
+        if progress:
+            progress(number - 1, len(model_ids), f"generating with model {number}/{len(model_ids)}")
+        answers[model_id] = arena_models.generate(model_id, texts, sampling, store=store)
+    created, flagged, errors = 0, 0, []
+    for model_a, model_b in combinations(model_ids, 2):
+        for i, text in enumerate(texts):
+            ra, rb = answers[model_a][i], answers[model_b][i]
+            failed = [(m, r["error"]) for m, r in ((model_a, ra), (model_b, rb)) if r.get("error")]
+            if failed:
+                errors.extend({"prompt": i, "model": m, "error": e} for m, e in failed)
+                continue
+            battle_id = add_battle(text, model_a, model_b, ra["text"], rb["text"],
+                                   sampling=ra.get("sampling"), reference=items[i].get("reference"),
+                                   source="pregenerated", store=store)
+            created += 1
+            if store.query_rows("SELECT flagged_reason FROM battles WHERE id = ?", [battle_id])[0][0]:
+                flagged += 1
+    if progress:
+        progress(len(model_ids), len(model_ids), "done")
+    return {"battles": created, "flagged": flagged, "errors": errors}
+
+
+# -- serving and voting ----------------------------------------------------------------------------
+def _serve(battle_id: str, prompt: str, answer_a: str, answer_b: str, voter: str, store) -> BattleView:
+    token = secrets.token_urlsafe(18)
+    swapped = secrets.randbelow(2) == 1
+    store.execute(
+        "INSERT INTO battle_serves (token, battle_id, voter, swapped) VALUES (?, ?, ?, ?)",
+        [token, battle_id, voter, swapped],
+    )
+    left, right = (answer_b, answer_a) if swapped else (answer_a, answer_b)
+    return BattleView(token=token, prompt=prompt, answer_a=left, answer_b=right)
+
+
+def next_battle(voter: str, store=None) -> BattleView | None:
+    """A random unflagged battle this voter has neither voted on nor skipped, sides in a
+    random order; None when there is none left."""
+    _check_voter(voter)
+    store = _store(store)
+    rows = store.query_rows(
+        "SELECT id, prompt, answer_a, answer_b FROM battles b WHERE b.flagged_reason IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.battle_id = b.id AND v.voter = ?)"
+        " AND NOT EXISTS (SELECT 1 FROM battle_skips s WHERE s.battle_id = b.id AND s.voter = ?)"
+        " ORDER BY random() LIMIT 1",
+        [voter, voter],
+    )
+    if not rows:
+        return None
+    return _serve(*rows[0], voter=voter, store=store)
+
+
+def _check_voter(voter: str) -> None:
+    if not isinstance(voter, str) or not voter.strip() or len(voter) > 200:
+        raise VoteError("No voter id: reload the page to start a session.")
+
+
+class RateLimiter:
+    """Sliding one-minute window of accepted votes per voter (in memory: the app is one process)."""
+
+    def __init__(self, per_minute: int | None = None):
+        self.per_minute = per_minute
+        self._times: dict[str, deque] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def limit(self) -> int:
+        if self.per_minute is not None:
+            return self.per_minute
+        try:
+            return int(os.environ.get(RATE_LIMIT_ENV, DEFAULT_VOTES_PER_MINUTE))
+        except ValueError:
+            return DEFAULT_VOTES_PER_MINUTE
+
+    def check(self, voter: str, now: float | None = None) -> None:
+        """Raise RateLimited when `voter` is at the limit; else count this vote."""
+        limit = self.limit()
+        if limit <= 0:
+            return
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            times = self._times[voter]
+            while times and now - times[0] >= 60:
+                times.popleft()
+            if len(times) >= limit:
+                wait = max(1, int(60 - (now - times[0])) + 1)
+                raise RateLimited(
+                    f"You are voting very fast ({limit} votes a minute at most). "
+                    f"Please read both answers; you can vote again in {wait} s."
+                )
+            times.append(now)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._times.clear()
+
+
+rate_limiter = RateLimiter()
+
+
+def _winner(choice: str, swapped: bool) -> str:
+    if choice == "tie":
+        return "tie"
+    if choice == "bothbad":
+        return "tie (bothbad)"
+    left_won = choice == "A"
+    return "model_b" if left_won == swapped else "model_a"
+
+
+def vote(token: str, voter: str, choice: str, store=None) -> Reveal:
+    """Record `voter`'s choice on the battle served under `token` and reveal the names.
+
+    choice: "A" (left is better), "B", "tie" or "bothbad". A second vote on the same
+    battle changes nothing and says so (`already_voted`). Raises VoteError (or its
+    RateLimited) with a message fit for the voter.
+    """
+    _check_voter(voter)
+    if choice not in CHOICES:
+        raise VoteError(f"Unknown choice {choice!r}: use one of {', '.join(CHOICES)}.")
+    store = _store(store)
+    with store.transaction() as con:
+        serve = con.execute(
+            "SELECT s.battle_id, s.voter, s.swapped, b.model_a, b.model_b, b.flagged_reason,"
+            " coalesce(ma.display_name, b.model_a), coalesce(mb.display_name, b.model_b)"
+            " FROM battle_serves s JOIN battles b ON b.id = s.battle_id"
+            " LEFT JOIN arena_models ma ON ma.id = b.model_a LEFT JOIN arena_models mb ON mb.id = b.model_b"
+            " WHERE s.token = ?",
+            [token or ""],
+        ).fetchall()
+        if not serve:
+            raise VoteError("This battle is not known (the link may be old): start a new round.")
+        battle_id, served_to, swapped, model_a, model_b, flagged, name_a, name_b = serve[0]
+        if served_to != voter:
+            raise VoteError("This battle was served to another session: start a new round.")
+        existing = con.execute(
+            "SELECT winner, choice FROM votes WHERE battle_id = ? AND voter = ?", [battle_id, voter]
+        ).fetchall()
+        if not existing:
+            rate_limiter.check(voter)
+            winner = _winner(choice, bool(swapped))
+            # The store's lock is held for the whole transaction, so the check above cannot
+            # race; UNIQUE (battle_id, voter) in the table is the backstop.
+            con.execute(
+                "INSERT INTO votes (id, battle_id, voter, model_a, model_b, winner, source, choice)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'arena', ?)",
+                [uuid.uuid4().hex, battle_id, voter, model_a, model_b, winner, choice],
+            )
+    left_name, right_name = (name_b, name_a) if swapped else (name_a, name_b)
+    if existing:
+        old_winner, old_choice = existing[0]
+        return Reveal(left_name, right_name, old_choice or choice, old_winner, already_voted=True,
+                      flagged=bool(flagged), message="You already voted on this battle; your first vote stands.")
+    message = "Thanks, your vote is recorded."
+    if flagged:
+        message += " (This battle is flagged because an answer gives a model away, so it does not count.)"
+    return Reveal(left_name, right_name, choice, winner, flagged=bool(flagged), message=message)
+
+
+def skip(token: str, voter: str, store=None) -> None:
+    """Do not show this battle to this voter again (no vote recorded)."""
+    _check_voter(voter)
+    store = _store(store)
+    rows = store.query_rows("SELECT battle_id, voter FROM battle_serves WHERE token = ?", [token or ""])
+    if not rows or rows[0][1] != voter:
+        raise VoteError("This battle is not known for this session: start a new round.")
+    store.execute(
+        "INSERT INTO battle_skips (battle_id, voter) VALUES (?, ?) ON CONFLICT DO NOTHING", [rows[0][0], voter]
+    )
+
+
+def battle_for_prompt(prompt: str, voter: str, model_ids: list[str] | None = None,
+                      sampling: dict | None = None, store=None) -> BattleView:
+    """A battle on the voter's own prompt: two models (random registered ones unless
+    given) answer now, the battle is stored (source "voter") and served blind."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ftassist.arena import models as arena_models
+
+    _check_voter(voter)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise VoteError("Type a prompt first.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise VoteError(f"The prompt is too long ({len(prompt)} characters; at most {MAX_PROMPT_CHARS}).")
+    store = _store(store)
+    if model_ids is None:
+        registered = [m["id"] for m in arena_models.list_models(store=store)]
+        if len(registered) < 2:
+            raise VoteError("The arena has fewer than two models: ask its owner to add some.")
+        model_ids = random.sample(registered, 2)
+    if len(set(model_ids)) != 2:
+        raise VoteError("A battle needs two different models.")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda m: arena_models.generate(m, [prompt], sampling, store=store)[0], model_ids))
+    if any(r.get("error") for r in results):
+        # The error text may name the model: log it, tell the voter only that it failed.
+        log.warning("arena: on-demand generation failed: %s", [r.get("error") for r in results])
+        raise VoteError("One of the models could not answer right now: try again, or vote on a prepared battle.")
+    battle_id = add_battle(prompt, model_ids[0], model_ids[1], results[0]["text"], results[1]["text"],
+                           sampling=results[0].get("sampling"), source="voter", store=store)
+    return _serve(battle_id, prompt, results[0]["text"], results[1]["text"], voter=voter, store=store)
+
+
+# -- review ----------------------------------------------------------------------------------
+def flag_suspicious_voters(alpha: float = 0.01, min_votes: int = 10, store=None) -> list[dict]:
+    """Flag voters who agree with the other voters' majority far less often than voters do
+    overall (one-sided binomial test at `alpha`, scipy). Flags are for review: their votes
+    stay in the ratings. Returns the flagged voters with their figures.
+
+    For each vote on a battle with at least two other voters whose votes have a single
+    most common outcome (A wins / B wins / tie, both ties as one), "agree" means the same
+    outcome as that majority. Expected agreement = the pooled rate over all such votes.
+    """
+    import numpy as np
+    from scipy import stats
+
+    store = _store(store)
+    df = store.query_df("SELECT battle_id, voter, winner FROM votes WHERE source = 'arena'")
+    if df.empty:
+        return []
+    df["outcome"] = df["winner"].map({"model_a": 0, "model_b": 1}).fillna(2).astype(int)
+    counts = df.pivot_table(index="battle_id", columns="outcome", aggfunc="size", fill_value=0)
+    counts = counts.reindex(columns=[0, 1, 2], fill_value=0)
+    per_vote = counts.loc[df["battle_id"]].to_numpy()
+    per_vote[np.arange(len(df)), df["outcome"].to_numpy()] -= 1  # the others' votes only
+    others = per_vote.sum(axis=1)
+    top = per_vote.max(axis=1)
+    unique_mode = (per_vote == top[:, None]).sum(axis=1) == 1
+    usable = (others >= 2) & unique_mode
+    agree = per_vote.argmax(axis=1) == df["outcome"].to_numpy()
+    scored = df.assign(agree=agree)[usable]
+    if scored.empty:
+        return []
+    expected = float(scored["agree"].mean())
+    flagged = []
+    for voter, group in scored.groupby("voter"):
+        n, k = len(group), int(group["agree"].sum())
+        if n < min_votes:
+            continue
+        p_value = float(stats.binomtest(k, n, expected, alternative="less").pvalue)
+        if p_value < alpha:
+            flagged.append({"voter": voter, "n_votes": n, "agreement": k / n, "expected": expected,
+                            "p_value": p_value,
+                            "reason": f"agrees with the majority on {k}/{n} battles (expected {expected:.0%})"})
+    store.executemany(
+        "INSERT OR REPLACE INTO voter_flags (voter, reason, n_votes, agreement, expected, p_value)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [[f["voter"], f["reason"], f["n_votes"], f["agreement"], f["expected"], f["p_value"]] for f in flagged],
+    )
+    return flagged
+
+
+def arena_stats(store=None) -> dict[str, int]:
+    """Counts for the admin view: battles, flagged battles, votes, voters, flagged voters."""
+    store = _store(store)
+    (battles, flagged), = store.query_rows(
+        "SELECT count(*), count(flagged_reason) FROM battles")
+    (votes, voters), = store.query_rows("SELECT count(*), count(DISTINCT voter) FROM votes")
+    (flagged_voters,), = store.query_rows("SELECT count(*) FROM voter_flags")
+    return {"battles": battles, "flagged_battles": flagged, "votes": votes, "voters": voters,
+            "flagged_voters": flagged_voters}

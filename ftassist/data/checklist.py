@@ -1,0 +1,1125 @@
+"""The dataset checklist: seven judgements on valid examples, each pass / warn / fail.
+
+Why a builder: the check streams examples once, so the checklist must judge them in a
+single pass with memory that grows only by a few small integers per example (hashes,
+lengths, flags, two short fixed-width text prefixes for evidence), never by whole texts.
+Everything that needs the whole dataset (duplicates, near-duplicates, contradictions,
+outliers, balance) is computed from those arrays in `finish()` with numpy.
+
+Definitions (the thresholds are the module constants below):
+
+* answer: the content of the final assistant message; prompt: everything before it
+  (for contradictions including the system prompt); user text: the non-system turns
+  before the final answer (for duplicates and near-duplicates: a shared system prompt
+  must not make every example look alike).
+* normalised text: lowercased, ASCII punctuation turned into spaces, whitespace
+  collapsed (digits kept, except for near-duplicates where they are dropped).
+* near-duplicates: one-permutation MinHash (64 bins, rotation densification, 16-bit
+  values) over word bigrams (plus the first word) of the normalised user text with
+  digits removed, computed vectorised with numpy in batches; LSH with 16 bands of 4
+  bins gives candidates, each example is compared with the first (earliest) example
+  of each band bucket it falls in, and counts as a near-duplicate when the estimated
+  Jaccard similarity is >= NEAR_DUP_JACCARD. Word hashes are a polynomial hash over
+  the UTF-8 bytes, so the result does not depend on Python's hash seed.
+* prompt template: the first TEMPLATE_WORDS normalised words of the final user
+  message with every digit masked; the share of the most frequent one is reported.
+* contradictions: the same normalised prompt with different normalised answers. For a
+  classification-style dataset (a label column, or answers from a small set of short
+  labels) that is label noise: fail. For open-ended generation two different answers
+  to one prompt can both be good: warn.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+import string
+from array import array
+from collections import Counter
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .report import ChecklistItem, Example
+
+CHECKLIST_TITLES: dict[str, str] = {
+    "accurate": "Accurate and high-quality",
+    "consistent": "Consistent format",
+    "diverse": "Diverse inputs",
+    "balanced": "Balanced across categories",
+    "no_contradictions": "No contradictory examples",
+    "lengths": "Appropriate length outputs",
+    "sensitive": "Secrets and personal data",
+}
+CHECKLIST_IDS = tuple(CHECKLIST_TITLES)
+
+# --- thresholds -------------------------------------------------------------------
+ACCURATE_FAIL_SHARE = 0.05  # flagged answers at or above this share: fail (any empty answer: fail too)
+SHORT_MAX_CHARS = 3  # an answer this short (stripped) is "trivially short" ...
+SHORT_MEDIAN_WORDS = 5  # ... when the median answer has at least this many words
+TERMINAL_MAJORITY = 0.8  # "no terminal punctuation" counts as truncation when this share of answers has it
+REPEAT_MIN_CHARS = 20  # a prompt contained in its answer counts as repeated only from this length
+EXACT_DUP_FAIL_SHARE = 0.10  # exact duplicate examples: any -> warn, this share -> fail
+NEAR_DUP_WARN_SHARE = 0.01  # duplicate + near-duplicate prompts: warn at this share ...
+NEAR_DUP_FAIL_SHARE = 0.30  # ... fail at this one
+NEAR_DUP_MAX_WORDS = 300  # near-duplicates look at the first this many words of a prompt
+NEAR_DUP_JACCARD = 0.8  # estimated Jaccard similarity of word-bigram sets for a near-duplicate
+TEMPLATE_WORDS = 5  # words of the final user message that make its "template"
+TEMPLATE_WARN_SHARE = 0.5  # one template covering this share of prompts: warn (never fail: single-task sets are fine)
+TEMPLATE_MIN_EXAMPLES = 20  # below this many examples the template share is not judged
+IMBALANCE_WARN = 3.0  # max/min category count above this: warn
+IMBALANCE_FAIL = 10.0  # ... above this: fail
+LABEL_KEYS = ("category", "label", "class", "intent", "topic", "task", "type")
+LABEL_MAX_DISTINCT = 100  # a column with more distinct values is not a category column
+CLASS_MAX_DISTINCT = 20  # at most this many distinct short answers ...
+CLASS_MIN_COVERAGE = 0.9  # ... covering at least this share of examples: a classification set
+CLASS_MAX_WORDS = 5  # a "short answer" has at most this many words
+SYSTEM_MAX_GROUPS = 20  # balance by system prompt when there are 2..this many distinct ones
+OUTLIER_IQR = 3.0  # long outlier: length > Q3 + OUTLIER_IQR * IQR ...
+OUTLIER_MEDIAN = 4.0  # ... and > OUTLIER_MEDIAN * median
+SHORT_OUTLIER_MEDIAN = 10.0  # short outlier: length <= median / this (only when median >= SHORT_OUTLIER_MIN)
+SHORT_OUTLIER_MIN = 20
+OUTLIER_WARN_SHARE = 0.01  # outliers at or above this share of examples: warn
+HIST_BINS = 20
+
+# --- evidence storage ----------------------------------------------------------------
+_PROMPT_W = 56  # bytes of the user text kept per example for evidence
+_ANSWER_W = 40  # bytes of the answer kept per example for evidence
+_REC_W = _PROMPT_W + _ANSWER_W
+_SAMPLE_MAX = 200
+
+# --- MinHash ---------------------------------------------------------------------------
+_K = 64  # bins (one-permutation hashing)
+_BAND_ROWS = 4  # 4 x 16-bit values = one uint64 band key
+_BATCH = 4096
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+# --- text tables -----------------------------------------------------------------------
+_NORM = bytes(
+    32 if chr(i) in string.punctuation else i + 32 if 65 <= i <= 90 else i for i in range(256)
+)  # bytes.translate table: ASCII letters lowercased, ASCII punctuation -> space
+_DIGIT_MASK = bytes(48 if 48 <= i <= 57 else i for i in range(256))
+_crc32 = zlib.crc32
+_TERMINAL = frozenset(".!?\"')]}`*>;。！？」』…»”’")
+_OPEN_CLOSE = (("(", ")"), ("[", "]"), ("{", "}"))
+_LIST_LINE = re.compile(r"\s*(?:[-*+•|]|\d+[.)])\s")
+
+_PLACEHOLDER_RE = re.compile(
+    r"lorem ipsum|\bTODO\b|\bTBD\b|\[\s*insert[^\]\n]{0,60}\]|<\s*placeholder\s*>|"
+    r"\{\{\s*[\w.]+\s*\}\}|as an ai language model",
+    re.IGNORECASE,
+)
+_PLACEHOLDER_CASED = re.compile(r"\bTODO\b|\bTBD\b")  # these two only in capitals
+_MOJIBAKE_RE = re.compile(
+    "Ã[\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
+    "\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
+    "|Â[\u00a0-\u00bf]|â€|\ufffd"
+)
+_HTML_RE = re.compile(
+    r"</?(?:div|span|p|br|hr|b|i|u|em|strong|a|img|table|tbody|thead|tr|td|th|ul|ol|li|"
+    r"h[1-6]|font|center|section|article|header|footer|nav|script|style|body|html|head|"
+    r"meta|link|iframe|sup|sub|small|blockquote)\b[^<>]{0,200}?/?>"
+    r"|&(?:nbsp|amp|lt|gt|quot|apos|mdash|ndash|rsquo|lsquo|rdquo|ldquo|hellip|#\d{2,5}|#x[0-9a-f]{2,4});",
+    re.IGNORECASE,
+)
+_CODE_RE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
+_HTML_TOPIC = ("html", "xml", "markup", "tag", "web page", "webpage", "css", "jsx", "svg")
+
+# pre-filters for secrets: a run of 20 key characters; 10 digits once phone separators are deleted
+_KEYCLASS = bytes(97 if (i < 128 and chr(i).isalnum()) or i in b"_-" else 32 for i in range(256))
+_RUN20 = b"a" * 20
+_DIGITCLASS = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))
+_DIGIT_SEPS = b" .-()+"
+_DIGITS10 = b"0" * 10
+_KEY_RE = re.compile(
+    r"(?<![\w-])(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}"
+    r"|github_pat_[A-Za-z0-9_]{30,}|hf_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9-]{10,})(?![\w-])"
+    r"|-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"
+)
+_EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
+_EMAIL_SKIP_DOMAINS = ("example.com", "example.org", "example.net", "domain.com", "email.com", "test.com",
+                       "company.com", "yourcompany.com", "users.noreply.github.com")
+_EMAIL_SKIP_LOCAL = ("git", "noreply", "no-reply")
+_DIGITS_RE = re.compile(r"(?<![\w.,/:+-])\+?\(?\d[\d ().-]{7,22}\d(?![\w/:-]|[.,]\d)")
+_PHONE_RE = re.compile(
+    r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)|\d{1,4})(?:[ .-]?\d{2,4}){2,4}"  # international, with the plus
+    r"|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4}"  # North American with separators
+)
+_CARD_RE = re.compile(r"\d{4}([ -]?)\d{4}\1\d{4}\1\d{1,7}")
+
+
+# =====================================================================================
+class ChecklistBuilder:
+    """Collects what the checklist needs from each example, then judges in `finish()`.
+
+    Memory per example: a few 8-byte integers, one flag byte, a 64 x 16-bit MinHash
+    signature and `_REC_W` bytes of text prefixes for evidence.
+    """
+
+    def __init__(self, context_limit: int | None = None, max_evidence: int = 20) -> None:
+        self.context_limit = context_limit
+        self.max_evidence = max_evidence
+        self.n = 0
+        self.lines = array("q")
+        self.flags = array("B")
+        self.words = array("q")  # answer words
+        self.chars = array("q")  # stripped answer characters
+        self.tok = array("q")  # total tokens or -1
+        self.atok = array("q")  # assistant tokens or -1
+        self.ex_hash = array("q")
+        self.prompt_hash = array("q")  # normalised user text
+        self.conv_hash = array("q")  # normalised prompt incl. system
+        self.answer_hash = array("q")  # normalised answer (+ label)
+        self.has_system = array("B")
+        self.prefixes = bytearray()
+        self.n_terminal = 0
+        self.n_nonempty = 0
+        self.ev_accurate: dict[int, list[dict]] = {}
+        self.formats: dict[str, int] = {}
+        self.format_lines: dict[str, list[int]] = {}
+        self.keysets: dict[tuple, int] = {}
+        self.keyset_lines: dict[tuple, list[int]] = {}
+        self.system_counts: Counter = Counter()
+        self.system_sample: dict[int, str] = {}
+        self._system_cache: dict[str, int] = {}
+        self.label_counts: dict[str, Counter] = {}
+        self.answer_counts: Counter = Counter()
+        self.templates: dict[int, int] = {}
+        self.template_text: dict[int, str] = {}
+        self.sensitive_counts: Counter = Counter()
+        self.sensitive_examples = 0
+        self.ev_sensitive: list[dict] = []
+        self._wh: list[int] = []
+        self._wcount: list[int] = []
+        self._sigs: list[np.ndarray] = []
+        self._has_sig: list[np.ndarray] = []
+
+    # ---------------------------------------------------------------------------------
+    def add(self, ex: Example, tokens: int | None = None, assistant_tokens: int | None = None) -> None:
+        """Take one valid canonical example (call in record order).
+
+        This runs once per example of datasets of 100k+ examples, so it is written for
+        speed: C-level str/bytes methods, cheap pre-filters before any regex.
+        """
+        line = ex.line
+        chat = ex.chat
+        msgs = chat.get("messages") or []
+        contents: list[str] = []
+        roles: list = []
+        other = None
+        for m in msgs:
+            c = m.get("content")
+            if c.__class__ is not str:
+                c = _text_of(c)
+            contents.append(c)
+            roles.append(m.get("role"))
+            if len(m) > 2:  # name, weight, tool_calls...: part of the example's identity
+                if other is None:
+                    other = []
+                other.append(_stable({k: v for k, v in m.items() if k != "role" and k != "content"}))
+        # split: system / turns before the final assistant / the final assistant
+        last = len(msgs) - 1
+        while last >= 0 and roles[last] != "assistant":
+            last -= 1
+        system = ""
+        user_parts: list[str] = []
+        final_user = ""
+        for i in range(last if last >= 0 else 0):
+            role = roles[i]
+            if role == "system":
+                system = contents[i] if not system else system + "\n" + contents[i]
+            else:
+                user_parts.append(contents[i])
+                if role == "user":
+                    final_user = contents[i]
+        if last >= 0:
+            answer = contents[last]
+            if not answer.strip() and msgs[last].get("tool_calls"):
+                answer = _stable(msgs[last].get("tool_calls"))
+        else:
+            answer = ""
+        tools = chat.get("tools")
+        self.ex_hash.append(hash((tuple(roles), tuple(contents), other and tuple(other),
+                                  None if tools is None else _stable(tools))))
+
+        # --- normalised keys: one bytes.translate lowercases ASCII and blanks ASCII punctuation
+        user_text = user_parts[0] if len(user_parts) == 1 else "\n".join(user_parts)
+        uwords = user_text.encode("utf-8", "replace").translate(_NORM).split()
+        ukey = b" ".join(uwords)
+        uhash = hash(ukey)
+        self.prompt_hash.append(uhash)
+        if system:
+            sh = self._system_cache.get(system)
+            if sh is None:
+                sh = hash(b" ".join(system.encode("utf-8", "replace").translate(_NORM).split())) or 1
+                if len(self._system_cache) < 1000:
+                    self._system_cache[system] = sh
+                if sh not in self.system_sample and len(self.system_sample) < 50:
+                    self.system_sample[sh] = system[:120]
+            sc = self.system_counts
+            if sh in sc or len(sc) < 1000:
+                sc[sh] += 1
+            self.has_system.append(1)
+        else:
+            sh = 0
+            self.system_counts[0] += 1
+            self.has_system.append(0)
+        self.conv_hash.append(hash((sh, uhash, len(user_parts))))
+        ab = answer.encode("utf-8", "replace").translate(_NORM)
+        if len(ab) <= 200:
+            awords = ab.split()
+            akey = b" ".join(awords)
+            nw = len(awords)
+        else:  # long answers: hash as is, estimate words when tokens are known anyway
+            akey = ab.strip()
+            nw = len(ab) // 6 if assistant_tokens is not None else len(ab.split())
+        ahash = hash(akey)
+        extra = ex.extra
+        if extra:
+            for k in LABEL_KEYS:
+                v = extra.get(k)
+                if v is not None and not isinstance(v, (dict, list)):
+                    label = str(v)
+                    ahash = hash((ahash, label))
+                    cnt = self.label_counts.get(k)
+                    if cnt is None:
+                        cnt = self.label_counts[k] = Counter()
+                    if label in cnt or len(cnt) <= LABEL_MAX_DISTINCT:
+                        cnt[label] += 1
+                    break
+        self.answer_hash.append(ahash)
+        if nw <= CLASS_MAX_WORDS:
+            ac = self.answer_counts
+            if akey in ac or len(ac) < 200:
+                ac[akey] += 1
+
+        # template: the first words of the final user message, digits masked
+        if final_user is user_text:
+            tw = uwords[:TEMPLATE_WORDS]
+        else:
+            tw = final_user.encode("utf-8", "replace").translate(_NORM).split(None, TEMPLATE_WORDS)[:TEMPLATE_WORDS]
+        tkey = b" ".join(tw).translate(_DIGIT_MASK)
+        th = hash(tkey)
+        tc = self.templates
+        c = tc[th] = tc.get(th, 0) + 1
+        if c == 2:
+            self.template_text[th] = tkey.decode("utf-8", "replace")
+
+        # near-duplicates: CRC-32 word hashes (deterministic, unlike hash()), signatures per batch
+        nd = ukey.translate(None, b"0123456789")
+        nd_words = uwords if len(nd) == len(ukey) else nd.split()
+        if len(nd_words) > NEAR_DUP_MAX_WORDS:
+            nd_words = nd_words[:NEAR_DUP_MAX_WORDS]
+        self._wh.extend(map(_crc32, nd_words))
+        self._wcount.append(len(nd_words))
+        if len(self._wcount) >= _BATCH:
+            self._flush()
+
+        # evidence prefixes
+        self.prefixes += _fixed(user_text, _PROMPT_W) + _fixed(answer, _ANSWER_W)
+
+        # consistency
+        fmt = ex.source_format
+        fc = self.formats
+        c = fc[fmt] = fc.get(fmt, 0) + 1
+        if c <= self.max_evidence:
+            self.format_lines.setdefault(fmt, []).append(line)
+        ks = ex.keys
+        kc = self.keysets
+        if ks in kc or len(kc) < 100:
+            c = kc[ks] = kc.get(ks, 0) + 1
+            if c <= self.max_evidence:
+                self.keyset_lines.setdefault(ks, []).append(line)
+
+        # accuracy flags
+        stripped = answer.strip()
+        nchars = len(stripped)
+        flags = 0
+        if not stripped or (nchars <= 20 and not any(ch.isalnum() for ch in stripped)):
+            flags = _F_EMPTY
+        else:
+            self.n_nonempty += 1
+            if nchars <= SHORT_MAX_CHARS:
+                flags = _F_SHORT
+            end = stripped[-1]
+            if end in _TERMINAL:
+                self.n_terminal += 1
+            elif not _LIST_LINE.match(stripped, stripped.rfind("\n") + 1):
+                flags |= _F_NOTERM
+            if end == "…" or (end == "." and stripped.endswith("...")):
+                flags |= _F_TRUNC
+            elif "`" in stripped and stripped.count("```") % 2:
+                flags |= _F_TRUNC
+            elif end != "." and end != "!" and end != "?":  # a finished sentence is not cut inside brackets
+                for o, cl in _OPEN_CLOSE:
+                    if o in stripped and stripped.count(o) > stripped.count(cl):
+                        flags |= _F_TRUNC
+                        break
+            if akey and (akey == ukey or (len(ukey) >= REPEAT_MIN_CHARS and ukey in akey)):
+                flags |= _F_REPEAT
+            lt = "<" in answer
+            if (
+                ("{" in answer or "[" in answer or lt or b"lorem" in ab or b"language model" in ab
+                 or "TODO" in answer or "TBD" in answer)
+                and _placeholder(answer)
+            ):
+                flags |= _F_PLACEHOLDER
+            if ("Ã" in answer or "Â" in answer or "â€" in answer or "\ufffd" in answer) and _MOJIBAKE_RE.search(answer):
+                flags |= _F_MOJIBAKE
+            if (lt or "&" in answer) and _html_leftover(answer, user_text):
+                flags |= _F_HTML
+        if flags:
+            self._accurate_evidence(flags, line, stripped, answer, user_text)
+        self.flags.append(flags)
+        self.chars.append(nchars)
+        self.words.append(nw)
+        self.lines.append(line)
+        self.tok.append(-1 if tokens is None else tokens)
+        self.atok.append(-1 if assistant_tokens is None else assistant_tokens)
+
+        # secrets and personal data: byte-class maps turn the pre-filters into plain substring searches
+        full = "\n".join(contents)
+        fb = full.encode("utf-8", "replace")
+        found = None
+        if _RUN20 in fb.translate(_KEYCLASS) or "PRIVATE KEY" in full:
+            found = _scan_keys(full)
+        if "@" in full:
+            found = (found or []) + _scan_emails(full)
+        if _DIGITS10 in fb.translate(_DIGITCLASS, _DIGIT_SEPS):
+            found = (found or []) + _scan_digits(full)
+        if found:
+            self.sensitive_examples += 1
+            for kind, _s, _e in found:
+                self.sensitive_counts[kind] += 1
+            if len(self.ev_sensitive) < self.max_evidence:
+                kinds = sorted({k for k, _, _ in found})
+                self.ev_sensitive.append(
+                    {"line": line, "sample": _masked_sample(full, found), "note": "likely " + ", ".join(kinds)}
+                )
+        self.n += 1
+
+    # ---------------------------------------------------------------------------------
+    def _accurate_evidence(self, flags: int, line: int, stripped: str, answer: str, user: str) -> None:
+        for bit, _name, _note in _FLAG_INFO:
+            if flags & bit:
+                lst = self.ev_accurate.setdefault(bit, [])
+                if len(lst) < self.max_evidence:
+                    if bit in (_F_NOTERM, _F_TRUNC):
+                        sample = "…" + stripped[-150:] if len(stripped) > 150 else stripped
+                    elif bit == _F_MOJIBAKE:
+                        m = _MOJIBAKE_RE.search(answer)
+                        sample = _window(answer, m.start() if m else 0)
+                    elif bit == _F_HTML:
+                        m = _HTML_RE.search(answer)
+                        sample = _window(answer, m.start() if m else 0)
+                    elif bit == _F_PLACEHOLDER:
+                        m = _PLACEHOLDER_RE.search(answer)
+                        sample = _window(answer, m.start() if m else 0)
+                    elif bit == _F_REPEAT:
+                        sample = "prompt: " + _clip(user, 90) + " | answer: " + _clip(answer, 90)
+                    else:
+                        sample = repr(answer[:80])
+                    lst.append({"line": line, "sample": _clip(sample, _SAMPLE_MAX), "note": _note})
+
+    def _flush(self) -> None:
+        if self._wcount:
+            sig, ok = _minhash_batch(self._wh, self._wcount)
+            self._sigs.append(sig)
+            self._has_sig.append(ok)
+            self._wh, self._wcount = [], []
+
+    # ---------------------------------------------------------------------------------
+    def finish(self) -> list[ChecklistItem]:
+        """Judge everything collected; the items come in CHECKLIST_IDS order."""
+        self._flush()
+        n = self.n
+        balance = self._balance()
+        classification = balance.details.get("kind") in ("label", "answers")
+        items = [
+            self._accurate(),
+            self._consistent(),
+            self._diverse(),
+            balance,
+            self._contradictions(classification),
+            self._lengths(),
+            self._sensitive(),
+        ]
+        if n == 0:
+            for it in items:
+                it.status, it.summary, it.evidence = "pass", "No valid examples to check.", []
+        return items
+
+    # --- 1 accurate -------------------------------------------------------------------
+    def _accurate(self) -> ChecklistItem:
+        n = self.n
+        f = np.frombuffer(self.flags, dtype=np.uint8) if n else np.zeros(0, np.uint8)
+        words = np.frombuffer(self.words, dtype=np.int64) if n else np.zeros(0, np.int64)
+        nonempty = (f & _F_EMPTY) == 0
+        median_words = float(np.median(words[nonempty])) if nonempty.any() else 0.0
+        active = _F_EMPTY | _F_REPEAT | _F_TRUNC | _F_PLACEHOLDER | _F_MOJIBAKE | _F_HTML
+        terminal_share = self.n_terminal / self.n_nonempty if self.n_nonempty else 0.0
+        if median_words >= SHORT_MEDIAN_WORDS:
+            active |= _F_SHORT
+        if terminal_share >= TERMINAL_MAJORITY:
+            active |= _F_NOTERM
+        counts = {name: int(np.count_nonzero(f & bit)) for bit, name, _ in _FLAG_INFO}
+        flagged = int(np.count_nonzero(f & active))
+        evidence: list[dict] = []
+        for bit, _name, _note in _FLAG_INFO:
+            if active & bit:
+                evidence.extend(self.ev_accurate.get(bit, []))
+        evidence.sort(key=lambda e: e["line"])
+        evidence = _dedupe_evidence(evidence)[: self.max_evidence]
+        reported = {name: counts[name] for bit, name, _ in _FLAG_INFO if active & bit and counts[name]}
+        share = flagged / n if n else 0.0
+        if flagged == 0:
+            status = "pass"
+            summary = f"All {_num(n)} answers look complete and clean."
+        else:
+            status = "fail" if counts["empty"] or share >= ACCURATE_FAIL_SHARE else "warn"
+            parts = ", ".join(f"{_num(v)} {_FLAG_LABEL[k]}" for k, v in reported.items())
+            summary = f"{_num(flagged)} of {_num(n)} answers ({_pct(flagged, n)}) have problems: {parts}."
+        details = {
+            "n_flagged": flagged,
+            "counts": {k: v for k, v in counts.items() if active & _FLAG_BITS[k]},
+            "terminal_punctuation_share": round(terminal_share, 4),
+            "median_answer_words": median_words,
+        }
+        return _item("accurate", status, summary, evidence, details)
+
+    # --- 2 consistent -----------------------------------------------------------------
+    def _consistent(self) -> ChecklistItem:
+        n = self.n
+        status = "pass"
+        notes: list[str] = []
+        evidence: list[dict] = []
+        formats = Counter(self.formats)
+        main_fmt = formats.most_common(1)[0][0] if formats else None
+        if len(self.formats) > 1:
+            status = "fail"
+            others = [f for f in self.formats if f != main_fmt]
+            notes.append(
+                f"{len(self.formats)} formats mixed ({', '.join(f'{_num(c)} {f}' for f, c in formats.most_common())})"
+            )
+            for f in others:
+                for ln in self.format_lines[f]:
+                    evidence.append({"line": ln, "sample": f"format {f}", "note": f"not {main_fmt} like most records"})
+        main_keys = Counter(self.keysets).most_common(1)[0][0] if self.keysets else ()
+        n_diff_keys = n - self.keysets[main_keys] if self.keysets else 0
+        if n_diff_keys:
+            status = _worst(status, "warn")
+            notes.append(
+                f"{_num(n_diff_keys)} of {_num(n)} records ({_pct(n_diff_keys, n)}) have other top-level keys than "
+                f"{list(main_keys)}"
+            )
+            for ks, lns in self.keyset_lines.items():
+                if ks != main_keys:
+                    for ln in lns:
+                        evidence.append({"line": ln, "sample": f"keys {list(ks)}", "note": f"most records have {list(main_keys)}"})
+        hs = np.frombuffer(self.has_system, dtype=np.uint8) if n else np.zeros(0, np.uint8)
+        n_sys = int(hs.sum())
+        distinct_sys = len([h for h in self.system_counts if h != 0])
+        if 0 < n_sys < n:
+            status = _worst(status, "warn")
+            missing = n - n_sys
+            minority = 0 if missing <= n_sys else 1  # show the lines of the smaller group
+            idx = np.flatnonzero(hs == minority)[: self.max_evidence]
+            lines = np.frombuffer(self.lines, dtype=np.int64)
+            word = "without" if minority == 0 else "with"
+            notes.append(f"{_num(missing)} of {_num(n)} examples ({_pct(missing, n)}) have no system prompt while the rest do")
+            for i in idx:
+                evidence.append({"line": int(lines[i]), "sample": self._prompt_sample(int(i)), "note": f"{word} a system prompt"})
+        details = {
+            "formats": dict(self.formats),
+            "n_other_keys": n_diff_keys,
+            "main_keys": list(main_keys),
+            "n_with_system": n_sys,
+            "n_distinct_system_prompts": distinct_sys,
+        }
+        if status == "pass":
+            sysword = (
+                "no system prompt" if distinct_sys == 0 else
+                "one system prompt" if distinct_sys == 1 else f"{_num(distinct_sys)} distinct system prompts"
+            )
+            summary = f"All {_num(n)} records are {main_fmt or 'empty'} with the same keys and {sysword}."
+        else:
+            summary = "; ".join(notes) + "."
+        evidence.sort(key=lambda e: e["line"])
+        return _item("consistent", status, summary, evidence[: self.max_evidence], details)
+
+    # --- 3 diverse ---------------------------------------------------------------------
+    def _diverse(self) -> ChecklistItem:
+        n = self.n
+        lines = np.frombuffer(self.lines, dtype=np.int64) if n else np.zeros(0, np.int64)
+        ex_rep = _first_of(np.frombuffer(self.ex_hash, dtype=np.int64)) if n else np.zeros(0, np.int64)
+        pr_rep = _first_of(np.frombuffer(self.prompt_hash, dtype=np.int64)) if n else np.zeros(0, np.int64)
+        idx = np.arange(n)
+        exact = ex_rep != idx
+        dup_prompt = (pr_rep != idx) & ~exact
+        near_rep, near_sim = self._near_duplicates(pr_rep)
+        near = (near_rep >= 0) & ~exact & ~dup_prompt
+        n_exact = int(exact.sum())
+        n_dup = int(dup_prompt.sum())
+        n_near = int(near.sum())
+        top_share, top_text, top_count = 0.0, "", 0
+        if self.templates:
+            th, top_count = max(self.templates.items(), key=lambda kv: kv[1])
+            top_share = top_count / n
+            top_text = self.template_text.get(th, "")
+        evidence: list[dict] = []
+        for i in np.flatnonzero(exact)[: self.max_evidence]:
+            evidence.append({"line": int(lines[i]), "sample": self._prompt_sample(int(i)),
+                             "note": f"exact duplicate of line {int(lines[ex_rep[i]])}"})
+        for i in np.flatnonzero(dup_prompt)[: self.max_evidence]:
+            evidence.append({"line": int(lines[i]), "sample": self._prompt_sample(int(i)),
+                             "note": f"same prompt as line {int(lines[pr_rep[i]])}"})
+        for i in np.flatnonzero(near)[: self.max_evidence]:
+            evidence.append({"line": int(lines[i]), "sample": self._prompt_sample(int(i)),
+                             "note": f"near-duplicate of line {int(lines[near_rep[i]])} (similarity ~{near_sim[i]:.2f})"})
+        evidence.sort(key=lambda e: e["line"])
+        evidence = _dedupe_evidence(evidence)[: self.max_evidence]
+        repeated = n_dup + n_near
+        status = "pass"
+        if n_exact:
+            status = "fail" if n_exact / n >= EXACT_DUP_FAIL_SHARE else "warn"
+        if n and repeated / n >= NEAR_DUP_FAIL_SHARE:
+            status = "fail"
+        elif n and repeated / n >= NEAR_DUP_WARN_SHARE:
+            status = _worst(status, "warn")
+        template_flag = n >= TEMPLATE_MIN_EXAMPLES and top_share >= TEMPLATE_WARN_SHARE and top_count > 1
+        if template_flag:
+            status = _worst(status, "warn")
+        parts = []
+        if n_exact:
+            parts.append(f"{_num(n_exact)} exact duplicate examples ({_pct(n_exact, n)})")
+        if n_dup:
+            parts.append(f"{_num(n_dup)} repeated prompts ({_pct(n_dup, n)})")
+        if n_near:
+            parts.append(f"{_num(n_near)} near-duplicate prompts ({_pct(n_near, n)})")
+        tmpl = f"the most common prompt start \"{top_text}\" covers {_pct(top_count, n)}" if top_count > 1 else (
+            "no two prompts start alike")
+        if parts:
+            summary = f"Of {_num(n)} examples: " + ", ".join(parts) + f"; {tmpl}."
+        else:
+            summary = f"No duplicate or near-duplicate prompts in {_num(n)} examples; {tmpl}."
+        details = {
+            "n_exact_duplicates": n_exact,
+            "n_duplicate_prompts": n_dup,
+            "n_near_duplicates": n_near,
+            "top_template_share": round(top_share, 4),
+            "top_template": top_text,
+            "near_duplicate_method": f"MinHash (one-permutation, {_K} bins) on word bigrams, LSH "
+                                     f"{_K // _BAND_ROWS}x{_BAND_ROWS}, Jaccard >= {NEAR_DUP_JACCARD}",
+            "template_method": f"first {TEMPLATE_WORDS} normalised words of the last user message, digits masked",
+        }
+        return _item("diverse", status, summary, evidence, details)
+
+    def _near_duplicates(self, pr_rep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each example, the earliest earlier example it near-duplicates (-1: none)."""
+        n = self.n
+        rep = np.full(n, -1, dtype=np.int64)
+        sim = np.zeros(n, dtype=np.float64)
+        if n < 2 or not self._sigs:
+            return rep, sim
+        sig = np.concatenate(self._sigs)  # (n, K) uint16
+        ok = np.concatenate(self._has_sig)
+        valid = np.flatnonzero(ok)
+        if len(valid) < 2:
+            return rep, sim
+        # one representative per distinct normalised prompt: exact repeats are counted apart
+        uniq = valid[pr_rep[valid] == valid]
+        bands = np.ascontiguousarray(sig[uniq]).view(np.uint64)  # (m, K/4)
+        cand_i: list[np.ndarray] = []
+        cand_j: list[np.ndarray] = []
+        for b in range(bands.shape[1]):
+            keys = bands[:, b]
+            order = np.argsort(keys, kind="stable")
+            sk = keys[order]
+            start = np.ones(len(sk), dtype=bool)
+            start[1:] = sk[1:] != sk[:-1]
+            if start.all():
+                continue
+            group_first = order[np.maximum.accumulate(np.where(start, np.arange(len(sk)), 0))]
+            sel = ~start
+            cand_i.append(order[sel])
+            cand_j.append(group_first[sel])
+        if not cand_i:
+            return rep, sim
+        ci = np.concatenate(cand_i)
+        cj = np.concatenate(cand_j)
+        pair = np.unique(ci * len(uniq) + cj)
+        ci, cj = pair // len(uniq), pair % len(uniq)
+        gi, gj = uniq[ci], uniq[cj]
+        est = np.empty(len(gi), dtype=np.float64)
+        step = 1 << 16
+        for s in range(0, len(gi), step):
+            est[s:s + step] = (sig[gi[s:s + step]] == sig[gj[s:s + step]]).mean(axis=1)
+        good = est >= NEAR_DUP_JACCARD
+        gi, gj, est = gi[good], gj[good], est[good]
+        # keep the earliest partner per example (pairs are sorted by i, then j)
+        first = np.ones(len(gi), dtype=bool)
+        first[1:] = gi[1:] != gi[:-1]
+        rep[gi[first]] = gj[first]
+        sim[gi[first]] = est[first]
+        return rep, sim
+
+    # --- 4 balanced ---------------------------------------------------------------------
+    def _balance(self) -> ChecklistItem:
+        n = self.n
+        source, kind, counts = None, None, None
+        label_key = None
+        if self.label_counts:
+            label_key, cnt = max(self.label_counts.items(), key=lambda kv: sum(kv[1].values()))
+            covered = sum(cnt.values())
+            if 1 <= len(cnt) <= LABEL_MAX_DISTINCT and covered >= 0.5 * n and (len(cnt) < covered or covered < 2):
+                missing = n - covered
+                counts = dict(cnt)
+                if missing:
+                    counts["(missing)"] = missing
+                source, kind = f"label column '{label_key}'", "label"
+        if counts is None and self.answer_counts and n >= 10:
+            top = self.answer_counts.most_common(CLASS_MAX_DISTINCT + 1)
+            covered = sum(c for _, c in top[:CLASS_MAX_DISTINCT])
+            if len(top) <= CLASS_MAX_DISTINCT and 2 <= len(top) and covered >= CLASS_MIN_COVERAGE * n and covered > len(top):
+                counts = {k.decode("utf-8", "replace") or "(empty)": c for k, c in top}
+                other = n - covered
+                if other:
+                    counts["(other answers)"] = other
+                source, kind = "assistant answers (classification)", "answers"
+        if counts is None:
+            distinct = len(self.system_counts)
+            if 2 <= distinct <= SYSTEM_MAX_GROUPS and len(self.system_counts) < n:
+                counts = {}
+                for h, c in self.system_counts.most_common():
+                    name = "(no system prompt)" if h == 0 else _clip(self.system_sample.get(h, f"system prompt {h & 0xffff:04x}"), 60)
+                    while name in counts:
+                        name += " "
+                    counts[name] = c
+                source, kind = "system prompt", "system"
+        if counts is None:
+            return _item("balanced", "pass", f"No category column or label-like answers found in {_num(n)} examples: not applicable.",
+                         [], {"source": None, "kind": None, "counts": {}, "imbalance_ratio": None})
+        counts = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+        real = {k: v for k, v in counts.items() if k not in ("(missing)", "(other answers)")}
+        vals = list(real.values()) or [0]
+        ratio = max(vals) / min(vals) if min(vals) else float("inf")
+        status = "fail" if ratio > IMBALANCE_FAIL else "warn" if ratio > IMBALANCE_WARN else "pass"
+        names = list(real)
+        if len(real) == 1:
+            status = "warn" if kind == "label" else "pass"
+            summary = f"All {_num(n)} examples have the same {source}: '{_clip(names[0], 40)}'."
+        else:
+            summary = (
+                f"{len(real)} categories by {source}: largest '{_clip(names[0], 30)}' {_num(vals[0])}, "
+                f"smallest '{_clip(names[-1], 30)}' {_num(vals[-1])} (ratio {ratio:.1f})."
+            )
+        evidence = [{"line": 0, "sample": f"{_clip(k, 80)}: {_num(v)}", "note": _pct(v, n)} for k, v in counts.items()]
+        details = {"source": source, "kind": kind, "counts": counts,
+                   "imbalance_ratio": round(ratio, 3) if ratio != float("inf") else None}
+        return _item("balanced", status, summary, evidence[: self.max_evidence], details)
+
+    # --- 5 contradictions -----------------------------------------------------------------
+    def _contradictions(self, classification: bool) -> ChecklistItem:
+        n = self.n
+        if n < 2:
+            return _item("no_contradictions", "pass", f"No prompt appears twice in {_num(n)} examples.", [],
+                         {"n_prompts_with_conflicts": 0, "n_examples_in_conflict": 0, "classification": classification})
+        conv = np.frombuffer(self.conv_hash, dtype=np.int64)
+        ans = np.frombuffer(self.answer_hash, dtype=np.int64)
+        lines = np.frombuffer(self.lines, dtype=np.int64)
+        rep = _first_of(conv)
+        bad = (rep != np.arange(n)) & (ans != ans[rep])
+        idx = np.flatnonzero(bad)
+        n_groups = len(np.unique(rep[idx]))
+        involved = len(np.unique(np.concatenate([idx, rep[idx]]))) if len(idx) else 0
+        evidence = []
+        for i in idx[: self.max_evidence]:
+            r = int(rep[i])
+            sample = (f"prompt: {_clip(self._prompt_sample(int(i)), 80)} | answers: "
+                      f"'{_clip(self._answer_sample(r), 50)}' (line {int(lines[r])}) vs '{_clip(self._answer_sample(int(i)), 50)}'")
+            evidence.append({"line": int(lines[i]), "sample": _clip(sample, _SAMPLE_MAX),
+                             "note": f"same prompt as line {int(lines[r])}, different answer"})
+        if not len(idx):
+            status = "pass"
+            summary = f"No prompt has conflicting answers in {_num(n)} examples."
+        else:
+            status = "fail" if classification else "warn"
+            what = "labels" if classification else "answers"
+            summary = (f"{_num(n_groups)} prompts have different {what} across {_num(involved)} examples "
+                       f"({_pct(involved, n)})" + (": label noise." if classification else
+                                                   ": different answers to one prompt (fine only if all are good)."))
+        details = {"n_prompts_with_conflicts": n_groups, "n_examples_in_conflict": involved,
+                   "classification": classification}
+        return _item("no_contradictions", status, summary, evidence, details)
+
+    # --- 6 lengths ------------------------------------------------------------------------
+    def _lengths(self) -> ChecklistItem:
+        n = self.n
+        if n == 0:
+            return _item("lengths", "pass", "No answers.", [], {"unit": "words", "histogram": {"counts": [], "edges": []}})
+        atok = np.frombuffer(self.atok, dtype=np.int64)
+        if (atok >= 0).all():
+            vals, unit = atok, "tokens"
+        else:
+            vals, unit = np.frombuffer(self.words, dtype=np.int64), "words"
+        lines = np.frombuffer(self.lines, dtype=np.int64)
+        q1, med, q3, p99 = (float(x) for x in np.percentile(vals, [25, 50, 75, 99]))
+        iqr = q3 - q1
+        long_lim = max(q3 + OUTLIER_IQR * iqr, OUTLIER_MEDIAN * med, 1.0)
+        long_o = np.flatnonzero(vals > long_lim)
+        short_o = np.flatnonzero(vals <= med / SHORT_OUTLIER_MEDIAN) if med >= SHORT_OUTLIER_MIN else np.zeros(0, np.int64)
+        over = np.zeros(0, np.int64)
+        tok = np.frombuffer(self.tok, dtype=np.int64)
+        if self.context_limit:
+            over = np.flatnonzero(tok > self.context_limit)
+        evidence = []
+        for i in over[: self.max_evidence]:
+            evidence.append({"line": int(lines[i]), "sample": self._answer_sample(int(i)),
+                             "note": f"{_num(int(tok[i]))} tokens > context {_num(self.context_limit)}: will be truncated"})
+        for i in long_o[np.argsort(-vals[long_o], kind="stable")][: self.max_evidence]:
+            evidence.append({"line": int(lines[i]), "sample": self._answer_sample(int(i)),
+                             "note": f"very long answer: {_num(int(vals[i]))} {unit} (median {med:g})"})
+        for i in short_o[: self.max_evidence]:
+            evidence.append({"line": int(lines[i]), "sample": self._answer_sample(int(i)),
+                             "note": f"very short answer: {_num(int(vals[i]))} {unit} (median {med:g})"})
+        evidence = _dedupe_evidence(evidence)[: self.max_evidence]
+        n_out = len(np.union1d(long_o, short_o))
+        if len(over):
+            status = "fail"
+        elif n_out and n_out / n >= OUTLIER_WARN_SHARE:
+            status = "warn"
+        else:
+            status = "pass"
+        summary = (f"Answers: median {med:g} {unit}, 99th percentile {p99:g}, max {int(vals.max()):,}; "
+                   f"{_num(n_out)} outliers ({_pct(n_out, n)})")
+        if self.context_limit:
+            summary += f"; {_num(len(over))} examples over the {_num(self.context_limit)}-token context"
+        summary += "."
+        vmin, vmax = float(vals.min()), float(vals.max())
+        if vmax <= vmin:
+            edges = np.array([vmin, vmin + 1.0])
+        elif vmin < p99 < vmax:  # equal bins up to the 99th percentile, then one bin for the tail
+            edges = np.append(np.linspace(vmin, p99, HIST_BINS), vmax)
+        else:
+            edges = np.linspace(vmin, vmax, HIST_BINS + 1)
+        counts, edges = np.histogram(vals, bins=edges)
+        details = {
+            "unit": unit,
+            "min": int(vals.min()), "median": med, "mean": round(float(vals.mean()), 2), "p99": p99,
+            "max": int(vals.max()), "q1": q1, "q3": q3,
+            "long_threshold": long_lim,
+            "n_long_outliers": int(len(long_o)), "n_short_outliers": int(len(short_o)),
+            "n_over_context": int(len(over)), "context_limit": self.context_limit,
+            "histogram": {"counts": [int(c) for c in counts], "edges": [round(float(e), 3) for e in edges]},
+        }
+        return _item("lengths", status, summary, evidence, details)
+
+    # --- 7 sensitive --------------------------------------------------------------------------
+    def _sensitive(self) -> ChecklistItem:
+        n = self.n
+        c = self.sensitive_counts
+        if not self.sensitive_examples:
+            return _item("sensitive", "pass", f"No likely secrets or personal data found in {_num(n)} examples.", [],
+                         {"counts": {}, "n_examples": 0})
+        parts = ", ".join(f"{_num(v)} {_KIND_LABEL[k]}{'' if v == 1 else 's'}" for k, v in c.most_common())
+        summary = (f"{parts} in {_num(self.sensitive_examples)} of {_num(n)} examples "
+                   f"({_pct(self.sensitive_examples, n)}): remove or mask before training.")
+        return _item("sensitive", "warn", summary, list(self.ev_sensitive),
+                     {"counts": dict(c), "n_examples": self.sensitive_examples})
+
+    # --- evidence text ------------------------------------------------------------------------
+    def _prompt_sample(self, i: int) -> str:
+        return _unfixed(self.prefixes[i * _REC_W: i * _REC_W + _PROMPT_W])
+
+    def _answer_sample(self, i: int) -> str:
+        return _unfixed(self.prefixes[i * _REC_W + _PROMPT_W: (i + 1) * _REC_W])
+
+
+def run_checklist(
+    examples: Iterable[Example],
+    tokens: Sequence[int | None] | None = None,
+    assistant_tokens: Sequence[int | None] | None = None,
+    context_limit: int | None = None,
+) -> list[ChecklistItem]:
+    """Run the whole checklist over examples; `tokens[i]` / `assistant_tokens[i]` go with example i."""
+    b = ChecklistBuilder(context_limit=context_limit)
+    for i, ex in enumerate(examples):
+        b.add(ex, None if tokens is None else tokens[i], None if assistant_tokens is None else assistant_tokens[i])
+    return b.finish()
+
+
+# =====================================================================================
+# accuracy flags
+_F_EMPTY, _F_SHORT, _F_REPEAT, _F_NOTERM, _F_TRUNC, _F_PLACEHOLDER, _F_MOJIBAKE, _F_HTML = (1 << i for i in range(8))
+_FLAG_INFO = (
+    (_F_EMPTY, "empty", "empty answer"),
+    (_F_SHORT, "short", "trivially short answer"),
+    (_F_REPEAT, "repeat", "answer repeats the prompt"),
+    (_F_NOTERM, "no_terminal", "ends without terminal punctuation: maybe cut off"),
+    (_F_TRUNC, "truncated", "looks truncated: trailing '...' or unclosed code fence / bracket"),
+    (_F_PLACEHOLDER, "placeholder", "placeholder text"),
+    (_F_MOJIBAKE, "mojibake", "mojibake: UTF-8 decoded as cp1252"),
+    (_F_HTML, "html", "leftover HTML markup"),
+)
+_FLAG_BITS = {name: bit for bit, name, _ in _FLAG_INFO}
+_FLAG_LABEL = {
+    "empty": "empty", "short": "trivially short", "repeat": "repeat the prompt",
+    "no_terminal": "end mid-sentence", "truncated": "look truncated", "placeholder": "contain placeholders",
+    "mojibake": "contain mojibake", "html": "contain leftover HTML",
+}
+_KIND_LABEL = {"api key": "likely API key", "private key": "private key", "email": "email addresse",
+               "phone": "phone number", "card": "card number"}
+
+
+def _placeholder(answer: str) -> bool:
+    text = _CODE_RE.sub(" ", answer) if "`" in answer else answer
+    for m in _PLACEHOLDER_RE.finditer(text):
+        g = m.group(0)
+        if g.lower() in ("todo", "tbd") and not g.isupper():
+            continue
+        return True
+    return False
+
+
+def _html_leftover(answer: str, prompt: str) -> bool:
+    text = _CODE_RE.sub(" ", answer) if "`" in answer else answer
+    if not _HTML_RE.search(text):
+        return False
+    pl = prompt.lower()
+    return not any(t in pl for t in _HTML_TOPIC)
+
+
+def _scan_keys(text: str) -> list[tuple[str, int, int]]:
+    out = []
+    for m in _KEY_RE.finditer(text):
+        kind = "private key" if m.group(0).startswith("-----") else "api key"
+        out.append((kind, m.start(), m.end()))
+    return out
+
+
+def _scan_emails(text: str) -> list[tuple[str, int, int]]:
+    out = []
+    for m in _EMAIL_RE.finditer(text):
+        local, _, domain = m.group(0).rpartition("@")
+        d = domain.lower()
+        if local.lower() in _EMAIL_SKIP_LOCAL or any(d == s or d.endswith("." + s) for s in _EMAIL_SKIP_DOMAINS):
+            continue
+        if d.rsplit(".", 1)[-1] in ("png", "jpg", "jpeg", "gif", "svg", "webp", "py", "js"):
+            continue  # retina image names like logo@2x.png, package@version
+        out.append(("email", m.start(), m.end()))
+    return out
+
+
+def _scan_digits(text: str) -> list[tuple[str, int, int]]:
+    out = []
+    for m in _DIGITS_RE.finditer(text):
+        s = m.group(0).strip()
+        digits = [c for c in s if c.isdigit()]
+        nd = len(digits)
+        if 13 <= nd <= 19 and _CARD_RE.fullmatch(s) and _luhn(digits):
+            out.append(("card", m.start(), m.end()))
+        elif 10 <= nd <= 15 and _PHONE_RE.fullmatch(s):
+            out.append(("phone", m.start(), m.end()))
+    return out
+
+
+def _luhn(digits: list[str]) -> bool:
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        v = ord(d) - 48
+        if i % 2:
+            v *= 2
+            if v > 9:
+                v -= 9
+        total += v
+    return total % 10 == 0
+
+
+def _mask(kind: str, s: str) -> str:
+    """A form that shows what was found but can never reveal the value."""
+    if kind == "email":
+        local, _, domain = s.partition("@")
+        head, _, tld = domain.rpartition(".")
+        return f"{local[:1]}***@{head[:1]}***.{tld}"
+    if kind in ("phone", "card"):
+        keep = 2 if kind == "phone" else 4
+        out, seen, total = [], 0, sum(c.isdigit() for c in s)
+        for c in s:
+            if c.isdigit():
+                seen += 1
+                out.append(c if seen > total - keep else "*")
+            else:
+                out.append(c)
+        return "".join(out)
+    if kind == "private key":
+        return "-----BEGIN PRIVATE KEY----- [masked]"
+    prefix = next((p for p in ("sk-proj-", "sk-ant-", "sk-", "github_pat_", "AKIA", "ghp_", "gho_", "ghu_", "ghs_",
+                               "ghr_", "hf_", "xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-") if s.startswith(p)), s[:3])
+    return f"{prefix}****[masked, {len(s)} chars]"
+
+
+def _masked_sample(text: str, found: list[tuple[str, int, int]]) -> str:
+    kind, s, e = found[0]
+    lo = max(0, s - 50)
+    hi = min(len(text), e + 60)
+    pieces, pos = [], lo
+    for k, fs, fe in sorted(found, key=lambda t: t[1]):
+        if fe <= lo or fs >= hi or fs < pos:
+            continue
+        pieces.append(text[pos:fs])
+        pieces.append(_mask(k, text[fs:fe]))
+        pos = fe
+    if pos < hi:
+        # never cut a found value in half at the window edge: stop before it
+        tail_end = hi
+        for k, fs, fe in found:
+            if fs < hi < fe:
+                tail_end = min(tail_end, fs)
+        pieces.append(text[pos:tail_end])
+    out = " ".join("".join(pieces).split())
+    return ("…" if lo else "") + _clip(out, _SAMPLE_MAX - 2)
+
+
+# =====================================================================================
+# MinHash
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser, vectorised (uint64 arithmetic wraps)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _minhash_batch(word_hashes: list[int], counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """One-permutation MinHash signatures, shape (len(counts), _K) uint16.
+
+    `word_hashes` holds the CRC-32 of each normalised word of every text in turn,
+    `counts` how many words each text has. Shingles are word bigrams plus the first
+    word; each shingle hash picks one of _K bins by its top bits and the bin keeps the
+    minimum. Empty bins (short texts) borrow from the next non-empty bin, shifted by
+    the distance ("rotation" densification, Shrivastava & Li 2014) so that the share of
+    equal bins still estimates the Jaccard similarity. Returns (signatures, has_words).
+    """
+    m = len(counts)
+    sig = np.zeros((m, _K), dtype=np.uint16)
+    cnt = np.asarray(counts, dtype=np.int64)
+    has = cnt > 0
+    if not word_hashes:
+        return sig, has
+    with np.errstate(over="ignore"):
+        wh = _mix(np.asarray(word_hashes, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+        pid = np.repeat(np.arange(m, dtype=np.int64), cnt)
+        same = pid[1:] == pid[:-1]
+        bi = _mix(wh[:-1] * np.uint64(0xBF58476D1CE4E5B9) + wh[1:])[same]
+        firstw = np.ones(len(pid), dtype=bool)
+        firstw[1:] = ~same
+        sh = np.concatenate([bi, _mix(wh[firstw] ^ np.uint64(0xD6E8FEB86659FD93))])
+        spid = np.concatenate([pid[:-1][same], pid[firstw]])
+        bins = (sh >> np.uint64(58)).astype(np.int64)
+        full = np.full(m * _K, _M64, dtype=np.uint64)
+        np.minimum.at(full, spid * _K + bins, sh)
+        full = full.reshape(m, _K)
+        empty = full == _M64
+        rows = np.flatnonzero(empty.any(axis=1) & has)
+        if len(rows):
+            sub = full[rows]
+            ar = np.arange(_K)
+            idx = np.where(empty[rows], np.int64(1 << 40), ar)
+            dbl = np.concatenate([idx, idx + _K], axis=1)
+            nxt_ne = np.minimum.accumulate(dbl[:, ::-1], axis=1)[:, ::-1][:, :_K]
+            dist = (nxt_ne - ar).astype(np.uint64)
+            src = np.take_along_axis(sub, nxt_ne % _K, axis=1)
+            full[rows] = src + dist * np.uint64(0x632BE59BD9B4E019)
+        sig[:] = (full >> np.uint64(20)).astype(np.uint16)
+    return sig, has
+
+
+# =====================================================================================
+# small helpers
+
+
+def _first_of(h: np.ndarray) -> np.ndarray:
+    """For each position, the first position holding the same value."""
+    n = len(h)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(h, kind="stable")
+    sh = h[order]
+    start = np.ones(n, dtype=bool)
+    start[1:] = sh[1:] != sh[:-1]
+    first_sorted = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+    rep = np.empty(n, dtype=np.int64)
+    rep[order] = order[first_sorted]
+    return rep
+
+
+def _text_of(content) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(content)
+
+
+def _stable(obj) -> str:
+    if obj is None:
+        return ""
+    try:
+        return json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(obj)
+
+
+def _fixed(text: str, width: int) -> bytes:
+    return text[:width].encode("utf-8", "replace")[:width].ljust(width, b"\0")
+
+
+def _unfixed(b: bytes | bytearray) -> str:
+    return " ".join(bytes(b).rstrip(b"\0").decode("utf-8", "ignore").split())
+
+
+def _clip(s: str, n: int) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _window(text: str, pos: int, before: int = 60, after: int = 120) -> str:
+    lo = max(0, pos - before)
+    return ("…" if lo else "") + _clip(text[lo: pos + after], _SAMPLE_MAX - 1)
+
+
+def _dedupe_evidence(ev: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for e in ev:
+        k = (e["line"], e["note"])
+        if k not in seen:
+            seen.add(k)
+            out.append(e)
+    return out
+
+
+def _num(x: int | float | None) -> str:
+    return "-" if x is None else f"{x:,}"
+
+
+def _pct(k: int, n: int) -> str:
+    if not n:
+        return "0%"
+    p = 100.0 * k / n
+    return f"{p:.0f}%" if p >= 10 or p == 0 else f"{p:.1f}%" if p >= 0.1 else f"{p:.2f}%"
+
+
+_RANK = {"pass": 0, "warn": 1, "fail": 2}
+
+
+def _worst(a: str, b: str) -> str:
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+def _item(id_: str, status: str, summary: str, evidence: list[dict], details: dict) -> ChecklistItem:
+    return ChecklistItem(id=id_, title=CHECKLIST_TITLES[id_], status=status, summary=summary,
+                         evidence=evidence, details=details)

@@ -1,0 +1,282 @@
+"""The one-click fix: drop invalid records and duplicates, trim whitespace, split train/valid.
+
+Why the split works on groups: a validation set only measures generalisation if none of its
+examples is also in training. Exact duplicates are dropped first; then examples that share
+the same *normalised* prompt and answer (case, spacing and punctuation aside, system prompt
+ignored) are kept together on one side, so near-copies cannot leak across the split either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import orjson
+
+from ftassist.data.formats import EXPORT_SUFFIX, chat_to_openai, detect_format, extra_fields, to_chat, write_export
+from ftassist.data.report import Example
+
+
+@dataclass
+class CleanResult:
+    train_path: Path
+    valid_path: Path
+    dropped_path: Path  # JSONL: {"line", "reason", "detail"} per dropped record
+    all_path: Path  # the whole cleaned set (train + valid, in source order), OpenAI chat JSONL
+    exports: dict[str, Path] = field(default_factory=dict)  # "alpaca" / "sharegpt" -> path of the full set
+    export_skipped: dict[str, int] = field(default_factory=dict)  # conversations a format cannot hold
+    n_in: int = 0  # examples + invalid records seen
+    n_train: int = 0
+    n_valid: int = 0
+    n_dropped_invalid: int = 0
+    n_dropped_duplicates: int = 0
+    n_dropped_empty: int = 0  # an answer that was only whitespace
+    seed: int = 42
+    valid_fraction: float = 0.1
+
+    @property
+    def n_kept(self) -> int:
+        return self.n_train + self.n_valid
+
+    def to_dict(self) -> dict:
+        out = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+        out["exports"] = {k: str(v) for k, v in self.exports.items()}
+        out["n_kept"] = self.n_kept
+        return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def trim_chat(chat: dict) -> dict:
+    """A copy of `chat` with every string content stripped of leading/trailing whitespace."""
+    msgs = []
+    for m in chat["messages"]:
+        c = m.get("content")
+        if isinstance(c, str):
+            s = c.strip()
+            if s is not c:
+                m = dict(m)
+                m["content"] = s
+        msgs.append(m)
+    out = dict(chat)
+    out["messages"] = msgs
+    return out
+
+
+def _has_empty_answer(chat: dict) -> bool:
+    for m in chat["messages"]:
+        if m.get("role") == "assistant" and not m.get("content") and not (
+            m.get("tool_calls") or m.get("function_call")
+        ):
+            return True
+    return False
+
+
+def exact_key(chat: dict) -> bytes:
+    """Hash of the canonical JSON: identical examples (after trimming) share it."""
+    return hashlib.blake2b(orjson.dumps(chat, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalise_text(text: str) -> str:
+    """Case-, spacing- and punctuation-insensitive form of a text."""
+    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def group_key(chat: dict) -> bytes:
+    """The normalised prompt + answer (system prompt ignored): examples sharing it stay on one side."""
+    parts = []
+    for m in chat["messages"]:
+        if m.get("role") == "system":
+            continue
+        c = m.get("content")
+        parts.append(f"{m.get('role')}:{normalise_text(c) if isinstance(c, str) else ''}")
+    return hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def split_sizes(n: int, valid_fraction: float) -> int:
+    """How many examples go to validation: round(n*f), at least 1 and at most n-1 when n >= 2 and f > 0."""
+    if n < 2 or valid_fraction <= 0:
+        return 0
+    return min(max(1, round(n * valid_fraction)), n - 1)
+
+
+def assign_split(groups: list[list[int]], n: int, valid_fraction: float, seed: int) -> set[int]:
+    """Indices that go to validation: whole groups, in a seeded random order, up to the target size."""
+    target = split_sizes(n, valid_fraction)
+    if not target:
+        return set()
+    order = list(range(len(groups)))
+    random.Random(seed).shuffle(order)
+    valid: set[int] = set()
+    for g in order:
+        members = groups[g]
+        if len(valid) + len(members) <= target:
+            valid.update(members)
+            if len(valid) == target:
+                break
+    if not valid:  # every group is bigger than the target: take the smallest that leaves training non-empty
+        smallest = min((groups[g] for g in order), key=len)
+        if len(smallest) < n:
+            valid.update(smallest)
+    return valid
+
+
+# --------------------------------------------------------------------------- the fix
+
+
+def clean_and_split(
+    examples: Iterable[Example],
+    invalid_lines: dict[int, list[str]] | None,
+    out_dir: str | Path,
+    *,
+    valid_fraction: float = 0.1,
+    seed: int = 42,
+    dedupe: bool = True,
+) -> CleanResult:
+    """Write train.jsonl / valid.jsonl (OpenAI chat), cleaned.jsonl, alpaca + sharegpt exports, dropped.jsonl.
+
+    `examples` are the valid records (converted to canonical chat); `invalid_lines` maps the
+    line of each invalid record to its reasons (error codes or messages), listed as dropped.
+    """
+    if not 0 <= valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be at least 0 and below 1, got {valid_fraction}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    res = CleanResult(
+        train_path=out / "train.jsonl",
+        valid_path=out / "valid.jsonl",
+        dropped_path=out / "dropped.jsonl",
+        all_path=out / "cleaned.jsonl",
+        seed=seed,
+        valid_fraction=valid_fraction,
+    )
+    dropped: list[dict] = []
+    for line in sorted(invalid_lines or {}):
+        reasons = invalid_lines[line]
+        dropped.append({"line": line, "reason": "invalid", "detail": ", ".join(map(str, reasons))})
+        res.n_dropped_invalid += 1
+    res.n_in = res.n_dropped_invalid
+
+    kept: list[tuple[int, dict]] = []  # (source line, trimmed chat)
+    seen: dict[bytes, int] = {}
+    for ex in examples:
+        res.n_in += 1
+        chat = trim_chat(ex.chat)
+        if _has_empty_answer(chat):
+            dropped.append({"line": ex.line, "reason": "empty_answer",
+                            "detail": "an assistant answer is empty after trimming whitespace"})
+            res.n_dropped_empty += 1
+            continue
+        try:
+            key = exact_key(chat)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            dropped.append({"line": ex.line, "reason": "invalid", "detail": f"cannot be written as JSON: {exc}"})
+            res.n_dropped_invalid += 1
+            continue
+        if dedupe:
+            first = seen.get(key)
+            if first is not None:
+                dropped.append({"line": ex.line, "reason": "duplicate",
+                                "detail": f"exact duplicate of line {first}", "duplicate_of": first})
+                res.n_dropped_duplicates += 1
+                continue
+            seen[key] = ex.line
+        kept.append((ex.line, chat))
+    seen.clear()
+
+    by_key: dict[bytes, list[int]] = {}
+    for i, (_, chat) in enumerate(kept):
+        by_key.setdefault(group_key(chat), []).append(i)
+    valid = assign_split(list(by_key.values()), len(kept), valid_fraction, seed)
+
+    with open(res.train_path, "wb") as ft, open(res.valid_path, "wb") as fv, open(res.all_path, "wb") as fa:
+        for i, (_, chat) in enumerate(kept):
+            row = orjson.dumps(chat_to_openai(chat)) + b"\n"
+            fa.write(row)
+            if i in valid:
+                fv.write(row)
+                res.n_valid += 1
+            else:
+                ft.write(row)
+                res.n_train += 1
+
+    for fmt in ("alpaca", "sharegpt"):
+        path = out / f"cleaned_{fmt}{EXPORT_SUFFIX[fmt]}"
+        n = write_export((chat for _, chat in kept), path, fmt)
+        res.exports[fmt] = path
+        res.export_skipped[fmt] = len(kept) - n
+
+    dropped.sort(key=lambda d: d["line"])
+    with open(res.dropped_path, "wb") as fd:
+        for d in dropped:
+            fd.write(orjson.dumps(d) + b"\n")
+    return res
+
+
+def clean_file(
+    path: str | Path, out_dir: str | Path, *, valid_fraction: float = 0.1, seed: int = 42, dedupe: bool = True
+) -> CleanResult:
+    """Read, validate and clean one file (the CLI's `ftassist clean`). LoadError if unreadable.
+
+    Mirrors the check: a record with any error is dropped, and so is a record whose format
+    differs from the file's first format (the check reports those as `mixed_formats`).
+    """
+    from ftassist.data.load import iter_records
+
+    validate_record = _validator()
+    invalid: dict[int, list[str]] = {}
+    file_format: str | None = None
+
+    def examples() -> Iterable[Example]:
+        nonlocal file_format
+        for rec in iter_records(path):
+            fmt = detect_format(rec.data) if rec.problem is None else None
+            codes = [i.code for i in validate_record(rec, fmt) if i.severity == "error"]
+            if rec.problem is not None and rec.problem.code not in codes:
+                codes.insert(0, rec.problem.code)
+            if not codes and fmt is None:
+                codes.append("unknown_format")
+            if not codes:
+                if file_format is None:
+                    file_format = fmt
+                elif fmt != file_format:
+                    codes.append("mixed_formats")
+            if codes:
+                invalid.setdefault(rec.line, []).extend(codes)
+                continue
+            try:
+                chat = to_chat(rec.data, fmt)
+            except (ValueError, TypeError, KeyError):
+                invalid.setdefault(rec.line, []).append("conversion_failed")
+                continue
+            yield Example(rec.line, chat, fmt, extra_fields(rec.data, fmt), tuple(sorted(rec.data)))
+
+    # materialise the examples first, so `invalid` is complete before clean_and_split lists it
+    exs = list(examples())
+    return clean_and_split(exs, invalid, out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe)
+
+
+def _validator():
+    try:
+        from ftassist.data.validate import validate_record
+    except ModuleNotFoundError as exc:  # pragma: no cover - only while validate.py is being written
+        if exc.name != "ftassist.data.validate":
+            raise
+        return _fallback_validate
+    return validate_record
+
+
+def _fallback_validate(rec, fmt):  # pragma: no cover - see _validator
+    return [rec.problem] if rec.problem is not None else []
+
+
+__all__ = ["CleanResult", "clean_and_split", "clean_file", "trim_chat", "exact_key", "group_key", "split_sizes"]

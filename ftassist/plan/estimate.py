@@ -1,0 +1,455 @@
+"""Every way to fine-tune this dataset, side by side: OpenAI models and self-hosted full/LoRA/QLoRA per GPU.
+
+Why one table: the person's real question is "which option, and what will it cost me?", so
+every option gets the same columns (epochs, tokens, memory, fits, hours, dollars) and every
+figure carries a `how` string so it can be checked by hand.
+
+Token counts come from the Data step's report and are never recounted here (that is what
+makes the estimate after a check cheap); quick mode builds the counts from "N examples of
+about T tokens", or counts one pasted example.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from . import hardware, pricing
+
+DEFAULT_BASE_MODEL = "meta-llama/Llama-3.1-8B"
+DEFAULT_REQUESTS_PER_MONTH = 10_000
+DEFAULT_OUTPUT_SHARE = 0.25  # quick mode: assumed share of each example's tokens that are the reply
+MAX_DEFAULT_SEQ_LEN = 8192
+
+
+# --------------------------------------------------------------------------- token inputs
+
+
+@dataclass
+class TokenInput:
+    """Per-example token counts for the estimate, and where they came from."""
+
+    per_example: list[int]
+    assistant_per_example: list[int] | None
+    encoding: str
+    exact: bool
+    source: str  # "report" | "quick" | "pasted example"
+    note: str = ""
+
+    @property
+    def n(self) -> int:
+        return len(self.per_example)
+
+    @property
+    def total(self) -> int:
+        return int(sum(self.per_example))
+
+    @property
+    def assistant_total(self) -> int:
+        if self.assistant_per_example is None:
+            return int(round(self.total * DEFAULT_OUTPUT_SHARE))
+        return int(sum(self.assistant_per_example))
+
+    @property
+    def max(self) -> int:
+        return max(self.per_example) if self.per_example else 0
+
+    def averages(self) -> tuple[float, float]:
+        """(average input tokens, average output tokens) per request: input = total - assistant."""
+        if not self.n:
+            return 0.0, 0.0
+        out = self.assistant_total / self.n
+        return max(self.total / self.n - out, 0.0), out
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def tokens_from_report(report: Any) -> TokenInput:
+    """Counts from a DataReport (object or its `to_dict()`); no tokenising."""
+    tokens = _get(report, "tokens")
+    if not tokens:
+        raise ValueError("The dataset report has no token counts: check the dataset first (no valid examples?).")
+    per_example = list(_get(tokens, "per_example") or [])
+    if not per_example:
+        raise ValueError("The dataset has no valid examples to estimate: fix the errors the Data step lists.")
+    assistant = _get(tokens, "assistant_per_example") or None
+    return TokenInput(
+        per_example=per_example,
+        assistant_per_example=list(assistant) if assistant else None,
+        encoding=_get(tokens, "encoding") or "o200k_base",
+        exact=bool(_get(tokens, "exact", True)),
+        source="report",
+        note=f"exact counts from the Data step's check of {_get(report, 'path', 'the dataset')} "
+        f"({_get(tokens, 'encoding')}), not recounted",
+    )
+
+
+def tokens_quick(n_examples: int, avg_tokens: float, avg_output_tokens: float | None = None) -> TokenInput:
+    """Quick mode: `n_examples` examples of about `avg_tokens` tokens each (no dataset needed)."""
+    n = int(n_examples or 0)
+    t = int(round(float(avg_tokens or 0)))
+    if n < 1 or t < 1:
+        raise ValueError("Quick mode needs the number of examples and their average tokens (both at least 1).")
+    if n > 50_000_000:
+        raise ValueError("More than 50 million examples: give a smaller number.")
+    if avg_output_tokens is None:
+        out, note = int(round(t * DEFAULT_OUTPUT_SHARE)), f"reply tokens assumed {DEFAULT_OUTPUT_SHARE:.0%} of each example"
+    else:
+        out, note = int(round(float(avg_output_tokens))), "reply tokens as given"
+    if out > t:
+        raise ValueError("The reply (output) tokens cannot exceed the example's total tokens.")
+    return TokenInput([t] * n, [out] * n, "o200k_base", False, "quick",
+                      f"quick mode: {n:,} examples x {t:,} tokens (a guess; check the dataset for exact counts); {note}")
+
+
+def tokens_from_example(example: str | dict, n_examples: int, model: str | None = None) -> TokenInput:
+    """Quick mode from one pasted example (a chat JSON object), counted exactly and repeated `n_examples` times."""
+    if isinstance(example, str):
+        try:
+            example = json.loads(example)
+        except ValueError:
+            raise ValueError('The pasted example is not JSON: paste one line like {"messages": [...]}.') from None
+    if not isinstance(example, dict) or not isinstance(example.get("messages"), list) or not example["messages"]:
+        raise ValueError('The pasted example needs a "messages" list (OpenAI chat format).')
+    from ftassist.data import tokens as tok  # lazy: tiktoken loads only when an example is pasted
+
+    name = tok.encoding_name_for_model(model)
+    total, assistant = tok.count_chat(example, tok.get_encoding(name))
+    n = int(n_examples or 1)
+    if n < 1:
+        raise ValueError("The number of examples must be at least 1.")
+    return TokenInput([int(total)] * n, [int(assistant)] * n, name, False, "pasted example",
+                      f"one pasted example counted exactly ({total:,} tokens, {assistant:,} in the reply, {name}), "
+                      f"assumed typical of {n:,} examples")
+
+
+# --------------------------------------------------------------------------- options and rows
+
+
+@dataclass
+class EstimateOptions:
+    """What to compare. None lists mean the defaults; every price can be overridden."""
+
+    openai_models: list[str] | None = None  # None: the current (non-legacy) models of prices.json
+    epochs: int | str = "auto"
+    training_price: float | None = None  # USD per 1M, applied to every listed OpenAI model
+    price_overrides: dict[str, dict] = field(default_factory=dict)  # model -> {training, input, cached_input, output}
+    base_models: list[str] | None = None  # None: [DEFAULT_BASE_MODEL]
+    methods: list[str] | None = None  # None: full, lora, qlora
+    gpus: list[str] | None = None  # None: the whole GPU catalogue
+    gpu_prices: dict[str, float] = field(default_factory=dict)  # GPU name -> USD per hour
+    seq_len: int | None = None  # None: the longest example, capped at the model's context and 8192
+    batch_size: int = 1
+    gradient_checkpointing: bool = True
+    lora_rank: int = 16
+    mfu: float = hardware.DEFAULT_MFU
+    requests_per_month: int = DEFAULT_REQUESTS_PER_MONTH
+    include_openai: bool = True
+    include_self_hosted: bool = True
+    prefer: str | None = None  # openai | full | lora | qlora: recommend among these first (e.g. from the guide)
+    allow_network: bool = True  # resolve Hub ids of base models
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "EstimateOptions":
+        d = dict(d or {})
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"Unknown estimate option(s): {', '.join(sorted(unknown))}.")
+        return cls(**d)
+
+
+@dataclass
+class EstimateRow:
+    id: str
+    kind: str  # openai | self_hosted
+    label: str
+    model: str  # OpenAI model or base model
+    method: str  # openai_sft | openai_rft | full | lora | qlora
+    gpu: str | None
+    epochs: int
+    billing_tokens: int  # tokens per epoch (OpenAI: clipped to its limit; self-hosted: clipped to seq_len)
+    trained_tokens: int  # all epochs
+    training_cost_usd: float | None
+    cost_usd: float | None  # the same figure, under the name both kinds share
+    hours: float | None = None
+    memory_gb: float | None = None
+    gpu_memory_gb: float | None = None
+    fits: bool | None = None
+    inference_cost_month_usd: float | None = None
+    recommended: bool = False
+    note: str = ""
+    how: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class EstimateTable:
+    inputs: dict
+    rows: list[EstimateRow]
+    recommended_id: str | None
+    recommendation: str
+    notes: list[str] = field(default_factory=list)
+    memory: list[dict] = field(default_factory=list)  # per base model x method: parts and total
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @property
+    def recommended(self) -> EstimateRow | None:
+        return next((r for r in self.rows if r.id == self.recommended_id), None)
+
+    def row(self, row_id: str) -> EstimateRow:
+        for r in self.rows:
+            if r.id == row_id:
+                return r
+        raise KeyError(row_id)
+
+
+DISPLAY_HEADERS = ["", "option", "epochs", "tokens/epoch", "memory GB", "fits", "hours", "training $", "inference $/month"]
+
+
+def _sig(x: float, digits: int = 3) -> float:
+    """A number rounded to `digits` significant figures, so tiny costs do not show as 0.00."""
+    return float(f"{x:.{digits}g}") if abs(x) < 100 else round(x, 2)
+
+
+def duration(hours: float) -> str:
+    """Hours as a person reads them: "under a minute", "12 min", "3.4 h"."""
+    minutes = hours * 60
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"{minutes:.0f} min"
+    return f"{hours:,.1f} h"
+
+
+def display_rows(table: EstimateTable | dict, only_fitting: bool = False) -> list[list]:
+    """The table as rows of plain values (for a terminal or a gr.Dataframe)."""
+    rows = table["rows"] if isinstance(table, dict) else [asdict(r) for r in table.rows]
+    out = []
+    for r in rows:
+        if only_fitting and r["fits"] is False:
+            continue
+        out.append([
+            "★" if r["recommended"] else "",
+            r["label"],
+            r["epochs"],
+            r["billing_tokens"],
+            "" if r["memory_gb"] is None else round(r["memory_gb"], 1),
+            "" if r["fits"] is None else ("yes" if r["fits"] else "no"),
+            "" if r["hours"] is None else _sig(r["hours"]),
+            "per hour (RFT)" if r["cost_usd"] is None else _sig(r["cost_usd"]),
+            "" if r["inference_cost_month_usd"] is None else _sig(r["inference_cost_month_usd"]),
+        ])
+    return out
+
+
+# --------------------------------------------------------------------------- the estimate
+
+
+def _as_token_input(source: Any) -> TokenInput:
+    if isinstance(source, TokenInput):
+        return source
+    if source is None:
+        raise ValueError("Nothing to estimate: give a checked dataset, or the number of examples and tokens.")
+    return tokens_from_report(source)
+
+
+def _openai_rows(tin: TokenInput, opts: EstimateOptions, notes: list[str]) -> list[EstimateRow]:
+    names = opts.openai_models or pricing.model_names()
+    avg_in, avg_out = tin.averages()
+    rows = []
+    for name in names:
+        overrides = dict(opts.price_overrides.get(name, {}))
+        price0 = pricing.get_price(name)
+        overrides.update(opts.price_overrides.get(price0.model, {}))
+        if opts.training_price is not None:
+            overrides["training"] = opts.training_price
+        price = pricing.get_price(name, overrides)
+        cost = pricing.training_cost(tin.per_example, price, opts.epochs)
+        inf = pricing.inference_cost(price, opts.requests_per_month, avg_in, avg_out)
+        how = dict(cost.how)
+        how["inference_cost_month_usd"] = inf.how + " (input = total - reply tokens, output = reply tokens, per example)"
+        if tin.encoding != price.encoding:
+            how["tokens"] = (f"counted with {tin.encoding}, but {price.model} uses {price.encoding}: "
+                             "re-check the dataset with this model for exact figures")
+        note = ""
+        if price.billed_per_hour:
+            note = price.note or f"billed ${price.training_per_hour:g} per hour of training, not per token"
+        elif cost.clipped_examples:
+            note = f"{cost.clipped_examples:,} example(s) over the {price.example_limit:,}-token limit"
+        if price.overridden:
+            note = (note + "; " if note else "") + "price overridden: " + ", ".join(price.overridden)
+        rows.append(EstimateRow(
+            id=f"openai:{price.model}",
+            kind="openai",
+            label=f"OpenAI {price.model}" + (" (RFT)" if price.billed_per_hour else ""),
+            model=price.model,
+            method="openai_rft" if price.billed_per_hour else "openai_sft",
+            gpu=None,
+            epochs=cost.epochs,
+            billing_tokens=cost.billing_tokens,
+            trained_tokens=cost.trained_tokens,
+            training_cost_usd=cost.training_cost_usd,
+            cost_usd=cost.training_cost_usd,
+            inference_cost_month_usd=inf.monthly_usd,
+            note=note,
+            how=how,
+        ))
+    return rows
+
+
+def _self_hosted_rows(tin: TokenInput, opts: EstimateOptions, epochs: int, notes: list[str],
+                      memory_out: list[dict]) -> list[EstimateRow]:
+    bases = opts.base_models or [DEFAULT_BASE_MODEL]
+    methods = [hardware._check_method(m) for m in (opts.methods or hardware.METHODS)]
+    all_gpus = hardware.gpu_catalogue(opts.gpu_prices)
+    gpus = [hardware.find_gpu(g, all_gpus) for g in opts.gpus] if opts.gpus else list(all_gpus.values())
+    rows = []
+    for base in bases:
+        arch = hardware.resolve_model(base, allow_network=opts.allow_network)
+        cap = min(arch.max_context or MAX_DEFAULT_SEQ_LEN, MAX_DEFAULT_SEQ_LEN)
+        seq_len = int(opts.seq_len) if opts.seq_len else max(1, min(tin.max, cap))
+        if opts.seq_len and arch.max_context and seq_len > arch.max_context:
+            notes.append(f"{arch.name}: sequence length {seq_len:,} is over its context of {arch.max_context:,}")
+        per_epoch = pricing.billed_tokens_per_epoch(tin.per_example, seq_len)
+        truncated = pricing.n_clipped(tin.per_example, seq_len)
+        trained = per_epoch * epochs
+        if truncated:
+            notes.append(f"{arch.name}: {truncated:,} example(s) longer than {seq_len:,} tokens would be truncated")
+        tok_how = (f"sum over {tin.n:,} examples of min(tokens, seq_len {seq_len:,}) = {per_epoch:,} per epoch x "
+                   f"{epochs} epochs = {trained:,} (counted with {tin.encoding}; {arch.name}'s own tokenizer may "
+                   "differ by 10-20%)")
+        for method in methods:
+            mem = hardware.estimate_memory(arch, method, seq_len, opts.batch_size, opts.gradient_checkpointing,
+                                           opts.lora_rank)
+            memory_out.append({"base_model": arch.name, "method": method, "total_gb": mem.total_gb,
+                               "parts_gb": mem.parts_gb, "seq_len": seq_len, "batch_size": opts.batch_size})
+            for gpu in gpus:
+                t = hardware.estimate_time(arch, method, trained, gpu, opts.mfu, opts.gradient_checkpointing)
+                ok = hardware.fits(mem, gpu)
+                note = "" if ok else (f"needs {mem.total_gb:.0f} GB > {gpu.usable_gb:.1f} GB usable; about "
+                                      f"{hardware.gpus_needed(mem.total_gb, gpu)} such cards with sharding (FSDP/ZeRO-3)")
+                if gpu.note:
+                    note = (note + "; " if note else "") + gpu.note
+                rows.append(EstimateRow(
+                    id=f"{method}:{arch.name}:{gpu.name}",
+                    kind="self_hosted",
+                    label=f"{'QLoRA 4-bit' if method == 'qlora' else 'LoRA' if method == 'lora' else 'Full'} "
+                          f"{arch.name.split('/')[-1]} on {gpu.name}",
+                    model=arch.name,
+                    method=method,
+                    gpu=gpu.name,
+                    epochs=epochs,
+                    billing_tokens=per_epoch,
+                    trained_tokens=trained,
+                    training_cost_usd=t.cost_usd,
+                    cost_usd=t.cost_usd,
+                    hours=t.hours,
+                    memory_gb=mem.total_gb,
+                    gpu_memory_gb=gpu.memory_gb,
+                    fits=ok,
+                    note=note,
+                    how={
+                        "trained_tokens": tok_how,
+                        "memory_gb": mem.how + f" (seq_len {seq_len:,}, batch {opts.batch_size}, gradient "
+                                               f"checkpointing {'on' if opts.gradient_checkpointing else 'off'})",
+                        "fits": f"{mem.total_gb:.1f} GB {'<=' if ok else '>'} {gpu.usable_gb:.1f} GB "
+                                f"({hardware.USABLE_SHARE:.0%} of the card's {gpu.memory_gb:g} GB)",
+                        "hours": t.how_hours,
+                        "cost_usd": t.how_cost,
+                    },
+                ))
+    return rows
+
+
+def _recommend(rows: list[EstimateRow], prefer: str | None) -> tuple[str | None, str]:
+    candidates = [r for r in rows if r.cost_usd is not None and r.fits is not False]
+    if prefer:
+        p = prefer.lower()
+        preferred = [r for r in candidates if (r.kind == "openai" if p == "openai" else r.method == p)]
+        if preferred:
+            candidates = preferred
+    if not candidates:
+        return None, "No option both fits a GPU and has a token price: try QLoRA, a bigger GPU or an OpenAI model."
+    best = min(candidates, key=lambda r: (round(r.cost_usd, 4), r.hours or 0.0))
+    dollars = f"${best.cost_usd:,.2f}" if best.cost_usd >= 0.01 else f"${best.cost_usd:.2g}"
+    why = f"the cheapest option that fits ({dollars})"
+    if prefer and best.kind == ("openai" if prefer == "openai" else "self_hosted"):
+        why = f"the cheapest {prefer} option that fits ({dollars}), as the decision guide suggested"
+    if best.kind == "self_hosted":
+        why += f"; {duration(best.hours)} on one {best.gpu}, not counting setup time"
+    return best.id, f"Recommended: {best.label}, {why}."
+
+
+def estimate_all(source: Any, options: EstimateOptions | dict | None = None) -> EstimateTable:
+    """The side-by-side table for a TokenInput, a DataReport or its dict (quick mode: see tokens_quick)."""
+    started = time.perf_counter()
+    opts = options if isinstance(options, EstimateOptions) else EstimateOptions.from_dict(options)
+    tin = _as_token_input(source)
+    if opts.batch_size < 1:
+        raise ValueError("Batch size must be at least 1.")
+    if opts.requests_per_month < 0:
+        raise ValueError("Requests per month cannot be negative.")
+    epochs, epochs_how = pricing.resolve_epochs(opts.epochs, tin.n)
+    notes: list[str] = [tin.note] if tin.note else []
+    memory: list[dict] = []
+    rows: list[EstimateRow] = []
+    if opts.include_openai:
+        rows += _openai_rows(tin, opts, notes)
+    if opts.include_self_hosted:
+        rows += _self_hosted_rows(tin, opts, epochs, notes, memory)
+    if not rows:
+        raise ValueError("Nothing to compare: include OpenAI models or self-hosted options.")
+    rec_id, why = _recommend(rows, opts.prefer)
+    for r in rows:
+        r.recommended = r.id == rec_id
+    avg_in, avg_out = tin.averages()
+    inputs = {
+        "n_examples": tin.n,
+        "total_tokens": tin.total,
+        "assistant_tokens": tin.assistant_total,
+        "avg_tokens": round(tin.total / tin.n, 1) if tin.n else 0,
+        "avg_input_tokens": round(avg_in, 1),
+        "avg_output_tokens": round(avg_out, 1),
+        "max_tokens": tin.max,
+        "encoding": tin.encoding,
+        "exact": tin.exact,
+        "source": tin.source,
+        "epochs": epochs,
+        "epochs_how": epochs_how,
+        "requests_per_month": opts.requests_per_month,
+        "mfu": opts.mfu,
+        "batch_size": opts.batch_size,
+        "gradient_checkpointing": opts.gradient_checkpointing,
+        "lora_rank": opts.lora_rank,
+    }
+    return EstimateTable(inputs, rows, rec_id, why, notes, memory, round(time.perf_counter() - started, 4))
+
+
+def estimate_from_report(report: Any, options: EstimateOptions | dict | None = None) -> EstimateTable:
+    """The estimate after a check: reuses the report's token counts, never tokenises (bench entry point)."""
+    return estimate_all(tokens_from_report(report), options)
+
+
+def how_markdown(table: EstimateTable | dict, max_rows: int | None = None) -> str:
+    """Every figure's computation, as Markdown (for the UI's "how" accordion and `--how`)."""
+    d = table if isinstance(table, dict) else table.to_dict()
+    inp = d["inputs"]
+    lines = [f"**Inputs**: {inp['n_examples']:,} examples, {inp['total_tokens']:,} tokens ({inp['encoding']}, "
+             f"{'exact' if inp['exact'] else 'estimated'}); {inp['epochs_how']}."]
+    lines += [f"- {n}" for n in d.get("notes", [])]
+    for r in d["rows"][: max_rows or None]:
+        lines.append(f"\n**{'★ ' if r['recommended'] else ''}{r['label']}**")
+        lines += [f"- *{k}*: {v}" for k, v in r["how"].items()]
+    return "\n".join(lines)

@@ -1,0 +1,650 @@
+"""The job manager: starts training workers, follows them, and keeps DuckDB up to date.
+
+It lives in the app process (or the CLI's), which is the only DuckDB writer. A worker is a
+separate process in its own process group (`start_new_session`), with stdout and stderr
+going to RUN_DIR/worker.log (a file, never a pipe that only a browser would drain), and it
+reports only through RUN_DIR/events.jsonl. `ingest()` copies new complete lines from each
+running job's events file into `job_events`, moving a stored byte offset in the same
+transaction, so an app restart neither loses nor duplicates anything.
+
+Faults are the normal case here: a worker that dies without a final event (killed, out of
+memory) is marked failed with its log tail and a hint; after an app restart, `reconcile()`
+finds running workers again (their pid still alive and still our worker) or marks the jobs
+failed / interrupted. One local job runs at a time; others wait as `queued` and `tick()`
+starts the next one when the running one ends. OpenAI jobs run alongside (no local GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ftassist import config
+from ftassist.store import get_store
+from ftassist.train.events import TERMINAL_TYPES, read_events, tail_text
+from ftassist.train.spec import JobSpec
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+FINAL_STATUSES = ("succeeded", "failed", "cancelled", "interrupted")
+LOG_FILE = "worker.log"
+PID_FILE = "worker.pid"
+RUN_SCRIPT = "run.sh"
+OOM_REASON = "killed (likely out of memory): smaller batch, gradient checkpointing, or QLoRA"
+OOM_HINT = (
+    "Lower per_device_batch_size (raise gradient_accumulation_steps to keep the effective batch), "
+    "shorten max_seq_length, turn on gradient_checkpointing, or switch to LoRA/QLoRA."
+)
+_OOM_PATTERN = re.compile(r"out of memory|outofmemory|\bkilled\b|\boom\b|cannot allocate memory", re.I)
+_EVENT_STATUS = {"finished": "succeeded", "failed": "failed", "cancelled": "cancelled"}
+
+_lock = threading.RLock()
+_children: dict[str, subprocess.Popen] = {}  # workers started by this process (reaped here)
+_loop: dict[str, Any] = {"thread": None, "stop": None}
+
+
+class JobError(ValueError):
+    """A job cannot be started or found; the message says what to do."""
+
+
+# -- launching ----------------------------------------------------------------------------
+def new_job_id() -> str:
+    """Sortable and unique: time of creation plus a random tail."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def visible_gpu_count() -> int:
+    """CUDA GPUs this process could use, without importing torch in the app when avoidable."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            return int(torch.cuda.device_count())
+        except Exception:  # noqa: BLE001
+            return 0
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return 0
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    n = sum(1 for line in out.splitlines() if line.startswith("GPU "))
+    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if cvd is not None:
+        ids = [x for x in cvd.split(",") if x.strip() and x.strip() != "-1"]
+        n = min(n, len(ids))
+    return n
+
+
+def worker_command(spec: JobSpec, run_dir: str | Path, num_gpus: int = 0) -> list[str]:
+    """The exact command that runs a job: the worker, under `accelerate launch` with >1 GPU.
+
+    The command comes from `export.launch_command` (the same one `run.sh` and an exported run
+    hold); `accelerate` is run through this interpreter when its script is not on PATH.
+    """
+    try:
+        from ftassist.train.export import launch_command
+    except ImportError:
+        launch_command = None
+    if launch_command is not None:
+        cmd = [str(c) for c in launch_command(spec, run_dir, num_gpus)]
+    elif num_gpus > 1 and spec.backend == "local":
+        cmd = ["accelerate", "launch", "--multi_gpu", "--num_processes", str(num_gpus),
+               "-m", "ftassist.train.worker", str(run_dir)]
+    else:
+        cmd = [sys.executable, "-m", "ftassist.train.worker", str(run_dir)]
+    if cmd and cmd[0] == "accelerate":
+        exe = shutil.which("accelerate") or str(Path(sys.executable).with_name("accelerate"))
+        cmd = ([exe, "launch"] if Path(exe).is_file() else [sys.executable, "-m", "accelerate.commands.launch"]) + cmd[2:]
+    return cmd
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parents[2])
+
+
+def _worker_env(api_key: str | None, provider: str) -> dict[str, str]:
+    env = dict(os.environ)
+    root = _package_root()
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    if api_key:  # the key travels in the child's environment only, never on disk
+        from ftassist.train.openai_ft import KEY_ENV
+
+        env[KEY_ENV.get(provider, "OPENAI_API_KEY")] = api_key
+    return env
+
+
+def _write_run_script(run_dir: Path, cmd: list[str]) -> None:
+    """run.sh: repeat this run from its folder (here, or on a bigger machine)."""
+    try:
+        from ftassist.train.export import write_run_sh
+    except ImportError:
+        write_run_sh = None
+    if write_run_sh is not None:
+        write_run_sh(run_dir, cmd)
+        return
+    path = run_dir / RUN_SCRIPT
+    path.write_text("#!/usr/bin/env bash\nset -euo pipefail\n" + shlex.join(cmd) + "\n", encoding="utf-8")
+    path.chmod(0o755)
+
+
+def check_startable(spec: JobSpec, api_key: str | None = None) -> None:
+    """Raise JobError with every problem that would stop `spec` from starting."""
+    # A local run with no output_dir saves into its own run folder (decided in prepare_run).
+    problems = [p for p in spec.validate(check_files=True)
+                if not (spec.backend == "local" and not spec.output_dir and p.startswith("output_dir"))]
+    if problems:
+        raise JobError(" ".join(problems))
+    if spec.backend == "openai":
+        from ftassist.train.openai_ft import KEY_ENV, resolve_api_key
+
+        provider = (spec.openai or {}).get("provider") or "openai"
+        if provider != "custom" and not resolve_api_key(provider, api_key):
+            raise JobError(f"no API key: set {KEY_ENV.get(provider, 'OPENAI_API_KEY')} or enter the key, then start again.")
+
+
+def prepare_run(spec: JobSpec, job_id: str) -> Path:
+    """Create RUN_DIR = runs_dir()/job_id with its spec.json (output_dir defaults to RUN_DIR/model)."""
+    run_dir = config.runs_dir() / job_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    if spec.backend == "local" and not spec.output_dir:
+        spec.output_dir = str(run_dir / "model")
+    spec.save(run_dir)
+    return run_dir
+
+
+def spawn_worker(run_dir: str | Path, api_key: str | None = None) -> tuple[subprocess.Popen, str]:
+    """Start `python -m ftassist.train.worker RUN_DIR` (or under accelerate) in its own process
+    group, stdout+stderr appended to RUN_DIR/worker.log; writes run.sh and worker.pid.
+    Returns (process, launcher). Raises OSError when it cannot start."""
+    run_dir = Path(run_dir)
+    spec = JobSpec.load(run_dir)
+    gpus = visible_gpu_count() if spec.backend == "local" else 0
+    cmd = worker_command(spec, run_dir, gpus)
+    try:
+        _write_run_script(run_dir, cmd)
+    except OSError as exc:
+        log.warning("could not write run.sh in %s: %s", run_dir, exc)
+    provider = (spec.openai or {}).get("provider") or "openai"
+    with open(run_dir / LOG_FILE, "ab") as logf:
+        proc = subprocess.Popen(
+            cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, cwd=str(run_dir), env=_worker_env(api_key, provider),
+        )
+    (run_dir / PID_FILE).write_text(str(proc.pid), encoding="utf-8")
+    return proc, "accelerate" if gpus > 1 else "python"
+
+
+def start_job(spec: JobSpec, *, api_key: str | None = None, job_id: str | None = None) -> str:
+    """Record a job, write its run folder (spec.json, run.sh) and start or queue it; returns its id.
+
+    Local jobs queue behind a running local job; OpenAI jobs start at once (the work is
+    remote). `api_key` (OpenAI only) is handed to the worker's environment, never stored.
+    """
+    check_startable(spec, api_key)
+    job_id = job_id or new_job_id()
+    run_dir = prepare_run(spec, job_id)
+    base = spec.base_model if spec.backend == "local" else (spec.openai or {}).get("model") or spec.base_model
+    store = get_store()
+    with _lock:
+        store.execute(
+            "INSERT INTO jobs (id, backend, base_model, method, status, run_dir, spec_json, output_dir, updated_at)"
+            " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, current_timestamp)",
+            [job_id, spec.backend, base, spec.method, str(run_dir), json.dumps(spec.to_dict()),
+             spec.output_dir or None],
+        )
+        if spec.backend == "openai":
+            _launch(job_id, api_key=api_key)
+        else:
+            tick()
+    return job_id
+
+
+def _launch(job_id: str, api_key: str | None = None) -> None:
+    """Spawn the worker of a queued job and mark it running (or failed when it cannot start)."""
+    store = get_store()
+    row = get_job(job_id)
+    try:
+        proc, launcher = spawn_worker(row["run_dir"], api_key=api_key)
+    except OSError as exc:
+        store.execute(
+            "UPDATE jobs SET status='failed', error=?, hint=?, finished_at=current_timestamp,"
+            " updated_at=current_timestamp WHERE id=?",
+            [f"could not start the worker: {exc}", "Check that Python and ftassist are installed.", job_id],
+        )
+        return
+    _children[job_id] = proc
+    store.execute(
+        "UPDATE jobs SET status='running', pid=?, launcher=?, started_at=current_timestamp,"
+        " updated_at=current_timestamp WHERE id=?",
+        [proc.pid, launcher, job_id],
+    )
+
+
+def tick() -> int:
+    """Ingest new events, then start the next queued local job if none is running; returns new events."""
+    with _lock:
+        n = ingest()
+        store = get_store()
+        running = store.query_rows("SELECT count(*) FROM jobs WHERE backend='local' AND status='running'")[0][0]
+        if not running:
+            nxt = store.query_rows(
+                "SELECT id FROM jobs WHERE backend='local' AND status='queued' ORDER BY created_at, id LIMIT 1"
+            )
+            if nxt:
+                _launch(nxt[0][0])
+        return n
+
+
+# -- following --------------------------------------------------------------------------------
+def _process_alive(job: dict) -> tuple[bool, int | None]:
+    """(alive, exit code if known). Guards against a recycled pid: it must still be our worker."""
+    proc = _children.get(job["id"])
+    if proc is not None:
+        rc = proc.poll()
+        return rc is None, rc
+    pid = job.get("pid")
+    if not pid:
+        return False, None
+    try:
+        import psutil
+
+        p = psutil.Process(int(pid))
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return False, None
+        try:
+            cmdline = " ".join(p.cmdline())
+        except psutil.AccessDenied:
+            return True, None
+        return (str(job["run_dir"]) in cmdline and "ftassist.train.worker" in cmdline), None
+    except Exception:  # noqa: BLE001 - NoSuchProcess and friends: it is gone
+        return False, None
+
+
+def _event_row(job_id: str, seq: int, e: dict) -> list:
+    def num(key):
+        v = e.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    step = e.get("step")
+    return [
+        job_id, seq, str(e.get("type", "")),
+        int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else None,
+        num("epoch"), num("loss"), num("eval_loss"), num("learning_rate"), num("tokens_per_s"),
+        json.dumps(e, ensure_ascii=False), num("ts"),
+    ]
+
+
+def _death(job: dict, rc: int | None, after_restart: bool) -> dict:
+    """Status, reason and hint for a worker that ended without a final event."""
+    run_dir = Path(job["run_dir"])
+    tail = tail_text(run_dir / LOG_FILE, max_lines=40)
+    if job.get("cancel_requested"):
+        return {"status": "cancelled", "error": "cancelled (the worker was stopped before it could report)",
+                "hint": "", "log_tail": tail}
+    if rc is None and after_restart:
+        try:
+            import psutil
+
+            last_activity = max((p.stat().st_mtime for p in (run_dir / "events.jsonl", run_dir / LOG_FILE,
+                                                               run_dir / PID_FILE) if p.exists()), default=0)
+            rebooted = psutil.boot_time() > last_activity
+        except Exception:  # noqa: BLE001
+            rebooted = False
+        if rebooted:
+            hint = "Start it again (the run folder keeps its spec.json and run.sh)."
+            if job.get("external_id"):
+                hint = f"The OpenAI job {job['external_id']} may still be running: check the provider's dashboard."
+            return {"status": "interrupted", "error": "interrupted: the machine restarted while this job ran",
+                    "hint": hint, "log_tail": tail}
+    oom_signs = rc in (-signal.SIGKILL, 128 + signal.SIGKILL) or bool(_OOM_PATTERN.search(tail))
+    if oom_signs:
+        return {"status": "failed", "error": OOM_REASON, "hint": OOM_HINT, "log_tail": tail}
+    if rc is not None and rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        reason = f"the worker was stopped by {name} before it reported how the run ended"
+    elif rc is not None:
+        reason = f"the worker exited with code {rc} without reporting how the run ended"
+    else:
+        reason = "the worker process is gone and did not report how the run ended (killed, or out of memory)"
+    hint = "See the log tail below (worker.log in the run folder)."
+    if rc is None:  # exit unknown: out of memory is the usual silent death
+        hint += " If it ran out of memory: " + OOM_HINT
+    return {"status": "failed", "error": reason, "hint": hint, "log_tail": tail}
+
+
+def _ingest_one(job: dict, after_restart: bool = False) -> int:
+    alive, rc = _process_alive(job)  # before reading: a final event written before death is then in the file
+    events, offset = read_events(job["run_dir"], int(job.get("events_offset") or 0))
+    sets: dict[str, Any] = {}
+    for e in events:
+        t = e.get("type")
+        if t == "started":
+            if e.get("total_steps"):
+                sets["total_steps"] = int(e["total_steps"])
+            if e.get("external_id"):
+                sets["external_id"] = str(e["external_id"])
+        elif t == "log":
+            if e.get("step") is not None:
+                sets["last_step"] = int(e["step"])
+            if e.get("total_steps"):
+                sets["total_steps"] = int(e["total_steps"])
+            if e.get("loss") is not None:
+                if job.get("first_loss") is None and "first_loss" not in sets:
+                    sets["first_loss"] = float(e["loss"])
+                sets["final_loss"] = float(e["loss"])
+        elif t == "eval" and e.get("eval_loss") is not None:
+            best = sets.get("best_eval_loss", job.get("best_eval_loss"))
+            sets["best_eval_loss"] = float(e["eval_loss"]) if best is None else min(best, float(e["eval_loss"]))
+        elif t in TERMINAL_TYPES:
+            sets["status"] = _EVENT_STATUS[t]
+            sets["finished_at"] = "now"
+            if t == "finished":
+                out = e.get("output_model") or e.get("output_dir")
+                if job["backend"] == "openai":
+                    sets["output_model"] = out
+                else:
+                    sets["output_model"] = e.get("merged_dir") or e.get("output_dir")
+                sets["output_dir"] = e.get("output_dir")
+                for k in ("final_loss", "first_loss", "best_eval_loss"):
+                    if e.get(k) is not None:
+                        sets[k] = float(e[k])
+            elif t == "failed":
+                sets.update(error=e.get("reason"), hint=e.get("hint") or "", log_tail=e.get("log_tail") or "")
+                if not sets["log_tail"]:
+                    sets["log_tail"] = tail_text(Path(job["run_dir"]) / LOG_FILE, max_lines=40)
+            elif t == "cancelled":
+                sets["output_dir"] = e.get("output_dir") or job.get("output_dir")
+                if job["backend"] == "local" and e.get("output_dir"):
+                    sets["output_model"] = e.get("output_dir")
+    extra_event: dict | None = None
+    final_now = sets.get("status") in FINAL_STATUSES
+    if not final_now and job["status"] == "running" and not alive:
+        death = _death(job, rc, after_restart)
+        sets.update(death, finished_at="now")
+        extra_event = {"type": death["status"], "ts": time.time(),
+                       "reason": death["error"], "hint": death["hint"], "source": "job manager"}
+        final_now = True
+    if not events and not sets:
+        return 0
+    store = get_store()
+    with _lock, store.transaction() as con:
+        seq = con.execute("SELECT coalesce(max(seq), -1) + 1 FROM job_events WHERE job_id=?", [job["id"]]).fetchone()[0]
+        rows = [_event_row(job["id"], seq + i, e) for i, e in enumerate(events)]
+        if extra_event is not None:
+            rows.append(_event_row(job["id"], seq + len(rows), extra_event))
+        if rows:
+            con.executemany("INSERT INTO job_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        assignments = ["events_offset = ?", "updated_at = current_timestamp"]
+        params: list[Any] = [offset]
+        for key, value in sets.items():
+            if key == "finished_at":
+                assignments.append("finished_at = current_timestamp")
+            else:
+                assignments.append(f"{key} = ?")
+                params.append(value)
+        con.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?", [*params, job["id"]])
+    if final_now:
+        proc = _children.pop(job["id"], None)
+        if proc is not None:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # it wrote its final event and is still closing down
+                _children[job["id"]] = proc
+    return len(events)
+
+
+def ingest(job_id: str | None = None) -> int:
+    """Copy new events of running jobs (or of `job_id`) into DuckDB; mark dead workers. Returns new events."""
+    store = get_store()
+    with _lock:
+        if job_id is not None:
+            jobs = store.query("SELECT * FROM jobs WHERE id = ?", [job_id])
+        else:
+            jobs = store.query("SELECT * FROM jobs WHERE status = 'running'")
+        n = 0
+        for job in jobs:
+            try:
+                n += _ingest_one(job)
+            except Exception:  # noqa: BLE001 - one bad run folder must not stop the others
+                log.exception("ingesting job %s failed", job["id"])
+        # Reap workers that already ended and were ingested.
+        for jid, proc in list(_children.items()):
+            if proc.poll() is not None:
+                row = store.query_rows("SELECT status FROM jobs WHERE id=?", [jid])
+                if not row or row[0][0] in FINAL_STATUSES:
+                    _children.pop(jid, None)
+        return n
+
+
+def _discover() -> list[str]:
+    """Adopt run folders that have a spec.json but no row (started by `ftassist train` while the app held the DB)."""
+    store = get_store()
+    known = {r[0] for r in store.query_rows("SELECT id FROM jobs")}
+    adopted = []
+    for spec_path in sorted(config.runs_dir().glob("*/spec.json")):
+        run_dir = spec_path.parent
+        if run_dir.name in known:
+            continue
+        try:
+            spec = JobSpec.load(run_dir)
+        except (OSError, ValueError, TypeError):
+            continue
+        pid = None
+        try:
+            pid = int((run_dir / PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            pass
+        base = spec.base_model if spec.backend == "local" else (spec.openai or {}).get("model") or spec.base_model
+        store.execute(
+            "INSERT INTO jobs (id, backend, base_model, method, status, run_dir, pid, spec_json, output_dir, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+            [run_dir.name, spec.backend, base, spec.method, "running" if pid else "interrupted",
+             str(run_dir), pid, json.dumps(spec.to_dict()), spec.output_dir or None],
+        )
+        adopted.append(run_dir.name)
+    return adopted
+
+
+def reconcile() -> dict[str, str]:
+    """After an app restart: find running workers again, or mark their jobs failed/interrupted.
+
+    Returns {job_id: status} for the jobs that were marked running before. Events already in
+    the files are ingested first, so nothing logged is lost.
+    """
+    store = get_store()
+    out: dict[str, str] = {}
+    with _lock:
+        _discover()
+        for job in store.query("SELECT * FROM jobs WHERE status = 'running'"):
+            try:
+                _ingest_one(job, after_restart=job["id"] not in _children)
+            except Exception:  # noqa: BLE001
+                log.exception("reconciling job %s failed", job["id"])
+            out[job["id"]] = store.query_rows("SELECT status FROM jobs WHERE id=?", [job["id"]])[0][0]
+        tick()
+    return out
+
+
+# -- control ----------------------------------------------------------------------------------
+def cancel_job(job_id: str, timeout: float = 10.0) -> dict:
+    """Stop a job: a queued one is dropped; a running one gets SIGTERM (its whole process
+    group: the worker saves what it has and exits), then SIGKILL after `timeout` seconds."""
+    job = get_job(job_id)
+    if job is None:
+        raise JobError(f"no job {job_id!r}: see `ftassist jobs` for the ids.")
+    store = get_store()
+    if job["status"] == "queued":
+        store.execute(
+            "UPDATE jobs SET status='cancelled', error='cancelled before it started', finished_at=current_timestamp,"
+            " updated_at=current_timestamp WHERE id=? AND status='queued'", [job_id])
+        return get_job(job_id)
+    if job["status"] != "running":
+        return job
+    store.execute("UPDATE jobs SET cancel_requested=true, updated_at=current_timestamp WHERE id=?", [job_id])
+    job["cancel_requested"] = True
+    pid = job.get("pid")
+    alive, _ = _process_alive(job)
+    if pid and alive:
+        _signal_group(int(pid), signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _process_alive(job)[0]:
+            time.sleep(0.1)
+        if _process_alive(job)[0]:
+            _signal_group(int(pid), signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _process_alive(job)[0]:
+                time.sleep(0.1)
+    tick()
+    return get_job(job_id)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # the worker leads its own group (start_new_session)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def wait(job_id: str, timeout: float | None = None, interval: float = 0.5) -> dict:
+    """Follow a job until it is final (ingesting as it goes); returns its row."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        tick()
+        job = get_job(job_id)
+        if job is None or job["status"] in FINAL_STATUSES:
+            return job
+        if deadline is not None and time.monotonic() > deadline:
+            return job
+        time.sleep(interval)
+
+
+# -- reading ----------------------------------------------------------------------------------
+def list_jobs(limit: int = 200) -> list[dict]:
+    """Jobs, newest first."""
+    return get_store().query(
+        "SELECT id, backend, base_model, method, status, run_dir, pid, external_id, output_model, output_dir,"
+        " error, hint, total_steps, last_step, first_loss, final_loss, best_eval_loss, created_at, started_at,"
+        " finished_at FROM jobs ORDER BY created_at DESC, id DESC LIMIT ?", [limit])
+
+
+def get_job(job_id: str) -> dict | None:
+    rows = get_store().query("SELECT * FROM jobs WHERE id = ?", [job_id])
+    if not rows:
+        return None
+    job = rows[0]
+    try:
+        job["spec"] = json.loads(job.get("spec_json") or "{}")
+    except ValueError:
+        job["spec"] = {}
+    return job
+
+
+def job_events(job_id: str, types: tuple[str, ...] | None = None) -> list[dict]:
+    """The job's ingested events in order, as the worker wrote them."""
+    rows = get_store().query_rows(
+        "SELECT type, payload_json FROM job_events WHERE job_id = ? ORDER BY seq", [job_id])
+    out = []
+    for t, payload in rows:
+        if types and t not in types:
+            continue
+        try:
+            out.append(json.loads(payload))
+        except (TypeError, ValueError):
+            out.append({"type": t})
+    return out
+
+
+def loss_points(job_id: str) -> list[dict]:
+    """Training and validation loss by step: [{"step", "loss", "series": "train"|"validation"}]."""
+    rows = get_store().query_rows(
+        "SELECT step, loss, 'train' FROM job_events WHERE job_id=? AND type='log' AND loss IS NOT NULL"
+        " UNION ALL SELECT step, eval_loss, 'validation' FROM job_events WHERE job_id=? AND type='eval'"
+        " AND eval_loss IS NOT NULL ORDER BY 3 DESC, 1", [job_id, job_id])
+    return [{"step": s, "loss": v, "series": k} for s, v, k in rows]
+
+
+def progress(job_id: str) -> dict:
+    """Where a job is: step, total, fraction, ETA, tokens/s (from the last `log` event)."""
+    job = get_job(job_id) or {}
+    row = get_store().query_rows(
+        "SELECT payload_json FROM job_events WHERE job_id=? AND type='log' ORDER BY seq DESC LIMIT 1", [job_id])
+    last = json.loads(row[0][0]) if row else {}
+    step = last.get("step") or job.get("last_step") or 0
+    total = last.get("total_steps") or job.get("total_steps")
+    fraction = min(1.0, step / total) if total else None
+    if job.get("status") == "succeeded":
+        fraction = 1.0
+    return {"status": job.get("status"), "step": step, "total_steps": total, "fraction": fraction,
+            "eta_s": last.get("eta_s"), "tokens_per_s": last.get("tokens_per_s"), "loss": last.get("loss"),
+            "epoch": last.get("epoch")}
+
+
+def log_tail(job_id: str, max_lines: int = 40) -> str:
+    job = get_job(job_id)
+    if job is None:
+        return ""
+    return tail_text(Path(job["run_dir"]) / LOG_FILE, max_lines=max_lines)
+
+
+# -- the app's background follower --------------------------------------------------------------
+def start_ingest_loop(interval: float = 1.0) -> threading.Thread:
+    """Reconcile once, then `tick()` every `interval` seconds in a daemon thread, so jobs are
+    followed (and the queue moves) whether or not a browser is open. Idempotent."""
+    thread = _loop.get("thread")
+    if thread is not None and thread.is_alive():
+        return thread
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            reconcile()
+        except Exception:  # noqa: BLE001
+            log.exception("reconcile failed")
+        while not stop.wait(interval):
+            try:
+                tick()
+            except Exception:  # noqa: BLE001 - keep following; the next tick may succeed
+                log.exception("job ingest failed")
+
+    thread = threading.Thread(target=run, name="ftassist-ingest", daemon=True)
+    _loop.update(thread=thread, stop=stop)
+    thread.start()
+    return thread
+
+
+def stop_ingest_loop(timeout: float = 5.0) -> None:
+    stop, thread = _loop.get("stop"), _loop.get("thread")
+    if stop is not None:
+        stop.set()
+    if thread is not None:
+        thread.join(timeout)
+    _loop.update(thread=None, stop=None)
+
+
+def forget_children() -> None:
+    """Drop this process's handles on its workers (tests: simulate an app restart)."""
+    with _lock:
+        _children.clear()

@@ -1,0 +1,259 @@
+"""The job spec: everything a training run needs, written as `spec.json` in its run folder.
+
+A run is a spec plus a recipe (the worker). Because the spec is complete and plain JSON, any
+run can be repeated from its folder: here, on a bigger machine, or under `accelerate launch`.
+Presets live here too, so the CLI, the UI and the worker agree on the defaults.
+
+Light module: no torch/transformers imports (the app and the job manager import it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+BACKENDS = ("local", "openai")
+METHODS = ("lora", "qlora", "full")
+PROVIDERS = ("openai", "azure", "custom")
+TINY_RANDOM = "tiny-random"
+SPEC_FILE = "spec.json"
+
+# Learning rates that work for most chat SFT runs: adapters tolerate (and need) a much larger
+# step than updating all weights.
+_LR_BY_METHOD = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5}
+# A random-weight toy model has nothing to preserve and only seconds to show learning.
+_LR_TINY = {"lora": 5e-3, "qlora": 5e-3, "full": 2e-3}
+
+OPENAI_DEFAULTS: dict[str, Any] = {
+    "model": "gpt-4o-mini-2024-07-18",
+    "n_epochs": "auto",
+    "batch_size": "auto",
+    "learning_rate_multiplier": "auto",
+    "suffix": None,
+    "provider": "openai",
+    "base_url": None,
+    "azure_endpoint": None,
+    "api_version": None,
+}
+
+
+def presets(method: str) -> dict[str, Any]:
+    """Sensible hyperparameters for `method` ("lora", "qlora" or "full")."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    base: dict[str, Any] = {
+        "num_epochs": 3,
+        "learning_rate": _LR_BY_METHOD[method],
+        "per_device_batch_size": 4,
+        "gradient_accumulation_steps": 1,
+        "early_stopping_patience": 3,
+        "seed": 42,
+    }
+    if method in ("lora", "qlora"):
+        base.update(lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])
+    if method == "qlora":
+        # 4-bit weights leave room, but activations still dominate: checkpointing is the norm.
+        base["gradient_checkpointing"] = True
+    return base
+
+
+def preset_max_seq_length(tokens: int | None, model_context: int | None = None) -> int:
+    """A max sequence length that fits `tokens` (the data's p95 or max per example).
+
+    Rounded up to a power of two below 1024 and to a multiple of 64 above it (kernels like
+    multiples of 64; powers of two waste too much past 1k), at least 64, capped by the model's
+    context length when known. With no statistics, 1024 (capped likewise).
+    """
+    if not tokens or tokens <= 0:
+        n = 1024
+    elif tokens <= 1024:
+        n = max(64, 1 << math.ceil(math.log2(tokens)))
+    else:
+        n = int(math.ceil(tokens / 64) * 64)
+    if model_context:
+        n = min(n, int(model_context))
+    return n
+
+
+@dataclass
+class JobSpec:
+    """A complete description of one training run (see module docstring).
+
+    `None` on a tunable field means "decide for me": the worker resolves it from the method's
+    preset, the data or the hardware (`resolved_learning_rate`, `preset_max_seq_length`, auto
+    bf16/packing/checkpointing) and records what it chose in its `started` event and metrics.
+    """
+
+    base_model: str = TINY_RANDOM
+    train_file: str = ""
+    valid_file: str | None = None
+    output_dir: str = ""
+    backend: str = "local"
+    method: str = "lora"
+    num_epochs: float = 3
+    learning_rate: float | None = None
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: list[str] | str = field(default_factory=lambda: ["q_proj", "v_proj"])
+    max_seq_length: int | None = None
+    per_device_batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool | None = None
+    packing: bool | None = None
+    bf16: bool | None = None
+    eval_steps: int | None = None
+    save_steps: int | None = None
+    logging_steps: int | None = None
+    early_stopping_patience: int | None = 3
+    seed: int = 42
+    merge_adapter: bool = False
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    max_steps: int | None = None
+    openai: dict[str, Any] = field(default_factory=lambda: dict(OPENAI_DEFAULTS))
+
+    def __post_init__(self) -> None:
+        self.openai = {**OPENAI_DEFAULTS, **(self.openai or {})}
+        if isinstance(self.target_modules, tuple):
+            self.target_modules = list(self.target_modules)
+
+    # -- derived values -------------------------------------------------------------------
+    @property
+    def resolved_learning_rate(self) -> float:
+        """The learning rate to use: the spec's, else the method's preset (higher for tiny-random)."""
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        table = _LR_TINY if self.base_model == TINY_RANDOM else _LR_BY_METHOD
+        return table.get(self.method, 2e-4)
+
+    @property
+    def uses_adapter(self) -> bool:
+        return self.method in ("lora", "qlora")
+
+    # -- validation -----------------------------------------------------------------------
+    def validate(self, check_files: bool = True) -> list[str]:
+        """Every problem with this spec as a sentence saying what to change; [] when it is valid."""
+        p: list[str] = []
+        if self.backend not in BACKENDS:
+            p.append(f"backend {self.backend!r} is unknown: use 'local' or 'openai'.")
+        if self.method not in METHODS:
+            p.append(f"method {self.method!r} is unknown: use 'lora', 'qlora' or 'full'.")
+        if not self.train_file:
+            p.append("train_file is missing: give the training JSONL from the Data step.")
+        elif check_files and not Path(self.train_file).is_file():
+            p.append(f"train_file {self.train_file} does not exist.")
+        if self.valid_file and check_files and not Path(self.valid_file).is_file():
+            p.append(f"valid_file {self.valid_file} does not exist (leave it empty to train without evaluation).")
+        if self.backend != "openai":
+            if not self.base_model or not str(self.base_model).strip():
+                p.append("base_model is missing: give a Hub id (e.g. Qwen/Qwen2.5-0.5B-Instruct), a local folder, or 'tiny-random'.")
+            if not self.output_dir:
+                p.append("output_dir is missing: give the folder where the run's model is saved.")
+        if not _positive(self.num_epochs):
+            p.append(f"num_epochs must be a positive number (got {self.num_epochs!r}).")
+        if self.learning_rate is not None and not (_positive(self.learning_rate) and self.learning_rate < 1):
+            p.append(f"learning_rate must be between 0 and 1 (got {self.learning_rate!r}); typical: 2e-4 for LoRA, 2e-5 for full.")
+        if self.uses_adapter:
+            if not _positive_int(self.lora_r):
+                p.append(f"lora_r must be a positive integer (got {self.lora_r!r}); 8-64 is usual.")
+            if not _positive(self.lora_alpha):
+                p.append(f"lora_alpha must be positive (got {self.lora_alpha!r}); usually 2 x lora_r.")
+            if not (isinstance(self.lora_dropout, (int, float)) and 0 <= self.lora_dropout < 1):
+                p.append(f"lora_dropout must be in [0, 1) (got {self.lora_dropout!r}).")
+            tm = self.target_modules
+            if isinstance(tm, str):
+                if tm != "all-linear":
+                    p.append(f"target_modules {tm!r}: give a list of module names (e.g. ['q_proj', 'v_proj']) or 'all-linear'.")
+            elif not (isinstance(tm, (list, tuple)) and tm and all(isinstance(m, str) and m for m in tm)):
+                p.append("target_modules must be a non-empty list of module names or 'all-linear'.")
+        if self.max_seq_length is not None and not (_positive_int(self.max_seq_length) and self.max_seq_length >= 16):
+            p.append(f"max_seq_length must be an integer >= 16 (got {self.max_seq_length!r}), or empty to take it from the data.")
+        for name in ("per_device_batch_size", "gradient_accumulation_steps", "seed"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= (0 if name == "seed" else 1)):
+                p.append(f"{name} must be a {'non-negative' if name == 'seed' else 'positive'} integer (got {v!r}).")
+        for name in ("eval_steps", "save_steps", "logging_steps", "max_steps"):
+            v = getattr(self, name)
+            if v is not None and not _positive_int(v):
+                p.append(f"{name} must be a positive integer or empty (got {v!r}).")
+        if self.early_stopping_patience is not None and not (
+            isinstance(self.early_stopping_patience, int) and self.early_stopping_patience >= 0
+        ):
+            p.append("early_stopping_patience must be a non-negative integer (0 or empty turns early stopping off).")
+        for name in ("gradient_checkpointing", "packing", "bf16", "merge_adapter", "push_to_hub"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, bool):
+                p.append(f"{name} must be true, false{'' if name in ('merge_adapter', 'push_to_hub') else ' or empty (auto)'} (got {v!r}).")
+        if self.merge_adapter and not self.uses_adapter:
+            p.append("merge_adapter only applies to LoRA/QLoRA runs: full fine-tuning already saves a whole model.")
+        if self.push_to_hub and not self.hub_model_id:
+            p.append("push_to_hub needs hub_model_id (e.g. your-name/my-model).")
+        if self.backend == "openai":
+            p.extend(_validate_openai({**OPENAI_DEFAULTS, **(self.openai or {})}))
+            if self.method != "lora" and self.method != "full":
+                p.append("the OpenAI backend trains its own way: method must be 'lora' or 'full' (it is ignored), not 'qlora'.")
+        return p
+
+    # -- (de)serialisation ----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "JobSpec":
+        """Build a spec from a dict, ignoring unknown keys (older/newer spec files still load)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in dict(data).items() if k in known})
+
+    def save(self, run_dir: str | Path) -> Path:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / SPEC_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "JobSpec":
+        path = Path(run_dir)
+        if path.is_dir():
+            path = path / SPEC_FILE
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _positive(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _validate_openai(o: dict[str, Any]) -> list[str]:
+    p: list[str] = []
+    if not o.get("model"):
+        p.append("openai.model is missing: give a fine-tunable model such as gpt-4o-mini-2024-07-18.")
+    for name in ("n_epochs", "batch_size"):
+        v = o.get(name, "auto")
+        if v != "auto" and not _positive_int(v):
+            p.append(f"openai.{name} must be 'auto' or a positive integer (got {v!r}).")
+    lrm = o.get("learning_rate_multiplier", "auto")
+    if lrm != "auto" and not _positive(lrm):
+        p.append(f"openai.learning_rate_multiplier must be 'auto' or a positive number (got {lrm!r}).")
+    suffix = o.get("suffix")
+    if suffix is not None and (not isinstance(suffix, str) or len(suffix) > 64):
+        p.append("openai.suffix must be a string of at most 64 characters.")
+    provider = o.get("provider", "openai")
+    if provider not in PROVIDERS:
+        p.append(f"openai.provider {provider!r} is unknown: use 'openai', 'azure' or 'custom'.")
+    if provider == "azure" and not o.get("azure_endpoint"):
+        p.append("openai.azure_endpoint is required for Azure OpenAI (e.g. https://NAME.openai.azure.com).")
+    if provider == "azure" and not o.get("api_version"):
+        p.append("openai.api_version is required for Azure OpenAI (e.g. 2024-10-21).")
+    if provider == "custom" and not o.get("base_url"):
+        p.append("openai.base_url is required for a custom provider (a server that speaks the OpenAI fine-tuning API).")
+    return p

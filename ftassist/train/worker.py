@@ -1,0 +1,768 @@
+"""The training worker: `python -m ftassist.train.worker RUN_DIR`.
+
+One recipe, read top to bottom: load RUN_DIR/spec.json -> (tiny-random: build the model) ->
+tokenizer + chat template -> data -> model (+ LoRA / 4-bit) -> TRL `SFTTrainer` -> save
+(adapter or model, tokenizer, metrics.json) -> optional merge and push.
+
+It reports only through RUN_DIR/events.jsonl (see `ftassist.train.events` for the contract);
+its stdout/stderr are redirected to RUN_DIR/worker.log by whoever starts it, so it never
+blocks on a pipe nobody reads. It runs unchanged under `accelerate launch` / `torchrun`: every
+rank trains, only rank 0 writes events and extra files.
+
+Choices the recipe makes (each "auto" in the spec resolved here and recorded in `started`):
+- loss on assistant tokens only: the model's chat template with `{% generation %}` markers
+  (TRL patches the templates it knows; a model with no template gets ChatML); a template TRL
+  cannot patch falls back to prompt/completion on the last assistant turn;
+- packing (best-fit decreasing, padding-free) so no compute is spent on padding;
+- bf16 where the GPU supports it, gradient checkpointing only where memory is likely tight;
+- evaluation ~10 times per run (loss and perplexity), early stopping on validation loss with
+  the best checkpoint kept.
+
+Exit codes: 0 finished or cancelled (the events file says which), 1 failed, 2 invalid spec,
+3 refused (QLoRA without CUDA).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ftassist.train.events import EventWriter, perplexity_of, tail_text
+from ftassist.train.spec import TINY_RANDOM, JobSpec
+
+LOG_FILE = "worker.log"
+QLORA_HINT = "QLoRA needs an NVIDIA GPU (bitsandbytes 4-bit); use LoRA on CPU or run on a GPU machine"
+OOM_HINT = (
+    "Out of memory: lower per_device_batch_size (raise gradient_accumulation_steps to keep the effective batch), "
+    "shorten max_seq_length, turn on gradient_checkpointing, or switch to LoRA/QLoRA."
+)
+
+
+class Cancelled(Exception):
+    """Raised between phases when a stop signal arrived before training started."""
+
+
+class SetupError(Exception):
+    """A problem the person can fix before training starts; carries the hint shown with it."""
+
+    def __init__(self, reason: str, hint: str):
+        super().__init__(reason)
+        self.hint = hint
+
+
+MODEL_HINT = ("Check the base model: a Hub id you can access (log in or set HF_TOKEN for gated models, and a "
+              "network connection), a local folder with config.json, or 'tiny-random' to try the path offline.")
+
+
+def check_base_model(base: str) -> None:
+    """Fail fast, with a hint, on a base model that cannot be a local folder or a Hub id."""
+    path = Path(base).expanduser()
+    looks_local = path.exists() or base.startswith((".", "/", "~")) or base.count("/") > 1
+    if looks_local:
+        if not path.is_dir():
+            raise SetupError(f"base model folder {base} does not exist", MODEL_HINT)
+        if not (path / "config.json").is_file():
+            raise SetupError(f"base model folder {base} has no config.json (not a transformers model)", MODEL_HINT)
+    elif not base or any(c.isspace() for c in base):
+        raise SetupError(f"base model {base!r} is not a valid Hub id", MODEL_HINT)
+
+
+# --------------------------------------------------------------------------------------------
+# Signals: a stop request sets a flag; the trainer callback turns it into should_training_stop.
+# --------------------------------------------------------------------------------------------
+class StopFlag:
+    def __init__(self) -> None:
+        self.requested = False
+        self.signum: int | None = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
+        if self.requested:  # a second signal: stop waiting for a clean save
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self.requested = True
+        self.signum = signum
+        print(f"[ftassist] received signal {signum}: stopping after the current step", flush=True)
+
+    def check(self) -> None:
+        if self.requested:
+            raise Cancelled()
+
+
+def _rank() -> int:
+    for var in ("RANK", "LOCAL_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
+def _world_size() -> int:
+    v = os.environ.get("WORLD_SIZE", "1")
+    return int(v) if v.isdigit() else 1
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 1:
+        print("usage: python -m ftassist.train.worker RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(argv[0]).resolve()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)  # the log tail must be current when we fail
+        except (AttributeError, ValueError):
+            pass
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    writer = EventWriter(run_dir, enabled=_rank() == 0)
+    stop = StopFlag()
+    stop.install()
+
+    try:
+        spec = JobSpec.load(run_dir)
+    except (OSError, ValueError, TypeError) as e:
+        writer.failed(reason=f"cannot read {run_dir / 'spec.json'}: {e}",
+                      hint="Start the run from the app or `ftassist train`, which write a valid spec.json.")
+        return 2
+
+    if spec.backend == "openai":
+        return _run_openai(spec, run_dir, writer)
+
+    problems = spec.validate()
+    if problems:
+        writer.failed(reason="invalid spec: " + " ".join(problems), hint="Fix these settings and start again.")
+        return 2
+    if spec.method == "qlora" and not _cuda_available():
+        print(f"[ftassist] refusing QLoRA: {QLORA_HINT}", flush=True)
+        writer.failed(reason="QLoRA needs CUDA, and no NVIDIA GPU is visible on this machine.", hint=QLORA_HINT,
+                      log_tail="")
+        return 3
+
+    try:
+        train_local(spec, run_dir, writer, stop)
+        return 0
+    except Cancelled:
+        writer.cancelled(step=None, output_dir=None)
+        return 0
+    except BaseException as e:  # noqa: BLE001 - the worker must always leave a terminal event
+        if isinstance(e, KeyboardInterrupt) and stop.requested:
+            writer.cancelled(step=None, output_dir=None)
+            return 0
+        traceback.print_exc()
+        sys.stderr.flush()
+        tb = traceback.format_exc()
+        log_tail = tail_text(run_dir / LOG_FILE, max_lines=40) or "\n".join(tb.splitlines()[-40:])
+        writer.failed(reason=_one_line(e), hint=hint_for(e), log_tail=log_tail)
+        return 1
+
+
+def _run_openai(spec: JobSpec, run_dir: Path, writer: EventWriter) -> int:
+    """Delegate to the OpenAI backend so both backends report through the same events file."""
+    try:
+        from ftassist.train.openai_ft import run_job
+    except ImportError as e:
+        writer.failed(reason=f"the OpenAI backend is not available: {e}", hint="Reinstall ftassist.")
+        return 1
+    try:
+        rc = run_job(spec, run_dir, writer)
+    except BaseException as e:  # noqa: BLE001
+        traceback.print_exc()
+        if writer.terminal is None:
+            writer.failed(reason=_one_line(e), hint=hint_for(e),
+                          log_tail=tail_text(run_dir / LOG_FILE) or traceback.format_exc()[-4000:])
+        return 1
+    if writer.terminal is None:  # the backend returned without saying how it ended
+        writer.failed(reason="the OpenAI backend stopped without a result", hint="See worker.log.",
+                      log_tail=tail_text(run_dir / LOG_FILE))
+        return 1
+    return int(rc or 0) if isinstance(rc, int) else 0
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    msg = text[0] if text else ""
+    if isinstance(e, SetupError):
+        return msg[:500]
+    return f"{type(e).__name__}: {msg}"[:500] if msg else type(e).__name__
+
+
+def hint_for(e: BaseException) -> str:
+    """What the person can do about `e` (shown next to the reason)."""
+    if isinstance(e, SetupError):
+        return e.hint
+    text = f"{type(e).__name__} {e}".lower()
+    if "out of memory" in text or "outofmemory" in text or isinstance(e, MemoryError):
+        return OOM_HINT
+    if "bitsandbytes" in text:
+        return QLORA_HINT
+    if any(s in text for s in ("is not a valid model identifier", "repository not found", "does not appear to have",
+                               "we couldn't connect", "offline mode", "can't load", "gated repo", "401 client")):
+        return MODEL_HINT
+    if "no usable" in text or "jsondecodeerror" in text or "messages" in text:
+        return "Check the training data in the Data step (each line: {\"messages\": [...]} with an assistant turn)."
+    if "nan" in text and "loss" in text:
+        return "The loss diverged: lower the learning rate."
+    return "See the log tail below; worker.log in the run folder has the full log."
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+_ROLES = ("system", "user", "assistant")
+
+
+def load_chat_jsonl(path: str | Path) -> tuple[list[list[dict[str, str]]], int]:
+    """Conversations from a chat JSONL (`{"messages": [{role, content}...]}` per line) and how many lines were skipped.
+
+    Only role/content are kept: extra keys (`weight`, `name`, tool calls) would make templates
+    disagree. A conversation must contain an assistant turn to teach anything.
+    """
+    convs: list[list[dict[str, str]]] = []
+    skipped = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                msgs = [
+                    {"role": m["role"], "content": m.get("content") or ""}
+                    for m in obj["messages"]
+                    if isinstance(m, dict) and m.get("role") in _ROLES
+                ]
+            except (ValueError, KeyError, TypeError):
+                skipped += 1
+                continue
+            if any(m["role"] == "assistant" and m["content"] for m in msgs):
+                convs.append(msgs)
+            else:
+                skipped += 1
+    return convs, skipped
+
+
+def to_prompt_completion(conv: list[dict[str, str]]) -> dict[str, Any]:
+    """Split at the last assistant turn: TRL then trains on that turn only (completion-only loss)."""
+    last = max(i for i, m in enumerate(conv) if m["role"] == "assistant")
+    return {"prompt": conv[:last], "completion": [conv[last]]}
+
+
+def token_lengths(tokenizer, convs: list[list[dict[str, str]]], limit: int = 2000) -> list[int]:
+    out = []
+    for conv in convs[:limit]:
+        ids = tokenizer.apply_chat_template(conv, tokenize=True, return_dict=True)["input_ids"]
+        out.append(len(ids))
+    return out
+
+
+def percentile(values: list[int], q: float) -> int:
+    if not values:
+        return 0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(math.ceil(q / 100 * len(s))) - 1)]
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer and chat template
+# --------------------------------------------------------------------------------------------
+def prepare_tokenizer(tokenizer) -> tuple[str, list[str]]:
+    """Make sure the tokenizer can render chats for assistant-only loss.
+
+    Returns (mode, added_tokens): mode "assistant_only" (the template has or TRL can add
+    `{% generation %}` markers) or "last_turn" (fall back to prompt/completion).
+    """
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    from ftassist.train.tiny import CHATML_TRAINING_TEMPLATE, IM_END, IM_START
+
+    added: list[str] = []
+    if not tokenizer.chat_template:
+        vocab = tokenizer.get_vocab()
+        missing = [t for t in (IM_START, IM_END) if t not in vocab]
+        if missing:
+            tokenizer.add_special_tokens({"additional_special_tokens": missing})
+            added = missing
+        tokenizer.chat_template = CHATML_TRAINING_TEMPLATE
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if has_generation_markers(tokenizer.chat_template):
+        return "assistant_only", added
+    try:
+        get_training_chat_template(tokenizer)  # TRL swaps it in itself when it knows this template
+        return "assistant_only", added
+    except ValueError:
+        return "last_turn", added
+
+
+# --------------------------------------------------------------------------------------------
+# The trainer callback: events, ETA, tokens/s, graceful stop
+# --------------------------------------------------------------------------------------------
+def make_events_callback(writer: EventWriter, stop: StopFlag, started_fields: dict[str, Any]):
+    from transformers import TrainerCallback
+
+    class EventsCallback(TrainerCallback):
+        """Turns trainer logs into events; turns a stop request into should_training_stop."""
+
+        def __init__(self) -> None:
+            self.t0 = time.time()
+            self.last_t = self.t0
+            self.last_tokens = 0.0
+            self.first_loss: float | None = None
+            self.last_loss: float | None = None
+            self.best_eval: float | None = None
+            self.tokens_per_s: list[float] = []
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0 = self.last_t = time.time()
+            writer.started(pid=os.getpid(), total_steps=state.max_steps, **started_fields)
+
+        def _stop_requested(self) -> bool:
+            flag = stop.requested
+            if _world_size() > 1:  # every rank must stop at the same step or DDP hangs
+                import torch
+                import torch.distributed as dist
+
+                if dist.is_available() and dist.is_initialized():
+                    dev = "cuda" if torch.cuda.is_available() else "cpu"
+                    t = torch.tensor([1.0 if flag else 0.0], device=dev)
+                    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+                    flag = bool(t.item() > 0)
+                    stop.requested = stop.requested or flag
+            return flag
+
+        def on_step_end(self, args, state, control, **kw):
+            if self._stop_requested():
+                control.should_training_stop = True
+                control.should_evaluate = False
+                control.should_save = False
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = logs or {}
+            if "loss" not in logs:
+                return
+            now = time.time()
+            tokens = float(logs.get("num_tokens") or 0.0)
+            tps = (tokens - self.last_tokens) / (now - self.last_t) if tokens and now > self.last_t else None
+            self.last_t, self.last_tokens = now, tokens or self.last_tokens
+            if tps:
+                self.tokens_per_s.append(tps)
+            step = state.global_step
+            elapsed = now - self.t0
+            eta = elapsed / step * (state.max_steps - step) if step and state.max_steps else None
+            loss = float(logs["loss"])
+            if self.first_loss is None and math.isfinite(loss):
+                self.first_loss = loss
+            self.last_loss = loss if math.isfinite(loss) else self.last_loss
+            writer.log(step=step, total_steps=state.max_steps, epoch=logs.get("epoch", state.epoch), loss=loss,
+                       learning_rate=logs.get("learning_rate"), tokens_per_s=tps, eta_s=eta,
+                       grad_norm=logs.get("grad_norm"), num_tokens=tokens or None,
+                       mean_token_accuracy=logs.get("mean_token_accuracy"))
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            loss = (metrics or {}).get("eval_loss")
+            if loss is None:
+                return
+            loss = float(loss)
+            if math.isfinite(loss) and (self.best_eval is None or loss < self.best_eval):
+                self.best_eval = loss
+            writer.eval(step=state.global_step, eval_loss=loss, perplexity=perplexity_of(loss),
+                        mean_token_accuracy=(metrics or {}).get("eval_mean_token_accuracy"))
+
+        def on_save(self, args, state, control, **kw):
+            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            writer.checkpoint(step=state.global_step, path=str(path))
+
+    return EventsCallback()
+
+
+# --------------------------------------------------------------------------------------------
+# The recipe
+# --------------------------------------------------------------------------------------------
+def describe_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        i = torch.cuda.current_device()
+        return f"cuda:{i} ({torch.cuda.get_device_name(i)})"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_auto(spec: JobSpec, *, cuda: bool, bf16_ok: bool, n_params: int, seq_len: int) -> dict[str, Any]:
+    """Turn the spec's None ("auto") switches into decisions, with the reasoning in one place."""
+    bf16 = (cuda and bf16_ok) if spec.bf16 is None else spec.bf16
+    if spec.gradient_checkpointing is None:
+        # Recomputing activations costs ~30% speed; pay it only where memory is the constraint:
+        # 4-bit runs (chosen because memory is short), big models, or long batches on a GPU.
+        big = n_params > 3e9 or seq_len * spec.per_device_batch_size > 32_768
+        gc = cuda and (spec.method == "qlora" or big)
+    else:
+        gc = spec.gradient_checkpointing
+    packing = True if spec.packing is None else spec.packing
+    return {"bf16": bool(bf16), "gradient_checkpointing": bool(gc), "packing": bool(packing)}
+
+
+@dataclass
+class Prepared:
+    """Everything `build_trainer` set up, for `train_local` (and the benchmark) to run."""
+
+    trainer: Any
+    events: Any  # the EventsCallback
+    tokenizer: Any
+    base: str  # the base model's folder or Hub id as loaded
+    auto: dict[str, Any]
+    started_fields: dict[str, Any]
+    early: bool
+
+
+def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFlag) -> Prepared:
+    """Steps 1-5 of the recipe: data, base model, tokenizer/template, model (+LoRA/4-bit), SFTTrainer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from datasets import Dataset
+
+    is_main = _rank() == 0
+    cuda = torch.cuda.is_available()
+    output_dir = Path(spec.output_dir).resolve()
+
+    # 1. Data
+    train_convs, skipped = load_chat_jsonl(spec.train_file)
+    valid_convs, _ = load_chat_jsonl(spec.valid_file) if spec.valid_file else ([], 0)
+    if not train_convs:
+        raise ValueError(f"no usable examples in {spec.train_file} (each line needs messages with an assistant turn)")
+    if skipped:
+        writer.message(f"skipped {skipped} training lines without a usable conversation", level="warning")
+
+    # 2. Base model folder (tiny-random is built here, from the training texts)
+    base = spec.base_model
+    if base == TINY_RANDOM:
+        base_dir = run_dir / "base_model"
+        if not (base_dir / "config.json").is_file():
+            from ftassist.train.tiny import build_tiny_model
+
+            if is_main:
+                writer.message("building the tiny-random model from the training texts")
+                texts = [m["content"] for c in train_convs + valid_convs for m in c]
+                build_tiny_model(base_dir, texts, seed=spec.seed)
+            _barrier()
+        base = str(base_dir)
+    check_base_model(base)
+    stop.check()
+
+    # 3. Tokenizer, template, sequence length
+    writer.message(f"loading tokenizer and model {spec.base_model}")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    template_mode, added_tokens = prepare_tokenizer(tokenizer)
+    lengths = token_lengths(tokenizer, train_convs)
+    p95, longest = percentile(lengths, 95), max(lengths)
+    stop.check()
+
+    # 4. Model
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(base)
+    context = getattr(config, "max_position_embeddings", None)
+    if spec.max_seq_length:
+        max_len = min(spec.max_seq_length, context) if context else spec.max_seq_length
+    else:
+        from ftassist.train.spec import preset_max_seq_length
+
+        # Fit the longest example unless it is an outlier (over 1.5x the p95): then the p95.
+        max_len = preset_max_seq_length(longest if longest <= 1.5 * p95 else p95, context)
+    bf16_ok = cuda and torch.cuda.is_bf16_supported()
+    want_bf16 = (cuda and bf16_ok) if spec.bf16 is None else spec.bf16
+    model_kwargs: dict[str, Any] = {}
+    if spec.method == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        model_kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if bf16_ok else torch.float16,
+        )
+        model_kwargs["dtype"] = torch.bfloat16 if bf16_ok else torch.float16
+        if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
+            # FSDP shards parameters of one dtype: store the 4-bit weights in the compute dtype.
+            model_kwargs["quantization_config"].bnb_4bit_quant_storage = model_kwargs["dtype"]
+        else:
+            model_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    elif spec.method == "lora":
+        # Frozen base weights can live in bf16 (half the memory); adapters stay fp32 (PEFT autocasts).
+        model_kwargs["dtype"] = torch.bfloat16 if want_bf16 else torch.float32
+    else:
+        model_kwargs["dtype"] = torch.float32  # full: fp32 master weights, bf16 autocast in the trainer
+    if cuda and _has_flash_attn() and want_bf16:
+        model_kwargs["attn_implementation"] = "flash_attention_2"
+    model = AutoModelForCausalLM.from_pretrained(base, **model_kwargs)
+    if added_tokens:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    n_params = sum(p.numel() for p in model.parameters())
+    stop.check()
+
+    auto = resolve_auto(spec, cuda=cuda, bf16_ok=bf16_ok, n_params=n_params, seq_len=max_len)
+    lr = spec.resolved_learning_rate
+
+    peft_config = None
+    if spec.uses_adapter:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=spec.lora_r,
+            lora_alpha=spec.lora_alpha,
+            lora_dropout=spec.lora_dropout,
+            target_modules=spec.target_modules,
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+        if added_tokens:
+            peft_config.trainable_token_indices = {"embed_tokens": tokenizer.convert_tokens_to_ids(added_tokens)}
+
+    # 5. Datasets in the shape TRL expects (conversational)
+    if template_mode == "assistant_only":
+        train_ds = Dataset.from_list([{"messages": c} for c in train_convs])
+        eval_ds = Dataset.from_list([{"messages": c} for c in valid_convs]) if valid_convs else None
+    else:
+        writer.message("the base model's chat template has no assistant markers TRL can add: training on the "
+                       "last assistant turn of each conversation", level="warning")
+        train_ds = Dataset.from_list([to_prompt_completion(c) for c in train_convs])
+        eval_ds = Dataset.from_list([to_prompt_completion(c) for c in valid_convs]) if valid_convs else None
+
+    has_eval = eval_ds is not None and len(eval_ds) > 0
+    early = bool(has_eval and spec.early_stopping_patience)
+    # Ratios (< 1) are fractions of the total steps in transformers: ~10 evals, ~50 log points.
+    eval_steps = spec.eval_steps or 0.1
+    save_steps = spec.save_steps or eval_steps
+    if has_eval and early and _as_steps(save_steps) % _as_steps(eval_steps):
+        save_steps = eval_steps  # load_best_model_at_end needs saves aligned with evals
+    args = SFTConfig(
+        output_dir=str(run_dir / "checkpoints"),
+        num_train_epochs=float(spec.num_epochs),
+        max_steps=spec.max_steps or -1,
+        learning_rate=lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.03,
+        weight_decay=0.0,
+        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        per_device_train_batch_size=spec.per_device_batch_size,
+        per_device_eval_batch_size=spec.per_device_batch_size,
+        gradient_accumulation_steps=spec.gradient_accumulation_steps,
+        activation_checkpointing=auto["gradient_checkpointing"],  # transformers 5 name of gradient_checkpointing
+        activation_checkpointing_kwargs={"use_reentrant": False} if auto["gradient_checkpointing"] else None,
+        bf16=auto["bf16"],
+        fp16=False,
+        max_length=max_len,
+        packing=auto["packing"],
+        packing_strategy="bfd",
+        assistant_only_loss=template_mode == "assistant_only",
+        completion_only_loss=None if template_mode == "assistant_only" else True,
+        logging_steps=spec.logging_steps or 0.02,
+        logging_first_step=True,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps if has_eval else None,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=2,
+        save_only_model=True,
+        load_best_model_at_end=early,
+        metric_for_best_model="eval_loss" if early else None,
+        greater_is_better=False if early else None,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=cuda,
+        dataset_num_proc=None,
+        push_to_hub=False,
+    )
+    callbacks = []
+    if early:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
+    started_fields = dict(
+        num_examples=len(train_convs),
+        method=spec.method,
+        base_model=spec.base_model,
+        device=describe_device(),
+        backend="local",
+        num_valid_examples=len(valid_convs),
+        max_seq_length=max_len,
+        token_p95=p95,
+        token_max=longest,
+        learning_rate=lr,
+        loss_on="assistant" if template_mode == "assistant_only" else "last_assistant_turn",
+        world_size=_world_size(),
+        total_params=n_params,
+        **auto,
+    )
+    events = make_events_callback(writer, stop, started_fields)
+    callbacks.append(events)
+    stop.check()
+
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
+    if peft_config is not None:
+        trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+        started_fields["trainable_params"] = trainable
+    stop.check()
+    return Prepared(trainer, events, tokenizer, base, auto, started_fields, early)
+
+
+def train_local(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFlag) -> None:
+    """Train per `spec`, writing events; raises Cancelled/exceptions for main() to report."""
+    output_dir = Path(spec.output_dir).resolve()
+    is_main = _rank() == 0
+    prep = build_trainer(spec, run_dir, writer, stop)
+    trainer, events, tokenizer, base, auto, started_fields, early = (
+        prep.trainer, prep.events, prep.tokenizer, prep.base, prep.auto, prep.started_fields, prep.early)
+
+    # 6. Train
+    result = trainer.train()
+    step = trainer.state.global_step
+
+    # 7. Save (also when cancelled: "saves what it has")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    trainer.save_model(str(output_dir))
+    if is_main:
+        tokenizer.save_pretrained(str(output_dir))
+    if stop.requested:
+        writer.cancelled(step=step, output_dir=str(output_dir))
+        return
+
+    best_eval = trainer.state.best_metric if early else events.best_eval
+    metrics: dict[str, Any] = dict(result.metrics)
+    metrics.update(
+        first_loss=events.first_loss,
+        final_loss=events.last_loss,
+        best_eval_loss=best_eval,
+        best_eval_perplexity=perplexity_of(best_eval),
+        best_checkpoint=trainer.state.best_model_checkpoint,
+        steps=step,
+        total_steps=trainer.state.max_steps,
+        stopped_early=bool(early and step < trainer.state.max_steps),
+        tokens_per_s=(events.last_tokens / result.metrics["train_runtime"])
+        if events.last_tokens and result.metrics.get("train_runtime") else None,
+        num_tokens=events.last_tokens or None,
+        base_model=spec.base_model,
+        base_model_path=base,
+        method=spec.method,
+        **{k: v for k, v in started_fields.items() if k not in ("device", "num_examples", "method", "base_model")},
+    )
+    extra: dict[str, Any] = {}
+    if is_main:
+        (output_dir / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2) + "\n", encoding="utf-8")
+        if spec.merge_adapter and spec.uses_adapter:
+            writer.message("merging the adapter into the base model")
+            extra["merged_dir"] = str(merge_adapter(base, output_dir, run_dir / "merged", bf16=auto["bf16"]))
+        if spec.push_to_hub:
+            url = push_to_hub(spec, Path(extra.get("merged_dir") or output_dir), writer)
+            if url:
+                extra["hub_url"] = url
+    writer.finished(output_dir=str(output_dir), final_loss=events.last_loss, first_loss=events.first_loss,
+                    best_eval_loss=best_eval, metrics=_jsonable(metrics), **extra)
+
+
+def _as_steps(v: float | int) -> float:
+    return float(v)
+
+
+def _barrier() -> None:
+    if _world_size() > 1:
+        try:
+            from accelerate import PartialState
+
+            PartialState().wait_for_everyone()
+        except Exception:  # noqa: BLE001 - best effort: ranks will still find the folder
+            pass
+
+
+def _has_flash_attn() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        elif hasattr(v, "item"):
+            v = v.item()
+        elif not isinstance(v, (str, int, float, bool, type(None), list, dict)):
+            v = str(v)
+        out[k] = v
+    return out
+
+
+def merge_adapter(base: str, adapter_dir: Path, merged_dir: Path, bf16: bool = False) -> Path:
+    """Reload the base in full precision (never merge into 4-bit weights), apply the adapter, merge, save."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    if len(tokenizer) != model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    merged_dir.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(str(merged_dir))
+    tokenizer.save_pretrained(str(merged_dir))
+    return merged_dir
+
+
+def push_to_hub(spec: JobSpec, folder: Path, writer: EventWriter) -> str | None:
+    """Upload `folder` to spec.hub_model_id when HF_TOKEN is set; a failure is a warning, not a failed run."""
+    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if not token:
+        writer.message("push_to_hub skipped: set HF_TOKEN to a write token to upload the model", level="warning")
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        api.create_repo(spec.hub_model_id, private=True, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=spec.hub_model_id,
+                          commit_message="Upload fine-tuned model (ftassist)")
+        url = f"https://huggingface.co/{spec.hub_model_id}"
+        writer.message(f"pushed to {url}")
+        return url
+    except Exception as e:  # noqa: BLE001 - never include the token in the message
+        writer.message(f"push_to_hub failed: {_one_line(e)}", level="warning")
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

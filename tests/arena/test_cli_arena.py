@@ -1,0 +1,68 @@
+import json
+
+import pandas as pd
+
+from ftassist import store as store_mod
+from ftassist.arena import battles
+from ftassist.cli import main
+
+
+def _csv(tmp_path, text):
+    path = tmp_path / "votes.csv"
+    path.write_text(text)
+    return str(path)
+
+
+def test_leaderboard_json_from_the_cli(tmp_path, capsys):
+    rows = "model_a,model_b,winner\n" + "tuned,base,model_a\n" * 12 + "tuned,base,model_b\n" * 4 + "base,tuned,tie\n" * 2
+    assert main(["arena", "import-votes", _csv(tmp_path, rows)]) == 0
+    assert "18 votes imported" in capsys.readouterr().out
+    assert main(["arena", "leaderboard", "--json", "--rounds", "100"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in board] == ["tuned", "base"]
+    for r in board:
+        assert {"model", "rating", "ci_low", "ci_high", "wins", "losses", "ties", "votes"} <= set(r)
+        assert r["ci_low"] <= r["rating"] <= r["ci_high"]
+    assert (board[0]["wins"], board[0]["losses"], board[0]["ties"], board[0]["votes"]) == (12, 4, 2, 18)
+    assert main(["arena", "leaderboard", "--rounds", "50"]) == 0
+    assert "tuned" in capsys.readouterr().out
+
+
+def test_import_votes_bad_lines_exit_code(tmp_path, capsys):
+    path = _csv(tmp_path, "model_a,model_b,winner\na,b,model_a\na,b,left\n")
+    assert main(["arena", "import-votes", path]) == 1
+    err = capsys.readouterr().err
+    assert "line 3: winner 'left'" in err and "Nothing imported" in err
+    assert main(["arena", "import-votes", "--skip-bad", path]) == 1
+    assert "1 votes imported" in capsys.readouterr().out
+    assert main(["arena", "import-votes", str(tmp_path / "missing.csv")]) == 2
+    assert "No file at" in capsys.readouterr().err
+
+
+def test_exports_from_the_cli(tmp_path, capsys):
+    bid = battles.add_battle("Q?", "m1", "m2", "good", "bad")
+    st = store_mod.get_store()
+    view = battles._serve(bid, "Q?", "good", "bad", voter="u", store=st)
+    battles.vote(view.token, "u", "A" if view.answer_a == "good" else "B")
+    assert main(["arena", "export-votes", "--format", "parquet", "--out", str(tmp_path / "v.parquet")]) == 0
+    assert len(pd.read_parquet(tmp_path / "v.parquet")) == 1
+    assert main(["arena", "export-votes", "--out", str(tmp_path / "v.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "v.csv")) == 1
+    assert main(["arena", "export-dpo", "--out", str(tmp_path / "dpo.jsonl")]) == 0
+    pair = json.loads((tmp_path / "dpo.jsonl").read_text())
+    assert pair["chosen"][0]["content"] == "good" and pair["rejected"][0]["content"] == "bad"
+    capsys.readouterr()
+
+
+def test_add_model_and_generate_errors_are_one_line(tmp_path, capsys):
+    assert main(["arena", "add-model", "--kind", "openai_compatible", "--name", "Local",
+                 "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]) == 0
+    assert capsys.readouterr().out.strip() == "local"
+    assert main(["arena", "add-model", "--kind", "openai", "--name", "Bad", "--config", "{\"api_key\": \"x\"}"]) == 2
+    assert "never stores API keys" in capsys.readouterr().err
+    assert main(["arena", "models"]) == 0
+    assert "Local" in capsys.readouterr().out
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("hi\n")
+    assert main(["arena", "generate", "--models", "local", "nope", "--prompts", str(prompts)]) == 2
+    assert "no model 'nope'" in capsys.readouterr().err

@@ -1,0 +1,104 @@
+"""The whole check on real files: the DataReport contract the CLI, UI and Estimate rely on."""
+
+import json
+
+import pytest
+
+from ftassist.data.check import check_path
+from ftassist.data.load import LoadError
+
+
+def chat(i, system=True):
+    messages = [{"role": "user", "content": f"How do I reset password number {i} on my account?"},
+                {"role": "assistant", "content": f"Open Settings, choose Security, then reset password {i}."}]
+    if system:
+        messages.insert(0, {"role": "system", "content": "You are a support bot."})
+    return {"messages": messages}
+
+
+def write_jsonl(path, objs):
+    path.write_text("".join((o if isinstance(o, str) else json.dumps(o)) + "\n" for o in objs), encoding="utf-8")
+    return path
+
+
+def test_clean_file_has_no_errors_and_exact_tokens(tmp_path):
+    path = write_jsonl(tmp_path / "ok.jsonl", [chat(i) for i in range(12)])
+    report = check_path(path, model="gpt-4o-mini-2024-07-18")
+    assert report.errors == []
+    assert report.n_records == report.n_examples == 12
+    assert report.format == "chat"
+    assert report.tokens.encoding == "o200k_base"
+    assert len(report.tokens.per_example) == 12 and report.tokens.lines == list(range(1, 13))
+    assert report.tokens.total == sum(report.tokens.per_example)
+    # the cookbook's count: 3 per message + content + role tokens, + 3 for the reply
+    import tiktoken
+
+    enc = tiktoken.get_encoding("o200k_base")
+    expected = 3 + sum(3 + len(enc.encode(m["role"])) + len(enc.encode(m["content"])) for m in chat(0)["messages"])
+    assert report.tokens.per_example[0] == expected
+    assert [item.id for item in report.checklist][:6] == [
+        "accurate", "consistent", "diverse", "balanced", "no_contradictions", "lengths"]
+
+
+def test_errors_keep_line_numbers_and_other_records(tmp_path):
+    lines = [chat(i) for i in range(12)]
+    lines[2] = "{not json"
+    lines[5] = {"messages": [{"role": "user", "content": "hi"}]}  # no assistant
+    lines[7] = [1, 2]
+    path = write_jsonl(tmp_path / "bad.jsonl", lines)
+    report = check_path(path)
+    by_line = {(e.line, e.code) for e in report.errors}
+    assert (3, "invalid_json") in by_line
+    assert (6, "example_missing_assistant_message") in by_line
+    assert (8, "data_type") in by_line
+    assert report.error_counts["data_type"] == 1
+    assert report.n_records == 12 and report.n_examples == 9  # nothing else was dropped
+    assert 3 not in report.tokens.lines and 1 in report.tokens.lines
+
+
+def test_mixed_formats_name_the_lines(tmp_path):
+    objs = [chat(i) for i in range(10)] + [{"prompt": "p", "completion": "c"}, {"instruction": "i", "output": "o"}]
+    report = check_path(write_jsonl(tmp_path / "mixed.jsonl", objs))
+    mixed = [e for e in report.errors if e.code == "mixed_formats"]
+    assert [e.line for e in mixed] == [11, 12]
+    assert "chat" in mixed[0].message
+
+
+def test_empty_file_is_an_error_not_a_crash(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"")
+    report = check_path(path)
+    assert [e.code for e in report.errors] == ["empty_file"]
+
+
+def test_too_few_examples(tmp_path):
+    report = check_path(write_jsonl(tmp_path / "few.jsonl", [chat(i) for i in range(3)]))
+    assert "too_few_examples" in report.error_counts
+
+
+def test_context_limit_warns(tmp_path):
+    objs = [chat(i) for i in range(10)]
+    objs.append({"messages": [{"role": "user", "content": "word " * 400}, {"role": "assistant", "content": "ok"}]})
+    report = check_path(write_jsonl(tmp_path / "long.jsonl", objs), context_limit=200)
+    assert report.tokens.over_limit == [11]
+    assert any(w.code == "over_context_limit" and w.line == 11 for w in report.warnings)
+
+
+def test_binary_file_cannot_be_read(tmp_path):
+    path = tmp_path / "model.jsonl"
+    path.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(LoadError):
+        check_path(path)
+
+
+def test_report_serialises_to_json(tmp_path):
+    report = check_path(write_jsonl(tmp_path / "ok.jsonl", [chat(i) for i in range(10)]))
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["n_examples"] == 10 and data["tokens"]["per_example"]
+
+
+def test_other_formats_convert_and_count(tmp_path):
+    objs = [{"instruction": f"Translate {i}", "input": "hello", "output": f"bonjour {i}"} for i in range(10)]
+    report = check_path(write_jsonl(tmp_path / "alpaca.jsonl", objs))
+    assert report.format == "instruction" and report.errors == [] and report.n_examples == 10
+    assert all(t > 0 for t in report.tokens.per_example)

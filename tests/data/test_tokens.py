@@ -1,0 +1,323 @@
+"""Token counting: offline tiktoken files, the cookbook's counting rule, model -> encoding,
+the fast TokenCounter against plain tiktoken, and the statistics."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ftassist.data import tokens as T
+from ftassist.data.tokens import (
+    TokenCounter,
+    cache_file_name,
+    count_chat,
+    count_texts,
+    encoding_name_for_model,
+    ensure_offline_encodings,
+    get_encoding,
+    summarize,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def U(text):
+    return {"role": "user", "content": text}
+
+
+def A(text):
+    return {"role": "assistant", "content": text}
+
+
+# ---------------------------------------------------------------------- offline files
+
+
+def test_constants_match_tiktokens_own_urls_and_hashes(monkeypatch):
+    import tiktoken_ext.openai_public as public
+
+    seen = {}
+
+    def fake_load(url, expected_hash=None):
+        seen[url] = expected_hash
+        return {}
+
+    monkeypatch.setattr(public, "load_tiktoken_bpe", fake_load)
+    for name in ("cl100k_base", "o200k_base"):
+        getattr(public, name)()
+        url, sha = T.ENCODING_FILES[name]
+        assert seen[url] == sha
+
+
+def test_cache_file_name_is_sha1_of_the_url():
+    url = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
+    assert cache_file_name("o200k_base") == hashlib.sha1(url.encode()).hexdigest()
+    assert cache_file_name("o200k_base") == "fb374d419588a4632f3f557e76b4b70aebbca790"
+
+
+def test_populates_an_empty_cache_with_hash_checked_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "_verified", set())
+    cache = tmp_path / "tk"
+    assert ensure_offline_encodings(cache) == cache
+    for name, (_, sha) in T.ENCODING_FILES.items():
+        path = cache / cache_file_name(name)
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    mtimes = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    ensure_offline_encodings(cache)  # idempotent: nothing rewritten
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == mtimes
+
+
+def test_corrupted_cache_file_is_rejected_and_replaced(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "_verified", set())
+    cache = tmp_path / "tk"
+    cache.mkdir()
+    bad = cache / cache_file_name("o200k_base")
+    bad.write_bytes(b"not a rank file\n")
+    ensure_offline_encodings(cache)
+    assert hashlib.sha256(bad.read_bytes()).hexdigest() == T.ENCODING_FILES["o200k_base"][1]
+    # a file corrupted after it was verified in this process is caught on a fresh check too
+    bad.write_bytes(b"garbage")
+    monkeypatch.setattr(T, "_verified", set())
+    ensure_offline_encodings(cache)
+    assert hashlib.sha256(bad.read_bytes()).hexdigest() == T.ENCODING_FILES["o200k_base"][1]
+
+
+def test_shipped_file_with_a_wrong_hash_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "_verified", set())
+    monkeypatch.setattr(T, "_shipped_rank_file", lambda name: b"tampered")
+    with pytest.raises(RuntimeError, match="refusing"):
+        ensure_offline_encodings(tmp_path / "tk")
+    assert not (tmp_path / "tk" / cache_file_name("cl100k_base")).exists()
+
+
+def test_tiktoken_works_offline_from_a_fresh_cache_dir(tmp_path):
+    """A new process, an empty TIKTOKEN_CACHE_DIR and any download attempt made to fail."""
+    code = (
+        "import tiktoken.load as L\n"
+        "def no_net(path):\n"
+        "    if '://' in path: raise RuntimeError('network used: ' + path)\n"
+        "    return open(path, 'rb').read()\n"
+        "L.read_file = no_net\n"
+        "from ftassist.data.tokens import get_encoding\n"
+        "import tiktoken\n"
+        "print(len(get_encoding('o200k_base').encode('Hello world')),"
+        " len(tiktoken.get_encoding('cl100k_base').encode('Hello world')))\n"
+    )
+    env = {**os.environ, "TIKTOKEN_CACHE_DIR": str(tmp_path / "fresh"), "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2", "2"]
+    assert len(list((tmp_path / "fresh").iterdir())) == 2
+
+
+def test_unknown_encoding_is_a_clear_error():
+    with pytest.raises(ValueError, match="o200k_base"):
+        get_encoding("p50k_base")
+
+
+# ---------------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize(
+    "model, encoding",
+    [
+        ("gpt-4o-mini-2024-07-18", "o200k_base"),
+        ("gpt-4o-2024-08-06", "o200k_base"),
+        ("gpt-4.1-nano-2025-04-14", "o200k_base"),
+        ("gpt-4.5-preview", "o200k_base"),
+        ("o4-mini-2025-04-16", "o200k_base"),
+        ("o1", "o200k_base"),
+        ("gpt-5-mini", "o200k_base"),
+        ("gpt-3.5-turbo-0125", "cl100k_base"),
+        ("gpt-4-0613", "cl100k_base"),
+        ("gpt-4-turbo", "cl100k_base"),
+        ("davinci-002", "cl100k_base"),
+        ("babbage-002", "cl100k_base"),
+        ("ft:gpt-4.1-mini-2025-04-14:my-org::AbC123", "o200k_base"),
+        ("ft:gpt-3.5-turbo-0125:my-org:custom:9xyz", "cl100k_base"),
+        ("ft:gpt-4o-mini-2024-07-18:org::id:ckpt-step-10", "o200k_base"),
+        ("babbage-002:ft-acme-2023-08-01", "cl100k_base"),
+        ("GPT-4o", "o200k_base"),
+        ("some-local-model", "o200k_base"),
+        (None, "o200k_base"),
+        ("", "o200k_base"),
+    ],
+)
+def test_encoding_follows_the_base_model(model, encoding):
+    assert encoding_name_for_model(model) == encoding
+
+
+# ---------------------------------------------------------------------- counting
+
+
+def test_hand_checked_counts():
+    enc = get_encoding("o200k_base")
+    # each of these is one token in o200k_base; "Hi there" two
+    assert [len(enc.encode_ordinary(t)) for t in ("Hello", "user", "assistant", "Hi there")] == [1, 1, 1, 2]
+    chat = {"messages": [U("Hello"), A("Hi there")]}
+    # (3 + user 1 + Hello 1) + (3 + assistant 1 + "Hi there" 2) + 3 for the reply
+    assert count_chat(chat, enc) == (14, 2)
+    assert count_chat(chat, "o200k_base") == (14, 2)
+
+
+def test_name_adds_one_token():
+    enc = get_encoding("o200k_base")
+    plain = {"messages": [U("Hello"), A("Hi there")]}
+    named = {"messages": [{"role": "user", "content": "Hello", "name": "Bob"}, A("Hi there")]}
+    assert len(enc.encode_ordinary("Bob")) == 1
+    assert count_chat(named, enc)[0] == count_chat(plain, enc)[0] + 1 + 1
+
+
+def test_encodings_differ_on_some_text():
+    text = "这是一个用于微调的数据集。 नमस्ते दुनिया"
+    o200k, cl100k = count_texts([text], "o200k_base")[0], count_texts([text], "cl100k_base")[0]
+    assert o200k != cl100k
+    assert o200k == len(get_encoding("o200k_base").encode_ordinary(text))
+    assert cl100k == len(get_encoding("cl100k_base").encode_ordinary(text))
+
+
+def test_special_token_text_counts_as_plain_text():
+    enc = get_encoding("o200k_base")
+    chat = {"messages": [U("end <|endoftext|> here"), A("<|endofprompt|>")]}
+    total, assistant = count_chat(chat, enc)
+    assert assistant == len(enc.encode_ordinary("<|endofprompt|>")) > 1
+    tc = TokenCounter("o200k_base")
+    assert tc.add(1, chat) == (total, assistant)
+
+
+def test_non_string_values_weight_none_and_tools():
+    enc = get_encoding("o200k_base")
+    calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 1}"}}]
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    chat = {
+        "messages": [U("q"), {"role": "assistant", "content": None, "tool_calls": calls},
+                     {"role": "tool", "tool_call_id": "c1", "content": "1"},
+                     {"role": "assistant", "content": "one", "weight": 1}],
+        "tools": tools,
+    }
+    n = lambda s: len(enc.encode_ordinary(s))  # noqa: E731
+    calls_json = '[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\\"x\\": 1}"}}]'
+    tools_json = '[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]'
+    expected_total = (
+        3 + n("user") + n("q")
+        + 3 + n("assistant") + n(calls_json)
+        + 3 + n("tool") + n("c1") + n("1")
+        + 3 + n("assistant") + n("one")
+        + 3 + n(tools_json)
+    )
+    assert count_chat(chat, enc) == (expected_total, n(calls_json) + n("one"))
+    assert TokenCounter("o200k_base").add(1, chat) == (expected_total, n(calls_json) + n("one"))
+
+
+def test_lone_surrogate_and_odd_input_do_not_crash():
+    chat = {"messages": [U("broken \ud800 text"), A("ok")]}
+    total, _ = count_chat(chat, get_encoding("o200k_base"))
+    tc = TokenCounter("o200k_base")
+    assert tc.add(1, chat)[0] == total
+    assert tc.add(2, "not a chat") == (3, 0)
+    assert tc.add(3, {"messages": ["x", None, 5]}) == (3, 0)
+    deep: list = []
+    node = deep
+    for _ in range(100_000):
+        node.append([])
+        node = node[0]
+    assert tc.add(4, {"messages": [{"role": "assistant", "content": "a", "tool_calls": deep}]})[1] >= 1
+
+
+def varied_chats(n: int, seed: int = 0):
+    rnd = random.Random(seed)
+    words = ("the quick brown fox 42 3.14 don't WE'LL naïve café 東京 数据 привет 😀 👍🏽 <|endoftext|> "
+             "\t tab  double  space\n\n newline \r\n def f(x): return x**2").split(" ")
+    system = "You are a concise assistant. Answer in one sentence."
+    for i in range(n):
+        msgs = []
+        if rnd.random() < 0.8:
+            msgs.append({"role": "system", "content": system})
+        for _ in range(rnd.randint(1, 3)):
+            msgs.append(U(" ".join(rnd.choices(words, k=rnd.randint(0, 40)))))
+            a = A(" ".join(rnd.choices(words, k=rnd.randint(1, 60))))
+            if rnd.random() < 0.2:
+                a["weight"] = rnd.choice([0, 1])
+            msgs.append(a)
+        if rnd.random() < 0.1:
+            msgs[-2]["name"] = "alice"
+        yield {"messages": msgs}
+
+
+@pytest.mark.parametrize("backend", ["auto", "tiktoken"])
+def test_token_counter_equals_count_chat_summed(backend):
+    chats = list(varied_chats(400, seed=3))
+    enc = get_encoding("o200k_base")
+    expected = [count_chat(c, enc) for c in chats]
+    tc = TokenCounter("o200k_base", backend=backend)
+    for i, c in enumerate(chats):
+        tc.add(10 + i, c)
+    stats = tc.finish(limit=150)
+    assert stats.per_example == [t for t, _ in expected]
+    assert stats.assistant_per_example == [a for _, a in expected]
+    assert stats.lines == [10 + i for i in range(len(chats))]
+    assert stats.total == sum(stats.per_example) and stats.assistant_total == sum(stats.assistant_per_example)
+    assert stats.over_limit == [10 + i for i, (t, _) in enumerate(expected) if t > 150]
+    assert stats.limit == 150 and stats.exact and stats.encoding == "o200k_base"
+    assert stats.stats["total"]["max"] == max(stats.per_example)
+
+
+def test_cache_is_bounded_and_does_not_change_counts(monkeypatch):
+    monkeypatch.setattr(TokenCounter, "CACHE_MAX_ENTRIES", 8)
+    chats = list(varied_chats(200, seed=5))
+    tc = TokenCounter("cl100k_base")
+    for i, c in enumerate(chats):
+        tc.add(i, c)
+    assert len(tc._cache) <= 8
+    enc = get_encoding("cl100k_base")
+    assert tc.finish().per_example == [count_chat(c, enc)[0] for c in chats]
+
+
+def test_fast_counter_is_identical_to_tiktoken_on_varied_text():
+    rnd = random.Random(1)
+    pieces = list("aZ09 \t\n\r'.,!?-_()[]{}<>|/\\\"$%&*+=:;") + [
+        "  ", "\n\n", "\r\n", "'s", "'LL", "'ve", " 's", "é", "ü", "ß", "東京", "数据", "привет", "😀", "👍🏽",
+        "\u200b", "\u00a0", "\u3000", "ǅ", "٣", "१", "<|endoftext|>", "<|fim_prefix|>", "1234567", "ﬁ",
+    ]
+    texts = ["".join(rnd.choices(pieces, k=rnd.randint(0, 50))) for _ in range(1500)]
+    texts += ["".join(chr(rnd.randint(32, 0x2FFFF)) for _ in range(30)).encode("utf-8", "replace").decode("utf-8")
+              for _ in range(300)]
+    texts += ["a" * 20000, " " * 5000 + "x", "9" * 3001, "😀" * 2000]
+    for name in ("o200k_base", "cl100k_base"):
+        enc = get_encoding(name)
+        reference = [len(enc.encode_ordinary(t)) for t in texts]
+        assert count_texts(texts, name) == reference
+        assert count_texts(texts, name, backend="tiktoken") == reference
+
+
+def test_summarize_uses_numpy_linear_percentiles():
+    values = [5, 1, 9, 3, 7, 100, 2]
+    s = summarize(values)
+    assert s["min"] == 1 and s["max"] == 100 and s["count"] == 7
+    assert s["mean"] == pytest.approx(np.mean(values))
+    assert s["median"] == 5.0
+    assert s["p5"] == pytest.approx(np.percentile(values, 5)) == pytest.approx(1.3)
+    assert s["p95"] == pytest.approx(np.percentile(values, 95)) == pytest.approx(72.7)
+    empty = summarize([])
+    assert empty["count"] == 0 and empty["max"] == 0
+
+
+def test_finish_without_examples():
+    stats = TokenCounter("o200k_base").finish(limit=10)
+    assert stats.per_example == [] and stats.total == 0 and stats.over_limit == []
+    assert stats.stats["total"]["count"] == 0
+
+
+def test_count_chats_matches_count_chat():
+    chats = list(varied_chats(150, seed=9)) + [{"messages": [U("x")], "tools": [{"type": "function"}]}]
+    for name in ("o200k_base", "cl100k_base"):
+        enc = get_encoding(name)
+        expected = [count_chat(c, enc) for c in chats]
+        assert T.count_chats(chats, enc) == expected
+        assert T.count_chats(chats, name) == expected

@@ -1,0 +1,111 @@
+"""The decision guide: one case per rule row, and a check that no row is left untested."""
+
+from __future__ import annotations
+
+import pytest
+
+from ftassist.plan import guide
+from ftassist.plan.guide import Answers, recommend
+
+STYLE = dict(style_or_format=True, tried_prompting=True)
+
+# rule id -> (answers, report summary or None, expected approach, expected method)
+CASES = {
+    "both_facts_and_style": (dict(needs_current_info=True, **STYLE, n_examples=500), None, "both", "openai"),
+    "rag_for_facts": (dict(needs_current_info=True), None, "rag", None),
+    "too_few_examples": (dict(**STYLE, n_examples=5), None, "prompt_engineering", None),
+    "nothing_to_teach": (dict(n_examples=1000), None, "prompt_engineering", None),
+    "prompt_not_tried": (dict(style_or_format=True, n_examples=50), None, "prompt_engineering", None),
+    "fine_tune": (dict(**STYLE, n_examples=1000), None, "fine_tune", "openai"),
+    "private_no_gpu": (dict(**STYLE, n_examples=1000, data_can_leave=False), None, "fine_tune", "qlora"),
+    "hosted_no_gpu": (dict(**STYLE, n_examples=1000, hardware="none"), None, "fine_tune", "openai"),
+    "full_big_data": (dict(**STYLE, n_examples=20_000, hardware="multi_gpu", budget="high"), None, "fine_tune", "full"),
+    "lora_datacenter": (dict(**STYLE, n_examples=1000, hardware="datacenter_gpu"), None, "fine_tune", "lora"),
+    "qlora_consumer": (dict(**STYLE, n_examples=1000, hardware="consumer_gpu"), None, "fine_tune", "qlora"),
+    "few_steers_from_full": (dict(**STYLE, n_examples=40, hardware="multi_gpu", budget="high"), None, "fine_tune", "lora"),
+    "low_budget_openai": (dict(**STYLE, n_examples=1000, budget="low"), None, "fine_tune", "openai"),
+    "scale_small_model": (dict(high_volume=True, n_examples=1000), None, "fine_tune", "openai"),
+    "from_report": (dict(**STYLE), {"n_examples": 800, "n_errors": 0, "failing": [], "warning": []}, "fine_tune", "openai"),
+    "fix_data_first": (dict(**STYLE), {"n_examples": 800, "n_errors": 3, "failing": [], "warning": []}, "fine_tune", "openai"),
+    "poor_data": (dict(**STYLE), {"n_examples": 800, "n_errors": 0, "failing": ["balanced"], "warning": []}, "fine_tune", "openai"),
+    "data_warnings": (dict(**STYLE), {"n_examples": 800, "n_errors": 0, "failing": [], "warning": ["diverse"]}, "fine_tune", "openai"),
+    "overfitting": (dict(**STYLE, n_examples=40), None, "fine_tune", "openai"),
+    "forgetting": (dict(**STYLE, domain_terminology=True, n_examples=1000), None, "fine_tune", "openai"),
+    "wrong_use_case": (dict(needs_current_info=True), None, "rag", None),
+    "privacy": (dict(**STYLE, n_examples=1000, data_can_leave=False, hardware="consumer_gpu"), None, "fine_tune", "qlora"),
+    "unknown_size": (dict(**STYLE), None, "fine_tune", "openai"),
+}
+
+
+def test_every_rule_has_a_case():
+    assert set(CASES) == guide.all_rule_ids()
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_branch(rule_id):
+    answers, summary, approach, method = CASES[rule_id]
+    rec = recommend(Answers(**answers), summary)
+    assert rule_id in rec.rule_ids
+    assert rec.approach == approach
+    assert rec.method == method
+    assert rec.reasons and all("\n" not in r for r in rec.reasons)  # one line each
+    for p in rec.pitfalls:
+        assert p.name and p.remedy
+
+
+def test_forty_examples_steer_away_from_full():
+    rec = recommend(Answers(**STYLE, hardware="multi_gpu", budget="high"),
+                    {"n_examples": 40, "n_errors": 0, "failing": [], "warning": []})
+    assert rec.method == "lora"
+    assert any("40 examples are too few for full fine-tuning" in r for r in rec.reasons)
+    assert "overfitting" in rec.rule_ids
+
+
+def test_failing_checklist_says_fix_data_first():
+    rec = recommend(Answers(**STYLE, n_examples=1000),
+                    {"n_examples": 500, "n_errors": 0, "failing": ["consistent"], "warning": []})
+    assert rec.fix_data_first
+    assert rec.reasons[0].startswith("Fix the data first")
+    assert rec.headline().startswith("Fix the data first")
+    assert rec.facts["n_examples"] == 500  # the report's count replaces the answer
+    assert "Poor data" in rec.to_markdown()
+
+
+def test_report_object_and_dict_are_summarised():
+    from ftassist.data.report import ChecklistItem, DataReport, Issue
+
+    report = DataReport(path="x.jsonl", n_records=12, n_examples=10, format="chat",
+                        errors=[Issue(3, "missing_content", "empty")],
+                        checklist=[ChecklistItem("balanced", "Balanced", "fail", "one class"),
+                                   ChecklistItem("diverse", "Diverse", "warn", "near duplicates")])
+    for source in (report, report.to_dict()):
+        s = guide.summarize_report(source)
+        assert s == {"n_examples": 10, "n_errors": 1, "failing": ["balanced"], "warning": ["diverse"]}
+    rec = recommend(Answers(**STYLE), report)
+    assert rec.fix_data_first and rec.facts["data_errors"] == 1
+
+
+def test_tuning_pitfalls_not_shown_for_rag():
+    rec = recommend(Answers(needs_current_info=True, n_examples=40, hardware="datacenter_gpu"))
+    ids = {p.id for p in rec.pitfalls}
+    assert "wrong_use_case" in ids and "overfitting" not in ids and "forgetting" not in ids
+
+
+def test_bad_answers_and_parsing():
+    with pytest.raises(ValueError):
+        Answers(budget="infinite")
+    with pytest.raises(ValueError):
+        Answers(hardware="abacus")
+    with pytest.raises(ValueError):
+        Answers(n_examples=-1)
+    q = {q.key: q for q in guide.QUESTIONS}
+    assert guide.parse_answer(q["style_or_format"], "Y") is True
+    assert guide.parse_answer(q["n_examples"], "1,200") == 1200
+    assert guide.parse_answer(q["n_examples"], "") is None
+    assert guide.parse_answer(q["hardware"], "2") == "consumer_gpu"
+    assert guide.parse_answer(q["budget"], "high") == "high"
+    with pytest.raises(ValueError, match="y or n"):
+        guide.parse_answer(q["style_or_format"], "maybe")
+    with pytest.raises(ValueError):
+        guide.parse_answer(q["hardware"], "9")
+    assert Answers.from_dict({"style_or_format": True, "ignored": 1}).style_or_format

@@ -1,0 +1,117 @@
+"""The Decide and Estimate tabs' handlers, called as their events call them, and the app still builds."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+import pytest
+
+from ftassist.data.report import ChecklistItem, DataReport, TokenStats
+from ftassist.ui import decide, estimate
+
+
+def _session_with_report(per=(100, 200, 300), failing=False) -> dict:
+    report = DataReport(path="train.jsonl", n_records=len(per), n_examples=len(per), format="chat",
+                        tokens=TokenStats("o200k_base", True, list(per), [10] * len(per), total=sum(per)),
+                        checklist=[ChecklistItem("balanced", "Balanced", "fail" if failing else "pass", "")])
+    return {"report": report.to_dict(), "dataset_path": "train.jsonl"}
+
+
+def _answers(**kw):
+    values = {"needs_current_info": False, "style_or_format": True, "domain_terminology": False, "n_examples": 500,
+              "budget": "medium", "hardware": "consumer_gpu", "data_can_leave": True, "high_volume": False,
+              "tried_prompting": True}
+    values.update(kw)
+    return [values[k] for k in decide.ANSWER_KEYS]
+
+
+def test_recommend_handler_uses_session_report():
+    md, session = decide.recommend_handler({}, *_answers())
+    assert "QLoRA" in md and session["guide"]["method"] == "qlora"
+    md, session = decide.recommend_handler(_session_with_report(failing=True), *_answers(n_examples=None))
+    assert md.startswith("### Fix the data first")
+    assert session["guide"]["facts"]["n_examples"] == 3 and "report" in session  # others' keys kept
+    assert "3 valid examples" in decide.dataset_status(session)
+    assert "No dataset checked" in decide.dataset_status({})
+    with pytest.raises(gr.Error):
+        decide.recommend_handler({}, *_answers(budget="infinite"))
+
+
+def _estimate_args(session, **kw):
+    args = dict(use_report=True, n_examples=1000, avg_tokens=500, output_tokens=None, pasted="", models=None,
+                epochs="auto", training_price=None, input_price=None, output_price=None,
+                base_model="Qwen/Qwen2.5-0.5B", methods=None, gpu_table=estimate.gpu_price_table(), gpus=None,
+                seq_len=None, batch_size=1, gradient_checkpointing=True, lora_rank=16, mfu=0.35,
+                requests_per_month=10000, only_fitting=False)
+    args.update(kw)
+    return [session, *args.values()]
+
+
+def test_estimate_handler_quick_mode():
+    out = estimate.estimate_handler(*_estimate_args({}, models=["gpt-3.5-turbo-0125"], epochs="1",
+                                                    training_price=8, methods=["qlora"], gpus=["T4"]))
+    summary, df, cost_df, mem_df, how, dropdown, table, session = out
+    assert "1,000 examples, 500,000 tokens" in summary
+    assert isinstance(df, pd.DataFrame) and list(df.columns) == estimate.est.DISPLAY_HEADERS
+    row = table["rows"][0]
+    assert row["training_cost_usd"] == pytest.approx(4.0)  # the seed example
+    assert set(cost_df.columns) == {"option", "training cost (USD)", "kind"}
+    assert {"needed", "GPU memory"} == set(mem_df["kind"])
+    assert "$4.00" in how
+    assert session["estimate"]["recommended"] is True
+    assert dropdown.value == session["estimate"]["id"]
+
+
+def test_estimate_handler_uses_checked_report_and_guide_preference():
+    session = _session_with_report()
+    session["guide"] = {"method": "openai"}
+    out = estimate.estimate_handler(*_estimate_args(session))
+    table, session = out[6], out[7]
+    assert table["inputs"]["source"] == "report" and table["inputs"]["n_examples"] == 3
+    assert session["estimate"]["kind"] == "openai"
+    # unticking "use the report" goes back to quick mode
+    out = estimate.estimate_handler(*_estimate_args(session, use_report=False))
+    assert out[6]["inputs"]["n_examples"] == 1000
+
+
+def test_estimate_handler_gpu_price_edit_and_errors():
+    table = estimate.gpu_price_table()
+    table.loc[table["gpu"] == "L4", "USD per hour"] = 8.0
+    out = estimate.estimate_handler(*_estimate_args({}, models=[], methods=["qlora"], gpus=["L4"], gpu_table=table))
+    (row,) = out[6]["rows"]
+    assert row["cost_usd"] == pytest.approx(row["hours"] * 8.0)
+    with pytest.raises(gr.Error, match="Quick mode"):
+        estimate.estimate_handler(*_estimate_args({}, n_examples=0))
+    with pytest.raises(gr.Error, match="Unknown base model"):
+        estimate.estimate_handler(*_estimate_args({}, base_model="not-a-model"))
+
+
+def test_choose_handler():
+    out = estimate.estimate_handler(*_estimate_args({}))
+    table, session = out[6], out[7]
+    other = next(r for r in table["rows"] if not r["recommended"] and r["cost_usd"] is not None)
+    msg, session = estimate.choose_handler(session, table, other["id"])
+    assert session["estimate"]["id"] == other["id"] and other["label"] in msg
+    msg, _ = estimate.choose_handler({}, None, None)
+    assert "Estimate first" in msg
+    with pytest.raises(gr.Error):
+        estimate.choose_handler({}, table, "nope")
+
+
+def test_tabs_build_with_named_endpoints():
+    from ftassist.ui.context import UIContext
+
+    with gr.Blocks() as demo:
+        ctx = UIContext(session=gr.State({}))
+        with gr.Tab("Decide"):
+            decide.build(ctx)
+        with gr.Tab("Estimate"):
+            estimate.build(ctx)
+    names = {d.api_name for d in demo.fns.values()}
+    assert {"recommend", "estimate", "choose_estimate"} <= names
+
+
+def test_whole_app_still_builds():
+    from ftassist.ui.layout import build_app
+
+    assert isinstance(build_app(), gr.Blocks)

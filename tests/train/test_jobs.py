@@ -1,0 +1,303 @@
+"""The job manager: real tiny-random workers started, followed, cancelled, killed, re-found after a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from ftassist import config, store
+from ftassist.train import jobs
+from ftassist.train.events import EventWriter
+from ftassist.train.spec import JobSpec
+
+
+def _write_chat(path: Path, n: int, seed: int = 0) -> str:
+    import random
+
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(n):
+            a, b = rng.randint(1, 9), rng.randint(1, 9)
+            f.write(json.dumps({"messages": [
+                {"role": "user", "content": f"What is {a} plus {b}?"},
+                {"role": "assistant", "content": f"{a} plus {b} is {a + b}."},
+            ]}) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def data(tmp_path):
+    return _write_chat(tmp_path / "train.jsonl", 32), _write_chat(tmp_path / "valid.jsonl", 6, seed=1)
+
+
+@pytest.fixture(autouse=True)
+def no_stray_workers():
+    """Whatever a test started is stopped when it ends (even when it fails)."""
+    yield
+    try:
+        rows = store.get_store().query_rows("SELECT pid FROM jobs WHERE pid IS NOT NULL")
+    except Exception:  # noqa: BLE001
+        rows = []
+    for (pid,) in rows:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    jobs.stop_ingest_loop()
+    jobs.forget_children()
+
+
+def _spec(data, **kw) -> JobSpec:
+    train, valid = data
+    kw.setdefault("max_steps", 4)
+    return JobSpec(train_file=train, valid_file=valid, per_device_batch_size=4, logging_steps=1, **kw)
+
+
+def _wait_for(predicate, timeout=90.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs.tick()
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}: {jobs.list_jobs()}")
+
+
+def _gone(pid: int) -> bool:
+    """The process exited (a zombie not yet reaped by its parent counts as gone)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _events_in_file(run_dir) -> list[dict]:
+    return [json.loads(line) for line in Path(run_dir, "events.jsonl").read_text().splitlines() if line.strip()]
+
+
+# -- real workers ---------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_queue_of_two_local_jobs_runs_both_to_completion(data):
+    first = jobs.start_job(_spec(data))
+    second = jobs.start_job(_spec(data, seed=7))
+    assert jobs.get_job(first)["status"] == "running"
+    assert jobs.get_job(second)["status"] == "queued"  # one local job at a time
+    run_dir = Path(jobs.get_job(first)["run_dir"])
+    assert run_dir.parent == config.runs_dir()
+    assert (run_dir / "spec.json").is_file() and (run_dir / "run.sh").is_file()
+    assert "ftassist.train.worker" in (run_dir / "run.sh").read_text()
+
+    done = jobs.wait(first, timeout=120, interval=0.2)
+    assert done["status"] == "succeeded", done
+    assert jobs.get_job(second)["status"] in ("running", "succeeded")  # the queue moved on
+    # Everything the worker wrote is in DuckDB, once, in order.
+    in_file = _events_in_file(run_dir)
+    in_db = jobs.job_events(first)
+    assert [e["type"] for e in in_db] == [e["type"] for e in in_file]
+    assert in_db[-1]["type"] == "finished"
+    out = Path(done["output_dir"])
+    assert out == run_dir / "model" and (out / "adapter_config.json").is_file()
+    assert done["output_model"] == str(out)
+    assert done["first_loss"] > done["final_loss"]  # the loss falls
+    assert done["last_step"] == done["total_steps"] == 4
+    points = jobs.loss_points(first)
+    assert {p["series"] for p in points} == {"train", "validation"}
+    assert [p["step"] for p in points if p["series"] == "train"][0] == 1
+    prog = jobs.progress(first)
+    assert prog["fraction"] == 1.0 and prog["step"] == 4
+    assert (run_dir / "worker.log").stat().st_size > 0  # the worker's output went to its log file
+
+    done2 = jobs.wait(second, timeout=120, interval=0.2)
+    assert done2["status"] == "succeeded", done2
+    assert [j["id"] for j in jobs.list_jobs()] == [second, first]
+
+
+@pytest.mark.slow
+def test_sigkilled_worker_is_marked_failed_with_log_tail_and_hint(data):
+    job_id = jobs.start_job(_spec(data, max_steps=5000, eval_steps=1000, save_steps=1000))
+    _wait_for(lambda: (jobs.get_job(job_id)["last_step"] or 0) >= 1, what="a logged step")
+    os.killpg(jobs.get_job(job_id)["pid"], signal.SIGKILL)  # what the kernel's OOM killer does
+    job = _wait_for(lambda: (j := jobs.get_job(job_id))["status"] != "running" and j, what="failure")
+    assert job["status"] == "failed"
+    assert job["error"] == jobs.OOM_REASON
+    assert "gradient_checkpointing" in job["hint"]
+    assert job["log_tail"].strip()  # the last lines of worker.log
+    assert jobs.job_events(job_id)[-1]["source"] == "job manager"
+    assert job["last_step"] >= 1  # what was logged before the kill is kept
+
+
+@pytest.mark.slow
+def test_restart_finds_a_live_worker_again_then_cancel_mid_run(data):
+    job_id = jobs.start_job(_spec(data, max_steps=5000, eval_steps=1000, save_steps=1000))
+    _wait_for(lambda: (jobs.get_job(job_id)["last_step"] or 0) >= 2, what="a few logged steps")
+    seen_before = len(jobs.job_events(job_id))
+
+    # The app goes away: its DB connection and its handles on child processes.
+    store.reset_store()
+    jobs.forget_children()
+    statuses = jobs.reconcile()
+    assert statuses == {job_id: "running"}  # found again: the pid is alive and is our worker
+    assert len(jobs.job_events(job_id)) >= seen_before
+
+    # Cancel mid-run, through the pid alone (the worker is not this process's child any more).
+    job = jobs.cancel_job(job_id, timeout=20)
+    assert job["status"] == "cancelled", job
+    assert job["last_step"] < 5000
+    assert _gone(job["pid"])
+    last = jobs.job_events(job_id)[-1]
+    assert last["type"] == "cancelled" and "source" not in last  # the worker said so itself: no hard kill
+    assert Path(last["output_dir"], "adapter_config.json").is_file()  # it saved what it had
+    run_dir = jobs.get_job(job_id)["run_dir"]
+    in_file = _events_in_file(run_dir)
+    assert len(jobs.job_events(job_id)) == len(in_file)  # nothing lost, nothing twice
+    assert [e["ts"] for e in jobs.job_events(job_id)] == [e["ts"] for e in in_file]
+
+
+# -- without a worker: fabricated run folders ------------------------------------------------------
+def _fake_running_job(data, pid: int, events: list[dict], log_text: str = "") -> str:
+    """A job row marked running whose run folder holds `events` (as a worker would have left it)."""
+    job_id = jobs.new_job_id()
+    run_dir = config.runs_dir() / job_id
+    spec = _spec(data, output_dir=str(run_dir / "model"))
+    spec.save(run_dir)
+    writer = EventWriter(run_dir)
+    for e in events:
+        writer.write(e.pop("type"), **e)
+    (run_dir / "worker.log").write_text(log_text)
+    store.get_store().execute(
+        "INSERT INTO jobs (id, backend, base_model, method, status, run_dir, pid, spec_json)"
+        " VALUES (?, 'local', 'tiny-random', 'lora', 'running', ?, ?, '{}')",
+        [job_id, str(run_dir), pid],
+    )
+    return job_id
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_reconcile_marks_a_dead_worker_failed_and_keeps_its_events(data):
+    job_id = _fake_running_job(
+        data, _dead_pid(),
+        [{"type": "started", "pid": 1, "total_steps": 10, "num_examples": 32, "method": "lora",
+          "base_model": "tiny-random", "device": "cpu"},
+         {"type": "log", "step": 1, "loss": 2.5}, {"type": "log", "step": 2, "loss": 2.0}],
+        log_text="step 2\nRuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB\n",
+    )
+    assert jobs.reconcile() == {job_id: "failed"}
+    job = jobs.get_job(job_id)
+    assert job["error"] == jobs.OOM_REASON and "CUDA out of memory" in job["log_tail"]
+    assert job["last_step"] == 2 and job["first_loss"] == 2.5 and job["final_loss"] == 2.0
+    assert [e["type"] for e in jobs.job_events(job_id)] == ["started", "log", "log", "failed"]
+
+
+def test_reconcile_after_a_reboot_marks_interrupted(data, monkeypatch):
+    import psutil
+
+    job_id = _fake_running_job(data, _dead_pid(), [{"type": "log", "step": 1, "loss": 2.5}])
+    monkeypatch.setattr(psutil, "boot_time", lambda: time.time() + 60)
+    assert jobs.reconcile() == {job_id: "interrupted"}
+    assert "restarted" in jobs.get_job(job_id)["error"]
+
+
+def test_final_event_wins_over_a_dead_process(data):
+    job_id = _fake_running_job(
+        data, _dead_pid(),
+        [{"type": "log", "step": 1, "loss": 2.5},
+         {"type": "finished", "output_dir": "/x/model", "final_loss": 1.5, "first_loss": 2.5, "metrics": {}}],
+    )
+    jobs.ingest()
+    job = jobs.get_job(job_id)
+    assert job["status"] == "succeeded" and job["output_dir"] == "/x/model" and job["final_loss"] == 1.5
+
+
+def test_ingest_takes_only_complete_lines_and_resumes(data):
+    job_id = _fake_running_job(data, os.getpid(), [{"type": "log", "step": 1, "loss": 2.5}])
+    run_dir = Path(jobs.get_job(job_id)["run_dir"])
+    # Our own pid is alive but is not a worker of this run folder: treated as gone. Use a child's handle.
+    import subprocess
+
+    sleeper = subprocess.Popen(["sleep", "30"])
+    jobs._children[job_id] = sleeper
+    try:
+        with open(run_dir / "events.jsonl", "a") as f:
+            f.write('{"type": "log", "step": 2, "lo')  # a line being written right now
+        assert jobs.ingest() == 1
+        with open(run_dir / "events.jsonl", "a") as f:
+            f.write('ss": 2.0, "ts": 1.0}\n')
+        assert jobs.ingest() == 1
+        assert [e["step"] for e in jobs.job_events(job_id)] == [1, 2]
+        assert jobs.ingest() == 0
+        assert jobs.get_job(job_id)["status"] == "running"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_recycled_pid_is_not_taken_for_the_worker(data):
+    job_id = _fake_running_job(data, os.getpid(), [])  # alive, but it is pytest, not a worker
+    jobs.ingest()
+    assert jobs.get_job(job_id)["status"] == "failed"
+
+
+def test_discover_adopts_a_run_started_elsewhere(data):
+    run_dir = config.runs_dir() / "20260101-000000-abcdef"
+    _spec(data, output_dir=str(run_dir / "model")).save(run_dir)
+    EventWriter(run_dir).finished(output_dir=str(run_dir / "model"), final_loss=1.0, first_loss=2.0)
+    (run_dir / "worker.pid").write_text(str(_dead_pid()))
+    jobs.reconcile()
+    job = jobs.get_job(run_dir.name)
+    assert job["status"] == "succeeded" and job["first_loss"] == 2.0
+
+
+def test_cancel_a_queued_job_and_unknown_ids(data):
+    job_id = jobs.new_job_id()
+    store.get_store().execute(
+        "INSERT INTO jobs (id, backend, base_model, method, status, run_dir) VALUES (?, 'local', 'x', 'lora', 'queued', ?)",
+        [job_id, str(config.runs_dir() / job_id)])
+    assert jobs.cancel_job(job_id)["status"] == "cancelled"
+    with pytest.raises(jobs.JobError, match="no job"):
+        jobs.cancel_job("nope")
+
+
+def test_start_job_rejects_a_bad_spec_and_a_missing_key(data, monkeypatch):
+    with pytest.raises(jobs.JobError, match="train_file"):
+        jobs.start_job(JobSpec(train_file="/no/such.jsonl"))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    spec = JobSpec(backend="openai", train_file=data[0])
+    with pytest.raises(jobs.JobError, match="OPENAI_API_KEY"):
+        jobs.start_job(spec)
+    assert jobs.list_jobs() == []
+
+
+def test_accelerate_launch_with_several_gpus(tmp_path):
+    spec = JobSpec(train_file="t.jsonl", output_dir=str(tmp_path / "model"))
+    cmd = jobs.worker_command(spec, tmp_path, num_gpus=4)
+    assert "launch" in " ".join(cmd[:3]) and "accelerate" in " ".join(cmd[:3])
+    assert cmd[cmd.index("--num_processes") + 1] == "4"
+    assert cmd[-3:] == ["-m", "ftassist.train.worker", str(tmp_path)]
+    assert jobs.worker_command(spec, tmp_path, num_gpus=1)[1:] == ["-m", "ftassist.train.worker", str(tmp_path)]
+    openai_spec = JobSpec(backend="openai", train_file="t.jsonl")
+    assert jobs.worker_command(openai_spec, tmp_path, num_gpus=4)[1:] == ["-m", "ftassist.train.worker", str(tmp_path)]
+
+
+def test_ingest_loop_follows_without_a_browser(data):
+    job_id = _fake_running_job(data, _dead_pid(), [{"type": "log", "step": 1, "loss": 2.5}])
+    jobs.start_ingest_loop(interval=0.05)
+    deadline = time.monotonic() + 10
+    while jobs.get_job(job_id)["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)  # nobody else calls ingest here: only the loop
+    assert jobs.get_job(job_id)["status"] == "failed"
+    assert jobs.start_ingest_loop() is jobs._loop["thread"]  # idempotent

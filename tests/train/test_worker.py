@@ -1,0 +1,243 @@
+"""The local worker, run for real as a subprocess on CPU with the tiny-random model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from ftassist.train.events import EventWriter, last_terminal, read_events
+from ftassist.train.spec import JobSpec
+from tests.train.conftest import run_worker, start_worker, wait_for_event
+
+
+def _spec(train, valid, run_dir: Path, **kw) -> JobSpec:
+    spec = JobSpec(base_model="tiny-random", train_file=str(train), valid_file=str(valid) if valid else None,
+                   output_dir=str(run_dir / "model"), **kw)
+    assert spec.validate() == []
+    spec.save(run_dir)
+    return spec
+
+
+def _events(run_dir: Path) -> list[dict]:
+    events, _ = read_events(run_dir)
+    return events
+
+
+def _log(run_dir: Path) -> str:
+    return (run_dir / "worker.log").read_text(errors="replace")[-4000:]
+
+
+# -- the events contract --------------------------------------------------------------------------
+def test_events_partial_line_is_left_for_next_read(tmp_path):
+    w = EventWriter(tmp_path)
+    w.log(step=1, loss=2.5, total_steps=10)
+    w.eval(step=1, eval_loss=float("nan"))  # NaN must not produce invalid JSON
+    with open(tmp_path / "events.jsonl", "a") as f:
+        f.write('{"type": "log", "step": 2')  # a writer caught mid-line
+    events, offset = read_events(tmp_path)
+    assert [e["type"] for e in events] == ["log", "eval"]
+    assert events[0]["loss"] == 2.5 and events[1]["eval_loss"] is None and "ts" in events[0]
+    again, offset2 = read_events(tmp_path, offset)
+    assert again == [] and offset2 == offset
+    with open(tmp_path / "events.jsonl", "a") as f:
+        f.write(', "loss": 1.0}\n')
+    rest, _ = read_events(tmp_path, offset)
+    assert rest[0]["step"] == 2 and rest[0]["loss"] == 1.0
+    assert read_events(tmp_path / "missing") == ([], 0)
+
+
+def test_disabled_writer_writes_nothing(tmp_path):
+    EventWriter(tmp_path, enabled=False).failed(reason="x")
+    assert not (tmp_path / "events.jsonl").exists()
+
+
+def test_prepare_tokenizer_gives_templateless_models_chatml(tmp_path):
+    from ftassist.train.tiny import build_tokenizer
+    from ftassist.train.worker import prepare_tokenizer, to_prompt_completion
+
+    tok = build_tokenizer(["hello world", "how are you"])
+    tok.chat_template = None
+    mode, added = prepare_tokenizer(tok)
+    assert mode == "assistant_only" and added == []  # the tiny tokenizer already has the ChatML tokens
+    out = tok.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+                                  tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    masked = [t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    assert tok.decode(masked) == "hello<|im_end|>"  # the answer and its stop token, nothing else
+
+    tok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    assert prepare_tokenizer(tok)[0] == "last_turn"  # a template TRL cannot patch
+    conv = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+            {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]
+    pc = to_prompt_completion(conv)
+    assert pc["completion"] == [conv[3]] and pc["prompt"] == conv[:3]
+
+
+# -- real runs --------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_lora_run_to_completion_then_load_and_generate(tmp_path, chat_data):
+    train, valid = chat_data
+    run_dir = tmp_path / "run"
+    spec = _spec(train, valid, run_dir, method="lora", num_epochs=3, merge_adapter=True)
+    t0 = time.time()
+    rc = run_worker(run_dir)
+    assert rc == 0, _log(run_dir)
+    events = _events(run_dir)
+    types = [e["type"] for e in events]
+    for t in ("started", "log", "eval", "checkpoint", "finished"):
+        assert t in types, (t, types)
+    assert types[-1] == "finished" and types.index("started") < types.index("log")
+
+    started = next(e for e in events if e["type"] == "started")
+    assert started["method"] == "lora" and started["device"] == "cpu" and started["num_examples"] == 40
+    assert started["total_steps"] > 0 and started["pid"] > 0 and started["loss_on"] == "assistant"
+
+    logs = [e for e in events if e["type"] == "log"]
+    assert logs[0]["step"] == 1 and logs[-1]["step"] == started["total_steps"]
+    assert logs[-1]["loss"] < logs[0]["loss"], [e["loss"] for e in logs]
+    assert any(e["tokens_per_s"] and e["tokens_per_s"] > 0 for e in logs)
+    assert logs[-1]["eta_s"] == pytest.approx(0, abs=1e-6) and logs[0]["eta_s"] > 0
+    evals = [e for e in events if e["type"] == "eval"]
+    assert all(e["perplexity"] == pytest.approx(2.718281828 ** e["eval_loss"], rel=1e-6) for e in evals)
+
+    fin = events[-1]
+    assert fin["final_loss"] < fin["first_loss"]
+    assert fin["best_eval_loss"] == pytest.approx(min(e["eval_loss"] for e in evals))
+    out = Path(fin["output_dir"])
+    assert out == Path(spec.output_dir).resolve()
+    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
+    assert (out / "tokenizer.json").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["final_loss"] == fin["final_loss"] and metrics["packing"] is True
+    assert 0 < metrics["trainable_params"] < metrics["total_params"]
+
+    # The adapter loads with PEFT on the base model and generates text.
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(run_dir / "base_model")
+    model = PeftModel.from_pretrained(base, str(out)).eval()
+    prompt = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                     add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        gen = model.generate(**prompt, max_new_tokens=8, do_sample=False)
+    new = gen[0, prompt["input_ids"].shape[1]:]
+    assert len(new) > 0 and isinstance(tok.decode(new, skip_special_tokens=True), str)
+
+    merged = Path(fin["merged_dir"])
+    assert (merged / "config.json").is_file() and not (merged / "adapter_config.json").exists()
+    fresh = AutoModelForCausalLM.from_pretrained(run_dir / "base_model")
+    merged_model = AutoModelForCausalLM.from_pretrained(merged)
+    assert merged_model.num_parameters() == fresh.num_parameters()
+    # the merge changed the adapted projections and nothing else
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(merged_model.state_dict()[q], fresh.state_dict()[q])
+    e = "model.embed_tokens.weight"
+    assert torch.equal(merged_model.state_dict()[e], fresh.state_dict()[e])
+    assert time.time() - t0 < 150
+
+
+@pytest.mark.slow
+def test_full_fine_tuning_without_validation(tmp_path, chat_data):
+    train, _ = chat_data
+    run_dir = tmp_path / "run"
+    _spec(train, None, run_dir, method="full", max_steps=12, packing=False)
+    assert run_worker(run_dir) == 0, _log(run_dir)
+    events = _events(run_dir)
+    assert "eval" not in [e["type"] for e in events]
+    fin = last_terminal(events)
+    assert fin["type"] == "finished" and fin["final_loss"] < fin["first_loss"]
+    assert fin["best_eval_loss"] is None
+    out = Path(fin["output_dir"])
+    assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
+    assert not (out / "adapter_config.json").exists()
+    started = next(e for e in events if e["type"] == "started")
+    assert started["total_steps"] == 12 and started["packing"] is False
+    assert started["learning_rate"] == 2e-3  # the tiny-random preset for full fine-tuning
+
+
+@pytest.mark.slow
+def test_sigterm_cancels_gracefully_and_saves(tmp_path, chat_data):
+    train, valid = chat_data
+    run_dir = tmp_path / "run"
+    _spec(train, valid, run_dir, max_steps=100_000)
+    proc = start_worker(run_dir)
+    try:
+        wait_for_event(run_dir, "log", proc)
+        sent = time.time()
+        os.kill(proc.pid, signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+        took = time.time() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 0, _log(run_dir)
+    assert took < 15, took
+    events = _events(run_dir)
+    end = last_terminal(events)
+    assert end["type"] == "cancelled" and events[-1] is end
+    assert end["step"] >= 1 and end["step"] < 100_000
+    assert (Path(end["output_dir"]) / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_sigkill_leaves_a_readable_events_file(tmp_path, chat_data):
+    train, valid = chat_data
+    run_dir = tmp_path / "run"
+    _spec(train, valid, run_dir, max_steps=100_000)
+    proc = start_worker(run_dir)
+    try:
+        wait_for_event(run_dir, "log", proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    raw = (run_dir / "events.jsonl").read_bytes()
+    assert raw.endswith(b"\n")
+    events = _events(run_dir)
+    assert "started" in [e["type"] for e in events] and "log" in [e["type"] for e in events]
+    assert last_terminal(events) is None  # no terminal event: the job manager marks it failed
+
+
+def test_qlora_is_refused_on_cpu_before_loading(tmp_path, chat_data):
+    train, valid = chat_data
+    run_dir = tmp_path / "run"
+    _spec(train, valid, run_dir, method="qlora")
+    t0 = time.time()
+    rc = run_worker(run_dir, timeout=60)
+    assert rc == 3, _log(run_dir)
+    assert time.time() - t0 < 30
+    events = _events(run_dir)
+    assert [e["type"] for e in events] == ["failed"]
+    assert "CUDA" in events[0]["reason"]
+    assert events[0]["hint"] == ("QLoRA needs an NVIDIA GPU (bitsandbytes 4-bit); use LoRA on CPU or run on a "
+                                 "GPU machine")
+    assert not (run_dir / "base_model").exists() and not (run_dir / "model").exists()
+
+
+def test_invalid_spec_fails_with_the_problems(tmp_path, chat_data):
+    train, _ = chat_data
+    run_dir = tmp_path / "run"
+    JobSpec(train_file=str(train), output_dir=str(run_dir / "m"), lora_r=0, num_epochs=-1).save(run_dir)
+    assert run_worker(run_dir, timeout=60) == 2
+    (ev,) = _events(run_dir)
+    assert ev["type"] == "failed" and "lora_r" in ev["reason"] and "num_epochs" in ev["reason"]
+
+
+def test_missing_base_model_fails_with_a_hint(tmp_path, chat_data):
+    train, _ = chat_data
+    run_dir = tmp_path / "run"
+    missing = tmp_path / "no-such-model"
+    missing.mkdir()
+    JobSpec(base_model=str(missing), train_file=str(train), output_dir=str(run_dir / "m")).save(run_dir)
+    assert run_worker(run_dir, timeout=120) == 1
+    end = last_terminal(_events(run_dir))
+    assert end["type"] == "failed" and end["reason"] and end["log_tail"]
+    assert "base model" in end["hint"].lower()

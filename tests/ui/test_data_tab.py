@@ -1,0 +1,53 @@
+"""The app builds with its six tabs, and the Data tab's handlers work on a real file."""
+
+import json
+
+import pandas as pd
+
+from ftassist.ui import data_tab
+from ftassist.ui.layout import build_app
+
+
+def test_app_has_the_six_tabs():
+    demo = build_app()
+    config = demo.get_config_file()
+    labels = [c["props"].get("label") for c in config["components"] if c.get("type") == "tabitem"]
+    assert labels == ["Decide", "Data", "Estimate", "Train", "Arena", "Leaderboard"]
+    names = {d.get("api_name") for d in config["dependencies"]}
+    assert {"check_dataset", "fix_and_split"} <= names
+
+
+def _sample(tmp_path):
+    rows = [{"messages": [{"role": "user", "content": f"Where is my order {i}?"},
+                          {"role": "assistant", "content": f"Order {i} ships tomorrow <b>morning</b>."}]}
+            for i in range(11)]
+    lines = [json.dumps(r) for r in rows]
+    lines.insert(4, '{"messages": [{"role": "user", "content": "<script>alert(1)</script>"}]}')
+    path = tmp_path / "sample.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_check_handler_fills_the_tab(tmp_path):
+    path = _sample(tmp_path)
+    session, summary, checklist, errors, histogram, fix_btn = data_tab.check_dataset(
+        str(path), "", "gpt-4o-mini-2024-07-18", {}, progress=lambda *a, **k: None)
+    assert session["report"]["n_examples"] == 11
+    assert "11 valid examples" in summary
+    assert checklist.count("<details") >= 6
+    assert "<script>" not in checklist  # dataset text is escaped, never markup
+    assert isinstance(errors, pd.DataFrame) and list(errors["line"]) == [5]
+    assert errors.iloc[0]["code"] == "example_missing_assistant_message"
+    assert histogram["examples"].sum() == 11
+    preview = data_tab.record_preview(session["dataset_path"], 5)
+    assert "alert(1)" in preview
+
+    # the report is kept in DuckDB (it survives a restart of the app)
+    from ftassist.store import get_store
+
+    rows = get_store().query("SELECT n_examples, n_errors FROM datasets")
+    assert rows == [{"n_examples": 11, "n_errors": 1}]
+
+    session, message, files = data_tab.fix_and_split(0.2, 3, session, progress=lambda *a, **k: None)
+    assert session["clean"]["n_train"] + session["clean"]["n_valid"] == 11
+    assert any(f.endswith("train.jsonl") for f in files) and "dropped 1 invalid" in message
