@@ -123,6 +123,10 @@ def bench_http(n_voters: int, n_votes: int) -> dict:
 
 
 def bench_direct(n_voters: int, n_votes: int) -> dict:
+    from ftassist.store import reset_store
+
+    os.environ["FTASSIST_HOME"] = tempfile.mkdtemp(prefix="ftassist-bench-direct-")  # a fresh database
+    reset_store()
     seed_battles(n_votes + 10, "direct")
     latency, lock = [], threading.Lock()
 
@@ -130,9 +134,6 @@ def bench_direct(n_voters: int, n_votes: int) -> dict:
         voter = f"direct-voter-{i}"
         for _ in range(n_votes):
             view = battles.next_battle(voter)
-            while view is not None and not view.prompt.startswith("direct"):
-                battles.skip(view.token, voter)  # leave the HTTP phase's battles alone
-                view = battles.next_battle(voter)
             t0 = time.perf_counter()
             battles.vote(view.token, voter, random.choice(("A", "B", "tie", "bothbad")))
             with lock:

@@ -330,8 +330,10 @@ def _check_voter(voter: str) -> None:
 class RateLimiter:
     """Sliding one-minute window of accepted votes per voter (in memory: the app is one process)."""
 
-    def __init__(self, per_minute: int | None = None):
+    def __init__(self, per_minute: int | None = None, env: str = RATE_LIMIT_ENV,
+                 default: int = DEFAULT_VOTES_PER_MINUTE, what: str = "votes"):
         self.per_minute = per_minute
+        self.env, self.default, self.what = env, default, what
         self._times: dict[str, deque] = defaultdict(deque)
         self._lock = threading.Lock()
 
@@ -339,9 +341,9 @@ class RateLimiter:
         if self.per_minute is not None:
             return self.per_minute
         try:
-            return int(os.environ.get(RATE_LIMIT_ENV, DEFAULT_VOTES_PER_MINUTE))
+            return int(os.environ.get(self.env, self.default))
         except ValueError:
-            return DEFAULT_VOTES_PER_MINUTE
+            return self.default
 
     def check(self, voter: str, now: float | None = None) -> None:
         """Raise RateLimited when `voter` is at the limit; else count this vote."""
@@ -355,10 +357,12 @@ class RateLimiter:
                 times.popleft()
             if len(times) >= limit:
                 wait = max(1, int(60 - (now - times[0])) + 1)
-                raise RateLimited(
-                    f"You are voting very fast ({limit} votes a minute at most). "
-                    f"Please read both answers; you can vote again in {wait} s."
-                )
+                if self.what == "votes":
+                    raise RateLimited(
+                        f"You are voting very fast ({limit} votes a minute at most). "
+                        f"Please read both answers; you can vote again in {wait} s."
+                    )
+                raise RateLimited(f"At most {limit} {self.what} a minute: try again in {wait} s.")
             times.append(now)
 
     def reset(self) -> None:
@@ -367,6 +371,8 @@ class RateLimiter:
 
 
 rate_limiter = RateLimiter()
+# Own prompts cost generation (money, for API models): a tighter limit of their own.
+prompt_limiter = RateLimiter(env="FTASSIST_ARENA_PROMPTS_PER_MINUTE", default=5, what="own prompts")
 
 
 def _winner(choice: str, swapped: bool) -> str:
@@ -452,6 +458,7 @@ def battle_for_prompt(prompt: str, voter: str, model_ids: list[str] | None = Non
         raise VoteError("Type a prompt first.")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise VoteError(f"The prompt is too long ({len(prompt)} characters; at most {MAX_PROMPT_CHARS}).")
+    prompt_limiter.check(voter)
     store = _store(store)
     if model_ids is None:
         registered = [m["id"] for m in arena_models.list_models(store=store)]

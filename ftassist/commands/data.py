@@ -100,6 +100,8 @@ def run_clean(args) -> int:
     from ftassist.data.clean import clean_file
     from ftassist.data.load import LoadError
 
+    if not 0 <= args.valid_fraction < 1:
+        raise CLIError(f"--valid-fraction must be at least 0 and below 1 (got {args.valid_fraction})")
     path = resolve_input(args.path)
     try:
         result = clean_file(path, args.out, valid_fraction=args.valid_fraction, seed=args.seed)
@@ -110,7 +112,8 @@ def run_clean(args) -> int:
     else:
         print(
             f"{result.n_in:,} records in: {result.n_train:,} train, {result.n_valid:,} validation; dropped "
-            f"{result.n_dropped_invalid:,} invalid and {result.n_dropped_duplicates:,} duplicates"
+            f"{result.n_dropped_invalid:,} invalid, {result.n_dropped_duplicates:,} duplicates and "
+            f"{result.n_dropped_empty:,} empty answers"
         )
         print(f"  train: {result.train_path}\n  valid: {result.valid_path}\n  dropped: {result.dropped_path}")
     return 0

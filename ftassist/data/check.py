@@ -1,10 +1,11 @@
 """The whole Data check in one streaming pass: file -> records -> examples -> DataReport.
 
 One pass, bounded memory: records are read one at a time; valid examples are gathered
-in small chunks, their exact token counts are computed for the chunk at once (batched
-tokenisation is where the time goes), and each example is then handed to the checklist
-accumulators and dropped. What is kept for the whole file is small per example: its
-line, its token counts, and the hashes the checklist keeps.
+in chunks whose exact token counts are computed together (on a big file, in a second
+process while this one parses and scores the next chunk: counting is most of the CPU
+time), then each example goes to the checklist accumulators and is dropped. What is
+kept for the whole file is small per example: its line, its token counts, and the
+hashes the checklist keeps.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .report import DataReport, Example, Issue
+from .report import DataReport, Example, Issue, TokenStats
 
 ProgressFn = Callable[[float, str], None]
 
-CHUNK = 2048  # examples tokenised together
+CHUNK = 2048  # examples counted together
+BACKGROUND_COUNT_BYTES = 8 * 2**20  # from this file size on, tokens are counted in a second process
 
 
 def _format_mismatch(line: int, fmt: str, file_fmt: str, first_line: int) -> Issue:
@@ -30,6 +32,58 @@ def _format_mismatch(line: int, fmt: str, file_fmt: str, first_line: int) -> Iss
     )
 
 
+class _Accumulator:
+    """What a check keeps while it streams: issues, per-example token counts, the checklist."""
+
+    def __init__(self, report: DataReport, checklist, counter) -> None:
+        self.report = report
+        self.checklist = checklist
+        self.counter = counter  # BackgroundChatCounter, or None to count in this process
+        self.error_counts: dict[str, int] = {}
+        self.per_example: list[int] = []
+        self.assistant_per_example: list[int] = []
+        self.lines: list[int] = []
+        self.pending: list[Example] = []
+
+    def issue(self, issue: Issue) -> None:
+        if issue.severity == "error":
+            self.report.errors.append(issue)
+            self.error_counts[issue.code] = self.error_counts.get(issue.code, 0) + 1
+        else:
+            self.report.warnings.append(issue)
+
+    def example(self, ex: Example) -> None:
+        self.pending.append(ex)
+        if len(self.pending) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        from .tokens import count_chats
+
+        chunk, self.pending = self.pending, []
+        if not chunk:
+            return
+        if self.counter is None:
+            self._take(chunk, count_chats([ex.chat for ex in chunk], self.report.tokens.encoding))
+        else:
+            for done, counts in self.counter.submit([ex.chat for ex in chunk], chunk):
+                self._take(done, counts)
+
+    def drain(self) -> None:
+        self.flush()
+        if self.counter is not None:
+            for done, counts in self.counter.drain():
+                self._take(done, counts)
+
+    def _take(self, examples: list[Example], counts: list[tuple[int, int]]) -> None:
+        add = self.checklist.add
+        for ex, (total, assistant) in zip(examples, counts):
+            self.per_example.append(total)
+            self.assistant_per_example.append(assistant)
+            self.lines.append(ex.line)
+            add(ex, total, assistant)
+
+
 def check_path(
     path: str | Path,
     model: str | None = None,
@@ -39,109 +93,93 @@ def check_path(
 ) -> DataReport:
     """Check one dataset file. Raises `load.LoadError` only when the file cannot be read at all."""
     from .checklist import ChecklistBuilder
-    from .formats import detect_format, extra_fields, to_chat
     from .load import iter_records
-    from .tokens import count_chats, encoding_name_for_model, get_encoding, summarize
-    from .validate import context_warnings, validate_dataset_size, validate_record
+    from .tokens import BackgroundChatCounter, encoding_name_for_model
 
     started = time.perf_counter()
     path = Path(path)
     file_size = os.path.getsize(path) if path.is_file() else 0
     encoding_name = encoding or encoding_name_for_model(model)
-    enc = get_encoding(encoding_name)
+    records = iter_records(path)  # raises LoadError now for a missing, binary or unsupported file
 
     report = DataReport(path=str(path), n_records=0, n_examples=0, format=None, model=model, file_size=file_size)
-    error_counts: dict[str, int] = {}
-    checklist = ChecklistBuilder(context_limit=context_limit)
-    per_example: list[int] = []
-    assistant_per_example: list[int] = []
-    lines: list[int] = []
-    file_format: str | None = None
-    first_format_line = 0
-    pending: list[Example] = []
-    bytes_seen = 0
-    next_progress = 0.0
+    report.tokens = TokenStats(encoding=encoding_name, exact=True, limit=context_limit)
+    counter = BackgroundChatCounter(encoding_name) if file_size >= BACKGROUND_COUNT_BYTES else None
+    acc = _Accumulator(report, ChecklistBuilder(context_limit=context_limit), counter)
+    try:
+        _scan(records, report, acc, file_size, progress)
+        acc.drain()
+    finally:
+        if counter is not None:
+            counter.close()
 
-    def flush() -> None:
-        if not pending:
-            return
-        counts = count_chats([ex.chat for ex in pending], enc)
-        for ex, (total, assistant) in zip(pending, counts):
-            per_example.append(total)
-            assistant_per_example.append(assistant)
-            lines.append(ex.line)
-            checklist.add(ex, total, assistant)
-        pending.clear()
-
-    def record_issue(issue: Issue) -> None:
-        if issue.severity == "error":
-            report.errors.append(issue)
-            error_counts[issue.code] = error_counts.get(issue.code, 0) + 1
-        else:
-            report.warnings.append(issue)
-
-    for rec in iter_records(path):
-        report.n_records += 1
-        bytes_seen += rec.raw_size
-        fmt = detect_format(rec.data) if rec.problem is None else None
-        issues = validate_record(rec, fmt)
-        has_error = False
-        for issue in issues:
-            record_issue(issue)
-            has_error = has_error or issue.severity == "error"
-        if fmt is not None and not has_error:
-            if file_format is None:
-                file_format, first_format_line = fmt, rec.line
-            elif fmt != file_format:
-                record_issue(_format_mismatch(rec.line, fmt, file_format, first_format_line))
-                has_error = True
-        if has_error:
-            continue
-        try:
-            chat = to_chat(rec.data, fmt)
-        except (ValueError, TypeError, KeyError) as exc:  # a converter bug must not drop the other records
-            record_issue(Issue(rec.line, "conversion_failed", f"could not convert this record: {exc}",
-                               "check the record's fields against the format's documentation"))
-            continue
-        pending.append(Example(rec.line, chat, fmt, extra_fields(rec.data, fmt), tuple(sorted(rec.data))))
-        if len(pending) >= CHUNK:
-            flush()
-            if progress and file_size:
-                fraction = min(bytes_seen / file_size, 1.0)
-                if fraction >= next_progress:
-                    progress(fraction, f"checked {report.n_records:,} records")
-                    next_progress = fraction + 0.02
-    flush()
-
-    report.n_examples = len(per_example)
-    report.format = file_format
-    if report.n_records == 0:
-        record_issue(Issue(0, "empty_file", "the file holds no records",
-                           "upload a file with one example per line (JSONL) or a JSON array of examples"))
-    else:
-        for issue in validate_dataset_size(report.n_examples, file_size):
-            record_issue(issue)
-    if context_limit:
-        for issue in context_warnings(lines, per_example, context_limit, model or encoding_name):
-            record_issue(issue)
-
-    from .report import TokenStats
-
-    report.tokens = TokenStats(
-        encoding=encoding_name,
-        exact=True,
-        per_example=per_example,
-        assistant_per_example=assistant_per_example,
-        lines=lines,
-        total=sum(per_example),
-        assistant_total=sum(assistant_per_example),
-        stats={"total": summarize(per_example), "assistant": summarize(assistant_per_example)},
-        over_limit=[ln for ln, t in zip(lines, per_example) if context_limit and t > context_limit],
-        limit=context_limit,
-    )
-    report.checklist = checklist.finish()
-    report.error_counts = dict(sorted(error_counts.items()))
+    _finish(report, acc, file_size, context_limit, model or encoding_name)
     report.seconds = round(time.perf_counter() - started, 3)
     if progress:
         progress(1.0, "done")
     return report
+
+
+def _scan(records, report: DataReport, acc: _Accumulator, file_size: int, progress: ProgressFn | None) -> None:
+    from .formats import detect_format, extra_fields, to_chat
+    from .validate import validate_record
+
+    file_format: str | None = None
+    first_format_line = 0
+    bytes_seen = 0
+    next_progress = 0.0
+    for rec in records:
+        report.n_records += 1
+        bytes_seen += rec.raw_size
+        data = rec.data
+        fmt = detect_format(data) if rec.problem is None else None
+        has_error = False
+        for issue in validate_record(rec, fmt):
+            acc.issue(issue)
+            has_error = has_error or issue.severity == "error"
+        if has_error or fmt is None:
+            continue
+        if file_format is None:
+            file_format, first_format_line = fmt, rec.line
+            report.format = fmt
+        elif fmt != file_format:
+            acc.issue(_format_mismatch(rec.line, fmt, file_format, first_format_line))
+            continue
+        try:
+            chat = to_chat(data, fmt)
+        except (ValueError, TypeError, KeyError) as exc:  # one bad record must not drop the others
+            acc.issue(Issue(rec.line, "conversion_failed", f"could not convert this record: {exc}",
+                            "check the record's fields against the format's documentation"))
+            continue
+        acc.example(Example(rec.line, chat, fmt, extra_fields(data, fmt), tuple(sorted(data))))
+        if progress and file_size and report.n_records % 1024 == 0:
+            fraction = min(bytes_seen / file_size, 0.99)
+            if fraction >= next_progress:
+                progress(fraction, f"checked {report.n_records:,} records")
+                next_progress = fraction + 0.02
+
+
+def _finish(report: DataReport, acc: _Accumulator, file_size: int, context_limit: int | None, target: str) -> None:
+    from .tokens import summarize
+    from .validate import context_warnings, validate_dataset_size
+
+    report.n_examples = len(acc.per_example)
+    if report.n_records == 0:
+        acc.issue(Issue(0, "empty_file", "the file holds no records",
+                        "upload a file with one example per line (JSONL) or a JSON array of examples"))
+    else:
+        for issue in validate_dataset_size(report.n_examples, file_size):
+            acc.issue(issue)
+    if context_limit:
+        for issue in context_warnings(acc.lines, acc.per_example, context_limit, target):
+            acc.issue(issue)
+    tokens = report.tokens
+    tokens.per_example = acc.per_example
+    tokens.assistant_per_example = acc.assistant_per_example
+    tokens.lines = acc.lines
+    tokens.total = sum(acc.per_example)
+    tokens.assistant_total = sum(acc.assistant_per_example)
+    tokens.stats = {"total": summarize(acc.per_example), "assistant": summarize(acc.assistant_per_example)}
+    tokens.over_limit = [ln for ln, t in zip(acc.lines, acc.per_example) if context_limit and t > context_limit]
+    report.checklist = acc.checklist.finish()
+    report.error_counts = dict(sorted(acc.error_counts.items()))

@@ -21,11 +21,14 @@ Definitions (the thresholds are the module constants below):
   of each band bucket it falls in, and counts as a near-duplicate when the estimated
   Jaccard similarity is >= NEAR_DUP_JACCARD. Word hashes are a polynomial hash over
   the UTF-8 bytes, so the result does not depend on Python's hash seed.
-* prompt template: the first TEMPLATE_WORDS normalised words of the final user
-  message with every digit masked; the share of the most frequent one is reported.
+* prompt template: the final user message up to its first colon or line break (when
+  that comes within TEMPLATE_CHARS characters: "Translate into French:", "Question:"),
+  otherwise its first TEMPLATE_WORDS words; normalised, digits dropped. The share of the
+  most frequent template is reported; a dominant one only warns (single-task sets are
+  legitimately uniform).
 * contradictions: the same normalised prompt with different normalised answers. For a
-  classification-style dataset (a label column, or answers from a small set of short
-  labels) that is label noise: fail. For open-ended generation two different answers
+  classification-style dataset (answers from a small set of short labels, or a label
+  column with short answers) that is label noise: fail. For open-ended generation two different answers
   to one prompt can both be good: warn.
 """
 
@@ -65,7 +68,8 @@ NEAR_DUP_WARN_SHARE = 0.01  # duplicate + near-duplicate prompts: warn at this s
 NEAR_DUP_FAIL_SHARE = 0.30  # ... fail at this one
 NEAR_DUP_MAX_WORDS = 300  # near-duplicates look at the first this many words of a prompt
 NEAR_DUP_JACCARD = 0.8  # estimated Jaccard similarity of word-bigram sets for a near-duplicate
-TEMPLATE_WORDS = 5  # words of the final user message that make its "template"
+TEMPLATE_CHARS = 80  # a prompt's "template" is its text before a colon or line break within this many characters,
+TEMPLATE_WORDS = 3  # ... else its first this many words (normalised, digits dropped)
 TEMPLATE_WARN_SHARE = 0.5  # one template covering this share of prompts: warn (never fail: single-task sets are fine)
 TEMPLATE_MIN_EXAMPLES = 20  # below this many examples the template share is not judged
 IMBALANCE_WARN = 3.0  # max/min category count above this: warn
@@ -84,23 +88,26 @@ OUTLIER_WARN_SHARE = 0.01  # outliers at or above this share of examples: warn
 HIST_BINS = 20
 
 # --- evidence storage ----------------------------------------------------------------
-_PROMPT_W = 56  # bytes of the user text kept per example for evidence
-_ANSWER_W = 40  # bytes of the answer kept per example for evidence
+_PROMPT_W = 40  # bytes of the user text kept per example for evidence
+_ANSWER_W = 24  # bytes of the answer kept per example for evidence
 _REC_W = _PROMPT_W + _ANSWER_W
 _SAMPLE_MAX = 200
 
 # --- MinHash ---------------------------------------------------------------------------
-_K = 64  # bins (one-permutation hashing)
-_BAND_ROWS = 4  # 4 x 16-bit values = one uint64 band key
+_K = 32  # bins (one-permutation hashing)
+_KBITS = 5
+_BAND_ROWS = 4  # 4 x 8-bit values = one uint32 band key: 8 bands
 _BATCH = 4096
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 # --- text tables -----------------------------------------------------------------------
 _NORM = bytes(
-    32 if chr(i) in string.punctuation else i + 32 if 65 <= i <= 90 else i for i in range(256)
-)  # bytes.translate table: ASCII letters lowercased, ASCII punctuation -> space
-_DIGIT_MASK = bytes(48 if 48 <= i <= 57 else i for i in range(256))
+    32 if i in b"\t\n\r\x0b\x0c" else i + 32 if 65 <= i <= 90 else i for i in range(256)
+)  # bytes.translate table: ASCII letters lowercased, whitespace -> space
+_PUNCT = string.punctuation.encode()  # ... and these deleted
+_DIGITS = b"0123456789"
 _crc32 = zlib.crc32
+_WH_CODE = "I" if array("I").itemsize == 4 else "L"
 _TERMINAL = frozenset(".!?\"')]}`*>;。！？」』…»”’")
 _OPEN_CLOSE = (("(", ")"), ("[", "]"), ("{", "}"))
 _LIST_LINE = re.compile(r"\s*(?:[-*+•|]|\d+[.)])\s")
@@ -132,10 +139,11 @@ _RUN20 = b"a" * 20
 _DIGITCLASS = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))
 _DIGIT_SEPS = b" .-()+"
 _DIGITS10 = b"0" * 10
+_TEMPLATE_TEXTS = 5000
 _KEY_RE = re.compile(
     r"(?<![\w-])(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}"
     r"|github_pat_[A-Za-z0-9_]{30,}|hf_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9-]{10,})(?![\w-])"
-    r"|-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"
+    r"|-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )?PRIVATE KEY-----|\Z)"
 )
 _EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
 _EMAIL_SKIP_DOMAINS = ("example.com", "example.org", "example.net", "domain.com", "email.com", "test.com",
@@ -161,12 +169,12 @@ class ChecklistBuilder:
         self.context_limit = context_limit
         self.max_evidence = max_evidence
         self.n = 0
-        self.lines = array("q")
+        self.lines = array("i")
         self.flags = array("B")
-        self.words = array("q")  # answer words
-        self.chars = array("q")  # stripped answer characters
-        self.tok = array("q")  # total tokens or -1
-        self.atok = array("q")  # assistant tokens or -1
+        self.words = array("i")  # answer words
+        self.tok = array("i")  # total tokens or -1
+        self.atok = array("i")  # assistant tokens or -1
+        self.template_hash = array("i")  # 32 bits are plenty to count templates
         self.ex_hash = array("q")
         self.prompt_hash = array("q")  # normalised user text
         self.conv_hash = array("q")  # normalised prompt incl. system
@@ -185,12 +193,11 @@ class ChecklistBuilder:
         self._system_cache: dict[str, int] = {}
         self.label_counts: dict[str, Counter] = {}
         self.answer_counts: Counter = Counter()
-        self.templates: dict[int, int] = {}
-        self.template_text: dict[int, str] = {}
+        self.template_text: dict[int, str] = {}  # the first _TEMPLATE_TEXTS distinct templates
         self.sensitive_counts: Counter = Counter()
         self.sensitive_examples = 0
         self.ev_sensitive: list[dict] = []
-        self._wh: list[int] = []
+        self._wh = array(_WH_CODE)
         self._wcount: list[int] = []
         self._sigs: list[np.ndarray] = []
         self._has_sig: list[np.ndarray] = []
@@ -243,16 +250,17 @@ class ChecklistBuilder:
         self.ex_hash.append(hash((tuple(roles), tuple(contents), other and tuple(other),
                                   None if tools is None else _stable(tools))))
 
-        # --- normalised keys: one bytes.translate lowercases ASCII and blanks ASCII punctuation
+        # --- normalised keys: one bytes.translate lowercases ASCII, blanks whitespace and deletes
+        # ASCII punctuation; whitespace runs are collapsed only when there are any (rare)
         user_text = user_parts[0] if len(user_parts) == 1 else "\n".join(user_parts)
-        uwords = user_text.encode("utf-8", "replace").translate(_NORM).split()
-        ukey = b" ".join(uwords)
+        ukey = user_text.encode("utf-8", "replace").translate(_NORM, _PUNCT)
+        ukey = b" ".join(ukey.split()) if b"  " in ukey else ukey.strip()
         uhash = hash(ukey)
         self.prompt_hash.append(uhash)
         if system:
             sh = self._system_cache.get(system)
             if sh is None:
-                sh = hash(b" ".join(system.encode("utf-8", "replace").translate(_NORM).split())) or 1
+                sh = hash(_norm(system)) or 1
                 if len(self._system_cache) < 1000:
                     self._system_cache[system] = sh
                 if sh not in self.system_sample and len(self.system_sample) < 50:
@@ -266,14 +274,9 @@ class ChecklistBuilder:
             self.system_counts[0] += 1
             self.has_system.append(0)
         self.conv_hash.append(hash((sh, uhash, len(user_parts))))
-        ab = answer.encode("utf-8", "replace").translate(_NORM)
-        if len(ab) <= 200:
-            awords = ab.split()
-            akey = b" ".join(awords)
-            nw = len(awords)
-        else:  # long answers: hash as is, estimate words when tokens are known anyway
-            akey = ab.strip()
-            nw = len(ab) // 6 if assistant_tokens is not None else len(ab.split())
+        akey = answer.encode("utf-8", "replace").translate(_NORM, _PUNCT)
+        akey = b" ".join(akey.split()) if b"  " in akey else akey.strip()
+        nw = akey.count(b" ") + 1 if akey else 0
         ahash = hash(akey)
         extra = ex.extra
         if extra:
@@ -294,27 +297,32 @@ class ChecklistBuilder:
             if akey in ac or len(ac) < 200:
                 ac[akey] += 1
 
-        # template: the first words of the final user message, digits masked
-        if final_user is user_text:
-            tw = uwords[:TEMPLATE_WORDS]
-        else:
-            tw = final_user.encode("utf-8", "replace").translate(_NORM).split(None, TEMPLATE_WORDS)[:TEMPLATE_WORDS]
-        tkey = b" ".join(tw).translate(_DIGIT_MASK)
-        th = hash(tkey)
-        tc = self.templates
-        c = tc[th] = tc.get(th, 0) + 1
-        if c == 2:
-            self.template_text[th] = tkey.decode("utf-8", "replace")
-
-        # near-duplicates: CRC-32 word hashes (deterministic, unlike hash()), signatures per batch
-        nd = ukey.translate(None, b"0123456789")
-        nd_words = uwords if len(nd) == len(ukey) else nd.split()
+        # near-duplicate words: digits dropped; CRC-32 is deterministic, unlike hash()
+        nd_words = ukey.translate(None, _DIGITS).split()
         if len(nd_words) > NEAR_DUP_MAX_WORDS:
             nd_words = nd_words[:NEAR_DUP_MAX_WORDS]
         self._wh.extend(map(_crc32, nd_words))
         self._wcount.append(len(nd_words))
         if len(self._wcount) >= _BATCH:
             self._flush()
+
+        # template: the final user message up to its first colon / line break, else its first words
+        head = final_user[:TEMPLATE_CHARS]
+        cut = head.find(":")
+        nlp = head.find("\n")
+        if nlp > 0 and (cut < 0 or nlp < cut):
+            cut = nlp
+        if cut > 0:
+            tkey = _norm(head[:cut]).translate(None, _DIGITS)
+        elif final_user is user_text:
+            tkey = b" ".join(nd_words[:TEMPLATE_WORDS])
+        else:
+            tkey = b" ".join(_norm(final_user[:TEMPLATE_CHARS]).translate(None, _DIGITS).split()[:TEMPLATE_WORDS])
+        th = _crc32(tkey) - 0x80000000
+        self.template_hash.append(th)
+        tt = self.template_text
+        if len(tt) < _TEMPLATE_TEXTS and th not in tt:
+            tt[th] = tkey.decode("utf-8", "replace")
 
         # evidence prefixes
         self.prefixes += _fixed(user_text, _PROMPT_W) + _fixed(answer, _ANSWER_W)
@@ -345,7 +353,7 @@ class ChecklistBuilder:
             end = stripped[-1]
             if end in _TERMINAL:
                 self.n_terminal += 1
-            elif not _LIST_LINE.match(stripped, stripped.rfind("\n") + 1):
+            elif not flags and not _LIST_LINE.match(stripped, stripped.rfind("\n") + 1):
                 flags |= _F_NOTERM
             if end == "…" or (end == "." and stripped.endswith("...")):
                 flags |= _F_TRUNC
@@ -360,7 +368,7 @@ class ChecklistBuilder:
                 flags |= _F_REPEAT
             lt = "<" in answer
             if (
-                ("{" in answer or "[" in answer or lt or b"lorem" in ab or b"language model" in ab
+                ("{" in answer or "[" in answer or lt or b"lorem" in akey or b"language model" in akey
                  or "TODO" in answer or "TBD" in answer)
                 and _placeholder(answer)
             ):
@@ -372,18 +380,18 @@ class ChecklistBuilder:
         if flags:
             self._accurate_evidence(flags, line, stripped, answer, user_text)
         self.flags.append(flags)
-        self.chars.append(nchars)
         self.words.append(nw)
         self.lines.append(line)
-        self.tok.append(-1 if tokens is None else tokens)
-        self.atok.append(-1 if assistant_tokens is None else assistant_tokens)
+        self.tok.append(-1 if tokens is None else int(tokens))
+        self.atok.append(-1 if assistant_tokens is None else int(assistant_tokens))
 
         # secrets and personal data: byte-class maps turn the pre-filters into plain substring searches
         full = "\n".join(contents)
         fb = full.encode("utf-8", "replace")
         found = None
-        if _RUN20 in fb.translate(_KEYCLASS) or "PRIVATE KEY" in full:
-            found = _scan_keys(full)
+        if (("-" in full or "_" in full) and (_RUN20 in fb.translate(_KEYCLASS) or "PRIVATE KEY" in full)) or (
+                "K" in full and "AKIA" in full):
+            found = _scan_keys(full)  # every key pattern has '-' or '_' (or is AWS's AKIA...)
         if "@" in full:
             found = (found or []) + _scan_emails(full)
         if _DIGITS10 in fb.translate(_DIGITCLASS, _DIGIT_SEPS):
@@ -427,7 +435,7 @@ class ChecklistBuilder:
             sig, ok = _minhash_batch(self._wh, self._wcount)
             self._sigs.append(sig)
             self._has_sig.append(ok)
-            self._wh, self._wcount = [], []
+            self._wh, self._wcount = array(_WH_CODE), []
 
     # ---------------------------------------------------------------------------------
     def finish(self) -> list[ChecklistItem]:
@@ -435,7 +443,10 @@ class ChecklistBuilder:
         self._flush()
         n = self.n
         balance = self._balance()
-        classification = balance.details.get("kind") in ("label", "answers")
+        kind = balance.details.get("kind")
+        words = _np(self.words)
+        short_answers = bool(n) and float(np.median(words)) <= CLASS_MAX_WORDS
+        classification = kind == "answers" or (kind == "label" and short_answers)
         items = [
             self._accurate(),
             self._consistent(),
@@ -453,8 +464,8 @@ class ChecklistBuilder:
     # --- 1 accurate -------------------------------------------------------------------
     def _accurate(self) -> ChecklistItem:
         n = self.n
-        f = np.frombuffer(self.flags, dtype=np.uint8) if n else np.zeros(0, np.uint8)
-        words = np.frombuffer(self.words, dtype=np.int64) if n else np.zeros(0, np.int64)
+        f = _np(self.flags)
+        words = _np(self.words)
         nonempty = (f & _F_EMPTY) == 0
         median_words = float(np.median(words[nonempty])) if nonempty.any() else 0.0
         active = _F_EMPTY | _F_REPEAT | _F_TRUNC | _F_PLACEHOLDER | _F_MOJIBAKE | _F_HTML
@@ -469,8 +480,7 @@ class ChecklistBuilder:
         for bit, _name, _note in _FLAG_INFO:
             if active & bit:
                 evidence.extend(self.ev_accurate.get(bit, []))
-        evidence.sort(key=lambda e: e["line"])
-        evidence = _dedupe_evidence(evidence)[: self.max_evidence]
+        evidence = _merge_by_line(evidence)[: self.max_evidence]
         reported = {name: counts[name] for bit, name, _ in _FLAG_INFO if active & bit and counts[name]}
         share = flagged / n if n else 0.0
         if flagged == 0:
@@ -517,7 +527,7 @@ class ChecklistBuilder:
                 if ks != main_keys:
                     for ln in lns:
                         evidence.append({"line": ln, "sample": f"keys {list(ks)}", "note": f"most records have {list(main_keys)}"})
-        hs = np.frombuffer(self.has_system, dtype=np.uint8) if n else np.zeros(0, np.uint8)
+        hs = _np(self.has_system)
         n_sys = int(hs.sum())
         distinct_sys = len([h for h in self.system_counts if h != 0])
         if 0 < n_sys < n:
@@ -525,7 +535,7 @@ class ChecklistBuilder:
             missing = n - n_sys
             minority = 0 if missing <= n_sys else 1  # show the lines of the smaller group
             idx = np.flatnonzero(hs == minority)[: self.max_evidence]
-            lines = np.frombuffer(self.lines, dtype=np.int64)
+            lines = _np(self.lines)
             word = "without" if minority == 0 else "with"
             notes.append(f"{_num(missing)} of {_num(n)} examples ({_pct(missing, n)}) have no system prompt while the rest do")
             for i in idx:
@@ -551,9 +561,9 @@ class ChecklistBuilder:
     # --- 3 diverse ---------------------------------------------------------------------
     def _diverse(self) -> ChecklistItem:
         n = self.n
-        lines = np.frombuffer(self.lines, dtype=np.int64) if n else np.zeros(0, np.int64)
-        ex_rep = _first_of(np.frombuffer(self.ex_hash, dtype=np.int64)) if n else np.zeros(0, np.int64)
-        pr_rep = _first_of(np.frombuffer(self.prompt_hash, dtype=np.int64)) if n else np.zeros(0, np.int64)
+        lines = _np(self.lines)
+        ex_rep = _first_of(_np(self.ex_hash)) if n else np.zeros(0, np.int64)
+        pr_rep = _first_of(_np(self.prompt_hash)) if n else np.zeros(0, np.int64)
         idx = np.arange(n)
         exact = ex_rep != idx
         dup_prompt = (pr_rep != idx) & ~exact
@@ -563,10 +573,12 @@ class ChecklistBuilder:
         n_dup = int(dup_prompt.sum())
         n_near = int(near.sum())
         top_share, top_text, top_count = 0.0, "", 0
-        if self.templates:
-            th, top_count = max(self.templates.items(), key=lambda kv: kv[1])
+        if n:
+            vals, cnts = np.unique(_np(self.template_hash), return_counts=True)
+            k = int(np.argmax(cnts))
+            top_count = int(cnts[k])
             top_share = top_count / n
-            top_text = self.template_text.get(th, "")
+            top_text = self.template_text.get(int(vals[k]), "")
         evidence: list[dict] = []
         for i in np.flatnonzero(exact)[: self.max_evidence]:
             evidence.append({"line": int(lines[i]), "sample": self._prompt_sample(int(i)),
@@ -592,11 +604,11 @@ class ChecklistBuilder:
             status = _worst(status, "warn")
         parts = []
         if n_exact:
-            parts.append(f"{_num(n_exact)} exact duplicate examples ({_pct(n_exact, n)})")
+            parts.append(f"{_n(n_exact, 'exact duplicate example')} ({_pct(n_exact, n)})")
         if n_dup:
-            parts.append(f"{_num(n_dup)} repeated prompts ({_pct(n_dup, n)})")
+            parts.append(f"{_n(n_dup, 'repeated prompt')} ({_pct(n_dup, n)})")
         if n_near:
-            parts.append(f"{_num(n_near)} near-duplicate prompts ({_pct(n_near, n)})")
+            parts.append(f"{_n(n_near, 'near-duplicate prompt')} ({_pct(n_near, n)})")
         tmpl = f"the most common prompt start \"{top_text}\" covers {_pct(top_count, n)}" if top_count > 1 else (
             "no two prompts start alike")
         if parts:
@@ -611,7 +623,8 @@ class ChecklistBuilder:
             "top_template": top_text,
             "near_duplicate_method": f"MinHash (one-permutation, {_K} bins) on word bigrams, LSH "
                                      f"{_K // _BAND_ROWS}x{_BAND_ROWS}, Jaccard >= {NEAR_DUP_JACCARD}",
-            "template_method": f"first {TEMPLATE_WORDS} normalised words of the last user message, digits masked",
+            "template_method": f"last user message up to its first colon or line break within {TEMPLATE_CHARS} "
+                               f"characters, else its first {TEMPLATE_WORDS} words; normalised, digits dropped",
         }
         return _item("diverse", status, summary, evidence, details)
 
@@ -622,14 +635,14 @@ class ChecklistBuilder:
         sim = np.zeros(n, dtype=np.float64)
         if n < 2 or not self._sigs:
             return rep, sim
-        sig = np.concatenate(self._sigs)  # (n, K) uint16
+        sig = np.concatenate(self._sigs)  # (n, K) uint8
         ok = np.concatenate(self._has_sig)
         valid = np.flatnonzero(ok)
         if len(valid) < 2:
             return rep, sim
         # one representative per distinct normalised prompt: exact repeats are counted apart
         uniq = valid[pr_rep[valid] == valid]
-        bands = np.ascontiguousarray(sig[uniq]).view(np.uint64)  # (m, K/4)
+        bands = np.ascontiguousarray(sig[uniq]).view(np.uint32)  # (m, K/4)
         cand_i: list[np.ndarray] = []
         cand_j: list[np.ndarray] = []
         for b in range(bands.shape[1]):
@@ -725,9 +738,9 @@ class ChecklistBuilder:
         if n < 2:
             return _item("no_contradictions", "pass", f"No prompt appears twice in {_num(n)} examples.", [],
                          {"n_prompts_with_conflicts": 0, "n_examples_in_conflict": 0, "classification": classification})
-        conv = np.frombuffer(self.conv_hash, dtype=np.int64)
-        ans = np.frombuffer(self.answer_hash, dtype=np.int64)
-        lines = np.frombuffer(self.lines, dtype=np.int64)
+        conv = _np(self.conv_hash)
+        ans = _np(self.answer_hash)
+        lines = _np(self.lines)
         rep = _first_of(conv)
         bad = (rep != np.arange(n)) & (ans != ans[rep])
         idx = np.flatnonzero(bad)
@@ -746,7 +759,8 @@ class ChecklistBuilder:
         else:
             status = "fail" if classification else "warn"
             what = "labels" if classification else "answers"
-            summary = (f"{_num(n_groups)} prompts have different {what} across {_num(involved)} examples "
+            summary = (f"{_n(n_groups, 'prompt')} {'has' if n_groups == 1 else 'have'} different {what} across "
+                       f"{_num(involved)} examples "
                        f"({_pct(involved, n)})" + (": label noise." if classification else
                                                    ": different answers to one prompt (fine only if all are good)."))
         details = {"n_prompts_with_conflicts": n_groups, "n_examples_in_conflict": involved,
@@ -758,19 +772,19 @@ class ChecklistBuilder:
         n = self.n
         if n == 0:
             return _item("lengths", "pass", "No answers.", [], {"unit": "words", "histogram": {"counts": [], "edges": []}})
-        atok = np.frombuffer(self.atok, dtype=np.int64)
+        atok = _np(self.atok)
         if (atok >= 0).all():
             vals, unit = atok, "tokens"
         else:
-            vals, unit = np.frombuffer(self.words, dtype=np.int64), "words"
-        lines = np.frombuffer(self.lines, dtype=np.int64)
+            vals, unit = _np(self.words), "words"
+        lines = _np(self.lines)
         q1, med, q3, p99 = (float(x) for x in np.percentile(vals, [25, 50, 75, 99]))
         iqr = q3 - q1
         long_lim = max(q3 + OUTLIER_IQR * iqr, OUTLIER_MEDIAN * med, 1.0)
         long_o = np.flatnonzero(vals > long_lim)
         short_o = np.flatnonzero(vals <= med / SHORT_OUTLIER_MEDIAN) if med >= SHORT_OUTLIER_MIN else np.zeros(0, np.int64)
         over = np.zeros(0, np.int64)
-        tok = np.frombuffer(self.tok, dtype=np.int64)
+        tok = _np(self.tok)
         if self.context_limit:
             over = np.flatnonzero(tok > self.context_limit)
         evidence = []
@@ -822,7 +836,7 @@ class ChecklistBuilder:
         if not self.sensitive_examples:
             return _item("sensitive", "pass", f"No likely secrets or personal data found in {_num(n)} examples.", [],
                          {"counts": {}, "n_examples": 0})
-        parts = ", ".join(f"{_num(v)} {_KIND_LABEL[k]}{'' if v == 1 else 's'}" for k, v in c.most_common())
+        parts = ", ".join(_n(v, _KIND_LABEL[k]) for k, v in c.most_common())
         summary = (f"{parts} in {_num(self.sensitive_examples)} of {_num(n)} examples "
                    f"({_pct(self.sensitive_examples, n)}): remove or mask before training.")
         return _item("sensitive", "warn", summary, list(self.ev_sensitive),
@@ -868,7 +882,7 @@ _FLAG_LABEL = {
     "no_terminal": "end mid-sentence", "truncated": "look truncated", "placeholder": "contain placeholders",
     "mojibake": "contain mojibake", "html": "contain leftover HTML",
 }
-_KIND_LABEL = {"api key": "likely API key", "private key": "private key", "email": "email addresse",
+_KIND_LABEL = {"api key": "likely API key", "private key": "private key", "email": "email address",
                "phone": "phone number", "card": "card number"}
 
 
@@ -994,8 +1008,8 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _minhash_batch(word_hashes: list[int], counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """One-permutation MinHash signatures, shape (len(counts), _K) uint16.
+def _minhash_batch(word_hashes: array, counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """One-permutation MinHash signatures, shape (len(counts), _K) uint8.
 
     `word_hashes` holds the CRC-32 of each normalised word of every text in turn,
     `counts` how many words each text has. Shingles are word bigrams plus the first
@@ -1005,41 +1019,44 @@ def _minhash_batch(word_hashes: list[int], counts: list[int]) -> tuple[np.ndarra
     equal bins still estimates the Jaccard similarity. Returns (signatures, has_words).
     """
     m = len(counts)
-    sig = np.zeros((m, _K), dtype=np.uint16)
     cnt = np.asarray(counts, dtype=np.int64)
     has = cnt > 0
-    if not word_hashes:
-        return sig, has
+    if not len(word_hashes):
+        return np.zeros((m, _K), dtype=np.uint8), has
     with np.errstate(over="ignore"):
-        wh = _mix(np.asarray(word_hashes, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+        wh = np.frombuffer(word_hashes, dtype=np.uint32).astype(np.uint64) if word_hashes.itemsize == 4 else \
+            np.frombuffer(word_hashes, dtype=np.uint64)
         pid = np.repeat(np.arange(m, dtype=np.int64), cnt)
         same = pid[1:] == pid[:-1]
-        bi = _mix(wh[:-1] * np.uint64(0xBF58476D1CE4E5B9) + wh[1:])[same]
+        bi = _mix((wh[:-1] << np.uint64(32)) | wh[1:])[same]
         firstw = np.ones(len(pid), dtype=bool)
         firstw[1:] = ~same
-        sh = np.concatenate([bi, _mix(wh[firstw] ^ np.uint64(0xD6E8FEB86659FD93))])
+        sh = np.concatenate([bi, _mix(wh[firstw] | np.uint64(0xD6E8FEB800000000))])
         spid = np.concatenate([pid[:-1][same], pid[firstw]])
-        bins = (sh >> np.uint64(58)).astype(np.int64)
         full = np.full(m * _K, _M64, dtype=np.uint64)
-        np.minimum.at(full, spid * _K + bins, sh)
+        np.minimum.at(full, spid * _K + (sh >> np.uint64(64 - _KBITS)).astype(np.int64), sh)
         full = full.reshape(m, _K)
+        sig = (full >> np.uint64(20)).astype(np.uint8)  # 8 bits: a false bin match costs 1/256
         empty = full == _M64
-        rows = np.flatnonzero(empty.any(axis=1) & has)
-        if len(rows):
-            sub = full[rows]
-            ar = np.arange(_K)
-            idx = np.where(empty[rows], np.int64(1 << 40), ar)
-            dbl = np.concatenate([idx, idx + _K], axis=1)
-            nxt_ne = np.minimum.accumulate(dbl[:, ::-1], axis=1)[:, ::-1][:, :_K]
-            dist = (nxt_ne - ar).astype(np.uint64)
-            src = np.take_along_axis(sub, nxt_ne % _K, axis=1)
-            full[rows] = src + dist * np.uint64(0x632BE59BD9B4E019)
-        sig[:] = (full >> np.uint64(20)).astype(np.uint16)
+        if empty.any():
+            # next non-empty bin to the right (circularly) of each bin, over the doubled row
+            e2 = np.concatenate([empty, empty], axis=1)
+            pos = np.where(e2, np.int32(1 << 30), np.arange(2 * _K, dtype=np.int32))
+            nxt = np.minimum.accumulate(pos[:, ::-1], axis=1)[:, : _K - 1: -1]
+            nxt = np.minimum(nxt, 2 * _K - 1)  # rows without any word: anything, they are not compared
+            dist = (nxt - np.arange(_K, dtype=np.int32)).astype(np.uint8)
+            sig = np.take_along_axis(sig, nxt & (_K - 1), axis=1) + dist * np.uint8(0x9D)
     return sig, has
 
 
 # =====================================================================================
 # small helpers
+
+
+def _np(a: array) -> np.ndarray:
+    """A numpy view of an array.array (32-bit ints widened to int64 for arithmetic)."""
+    x = np.frombuffer(a, dtype=a.typecode) if len(a) else np.zeros(0, dtype=a.typecode)
+    return x.astype(np.int64) if a.typecode == "i" else x
 
 
 def _first_of(h: np.ndarray) -> np.ndarray:
@@ -1074,6 +1091,11 @@ def _stable(obj) -> str:
         return repr(obj)
 
 
+def _norm(text: str) -> bytes:
+    """The normalised form used for every key: lowercase, no punctuation, single spaces."""
+    return b" ".join(text.encode("utf-8", "replace").translate(_NORM, _PUNCT).split())
+
+
 def _fixed(text: str, width: int) -> bytes:
     return text[:width].encode("utf-8", "replace")[:width].ljust(width, b"\0")
 
@@ -1100,6 +1122,25 @@ def _dedupe_evidence(ev: list[dict]) -> list[dict]:
             seen.add(k)
             out.append(e)
     return out
+
+
+def _merge_by_line(ev: list[dict]) -> list[dict]:
+    """One evidence entry per line, the notes joined, in line order."""
+    by_line: dict[int, dict] = {}
+    for e in ev:
+        cur = by_line.get(e["line"])
+        if cur is None:
+            by_line[e["line"]] = dict(e)
+        elif e["note"] not in cur["note"]:
+            cur["note"] += "; " + e["note"]
+    return [by_line[k] for k in sorted(by_line)]
+
+
+def _n(count: int, noun: str) -> str:
+    """'1 email address', '3 email addresses'."""
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count:,} {noun}{'es' if noun.endswith(('s', 'sh', 'ch')) else 's'}"
 
 
 def _num(x: int | float | None) -> str:

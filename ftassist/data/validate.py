@@ -215,7 +215,7 @@ def _check_message(m: Any, i: int, line: int, add, prev_role: str | None) -> str
         text = "no role" if role is None else f"the role {_short(role)}"
         add(_issue(line, "unrecognized_role", f"Message {i} has {text}; expected system, user, assistant, tool or function."))
     if type(content) is str:
-        if not content and not m.get("function_call"):
+        if not content and not m.get("function_call") and not (role == "assistant" and m.get("tool_calls")):
             add(_issue(line, "missing_content", f"Message {i} has empty content."))
         else:
             why = _bad_text(content)
@@ -254,8 +254,13 @@ def _check_message(m: Any, i: int, line: int, add, prev_role: str | None) -> str
 def _validate_chat(rec: dict, line: int) -> list[Issue]:
     messages = rec.get("messages")
     if not messages:
-        what = "has no \"messages\"" if "messages" not in rec else f"has an empty \"messages\" ({_short(messages)})"
-        return [_issue(line, "missing_messages_list", f"The record {what}.")]
+        if "messages" not in rec:
+            what = "The record has no \"messages\"."
+        elif messages is None:
+            what = "The record's \"messages\" is null."
+        else:
+            what = f"The record's \"messages\" is empty ({messages!r})."
+        return [_issue(line, "missing_messages_list", what)]
     if not isinstance(messages, list):
         return [_issue(line, "messages_not_list", f"\"messages\" is {_kind(messages)}, not a list of messages.")]
 

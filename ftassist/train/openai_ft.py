@@ -129,7 +129,7 @@ def scrub(text: Any, *secrets: str | None) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             out = out.replace(secret, "***")
-    return re.sub(r"sk-[A-Za-z0-9_\-]{8,}", "sk-***", out)
+    return re.sub(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{8,}", "sk-***", out)
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -427,7 +427,8 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
     """
     o = dict(getattr(spec, "openai", None) or {})
     provider = o.get("provider") or "openai"
-    poll = float(poll_interval if poll_interval is not None else o.get("poll_interval") or DEFAULT_POLL_INTERVAL)
+    poll = float(poll_interval if poll_interval is not None else o.get("poll_interval")
+                 or os.environ.get("FTASSIST_OPENAI_POLL_INTERVAL") or DEFAULT_POLL_INTERVAL)
     retry_kw = {
         "retries": int(o.get("retries", DEFAULT_RETRIES)),
         "base_delay": float(o.get("retry_base_delay", DEFAULT_BASE_DELAY)),

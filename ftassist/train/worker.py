@@ -189,7 +189,8 @@ def _run_openai(spec: JobSpec, run_dir: Path, writer: EventWriter) -> int:
         writer.failed(reason="the OpenAI backend stopped without a result", hint="See worker.log.",
                       log_tail=tail_text(run_dir / LOG_FILE))
         return 1
-    return int(rc or 0) if isinstance(rc, int) else 0
+    del rc  # run_job returns a summary dict; the events file (and so the exit code) says how it ended
+    return 1 if writer.terminal == "failed" else 0
 
 
 def _cuda_available() -> bool:
@@ -446,7 +447,6 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
 
     is_main = _rank() == 0
     cuda = torch.cuda.is_available()
-    output_dir = Path(spec.output_dir).resolve()
 
     # 1. Data
     train_convs, skipped = load_chat_jsonl(spec.train_file)
@@ -492,6 +492,10 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
 
         # Fit the longest example unless it is an outlier (over 1.5x the p95): then the p95.
         max_len = preset_max_seq_length(longest if longest <= 1.5 * p95 else p95, context)
+    too_long = sum(1 for n in lengths if n > max_len)
+    if too_long:
+        writer.message(f"{too_long} training examples are longer than max_seq_length={max_len} tokens and will be "
+                       "truncated; set max_seq_length to keep them whole", level="warning")
     bf16_ok = cuda and torch.cuda.is_bf16_supported()
     want_bf16 = (cuda and bf16_ok) if spec.bf16 is None else spec.bf16
     model_kwargs: dict[str, Any] = {}
@@ -556,7 +560,7 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
     # Ratios (< 1) are fractions of the total steps in transformers: ~10 evals, ~50 log points.
     eval_steps = spec.eval_steps or 0.1
     save_steps = spec.save_steps or eval_steps
-    if has_eval and early and _as_steps(save_steps) % _as_steps(eval_steps):
+    if early and float(save_steps) % float(eval_steps):
         save_steps = eval_steps  # load_best_model_at_end needs saves aligned with evals
     args = SFTConfig(
         output_dir=str(run_dir / "checkpoints"),
@@ -690,10 +694,6 @@ def train_local(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFla
                 extra["hub_url"] = url
     writer.finished(output_dir=str(output_dir), final_loss=events.last_loss, first_loss=events.first_loss,
                     best_eval_loss=best_eval, metrics=_jsonable(metrics), **extra)
-
-
-def _as_steps(v: float | int) -> float:
-    return float(v)
 
 
 def _barrier() -> None:

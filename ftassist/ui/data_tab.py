@@ -88,17 +88,20 @@ def token_histogram(report: dict) -> pd.DataFrame:
 
 
 def record_preview(path: str, line: int) -> str:
-    """The source text of the record at `line`, shown next to its error."""
-    from ftassist.data.load import iter_records
+    """The record at `line`, shown next to its error: parsed when it parses, else its raw text."""
+    from ftassist.data.load import detect_file_type, iter_records, read_text_preview
 
     try:
+        if detect_file_type(path) == "jsonl":
+            return read_text_preview(path, line, max_chars=5000) or "(no record starts at this line)"
         for rec in iter_records(path):
             if rec.line == line:
-                return json.dumps(rec.data, ensure_ascii=False, indent=2)[:5000] if rec.problem is None else (
-                    f"(this line could not be parsed: {rec.problem.message})")
+                if rec.problem is not None:
+                    return f"(this record could not be parsed: {rec.problem.message})"
+                return json.dumps(rec.data, ensure_ascii=False, indent=2, default=str)[:5000]
             if rec.line > line:
                 break
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a preview must never break the page
         return f"(could not read the record: {exc})"
     return "(no record starts at this line)"
 
@@ -189,7 +192,8 @@ def fix_and_split(valid_fraction, seed, session, progress=gr.Progress()):
                         "n_train": result.n_train, "n_valid": result.n_valid}
     message = (
         f"**{result.n_train:,} train** and **{result.n_valid:,} validation** examples (seed {int(seed)}, no overlap); "
-        f"dropped {result.n_dropped_invalid:,} invalid records and {result.n_dropped_duplicates:,} exact duplicates "
+        f"dropped {result.n_dropped_invalid:,} invalid records, {result.n_dropped_duplicates:,} exact duplicates "
+        f"and {result.n_dropped_empty:,} empty answers "
         f"(listed in `{Path(result.dropped_path).name}`)."
     )
     return session, message, files

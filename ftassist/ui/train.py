@@ -10,7 +10,6 @@ the worker's environment: it is never stored.
 from __future__ import annotations
 
 import html
-import time
 
 import gradio as gr
 import pandas as pd
@@ -320,5 +319,6 @@ def build(ctx: UIContext) -> None:
     start.click(start_handler, [*form, ctx.session], [ctx.session, message, job_select], api_name="start_training")
     cancel.click(cancel_handler, [job_select], [message], api_name="cancel_training")
     refresh.click(refresh_handler, [job_select, ctx.session], monitor, api_name="training_status")
+    job_select.input(refresh_handler, [job_select, ctx.session], monitor, api_visibility="private")
     timer.tick(refresh_handler, [job_select, ctx.session], monitor, api_visibility="private",
                show_progress="hidden")

@@ -1,9 +1,7 @@
 import json
 import subprocess
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -13,11 +11,13 @@ from ftassist.arena import battles, ratings
 
 @pytest.fixture(autouse=True)
 def fresh_rate_limit():
-    battles.rate_limiter.reset()
-    battles.rate_limiter.per_minute = None
+    for limiter in (battles.rate_limiter, battles.prompt_limiter):
+        limiter.reset()
+        limiter.per_minute = None
     yield
-    battles.rate_limiter.reset()
-    battles.rate_limiter.per_minute = None
+    for limiter in (battles.rate_limiter, battles.prompt_limiter):
+        limiter.reset()
+        limiter.per_minute = None
 
 
 def seed(n=3, a="alpha", b="beta"):
@@ -231,50 +231,55 @@ def test_load_prompts_from_chat_jsonl_and_txt(tmp_path):
 
 
 # -- on-demand answers from an OpenAI-compatible server (a real local HTTP server) ------------
-class _ChatHandler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        text = f"{body['model']} says: you asked '{body['messages'][-1]['content']}'"
-        text = "Sure, " + text.split(" says: ")[1]  # the answer itself never names the model
-        payload = {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": f"[{body['model'][-1]}] {text}"}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def chat_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChatHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-
-
-def test_voter_prompt_answered_on_demand_by_an_openai_compatible_server(chat_server):
+def test_voter_prompt_answered_on_demand_by_an_openai_compatible_server(fake_llm):
+    """Uses the fake OpenAI-compatible server of tests/arena/conftest.py (models.py's tests)."""
     models = pytest.importorskip("ftassist.arena.models", reason="models.py (other helper) not there yet")
     if "openai_compatible" not in getattr(models, "KINDS", ()):
         pytest.skip("models.py has no openai_compatible kind yet")
-    first = models.add_model("openai_compatible", "Pane One", {"base_url": chat_server, "model": "srv-1"})
-    second = models.add_model("openai_compatible", "Pane Two", {"base_url": chat_server, "model": "srv-2"})
+    server = fake_llm
+    server.models = list(server.models) + ["srv-1", "srv-2"]
+    server.answers = {"srv-1": lambda m: f"[1] you asked {m[-1]['content']!r}",
+                      "srv-2": lambda m: f"[2] you asked {m[-1]['content']!r}"}
+    first = models.add_model("openai_compatible", "Pane One", {"base_url": server.base_url, "model": "srv-1", "max_retries": 0})
+    second = models.add_model("openai_compatible", "Pane Two", {"base_url": server.base_url, "model": "srv-2", "max_retries": 0})
     view = battles.battle_for_prompt("What is blue?", "carol", model_ids=[first, second])
     assert view.prompt == "What is blue?"
-    answers = {view.answer_a, view.answer_b}
-    assert answers == {"[1] Sure, you asked 'What is blue?'", "[2] Sure, you asked 'What is blue?'"}
+    assert {view.answer_a, view.answer_b} == {"[1] you asked 'What is blue?'", "[2] you asked 'What is blue?'"}
+    assert len(server.requests) == 2  # really answered over HTTP, on demand
     reveal = battles.vote(view.token, "carol", "A")
     expected_left = "Pane One" if view.answer_a.startswith("[1]") else "Pane Two"
     assert reveal.model_a == expected_left
     assert store_mod.get_store().query_rows("SELECT source FROM battles") == [("voter",)]
+    # random pair of registered models when none are given
+    assert battles.battle_for_prompt("Again?", "dave").prompt == "Again?"
     with pytest.raises(battles.VoteError, match="Type a prompt"):
         battles.battle_for_prompt("  ", "carol", model_ids=[first, second])
+    server.fail_marker = "BREAK"
+    with pytest.raises(battles.VoteError, match="could not answer") as err:
+        battles.battle_for_prompt("BREAK please", "carol", model_ids=[first, second])
+    assert "Pane" not in str(err.value) and "srv" not in str(err.value)
+    battles.prompt_limiter.per_minute = 2  # carol has asked twice this minute
+    with pytest.raises(battles.RateLimited, match="own prompts a minute"):
+        battles.battle_for_prompt("One more?", "carol", model_ids=[first, second])
+
+
+def test_pregenerate_through_models_generate(fake_llm):
+    models = pytest.importorskip("ftassist.arena.models", reason="models.py (other helper) not there yet")
+    fake_llm.models = list(fake_llm.models) + ["g-1", "g-2", "g-3"]
+    fake_llm.answers = {"g-3": lambda m: "As an OpenAI model, " + m[-1]["content"]}
+    fake_llm.fail_marker = "BROKEN"
+    ids = [models.add_model("openai_compatible", f"Gen {i}", {"base_url": fake_llm.base_url, "model": f"g-{i}",
+                                                              "max_retries": 0}) for i in (1, 2, 3)]
+    prompts = [{"prompt": "Name a fruit", "reference": "Apple"}, "Name a tree", "BROKEN prompt"]
+    result = battles.pregenerate(prompts, ids, sampling={"temperature": 0.0, "max_new_tokens": 16})
+    # 3 pairs x 2 good prompts; the broken prompt fails for every model and makes no battle
+    assert result["battles"] == 6 and result["flagged"] == 4
+    assert len(result["errors"]) == 6 and {e["prompt"] for e in result["errors"]} == {2}
+    rows = store_mod.get_store().query(
+        "SELECT prompt, model_a, model_b, reference, sampling_json, flagged_reason FROM battles ORDER BY prompt")
+    assert {r["prompt"] for r in rows} == {"Name a fruit", "Name a tree"}
+    assert all(json.loads(r["sampling_json"])["temperature"] == 0.0 for r in rows)
+    assert {r["reference"] for r in rows if r["prompt"] == "Name a fruit"} == {"Apple"}
+    assert all((r["flagged_reason"] is not None) == ("gen-3" in (r["model_a"], r["model_b"])) for r in rows)
+    with pytest.raises(ValueError, match="two different models"):
+        battles.pregenerate(prompts, [ids[0], ids[0]])

@@ -66,3 +66,19 @@ def test_add_model_and_generate_errors_are_one_line(tmp_path, capsys):
     prompts.write_text("hi\n")
     assert main(["arena", "generate", "--models", "local", "nope", "--prompts", str(prompts)]) == 2
     assert "no model 'nope'" in capsys.readouterr().err
+
+
+def test_generate_from_the_cli_with_a_local_server(tmp_path, capsys, fake_llm):
+    fake_llm.models = list(fake_llm.models) + ["c-1", "c-2"]
+    for i in (1, 2):
+        assert main(["arena", "add-model", "--kind", "openai_compatible", "--name", f"Cli {i}",
+                     "--base-url", fake_llm.base_url, "--model", f"c-{i}"]) == 0
+    valid = tmp_path / "valid.jsonl"
+    valid.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": f"Q{i}?"},
+                                                        {"role": "assistant", "content": f"A{i}"}]})
+                               for i in range(5)) + "\n")
+    assert main(["arena", "generate", "--models", "Cli 1", "cli-2", "--prompts", str(valid), "-n", "3",
+                 "--temperature", "0"]) == 0
+    assert "3 battles stored (0 flagged)" in capsys.readouterr().out
+    view = battles.next_battle("someone")
+    assert view is not None and view.prompt.startswith("Q")

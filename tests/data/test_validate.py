@@ -191,6 +191,9 @@ def test_tool_call_extension_is_accepted():
     data2 = {"messages": [U("q"), {"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": "{}"}},
                           {"role": "function", "name": "f", "content": "1"}, A("1")]}
     assert check(data2) == []
+    data3 = {"messages": [U("q"), {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f"}}]},
+                          {"role": "tool", "content": "1"}, A("1")]}
+    assert check(data3) == []
 
 
 def test_tool_calls_on_a_user_message_do_not_excuse_missing_content():

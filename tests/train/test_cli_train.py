@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
-def no_stray_workers():
+def no_stray_workers(monkeypatch):
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("OMP_NUM_THREADS", "1")):
+        monkeypatch.setenv(name, value)
     yield
     try:
         rows = store.get_store().query_rows("SELECT pid FROM jobs WHERE pid IS NOT NULL")

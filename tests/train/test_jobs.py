@@ -36,8 +36,10 @@ def data(tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def no_stray_workers():
-    """Whatever a test started is stopped when it ends (even when it fails)."""
+def no_stray_workers(monkeypatch):
+    """Offline, one thread per worker (a shared box); whatever a test started is stopped when it ends."""
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("OMP_NUM_THREADS", "1")):
+        monkeypatch.setenv(name, value)
     yield
     try:
         rows = store.get_store().query_rows("SELECT pid FROM jobs WHERE pid IS NOT NULL")
@@ -85,8 +87,10 @@ def _events_in_file(run_dir) -> list[dict]:
 
 # -- real workers ---------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_queue_of_two_local_jobs_runs_both_to_completion(data):
-    first = jobs.start_job(_spec(data))
+def test_queue_a_killed_worker_then_the_next_job_runs_to_completion(data):
+    """Two local jobs: the second waits; the first is SIGKILLed (as the OOM killer would) and is
+    marked failed with its log tail and a hint; the queue moves on and the second trains to the end."""
+    first = jobs.start_job(_spec(data, max_steps=5000, eval_steps=1000, save_steps=1000))
     second = jobs.start_job(_spec(data, seed=7))
     assert jobs.get_job(first)["status"] == "running"
     assert jobs.get_job(second)["status"] == "queued"  # one local job at a time
@@ -95,43 +99,36 @@ def test_queue_of_two_local_jobs_runs_both_to_completion(data):
     assert (run_dir / "spec.json").is_file() and (run_dir / "run.sh").is_file()
     assert "ftassist.train.worker" in (run_dir / "run.sh").read_text()
 
-    done = jobs.wait(first, timeout=120, interval=0.2)
+    _wait_for(lambda: (jobs.get_job(first)["last_step"] or 0) >= 1, what="a logged step")
+    os.killpg(jobs.get_job(first)["pid"], signal.SIGKILL)
+    killed = _wait_for(lambda: (j := jobs.get_job(first))["status"] != "running" and j, what="failure")
+    assert killed["status"] == "failed"
+    assert killed["error"] == jobs.OOM_REASON
+    assert "gradient_checkpointing" in killed["hint"]
+    assert killed["log_tail"].strip()  # the last lines of worker.log
+    assert jobs.job_events(first)[-1]["source"] == "job manager"
+    assert killed["last_step"] >= 1  # what was logged before the kill is kept
+    assert (run_dir / "worker.log").stat().st_size > 0  # the worker's output went to its log file
+
+    done = jobs.wait(second, timeout=180, interval=0.2)  # the queue moved on
     assert done["status"] == "succeeded", done
-    assert jobs.get_job(second)["status"] in ("running", "succeeded")  # the queue moved on
+    run_dir2 = Path(done["run_dir"])
     # Everything the worker wrote is in DuckDB, once, in order.
-    in_file = _events_in_file(run_dir)
-    in_db = jobs.job_events(first)
+    in_file = _events_in_file(run_dir2)
+    in_db = jobs.job_events(second)
     assert [e["type"] for e in in_db] == [e["type"] for e in in_file]
     assert in_db[-1]["type"] == "finished"
     out = Path(done["output_dir"])
-    assert out == run_dir / "model" and (out / "adapter_config.json").is_file()
+    assert out == run_dir2 / "model" and (out / "adapter_config.json").is_file()
     assert done["output_model"] == str(out)
     assert done["first_loss"] > done["final_loss"]  # the loss falls
     assert done["last_step"] == done["total_steps"] == 4
-    points = jobs.loss_points(first)
+    points = jobs.loss_points(second)
     assert {p["series"] for p in points} == {"train", "validation"}
     assert [p["step"] for p in points if p["series"] == "train"][0] == 1
-    prog = jobs.progress(first)
+    prog = jobs.progress(second)
     assert prog["fraction"] == 1.0 and prog["step"] == 4
-    assert (run_dir / "worker.log").stat().st_size > 0  # the worker's output went to its log file
-
-    done2 = jobs.wait(second, timeout=120, interval=0.2)
-    assert done2["status"] == "succeeded", done2
     assert [j["id"] for j in jobs.list_jobs()] == [second, first]
-
-
-@pytest.mark.slow
-def test_sigkilled_worker_is_marked_failed_with_log_tail_and_hint(data):
-    job_id = jobs.start_job(_spec(data, max_steps=5000, eval_steps=1000, save_steps=1000))
-    _wait_for(lambda: (jobs.get_job(job_id)["last_step"] or 0) >= 1, what="a logged step")
-    os.killpg(jobs.get_job(job_id)["pid"], signal.SIGKILL)  # what the kernel's OOM killer does
-    job = _wait_for(lambda: (j := jobs.get_job(job_id))["status"] != "running" and j, what="failure")
-    assert job["status"] == "failed"
-    assert job["error"] == jobs.OOM_REASON
-    assert "gradient_checkpointing" in job["hint"]
-    assert job["log_tail"].strip()  # the last lines of worker.log
-    assert jobs.job_events(job_id)[-1]["source"] == "job manager"
-    assert job["last_step"] >= 1  # what was logged before the kill is kept
 
 
 @pytest.mark.slow
@@ -301,3 +298,98 @@ def test_ingest_loop_follows_without_a_browser(data):
         time.sleep(0.05)  # nobody else calls ingest here: only the loop
     assert jobs.get_job(job_id)["status"] == "failed"
     assert jobs.start_ingest_loop() is jobs._loop["thread"]  # idempotent
+
+
+# -- the Train tab's handlers (they read DuckDB through the job manager) ----------------------------
+def test_tab_prefills_from_data_and_estimate_steps():
+    from ftassist.ui import train as tab
+
+    session = {"clean": {"train": "/d/train.jsonl", "valid": "/d/valid.jsonl", "n_train": 90, "n_valid": 10},
+               "estimate": {"id": "qlora:Qwen/Qwen2.5-7B:A100", "kind": "self_hosted", "model": "Qwen/Qwen2.5-7B",
+                            "method": "qlora", "epochs": 2}}
+    v = tab.prefill_values(session)
+    assert v == {"train_file": "/d/train.jsonl", "valid_file": "/d/valid.jsonl", "backend": "local",
+                 "base_model": "Qwen/Qwen2.5-7B", "method": "qlora", "epochs": 2}
+    v = tab.prefill_values({"estimate": {"kind": "openai", "model": "gpt-4.1-mini-2025-04-14", "epochs": 3}})
+    assert v["backend"] == "openai" and v["openai_model"] == "gpt-4.1-mini-2025-04-14" and v["train_file"] == ""
+    assert "90 train / 10 validation" in tab.gate_message(session)
+    assert "No validated data" in tab.gate_message({})
+    assert "not split" in tab.gate_message({"report": {"n_examples": 3}})
+
+    out = tab.prefill_handler(session, "")
+    assert out[2]["value"] == "/d/train.jsonl" and out[6]["value"] == "qlora"
+    again = tab.prefill_handler(session, out[1])  # same results: the person's edits are kept
+    assert all("value" not in u for u in again[2:])
+
+
+def test_tab_with_no_jobs_and_bad_form_input():
+    import gradio as gr
+
+    from ftassist.ui import train as tab
+
+    status, progress, frame, tail, history, select = tab.refresh_handler(None, {})
+    assert "No job yet" in status and frame.empty and list(frame.columns) == ["step", "loss", "series"]
+    assert history.empty
+    with pytest.raises(gr.Error, match="No training file"):
+        tab.start_handler("local", "tiny-random", "lora", 3, None, 16, 32, None, "", "", "gpt-4o-mini-2024-07-18",
+                          "", "openai", "", "", "", "", {})
+    with pytest.raises(gr.Error, match="num_epochs"):
+        tab.start_handler("local", "tiny-random", "lora", -1, None, 16, 32, None, __file__, "",
+                          "gpt-4o-mini-2024-07-18", "", "openai", "", "", "", "", {})
+    with pytest.raises(gr.Error, match="64"):
+        tab.start_handler("openai", "", "lora", 3, None, 16, 32, None, __file__, "", "gpt-4o-mini-2024-07-18",
+                          "x" * 65, "custom", "http://127.0.0.1:9/v1", "", "", "", {})
+    with pytest.raises(gr.Error, match="Choose a job"):
+        tab.cancel_handler(None)
+
+
+def test_tab_runs_an_openai_job_with_a_session_key(data, monkeypatch):
+    """Start from the tab with the key typed in (session only), follow it to the ft: model."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_openai import FakeOpenAI
+
+    from ftassist.ui import train as tab
+
+    key = "sk-session-only-key-987654321"
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("FTASSIST_OPENAI_POLL_INTERVAL", "0.05")
+    server = FakeOpenAI(expected_key=key).start()
+    try:
+        session, message, select = tab.start_handler(
+            "openai", "", "lora", 2, None, 16, 32, None, data[0], data[1], "gpt-4o-mini-2024-07-18", "tab",
+            "custom", server.base_url, "", "", key, {"clean": {"train": data[0]}})
+        job_id = session["job_id"]
+        assert select["value"] == job_id and "running" in message
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status, progress, frame, tail, history, select = tab.refresh_handler(job_id, session)
+            if jobs.get_job(job_id)["status"] != "running":
+                break
+            time.sleep(0.2)
+        job = jobs.get_job(job_id)
+        assert job["status"] == "succeeded", (job, tail)
+        assert job["output_model"].startswith("ft:gpt-4o-mini-2024-07-18:") and job["output_model"] in status
+        assert set(frame["series"]) == {"train", "validation"} and frame["step"].min() == 1
+        assert "step 6/6" in progress
+        assert history.iloc[0]["id"] == job_id and history.iloc[0]["status"] == "succeeded"
+        run_dir = Path(job["run_dir"])
+    finally:
+        server.stop()
+    store.reset_store()
+    blobs = b"".join(p.read_bytes() for p in config.data_dir().rglob("*") if p.is_file())
+    assert key.encode() not in blobs  # not in the run folder, the spec, the log or DuckDB
+    assert (run_dir / "events.jsonl").is_file()
+
+
+def test_tab_builds_with_named_endpoints():
+    import gradio as gr
+
+    from ftassist.ui import train as tab
+    from ftassist.ui.context import UIContext
+
+    with gr.Blocks() as demo:
+        tab.build(UIContext(session=gr.State({})))
+    names = {fn.api_name for fn in demo.fns.values()}
+    assert {"start_training", "cancel_training", "training_status"} <= names

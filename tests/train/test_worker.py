@@ -241,3 +241,52 @@ def test_missing_base_model_fails_with_a_hint(tmp_path, chat_data):
     end = last_terminal(_events(run_dir))
     assert end["type"] == "failed" and end["reason"] and end["log_tail"]
     assert "base model" in end["hint"].lower()
+
+
+# -- the recipe, in process ------------------------------------------------------------------------
+def test_recipe_masks_non_assistant_tokens_and_keeps_the_best_checkpoint(tmp_path, chat_data):
+    from transformers import EarlyStoppingCallback
+
+    from ftassist.train.worker import StopFlag, build_trainer
+
+    train, valid = chat_data
+    run_dir = tmp_path / "run"
+    spec = _spec(train, valid, run_dir, early_stopping_patience=2, packing=False)
+    prep = build_trainer(spec, run_dir, EventWriter(run_dir), StopFlag())
+    args = prep.trainer.args
+    assert args.assistant_only_loss and args.load_best_model_at_end and args.metric_for_best_model == "eval_loss"
+    assert any(isinstance(c, EarlyStoppingCallback) for c in prep.trainer.callback_handler.callbacks)
+    assert args.activation_checkpointing is False and args.bf16 is False  # CPU: no memory pressure, no bf16
+    tok = prep.tokenizer
+    row = prep.trainer.train_dataset[0]
+    trained = tok.decode([t for t, lab in zip(row["input_ids"], row["labels"]) if lab != -100])
+    assert trained == "The capital of France is Paris.<|im_end|>"  # the answer and its stop token only
+    assert prep.started_fields["max_seq_length"] == 64 and prep.started_fields["loss_on"] == "assistant"
+    assert (run_dir / "base_model" / "config.json").is_file()
+
+
+def test_openai_backend_is_delegated_through_the_same_events(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from ftassist.train import worker
+
+    calls = {}
+
+    def run_job(spec, run_dir, writer):
+        calls["spec"] = spec
+        writer.finished(output_dir="ft:gpt-4o-mini:me::abc", final_loss=0.5, first_loss=1.5)
+        return {"status": "succeeded"}
+
+    monkeypatch.setitem(sys.modules, "ftassist.train.openai_ft", types.SimpleNamespace(run_job=run_job))
+    train = tmp_path / "t.jsonl"
+    train.write_text("{}\n")
+    JobSpec(backend="openai", train_file=str(train)).save(tmp_path)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert worker.main([str(tmp_path)]) == 0
+    finally:
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
+    assert calls["spec"].backend == "openai"
+    assert last_terminal(_events(tmp_path))["output_dir"].startswith("ft:")
