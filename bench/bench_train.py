@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--max-steps", type=int, default=None, help="cap each run (default: one epoch)")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved runs per configuration; the best counts")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default 1 on CPU: the same for both, and steady on a shared box)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
 
@@ -162,11 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cuda = torch.cuda.is_available()
+    if a.threads or not cuda:
+        torch.set_num_threads(a.threads or 1)
     if a.model_size == "0.5b" and not cuda:
         print("--model-size 0.5b needs a CUDA GPU", file=sys.stderr)
         return 2
     tiny = a.model_size == "tiny"
-    n = a.examples or (256 if tiny else 2000)
+    n = a.examples or (512 if tiny else 2000)
     batch = a.batch or (4 if tiny else 8)
     bf16 = cuda and torch.cuda.is_bf16_supported()
 
@@ -189,11 +193,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, fn in runs.items():
                 r = fn()
                 gc.collect()
-                if name not in rows or r["tokens_per_s"] > rows[name]["tokens_per_s"]:
-                    best_cpu = max(r["tokens_per_cpu_s"] or 0, (rows.get(name) or {}).get("tokens_per_cpu_s") or 0)
-                    rows[name] = {**r, "tokens_per_cpu_s": best_cpu}
-                else:
-                    rows[name]["tokens_per_cpu_s"] = max(rows[name]["tokens_per_cpu_s"] or 0, r["tokens_per_cpu_s"] or 0)
+                prev = rows.get(name)
+                best = r if prev is None or r["tokens_per_s"] > prev["tokens_per_s"] else prev
+                # the best wall-clock run and, separately, the best CPU-time figure
+                cpu = max((x["tokens_per_cpu_s"] or 0) for x in (r, prev) if x)
+                rows[name] = {**best, "tokens_per_cpu_s": cpu}
 
     recipe, plain = rows["ftassist recipe"], rows["plain SFTTrainer (defaults)"]
     ratio = recipe["tokens_per_s"] / plain["tokens_per_s"]
@@ -208,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows.values():
             row["mfu"] = row["tokens_per_s"] * flops_per_token / peak if peak else None
     print(f"device: {device}  model: {a.model_size}  examples: {n}  per-device batch: {batch}  "
-          f"best of {a.repeats} interleaved runs")
+          f"best of {a.repeats} interleaved runs  torch threads: {torch.get_num_threads()}")
     print(f"{'run':32} {'tokens/s':>10} {'tok/cpu-s':>10} {'tokens':>9} {'secs':>7} {'steps':>6} {'seq':>5} "
           f"{'pack':>5} {'ckpt':>5}" + ("  mfu    peak GiB" if cuda else ""))
     for name, r in rows.items():

@@ -54,3 +54,111 @@ def sessions_dir() -> Path:
 def on_space() -> bool:
     """True on a Hugging Face Space (the platform sets SPACE_ID)."""
     return bool(os.environ.get("SPACE_ID"))
+
+
+# -- deployment settings -------------------------------------------------------------------------
+
+DEFAULT_MAX_UPLOAD = "1gb"
+
+
+def admin_password() -> str | None:
+    """`$FTASSIST_ADMIN_PASSWORD`: when set, everything but the arena needs a login (public deployments)."""
+    return os.environ.get("FTASSIST_ADMIN_PASSWORD") or None
+
+
+def admin_user() -> str:
+    """The login name that goes with the admin password (`$FTASSIST_ADMIN_USER`, default `admin`)."""
+    return (os.environ.get("FTASSIST_ADMIN_USER") or "admin").strip() or "admin"
+
+
+def max_upload() -> str:
+    """Largest upload the web app accepts, e.g. `1gb`, `200mb` (`$FTASSIST_MAX_UPLOAD`, default 1 GB)."""
+    value = (os.environ.get("FTASSIST_MAX_UPLOAD") or DEFAULT_MAX_UPLOAD).strip().lower().replace(" ", "")
+    import re
+
+    if not re.fullmatch(r"\d+(b|kb|mb|gb|tb)?", value):
+        raise ValueError(f"FTASSIST_MAX_UPLOAD={value!r} is not a size: use a number with b, kb, mb, gb or tb, "
+                         "e.g. 500mb.")
+    return value
+
+
+_HARDWARE: dict | None = None
+
+
+def _gpus_from_torch() -> list[dict] | None:
+    """GPUs as torch sees them, but only when torch is already imported (never import it here: startup cost)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        if not torch.cuda.is_available():
+            return []
+        return [{"name": torch.cuda.get_device_name(i),
+                 "memory_gb": round(torch.cuda.get_device_properties(i).total_memory / 1024**3, 1)}
+                for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001 - a broken driver means no usable GPU
+        return []
+
+
+def _gpus_from_nvidia_smi(timeout: float = 5.0) -> list[dict] | None:
+    """GPUs from `nvidia-smi` (None when it is not installed or fails)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=timeout, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    gpus = []
+    for line in out.strip().splitlines():
+        name, _, mem = line.rpartition(",")
+        try:
+            gpus.append({"name": name.strip(), "memory_gb": round(float(mem) / 1024, 1)})
+        except ValueError:
+            continue
+    return gpus
+
+
+def detect_hardware(refresh: bool = False) -> dict:
+    """What this machine can train on: {"cuda", "gpus": [{name, memory_gb}], "source", "cpu_count"}.
+
+    Uses torch only when something already imported it, else `nvidia-smi`; cached for the
+    process (the answer does not change while the app runs).
+    """
+    global _HARDWARE
+    if _HARDWARE is not None and not refresh:
+        return dict(_HARDWARE)
+    gpus, source = _gpus_from_torch(), "torch"
+    if gpus is None:
+        gpus, source = _gpus_from_nvidia_smi(), "nvidia-smi"
+    if gpus is None:
+        gpus, source = [], "none"
+    _HARDWARE = {"cuda": bool(gpus), "gpus": gpus, "source": source, "cpu_count": os.cpu_count() or 1}
+    return dict(_HARDWARE)
+
+
+def hardware_line(hw: dict | None = None) -> str:
+    """One sentence for the page header: what runs here and what to use instead."""
+    hw = detect_hardware() if hw is None else hw
+    gpus = hw.get("gpus") or []
+    if not gpus:
+        return (f"Hardware: CPU only ({hw.get('cpu_count', '?')} cores). QLoRA needs a GPU; "
+                "use LoRA with tiny models (e.g. `tiny-random`) or OpenAI fine-tuning.")
+    names: dict[str, int] = {}
+    for g in gpus:
+        names[g["name"]] = names.get(g["name"], 0) + 1
+    what = ", ".join(f"{n} × {name}" for name, n in names.items())
+    mem = min(g.get("memory_gb") or 0 for g in gpus)
+    if mem >= 40:
+        advice = "LoRA and QLoRA up to large models; full fine-tuning of small and mid-size models."
+    elif mem >= 16:
+        advice = "LoRA and QLoRA of small and mid-size models; full fine-tuning only of small ones."
+    else:
+        advice = "QLoRA or LoRA of small models; full fine-tuning will rarely fit."
+    return f"Hardware: {what} ({mem:g} GB each). {advice}"

@@ -1,43 +1,53 @@
 """The dataset checklist: seven judgements on valid examples, each pass / warn / fail.
 
-Why a builder: the check streams examples once, so the checklist must judge them in a
-single pass with memory that grows only by a few small integers per example (hashes,
-lengths, flags, two short fixed-width text prefixes for evidence), never by whole texts.
-Everything that needs the whole dataset (duplicates, near-duplicates, contradictions,
-outliers, balance) is computed from those arrays in `finish()` with numpy.
+Why a builder: the check streams examples once, so the checklist judges them in a single
+pass with memory that grows only by small numbers per example (~150 bytes: four 64-bit
+hashes, a few 32-bit lengths, a flag byte, a 32-byte MinHash signature and 64 bytes of
+text prefixes for evidence), never by whole texts. Everything that needs the whole
+dataset (duplicates, near-duplicates, contradictions, outliers, balance) is computed from
+those arrays in `finish()` with numpy. `add()` is the hot path (100k+ calls): C-level
+str/bytes methods, cheap pre-filters (single-character `in`, bytes.translate to a class
+alphabet + one substring search) before any regex.
 
 Definitions (the thresholds are the module constants below):
 
-* answer: the content of the final assistant message; prompt: everything before it
-  (for contradictions including the system prompt); user text: the non-system turns
-  before the final answer (for duplicates and near-duplicates: a shared system prompt
-  must not make every example look alike).
-* normalised text: lowercased, ASCII punctuation turned into spaces, whitespace
-  collapsed (digits kept, except for near-duplicates where they are dropped).
-* near-duplicates: one-permutation MinHash (64 bins, rotation densification, 16-bit
-  values) over word bigrams (plus the first word) of the normalised user text with
-  digits removed, computed vectorised with numpy in batches; LSH with 16 bands of 4
-  bins gives candidates, each example is compared with the first (earliest) example
-  of each band bucket it falls in, and counts as a near-duplicate when the estimated
-  Jaccard similarity is >= NEAR_DUP_JACCARD. Word hashes are a polynomial hash over
-  the UTF-8 bytes, so the result does not depend on Python's hash seed.
+* answer: the content of the final assistant message (accuracy is judged on it);
+  prompt: everything before it. Duplicates, near-duplicates and templates use the
+  non-system turns before the answer ("user text"), so a shared system prompt does not
+  make every example look alike; contradictions also require the same system prompt.
+  Empty prompts (completion data) are never duplicates or contradictions of each other.
+* normalised text: ASCII-lowercased, ASCII punctuation deleted, whitespace turned into
+  spaces and collapsed (texts over _COLLAPSE_MAX bytes: only stripped, for speed); digits
+  kept, except for near-duplicates and templates, where they are dropped.
+* exact duplicates: the whole example (roles, contents, extra message keys, tools) equal.
+* near-duplicates: one-permutation MinHash (32 bins, rotation densification, 8-bit
+  values) over word bigrams plus the first word of the normalised final user message
+  (its first NEAR_DUP_MAX_WORDS words), computed vectorised with numpy per batch. LSH with 8 bands
+  of 4 bins gives candidates; each example is compared with the earliest example of
+  each bucket it falls in and counts as a near-duplicate when the share of equal bins
+  (the Jaccard estimate) is >= NEAR_DUP_JACCARD. Word hashes are CRC-32, so the result
+  does not depend on Python's hash seed.
 * prompt template: the final user message up to its first colon or line break (when
   that comes within TEMPLATE_CHARS characters: "Translate into French:", "Question:"),
   otherwise its first TEMPLATE_WORDS words; normalised, digits dropped. The share of the
   most frequent template is reported; a dominant one only warns (single-task sets are
   legitimately uniform).
-* contradictions: the same normalised prompt with different normalised answers. For a
-  classification-style dataset (answers from a small set of short labels, or a label
-  column with short answers) that is label noise: fail. For open-ended generation two different answers
-  to one prompt can both be good: warn.
+* contradictions: the same normalised prompt (system prompt included) with different
+  normalised answers (or labels). For a classification-style dataset (answers from a
+  small set of short labels, or a label column with short answers) that is label
+  noise: fail. For open-ended generation two different answers to one prompt can both
+  be good: warn.
+* secrets: API keys (OpenAI/Anthropic sk-, AWS AKIA, GitHub, Hugging Face, Slack),
+  private-key blocks, emails (example domains skipped), phone numbers in explicit
+  formats, card numbers passing Luhn. Warn only, and evidence shows masked values.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import zlib
 import string
+import zlib
 from array import array
 from collections import Counter
 from typing import Iterable, Sequence
@@ -79,6 +89,7 @@ LABEL_MAX_DISTINCT = 100  # a column with more distinct values is not a category
 CLASS_MAX_DISTINCT = 20  # at most this many distinct short answers ...
 CLASS_MIN_COVERAGE = 0.9  # ... covering at least this share of examples: a classification set
 CLASS_MAX_WORDS = 5  # a "short answer" has at most this many words
+BALANCE_MIN_EXAMPLES = 10  # fewer examples: the balance is reported, not judged
 SYSTEM_MAX_GROUPS = 20  # balance by system prompt when there are 2..this many distinct ones
 OUTLIER_IQR = 3.0  # long outlier: length > Q3 + OUTLIER_IQR * IQR ...
 OUTLIER_MEDIAN = 4.0  # ... and > OUTLIER_MEDIAN * median
@@ -97,7 +108,7 @@ _SAMPLE_MAX = 200
 _K = 32  # bins (one-permutation hashing)
 _KBITS = 5
 _BAND_ROWS = 4  # 4 x 8-bit values = one uint32 band key: 8 bands
-_BATCH = 4096
+_BATCH = 2048  # examples per MinHash batch: bounds the numpy temporaries (~6 MB)
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 # --- text tables -----------------------------------------------------------------------
@@ -106,6 +117,7 @@ _NORM = bytes(
 )  # bytes.translate table: ASCII letters lowercased, whitespace -> space
 _PUNCT = string.punctuation.encode()  # ... and these deleted
 _DIGITS = b"0123456789"
+_PUNCT_DIGITS = _PUNCT + _DIGITS
 _crc32 = zlib.crc32
 _WH_CODE = "I" if array("I").itemsize == 4 else "L"
 _TERMINAL = frozenset(".!?\"')]}`*>;。！？」』…»”’")
@@ -117,7 +129,6 @@ _PLACEHOLDER_RE = re.compile(
     r"\{\{\s*[\w.]+\s*\}\}|as an ai language model",
     re.IGNORECASE,
 )
-_PLACEHOLDER_CASED = re.compile(r"\bTODO\b|\bTBD\b")  # these two only in capitals
 _MOJIBAKE_RE = re.compile(
     "Ã[\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
     "\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
@@ -140,12 +151,18 @@ _DIGITCLASS = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))
 _DIGIT_SEPS = b" .-()+"
 _DIGITS10 = b"0" * 10
 _TEMPLATE_TEXTS = 5000
+_COLLAPSE_MAX = 200  # texts up to this many bytes get whitespace runs collapsed; longer ones only stripped
+_TODO_RE = re.compile(r"T(?:ODO|BD)")
+_EMPTY_PROMPT = "\0empty prompt"
+_EMPTY_TEMPLATE = zlib.crc32(b"") - 0x80000000
 _KEY_RE = re.compile(
     r"(?<![\w-])(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}"
     r"|github_pat_[A-Za-z0-9_]{30,}|hf_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9-]{10,})(?![\w-])"
     r"|-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )?PRIVATE KEY-----|\Z)"
 )
-_EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
+_EMAIL_RE = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b"
+)
 _EMAIL_SKIP_DOMAINS = ("example.com", "example.org", "example.net", "domain.com", "email.com", "test.com",
                        "company.com", "yourcompany.com", "users.noreply.github.com")
 _EMAIL_SKIP_LOCAL = ("git", "noreply", "no-reply")
@@ -161,8 +178,8 @@ _CARD_RE = re.compile(r"\d{4}([ -]?)\d{4}\1\d{4}\1\d{1,7}")
 class ChecklistBuilder:
     """Collects what the checklist needs from each example, then judges in `finish()`.
 
-    Memory per example: a few 8-byte integers, one flag byte, a 64 x 16-bit MinHash
-    signature and `_REC_W` bytes of text prefixes for evidence.
+    `context_limit`: the target's per-example token limit; with `tokens` given to `add`,
+    examples above it fail the lengths item. `max_evidence`: evidence entries per item.
     """
 
     def __init__(self, context_limit: int | None = None, max_evidence: int = 20) -> None:
@@ -191,6 +208,7 @@ class ChecklistBuilder:
         self.system_counts: Counter = Counter()
         self.system_sample: dict[int, str] = {}
         self._system_cache: dict[str, int] = {}
+        self._system_digits: dict[int, int] = {}
         self.label_counts: dict[str, Counter] = {}
         self.answer_counts: Counter = Counter()
         self.template_text: dict[int, str] = {}  # the first _TEMPLATE_TEXTS distinct templates
@@ -232,7 +250,7 @@ class ChecklistBuilder:
         system = ""
         user_parts: list[str] = []
         final_user = ""
-        for i in range(last if last >= 0 else 0):
+        for i in range(last if last >= 0 else len(msgs)):
             role = roles[i]
             if role == "system":
                 system = contents[i] if not system else system + "\n" + contents[i]
@@ -251,11 +269,12 @@ class ChecklistBuilder:
                                   None if tools is None else _stable(tools))))
 
         # --- normalised keys: one bytes.translate lowercases ASCII, blanks whitespace and deletes
-        # ASCII punctuation; whitespace runs are collapsed only when there are any (rare)
+        # ASCII punctuation; whitespace runs are collapsed in short texts (cheap there)
         user_text = user_parts[0] if len(user_parts) == 1 else "\n".join(user_parts)
         ukey = user_text.encode("utf-8", "replace").translate(_NORM, _PUNCT)
-        ukey = b" ".join(ukey.split()) if b"  " in ukey else ukey.strip()
-        uhash = hash(ukey)
+        ukey = b" ".join(ukey.split()) if len(ukey) <= _COLLAPSE_MAX else ukey.strip()
+        # empty prompts (completion data) are all different from each other
+        uhash = hash(ukey) if ukey else hash((_EMPTY_PROMPT, self.n))
         self.prompt_hash.append(uhash)
         if system:
             sh = self._system_cache.get(system)
@@ -263,6 +282,7 @@ class ChecklistBuilder:
                 sh = hash(_norm(system)) or 1
                 if len(self._system_cache) < 1000:
                     self._system_cache[system] = sh
+                    self._system_digits[sh] = _count_digits(system)
                 if sh not in self.system_sample and len(self.system_sample) < 50:
                     self.system_sample[sh] = system[:120]
             sc = self.system_counts
@@ -275,8 +295,12 @@ class ChecklistBuilder:
             self.has_system.append(0)
         self.conv_hash.append(hash((sh, uhash, len(user_parts))))
         akey = answer.encode("utf-8", "replace").translate(_NORM, _PUNCT)
-        akey = b" ".join(akey.split()) if b"  " in akey else akey.strip()
-        nw = akey.count(b" ") + 1 if akey else 0
+        if len(akey) <= _COLLAPSE_MAX:
+            akey = b" ".join(akey.split())
+            nw = akey.count(b" ") + 1 if akey else 0
+        else:
+            akey = akey.strip()
+            nw = len(akey) // 6 if assistant_tokens is not None else len(akey.split())
         ahash = hash(akey)
         extra = ex.extra
         if extra:
@@ -297,8 +321,12 @@ class ChecklistBuilder:
             if akey in ac or len(ac) < 200:
                 ac[akey] += 1
 
-        # near-duplicate words: digits dropped; CRC-32 is deterministic, unlike hash()
-        nd_words = ukey.translate(None, _DIGITS).split()
+        # near-duplicate words: the final user message, digits dropped; CRC-32 is deterministic
+        nd = ukey.translate(None, _DIGITS)
+        n_digits = len(ukey) - len(nd)
+        if final_user is not user_text:  # multi-turn: earlier turns are context, not the prompt
+            nd = final_user.encode("utf-8", "replace").translate(_NORM, _PUNCT_DIGITS)
+        nd_words = nd.split()
         if len(nd_words) > NEAR_DUP_MAX_WORDS:
             nd_words = nd_words[:NEAR_DUP_MAX_WORDS]
         self._wh.extend(map(_crc32, nd_words))
@@ -313,11 +341,11 @@ class ChecklistBuilder:
         if nlp > 0 and (cut < 0 or nlp < cut):
             cut = nlp
         if cut > 0:
-            tkey = _norm(head[:cut]).translate(None, _DIGITS)
+            tkey = b" ".join(head[:cut].encode("utf-8", "replace").translate(_NORM, _PUNCT_DIGITS).split())
         elif final_user is user_text:
             tkey = b" ".join(nd_words[:TEMPLATE_WORDS])
         else:
-            tkey = b" ".join(_norm(final_user[:TEMPLATE_CHARS]).translate(None, _DIGITS).split()[:TEMPLATE_WORDS])
+            tkey = b" ".join(head.encode("utf-8", "replace").translate(_NORM, _PUNCT_DIGITS).split()[:TEMPLATE_WORDS])
         th = _crc32(tkey) - 0x80000000
         self.template_hash.append(th)
         tt = self.template_text
@@ -325,7 +353,9 @@ class ChecklistBuilder:
             tt[th] = tkey.decode("utf-8", "replace")
 
         # evidence prefixes
-        self.prefixes += _fixed(user_text, _PROMPT_W) + _fixed(answer, _ANSWER_W)
+        pre = self.prefixes
+        pre += user_text[:_PROMPT_W].encode("utf-8", "replace")[:_PROMPT_W].ljust(_PROMPT_W, b"\0")
+        pre += answer[:_ANSWER_W].encode("utf-8", "replace")[:_ANSWER_W].ljust(_ANSWER_W, b"\0")
 
         # consistency
         fmt = ex.source_format
@@ -364,16 +394,17 @@ class ChecklistBuilder:
                     if o in stripped and stripped.count(o) > stripped.count(cl):
                         flags |= _F_TRUNC
                         break
-            if akey and (akey == ukey or (len(ukey) >= REPEAT_MIN_CHARS and ukey in akey)):
+            if akey and (akey == ukey or (len(ukey) >= REPEAT_MIN_CHARS and ukey[:24] in akey and ukey in akey)):
                 flags |= _F_REPEAT
             lt = "<" in answer
             if (
                 ("{" in answer or "[" in answer or lt or b"lorem" in akey or b"language model" in akey
-                 or "TODO" in answer or "TBD" in answer)
+                 or _TODO_RE.search(answer))
                 and _placeholder(answer)
             ):
                 flags |= _F_PLACEHOLDER
-            if ("Ã" in answer or "Â" in answer or "â€" in answer or "\ufffd" in answer) and _MOJIBAKE_RE.search(answer):
+            if ("Ã" in answer or "Â" in answer or "â€" in answer or "\ufffd" in answer) and (
+                    _MOJIBAKE_RE.search(answer)):
                 flags |= _F_MOJIBAKE
             if (lt or "&" in answer) and _html_leftover(answer, user_text):
                 flags |= _F_HTML
@@ -387,14 +418,18 @@ class ChecklistBuilder:
 
         # secrets and personal data: byte-class maps turn the pre-filters into plain substring searches
         full = "\n".join(contents)
-        fb = full.encode("utf-8", "replace")
         found = None
-        if (("-" in full or "_" in full) and (_RUN20 in fb.translate(_KEYCLASS) or "PRIVATE KEY" in full)) or (
+        if (("-" in full or "_" in full) and (
+                _RUN20 in full.encode("utf-8", "replace").translate(_KEYCLASS) or "PRIVATE KEY" in full)) or (
                 "K" in full and "AKIA" in full):
             found = _scan_keys(full)  # every key pattern has '-' or '_' (or is AWS's AKIA...)
         if "@" in full:
             found = (found or []) + _scan_emails(full)
-        if _DIGITS10 in fb.translate(_DIGITCLASS, _DIGIT_SEPS):
+        if system:
+            sd = self._system_digits.get(sh)
+            n_digits += _count_digits(system) if sd is None else sd
+        if n_digits + len(akey) - len(akey.translate(None, _DIGITS)) >= 10 and (
+                _DIGITS10 in full.encode("utf-8", "replace").translate(_DIGITCLASS, _DIGIT_SEPS)):  # phone, card
             found = (found or []) + _scan_digits(full)
         if found:
             self.sensitive_examples += 1
@@ -526,7 +561,8 @@ class ChecklistBuilder:
             for ks, lns in self.keyset_lines.items():
                 if ks != main_keys:
                     for ln in lns:
-                        evidence.append({"line": ln, "sample": f"keys {list(ks)}", "note": f"most records have {list(main_keys)}"})
+                        evidence.append({"line": ln, "sample": f"keys {list(ks)}",
+                                         "note": f"most records have {list(main_keys)}"})
         hs = _np(self.has_system)
         n_sys = int(hs.sum())
         distinct_sys = len([h for h in self.system_counts if h != 0])
@@ -537,9 +573,11 @@ class ChecklistBuilder:
             idx = np.flatnonzero(hs == minority)[: self.max_evidence]
             lines = _np(self.lines)
             word = "without" if minority == 0 else "with"
-            notes.append(f"{_num(missing)} of {_num(n)} examples ({_pct(missing, n)}) have no system prompt while the rest do")
+            notes.append(f"{_num(missing)} of {_num(n)} examples ({_pct(missing, n)}) have no system prompt "
+                         "while the rest do")
             for i in idx:
-                evidence.append({"line": int(lines[i]), "sample": self._prompt_sample(int(i)), "note": f"{word} a system prompt"})
+                evidence.append({"line": int(lines[i]), "sample": self._prompt_sample(int(i)),
+                                 "note": f"{word} a system prompt"})
         details = {
             "formats": dict(self.formats),
             "n_other_keys": n_diff_keys,
@@ -575,6 +613,7 @@ class ChecklistBuilder:
         top_share, top_text, top_count = 0.0, "", 0
         if n:
             vals, cnts = np.unique(_np(self.template_hash), return_counts=True)
+            cnts[vals == _EMPTY_TEMPLATE] = 0  # prompts without user text have no template
             k = int(np.argmax(cnts))
             top_count = int(cnts[k])
             top_share = top_count / n
@@ -588,7 +627,8 @@ class ChecklistBuilder:
                              "note": f"same prompt as line {int(lines[pr_rep[i]])}"})
         for i in np.flatnonzero(near)[: self.max_evidence]:
             evidence.append({"line": int(lines[i]), "sample": self._prompt_sample(int(i)),
-                             "note": f"near-duplicate of line {int(lines[near_rep[i]])} (similarity ~{near_sim[i]:.2f})"})
+                             "note": f"near-duplicate of line {int(lines[near_rep[i]])} "
+                                     f"(similarity ~{near_sim[i]:.2f})"})
         evidence.sort(key=lambda e: e["line"])
         evidence = _dedupe_evidence(evidence)[: self.max_evidence]
         repeated = n_dup + n_near
@@ -642,39 +682,30 @@ class ChecklistBuilder:
             return rep, sim
         # one representative per distinct normalised prompt: exact repeats are counted apart
         uniq = valid[pr_rep[valid] == valid]
-        bands = np.ascontiguousarray(sig[uniq]).view(np.uint32)  # (m, K/4)
-        cand_i: list[np.ndarray] = []
-        cand_j: list[np.ndarray] = []
+        sigu = np.ascontiguousarray(sig[uniq])
+        bands = sigu.view(np.uint32)  # (m, K/4): 4 bins of 8 bits make one band key
+        m = len(uniq)
+        best = np.full(m, m, dtype=np.int64)  # earliest verified partner (index into uniq), m: none
         for b in range(bands.shape[1]):
             keys = bands[:, b]
             order = np.argsort(keys, kind="stable")
             sk = keys[order]
-            start = np.ones(len(sk), dtype=bool)
+            start = np.ones(m, dtype=bool)
             start[1:] = sk[1:] != sk[:-1]
             if start.all():
                 continue
-            group_first = order[np.maximum.accumulate(np.where(start, np.arange(len(sk)), 0))]
+            group_first = order[np.maximum.accumulate(np.where(start, np.arange(m), 0))]
             sel = ~start
-            cand_i.append(order[sel])
-            cand_j.append(group_first[sel])
-        if not cand_i:
-            return rep, sim
-        ci = np.concatenate(cand_i)
-        cj = np.concatenate(cand_j)
-        pair = np.unique(ci * len(uniq) + cj)
-        ci, cj = pair // len(uniq), pair % len(uniq)
-        gi, gj = uniq[ci], uniq[cj]
-        est = np.empty(len(gi), dtype=np.float64)
-        step = 1 << 16
-        for s in range(0, len(gi), step):
-            est[s:s + step] = (sig[gi[s:s + step]] == sig[gj[s:s + step]]).mean(axis=1)
-        good = est >= NEAR_DUP_JACCARD
-        gi, gj, est = gi[good], gj[good], est[good]
-        # keep the earliest partner per example (pairs are sorted by i, then j)
-        first = np.ones(len(gi), dtype=bool)
-        first[1:] = gi[1:] != gi[:-1]
-        rep[gi[first]] = gj[first]
-        sim[gi[first]] = est[first]
+            ci, cj = order[sel], group_first[sel]
+            del order, sk, start, group_first, sel
+            for s in range(0, len(ci), 1 << 16):  # verify this band's candidates, in chunks
+                a_, b_ = ci[s:s + (1 << 16)], cj[s:s + (1 << 16)]
+                good = (sigu[a_] == sigu[b_]).mean(axis=1) >= NEAR_DUP_JACCARD
+                np.minimum.at(best, a_[good], b_[good])
+        hit = np.flatnonzero(best < m)
+        if len(hit):
+            rep[uniq[hit]] = uniq[best[hit]]
+            sim[uniq[hit]] = (sigu[hit] == sigu[best[hit]]).mean(axis=1)
         return rep, sim
 
     # --- 4 balanced ---------------------------------------------------------------------
@@ -694,27 +725,33 @@ class ChecklistBuilder:
         if counts is None and self.answer_counts and n >= 10:
             top = self.answer_counts.most_common(CLASS_MAX_DISTINCT + 1)
             covered = sum(c for _, c in top[:CLASS_MAX_DISTINCT])
-            if len(top) <= CLASS_MAX_DISTINCT and 2 <= len(top) and covered >= CLASS_MIN_COVERAGE * n and covered > len(top):
+            if (2 <= len(top) <= CLASS_MAX_DISTINCT and covered >= CLASS_MIN_COVERAGE * n
+                    and covered > len(top)):
                 counts = {k.decode("utf-8", "replace") or "(empty)": c for k, c in top}
                 other = n - covered
                 if other:
                     counts["(other answers)"] = other
                 source, kind = "assistant answers (classification)", "answers"
         if counts is None:
-            distinct = len(self.system_counts)
-            if 2 <= distinct <= SYSTEM_MAX_GROUPS and len(self.system_counts) < n:
+            real = [h for h, c in self.system_counts.items() if h != 0 and c]
+            if 2 <= len(real) <= SYSTEM_MAX_GROUPS and len(real) < n:
                 counts = {}
                 for h, c in self.system_counts.most_common():
-                    name = "(no system prompt)" if h == 0 else _clip(self.system_sample.get(h, f"system prompt {h & 0xffff:04x}"), 60)
+                    sample = self.system_sample.get(h, f"system prompt {h & 0xffff:04x}")
+                    name = "(no system prompt)" if h == 0 else _clip(sample, 60)
                     while name in counts:
                         name += " "
                     counts[name] = c
                 source, kind = "system prompt", "system"
+        if counts is not None and n < BALANCE_MIN_EXAMPLES:
+            return _item("balanced", "pass", f"Only {_num(n)} examples: too few to judge the balance by {source}.",
+                         [], {"source": source, "kind": kind, "counts": counts, "imbalance_ratio": None})
         if counts is None:
-            return _item("balanced", "pass", f"No category column or label-like answers found in {_num(n)} examples: not applicable.",
+            return _item("balanced", "pass",
+                         f"No category column or label-like answers found in {_num(n)} examples: not applicable.",
                          [], {"source": None, "kind": None, "counts": {}, "imbalance_ratio": None})
         counts = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
-        real = {k: v for k, v in counts.items() if k not in ("(missing)", "(other answers)")}
+        real = {k: v for k, v in counts.items() if k not in ("(missing)", "(other answers)", "(no system prompt)")}
         vals = list(real.values()) or [0]
         ratio = max(vals) / min(vals) if min(vals) else float("inf")
         status = "fail" if ratio > IMBALANCE_FAIL else "warn" if ratio > IMBALANCE_WARN else "pass"
@@ -750,7 +787,8 @@ class ChecklistBuilder:
         for i in idx[: self.max_evidence]:
             r = int(rep[i])
             sample = (f"prompt: {_clip(self._prompt_sample(int(i)), 80)} | answers: "
-                      f"'{_clip(self._answer_sample(r), 50)}' (line {int(lines[r])}) vs '{_clip(self._answer_sample(int(i)), 50)}'")
+                      f"'{_clip(self._answer_sample(r), 50)}' (line {int(lines[r])}) "
+                      f"vs '{_clip(self._answer_sample(int(i)), 50)}'")
             evidence.append({"line": int(lines[i]), "sample": _clip(sample, _SAMPLE_MAX),
                              "note": f"same prompt as line {int(lines[r])}, different answer"})
         if not len(idx):
@@ -771,7 +809,8 @@ class ChecklistBuilder:
     def _lengths(self) -> ChecklistItem:
         n = self.n
         if n == 0:
-            return _item("lengths", "pass", "No answers.", [], {"unit": "words", "histogram": {"counts": [], "edges": []}})
+            return _item("lengths", "pass", "No answers.", [],
+                         {"unit": "words", "histogram": {"counts": [], "edges": []}})
         atok = _np(self.atok)
         if (atok >= 0).all():
             vals, unit = atok, "tokens"
@@ -782,7 +821,9 @@ class ChecklistBuilder:
         iqr = q3 - q1
         long_lim = max(q3 + OUTLIER_IQR * iqr, OUTLIER_MEDIAN * med, 1.0)
         long_o = np.flatnonzero(vals > long_lim)
-        short_o = np.flatnonzero(vals <= med / SHORT_OUTLIER_MEDIAN) if med >= SHORT_OUTLIER_MIN else np.zeros(0, np.int64)
+        short_o = np.zeros(0, np.int64)
+        if med >= SHORT_OUTLIER_MIN:
+            short_o = np.flatnonzero(vals <= med / SHORT_OUTLIER_MEDIAN)
         over = np.zeros(0, np.int64)
         tok = _np(self.tok)
         if self.context_limit:
@@ -790,7 +831,8 @@ class ChecklistBuilder:
         evidence = []
         for i in over[: self.max_evidence]:
             evidence.append({"line": int(lines[i]), "sample": self._answer_sample(int(i)),
-                             "note": f"{_num(int(tok[i]))} tokens > context {_num(self.context_limit)}: will be truncated"})
+                             "note": f"{_num(int(tok[i]))} tokens > context {_num(self.context_limit)}: "
+                                     "will be truncated"})
         for i in long_o[np.argsort(-vals[long_o], kind="stable")][: self.max_evidence]:
             evidence.append({"line": int(lines[i]), "sample": self._answer_sample(int(i)),
                              "note": f"very long answer: {_num(int(vals[i]))} {unit} (median {med:g})"})
@@ -805,7 +847,7 @@ class ChecklistBuilder:
             status = "warn"
         else:
             status = "pass"
-        summary = (f"Answers: median {med:g} {unit}, 99th percentile {p99:g}, max {int(vals.max()):,}; "
+        summary = (f"Answers: median {med:,.0f} {unit}, 99th percentile {p99:,.0f}, max {int(vals.max()):,}; "
                    f"{_num(n_out)} outliers ({_pct(n_out, n)})")
         if self.context_limit:
             summary += f"; {_num(len(over))} examples over the {_num(self.context_limit)}-token context"
@@ -1089,6 +1131,11 @@ def _stable(obj) -> str:
         return json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
         return repr(obj)
+
+
+def _count_digits(text: str) -> int:
+    b = text.encode("utf-8", "replace")
+    return len(b) - len(b.translate(None, _DIGITS))
 
 
 def _norm(text: str) -> bytes:

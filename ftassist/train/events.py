@@ -13,12 +13,15 @@ Every event has:
 Event types and their fields (a field may be null when unknown):
     started     pid (int), total_steps (int|null), num_examples (int), method ("lora"|"qlora"|"full"),
                 base_model (str), device (str, e.g. "cpu", "cuda:0 (NVIDIA H100)", "openai");
-                optional: backend, max_seq_length, learning_rate, packing, bf16, gradient_checkpointing,
-                world_size, trainable_params, total_params, external_id (OpenAI job id)
+                optional (local): backend, num_valid_examples, max_seq_length, token_p95, token_max,
+                learning_rate, loss_on ("assistant"|"last_assistant_turn"), packing (bool),
+                batching ("packed"|"length-grouped"), bf16, gradient_checkpointing, world_size,
+                total_params, trainable_params; (OpenAI): external_id (the provider's job id)
     log         step (int), total_steps (int|null), epoch (float|null), loss (float|null),
-                learning_rate (float|null), tokens_per_s (float|null), eta_s (float|null),
-                grad_norm (float|null)
-    eval        step (int), eval_loss (float), perplexity (float|null)
+                learning_rate (float|null), tokens_per_s (float|null, since the previous log),
+                eta_s (float|null), grad_norm (float|null); optional num_tokens (cumulative),
+                mean_token_accuracy
+    eval        step (int), eval_loss (float), perplexity (float|null); optional mean_token_accuracy
     checkpoint  step (int), path (str: a checkpoint folder, or an OpenAI checkpoint model id)
     finished    output_dir (str: adapter/model folder, or the `ft:` model id for OpenAI),
                 final_loss (float|null), first_loss (float|null), best_eval_loss (float|null),

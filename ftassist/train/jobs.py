@@ -53,6 +53,7 @@ _EVENT_STATUS = {"finished": "succeeded", "failed": "failed", "cancelled": "canc
 
 _lock = threading.RLock()
 _children: dict[str, subprocess.Popen] = {}  # workers started by this process (reaped here)
+_child_backend: dict[str, str] = {}
 _loop: dict[str, Any] = {"thread": None, "stop": None}
 
 
@@ -197,10 +198,10 @@ def start_job(spec: JobSpec, *, api_key: str | None = None, job_id: str | None =
     """
     check_startable(spec, api_key)
     job_id = job_id or new_job_id()
-    run_dir = prepare_run(spec, job_id)
     base = spec.base_model if spec.backend == "local" else (spec.openai or {}).get("model") or spec.base_model
     store = get_store()
-    with _lock:
+    with _lock:  # the folder and its row appear together (reconcile adopts folders without a row)
+        run_dir = prepare_run(spec, job_id)
         store.execute(
             "INSERT INTO jobs (id, backend, base_model, method, status, run_dir, spec_json, output_dir, updated_at)"
             " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, current_timestamp)",
@@ -228,6 +229,7 @@ def _launch(job_id: str, api_key: str | None = None) -> None:
         )
         return
     _children[job_id] = proc
+    _child_backend[job_id] = row["backend"]
     store.execute(
         "UPDATE jobs SET status='running', pid=?, launcher=?, started_at=current_timestamp,"
         " updated_at=current_timestamp WHERE id=?",
@@ -241,7 +243,8 @@ def tick() -> int:
         n = ingest()
         store = get_store()
         running = store.query_rows("SELECT count(*) FROM jobs WHERE backend='local' AND status='running'")[0][0]
-        if not running:
+        closing = any(proc.poll() is None and _child_backend.get(jid) == "local" for jid, proc in _children.items())
+        if not running and not closing:
             nxt = store.query_rows(
                 "SELECT id FROM jobs WHERE backend='local' AND status='queued' ORDER BY created_at, id LIMIT 1"
             )
@@ -370,10 +373,8 @@ def _ingest_one(job: dict, after_restart: bool = False) -> int:
                 sets.update(error=e.get("reason"), hint=e.get("hint") or "", log_tail=e.get("log_tail") or "")
                 if not sets["log_tail"]:
                     sets["log_tail"] = tail_text(Path(job["run_dir"]) / LOG_FILE, max_lines=40)
-            elif t == "cancelled":
+            elif t == "cancelled":  # a partial model (if saved) is in output_dir, not offered as the result
                 sets["output_dir"] = e.get("output_dir") or job.get("output_dir")
-                if job["backend"] == "local" and e.get("output_dir"):
-                    sets["output_model"] = e.get("output_dir")
     extra_event: dict | None = None
     final_now = sets.get("status") in FINAL_STATUSES
     if not final_now and job["status"] == "running" and not alive:
@@ -401,13 +402,8 @@ def _ingest_one(job: dict, after_restart: bool = False) -> int:
                 assignments.append(f"{key} = ?")
                 params.append(value)
         con.execute(f"UPDATE jobs SET {', '.join(assignments)} WHERE id = ?", [*params, job["id"]])
-    if final_now:
-        proc = _children.pop(job["id"], None)
-        if proc is not None:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # it wrote its final event and is still closing down
-                _children[job["id"]] = proc
+    # A child that wrote its final event may still be closing down: ingest() reaps it later, and
+    # tick() starts the next local job only once it is gone (its GPU memory freed).
     return len(events)
 
 
@@ -431,6 +427,7 @@ def ingest(job_id: str | None = None) -> int:
                 row = store.query_rows("SELECT status FROM jobs WHERE id=?", [jid])
                 if not row or row[0][0] in FINAL_STATUSES:
                     _children.pop(jid, None)
+                    _child_backend.pop(jid, None)
         return n
 
 
@@ -456,7 +453,8 @@ def _discover() -> list[str]:
         store.execute(
             "INSERT INTO jobs (id, backend, base_model, method, status, run_dir, pid, spec_json, output_dir, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
-            [run_dir.name, spec.backend, base, spec.method, "running" if pid else "interrupted",
+            # "running" until its events say otherwise: reconcile then ingests it (or marks it dead).
+            [run_dir.name, spec.backend, base, spec.method, "running",
              str(run_dir), pid, json.dumps(spec.to_dict()), spec.output_dir or None],
         )
         adopted.append(run_dir.name)
@@ -648,3 +646,4 @@ def forget_children() -> None:
     """Drop this process's handles on its workers (tests: simulate an app restart)."""
     with _lock:
         _children.clear()
+        _child_backend.clear()

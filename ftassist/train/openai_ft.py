@@ -445,7 +445,7 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
         writer.message(f"{what}: retry {attempt} in {delay:.1f} s", level="warning")
 
     def call(fn):
-        return with_retries(fn, on_retry=on_retry, **retry_kw)
+        return with_retries(fn, on_retry=on_retry, sleep=lambda d: _sleep_until(d, stop), **retry_kw)
 
     job_id: str | None = None
     last_step: int | None = None
@@ -571,6 +571,10 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
     except Exception as exc:  # noqa: BLE001 - every failure ends the run with a message, not a traceback
         err = describe_error(exc, provider, secrets)
         if job_id and stop():
+            try:
+                client.fine_tuning.jobs.cancel(job_id)
+            except Exception:  # noqa: BLE001 - best effort: we are already failing
+                writer.message(f"could not cancel the OpenAI job {job_id}: cancel it in the dashboard", level="error")
             writer.cancelled(step=last_step, output_dir=None)
             result["status"] = "cancelled"
             return result

@@ -5,8 +5,9 @@ app's demo and the tests use it. The weights are random and the tokenizer is tra
 run's own training texts in well under a second, so nothing is downloaded, and the same texts
 and seed give the same model.
 
-Also home of `CHATML_TRAINING_TEMPLATE`, the chat template the worker gives a base model that
-has none: ChatML with `{% generation %}` markers so TRL can mask the loss to assistant tokens.
+Also home of the chat templates the worker gives a base model that has none, both with
+`{% generation %}` markers so TRL can mask the loss to assistant tokens: ChatML when the
+tokenizer has its tokens, else a plain-text one ending answers with the tokenizer's eos.
 """
 
 from __future__ import annotations
@@ -31,6 +32,22 @@ CHATML_TRAINING_TEMPLATE = (
     "{%- endif %}"
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+# For a base model with no template and no ChatML tokens: plain-text role headers, and the
+# tokenizer's own end-of-sequence token (which the model already knows) closes each answer, so
+# no token has to be added and no embedding resized.
+PLAIN_TRAINING_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '### ' + message['role'] + ':\n' }}"
+    "{%- if message['role'] == 'assistant' %}"
+    "{%- generation %}{{- (message['content'] or '') + eos_token }}{%- endgeneration %}"
+    "{{- '\n\n' }}"
+    "{%- else %}"
+    "{{- (message['content'] or '') + '\n\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '### assistant:\n' }}{%- endif %}"
 )
 
 TINY_CONFIG = dict(

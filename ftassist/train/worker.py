@@ -11,9 +11,11 @@ rank trains, only rank 0 writes events and extra files.
 
 Choices the recipe makes (each "auto" in the spec resolved here and recorded in `started`):
 - loss on assistant tokens only: the model's chat template with `{% generation %}` markers
-  (TRL patches the templates it knows; a model with no template gets ChatML); a template TRL
-  cannot patch falls back to prompt/completion on the last assistant turn;
-- packing (best-fit decreasing, padding-free) so no compute is spent on padding;
+  (TRL patches the templates it knows; a model with no template gets ChatML, or a plain-text
+  template ending answers with its eos when it lacks the ChatML tokens); a template TRL cannot
+  patch falls back to prompt/completion on the last assistant turn;
+- no compute spent on padding: packing (best-fit decreasing, padding-free) where FlashAttention's
+  variable-length kernels exist, batches of similar lengths elsewhere (see `resolve_auto`);
 - bf16 where the GPU supports it, gradient checkpointing only where memory is likely tight;
 - evaluation ~10 times per run (loss and perplexity), early stopping on validation loss with
   the best checkpoint kept.
@@ -285,33 +287,31 @@ def percentile(values: list[int], q: float) -> int:
 # --------------------------------------------------------------------------------------------
 # Tokenizer and chat template
 # --------------------------------------------------------------------------------------------
-def prepare_tokenizer(tokenizer) -> tuple[str, list[str]]:
-    """Make sure the tokenizer can render chats for assistant-only loss.
+def prepare_tokenizer(tokenizer) -> str:
+    """Make sure the tokenizer can render chats for assistant-only loss; returns the loss mode.
 
-    Returns (mode, added_tokens): mode "assistant_only" (the template has or TRL can add
-    `{% generation %}` markers) or "last_turn" (fall back to prompt/completion).
+    "assistant_only": the template has (or TRL can add) `{% generation %}` markers; a model with
+    no template gets ChatML (or a plain-text template when it lacks the ChatML tokens: adding
+    tokens would mean resizing embeddings and training them). "last_turn": a template TRL cannot
+    patch, so train on the last assistant turn as a prompt/completion pair.
     """
     from trl.chat_template_utils import get_training_chat_template, has_generation_markers
 
-    from ftassist.train.tiny import CHATML_TRAINING_TEMPLATE, IM_END, IM_START
+    from ftassist.train.tiny import CHATML_TRAINING_TEMPLATE, IM_END, IM_START, PLAIN_TRAINING_TEMPLATE
 
-    added: list[str] = []
-    if not tokenizer.chat_template:
-        vocab = tokenizer.get_vocab()
-        missing = [t for t in (IM_START, IM_END) if t not in vocab]
-        if missing:
-            tokenizer.add_special_tokens({"additional_special_tokens": missing})
-            added = missing
-        tokenizer.chat_template = CHATML_TRAINING_TEMPLATE
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        vocab = tokenizer.get_vocab()
+        chatml = IM_START in vocab and IM_END in vocab
+        tokenizer.chat_template = CHATML_TRAINING_TEMPLATE if chatml else PLAIN_TRAINING_TEMPLATE
     if has_generation_markers(tokenizer.chat_template):
-        return "assistant_only", added
+        return "assistant_only"
     try:
         get_training_chat_template(tokenizer)  # TRL swaps it in itself when it knows this template
-        return "assistant_only", added
+        return "assistant_only"
     except ValueError:
-        return "last_turn", added
+        return "last_turn"
 
 
 # --------------------------------------------------------------------------------------------
@@ -410,7 +410,8 @@ def describe_device() -> str:
     return "cpu"
 
 
-def resolve_auto(spec: JobSpec, *, cuda: bool, bf16_ok: bool, n_params: int, seq_len: int) -> dict[str, Any]:
+def resolve_auto(spec: JobSpec, *, cuda: bool, bf16_ok: bool, n_params: int, seq_len: int,
+                 varlen_attention: bool = False) -> dict[str, Any]:
     """Turn the spec's None ("auto") switches into decisions, with the reasoning in one place."""
     bf16 = (cuda and bf16_ok) if spec.bf16 is None else spec.bf16
     if spec.gradient_checkpointing is None:
@@ -420,8 +421,14 @@ def resolve_auto(spec: JobSpec, *, cuda: bool, bf16_ok: bool, n_params: int, seq
         gc = cuda and (spec.method == "qlora" or big)
     else:
         gc = spec.gradient_checkpointing
-    packing = True if spec.packing is None else spec.packing
-    return {"bf16": bool(bf16), "gradient_checkpointing": bool(gc), "packing": bool(packing)}
+    # Packing (best-fit decreasing, padding-free) flattens a batch into one row: with FlashAttention's
+    # variable-length kernels each example attends only to itself, so no FLOP is wasted. Without
+    # them (CPU, SDPA) attention runs densely over the whole row under a block mask, many times
+    # the work of the examples themselves; there, batches of similar lengths (dynamic padding)
+    # remove most padding instead.
+    packing = varlen_attention if spec.packing is None else spec.packing
+    return {"bf16": bool(bf16), "gradient_checkpointing": bool(gc), "packing": bool(packing),
+            "batching": "packed" if packing else "length-grouped"}
 
 
 @dataclass
@@ -475,7 +482,7 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
     # 3. Tokenizer, template, sequence length
     writer.message(f"loading tokenizer and model {spec.base_model}")
     tokenizer = AutoTokenizer.from_pretrained(base)
-    template_mode, added_tokens = prepare_tokenizer(tokenizer)
+    template_mode = prepare_tokenizer(tokenizer)
     lengths = token_lengths(tokenizer, train_convs)
     p95, longest = percentile(lengths, 95), max(lengths)
     stop.check()
@@ -519,15 +526,15 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
         model_kwargs["dtype"] = torch.bfloat16 if want_bf16 else torch.float32
     else:
         model_kwargs["dtype"] = torch.float32  # full: fp32 master weights, bf16 autocast in the trainer
-    if cuda and _has_flash_attn() and want_bf16:
+    varlen = bool(cuda and _has_flash_attn() and want_bf16)
+    if varlen:
         model_kwargs["attn_implementation"] = "flash_attention_2"
     model = AutoModelForCausalLM.from_pretrained(base, **model_kwargs)
-    if added_tokens:
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     n_params = sum(p.numel() for p in model.parameters())
     stop.check()
 
-    auto = resolve_auto(spec, cuda=cuda, bf16_ok=bf16_ok, n_params=n_params, seq_len=max_len)
+    auto = resolve_auto(spec, cuda=cuda, bf16_ok=bf16_ok, n_params=n_params, seq_len=max_len,
+                        varlen_attention=varlen)
     lr = spec.resolved_learning_rate
 
     peft_config = None
@@ -542,8 +549,6 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
             bias="none",
             task_type="CAUSAL_LM",
         )
-        if added_tokens:
-            peft_config.trainable_token_indices = {"embed_tokens": tokenizer.convert_tokens_to_ids(added_tokens)}
 
     # 5. Datasets in the shape TRL expects (conversational)
     if template_mode == "assistant_only":
@@ -581,6 +586,7 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
         max_length=max_len,
         packing=auto["packing"],
         packing_strategy="bfd",
+        train_sampling_strategy="random" if auto["packing"] else "group_by_length",
         assistant_only_loss=template_mode == "assistant_only",
         completion_only_loss=None if template_mode == "assistant_only" else True,
         logging_steps=spec.logging_steps or 0.02,
@@ -734,8 +740,6 @@ def merge_adapter(base: str, adapter_dir: Path, merged_dir: Path, bf16: bool = F
     dtype = torch.bfloat16 if bf16 else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
-    if len(tokenizer) != model.get_input_embeddings().weight.shape[0]:
-        model.resize_token_embeddings(len(tokenizer))
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     merged_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(str(merged_dir))

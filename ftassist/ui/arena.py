@@ -132,9 +132,8 @@ def build(ctx: UIContext) -> None:
     new_button.click(new_round, [state], show_outputs, api_name="arena_new_round")
     skip_button.click(skip_battle, [state], show_outputs, api_name="arena_skip")
     ask_button.click(ask_own, [own_prompt, state], show_outputs, api_name="arena_ask")
-    root = getattr(gr.context.Context, "root_block", None)
-    if root is not None and hasattr(root, "load"):  # show a battle as soon as the page opens
-        root.load(new_round, [state], show_outputs, api_name=False)
+    if ctx.demo is not None:  # show a battle as soon as the page opens
+        ctx.demo.load(new_round, [state], show_outputs, api_name=False)
     vote_outputs = [state, answer_a, answer_b, status, *vote_buttons, skip_button]
     for (choice, _), button in zip(VOTE_BUTTONS, vote_buttons):
         button.click(_make_vote(choice), [state], vote_outputs, api_name=f"arena_vote_{choice.lower()}")

@@ -19,4 +19,5 @@ class UIContext:
     """
 
     session: gr.State
+    demo: gr.Blocks | None = None  # the whole page, for `ctx.demo.load(...)` handlers run on page open
     arena_only: bool = False

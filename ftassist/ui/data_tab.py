@@ -199,6 +199,20 @@ def fix_and_split(valid_fraction, seed, session, progress=gr.Progress()):
     return session, message, files
 
 
+def session_report_handler(session, shown):
+    """Show a report that reached the session another way (sample data, a page reload); skip if already shown."""
+    session = session or {}
+    report, path = session.get("report"), session.get("dataset_path")
+    clean = session.get("clean") or {}
+    key = str(path or "")
+    if not report or key == shown:  # the same dataset (e.g. only the split changed): leave the tab as it is
+        return (key,) + (gr.skip(),) * 6
+    split = (f"**{clean.get('n_train', 0):,} train** and **{clean.get('n_valid', 0):,} validation** examples "
+             f"in `{Path(clean['train']).parent}`." if clean.get("train") else "")
+    return (key, summary_markdown(report), checklist_html(report.get("checklist") or []), errors_frame(report),
+            token_histogram(report), gr.update(interactive=bool(path)), split)
+
+
 def build(ctx: UIContext) -> None:
     gr.Markdown("### Check your dataset\nChat `messages`, alpaca/instruction, prompt/completion or ShareGPT; "
                 "JSONL, JSON, CSV or Parquet. Every record is validated with its line number and a fix.")
@@ -228,3 +242,7 @@ def build(ctx: UIContext) -> None:
     errors.select(show_preview, [ctx.session], [preview], api_name=False)
     fix_btn.click(fix_and_split, [valid_fraction, seed, ctx.session], [ctx.session, fix_summary, downloads],
                   api_name="fix_and_split")
+    shown = gr.State("")  # hand-off: a report put in the session elsewhere (sample data, reload) is shown here
+    ctx.session.change(session_report_handler, [ctx.session, shown],
+                       [shown, summary, checklist, errors, histogram, fix_btn, fix_summary], api_visibility="private",
+                       show_progress="hidden")

@@ -65,7 +65,7 @@ def build(ctx: UIContext) -> None:
             for q in guide.QUESTIONS[5:]:
                 inputs.append(_component(q, getattr(defaults, q.key)))
     button = gr.Button("Recommend", variant="primary")
-    output = gr.Markdown()
+    output = gr.Markdown(elem_id="decide-advice")
     button.click(recommend_handler, inputs=[ctx.session, *inputs], outputs=[output, ctx.session],
                  api_name="recommend")
     # The Data tab writes the checked report into the session: say so as soon as it changes.

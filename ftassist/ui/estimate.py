@@ -215,9 +215,9 @@ def build(ctx: UIContext) -> None:
                                  interactive=True, static_columns=[0, 1])
     only_fitting = gr.Checkbox(label="Hide options that do not fit", value=False)
     button = gr.Button("Estimate", variant="primary")
-    summary = gr.Markdown()
+    summary = gr.Markdown(elem_id="estimate-summary")
     table = gr.Dataframe(label="Every option side by side (★ = recommended)", headers=est.DISPLAY_HEADERS,
-                         interactive=False, wrap=True)
+                         interactive=False, wrap=True, elem_id="estimate-table")
     with gr.Row():
         cost_plot = gr.BarPlot(x="option", y="training cost (USD)", color="kind", title="Training cost per option",
                                x_label_angle=-40, sort="y", height=380)
@@ -228,7 +228,7 @@ def build(ctx: UIContext) -> None:
     with gr.Row():
         option = gr.Dropdown(label="Option to train with", choices=[], interactive=True, allow_custom_value=True)
         choose = gr.Button("Use this option")
-    chosen = gr.Markdown()
+    chosen = gr.Markdown(elem_id="estimate-chosen")
     table_state = gr.State(None)
     inputs = [ctx.session, use_report, n_examples, avg_tokens, output_tokens, pasted, models, epochs, training_price,
               input_price, output_price, base_model, methods, gpu_table, gpus, seq_len, batch_size, gc, lora_rank,

@@ -1,13 +1,27 @@
-"""The Blocks layout: the tabs in pipeline order, and launching the app."""
+"""The page: the step bar, the tabs in pipeline order, the assistant, and serving it all.
+
+Serving: one FastAPI app with the voting page mounted at `/arena` (never behind a login) and the
+full app at `/` (behind a login when `FTASSIST_ADMIN_PASSWORD` is set). `--arena-only` serves
+only the voting page. Heavy libraries (torch, transformers, datasets, openai...) are imported
+by the handlers that need them, never while the page is built.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
+from functools import partial
 
 import gradio as gr
+from fastapi import Request  # gradio depends on FastAPI: no extra import cost
 
-from . import arena, data_tab, decide, estimate, leaderboard, train
+from ftassist import config
+
+from . import arena, auth, data_tab, decide, estimate, leaderboard, session_store, train, wizard
 from .context import UIContext
+
+log = logging.getLogger(__name__)
 
 TABS = (
     ("Decide", decide),
@@ -17,30 +31,165 @@ TABS = (
     ("Arena", arena),
     ("Leaderboard", leaderboard),
 )
+TITLE = "ftassist: fine-tuning assistant"
+SESSION_STORAGE_KEY = "ftassist-session-id"
+BAR_REFRESH_S = 5.0
+
+
+def _browser_secret() -> str:
+    """The key that encrypts the session id in the browser, kept in the data dir so ids survive a restart."""
+    path = config.data_dir() / ".browser_state_key"
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+        if len(value) >= 16:
+            return value
+    except OSError:
+        pass
+    value = secrets.token_hex(16)
+    try:
+        path.write_text(value, encoding="utf-8")
+        path.chmod(0o600)
+    except OSError:  # a read-only data dir: ids then last as long as the process
+        pass
+    return value
+
+
+# -- event handlers -------------------------------------------------------------------------------
+def restore_handler(stored_id):
+    """On page open: the browser's id (or a new one) and the session saved under it."""
+    return session_store.restore(stored_id)
+
+
+def session_changed(session_id, session, current):
+    """Whenever a step writes the session: save it for this browser, then redraw the bar."""
+    try:
+        session_store.save(session_id, session)
+    except OSError as exc:  # a full or read-only disk must not break the page
+        log.warning("could not save the session: %s", exc)
+    return wizard.bar_html(session, current)
+
+
+def tab_selected(step: str, session):
+    return step, wizard.bar_html(session, step)
+
+
+def refresh_bar(session, current):
+    return wizard.bar_html(session, current)
+
+
+def sample_handler(session, progress=gr.Progress()):
+    """"Try with sample data": check, split and estimate the shipped sample, set up a tiny-random run,
+    and open the Data tab to show what the check found."""
+    progress(0.1, desc="checking the sample dataset")
+    try:
+        new = wizard.run_sample_flow(session)
+    except Exception as exc:  # noqa: BLE001 - one clear line, never a traceback
+        log.exception("sample flow failed")
+        raise gr.Error(f"The sample data could not be loaded: {exc}") from None
+    return new, wizard.sample_message(new), gr.Tabs(selected="data"), "Data"
+
+
+# -- building ---------------------------------------------------------------------------------------
+def _build_assistant(ctx: UIContext) -> None:
+    """The chat panel, when its module is there; the rest of the page never depends on it."""
+    try:
+        from . import assistant
+    except ImportError:
+        return
+    try:
+        with gr.Accordion("Ask the assistant", open=False, elem_id="ft-assistant"):
+            assistant.build(ctx)
+    except Exception:  # noqa: BLE001 - a broken panel must not take the app down
+        log.exception("the assistant panel could not be built")
+
+
+def _build_full(demo: gr.Blocks, ctx: UIContext) -> None:
+    gr.Markdown("# ftassist\nFrom *should I fine-tune at all?* to *is my fine-tuned model actually better?* "
+                "Follow the steps left to right; each one hands its results to the next.")
+    gr.Markdown(f"{config.hardware_line()} Uploads up to {config.max_upload().upper()}.", elem_id="ft-hardware")
+    session_id = gr.BrowserState("", storage_key=SESSION_STORAGE_KEY, secret=_browser_secret())
+    current = gr.State(None)
+    bar = gr.HTML(wizard.render_bar(wizard.step_summaries({})), elem_id="ft-stepbar")
+    with gr.Row():
+        sample = gr.Button("Try with sample data", elem_id="ft-sample", size="sm", scale=0)
+        sample_note = gr.Markdown(elem_id="ft-sample-note")
+    with gr.Tabs(elem_id="ft-tabs") as tabs:
+        for title, module in TABS:
+            with gr.Tab(title, id=title.lower()) as tab:
+                module.build(ctx)
+            tab.select(partial(tab_selected, wizard.TAB_STEP[title.lower()]), [ctx.session], [current, bar],
+                       api_visibility="private", show_progress="hidden")
+    _build_assistant(ctx)
+
+    demo.load(restore_handler, [session_id], [session_id, ctx.session], api_visibility="private")
+    ctx.session.change(session_changed, [session_id, ctx.session, current], [bar], api_visibility="private",
+                       show_progress="hidden")
+    gr.Timer(BAR_REFRESH_S).tick(refresh_bar, [ctx.session, current], [bar], api_visibility="private",
+                                 show_progress="hidden")
+    sample.click(sample_handler, [ctx.session], [ctx.session, sample_note, tabs, current], api_name="try_sample_data")
 
 
 def build_app(arena_only: bool = False) -> gr.Blocks:
-    with gr.Blocks(title="ftassist: fine-tuning assistant") as demo:
+    with gr.Blocks(title="ftassist arena" if arena_only else TITLE) as demo:
         session = gr.State({})
-        ctx = UIContext(session=session, arena_only=arena_only)
+        ctx = UIContext(session=session, demo=demo, arena_only=arena_only)
         if arena_only:
             gr.Markdown("# Which answer is better?\nVote blind: the models' names are shown after your vote.")
             arena.build(ctx)
         else:
-            gr.Markdown("# ftassist\nFrom *should I fine-tune at all?* to *is my fine-tuned model actually better?*")
-            with gr.Tabs():
-                for title, module in TABS:
-                    with gr.Tab(title, id=title.lower()):
-                        module.build(ctx)
+            _build_full(demo, ctx)
     return demo
+
+
+# -- serving ------------------------------------------------------------------------------------------
+def _mount_options() -> dict:
+    return {"show_error": False, "max_file_size": config.max_upload(), "footer_links": ["api", "settings"]}
+
+
+def create_server(arena_only: bool = False, host: str = "127.0.0.1", port: int = 7860):
+    """The FastAPI app to serve: `/arena` (open) and `/` (the full app, behind the admin login if set)."""
+    from fastapi import FastAPI
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    where = {"server_name": host, "server_port": port}
+    voting = build_app(arena_only=True).queue(default_concurrency_limit=8)
+    if arena_only:
+        return gr.mount_gradio_app(app, voting, path="/", **where, **_mount_options())
+    # Order matters: the `/` mount matches every path, so `/arena` goes first.
+    from fastapi.responses import RedirectResponse
+
+    @app.get("/arena", include_in_schema=False)
+    def _arena_slash(request: Request):  # the link people type, without the slash the mount needs
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(url=f"arena/{query}", status_code=307)
+
+    gr.mount_gradio_app(app, voting, path="/arena", **where, **_mount_options())
+    full = build_app().queue(default_concurrency_limit=8)
+    return gr.mount_gradio_app(app, full, path="/", auth=auth.gradio_auth(), auth_message=auth.AUTH_MESSAGE,
+                               **where, **_mount_options())
+
+
+def resolve_address(host: str | None, port: int | None) -> tuple[str, int]:
+    if host is None:
+        host = os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if config.on_space() else "127.0.0.1")
+    if port is None:
+        port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+    return host, port
 
 
 def launch(host: str | None = None, port: int | None = None, arena_only: bool = False, share: bool = False) -> None:
     arena_only = arena_only or os.environ.get("FTASSIST_ARENA_ONLY", "") not in ("", "0", "false")
-    if host is None:
-        host = os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
-    if port is None:
-        port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
-    demo = build_app(arena_only=arena_only)
-    demo.queue(default_concurrency_limit=8)
-    demo.launch(server_name=host, server_port=port, share=share, show_error=False)
+    host, port = resolve_address(host, port)
+    if share:  # a share link needs Gradio's own launcher: one Blocks, the login (if any) on all of it
+        demo = build_app(arena_only=arena_only).queue(default_concurrency_limit=8)
+        demo.launch(server_name=host, server_port=port, share=True, show_error=False,
+                    max_file_size=config.max_upload(),
+                    auth=None if arena_only else auth.gradio_auth(), auth_message=auth.AUTH_MESSAGE)
+        return
+    import uvicorn
+
+    app = create_server(arena_only=arena_only, host=host, port=port)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(f"* ftassist running on http://{shown}:{port}/" + ("" if arena_only else f" (voting page: http://{shown}:{port}/arena/)")
+          + (" · admin login required" if auth.auth_enabled() and not arena_only else ""), flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from ftassist.arena import export, ratings
+# ratings/export (scipy) are imported by the handlers, not at app start: scipy alone costs seconds.
 
 from .context import UIContext
 
@@ -65,6 +65,8 @@ def _headline(head: dict | None, n_votes: int, n_models: int) -> str:
 
 
 def refresh(rounds: float = 1000):
+    from ftassist.arena import ratings
+
     try:
         data = ratings.summary(rounds=int(rounds or 0))
     except Exception as exc:  # noqa: BLE001 - one clear line, no traceback to the page
@@ -80,18 +82,24 @@ def _export_dir() -> Path:
 
 
 def export_csv():
+    from ftassist.arena import export
+
     path = _export_dir() / "arena_votes.csv"
     export.export_votes(path, "csv")
     return str(path)
 
 
 def export_parquet():
+    from ftassist.arena import export
+
     path = _export_dir() / "arena_votes.parquet"
     export.export_votes(path, "parquet")
     return str(path)
 
 
 def export_dpo():
+    from ftassist.arena import export
+
     path = _export_dir() / "arena_dpo.jsonl"
     n = export.export_dpo(path)
     if n == 0:
@@ -100,11 +108,12 @@ def export_dpo():
 
 
 def build(ctx: UIContext) -> None:
-    headline = gr.Markdown("Press *Refresh* to compute the ratings.")
+    headline = gr.Markdown("Press *Refresh* to compute the ratings.", elem_id="leaderboard-headline")
     with gr.Row():
         rounds = gr.Number(value=1000, precision=0, label="Bootstrap rounds (for the 95% intervals)")
         refresh_button = gr.Button("Refresh", variant="primary")
-    table = gr.Dataframe(headers=TABLE_COLUMNS, label="Leaderboard", interactive=False, wrap=True)
+    table = gr.Dataframe(headers=TABLE_COLUMNS, label="Leaderboard", interactive=False, wrap=True,
+                         elem_id="leaderboard-table")
     chart = gr.ScatterPlot(x="model", y="rating", color="figure", title="Ratings with 95% intervals",
                            label="Ratings", height=320)
     pairwise = gr.Dataframe(label="Pairwise win rate (row against column, ties as half; n = votes)",

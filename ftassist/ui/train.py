@@ -85,7 +85,8 @@ def prefill_handler(session, last_key):
 
 # -- start / cancel ---------------------------------------------------------------------------------
 def _opt_number(value, cast=float):
-    if value is None or value == "":
+    """None for blank or 0 (a blank gr.Number arrives as 0 in some browsers): "use the preset"."""
+    if value is None or value == "" or float(value) == 0:
         return None
     return cast(value)
 
@@ -105,7 +106,7 @@ def build_spec(backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_
                  suffix=(suffix or "").strip() or None, base_url=(base_url or "").strip() or None,
                  azure_endpoint=(azure_endpoint or "").strip() or None,
                  api_version=(api_version or "").strip() or None)
-        if epochs not in (None, ""):
+        if _opt_number(epochs) is not None:  # blank or 0: "auto" (OpenAI picks from the data size)
             o["n_epochs"] = int(epochs)
         kw.update(openai=o, base_model=o["model"], method="lora" if kw["method"] == "qlora" else kw["method"])
         if o["suffix"]:
@@ -176,6 +177,9 @@ def loss_frame(job_id: str | None) -> pd.DataFrame:
     from ftassist.train import jobs
 
     points = jobs.loss_points(job_id) if job_id else []
+    if not points:  # typed, so the chart keeps numeric axes before the first step
+        return pd.DataFrame({"step": pd.Series(dtype="int64"), "loss": pd.Series(dtype="float64"),
+                             "series": pd.Series(dtype="object")})
     return pd.DataFrame(points, columns=["step", "loss", "series"])
 
 
@@ -276,10 +280,10 @@ def build(ctx: UIContext) -> None:
         method = gr.Radio(["lora", "qlora", "full"], value="lora", label="Method")
     with gr.Row():
         epochs = gr.Number(value=3, minimum=0.1, label="Epochs")
-        lr = gr.Number(value=None, label="Learning rate (blank: 2e-4 LoRA, 2e-5 full)")
+        lr = gr.Number(value=None, minimum=0, label="Learning rate (0 or blank: 2e-4 LoRA, 2e-5 full)")
         lora_r = gr.Number(value=16, precision=0, minimum=1, label="LoRA r")
         lora_alpha = gr.Number(value=32, precision=0, minimum=1, label="LoRA alpha")
-        max_steps = gr.Number(value=None, precision=0, minimum=1, label="Max steps (blank: all epochs)")
+        max_steps = gr.Number(value=None, precision=0, minimum=0, label="Max steps (0 or blank: all epochs)")
     with gr.Row():
         train_file = gr.Textbox(label="Training file (chat JSONL)", placeholder="from the Data step")
         valid_file = gr.Textbox(label="Validation file (optional)", placeholder="from the Data step")

@@ -383,3 +383,23 @@ def test_builder_matches_run_checklist_and_bounds_evidence():
         b.add(e)
     acc = item(b.finish(), "accurate")
     assert acc.status == "fail" and len(acc.evidence) == 5 and acc.details["counts"]["empty"] == 30
+
+
+def test_empty_prompts_are_not_duplicates_or_contradictions():
+    """Completion data with empty prompts: every example stands on its own."""
+    rng = random.Random(8)
+    exs = [ex(i + 1, "", words(30, rng).capitalize() + ".", fmt="completion", keys=("completion", "prompt"))
+           for i in range(30)]
+    items = run_checklist(exs)
+    assert item(items, "diverse").status == "pass"
+    assert item(items, "no_contradictions").status == "pass"
+
+
+def test_results_are_deterministic():
+    exs = clean_set(40)
+    base = exs[3].chat["messages"][0]["content"].split()
+    base[5] = "zebra"
+    exs.append(ex(41, " ".join(base), "Fine answer here."))
+    a = [asdict(i) for i in run_checklist(exs)]
+    b = [asdict(i) for i in run_checklist(exs)]
+    assert a == b

@@ -341,6 +341,14 @@ def test_tab_with_no_jobs_and_bad_form_input():
                           "x" * 65, "custom", "http://127.0.0.1:9/v1", "", "", "", {})
     with pytest.raises(gr.Error, match="Choose a job"):
         tab.cancel_handler(None)
+    # A blank number box can arrive as 0: it means "use the preset", not a learning rate of 0.
+    spec = tab.build_spec("local", "tiny-random", "full", 2, 0, 8, 16, 0, __file__, "", "", "", "openai", "", "", "")
+    assert spec.learning_rate is None and spec.max_steps is None  # the worker resolves the preset
+    assert (spec.num_epochs, spec.lora_r, spec.lora_alpha, spec.method) == (2.0, 8, 16, "full")
+    spec = tab.build_spec("openai", "", "lora", 0, None, 16, 32, None, __file__, "", "gpt-4.1-mini-2025-04-14",
+                          "my-bot", "azure", "", "https://x.openai.azure.com", "2024-10-21", )
+    assert spec.openai["n_epochs"] == "auto" and spec.openai["model"] == "gpt-4.1-mini-2025-04-14"
+    assert spec.openai["provider"] == "azure" and spec.openai["suffix"] == "my-bot"
 
 
 def test_tab_runs_an_openai_job_with_a_session_key(data, monkeypatch):

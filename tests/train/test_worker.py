@@ -60,17 +60,33 @@ def test_prepare_tokenizer_gives_templateless_models_chatml(tmp_path):
     from ftassist.train.tiny import build_tokenizer
     from ftassist.train.worker import prepare_tokenizer, to_prompt_completion
 
+    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+
+    def trained_text(tok) -> str:
+        out = tok.apply_chat_template(chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        return tok.decode([t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m])
+
     tok = build_tokenizer(["hello world", "how are you"])
     tok.chat_template = None
-    mode, added = prepare_tokenizer(tok)
-    assert mode == "assistant_only" and added == []  # the tiny tokenizer already has the ChatML tokens
-    out = tok.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
-                                  tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
-    masked = [t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m]
-    assert tok.decode(masked) == "hello<|im_end|>"  # the answer and its stop token, nothing else
+    assert prepare_tokenizer(tok) == "assistant_only"  # the tiny tokenizer has the ChatML tokens
+    assert trained_text(tok) == "hello<|im_end|>"  # the answer and its stop token, nothing else
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE(unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    raw.train_from_iterator(["hello world"], trainers.BpeTrainer(
+        special_tokens=["<unk>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    plain = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="</s>", unk_token="<unk>")
+    vocab_before = len(plain)
+    assert prepare_tokenizer(plain) == "assistant_only"
+    assert len(plain) == vocab_before and plain.pad_token == "</s>"  # nothing added: no embedding resize
+    assert trained_text(plain) == "hello</s>"
 
     tok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    assert prepare_tokenizer(tok)[0] == "last_turn"  # a template TRL cannot patch
+    assert prepare_tokenizer(tok) == "last_turn"  # a template TRL cannot patch
     conv = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
             {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]
     pc = to_prompt_completion(conv)
@@ -112,7 +128,8 @@ def test_lora_run_to_completion_then_load_and_generate(tmp_path, chat_data):
     assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
     assert (out / "tokenizer.json").is_file()
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["final_loss"] == fin["final_loss"] and metrics["packing"] is True
+    assert metrics["final_loss"] == fin["final_loss"]
+    assert metrics["packing"] is False and metrics["batching"] == "length-grouped"  # CPU: no varlen attention
     assert 0 < metrics["trainable_params"] < metrics["total_params"]
 
     # The adapter loads with PEFT on the base model and generates text.
@@ -147,7 +164,7 @@ def test_lora_run_to_completion_then_load_and_generate(tmp_path, chat_data):
 def test_full_fine_tuning_without_validation(tmp_path, chat_data):
     train, _ = chat_data
     run_dir = tmp_path / "run"
-    _spec(train, None, run_dir, method="full", max_steps=12, packing=False)
+    _spec(train, None, run_dir, method="full", max_steps=12, packing=True)
     assert run_worker(run_dir) == 0, _log(run_dir)
     events = _events(run_dir)
     assert "eval" not in [e["type"] for e in events]
@@ -158,7 +175,7 @@ def test_full_fine_tuning_without_validation(tmp_path, chat_data):
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
     assert not (out / "adapter_config.json").exists()
     started = next(e for e in events if e["type"] == "started")
-    assert started["total_steps"] == 12 and started["packing"] is False
+    assert started["total_steps"] == 12 and started["packing"] is True and started["batching"] == "packed"
     assert started["learning_rate"] == 2e-3  # the tiny-random preset for full fine-tuning
 
 
@@ -251,12 +268,13 @@ def test_recipe_masks_non_assistant_tokens_and_keeps_the_best_checkpoint(tmp_pat
 
     train, valid = chat_data
     run_dir = tmp_path / "run"
-    spec = _spec(train, valid, run_dir, early_stopping_patience=2, packing=False)
+    spec = _spec(train, valid, run_dir, early_stopping_patience=2)
     prep = build_trainer(spec, run_dir, EventWriter(run_dir), StopFlag())
     args = prep.trainer.args
     assert args.assistant_only_loss and args.load_best_model_at_end and args.metric_for_best_model == "eval_loss"
     assert any(isinstance(c, EarlyStoppingCallback) for c in prep.trainer.callback_handler.callbacks)
     assert args.activation_checkpointing is False and args.bf16 is False  # CPU: no memory pressure, no bf16
+    assert args.packing is False and args.train_sampling_strategy == "group_by_length"
     tok = prep.tokenizer
     row = prep.trainer.train_dataset[0]
     trained = tok.decode([t for t, lab in zip(row["input_ids"], row["labels"]) if lab != -100])

@@ -1,0 +1,425 @@
+"""The no-key assistant: match the question to an intent, pull the numbers out, call the tools.
+
+Why keywords and regexes rather than a model: the questions people ask a fine-tuning app
+fall into a handful of kinds (decide, cost, loss, data, job, an action, a concept), each
+recognisable from a few words, and the figures in the answer must be the app's own (the
+estimate code's dollars, the job's losses), which only the tools give. Every intent has a
+score function; the best score wins, and nothing matching gives a helpful fallback that
+lists what the assistant can do.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import actions, knowledge, tools
+
+
+@dataclass
+class Reply:
+    """One assistant turn: the Markdown answer, the session after it, and how it was produced."""
+
+    text: str
+    session: dict
+    intent: str
+    tool_calls: list[dict] = field(default_factory=list)  # [{"name", "arguments", "result"}] in call order
+    used_llm: bool = False
+
+    @property
+    def pending(self) -> dict | None:
+        return actions.pending(self.session)
+
+
+# --------------------------------------------------------------------------- entity extraction
+
+_COUNT_WORDS = r"(?:examples?|rows?|samples?|conversations?|records?|pairs?|lines?|chats?|dialogues?)"
+_NUM = r"(\d[\d,_]*(?:\.\d+)?)\s*([km])?\b"
+
+
+def _to_int(number: str, suffix: str | None) -> int:
+    value = float(number.replace(",", "").replace("_", ""))
+    value *= {"k": 1_000, "m": 1_000_000}.get((suffix or "").lower(), 1)
+    return int(round(value))
+
+
+def normalise(text: str) -> str:
+    """Lower case, model names joined up ("GPT 4.1 mini" -> "gpt-4.1-mini"), single spaces."""
+    t = " ".join((text or "").lower().split())
+    t = t.replace("’", "'")
+    t = re.sub(r"\bgpt\s*-?\s*(4o|4\.1|3\.5|4)\b", r"gpt-\1", t)
+    t = re.sub(r"\b(gpt-(?:4o|4\.1|3\.5))[\s-]+(mini|nano|turbo)\b", r"\1-\2", t)
+    return t
+
+
+def find_n_examples(t: str) -> int | None:
+    m = re.search(_NUM + r"\s*(?:\w+\s+)?" + _COUNT_WORDS, t)
+    return _to_int(m.group(1), m.group(2)) if m else None
+
+
+def find_tokens(t: str) -> int | None:
+    m = re.search(_NUM + r"\s*tokens?\b", t)
+    return _to_int(m.group(1), m.group(2)) if m else None
+
+
+def find_epochs(t: str) -> int | None:
+    m = re.search(r"(\d+)\s*epochs?\b", t)
+    return int(m.group(1)) if m else None
+
+
+def find_steps(t: str) -> int | None:
+    m = re.search(r"(\d[\d,]*)\s*steps?\b", t)
+    return _to_int(m.group(1), None) if m else None
+
+
+def find_openai_models(t: str) -> list[str]:
+    """OpenAI model names (dated or alias) in the text, in order of appearance, longest match at each place."""
+    from ftassist.plan import pricing
+
+    names: list[str] = []
+    for p in pricing.load_prices().values():
+        names += [p.model, *p.aliases]
+    found: list[tuple[int, str]] = []
+    taken: set[int] = set()
+    for name in sorted(names, key=len, reverse=True):
+        for m in re.finditer(r"(?<![\w.\-])" + re.escape(name.lower()) + r"(?![\w\-]|\.\d)", t):
+            if m.start() not in taken:
+                taken.add(m.start())
+                found.append((m.start(), name))
+    return [name for _, name in sorted(found)]
+
+
+def find_openai_model(t: str) -> str | None:
+    found = find_openai_models(t)
+    return found[0] if found else None
+
+
+def find_gpu(t: str) -> str | None:
+    from ftassist.plan import hardware
+
+    for name in sorted(hardware.gpu_catalogue(), key=len, reverse=True):
+        if name.lower() in t:
+            return name
+    m = re.search(r"\b(h100|a100|a10g|4090|l4|t4)\b", t)
+    return hardware.find_gpu(m.group(1)).name if m else None
+
+
+def find_open_model(t: str) -> str | None:
+    from ftassist.plan import hardware
+
+    if re.search(r"\btiny[- ]random\b", t):
+        return "tiny-random"
+    for name in sorted(hardware.catalogue_names(), key=len, reverse=True):
+        short = name.split("/", 1)[-1].lower()
+        if name.lower() in t or re.search(r"(?<![\w.\-])" + re.escape(short) + r"(?![\w\-])", t):
+            return name
+    return None
+
+
+def find_method(t: str) -> str | None:
+    if re.search(r"\bq-?lora\b", t):
+        return "qlora"
+    if re.search(r"\blora\b", t):
+        return "lora"
+    if re.search(r"\bfull(?: fine-?tun\w*| parameter)?\b", t) and "full fine" in t:
+        return "full"
+    return None
+
+
+def _any(t: str, words: tuple[str, ...]) -> list[str]:
+    return [w for w in words if w in t]
+
+
+_CURRENT_INFO = ("docs", "documentation", "documents", "knowledge base", "faq", "manual", "policies", "policy",
+                 "catalog", "catalogue", "up to date", "up-to-date", "current", "latest", "changing", "wiki",
+                 "articles", "product information", "facts")
+_STYLE = ("style", "tone", "voice", "format", "json", "persona", "brand", "structured output")
+_TERMS = ("terminology", "jargon", "medical", "legal", "domain-specific", "vocabulary")
+_PRIVATE = ("private", "confidential", "sensitive", "on-prem", "on prem", "can't leave", "cannot leave",
+            "must not leave", "gdpr", "hipaa")
+_SCALE = ("at scale", "high volume", "millions of requests", "latency", "many requests", "cheaper model")
+_TRIED = ("tried prompting", "tried a prompt", "prompt didn't", "prompting isn't", "prompting is not",
+          "already tried", "prompts don't", "prompting didn't")
+
+
+def decide_answers(t: str) -> tuple[dict, list[str]]:
+    """Questionnaire answers read from the question, and the phrases that led to them."""
+    answers: dict = {}
+    why: list[str] = []
+    for key, words, label in (("needs_current_info", _CURRENT_INFO, "needs document/current knowledge"),
+                              ("style_or_format", _STYLE, "a style or format to teach"),
+                              ("domain_terminology", _TERMS, "domain vocabulary"),
+                              ("high_volume", _SCALE, "cost/latency at scale matters"),
+                              ("tried_prompting", _TRIED, "prompting already tried")):
+        hits = _any(t, words)
+        if hits:
+            answers[key] = True
+            why.append(f"{label} (you wrote “{hits[0]}”)")
+    hits = _any(t, _PRIVATE)
+    if hits:
+        answers["data_can_leave"] = False
+        why.append(f"the data must stay private (“{hits[0]}”)")
+    if re.search(r"\b(4090|3090|4080|rtx|consumer gpu|gaming gpu)\b", t):
+        answers["hardware"], _ = "consumer_gpu", why.append("a consumer GPU")
+    elif re.search(r"\b(several|multiple|many|8|4) (gpus|h100s|a100s)\b|\bcluster\b", t):
+        answers["hardware"], _ = "multi_gpu", why.append("several GPUs")
+    elif re.search(r"\b(a100|h100|h200|l40s?)\b", t):
+        answers["hardware"], _ = "datacenter_gpu", why.append("a data-centre GPU")
+    elif re.search(r"\bno gpu\b|\bwithout (a )?gpu\b", t):
+        answers["hardware"], _ = "none", why.append("no GPU")
+    if re.search(r"\b(low|small|tight|limited) budget\b|\bcheap(ly)?\b", t):
+        answers["budget"], _ = "low", why.append("a low budget")
+    elif re.search(r"\b(big|large|high) budget\b", t):
+        answers["budget"], _ = "high", why.append("a high budget")
+    n = find_n_examples(t)
+    if n is not None:
+        answers["n_examples"] = n
+        why.append(f"{n:,} examples")
+    return answers, why
+
+
+# --------------------------------------------------------------------------- intents
+
+
+def _score_words(t: str, weighted: dict[str, float]) -> float:
+    return sum(w for k, w in weighted.items() if re.search(k, t))
+
+
+def _s_action_check(t: str) -> float:
+    return 6.0 if re.search(r"\b(run|do|start|perform|launch|redo)\b.{0,20}\b(the |a )?(data |dataset )?check\b"
+                            r"|\bcheck (my|the|this) (data|dataset|file|upload)\b"
+                            r"|\bvalidate (my|the|this) (data|dataset|file)\b", t) else 0.0
+
+
+def _s_action_estimate(t: str) -> float:
+    return 6.0 if re.search(r"\b(make|produce|run|do|create|compute|give me|prepare)\b.{0,15}\b(the |an |my )?estimate\b"
+                            r"|\bestimate (it|my data|my dataset|for me|the dataset)\b", t) else 0.0
+
+
+def _s_action_train(t: str) -> float:
+    return 6.0 if re.search(r"\b(start|launch|begin|kick off|run)\b.{0,25}\b(train|training|fine-?tun\w*|run|job)\b"
+                            r"|\btrain (it|a model|the model|my model|now)\b", t) else 0.0
+
+
+def _s_loss(t: str) -> float:
+    return _score_words(t, {r"\bloss\b": 4, r"overfit": 2, r"diverg": 2, r"\bspike": 1,
+                            r"(learning|training|loss) curve": 2, r"\bnan\b": 1, r"went up|go(es)? up": 1})
+
+
+def _s_cost(t: str) -> float:
+    s = _score_words(t, {r"how much": 3, r"\bcost": 3, r"\bprice|\bpricing": 2, r"\$|dollar|usd": 2,
+                         r"expensive|cheap": 1, r"\bbill": 1, r"how long .*train|training time": 2})
+    if len(find_openai_models(t)) >= 2 and re.search(r"\bor\b|\bvs\.?\b|versus|compare|better|cheaper", t):
+        s += 4  # "gpt-4o-mini or gpt-4.1-mini?": a model comparison
+    if s:
+        s += (find_n_examples(t) is not None) + (find_openai_model(t) is not None)
+    return s
+
+
+def _s_status(t: str) -> float:
+    return _score_words(t, {r"\bstatus\b": 3, r"\bprogress\b": 2, r"how('s| is) (my|the) (training|run|job)": 4,
+                            r"is (it|my run|my job|training) (done|finished|over)": 4, r"\beta\b|time left": 2,
+                            r"did (it|my run|my job|training) fail|why did .*fail": 3})
+
+
+def _s_data(t: str) -> float:
+    return _score_words(t, {r"\bmy (data|dataset|examples|file)\b": 3, r"\bdataset\b": 1, r"\bchecklist\b": 2,
+                            r"\berrors?\b": 1, r"data quality|quality of": 2, r"\bduplicat": 1,
+                            r"\b(is|are) (my|the) (data|dataset|examples) (ok|good|ready|fine)": 3})
+
+
+def _s_decide(t: str) -> float:
+    return _score_words(t, {r"\brag\b": 3, r"retrieval": 3, r"should (i|we) (fine-?tune|train|use)": 3,
+                            r"fine-?tun\w* or\b|\bor fine-?tun": 2, r"worth (it|fine-?tun)": 2,
+                            r"do (i|we) need (to )?fine-?tun": 3, r"prompt engineering|just prompt": 2,
+                            r"which approach|what approach": 2, r"\bvs\.?\b|versus": 1})
+
+
+def _s_topic(t: str) -> float:
+    hits = knowledge.search(t, limit=1)
+    if not hits:
+        return 0.0
+    s = float(knowledge.score(hits[0], t))
+    if re.match(r"(what('s| is| are)|explain|tell me about|how do(es)?|define|why)\b", t) and " my " not in f" {t} ":
+        s += 2.5
+    return s
+
+
+def _s_help(t: str) -> float:
+    return 5.0 if re.fullmatch(r"\W*(help|hi|hello|hey|what can you do|what do you do|commands)\W*", t) else 0.0
+
+
+def _s_thanks(t: str) -> float:
+    return 5.0 if re.fullmatch(r"\W*(thanks|thank you|thx|cheers|great|perfect|ok thanks)( a lot| so much)?\W*", t) else 0.0
+
+
+SCORERS: tuple[tuple[str, Callable[[str], float]], ...] = (
+    ("action_check", _s_action_check), ("action_estimate", _s_action_estimate), ("action_train", _s_action_train),
+    ("loss", _s_loss), ("cost", _s_cost), ("job_status", _s_status), ("data", _s_data), ("decide", _s_decide),
+    ("topic", _s_topic), ("help", _s_help), ("thanks", _s_thanks),
+)
+
+
+def classify(message: str) -> tuple[str, float]:
+    """(intent, score) for a message; ("unknown", 0) when nothing matches. Earlier intents win ties."""
+    t = normalise(message)
+    best = ("unknown", 0.0)
+    for name, fn in SCORERS:
+        s = fn(t)
+        if s > best[1]:
+            best = (name, s)
+    return best
+
+
+# --------------------------------------------------------------------------- handlers
+
+FALLBACK = (
+    "I'm the fine-tuning assistant. I answer from the app's own guidance and from *your* dataset, estimate and "
+    "training run. Try:\n"
+    "- **Decide**: “Should I fine-tune or use RAG for our product docs?”\n"
+    "- **Cost**: “How much for 5,000 examples on gpt-4.1-mini?” (add “with 800 tokens each” or “on QLoRA”)\n"
+    "- **Your data**: “Is my dataset OK?” (after a check in the Data tab)\n"
+    "- **Training**: “Why did my loss go up?”, “How is my training going?”\n"
+    "- **Actions** (you confirm first): “Check my data”, “Make the estimate”, “Start training with tiny-random”\n"
+    "- **Concepts**: " + ", ".join(t.title for t in knowledge.TOPICS) + "."
+)
+
+
+class _Calls:
+    """Runs tools on a session copy and records each call (what the reply is grounded on)."""
+
+    def __init__(self, session: dict | None):
+        self.session = dict(session or {})
+        self.log: list[dict] = []
+
+    def __call__(self, name: str, **arguments) -> dict:
+        args = {k: v for k, v in arguments.items() if v is not None}
+        result = tools.call_tool(name, args, self.session)
+        self.log.append({"name": name, "arguments": args, "result": result})
+        return result
+
+
+def _text(result: dict) -> str:
+    return result.get("text") or f"Sorry, that did not work: {result.get('error', 'unknown error')}"
+
+
+def _h_decide(t: str, call: _Calls) -> str:
+    answers, why = decide_answers(t)
+    r = call("recommend_approach", **answers)
+    if "error" in r:
+        return _text(r)
+    took = ("From your question I took: " + "; ".join(why) + ".") if why else (
+        "Your question did not say much about the task, so I used cautious defaults.")
+    return (f"{took}\n\n{r['text']}\n\n**In short**\n\n{knowledge.get('fine_tune_vs_rag').text}\n\n"
+            "For advice that fits your case exactly, answer the questions in the **Decide** tab (budget, hardware, "
+            "privacy, examples).")
+
+
+def _h_cost(t: str, call: _Calls) -> str:
+    from ftassist.plan import hardware
+
+    n, tokens, epochs = find_n_examples(t), find_tokens(t), find_epochs(t)
+    models = find_openai_models(t)
+    if len(models) >= 2:  # compare OpenAI models: their prices, and the cost for this data when there is a count
+        parts, assumption = [], None
+        for m in models:
+            if n is not None or call.session.get("report"):
+                r = call("estimate_cost", n_examples=n, tokens_per_example=tokens, model=m, epochs=epochs)
+                if "error" not in r:
+                    parts.append(r["text"].split("\n")[0])
+                    assumption = r["assumption"]
+            parts.append(_text(call("model_price", model=m)))
+        if assumption:
+            parts.append(f"Assumed: {assumption}.")
+        elif n is None:
+            parts.append("Say how many examples (e.g. “for 2,000 examples”) for the training cost of each.")
+        return "\n\n".join(parts)
+    model = find_openai_model(t) or find_open_model(t)
+    if model == "tiny-random":
+        model = None
+    hosted = bool(re.search(r"\b(q?lora|gpu|self-?host\w*|locally|local|own hardware|full fine)", t))
+    if model and model in hardware.catalogue_names():
+        hosted = True
+    r = call("estimate_cost", n_examples=n, tokens_per_example=tokens, model=model, epochs=epochs,
+             include_self_hosted=hosted or None, method=find_method(t), gpu=find_gpu(t))
+    if "error" in r:
+        if find_openai_model(t):
+            return f"{_text(call('model_price', model=model))}\n\n{r['error']}"
+        return r["error"]
+    return _text(r)
+
+
+def _h_loss(t: str, call: _Calls) -> str:
+    r = call("diagnose_loss")
+    if "error" in r:
+        return _text(r)
+    text = r["text"]
+    if r.get("job_id") and not any(f["kind"] in ("overfitting", "spike", "diverging") for f in r["findings"]):
+        text += "\n\n" + knowledge.as_markdown(knowledge.get("loss_curves"))
+    return text
+
+
+def _h_status(t: str, call: _Calls) -> str:
+    return _text(call("job_status"))
+
+
+def _h_data(t: str, call: _Calls) -> str:
+    r = call("dataset_summary")
+    if not r.get("checked") and call.session.get("dataset_path"):
+        p = call("propose_action", action="check")
+        if "error" not in p:
+            return "No dataset has been checked yet, but one is uploaded.\n\n" + p["text"]
+    return _text(r)
+
+
+def _h_topic(t: str, call: _Calls) -> str:
+    hits = knowledge.search(t, limit=2)
+    parts = [_text(call("explain_topic", topic=h.id)) for h in hits]
+    return "\n\n".join(parts) if parts else FALLBACK
+
+
+def _h_action(action: str) -> Callable[[str, _Calls], str]:
+    def handler(t: str, call: _Calls) -> str:
+        kw: dict = {}
+        if action == "train":
+            base = find_open_model(t)
+            kw = dict(base_model=base, method=find_method(t), num_epochs=find_epochs(t), max_steps=find_steps(t),
+                      use_chosen_option=bool(re.search(r"\b(chosen|recommended|selected|picked) option\b"
+                                                       r"|\boption (i|we) (chose|picked)\b", t)) or None)
+        r = call("propose_action", action=action, **kw)
+        return _text(r) if "error" not in r else f"I can't do that yet: {r['error']}"
+    return handler
+
+
+HANDLERS: dict[str, Callable[[str, _Calls], str]] = {
+    "decide": _h_decide, "cost": _h_cost, "loss": _h_loss, "job_status": _h_status, "data": _h_data,
+    "topic": _h_topic, "action_check": _h_action("check"), "action_estimate": _h_action("estimate"),
+    "action_train": _h_action("train"), "help": lambda t, c: FALLBACK,
+    "thanks": lambda t, c: "You're welcome! Ask me anything else about your data, the cost or your training run.",
+}
+
+_YES = re.compile(r"\W*(yes|y|yep|ok|okay|confirm(ed)?|go ahead|do it|sure|please do|run it|go)\W*")
+_NO = re.compile(r"\W*(no|n|nope|cancel|stop|don't|do not|never ?mind)\W*")
+
+
+def answer(message: str, session: dict | None = None, api_key: str | None = None) -> Reply:
+    """Answer one message with no LLM. `api_key` is only used when a typed "yes" confirms an OpenAI run."""
+    session = dict(session or {})
+    t = normalise(message)
+    if not t:
+        return Reply("Ask me something about fine-tuning, your data, an estimate or your training run.", session,
+                     "empty")
+    if actions.pending(session):
+        if _YES.fullmatch(t):
+            text, session = actions.execute(session, api_key=api_key)
+            return Reply(text, session, "confirm")
+        if _NO.fullmatch(t):
+            text, session = actions.cancel(session)
+            return Reply(text, session, "cancel")
+    intent, _ = classify(message)
+    call = _Calls(session)
+    if intent == "unknown":
+        return Reply("I'm not sure what you mean. " + FALLBACK, call.session, "unknown")
+    text = HANDLERS[intent](t, call)
+    return Reply(text, call.session, intent, call.log)

@@ -1,0 +1,84 @@
+"""Server-side session state: each browser's session dict kept as `<data dir>/sessions/<id>.json`.
+
+Why: a `gr.State` lives in the server's memory for one page view only, so a reload would lose
+the checked dataset, the estimate and the chosen options. The browser keeps only a random id
+(uuid4, in `gr.BrowserState`); the dict itself stays on the server under the data dir, one
+file per id, so several people on one app never see each other's data.
+
+Secrets are never written: top-level keys that look like credentials are dropped on save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+
+from ftassist import config
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+# Derived, per-view values that must not be persisted (recomputed from DuckDB when shown).
+TRANSIENT_KEYS = frozenset({"job", "arena"})
+_SECRET = re.compile(r"(api[_-]?key|password|passwd|secret|credential|auth|bearer|access[_-]?token)", re.I)
+MAX_BYTES = 20 * 1024 * 1024  # a session larger than this is not saved (reports are far smaller)
+
+
+def new_session_id() -> str:
+    """A fresh, unguessable id (uuid4 hex)."""
+    return uuid.uuid4().hex
+
+
+def valid_id(session_id: object) -> bool:
+    """True for ids this module made: 32 lowercase hex digits (never a path)."""
+    return isinstance(session_id, str) and bool(_ID.match(session_id))
+
+
+def session_path(session_id: str) -> Path:
+    if not valid_id(session_id):
+        raise ValueError("Not a session id.")
+    return config.sessions_dir() / f"{session_id}.json"
+
+
+def storable(session: dict | None) -> dict:
+    """The part of a session that may go to disk: no secrets, no per-view values."""
+    return {k: v for k, v in (session or {}).items()
+            if isinstance(k, str) and k not in TRANSIENT_KEYS and not _SECRET.search(k)}
+
+
+def save(session_id: str, session: dict | None) -> bool:
+    """Write the session atomically (temp file + rename). False when the id is invalid or it is too big."""
+    if not valid_id(session_id):
+        return False
+    text = json.dumps(storable(session), ensure_ascii=False, default=str)
+    if len(text) > MAX_BYTES:
+        return False
+    path = session_path(session_id)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
+def load(session_id: str) -> dict:
+    """The stored session, or {} when there is none (or it cannot be read)."""
+    if not valid_id(session_id):
+        return {}
+    try:
+        data = json.loads(session_path(session_id).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def restore(session_id: object) -> tuple[str, dict]:
+    """On page open: (id, session). A known id gets its stored dict; anything else a new id and {}."""
+    if valid_id(session_id):
+        return session_id, load(session_id)  # type: ignore[arg-type]
+    return new_session_id(), {}
+
+
+def delete(session_id: str) -> None:
+    if valid_id(session_id):
+        session_path(session_id).unlink(missing_ok=True)

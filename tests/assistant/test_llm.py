@@ -1,0 +1,143 @@
+"""The LLM path against a real local OpenAI-compatible HTTP server with scripted answers."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from scripted_llm import ScriptedLLM
+
+from ftassist.assistant import actions, chat, llm, tools
+
+KEY = "local-secret-7f3a9c21e5b4"
+
+
+def tool_messages(body: dict) -> list[dict]:
+    return [m for m in body["messages"] if m["role"] == "tool"]
+
+
+def answer_from_tool_result(body: dict) -> dict:
+    """The scripted model's final answer quotes the cost the tool returned (so the test sees it was fed back)."""
+    result = json.loads(tool_messages(body)[-1]["content"])
+    return {"content": f"Fine-tuning would cost ${result['rows'][0]['cost_usd']:.2f} ({result['assumption']})."}
+
+
+@pytest.fixture
+def server():
+    s = ScriptedLLM([
+        {"tool_calls": [("estimate_cost", {"n_examples": 5000, "model": "gpt-4.1-mini"})]},
+        answer_from_tool_result,
+    ]).start()
+    yield s
+    s.stop()
+
+
+def no_key_anywhere(reply, caplog) -> None:
+    assert KEY not in reply.text
+    assert KEY not in repr(reply.session) and KEY not in json.dumps(reply.session, default=str)
+    assert KEY not in json.dumps(reply.tool_calls, default=str)
+    assert KEY not in caplog.text
+
+
+def test_tool_call_then_final_answer(server, caplog):
+    caplog.set_level(logging.DEBUG)
+    reply = chat.respond("How much for 5,000 examples on gpt-4.1-mini?", [], {}, api_key=KEY,
+                         base_url=server.base_url, model="scripted-model")
+    assert reply.used_llm and reply.intent == "llm"
+    assert reply.text.startswith("Fine-tuning would cost $37.50")  # the estimate code's figure, via the tool
+    assert [c["name"] for c in reply.tool_calls] == ["estimate_cost"]
+    assert reply.tool_calls[0]["result"]["rows"][0]["cost_usd"] == 37.5
+    # what the model saw: the tools' schemas, then the tool's result
+    first, second = server.requests
+    assert first["model"] == "scripted-model"
+    assert {t["function"]["name"] for t in first["tools"]} == set(tools.TOOLS)
+    assert first["messages"][0]["role"] == "system" and "No dataset uploaded yet" in first["messages"][0]["content"]
+    assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "estimate_cost"
+    assert '"cost_usd": 37.5' in tool_messages(second)[0]["content"]
+    # the key went only into the Authorization header
+    assert server.auth_headers == [f"Bearer {KEY}"] * 2
+    assert all(KEY not in json.dumps(body) for body in server.requests)
+    no_key_anywhere(reply, caplog)
+
+
+def test_key_and_base_url_from_the_environment(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    reply = chat.respond("How much for 5,000 examples on gpt-4.1-mini?", [], {})
+    assert reply.used_llm and "$37.50" in reply.text
+    assert server.requests[0]["model"] == llm.DEFAULT_MODEL
+
+
+def test_history_and_context_are_sent(server):
+    history = [{"role": "user", "content": [{"type": "text", "text": "hi there"}]},
+               {"role": "assistant", "content": "Hello! Ask me anything."},
+               {"role": "assistant", "content": {"component": "image", "value": None}}]
+    session = {"job_id": "job-1", "guide": {"approach": "rag", "method": None}}
+    chat.respond("and the cost?", history, session, api_key=KEY, base_url=server.base_url)
+    msgs = server.requests[0]["messages"]
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
+    assert msgs[1]["content"] == "hi there" and msgs[-1]["content"] == "and the cost?"
+    assert "job-1" in msgs[0]["content"] and "rag" in msgs[0]["content"]
+
+
+def test_llm_proposes_an_action_which_runs_only_on_confirm(dataset_file):
+    s = ScriptedLLM([{"tool_calls": [("propose_action", {"action": "check"})]},
+                     {"content": "I can check your dataset for you."}]).start()
+    try:
+        reply = chat.respond("can you look at my upload?", [], {"dataset_path": str(dataset_file)},
+                             api_key=KEY, base_url=s.base_url)
+    finally:
+        s.stop()
+    assert actions.pending(reply.session)["action"] == "check"
+    assert "report" not in reply.session
+    assert "Confirm" in reply.text  # the UI's button is named even when the model forgot to say so
+    text, session = chat.confirm(reply.session)
+    assert session["report"]["n_examples"] == 24
+
+
+def test_iterations_are_capped():
+    s = ScriptedLLM([{"tool_calls": [("explain_topic", {"topic": "overfitting"})]}]).start()
+    try:
+        reply = llm.chat("loop forever", [], {}, llm.LLMSettings(api_key=KEY, base_url=s.base_url, model="m"),
+                         max_iterations=3)
+    finally:
+        s.stop()
+    assert len(s.requests) == 3 and len(reply.tool_calls) == 3
+    assert "stopped after 3 rounds" in reply.text and "Pitfall: overfitting" in reply.text
+
+
+def test_bad_tool_arguments_are_reported_to_the_model():
+    s = ScriptedLLM([{"tool_calls": [("estimate_cost", {"n_examples": 10, "colour": "red"})]},
+                     lambda body: {"content": "Tool said: " + json.loads(tool_messages(body)[0]["content"])["error"]}])
+    s.start()
+    try:
+        reply = chat.respond("cost?", [], {}, api_key=KEY, base_url=s.base_url)
+    finally:
+        s.stop()
+    assert "unknown argument(s) colour" in reply.text
+
+
+def test_a_rejected_key_falls_back_to_the_built_in_answer_without_leaking_it(caplog):
+    caplog.set_level(logging.DEBUG)
+    s = ScriptedLLM([{"content": "unused"}]).start()
+    s.status = 401
+    try:
+        reply = chat.respond("How much for 5,000 examples on gpt-4.1-mini?", [], {}, api_key=KEY, base_url=s.base_url)
+    finally:
+        s.stop()
+    assert not reply.used_llm and reply.intent == "cost"
+    assert "could not answer" in reply.text and "401" in reply.text and "$37.50" in reply.text
+    assert "Incorrect API key provided: ***" in reply.text
+    no_key_anywhere(reply, caplog)
+
+
+def test_unreachable_server_falls_back():
+    reply = chat.respond("what is qlora?", [], {}, api_key=KEY, base_url="http://127.0.0.1:9/v1")
+    assert not reply.used_llm and "QLoRA" in reply.text and "could not answer" in reply.text
+    assert KEY not in reply.text
+
+
+def test_settings_repr_hides_the_key():
+    assert KEY not in repr(llm.resolve_settings(KEY, None, None))
+    assert llm.resolve_settings("", None, None) is None

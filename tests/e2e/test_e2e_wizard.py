@@ -1,0 +1,202 @@
+"""The whole journey in one browser session: Decide -> Data -> Estimate -> Train.
+
+The tests run in file order on one page (`module_page`): each step needs what the previous
+one left in the session (the checked dataset feeds the estimate; the split feeds the
+training form). A failing step makes the later ones fail too; read the first failure.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from e2e_helpers import SAMPLE, goto_tab, grid_rows, no_traceback, open_app
+from playwright.sync_api import expect
+
+# Number fields whose blank value means "automatic". Gradio 6 shows (and sends) 0 for a
+# gr.Number with value=None, so such a field must either start blank or say that 0 means
+# automatic too ("0 or blank: ..."). The flow clears the ones that do not, as a person would.
+BLANK_MEANS_AUTO = {
+    "Estimate": [r"^Reply tokens per example", r"^Training price override", r"^Input price override",
+                 r"^Output price override", r"^Sequence length"],
+    "Train": [r"^Learning rate", r"^Max steps"],
+}
+TRAIN_TIMEOUT_MS = 240_000
+
+
+def _label_text(field) -> str:
+    return field.evaluate("el => ((el.labels && el.labels[0] && el.labels[0].innerText)"
+                          " || el.getAttribute('aria-label') || '')")
+
+
+def _misleading_zeros(page, tab: str) -> list[tuple[object, str]]:
+    """The 'blank means automatic' fields of `tab` that show a value their label does not allow."""
+    found = []
+    for pattern in BLANK_MEANS_AUTO[tab]:
+        field = page.get_by_label(re.compile(pattern)).first
+        value, label = field.input_value(), _label_text(field)
+        if value != "" and not (value == "0" and re.search(r"\b0 or blank", label)):
+            found.append((field, f"{tab}: {label.strip()!r} shows {value!r}"))
+    return found
+
+
+def _clear_blank_fields(page, tab: str) -> None:
+    for field, _ in _misleading_zeros(page, tab):
+        field.fill("")
+
+
+def _no_error_toast(page) -> None:
+    toasts = page.locator(".toast-body.error, [data-testid='toast-body'].error")
+    if toasts.count():
+        raise AssertionError("error shown on the page: " + " | ".join(toasts.all_inner_texts()))
+
+
+def test_01_decide(module_page, app, shots):
+    page = open_app(module_page, app.url, first_tab="Decide")
+    shots(page, "home", readme="home")
+    expect(page.locator("#ft-stepbar")).to_contain_text("Decide")
+
+    page.get_by_label("Is the goal a writing style, tone or output format?").check()
+    page.get_by_label("Have you already tried a good prompt with a few examples?").check()
+    page.get_by_label("How many good examples do you have (or could write)?").fill("500")
+    page.get_by_role("button", name="Recommend", exact=True).click()
+
+    advice = page.locator("#decide-advice")
+    expect(advice.get_by_role("heading", name=re.compile("^Fine-tuning"))).to_be_visible()
+    expect(advice).to_contain_text("Why")
+    # The step bar says what this step found.
+    expect(page.locator("#ft-stepbar")).to_contain_text(re.compile("fine-tun", re.I))
+    advice.scroll_into_view_if_needed()
+    shots(page, "advice", readme="decide")
+    no_traceback(page)
+
+
+def test_02_data(module_page, app, shots):
+    page = module_page
+    goto_tab(page, "Data")
+    page.locator("input[type=file]").first.set_input_files(str(SAMPLE))
+    expect(page.get_by_text(SAMPLE.name).first).to_be_visible()
+    page.get_by_role("button", name="Check dataset", exact=True).click()
+
+    rows = page.locator("#data-checklist details")
+    expect(rows.first).to_be_visible(timeout=60_000)
+    assert rows.count() >= 5, page.locator("#data-checklist").inner_text()
+    expect(page.locator("#data-summary")).to_contain_text("60 valid examples")
+    expect(page.locator("#data-summary")).to_contain_text("0 errors")
+    # Every checklist row has a status and a title; the sample passes them all.
+    texts = rows.all_inner_texts()
+    assert all(re.match(r"^(PASS|WARN|FAIL) ", t.strip()) for t in texts), texts
+    assert any("Consistent format" in t for t in texts), texts
+    assert not any(t.strip().startswith("FAIL") for t in texts), texts
+    # A row opens to show its evidence.
+    rows.first.locator("summary").click()
+    expect(rows.first).to_have_attribute("open", "")
+    expect(page.locator("#ft-stepbar")).to_contain_text("60 examples")
+    page.locator("#data-summary").scroll_into_view_if_needed()
+    shots(page, "checklist", readme="data-checklist")
+
+    page.get_by_role("button", name="Fix & split", exact=True).click()
+    expect(page.get_by_text(re.compile(r"54 train.*6 validation"))).to_be_visible(timeout=60_000)
+    shots(page, "split")
+    no_traceback(page)
+
+
+def test_03_estimate(module_page, app, shots):
+    page = module_page
+    goto_tab(page, "Estimate")
+    _clear_blank_fields(page, "Estimate")
+    page.get_by_role("button", name="Estimate", exact=True).click()
+
+    summary = page.locator("#estimate-summary")
+    # The exact counts of the checked dataset are used, not the quick-mode defaults.
+    expect(summary).to_contain_text("60 examples, 7,500 tokens", timeout=60_000)
+    expect(summary).to_contain_text("Recommended")
+    table = page.locator("#estimate-table")
+    expect(table).to_contain_text("gpt-4.1-mini")
+    expect(table).to_contain_text("LoRA")
+    _no_error_toast(page)
+    assert grid_rows(table) >= 6, table.inner_text()[:2000]
+    # Cost cells are real prices, not the zero of a blank override.
+    assert re.search(r"\b0\.0*[1-9]\d*", table.inner_text()), table.inner_text()[:2000]
+    summary.scroll_into_view_if_needed()
+    shots(page, "table", readme="estimate")
+
+    page.get_by_role("button", name="Use this option", exact=True).click()
+    expect(page.locator("#estimate-chosen")).to_contain_text("Chosen for training")
+    expect(page.locator("#ft-stepbar")).to_contain_text("$")
+    no_traceback(page)
+
+
+def _progress_step(page) -> int:
+    found = re.search(r"step (\d+)/", page.locator("#train-progress").inner_text() or "")
+    return int(found.group(1)) if found else 0
+
+
+def _chart_marks(page) -> int:
+    """How many drawn marks (line points/paths) the loss chart has."""
+    return page.locator("#train-loss").evaluate(
+        "el => el.querySelectorAll('svg path, svg .mark-line path, svg .mark-symbol path, canvas').length")
+
+
+@pytest.mark.timeout(420)
+def test_04_train(module_page, app, shots):
+    page = module_page
+    goto_tab(page, "Train")
+    # The Data step's split is handed over: the gate says so and the paths are filled in.
+    expect(page.locator("#train-gate")).to_contain_text("54 train / 6 validation")
+    expect(page.get_by_label("Training file (chat JSONL)")).to_have_value(re.compile(r"train\.jsonl$"))
+    expect(page.get_by_label("Validation file (optional)")).to_have_value(re.compile(r"valid\.jsonl$"))
+
+    # The estimate picked an OpenAI option (no key here): train locally on tiny-random instead.
+    page.get_by_role("radio", name="local", exact=True).check()
+    base = page.get_by_label("Base model (Hub id, local folder, or tiny-random)")
+    base.fill("tiny-random")
+    base.press("Enter")
+    page.keyboard.press("Escape")
+    page.get_by_role("radio", name="lora", exact=True).check()
+    page.get_by_label("Epochs", exact=True).fill("3")
+    _clear_blank_fields(page, "Train")
+    shots(page, "form")
+    page.get_by_role("button", name="Start training", exact=True).click()
+
+    status = page.locator("#train-status")
+    expect(status).to_contain_text(re.compile(r"running|queued|succeeded"), timeout=60_000)
+    _no_error_toast(page)
+
+    # Watch the chart while the run goes: the logged steps grow, and the chart draws them.
+    seen_steps, seen_running = set(), False
+    deadline = time.monotonic() + TRAIN_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        text = status.inner_text()
+        if "succeeded" in text or "failed" in text or "cancelled" in text:
+            break
+        seen_running |= "running" in text
+        step = _progress_step(page)
+        if step and step not in seen_steps:
+            seen_steps.add(step)
+            if len(seen_steps) == 2:
+                page.locator("#train-loss").scroll_into_view_if_needed()
+                shots(page, "running")
+        time.sleep(1.0)
+    text = status.inner_text()
+    assert "succeeded" in text, f"the run did not succeed: {text}\n{app.log_tail()}"
+    assert seen_running and len(seen_steps) >= 2, f"saw no progress while running: steps {sorted(seen_steps)}"
+
+    expect(page.locator("#train-progress")).to_contain_text("step 42/42")
+    assert _chart_marks(page) > 0, page.locator("#train-loss").inner_html()[:2000]
+    expect(page.locator(".block", has=page.get_by_text("All jobs", exact=True)).last).to_contain_text("succeeded")
+    page.locator("#train-loss").scroll_into_view_if_needed()
+    shots(page, "finished", readme="train")
+    no_traceback(page)
+
+
+def test_05_blank_number_fields_are_blank(module_page, app):
+    """Fields labelled '(blank: ...)' must start blank, not 0: a 0 fails `minimum=1` on Estimate
+    ('Value 0 is less than minimum value 1') or silently overrides a price with 0."""
+    page = open_app(module_page, app.url, first_tab="Decide")
+    problems = []
+    for tab in BLANK_MEANS_AUTO:
+        goto_tab(page, tab)
+        problems += [message for _, message in _misleading_zeros(page, tab)]
+    assert not problems, "blank-means-automatic fields are not blank:\n" + "\n".join(problems)

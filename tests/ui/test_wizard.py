@@ -1,0 +1,150 @@
+"""The step bar, the gentle gate, and the sample-data run through the same handlers as the tabs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ftassist.ui import wizard
+
+REPORT = {"n_examples": 1204, "n_records": 1210, "errors": [{"line": 3}] * 6, "warnings": [{"line": 9}] * 2,
+          "checklist": [], "tokens": {}}
+
+
+def _by_step(session, current=None):
+    return {r["step"]: r for r in wizard.step_summaries(session, current)}
+
+
+def test_empty_session_everything_to_do():
+    rows = wizard.step_summaries({})
+    assert [r["step"] for r in rows] == ["Decide", "Data", "Estimate", "Train", "Evaluate"]
+    assert all(r["status"] == "todo" for r in rows)
+    assert [r["current"] for r in rows] == [True, False, False, False, False]
+    assert wizard.step_summaries(None) == rows  # a missing session is an empty one
+
+
+def test_each_step_says_what_it_found():
+    session = {
+        "guide": {"approach": "fine_tune", "method": "lora"},
+        "report": dict(REPORT, errors=[]),
+        "clean": {"train": "t.jsonl", "valid": "v.jsonl", "n_train": 1083, "n_valid": 121},
+        "estimate": {"id": "lora:x:L4", "label": "LoRA Qwen2.5-0.5B on L4", "cost_usd": 1.2},
+        "job_id": "j1", "job": {"status": "running", "fraction": 0.4},
+        "arena": {"votes": 12},
+    }
+    s = _by_step(session)
+    assert s["Decide"]["summary"] == "fine-tune, LoRA" and s["Decide"]["status"] == "done"
+    assert s["Data"]["summary"] == "1,204 examples, 2 warnings, split 1,083/121" and s["Data"]["status"] == "done"
+    assert s["Estimate"]["summary"] == "LoRA Qwen2.5-0.5B on L4, $1.20"
+    assert s["Train"]["summary"] == "running 40%" and s["Train"]["status"] == "active"
+    assert s["Evaluate"]["summary"] == "12 votes" and s["Evaluate"]["status"] == "done"
+    assert s["Train"]["current"]  # the first step not done
+
+
+def test_data_step_states():
+    assert _by_step({"report": REPORT})["Data"] == {
+        "step": "Data", "status": "warn", "summary": "1,204 examples, 6 errors, 2 warnings, not split yet",
+        "current": True}
+    assert _by_step({"report": dict(REPORT, errors=[], warnings=[])})["Data"]["status"] == "active"
+    assert _by_step({"clean": {"n_train": 0, "n_valid": 0}})["Data"]["status"] == "warn"
+
+
+def test_train_and_evaluate_states():
+    assert _by_step({"job_id": "j"})["Train"]["summary"] == "started"
+    assert _by_step({"job_id": "j", "job": {"status": "succeeded", "output_model": "runs/j/adapter"}})["Train"] == {
+        "step": "Train", "status": "done", "summary": "finished: runs/j/adapter", "current": False}
+    assert _by_step({"job_id": "j", "job": {"status": "failed"}})["Train"]["status"] == "warn"
+    assert _by_step({"job_id": "j", "job": {"status": "queued"}})["Train"]["summary"] == "queued"
+    assert _by_step({"arena": {"votes": 1}})["Evaluate"]["summary"] == "1 vote"
+    assert _by_step({"estimate": {"label": "x", "cost_usd": 0.0001}})["Estimate"]["summary"] == "x, < $0.01"
+
+
+def test_current_step_from_the_tab():
+    assert _by_step({}, "Train")["Train"]["current"]
+    assert sum(r["current"] for r in wizard.step_summaries({}, "Evaluate")) == 1
+    assert _by_step({}, "nonsense")["Decide"]["current"]
+
+
+def test_bar_escapes_everything():
+    session = {"estimate": {"label": "<script>alert(1)</script>", "cost_usd": 1}}
+    page = wizard.render_bar(wizard.step_summaries(session, "Estimate"))
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert page.count("class='ft-step ") == 5 and "you are here" in page
+
+
+def test_train_gate():
+    assert "No validated data" in wizard.train_gate({})
+    assert "6 errors left" in wizard.train_gate({"report": REPORT})
+    assert "not split" in wizard.train_gate({"report": dict(REPORT, errors=[])})
+    assert "no valid examples" in wizard.train_gate({"report": dict(REPORT, n_examples=0)})
+    assert "no training examples" in wizard.train_gate({"clean": {"n_train": 0}})
+    assert wizard.train_gate({"report": REPORT, "clean": {"train": "t", "n_train": 5, "n_valid": 1}}) is None
+
+
+def test_live_session_reads_votes_and_job_without_changing_the_session():
+    session = {"job_id": "nope"}
+    view = wizard.live_session(session)
+    assert view["arena"] == {"votes": 0} and "job" not in view  # an unknown job: nothing to show
+    assert session == {"job_id": "nope"}
+    assert "no votes yet" in wizard.bar_html(session)
+
+
+def _quiet(*args, **kwargs):
+    return None
+
+
+def test_sample_flow_end_to_end_through_the_handlers():
+    """Try with sample data: check + split + estimate, then the Data, Estimate and Train tabs find it all."""
+    from ftassist.ui import data_tab, estimate, layout, train
+
+    before = {"guide": {"approach": "fine_tune", "method": "lora"}}
+    session, message, tabs, current = layout.sample_handler(before, progress=_quiet)
+    assert tabs.selected == "data" and current == "Data"  # the person lands on the checked data
+    assert session["guide"] == before["guide"] and "report" not in before  # others' keys kept, input untouched
+    report, clean = session["report"], session["clean"]
+    assert report["n_examples"] == 60 and not report["errors"]
+    assert clean["n_train"] + clean["n_valid"] == 60 and clean["n_valid"] > 0
+    assert "60 examples" in message and "tiny-random" in message
+    train_lines = open(clean["train"]).read().splitlines()
+    assert len(train_lines) == clean["n_train"] and "messages" in json.loads(train_lines[0])
+    assert wizard.train_gate(session) is None
+
+    # The same result as the Data tab's own handlers on the same file.
+    checked, *_ = data_tab.check_dataset(str(wizard.SAMPLE_PATH), "", None, {}, progress=_quiet)
+    split, _, _ = data_tab.fix_and_split(0.1, 42, checked, progress=_quiet)
+    assert checked["report"]["n_examples"] == report["n_examples"]
+    assert (split["clean"]["n_train"], split["clean"]["n_valid"]) == (clean["n_train"], clean["n_valid"])
+
+    # The Data tab shows the sample's report (hand-off), once.
+    shown, summary, checklist, *_ , split_note = data_tab.session_report_handler(session, "")
+    assert "60 valid examples" in summary and "<details" in checklist and "train" in split_note
+    again = data_tab.session_report_handler(session, shown)
+    assert again[0] == shown and all(x == {"__type__": "update"} for x in again[1:])  # gr.skip(): nothing redrawn
+
+    # The Train form is prefilled with a tiny-random LoRA run on the split files.
+    values = train.prefill_values(session)
+    assert values["backend"] == "local" and values["base_model"] == "tiny-random" and values["method"] == "lora"
+    assert values["train_file"] == clean["train"] and values["valid_file"] == clean["valid"]
+    spec = train.build_spec("local", values["base_model"], values["method"], values.get("epochs"), None, 8, 16, 2,
+                            values["train_file"], values["valid_file"], None, None, None, None, None, None)
+    assert spec.base_model == "tiny-random"
+
+    # The estimate uses the checked dataset's exact tokens, and the bar says what each step found.
+    out = estimate.estimate_handler(session, True, None, None, None, "", [], "auto", None, None, None,
+                                    wizard.SAMPLE_BASE_MODEL, ["lora"], None, ["T4"], None, 1, True, 16, 0.3, 0, False)
+    assert "60 examples" in out[0] and "exact" in out[0]
+    rows = {r["step"]: r for r in wizard.step_summaries(session)}
+    assert rows["Data"]["summary"].startswith("60 examples") and rows["Data"]["status"] == "done"
+    assert rows["Estimate"]["summary"].startswith("LoRA tiny-random")
+    assert rows["Train"]["current"]
+
+
+def test_sample_flow_failure_is_one_clear_message(monkeypatch):
+    import gradio as gr
+
+    from ftassist.ui import layout
+
+    monkeypatch.setattr(wizard, "SAMPLE_PATH", wizard.SAMPLE_PATH.with_name("missing.jsonl"))
+    with pytest.raises(gr.Error, match="sample data could not be loaded"):
+        layout.sample_handler({}, progress=_quiet)
