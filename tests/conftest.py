@@ -12,6 +12,8 @@ def ftassist_home(tmp_path, monkeypatch):
     home = tmp_path / "ftassist_home"
     home.mkdir()
     monkeypatch.setenv("FTASSIST_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no test reaches the Hub; tests of the online path unset it
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     store.reset_store()
     yield home
     store.reset_store()

@@ -1143,10 +1143,6 @@ def _norm(text: str) -> bytes:
     return b" ".join(text.encode("utf-8", "replace").translate(_NORM, _PUNCT).split())
 
 
-def _fixed(text: str, width: int) -> bytes:
-    return text[:width].encode("utf-8", "replace")[:width].ljust(width, b"\0")
-
-
 def _unfixed(b: bytes | bytearray) -> str:
     return " ".join(bytes(b).rstrip(b"\0").decode("utf-8", "ignore").split())
 

@@ -175,6 +175,25 @@ def _add_model(kind, name, model, base_url, adapter_dir, api_key_env):
     return _refresh_admin()
 
 
+def _add_trained_model(session):
+    """Hand-off from the Train step: register the session's finished run as an arena model."""
+    from ftassist.arena import models
+    from ftassist.train import jobs
+
+    job = jobs.get_job((session or {}).get("job_id") or "") if (session or {}).get("job_id") else None
+    if job is None:
+        raise gr.Error("No training run in this session yet: start one in the Train tab.")
+    if job["status"] != "succeeded":
+        raise gr.Error(f"The run {job['id']} is {job['status']}: add it when it has finished.")
+    try:
+        model_id = models.add_model_from_run(job["run_dir"], f"fine-tuned {job['id']}")
+    except models.ModelError as exc:
+        raise gr.Error(str(exc))
+    battles.reflag_battles()
+    gr.Info(f"Registered {model_id}.")
+    return _refresh_admin()
+
+
 def _prompt_source(session: dict, upload) -> str:
     if upload:
         return upload if isinstance(upload, str) else getattr(upload, "name", str(upload))
@@ -226,7 +245,9 @@ def _build_admin(ctx: UIContext) -> None:
             adapter_dir = gr.Textbox(label="Adapter folder (hf_adapter)")
             api_key_env = gr.Textbox(label="Name of the env variable with the API key",
                                      placeholder="OPENAI_API_KEY (the key itself is never stored)")
-        add_button = gr.Button("Add model")
+        with gr.Row():
+            add_button = gr.Button("Add model")
+            add_trained = gr.Button("Add the model I trained (Train step)")
         gr.Markdown("### Pre-generate battles")
         with gr.Row():
             chosen = gr.Dropdown(choices=[], multiselect=True, label="Models to compare (two or more)")
@@ -243,6 +264,7 @@ def _build_admin(ctx: UIContext) -> None:
     outputs = [models_table, chosen, summary]
     refresh_button.click(_refresh_admin, None, outputs, api_name=False)
     add_button.click(_add_model, [kind, name, model, base_url, adapter_dir, api_key_env], outputs, api_name=False)
+    add_trained.click(_add_trained_model, [ctx.session], outputs, api_name=False)
     generate_button.click(_pregenerate, [ctx.session, chosen, upload, n, temperature, max_new_tokens], outputs,
                           api_name=False)
     flag_button.click(_flag_voters, None, outputs, api_name=False)

@@ -151,6 +151,10 @@ def create_server(arena_only: bool = False, host: str = "127.0.0.1", port: int =
     from fastapi import FastAPI
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    try:
+        session_store.prune()
+    except OSError as exc:
+        log.warning("could not prune old sessions: %s", exc)
     where = {"server_name": host, "server_port": port}
     voting = build_app(arena_only=True).queue(default_concurrency_limit=8)
     if arena_only:
@@ -180,6 +184,10 @@ def resolve_address(host: str | None, port: int | None) -> tuple[str, int]:
 def launch(host: str | None = None, port: int | None = None, arena_only: bool = False, share: bool = False) -> None:
     arena_only = arena_only or os.environ.get("FTASSIST_ARENA_ONLY", "") not in ("", "0", "false")
     host, port = resolve_address(host, port)
+    if not arena_only:  # follow training runs (and move the queue) whether or not a browser is open
+        from ftassist.train.jobs import start_ingest_loop
+
+        start_ingest_loop()
     if share:  # a share link needs Gradio's own launcher: one Blocks, the login (if any) on all of it
         demo = build_app(arena_only=arena_only).queue(default_concurrency_limit=8)
         demo.launch(server_name=host, server_port=port, share=True, show_error=False,

@@ -82,3 +82,19 @@ def restore(session_id: object) -> tuple[str, dict]:
 def delete(session_id: str) -> None:
     if valid_id(session_id):
         session_path(session_id).unlink(missing_ok=True)
+
+
+def prune(max_age_days: float = 30.0) -> int:
+    """Delete sessions untouched for `max_age_days` (run at startup, so the data dir does not grow forever)."""
+    import time
+
+    cutoff = time.time() - max_age_days * 86400
+    removed = 0
+    for path in config.sessions_dir().glob("*.json"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed

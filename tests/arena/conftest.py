@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the Hub from a test
 
 from fake_llm_server import FakeLLMServer  # noqa: E402
 

@@ -78,3 +78,9 @@ def overfit_job() -> str:
     train = [(s, round(2.0 - 0.014 * s, 3)) for s in range(10, 101, 10)]  # 1.86 ... 0.60
     evals = [(20, 1.30), (40, 1.10), (60, 1.18), (80, 1.31), (100, 1.45)]
     return insert_job("job-overfit", train, evals)
+
+
+@pytest.fixture
+def job_inserter():
+    """`insert_job` for tests that craft their own run (a fixture: `conftest` is no importable name)."""
+    return insert_job

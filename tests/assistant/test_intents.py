@@ -121,10 +121,8 @@ def test_loss_question_finds_the_latest_job_without_a_session(overfit_job):
     assert "job-overfit" in r.text and "overfitting" in r.text.lower()
 
 
-def test_loss_question_on_a_spiking_run():
-    from conftest import insert_job
-
-    insert_job("job-spike", [(1, 2.0), (2, 1.6), (3, 1.4), (4, 2.6), (5, 1.3)], [],
+def test_loss_question_on_a_spiking_run(job_inserter):
+    job_inserter("job-spike", [(1, 2.0), (2, 1.6), (3, 1.4), (4, 2.6), (5, 1.3)], [],
                spec={"backend": "local", "base_model": "tiny-random", "method": "lora", "learning_rate": 0.001})
     r = intents.answer("my training loss spiked, why?", {"job_id": "job-spike"})
     assert "spiked to 2.600 at step 4" in r.text

@@ -250,7 +250,7 @@ def varied_chats(n: int, seed: int = 0):
         yield {"messages": msgs}
 
 
-@pytest.mark.parametrize("backend", ["bpe", "tiktoken"])
+@pytest.mark.parametrize("backend", ["bpe", "tiktoken", "lean"])
 def test_token_counter_equals_count_chat_summed(backend):
     chats = list(varied_chats(400, seed=3))
     enc = get_encoding("o200k_base")
@@ -294,6 +294,8 @@ def test_fast_counter_is_identical_to_tiktoken_on_varied_text():
         reference = [len(enc.encode_ordinary(t)) for t in texts]
         assert count_texts(texts, name) == reference
         assert count_texts(texts, name, backend="bpe") == reference
+        assert count_texts(texts + ["a\ud800b"], name, backend="lean") == reference + [
+            len(enc.encode_ordinary("a\ud800b"))]
 
 
 def test_summarize_uses_numpy_linear_percentiles():

@@ -182,6 +182,13 @@ def goto_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name, exact=True).click()
 
 
+def scroll_to(locator, offset: int = 16) -> None:
+    """Scroll so that `locator` is `offset` px below the top of the viewport (for framing screenshots)."""
+    locator.evaluate("(el, off) => window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - off)",
+                     offset)
+    locator.page.wait_for_timeout(150)
+
+
 def no_traceback(page) -> None:
     """No Python traceback ever reaches the page."""
     text = page.locator("body").inner_text()

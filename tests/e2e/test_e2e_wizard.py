@@ -11,7 +11,7 @@ import re
 import time
 
 import pytest
-from e2e_helpers import SAMPLE, goto_tab, grid_rows, no_traceback, open_app
+from e2e_helpers import SAMPLE, goto_tab, grid_rows, no_traceback, open_app, scroll_to
 from playwright.sync_api import expect
 
 # Number fields whose blank value means "automatic". Gradio 6 shows (and sends) 0 for a
@@ -67,7 +67,7 @@ def test_01_decide(module_page, app, shots):
     expect(advice).to_contain_text("Why")
     # The step bar says what this step found.
     expect(page.locator("#ft-stepbar")).to_contain_text(re.compile("fine-tun", re.I))
-    advice.scroll_into_view_if_needed()
+    scroll_to(page.get_by_label("Is the goal a writing style, tone or output format?"), 120)
     shots(page, "advice", readme="decide")
     no_traceback(page)
 
@@ -89,12 +89,12 @@ def test_02_data(module_page, app, shots):
     assert all(re.match(r"^(PASS|WARN|FAIL) ", t.strip()) for t in texts), texts
     assert any("Consistent format" in t for t in texts), texts
     assert not any(t.strip().startswith("FAIL") for t in texts), texts
+    expect(page.locator("#ft-stepbar")).to_contain_text("60 examples")
+    scroll_to(page.get_by_role("heading", name="Check your dataset"))
+    shots(page, "checklist")
     # A row opens to show its evidence.
     rows.first.locator("summary").click()
     expect(rows.first).to_have_attribute("open", "")
-    expect(page.locator("#ft-stepbar")).to_contain_text("60 examples")
-    page.locator("#data-summary").scroll_into_view_if_needed()
-    shots(page, "checklist", readme="data-checklist")
 
     page.get_by_role("button", name="Fix & split", exact=True).click()
     expect(page.get_by_text(re.compile(r"54 train.*6 validation"))).to_be_visible(timeout=60_000)
@@ -119,7 +119,7 @@ def test_03_estimate(module_page, app, shots):
     assert grid_rows(table) >= 6, table.inner_text()[:2000]
     # Cost cells are real prices, not the zero of a blank override.
     assert re.search(r"\b0\.0*[1-9]\d*", table.inner_text()), table.inner_text()[:2000]
-    summary.scroll_into_view_if_needed()
+    scroll_to(summary)
     shots(page, "table", readme="estimate")
 
     page.get_by_role("button", name="Use this option", exact=True).click()
@@ -133,10 +133,17 @@ def _progress_step(page) -> int:
     return int(found.group(1)) if found else 0
 
 
-def _chart_marks(page) -> int:
-    """How many drawn marks (line points/paths) the loss chart has."""
+def _chart_points(page) -> int:
+    """How many data points the loss chart holds (Vega draws one hover symbol per point)."""
     return page.locator("#train-loss").evaluate(
-        "el => el.querySelectorAll('svg path, svg .mark-line path, svg .mark-symbol path, canvas').length")
+        "el => el.querySelectorAll('.mark-symbol path[role=graphics-symbol]').length")
+
+
+def _line_strokes(page) -> list[str]:
+    """The stroke colour of each drawn loss line ('' when the line is invisible)."""
+    return page.locator("#train-loss").evaluate(
+        "el => Array.from(el.querySelectorAll('.mark-line path[role=graphics-symbol]'))"
+        ".map(p => p.getAttribute('stroke') || '')")
 
 
 @pytest.mark.timeout(420)
@@ -164,34 +171,69 @@ def test_04_train(module_page, app, shots):
     expect(status).to_contain_text(re.compile(r"running|queued|succeeded"), timeout=60_000)
     _no_error_toast(page)
 
-    # Watch the chart while the run goes: the logged steps grow, and the chart draws them.
-    seen_steps, seen_running = set(), False
+    # Watch the run: the logged steps grow, and the chart gains points as they come.
+    seen_steps, points_while_running = set(), []
     deadline = time.monotonic() + TRAIN_TIMEOUT_MS / 1000
     while time.monotonic() < deadline:
         text = status.inner_text()
-        if "succeeded" in text or "failed" in text or "cancelled" in text:
+        if re.search(r"succeeded|failed|cancelled", text):
             break
-        seen_running |= "running" in text
         step = _progress_step(page)
-        if step and step not in seen_steps:
+        if "running" in text and step and step not in seen_steps:
             seen_steps.add(step)
-            if len(seen_steps) == 2:
-                page.locator("#train-loss").scroll_into_view_if_needed()
+            points_while_running.append(_chart_points(page))
+            if len(seen_steps) == 3:
+                scroll_to(page.locator("#train-status"))
                 shots(page, "running")
         time.sleep(1.0)
     text = status.inner_text()
     assert "succeeded" in text, f"the run did not succeed: {text}\n{app.log_tail()}"
-    assert seen_running and len(seen_steps) >= 2, f"saw no progress while running: steps {sorted(seen_steps)}"
+    assert len(seen_steps) >= 2, f"saw no progress while the run was going: steps {sorted(seen_steps)}"
 
-    expect(page.locator("#train-progress")).to_contain_text("step 42/42")
-    assert _chart_marks(page) > 0, page.locator("#train-loss").inner_html()[:2000]
+    expect(page.locator("#train-progress")).to_contain_text(re.compile(r"step (\d+)/\1\b"))
+    final_points = _chart_points(page)
+    assert final_points > max(points_while_running), (
+        f"the loss chart did not gain points: {points_while_running} while running, {final_points} at the end")
+    strokes = _line_strokes(page)
+    assert strokes and all(strokes), (
+        f"the loss chart's lines are not drawn (stroke colours {strokes}): a gr.LinePlot with color= that once "
+        "received an empty DataFrame never gets its colour domain back; send None instead of an empty frame")
     expect(page.locator(".block", has=page.get_by_text("All jobs", exact=True)).last).to_contain_text("succeeded")
-    page.locator("#train-loss").scroll_into_view_if_needed()
+    scroll_to(page.locator("#train-status"))
     shots(page, "finished", readme="train")
     no_traceback(page)
 
 
-def test_05_blank_number_fields_are_blank(module_page, app):
+def test_05_state_survives_a_reload(module_page, app, shots):
+    page = open_app(module_page, app.url, first_tab="Decide")
+    bar = page.locator("#ft-stepbar")
+    # The session is kept server-side under this browser's id: the bar is restored.
+    expect(bar).to_contain_text("60 examples", timeout=30_000)
+    expect(bar).to_contain_text("split 54/6")
+    goto_tab(page, "Train")
+    expect(page.locator("#train-gate")).to_contain_text("54 train / 6 validation")
+    expect(page.get_by_label("Training file (chat JSONL)")).to_have_value(re.compile(r"train\.jsonl$"))
+    shots(page, "reloaded")
+
+
+def test_06_sample_data_button(page, app, shots):
+    """A new browser (a new session): "Try with sample data" fills every step up to Train."""
+    open_app(page, app.url, first_tab="Decide")
+    bar = page.locator("#ft-stepbar")
+    expect(bar).to_contain_text("no dataset yet")  # nothing from the other browser's session
+    page.locator("#ft-sample").click()
+    expect(page.locator("#ft-sample-note")).to_contain_text("Sample data loaded", timeout=60_000)
+    expect(bar).to_contain_text("60 examples")
+    expect(bar).to_contain_text("tiny-random")
+    goto_tab(page, "Train")
+    expect(page.get_by_label("Base model (Hub id, local folder, or tiny-random)")).to_have_value("tiny-random")
+    expect(page.get_by_label("Training file (chat JSONL)")).to_have_value(re.compile(r"train\.jsonl$"))
+    expect(page.get_by_role("radio", name="local", exact=True)).to_be_checked()
+    shots(page, "sample-ready")
+    no_traceback(page)
+
+
+def test_07_blank_number_fields_are_blank(module_page, app):
     """Fields labelled '(blank: ...)' must start blank, not 0: a 0 fails `minimum=1` on Estimate
     ('Value 0 is less than minimum value 1') or silently overrides a price with 0."""
     page = open_app(module_page, app.url, first_tab="Decide")

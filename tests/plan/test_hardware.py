@@ -123,6 +123,8 @@ def test_nested_text_config():
 def test_hub_id_offline_gives_clear_message(monkeypatch):
     import huggingface_hub
 
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the network itself is what fails here
+
     def offline(*args, **kwargs):
         raise OSError("no network")
 
@@ -138,6 +140,8 @@ def test_hub_id_offline_gives_clear_message(monkeypatch):
 
 def test_hub_id_uses_downloaded_config(monkeypatch, tmp_path):
     import huggingface_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the download is faked
 
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"model_type": "qwen2", "hidden_size": 896, "num_hidden_layers": 24,

@@ -248,16 +248,20 @@ def test_invalid_spec_fails_with_the_problems(tmp_path, chat_data):
     assert ev["type"] == "failed" and "lora_r" in ev["reason"] and "num_epochs" in ev["reason"]
 
 
-def test_missing_base_model_fails_with_a_hint(tmp_path, chat_data):
-    train, _ = chat_data
-    run_dir = tmp_path / "run"
-    missing = tmp_path / "no-such-model"
-    missing.mkdir()
-    JobSpec(base_model=str(missing), train_file=str(train), output_dir=str(run_dir / "m")).save(run_dir)
-    assert run_worker(run_dir, timeout=120) == 1
-    end = last_terminal(_events(run_dir))
-    assert end["type"] == "failed" and end["reason"] and end["log_tail"]
-    assert "base model" in end["hint"].lower()
+def test_a_bad_base_model_fails_fast_with_a_hint(tmp_path):
+    from ftassist.train.worker import MODEL_HINT, OOM_HINT, SetupError, check_base_model, hint_for
+
+    empty = tmp_path / "no-model"
+    empty.mkdir()
+    for bad in (str(empty), str(tmp_path / "missing"), "./rel/missing", "has space/model"):
+        with pytest.raises(SetupError) as err:
+            check_base_model(bad)
+        assert hint_for(err.value) == MODEL_HINT
+    (empty / "config.json").write_text("{}")
+    check_base_model(str(empty))  # a local folder with config.json
+    check_base_model("Qwen/Qwen2.5-0.5B-Instruct")  # a Hub id (not fetched here)
+    assert hint_for(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")) == OOM_HINT
+    assert "HF_TOKEN" in hint_for(OSError("gated repo: you must be authenticated"))
 
 
 # -- the recipe, in process ------------------------------------------------------------------------

@@ -65,3 +65,16 @@ def test_page_handlers_save_and_restore_two_sessions():
     assert layout.restore_handler(id_a) == (id_a, {"report": {"n_examples": 7, "errors": [], "warnings": []}})
     assert layout.restore_handler(id_b) == (id_b, {"guide": {"approach": "rag"}})
     assert len(list(config.sessions_dir().glob("*.json"))) == 2
+
+
+def test_prune_old_sessions():
+    import os
+    import time
+
+    old, new = session_store.new_session_id(), session_store.new_session_id()
+    session_store.save(old, {"a": 1})
+    session_store.save(new, {"b": 2})
+    stamp = time.time() - 40 * 86400
+    os.utime(config.sessions_dir() / f"{old}.json", (stamp, stamp))
+    assert session_store.prune(max_age_days=30) == 1
+    assert session_store.load(old) == {} and session_store.load(new) == {"b": 2}

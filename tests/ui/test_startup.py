@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy and "
 
 def test_building_the_app_imports_no_heavy_library(ftassist_home):
     out = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY)], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120, env={**__import__("os").environ, "FTASSIST_HOME": str(ftassist_home)})
+                         cwd=ROOT, timeout=120, env={**os.environ, "FTASSIST_HOME": str(ftassist_home)})
     assert out.returncode == 0, out.stderr[-2000:]
     offenders = json.loads(out.stdout.strip().splitlines()[-1])
     assert offenders == [], f"imported at startup: {offenders}"

@@ -148,3 +148,28 @@ def test_sample_flow_failure_is_one_clear_message(monkeypatch):
     monkeypatch.setattr(wizard, "SAMPLE_PATH", wizard.SAMPLE_PATH.with_name("missing.jsonl"))
     with pytest.raises(gr.Error, match="sample data could not be loaded"):
         layout.sample_handler({}, progress=_quiet)
+
+
+def test_finished_run_hands_off_to_the_arena(tmp_path, monkeypatch):
+    import gradio as gr
+
+    from ftassist.arena import models
+    from ftassist.train import jobs
+    from ftassist.ui import arena
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "spec.json").write_text(json.dumps({"backend": "openai", "base_model": "gpt-4o-mini-2024-07-18"}))
+    (run / "events.jsonl").write_text(json.dumps({"type": "finished", "fine_tuned_model": "ft:gpt-4o-mini:me::x1"}))
+    status = {"value": "running"}
+    monkeypatch.setattr(jobs, "get_job", lambda job_id: {"id": job_id, "status": status["value"], "run_dir": str(run)}
+                        if job_id == "job1" else None)
+    with pytest.raises(gr.Error, match="No training run"):
+        arena._add_trained_model({})
+    with pytest.raises(gr.Error, match="running"):
+        arena._add_trained_model({"job_id": "job1"})
+    status["value"] = "succeeded"
+    table, choices, summary = arena._add_trained_model({"job_id": "job1"})
+    registered = {m["display_name"]: m for m in models.list_models()}
+    assert registered["fine-tuned job1"]["config"]["model"] == "ft:gpt-4o-mini:me::x1"
+    assert any(row[2] == "fine-tuned job1" for row in table)
