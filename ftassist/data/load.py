@@ -732,6 +732,26 @@ def _iter_parquet(path: Path) -> Iterator[Record]:
 # --------------------------------------------------------------------------- Hugging Face Hub
 
 
+def _hub_offline() -> bool:
+    import os
+
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub's host answers a TCP connection: offline, `datasets` retries for half a minute."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        with socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def load_hub_dataset(
     name: str, split: str = "train", out_dir: Path | None = None, config: str | None = None
 ) -> Path:
@@ -747,6 +767,11 @@ def load_hub_dataset(
     name = (name or "").strip()
     if not name or any(c.isspace() for c in name):
         raise LoadError(f"'{name}' is not a Hugging Face dataset id — use the form owner/name")
+    if not _hub_offline() and not _hub_reachable():  # fail in seconds, not after the client's retries
+        raise LoadError(
+            f"could not reach the Hugging Face Hub to fetch {name} (offline?) — "
+            "download the file and upload it instead"
+        )
     try:
         import datasets
         from datasets.utils import logging as ds_logging

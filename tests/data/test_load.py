@@ -415,3 +415,14 @@ def test_hub_dataset_is_written_as_jsonl(tmp_path, monkeypatch):
     from ftassist import config
 
     assert load_hub_dataset("org/support-chats").parent == config.uploads_dir()
+
+
+def test_hub_unreachable_fails_fast_without_client_retries(monkeypatch):
+    import time
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    start = time.perf_counter()
+    with pytest.raises(LoadError, match="could not reach the Hugging Face Hub"):
+        load_hub_dataset("someone/some-dataset")
+    assert time.perf_counter() - start < 5
