@@ -366,6 +366,8 @@ def _ingest_one(job: dict, after_restart: bool = False) -> int:
                 else:
                     sets["output_model"] = e.get("merged_dir") or e.get("output_dir")
                 sets["output_dir"] = e.get("output_dir")
+                if e.get("step") is not None:  # the run's real last step (early stopping may end it sooner)
+                    sets["last_step"] = sets["total_steps"] = int(e["step"])
                 for k in ("final_loss", "first_loss", "best_eval_loss"):
                     if e.get(k) is not None:
                         sets[k] = float(e[k])
@@ -592,6 +594,8 @@ def progress(job_id: str) -> dict:
     last = json.loads(row[0][0]) if row else {}
     step = last.get("step") or job.get("last_step") or 0
     total = last.get("total_steps") or job.get("total_steps")
+    if job.get("status") == "succeeded" and job.get("last_step"):  # the finished event's step count is final
+        step = total = job["last_step"]
     fraction = min(1.0, step / total) if total else None
     if job.get("status") == "succeeded":
         fraction = 1.0

@@ -699,7 +699,7 @@ def train_local(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFla
             if url:
                 extra["hub_url"] = url
     writer.finished(output_dir=str(output_dir), final_loss=events.last_loss, first_loss=events.first_loss,
-                    best_eval_loss=best_eval, metrics=_jsonable(metrics), **extra)
+                    best_eval_loss=best_eval, metrics=_jsonable(metrics), step=step, **extra)
 
 
 def _barrier() -> None:

@@ -259,7 +259,8 @@ def refresh_handler(job_id, session):
     return (
         status_markdown(job, not frame.empty),
         progress_html(prog) if job else "",
-        frame,
+        # None, not an empty frame: a LinePlot with color= that once got an empty frame never draws its lines again
+        None if frame.empty else frame,
         tail,
         history_frame(),
         gr.update(choices=job_choices(), value=job_id),

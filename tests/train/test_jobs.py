@@ -328,7 +328,9 @@ def test_tab_with_no_jobs_and_bad_form_input():
     from ftassist.ui import train as tab
 
     status, progress, frame, tail, history, select = tab.refresh_handler(None, {})
-    assert "No job yet" in status and frame.empty and list(frame.columns) == ["step", "loss", "series"]
+    # no points yet: None clears the chart (an empty frame would break its colour legend for good)
+    assert "No job yet" in status and frame is None
+    assert list(tab.loss_frame(None).columns) == ["step", "loss", "series"]
     assert history.empty
     with pytest.raises(gr.Error, match="No training file"):
         tab.start_handler("local", "tiny-random", "lora", 3, None, 16, 32, None, "", "", "gpt-4o-mini-2024-07-18",
