@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Debian's Chromium for the browser tests (never `playwright install`).
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null) \
     || echo "warning: could not install chromium; browser tests will be skipped" >&2
 fi
 

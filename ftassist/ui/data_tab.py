@@ -87,6 +87,12 @@ def token_histogram(report: dict) -> pd.DataFrame:
     return pd.DataFrame({"tokens": labels, "examples": counts.astype(int)})
 
 
+def _histogram(report: dict) -> gr.BarPlot:
+    """The histogram with its bins in order (a BarPlot sorts text categories alphabetically)."""
+    frame = token_histogram(report)
+    return gr.BarPlot(value=frame, sort=list(frame["tokens"]))
+
+
 def record_preview(path: str, line: int) -> str:
     """The record at `line`, shown next to its error: parsed when it parses, else its raw text."""
     from ftassist.data.load import detect_file_type, iter_records, read_text_preview
@@ -143,7 +149,7 @@ def check_dataset(file_path, hub_id, model, session, progress=gr.Progress()):
         summary_markdown(data),
         checklist_html(data["checklist"]),
         errors_frame(data),
-        token_histogram(data),
+        _histogram(data),
         gr.update(interactive=True),
     )
 
@@ -210,7 +216,7 @@ def session_report_handler(session, shown):
     split = (f"**{clean.get('n_train', 0):,} train** and **{clean.get('n_valid', 0):,} validation** examples "
              f"in `{Path(clean['train']).parent}`." if clean.get("train") else "")
     return (key, summary_markdown(report), checklist_html(report.get("checklist") or []), errors_frame(report),
-            token_histogram(report), gr.update(interactive=bool(path)), split)
+            _histogram(report), gr.update(interactive=bool(path)), split)
 
 
 def build(ctx: UIContext) -> None:

@@ -38,7 +38,7 @@ def _gpu_prices(table: Any) -> dict[str, float]:
 
 
 def _number(value, cast=float):
-    if value is None or value == "" or (isinstance(value, float) and pd.isna(value)):
+    if value is None or value == "" or value == 0 or (isinstance(value, float) and pd.isna(value)):
         return None
     return cast(value)
 
@@ -205,7 +205,7 @@ def build(ctx: UIContext) -> None:
             gpus = gr.CheckboxGroup(label="GPUs", choices=list(hardware.gpu_catalogue()),
                                     value=list(hardware.gpu_catalogue()))
         with gr.Row():
-            seq_len = gr.Number(label="Sequence length (blank: longest example)", value=None, precision=0, minimum=1)
+            seq_len = gr.Number(label="Sequence length (blank: longest example)", value=None, precision=0, minimum=0)
             batch_size = gr.Number(label="Batch size", value=1, precision=0, minimum=1)
             lora_rank = gr.Number(label="LoRA rank", value=16, precision=0, minimum=1)
             gc = gr.Checkbox(label="Gradient checkpointing", value=True)

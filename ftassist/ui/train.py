@@ -180,7 +180,14 @@ def loss_frame(job_id: str | None) -> pd.DataFrame:
     if not points:  # typed, so the chart keeps numeric axes before the first step
         return pd.DataFrame({"step": pd.Series(dtype="int64"), "loss": pd.Series(dtype="float64"),
                              "series": pd.Series(dtype="object")})
-    return pd.DataFrame(points, columns=["step", "loss", "series"])
+    frame = pd.DataFrame(points, columns=["step", "loss", "series"])
+    # Gradio 6 fixes a LinePlot's colour domain when it first draws: keep both series in it from
+    # the start (a NaN point is not drawn), or the validation line stays invisible.
+    missing = [name for name in ("train", "validation") if name not in set(frame["series"])]
+    if missing:
+        frame = pd.concat([frame, pd.DataFrame({"step": frame["step"].min(), "loss": float("nan"), "series": missing})],
+                          ignore_index=True)
+    return frame
 
 
 def _fmt_seconds(s) -> str:

@@ -7,7 +7,6 @@ train station's `build_tiny_model` exists it is used instead, so both stay in st
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

@@ -16,7 +16,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from e2e_helpers import ADMIN_PASSWORD, ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, App, Shots, auth_available, seed_arena
+from e2e_helpers import (ADMIN_PASSWORD, ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, SEEDED_VOTES, VIEWPORT, App, Shots,
+                         auth_available, seed_arena)
+
+EXPECT_TIMEOUT_MS = 30_000
+ACTION_TIMEOUT_MS = 30_000
 
 
 def pytest_collection_modifyitems(config, items):
@@ -27,14 +31,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
-
 def _start(tmp_path_factory, name: str, args: list[str] | None = None, env: dict | None = None,
-           seed: bool = True):
+           n_votes: int = SEEDED_VOTES) -> App:
+    """Seed a fresh data dir (before the app owns its DuckDB), start the app on it, wait for HTTP 200."""
     home = tmp_path_factory.mktemp(name) / "home"
     home.mkdir()
-    if seed:
-        seed_arena(home)
-    return App(home, args, env)
+    seed_arena(home, n_votes=n_votes)
+    return App(home, args, env).wait_ready()
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +50,7 @@ def chromium_path() -> str:
 @pytest.fixture(scope="session")
 def app(tmp_path_factory, chromium_path):
     """The whole app (every tab), its arena seeded with two models, battles and votes."""
-    server = _start(tmp_path_factory, "app").wait_ready()
+    server = _start(tmp_path_factory, "app")
     yield server
     server.stop()
 
@@ -55,10 +58,7 @@ def app(tmp_path_factory, chromium_path):
 @pytest.fixture(scope="session")
 def arena_app(tmp_path_factory, chromium_path):
     """`python app.py --arena-only`: the blind voting page, seeded with battles, no votes."""
-    home = tmp_path_factory.mktemp("arena") / "home"
-    home.mkdir()
-    seed_arena(home, n_votes=0)
-    server = App(home, ["--arena-only"]).wait_ready()
+    server = _start(tmp_path_factory, "arena", ["--arena-only"], n_votes=0)
     yield server
     server.stop()
 
@@ -68,7 +68,7 @@ def admin_app(tmp_path_factory, chromium_path):
     """The whole app with FTASSIST_ADMIN_PASSWORD set: everything but the arena needs a login."""
     if not auth_available():
         pytest.skip("admin protection (ftassist/ui/auth.py, FTASSIST_ADMIN_PASSWORD) is not in the app yet")
-    server = _start(tmp_path_factory, "admin", env={"FTASSIST_ADMIN_PASSWORD": ADMIN_PASSWORD}).wait_ready()
+    server = _start(tmp_path_factory, "admin", env={"FTASSIST_ADMIN_PASSWORD": ADMIN_PASSWORD})
     yield server
     server.stop()
 
@@ -76,7 +76,10 @@ def admin_app(tmp_path_factory, chromium_path):
 # -- the browser --------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Every handler runs on a busy 2-core box: wait up to 30 s for what a step should show.
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
@@ -84,14 +87,11 @@ def browser(chromium_path):
         b.close()
 
 
-def _new_page(browser, timeout_ms: int = 30_000):
+def _new_page(browser, timeout_ms: int = ACTION_TIMEOUT_MS):
     # A new context is a fresh, empty profile: no cookies or storage shared between tests.
     context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
     context.set_default_timeout(timeout_ms)
-    page = context.new_page()
-    page.console_errors = []  # type: ignore[attr-defined]
-    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))  # type: ignore[attr-defined]
-    return context, page
+    return context, context.new_page()
 
 
 @pytest.fixture

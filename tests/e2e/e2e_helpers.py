@@ -99,6 +99,22 @@ class App:
                     pass
                 self.proc.wait(timeout=10)
         self._log.close()
+        self._stop_workers()
+
+    def _stop_workers(self) -> None:
+        """Training workers run in their own process group (they outlive the app by design):
+        end the ones this app started, checking each pid is still a worker on one of our runs."""
+        for pid_file in self.home.glob("runs/*/worker.pid"):
+            try:
+                pid = int(pid_file.read_text().strip())
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, ValueError):
+                continue  # finished (or never started)
+            if "ftassist" in cmdline and str(pid_file.parent.name) in cmdline:
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
 
 SEED_ARENA = r"""
@@ -141,10 +157,8 @@ def seed_arena(home: Path, n_votes: int = SEEDED_VOTES) -> None:
 
 
 def auth_available() -> bool:
-    """Whether the app supports FTASSIST_ADMIN_PASSWORD (the auth module has landed)."""
-    auth = ROOT / "ftassist" / "ui" / "auth.py"
-    return auth.exists() and "FTASSIST_ADMIN_PASSWORD" in (auth.read_text() + (ROOT / "ftassist" / "ui" /
-                                                                               "layout.py").read_text())
+    """Whether the app has its admin login (FTASSIST_ADMIN_PASSWORD, in ftassist/ui/auth.py)."""
+    return (ROOT / "ftassist" / "ui" / "auth.py").exists()
 
 
 class Shots:
@@ -155,16 +169,29 @@ class Shots:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.n = len(list(self.dir.glob("*.png")))
 
-    def __call__(self, page, step: str, readme: str | None = None, full_page: bool = False, locator=None) -> Path:
+    def __call__(self, page, step: str, readme: str | None = None, full_page: bool = False) -> Path:
+        """Save the viewport (or the whole page) as NN-step.png, and its HTML next to it. `readme`:
+        the name under docs/screenshots/ to refresh when FTASSIST_UPDATE_SCREENSHOTS=1."""
         self.n += 1
         path = self.dir / f"{self.n:02d}-{step}.png"
-        (locator.screenshot(path=str(path)) if locator is not None
-         else page.screenshot(path=str(path), full_page=full_page))
+        page.mouse.move(2, 2)  # no hover highlight on whatever was clicked last
+        page.screenshot(path=str(path), full_page=full_page)
         (self.dir / f"{self.n:02d}-{step}.html").write_text(page.content(), encoding="utf-8")
         if readme and os.environ.get("FTASSIST_UPDATE_SCREENSHOTS", "") not in ("", "0"):
-            README_SHOTS.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, README_SHOTS / f"{readme}.png")
+            save_small_png(path, README_SHOTS / f"{readme}.png")
         return path
+
+
+def save_small_png(src: Path, dest: Path) -> None:
+    """Copy a screenshot for the README, quantised to 256 colours (a third of the bytes, same look)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        from PIL import Image
+    except ImportError:
+        shutil.copyfile(src, dest)
+        return
+    with Image.open(src) as img:
+        img.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(dest, optimize=True)
 
 
 # -- helpers for the tests ------------------------------------------------------------------------
@@ -199,3 +226,15 @@ def grid_rows(dataframe) -> int:
     """Data rows of a gr.Dataframe (its grid is virtualised: count from aria-rowcount, less the header)."""
     grid = dataframe.get_by_role("grid").first
     return int(grid.get_attribute("aria-rowcount") or 1) - 1
+
+
+def grid_records(dataframe) -> list[dict[str, str]]:
+    """The rendered rows of a gr.Dataframe as {header: cell text} (the first screenful or so:
+    the grid is virtualised)."""
+    headers = [h.strip() for h in dataframe.get_by_role("columnheader").all_inner_texts()]
+    records = []
+    for row in dataframe.get_by_role("row").all():
+        cells = [c.strip() for c in row.get_by_role("gridcell").all_inner_texts()]
+        if cells:
+            records.append(dict(zip(headers, cells)))
+    return records

@@ -27,7 +27,7 @@ def test_admin_login(page, admin_app, shots):
     page.goto(admin_app.url)
     expect(page.get_by_text("This ftassist app is protected")).to_be_visible()
     assert page.get_by_role("tab", name="Data").count() == 0
-    shots(page, "login", readme="admin-login")
+    shots(page, "login")
 
     page.get_by_label("username").fill("admin")
     page.get_by_label("password").fill("not-the-password")

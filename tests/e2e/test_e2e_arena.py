@@ -83,7 +83,7 @@ def test_arena_only_hides_names_until_the_vote(page, arena_app, shots):
         assert name not in html, f"{name} in the page's HTML before the vote"
         assert name not in config, f"{name} in /config"
     expect(page.get_by_role("button", name="New round")).to_be_visible()
-    shots(page, "battle", readme="arena")
+    shots(page, "battle")
 
     revealed = _vote(page, "A is better")
     assert all(name in revealed for name in NAMES), revealed
@@ -91,7 +91,7 @@ def test_arena_only_hides_names_until_the_vote(page, arena_app, shots):
     assert BASE_NAME in body and TUNED_NAME in body
     # The vote buttons are off until the next round; a new round hides the names again.
     expect(page.get_by_role("button", name="A is better")).to_be_disabled()
-    shots(page, "revealed", readme="arena-revealed")
+    shots(page, "revealed", readme="arena")
 
     page.get_by_role("button", name="New round").click()
     expect(page.locator("#arena-status")).not_to_contain_text("Model A was", timeout=30_000)

@@ -47,15 +47,25 @@ def test_errors_point_at_lines(page, app, shots, tmp_path):
     cells = errors.get_by_role("gridcell")
     for line in ("4", "8", "12"):
         expect(cells.filter(has_text=re.compile(rf"^\s*{line}\s*$")).first).to_be_visible()
-    scroll_to(page.get_by_role("heading", name="Check your dataset"))
-    shots(page, "checklist", readme="data-checklist")
+    scroll_to(summary, 110)
+    shots(page, "checklist")
 
     # Clicking an error shows the record it is about.
     errors.get_by_role("gridcell", name="example_missing_assistant_message").first.click()
     record = page.locator(".cm-content").filter(has_text="What is your return policy?")  # the Record code view
     expect(record).to_be_visible(timeout=30_000)
-    scroll_to(errors)
-    shots(page, "record-preview")
+    scroll_to(summary, 110)
+    shots(page, "record-preview", readme="data-checklist")
+    no_traceback(page)
+
+
+def test_check_without_a_file_says_what_to_do(page, app, shots):
+    open_app(page, app.url)
+    goto_tab(page, "Data")
+    page.get_by_role("button", name="Check dataset", exact=True).click()
+    toast = page.get_by_text("Upload a dataset file")
+    expect(toast.first).to_be_visible()
+    shots(page, "no-file")
     no_traceback(page)
 
 

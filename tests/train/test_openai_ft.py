@@ -229,10 +229,15 @@ def test_sigterm_in_main_thread_cancels(fake_openai, spec_for, tmp_path):
     spec = spec_for(fake_openai, poll_interval=0.05)
     run_dir = tmp_path / "run"
     before = signal.getsignal(signal.SIGTERM)
-    timer = threading.Timer(0.5, lambda: signal.raise_signal(signal.SIGTERM))
-    timer.start()
+    def signal_once_the_job_runs():  # not on a fixed timer: under load the upload alone can take longer
+        deadline = time.monotonic() + 30
+        while not fake_openai.jobs and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        signal.raise_signal(signal.SIGTERM)
+
+    threading.Thread(target=signal_once_the_job_runs, daemon=True).start()
     result = openai_ft.run_job(spec, run_dir, EventWriter(run_dir), api_key=KEY)
-    timer.cancel()
     assert result["status"] == "cancelled"
     assert fake_openai.calls("POST", "/cancel")
     assert signal.getsignal(signal.SIGTERM) == before

@@ -38,7 +38,9 @@ def test_check_handler_fills_the_tab(tmp_path):
     assert "<script>" not in checklist  # dataset text is escaped, never markup
     assert isinstance(errors, pd.DataFrame) and list(errors["line"]) == [5]
     assert errors.iloc[0]["code"] == "example_missing_assistant_message"
-    assert histogram["examples"].sum() == 11
+    frame = data_tab.token_histogram(session["report"])
+    assert frame["examples"].sum() == 11
+    assert histogram.sort == list(frame["tokens"])  # bins in numeric order, not sorted as text
     preview = data_tab.record_preview(session["dataset_path"], 5)
     assert "alert(1)" in preview
 
