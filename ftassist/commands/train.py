@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from ftassist.cli import CLIError
+from ftassist.train.events import format_duration
 
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
 _TERMINAL_STATUS = {"finished": "succeeded", "failed": "failed", "cancelled": "cancelled"}
@@ -132,15 +133,6 @@ def spec_from_args(args, train_file: str, valid_file: str | None):
 
 
 # -- following a run ----------------------------------------------------------------------------
-def _fmt_eta(seconds) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
 class _Progress:
     """A one-line progress bar on a terminal, a few plain lines otherwise (stderr only)."""
 
@@ -162,7 +154,7 @@ class _Progress:
             tps = e.get("tokens_per_s")
             text = (f"[{bar}] step {step}/{total or '?'}"
                     + (f" loss {loss:.4f}" if isinstance(loss, (int, float)) else "")
-                    + f" eta {_fmt_eta(e.get('eta_s'))}"
+                    + f" eta {format_duration(e.get('eta_s'))}"
                     + (f" {tps:,.0f} tok/s" if isinstance(tps, (int, float)) else ""))
             if self.tty:
                 print("\r" + text.ljust(90), end="", file=sys.stderr, flush=True)
@@ -428,7 +420,7 @@ def run_jobs_show(args) -> int:
             print(f"{key:15} {job[key]}")
     prog = job.get("progress") or {}
     if prog.get("step"):
-        print(f"{'progress':15} step {prog['step']}/{prog.get('total_steps') or '?'}, eta {_fmt_eta(prog.get('eta_s'))}")
+        print(f"{'progress':15} step {prog['step']}/{prog.get('total_steps') or '?'}, eta {format_duration(prog.get('eta_s'))}")
     if tail:
         print("--- worker.log (last lines) ---")
         print(tail)

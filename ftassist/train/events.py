@@ -196,3 +196,13 @@ def tail_text(path: str | Path, max_lines: int = 40, max_bytes: int = 64_000) ->
         return ""
     lines = data.decode("utf-8", errors="replace").splitlines()
     return "\n".join(lines[-max_lines:])
+
+
+def format_duration(seconds: float | None) -> str:
+    """An ETA or elapsed time as people read it ("1h05m", "4m09s"); "?" when unknown."""
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    hours, rem = divmod(seconds, 3600)
+    minutes, secs = divmod(rem, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

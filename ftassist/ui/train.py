@@ -14,6 +14,8 @@ import html
 import gradio as gr
 import pandas as pd
 
+from ftassist.train.events import format_duration
+
 from .context import UIContext
 
 BASE_MODELS = ["tiny-random", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct",
@@ -190,21 +192,12 @@ def loss_frame(job_id: str | None) -> pd.DataFrame:
     return frame
 
 
-def _fmt_seconds(s) -> str:
-    if s is None:
-        return "?"
-    s = int(s)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s"
-
-
 def progress_html(prog: dict) -> str:
     frac = prog.get("fraction")
     pct = 0 if frac is None else max(0.0, min(1.0, frac)) * 100
     bits = [f"step {prog.get('step') or 0}/{prog.get('total_steps') or '?'}"]
     if prog.get("status") == "running":
-        bits.append(f"ETA {_fmt_seconds(prog.get('eta_s'))}")
+        bits.append(f"ETA {format_duration(prog.get('eta_s'))}")
     if prog.get("tokens_per_s"):
         bits.append(f"{prog['tokens_per_s']:,.0f} tokens/s")
     if prog.get("loss") is not None:
