@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -93,3 +94,25 @@ def wait_for_event(run_dir: Path, type_: str, proc: subprocess.Popen, timeout: f
             raise AssertionError(f"worker exited ({proc.returncode}) before a {type_!r} event: {events}\n{log}")
         time.sleep(0.2)
     raise AssertionError(f"no {type_!r} event within {timeout}s: {events}")
+
+
+@pytest.fixture
+def no_stray_workers(monkeypatch):
+    """Offline, one thread per worker (a shared box); whatever a test started is stopped when it ends."""
+    from ftassist import store
+    from ftassist.train import jobs
+
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("OMP_NUM_THREADS", "1")):
+        monkeypatch.setenv(name, value)
+    yield
+    try:
+        rows = store.get_store().query_rows("SELECT pid FROM jobs WHERE pid IS NOT NULL")
+    except Exception:  # noqa: BLE001
+        rows = []
+    for (pid,) in rows:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    jobs.stop_ingest_loop()
+    jobs.forget_children()

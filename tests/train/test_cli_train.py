@@ -22,21 +22,7 @@ KEY = "sk-test-fake-key-0123456789"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def no_stray_workers(monkeypatch):
-    for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("OMP_NUM_THREADS", "1")):
-        monkeypatch.setenv(name, value)
-    yield
-    try:
-        rows = store.get_store().query_rows("SELECT pid FROM jobs WHERE pid IS NOT NULL")
-    except Exception:  # noqa: BLE001
-        rows = []
-    for (pid,) in rows:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    jobs.forget_children()
+pytestmark = pytest.mark.usefixtures("no_stray_workers")  # tests/train/conftest.py
 
 
 def _last_json(out: str) -> dict:

@@ -35,23 +35,7 @@ def data(tmp_path):
     return _write_chat(tmp_path / "train.jsonl", 32), _write_chat(tmp_path / "valid.jsonl", 6, seed=1)
 
 
-@pytest.fixture(autouse=True)
-def no_stray_workers(monkeypatch):
-    """Offline, one thread per worker (a shared box); whatever a test started is stopped when it ends."""
-    for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("OMP_NUM_THREADS", "1")):
-        monkeypatch.setenv(name, value)
-    yield
-    try:
-        rows = store.get_store().query_rows("SELECT pid FROM jobs WHERE pid IS NOT NULL")
-    except Exception:  # noqa: BLE001
-        rows = []
-    for (pid,) in rows:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    jobs.stop_ingest_loop()
-    jobs.forget_children()
+pytestmark = pytest.mark.usefixtures("no_stray_workers")  # tests/train/conftest.py
 
 
 def _spec(data, **kw) -> JobSpec:
