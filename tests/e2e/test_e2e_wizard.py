@@ -211,8 +211,10 @@ def test_04_train(module_page, app, shots):
     assert len(seen_steps) >= 2, (
         f"saw no progress while the run was going: steps {sorted(seen_steps)}\n" + "\n".join(trace))
 
+    # Live updates: the chart gained points while the run was going (the last look may already hold
+    # every logged step when the finished event lands a moment later), and kept them all at the end.
     final_points = _chart_points(page)
-    assert final_points > max(points_while_running), (
+    assert points_while_running[-1] > points_while_running[0] and final_points >= max(points_while_running), (
         f"the loss chart did not gain points: {points_while_running} while running, {final_points} at the end")
     strokes = _line_strokes(page)
     assert strokes and all(strokes), (
