@@ -143,6 +143,17 @@ def detect_hardware(refresh: bool = False) -> dict:
     return dict(_HARDWARE)
 
 
+def hardware_class(hw: dict | None = None) -> str:
+    """The Decide questionnaire's hardware answer for this machine: none, consumer_gpu,
+    datacenter_gpu (one card of 40 GB or more) or multi_gpu, so the app starts from what is here."""
+    gpus = (detect_hardware() if hw is None else hw).get("gpus") or []
+    if not gpus:
+        return "none"
+    if len(gpus) > 1:
+        return "multi_gpu"
+    return "datacenter_gpu" if (gpus[0].get("memory_gb") or 0) >= 40 else "consumer_gpu"
+
+
 def hardware_line(hw: dict | None = None) -> str:
     """One sentence for the page header: what runs here and what to use instead."""
     hw = detect_hardware() if hw is None else hw

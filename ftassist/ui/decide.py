@@ -55,7 +55,10 @@ def build(ctx: UIContext) -> None:
     gr.Markdown("## Should I fine-tune at all, and how?\nAnswer a few questions; every recommendation says why, "
                 "and which pitfalls to watch.")
     status = gr.Markdown(dataset_status({}))
-    defaults = guide.Answers()
+    from ftassist import config
+
+    # Start from the machine the app runs on; the person can still answer for another one.
+    defaults = guide.Answers(hardware=config.hardware_class())
     inputs = []
     with gr.Row():
         with gr.Column():

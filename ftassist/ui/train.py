@@ -268,6 +268,15 @@ def refresh_handler(job_id, session):
 
 
 # -- layout -----------------------------------------------------------------------------------------
+def _method_info() -> str:
+    """What this machine can run, said next to the choice (the worker refuses QLoRA without CUDA)."""
+    from ftassist import config
+
+    if config.detect_hardware().get("cuda"):
+        return "LoRA: adapters; QLoRA: adapters on a 4-bit base (least memory); full: every weight."
+    return "No NVIDIA GPU here: QLoRA (bitsandbytes 4-bit) will be refused; LoRA and full run on the CPU."
+
+
 def build(ctx: UIContext) -> None:
     gr.Markdown("## Train\nThe run happens in a separate process: keep using the app, reload the page, or close "
                 "it; the job goes on and this tab finds it again.")
@@ -278,7 +287,7 @@ def build(ctx: UIContext) -> None:
                            info="local: TRL/PEFT on this machine; openai: OpenAI's fine-tuning API")
         base_model = gr.Dropdown(BASE_MODELS, value="tiny-random", allow_custom_value=True,
                                  label="Base model (Hub id, local folder, or tiny-random)")
-        method = gr.Radio(["lora", "qlora", "full"], value="lora", label="Method")
+        method = gr.Radio(["lora", "qlora", "full"], value="lora", label="Method", info=_method_info())
     with gr.Row():
         epochs = gr.Number(value=3, minimum=0.1, label="Epochs")
         lr = gr.Number(value=None, minimum=0, label="Learning rate (0 or blank: 2e-4 LoRA, 2e-5 full)")
