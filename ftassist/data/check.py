@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
-from .report import DataReport, Example, Issue, TokenStats
+from .report import DataReport, Example, Issue, Record, TokenStats
 
 ProgressFn = Callable[[float, str], None]
 
@@ -120,43 +120,66 @@ def check_path(
     return report
 
 
-def _scan(records, report: DataReport, acc: _Accumulator, file_size: int, progress: ProgressFn | None) -> None:
+def iter_examples(records: Iterable[Record], on_issue: Callable[[Issue], None]) -> Iterator[Example]:
+    """The valid records as canonical examples, in file order; every problem goes to `on_issue`.
+
+    One place decides what a valid example is, for the check and for clean/split alike: no
+    error from the validator, a detected format equal to the file's (the first valid record's:
+    others are `mixed_formats`), and a conversion to canonical chat that succeeds.
+    """
     from .formats import detect_format, extra_fields, to_chat
     from .validate import validate_record
 
     file_format: str | None = None
     first_format_line = 0
+    for rec in records:
+        data = rec.data
+        fmt = detect_format(data) if rec.problem is None else None
+        has_error = False
+        for issue in validate_record(rec, fmt):
+            on_issue(issue)
+            has_error = has_error or issue.severity == "error"
+        if has_error:
+            continue
+        if fmt is None:  # the validator names what is missing; this only guards a silent drop
+            on_issue(Issue(rec.line, "unknown_format", "the record matches none of the accepted formats",
+                           "use chat messages, instruction/output, prompt/completion or ShareGPT conversations"))
+            continue
+        if file_format is None:
+            file_format, first_format_line = fmt, rec.line
+        elif fmt != file_format:
+            on_issue(_format_mismatch(rec.line, fmt, file_format, first_format_line))
+            continue
+        try:
+            chat = to_chat(data, fmt)
+        except (ValueError, TypeError, KeyError) as exc:  # one bad record must not drop the others
+            on_issue(Issue(rec.line, "conversion_failed", f"could not convert this record: {exc}",
+                           "check the record's fields against the format's documentation"))
+            continue
+        yield Example(rec.line, chat, fmt, extra_fields(data, fmt), tuple(sorted(data)))
+
+
+def _counted(records: Iterable[Record], report: DataReport, file_size: int,
+             progress: ProgressFn | None) -> Iterator[Record]:
+    """The records, counted into the report, with progress by bytes read."""
     bytes_seen = 0
     next_progress = 0.0
     for rec in records:
         report.n_records += 1
         bytes_seen += rec.raw_size
-        data = rec.data
-        fmt = detect_format(data) if rec.problem is None else None
-        has_error = False
-        for issue in validate_record(rec, fmt):
-            acc.issue(issue)
-            has_error = has_error or issue.severity == "error"
-        if has_error or fmt is None:
-            continue
-        if file_format is None:
-            file_format, first_format_line = fmt, rec.line
-            report.format = fmt
-        elif fmt != file_format:
-            acc.issue(_format_mismatch(rec.line, fmt, file_format, first_format_line))
-            continue
-        try:
-            chat = to_chat(data, fmt)
-        except (ValueError, TypeError, KeyError) as exc:  # one bad record must not drop the others
-            acc.issue(Issue(rec.line, "conversion_failed", f"could not convert this record: {exc}",
-                            "check the record's fields against the format's documentation"))
-            continue
-        acc.example(Example(rec.line, chat, fmt, extra_fields(data, fmt), tuple(sorted(data))))
         if progress and file_size and report.n_records % 1024 == 0:
             fraction = min(bytes_seen / file_size, 0.99)
             if fraction >= next_progress:
                 progress(fraction, f"checked {report.n_records:,} records")
                 next_progress = fraction + 0.02
+        yield rec
+
+
+def _scan(records, report: DataReport, acc: _Accumulator, file_size: int, progress: ProgressFn | None) -> None:
+    for ex in iter_examples(_counted(records, report, file_size, progress), acc.issue):
+        if report.format is None:
+            report.format = ex.source_format
+        acc.example(ex)
 
 
 def _finish(report: DataReport, acc: _Accumulator, file_size: int, context_limit: int | None, target: str) -> None:

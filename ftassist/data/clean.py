@@ -18,7 +18,7 @@ from typing import Iterable
 
 import orjson
 
-from ftassist.data.formats import EXPORT_SUFFIX, chat_to_openai, detect_format, extra_fields, to_chat, write_export
+from ftassist.data.formats import EXPORT_SUFFIX, chat_to_openai, write_export
 from ftassist.data.report import Example
 
 
@@ -227,56 +227,21 @@ def clean_file(
 ) -> CleanResult:
     """Read, validate and clean one file (the CLI's `ftassist clean`). LoadError if unreadable.
 
-    Mirrors the check: a record with any error is dropped, and so is a record whose format
-    differs from the file's first format (the check reports those as `mixed_formats`).
+    A record is kept exactly when the check counts it as a valid example (`check.iter_examples`);
+    the others are dropped and listed with their error codes.
     """
+    from ftassist.data.check import iter_examples
     from ftassist.data.load import iter_records
 
-    validate_record = _validator()
     invalid: dict[int, list[str]] = {}
-    file_format: str | None = None
 
-    def examples() -> Iterable[Example]:
-        nonlocal file_format
-        for rec in iter_records(path):
-            fmt = detect_format(rec.data) if rec.problem is None else None
-            codes = [i.code for i in validate_record(rec, fmt) if i.severity == "error"]
-            if rec.problem is not None and rec.problem.code not in codes:
-                codes.insert(0, rec.problem.code)
-            if not codes and fmt is None:
-                codes.append("unknown_format")
-            if not codes:
-                if file_format is None:
-                    file_format = fmt
-                elif fmt != file_format:
-                    codes.append("mixed_formats")
-            if codes:
-                invalid.setdefault(rec.line, []).extend(codes)
-                continue
-            try:
-                chat = to_chat(rec.data, fmt)
-            except (ValueError, TypeError, KeyError):
-                invalid.setdefault(rec.line, []).append("conversion_failed")
-                continue
-            yield Example(rec.line, chat, fmt, extra_fields(rec.data, fmt), tuple(sorted(rec.data)))
+    def drop(issue) -> None:
+        if issue.severity == "error":
+            invalid.setdefault(issue.line, []).append(issue.code)
 
     # materialise the examples first, so `invalid` is complete before clean_and_split lists it
-    exs = list(examples())
+    exs = list(iter_examples(iter_records(path), drop))
     return clean_and_split(exs, invalid, out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe)
-
-
-def _validator():
-    try:
-        from ftassist.data.validate import validate_record
-    except ModuleNotFoundError as exc:  # pragma: no cover - only while validate.py is being written
-        if exc.name != "ftassist.data.validate":
-            raise
-        return _fallback_validate
-    return validate_record
-
-
-def _fallback_validate(rec, fmt):  # pragma: no cover - see _validator
-    return [rec.problem] if rec.problem is not None else []
 
 
 __all__ = ["CleanResult", "clean_and_split", "clean_file", "trim_chat", "exact_key", "group_key", "split_sizes"]
