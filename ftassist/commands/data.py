@@ -19,11 +19,12 @@ def context_limit_for(model: str | None) -> int | None:
     """The per-example token limit of a target model, from the pricing data (None when unknown)."""
     if not model:
         return None
+    from ftassist.plan.pricing import get_price
+
     try:
-        from ftassist.plan.pricing import per_example_limit
-    except ImportError:
+        return get_price(model).example_limit
+    except (KeyError, ValueError):  # a model the price file does not know: no limit to check against
         return None
-    return per_example_limit(model)
 
 
 def resolve_input(path_or_id: str) -> Path:

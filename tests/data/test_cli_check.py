@@ -67,3 +67,16 @@ def test_clean_writes_a_split(good, tmp_path):
     valid = (out / "valid.jsonl").read_text().splitlines()
     assert len(train) + len(valid) == 12 and valid
     assert not set(train) & set(valid)
+
+
+def test_model_sets_the_per_example_limit(tmp_path):
+    lines = good_lines()
+    lines.append(json.dumps({"messages": [{"role": "user", "content": "word " * 33_000},
+                                          {"role": "assistant", "content": "ok."}]}))
+    path = tmp_path / "long.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    nano = json.loads(run("check", str(path), "--model", "gpt-4.1-nano-2025-04-14", "--json").stdout)
+    assert nano["tokens"]["limit"] == 32_768 and nano["tokens"]["over_limit"] == [13]
+    assert [w["line"] for w in nano["warnings"] if w["code"] == "over_context_limit"] == [13]
+    mini = json.loads(run("check", str(path), "--model", "gpt-4.1-mini-2025-04-14", "--json").stdout)
+    assert mini["tokens"]["limit"] == 65_536 and mini["tokens"]["over_limit"] == []
