@@ -31,10 +31,8 @@ def _token_input(args):
     if args.path and quick:
         raise CLIError("give either a dataset PATH or --examples/--avg-tokens, not both")
     if args.path:
-        try:
-            from ftassist.data.check import check_path
-        except ImportError:
-            raise CLIError("the dataset check is not available in this version; use --examples N --avg-tokens T") from None
+        from ftassist.data.check import check_path
+
         model = args.model[0] if args.model else None
         report = check_path(args.path, model=model)
         if not report.n_examples:
@@ -229,10 +227,8 @@ def run_guide(args, stdin=None, stdout=None) -> int:
     stdout = stdout or sys.stdout
     summary = None
     if args.path:
-        try:
-            from ftassist.data.check import check_path
-        except ImportError:
-            raise CLIError("the dataset check is not available in this version; answer the questions instead") from None
+        from ftassist.data.check import check_path
+
         summary = summarize_report(check_path(args.path))
     defaults = Answers()
     values: dict = {}

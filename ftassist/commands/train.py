@@ -67,14 +67,8 @@ def prepare_data(path: str, valid: str | None, valid_fraction: float, seed: int,
         if not is_chat_jsonl(p):
             raise CLIError(f"{path}: with --valid, give chat JSONL files (run `ftassist clean` first).")
         return str(p), valid
-    try:
-        from ftassist.data.clean import clean_file
-    except ImportError:
-        clean_file = None
-    if clean_file is None:
-        if is_chat_jsonl(p):
-            return str(p), None
-        raise CLIError(f"{path}: not chat JSONL, and the Data step is not available to convert it.")
+    from ftassist.data.clean import clean_file
+
     try:
         res = clean_file(p, out_dir, valid_fraction=valid_fraction, seed=seed)
     except Exception as exc:  # noqa: BLE001 - LoadError and friends: one line for the person

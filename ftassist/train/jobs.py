@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -96,17 +95,9 @@ def worker_command(spec: JobSpec, run_dir: str | Path, num_gpus: int = 0) -> lis
     The command comes from `export.launch_command` (the same one `run.sh` and an exported run
     hold); `accelerate` is run through this interpreter when its script is not on PATH.
     """
-    try:
-        from ftassist.train.export import launch_command
-    except ImportError:
-        launch_command = None
-    if launch_command is not None:
-        cmd = [str(c) for c in launch_command(spec, run_dir, num_gpus)]
-    elif num_gpus > 1 and spec.backend == "local":
-        cmd = ["accelerate", "launch", "--multi_gpu", "--num_processes", str(num_gpus),
-               "-m", "ftassist.train.worker", str(run_dir)]
-    else:
-        cmd = [sys.executable, "-m", "ftassist.train.worker", str(run_dir)]
+    from ftassist.train.export import launch_command
+
+    cmd = [str(c) for c in launch_command(spec, run_dir, num_gpus)]
     if cmd and cmd[0] == "accelerate":
         exe = shutil.which("accelerate") or str(Path(sys.executable).with_name("accelerate"))
         cmd = ([exe, "launch"] if Path(exe).is_file() else [sys.executable, "-m", "accelerate.commands.launch"]) + cmd[2:]
@@ -131,16 +122,9 @@ def _worker_env(api_key: str | None, provider: str) -> dict[str, str]:
 
 def _write_run_script(run_dir: Path, cmd: list[str]) -> None:
     """run.sh: repeat this run from its folder (here, or on a bigger machine)."""
-    try:
-        from ftassist.train.export import write_run_sh
-    except ImportError:
-        write_run_sh = None
-    if write_run_sh is not None:
-        write_run_sh(run_dir, cmd)
-        return
-    path = run_dir / RUN_SCRIPT
-    path.write_text("#!/usr/bin/env bash\nset -euo pipefail\n" + shlex.join(cmd) + "\n", encoding="utf-8")
-    path.chmod(0o755)
+    from ftassist.train.export import write_run_sh
+
+    write_run_sh(run_dir, cmd)
 
 
 def check_startable(spec: JobSpec, api_key: str | None = None) -> None:
