@@ -33,7 +33,16 @@ def _format_mismatch(line: int, fmt: str, file_fmt: str, first_line: int) -> Iss
 
 
 class _Accumulator:
-    """What a check keeps while it streams: issues, per-example token counts, the checklist."""
+    """What a check keeps while it streams: issues, per-example token counts, the checklist.
+
+    Each example goes to the checklist at once and is then dropped; only its chat waits, in
+    the current chunk, to be counted. With a worker, the near-duplicate word hashing (the
+    checklist's costliest part) is shared: a chunk hands it to the worker when the worker
+    has caught up (backlog <= WORDS_TO_WORKER_BACKLOG), otherwise this process does it. Both
+    use `textkeys`, so the hashes are the same whoever computes them.
+    """
+
+    WORDS_TO_WORKER_BACKLOG = 1
 
     def __init__(self, report: DataReport, checklist, counter) -> None:
         self.report = report
@@ -43,7 +52,9 @@ class _Accumulator:
         self.per_example: list[int] = []
         self.assistant_per_example: list[int] = []
         self.lines: list[int] = []
-        self.pending: list[Example] = []
+        self.pending: list[dict] = []
+        self.start = 0  # index of the chunk's first example
+        self.words_here = True  # this process hashes the current chunk's near-duplicate words
 
     def issue(self, issue: Issue) -> None:
         if issue.severity == "error":
@@ -53,7 +64,9 @@ class _Accumulator:
             self.report.warnings.append(issue)
 
     def example(self, ex: Example) -> None:
-        self.pending.append(ex)
+        self.checklist.add(ex, words=self.words_here)
+        self.lines.append(ex.line)
+        self.pending.append(ex.chat)
         if len(self.pending) >= CHUNK:
             self.flush()
 
@@ -63,25 +76,28 @@ class _Accumulator:
         chunk, self.pending = self.pending, []
         if not chunk:
             return
+        start, self.start = self.start, self.start + len(chunk)
         if self.counter is None:
-            self._take(chunk, count_chats([ex.chat for ex in chunk], self.report.tokens.encoding))
-        else:
-            for done, counts in self.counter.submit([ex.chat for ex in chunk], chunk):
-                self._take(done, counts)
+            for total, assistant in count_chats(chunk, self.report.tokens.encoding):
+                self.per_example.append(total)
+                self.assistant_per_example.append(assistant)
+            return
+        for done in self.counter.submit(chunk, start, words=not self.words_here):
+            self._take(done)
+        self.words_here = self.counter.backlog > self.WORDS_TO_WORKER_BACKLOG
 
     def drain(self) -> None:
         self.flush()
         if self.counter is not None:
-            for done, counts in self.counter.drain():
-                self._take(done, counts)
+            for done in self.counter.drain():
+                self._take(done)
+        self.checklist.set_tokens(self.per_example, self.assistant_per_example)
 
-    def _take(self, examples: list[Example], counts: list[tuple[int, int]]) -> None:
-        add = self.checklist.add
-        for ex, (total, assistant) in zip(examples, counts):
-            self.per_example.append(total)
-            self.assistant_per_example.append(assistant)
-            self.lines.append(ex.line)
-            add(ex, total, assistant)
+    def _take(self, done) -> None:
+        self.per_example.extend(done.totals)
+        self.assistant_per_example.extend(done.assistants)
+        if done.words is not None:
+            self.checklist.add_words(done.payload, *done.words)
 
 
 def check_path(
@@ -105,7 +121,7 @@ def check_path(
     report = DataReport(path=str(path), n_records=0, n_examples=0, format=None, model=model, file_size=file_size)
     report.tokens = TokenStats(encoding=encoding_name, exact=True, limit=context_limit)
     counter = BackgroundChatCounter(encoding_name) if file_size >= BACKGROUND_COUNT_BYTES else None
-    acc = _Accumulator(report, ChecklistBuilder(context_limit=context_limit), counter)
+    acc = _Accumulator(report, ChecklistBuilder(context_limit=context_limit, tokens_later=True), counter)
     try:
         _scan(records, report, acc, file_size, progress)
         acc.drain()

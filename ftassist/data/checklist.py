@@ -29,7 +29,7 @@ Definitions (the thresholds are the module constants below):
   does not depend on Python's hash seed.
 * prompt template: the final user message up to its first colon or line break (when
   that comes within TEMPLATE_CHARS characters: "Translate into French:", "Question:"),
-  otherwise its first TEMPLATE_WORDS words; normalised, digits dropped. The share of the
+  otherwise the first TEMPLATE_WORDS words of those characters; normalised, digits dropped. The share of the
   most frequent template is reported; a dominant one only warns (single-task sets are
   legitimately uniform).
 * contradictions: the same normalised prompt (system prompt included) with different
@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 import re
-import string
 import zlib
 from array import array
 from collections import Counter
@@ -55,6 +54,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .report import ChecklistItem, Example
+from .textkeys import (DIGITS, NEAR_DUP_MAX_WORDS, NORM, PUNCT, PUNCT_DIGITS, WORD_HASH_CODE, add_word_hashes,
+                       near_dup_words)
+from .textkeys import text_of as _text_of
 
 CHECKLIST_TITLES: dict[str, str] = {
     "accurate": "Accurate and high-quality",
@@ -76,7 +78,6 @@ REPEAT_MIN_CHARS = 20  # a prompt contained in its answer counts as repeated onl
 EXACT_DUP_FAIL_SHARE = 0.10  # exact duplicate examples: any -> warn, this share -> fail
 NEAR_DUP_WARN_SHARE = 0.01  # duplicate + near-duplicate prompts: warn at this share ...
 NEAR_DUP_FAIL_SHARE = 0.30  # ... fail at this one
-NEAR_DUP_MAX_WORDS = 300  # near-duplicates look at the first this many words of a prompt
 NEAR_DUP_JACCARD = 0.8  # estimated Jaccard similarity of word-bigram sets for a near-duplicate
 TEMPLATE_CHARS = 80  # a prompt's "template" is its text before a colon or line break within this many characters,
 TEMPLATE_WORDS = 3  # ... else its first this many words (normalised, digits dropped)
@@ -112,14 +113,9 @@ _BATCH = 2048  # examples per MinHash batch: bounds the numpy temporaries (~6 MB
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 # --- text tables -----------------------------------------------------------------------
-_NORM = bytes(
-    32 if i in b"\t\n\r\x0b\x0c" else i + 32 if 65 <= i <= 90 else i for i in range(256)
-)  # bytes.translate table: ASCII letters lowercased, whitespace -> space
-_PUNCT = string.punctuation.encode()  # ... and these deleted
-_DIGITS = b"0123456789"
-_PUNCT_DIGITS = _PUNCT + _DIGITS
+_NORM, _PUNCT, _DIGITS, _PUNCT_DIGITS = NORM, PUNCT, DIGITS, PUNCT_DIGITS  # see textkeys
 _crc32 = zlib.crc32
-_WH_CODE = "I" if array("I").itemsize == 4 else "L"
+_WH_CODE = WORD_HASH_CODE
 _TERMINAL = frozenset(".!?\"')]}`*>;。！？」』…»”’")
 _OPEN_CLOSE = (("(", ")"), ("[", "]"), ("{", "}"))
 _LIST_LINE = re.compile(r"\s*(?:[-*+•|]|\d+[.)])\s")
@@ -152,7 +148,6 @@ _DIGIT_SEPS = b" .-()+"
 _DIGITS10 = b"0" * 10
 _TEMPLATE_TEXTS = 5000
 _COLLAPSE_MAX = 200  # texts up to this many bytes get whitespace runs collapsed; longer ones only stripped
-_TODO_RE = re.compile(r"T(?:ODO|BD)")
 _EMPTY_PROMPT = "\0empty prompt"
 _EMPTY_TEMPLATE = zlib.crc32(b"") - 0x80000000
 _KEY_RE = re.compile(
@@ -180,10 +175,13 @@ class ChecklistBuilder:
 
     `context_limit`: the target's per-example token limit; with `tokens` given to `add`,
     examples above it fail the lengths item. `max_evidence`: evidence entries per item.
+    `tokens_later`: the token counts come after the last `add`, through `set_tokens` (a
+    check counts them in another process while the examples stream through here).
     """
 
-    def __init__(self, context_limit: int | None = None, max_evidence: int = 20) -> None:
+    def __init__(self, context_limit: int | None = None, max_evidence: int = 20, tokens_later: bool = False) -> None:
         self.context_limit = context_limit
+        self._tokens_later = tokens_later
         self.max_evidence = max_evidence
         self.n = 0
         self.lines = array("i")
@@ -215,14 +213,20 @@ class ChecklistBuilder:
         self.sensitive_counts: Counter = Counter()
         self.sensitive_examples = 0
         self.ev_sensitive: list[dict] = []
-        self._wh = array(_WH_CODE)
+        self._wh = array(_WH_CODE)  # word hashes of the examples since _wstart, not yet MinHashed
         self._wcount: list[int] = []
-        self._sigs: list[np.ndarray] = []
-        self._has_sig: list[np.ndarray] = []
+        self._wstart = 0
+        self._sig_parts: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first example, signatures, has words)
+        self._tokens_set = False
 
     # ---------------------------------------------------------------------------------
-    def add(self, ex: Example, tokens: int | None = None, assistant_tokens: int | None = None) -> None:
+    def add(self, ex: Example, tokens: int | None = None, assistant_tokens: int | None = None,
+            words: bool = True) -> None:
         """Take one valid canonical example (call in record order).
+
+        `words=False`: the near-duplicate word hashes of this example are computed elsewhere
+        (`textkeys.chat_word_hashes`, in the token worker) and handed over with `add_words`.
+        Tokens may likewise come later, all at once, through `set_tokens`.
 
         This runs once per example of datasets of 100k+ examples, so it is written for
         speed: C-level str/bytes methods, cheap pre-filters before any regex.
@@ -300,7 +304,7 @@ class ChecklistBuilder:
             nw = akey.count(b" ") + 1 if akey else 0
         else:
             akey = akey.strip()
-            nw = len(akey) // 6 if assistant_tokens is not None else len(akey.split())
+            nw = len(akey) // 6 if assistant_tokens is not None or self._tokens_later else len(akey.split())
         ahash = hash(akey)
         extra = ex.extra
         if extra:
@@ -321,18 +325,23 @@ class ChecklistBuilder:
             if akey in ac or len(ac) < 200:
                 ac[akey] += 1
 
-        # near-duplicate words: the final user message, digits dropped; CRC-32 is deterministic
+        # near-duplicate words: the final user message, digits dropped (textkeys.add_word_hashes,
+        # reusing the normalised prompt when it is the final user message)
         nd = ukey.translate(None, _DIGITS)
         n_digits = len(ukey) - len(nd)
-        if final_user is not user_text:  # multi-turn: earlier turns are context, not the prompt
-            nd = final_user.encode("utf-8", "replace").translate(_NORM, _PUNCT_DIGITS)
-        nd_words = nd.split()
-        if len(nd_words) > NEAR_DUP_MAX_WORDS:
-            nd_words = nd_words[:NEAR_DUP_MAX_WORDS]
-        self._wh.extend(map(_crc32, nd_words))
-        self._wcount.append(len(nd_words))
-        if len(self._wcount) >= _BATCH:
-            self._flush()
+        if words:
+            if not self._wcount:
+                self._wstart = self.n
+            if final_user is user_text:
+                nd_words = near_dup_words(nd)
+                self._wh.extend(map(_crc32, nd_words))
+                self._wcount.append(len(nd_words))
+            else:  # multi-turn: earlier turns are context, not the prompt
+                self._wcount.append(add_word_hashes(final_user, self._wh))
+            if len(self._wcount) >= _BATCH:
+                self._flush()
+        elif self._wcount:
+            self._flush()  # a batch holds consecutive examples
 
         # template: the final user message up to its first colon / line break, else its first words
         head = final_user[:TEMPLATE_CHARS]
@@ -342,8 +351,6 @@ class ChecklistBuilder:
             cut = nlp
         if cut > 0:
             tkey = b" ".join(head[:cut].encode("utf-8", "replace").translate(_NORM, _PUNCT_DIGITS).split())
-        elif final_user is user_text:
-            tkey = b" ".join(nd_words[:TEMPLATE_WORDS])
         else:
             tkey = b" ".join(head.encode("utf-8", "replace").translate(_NORM, _PUNCT_DIGITS).split()[:TEMPLATE_WORDS])
         th = _crc32(tkey) - 0x80000000
@@ -399,11 +406,12 @@ class ChecklistBuilder:
             lt = "<" in answer
             if (
                 ("{" in answer or "[" in answer or lt or b"lorem" in akey or b"language model" in akey
-                 or _TODO_RE.search(answer))
+                 or "TODO" in answer or "TBD" in answer)
                 and _placeholder(answer)
             ):
                 flags |= _F_PLACEHOLDER
-            if ("Ã" in answer or "Â" in answer or "â€" in answer or "\ufffd" in answer) and (
+            if not answer.isascii() and (  # isascii is O(1), and mojibake is never ASCII
+                    "Ã" in answer or "Â" in answer or "â€" in answer or "\ufffd" in answer) and (
                     _MOJIBAKE_RE.search(answer)):
                 flags |= _F_MOJIBAKE
             if (lt or "&" in answer) and _html_leftover(answer, user_text):
@@ -413,8 +421,9 @@ class ChecklistBuilder:
         self.flags.append(flags)
         self.words.append(nw)
         self.lines.append(line)
-        self.tok.append(-1 if tokens is None else int(tokens))
-        self.atok.append(-1 if assistant_tokens is None else int(assistant_tokens))
+        if not self._tokens_later:
+            self.tok.append(-1 if tokens is None else int(tokens))
+            self.atok.append(-1 if assistant_tokens is None else int(assistant_tokens))
 
         # secrets and personal data: byte-class maps turn the pre-filters into plain substring searches
         full = "\n".join(contents)
@@ -467,15 +476,30 @@ class ChecklistBuilder:
 
     def _flush(self) -> None:
         if self._wcount:
-            sig, ok = _minhash_batch(self._wh, self._wcount)
-            self._sigs.append(sig)
-            self._has_sig.append(ok)
+            self.add_words(self._wstart, self._wh, self._wcount)
             self._wh, self._wcount = array(_WH_CODE), []
+
+    def add_words(self, start: int, word_hashes: array, counts: Sequence[int]) -> None:
+        """Near-duplicate word hashes of examples start, start+1, ... computed elsewhere
+        (see `add(words=False)`): `counts[i]` hashes of `word_hashes` belong to example start+i."""
+        sig, ok = _minhash_batch(word_hashes, list(counts))
+        self._sig_parts.append((start, sig, ok))
+
+    def set_tokens(self, tokens: Sequence[int], assistant_tokens: Sequence[int]) -> None:
+        """Token counts of every example added, in order, when they were counted elsewhere
+        while the examples streamed by (build with `tokens_later=True`)."""
+        if len(tokens) != self.n or len(assistant_tokens) != self.n:
+            raise ValueError(f"expected {self.n} token counts, got {len(tokens)} and {len(assistant_tokens)}")
+        self.tok = array("i", tokens)
+        self.atok = array("i", assistant_tokens)
+        self._tokens_set = True
 
     # ---------------------------------------------------------------------------------
     def finish(self) -> list[ChecklistItem]:
         """Judge everything collected; the items come in CHECKLIST_IDS order."""
         self._flush()
+        if self._tokens_later and not self._tokens_set:
+            raise RuntimeError("tokens_later=True, but set_tokens was never called")
         n = self.n
         balance = self._balance()
         kind = balance.details.get("kind")
@@ -673,10 +697,13 @@ class ChecklistBuilder:
         n = self.n
         rep = np.full(n, -1, dtype=np.int64)
         sim = np.zeros(n, dtype=np.float64)
-        if n < 2 or not self._sigs:
+        if n < 2 or not self._sig_parts:
             return rep, sim
-        sig = np.concatenate(self._sigs)  # (n, K) uint8
-        ok = np.concatenate(self._has_sig)
+        parts = sorted(self._sig_parts, key=lambda p: p[0])
+        if sum(len(p[1]) for p in parts) != n:
+            raise RuntimeError("near-duplicate words are missing for some examples (add_words not called?)")
+        sig = np.concatenate([p[1] for p in parts])  # (n, K) uint8
+        ok = np.concatenate([p[2] for p in parts])
         valid = np.flatnonzero(ok)
         if len(valid) < 2:
             return rep, sim
@@ -1114,14 +1141,6 @@ def _first_of(h: np.ndarray) -> np.ndarray:
     rep = np.empty(n, dtype=np.int64)
     rep[order] = order[first_sorted]
     return rep
-
-
-def _text_of(content) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
-    return str(content)
 
 
 def _stable(obj) -> str:

@@ -102,3 +102,60 @@ def test_other_formats_convert_and_count(tmp_path):
     report = check_path(write_jsonl(tmp_path / "alpaca.jsonl", objs))
     assert report.format == "instruction" and report.errors == [] and report.n_examples == 10
     assert all(t > 0 for t in report.tokens.per_example)
+
+
+def _shared_work_dataset(path):
+    """Near-duplicates, exact duplicates, multi-turn chats, tools and a bad record: every part
+    of the checklist that the near-duplicate words feed, spread over many chunks."""
+    rows = []
+    for i in range(300):
+        ask = f"How do I reset password number {i % 40} on my account {'today' if i % 3 else 'now'}?"
+        if i % 7 == 0:
+            rows.append({"messages": [{"role": "user", "content": "Earlier question"},
+                                      {"role": "assistant", "content": "Earlier answer."},
+                                      {"role": "user", "content": ask},
+                                      {"role": "assistant", "content": f"Open Settings {i % 5}."}]})
+        elif i % 11 == 0:
+            rows.append({"messages": [{"role": "user", "content": ask, "name": "bob"},
+                                      {"role": "assistant", "content": "Use the reset link."}],
+                         "tools": [{"type": "function", "function": {"name": "reset"}}]})
+        else:
+            rows.append(chat(i % 90))
+    rows.insert(150, "{not json")
+    return write_jsonl(path, rows)
+
+
+@pytest.mark.parametrize("words_to_worker_backlog", [-1, 1, 1000])
+def test_worker_path_gives_the_same_report_however_the_word_hashing_is_shared(
+        tmp_path, monkeypatch, words_to_worker_backlog):
+    """A big file is checked with a token worker that may also hash near-duplicate words:
+    whoever does which chunk, the report must equal the all-in-one-process check's."""
+    import ftassist.data.check as C
+
+    path = _shared_work_dataset(tmp_path / "d.jsonl")
+    monkeypatch.setattr(C, "CHUNK", 16)
+    here = check_path(path, model="gpt-4o-mini-2024-07-18").to_dict()
+
+    monkeypatch.setattr(C, "BACKGROUND_COUNT_BYTES", 0)
+    monkeypatch.setattr(C._Accumulator, "WORDS_TO_WORKER_BACKLOG", words_to_worker_backlog)
+    handed = []
+    from ftassist.data import tokens
+
+    real_submit = tokens.BackgroundChatCounter.submit
+
+    def submit(self, chats, payload=None, words=False):
+        handed.append(words)
+        return real_submit(self, chats, payload, words)
+
+    monkeypatch.setattr(tokens.BackgroundChatCounter, "submit", submit)
+    shared = check_path(path, model="gpt-4o-mini-2024-07-18").to_dict()
+    for report in (here, shared):
+        report.pop("seconds", None)
+    assert shared == here
+    diverse = next(item for item in shared["checklist"] if item["id"] == "diverse")
+    assert diverse["details"]["n_near_duplicates"] > 0  # the shared hashes were used
+    assert len(handed) > 10
+    if words_to_worker_backlog < 0:
+        assert not any(handed)
+    elif words_to_worker_backlog >= 1000:
+        assert all(handed[1:]) and len(handed) > 10

@@ -36,6 +36,10 @@ def A(text):
     return {"role": "assistant", "content": text}
 
 
+def S(text):
+    return {"role": "system", "content": text}
+
+
 # ---------------------------------------------------------------------- offline files
 
 
@@ -339,12 +343,13 @@ def test_background_counter_matches_count_chat_in_order():
     got, payloads = [], []
     with T.BackgroundChatCounter("o200k_base", max_pending=2) as bc:
         for n, chunk in enumerate(_chunks(chats, 25)):
-            for payload, counts in bc.submit(chunk, payload=n):
-                payloads.append(payload)
-                got.extend(counts)
-        for payload, counts in bc.drain():
-            payloads.append(payload)
-            got.extend(counts)
+            for done in bc.submit(chunk, payload=n):
+                payloads.append(done.payload)
+                got.extend(done.counts)
+                assert done.words is None  # not asked for
+        for done in bc.drain():
+            payloads.append(done.payload)
+            got.extend(done.counts)
         assert not bc.in_process  # the worker did the counting
         assert bc.drain() == []
     assert payloads == list(range(len(payloads))) and len(payloads) == 12
@@ -358,8 +363,8 @@ def test_background_counter_falls_back_when_no_worker(monkeypatch):
         done = bc.submit(chats[:20], "a") + bc.submit(chats[20:], "b") + bc.drain()
         assert bc.in_process
     enc = get_encoding("cl100k_base")
-    assert [p for p, _ in done] == ["a", "b"]
-    assert [c for _, counts in done for c in counts] == [count_chat(c, enc) for c in chats]
+    assert [d.payload for d in done] == ["a", "b"]
+    assert [c for d in done for c in d.counts] == [count_chat(c, enc) for c in chats]
 
 
 def test_background_counter_survives_a_dead_worker_and_unpicklable_data():
@@ -379,8 +384,8 @@ def test_background_counter_survives_a_dead_worker_and_unpicklable_data():
         bc._proc.wait()
         done += bc.submit(chats[30:], 3)
         done += bc.drain()
-    assert [p for p, _ in done] == [1, 2, 3]
-    counts = [c for _, cs in done for c in cs]
+    assert [d.payload for d in done] == [1, 2, 3]
+    counts = [c for d in done for c in d.counts]
     assert counts[:30] + counts[31:] == [count_chat(c, enc) for c in chats]
     assert counts[30][1] >= 1
 
@@ -405,3 +410,58 @@ def test_env_dir_is_used_and_unset_env_is_set(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert ensure_offline_encodings() == tmp_path / "xdg" / "ftassist" / "tiktoken"
     assert os.environ["TIKTOKEN_CACHE_DIR"] == str(tmp_path / "xdg" / "ftassist" / "tiktoken")
+
+
+def edge_chats():
+    """Chats that take the packed path's less common turns, and some that travel whole."""
+    return [
+        {"messages": [A("only an answer")]},
+        {"messages": [U("q1: first"), A("a1"), U("Q2: SECOND 42 question"), A("a2")]},
+        {"messages": [S("sys"), U("ask"), {"role": "tool", "content": "tool out"}, A("done")]},
+        {"messages": [U("no answer yet")]},
+        {"messages": [U("a b c"), A("x"), U("trailing user after the last answer")]},
+        {"messages": [U([{"type": "text", "text": "list content"}]), A("y")]},
+        {"messages": [U("with tools"), A("z")], "tools": [{"type": "function", "function": {"name": "f"}}]},
+        {"messages": [{"role": "user", "content": "named", "name": "bob"}, A("ok")]},
+        {"messages": [U("x " * 400), A("long prompt")]},
+    ]
+
+
+def test_packed_chunk_counts_and_word_hashes_equal_the_plain_functions():
+    import pickle
+    from array import array
+
+    from ftassist.data.textkeys import WORD_HASH_CODE, chat_word_hashes
+
+    chats = list(varied_chats(150, seed=21)) + edge_chats()
+    frame = T.pack_chats(chats, words=True)
+    body = pickle.loads(frame[8:])
+    assert len(body[4]) < len(chats) // 2  # most chats travel packed, not whole
+    totals, assistants, (wh_bytes, wc_bytes) = T.count_packed(TokenCounter("o200k_base", backend="lean"), body)
+    enc = get_encoding("o200k_base")
+    got = T._unpack_answer("p", (totals, assistants, (wh_bytes, wc_bytes)))
+    assert got.counts == [count_chat(c, enc) for c in chats]
+    wh = array(WORD_HASH_CODE)
+    wc = [chat_word_hashes(c, wh) for c in chats]
+    assert list(got.words[1]) == wc and got.words[0] == wh
+    assert wc[-1] == 300  # capped at NEAR_DUP_MAX_WORDS
+    assert wc[150] == 0 and wc[153] == 3  # no user message; no answer: the last user message counts
+
+
+def test_background_counter_hashes_words_when_asked_and_recounts_alike():
+    from array import array
+
+    from ftassist.data.textkeys import WORD_HASH_CODE, chat_word_hashes
+
+    chats = list(varied_chats(80, seed=8)) + edge_chats()
+    wh = array(WORD_HASH_CODE)
+    wc = [chat_word_hashes(c, wh) for c in chats]
+    with T.BackgroundChatCounter("o200k_base") as bc:
+        worker = bc.submit(chats, "w", words=True) + bc.drain()
+        assert not bc.in_process
+        bc._proc.kill()
+        bc._proc.wait()
+        here = bc.submit(chats, "h", words=True) + bc.drain()  # recounted in this process
+    for done in (worker[0], here[0]):
+        assert list(done.words[1]) == wc and done.words[0] == wh
+        assert done.counts == [count_chat(c, get_encoding("o200k_base")) for c in chats]

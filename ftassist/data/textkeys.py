@@ -1,0 +1,80 @@
+"""The text keys the checklist compares examples by, shared with the token worker.
+
+Why a module of its own: near-duplicate detection hashes every word of every prompt, and
+on a big file that work is done by whichever process has spare time (the check's main
+process or its token-counting worker, see `check.py`). Both must produce the very same
+hashes, so both call these functions; and the worker must stay lean (no numpy, no
+checklist), so they live here, with only the standard library.
+"""
+
+from __future__ import annotations
+
+import string
+import zlib
+from array import array
+from typing import Any, Sequence
+
+# bytes.translate tables: ASCII letters lowercased, whitespace -> space; punctuation (and
+# for near-duplicates, digits) deleted
+NORM = bytes(32 if i in b"\t\n\r\x0b\x0c" else i + 32 if 65 <= i <= 90 else i for i in range(256))
+PUNCT = string.punctuation.encode()
+DIGITS = b"0123456789"
+PUNCT_DIGITS = PUNCT + DIGITS
+
+NEAR_DUP_MAX_WORDS = 300  # near-duplicates look at the first this many words of a prompt
+WORD_HASH_CODE = "I" if array("I").itemsize == 4 else "L"  # an array of 32-bit word hashes
+
+_crc32 = zlib.crc32
+
+
+def text_of(content: Any) -> str:
+    """The text of a message's content: a string, a list of parts (their `text`), or anything."""
+    if content is None:
+        return ""
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(content)
+
+
+def final_user_text(roles: Sequence[Any], contents: Sequence[str]) -> str:
+    """The prompt that near-duplicates and templates compare: the last user message before the
+    final assistant message (earlier turns are context). "" when there is none."""
+    last = len(roles) - 1
+    while last >= 0 and roles[last] != "assistant":
+        last -= 1
+    for i in range((last if last >= 0 else len(roles)) - 1, -1, -1):
+        if roles[i] == "user":
+            return contents[i]
+    return ""
+
+
+def near_dup_words(normalised: bytes) -> list[bytes]:
+    """The words near-duplicates are judged on, from a text already through NORM/PUNCT_DIGITS."""
+    words = normalised.split()
+    return words[:NEAR_DUP_MAX_WORDS] if len(words) > NEAR_DUP_MAX_WORDS else words
+
+
+def add_word_hashes(prompt: str, out: array) -> int:
+    """Append the CRC-32 of each near-duplicate word of `prompt` to `out`; return how many.
+
+    CRC-32, not Python's `hash`: the result must not depend on the process's hash seed,
+    since two processes share the work.
+    """
+    words = near_dup_words(prompt.encode("utf-8", "replace").translate(NORM, PUNCT_DIGITS))
+    out.extend(map(_crc32, words))
+    return len(words)
+
+
+def chat_word_hashes(chat: Any, out: array) -> int:
+    """`add_word_hashes` of a canonical chat's final user message."""
+    messages = chat.get("messages") if isinstance(chat, dict) else None
+    if not isinstance(messages, list):
+        return 0
+    roles = []
+    contents = []
+    for m in messages:
+        if isinstance(m, dict):
+            c = m.get("content")
+            roles.append(m.get("role"))
+            contents.append(c if c.__class__ is str else text_of(c))
+    return add_word_hashes(final_user_text(roles, contents), out)
