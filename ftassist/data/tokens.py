@@ -704,6 +704,28 @@ def _worker_main() -> None:
         stdout.flush()
 
 
+def _widen_pipes(*streams) -> None:
+    """Give the pipes to the worker room for a whole chunk (Linux; elsewhere a no-op).
+
+    Why: a 2 MB chunk through a default 64 KB pipe takes ~35 writes, and between two of them
+    the writer thread must win the GIL back from the busy main thread (up to the 5 ms switch
+    interval each time), so the worker would sit waiting for its input.
+    """
+    try:
+        import fcntl
+
+        size = 1 << 20
+        try:
+            with open("/proc/sys/fs/pipe-max-size") as fh:
+                size = min(size, int(fh.read()))
+        except (OSError, ValueError):
+            pass
+        for stream in streams:
+            fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except Exception:  # noqa: BLE001 - only a speed-up
+        pass
+
+
 class BackgroundChatCounter:
     """Counts chunks of chats in a worker process while the caller goes on parsing and checking.
 
@@ -764,6 +786,7 @@ class BackgroundChatCounter:
             stderr=subprocess.DEVNULL,
             env=env,
         )
+        _widen_pipes(self._proc.stdin, self._proc.stdout)
         self._proc.stdin.write(_frame((self.encoding, self.backend)))
         self._proc.stdin.flush()
 
