@@ -10,6 +10,7 @@ hashes the checklist keeps.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from pathlib import Path
@@ -42,7 +43,7 @@ class _Accumulator:
     use `textkeys`, so the hashes are the same whoever computes them.
     """
 
-    WORDS_TO_WORKER_BACKLOG = 1
+    WORDS_TO_WORKER_BACKLOG = 2
 
     def __init__(self, report: DataReport, checklist, counter) -> None:
         self.report = report
@@ -108,7 +109,6 @@ def check_path(
     progress: ProgressFn | None = None,
 ) -> DataReport:
     """Check one dataset file. Raises `load.LoadError` only when the file cannot be read at all."""
-    from .checklist import ChecklistBuilder
     from .load import iter_records
     from .tokens import BackgroundChatCounter, encoding_name_for_model
 
@@ -117,15 +117,24 @@ def check_path(
     file_size = os.path.getsize(path) if path.is_file() else 0
     encoding_name = encoding or encoding_name_for_model(model)
     records = iter_records(path)  # raises LoadError now for a missing, binary or unsupported file
-
-    report = DataReport(path=str(path), n_records=0, n_examples=0, format=None, model=model, file_size=file_size)
-    report.tokens = TokenStats(encoding=encoding_name, exact=True, limit=context_limit)
+    # the worker starts first: its start-up (loading the encoding) overlaps the imports below
     counter = BackgroundChatCounter(encoding_name) if file_size >= BACKGROUND_COUNT_BYTES else None
-    acc = _Accumulator(report, ChecklistBuilder(context_limit=context_limit, tokens_later=True), counter)
+    gc_was_enabled = gc.isenabled()
     try:
+        from .checklist import ChecklistBuilder
+
+        report = DataReport(path=str(path), n_records=0, n_examples=0, format=None, model=model,
+                            file_size=file_size)
+        report.tokens = TokenStats(encoding=encoding_name, exact=True, limit=context_limit)
+        acc = _Accumulator(report, ChecklistBuilder(context_limit=context_limit, tokens_later=True), counter)
+        # the scan makes millions of short-lived objects and no reference cycles: the cyclic
+        # collector would only walk the growing per-example arrays again and again
+        gc.disable()
         _scan(records, report, acc, file_size, progress)
         acc.drain()
     finally:
+        if gc_was_enabled:
+            gc.enable()
         if counter is not None:
             counter.close()
 

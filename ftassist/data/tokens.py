@@ -311,6 +311,27 @@ def _fast_count_fn(name: str):
     return tokenizer.count
 
 
+def _load_bpe_fast(tiktoken_bpe_file: str, expected_hash: str | None = None) -> dict[bytes, int]:
+    """`tiktoken.load.load_tiktoken_bpe`, parsed with C-level maps (2x faster, the same dict).
+
+    The file comes through tiktoken's own `read_file_cached`, hash check included; a file
+    that is not plain "token rank" pairs goes to tiktoken's parser, which names the bad line.
+    """
+    import binascii
+
+    from tiktoken.load import load_tiktoken_bpe, read_file_cached
+
+    contents = read_file_cached(tiktoken_bpe_file, expected_hash)
+    parts = contents.split()
+    lines = contents.count(b"\n") + (not contents.endswith(b"\n"))
+    if len(parts) != 2 * lines:  # blank or odd lines: not the plain format
+        return load_tiktoken_bpe(tiktoken_bpe_file, expected_hash)
+    try:
+        return dict(zip(map(binascii.a2b_base64, parts[0::2]), map(int, parts[1::2])))
+    except (ValueError, binascii.Error):
+        return load_tiktoken_bpe(tiktoken_bpe_file, expected_hash)
+
+
 def _lean_count_fn(name: str):
     """tiktoken's own Rust BPE core, without the Python-side rank dict an `Encoding` keeps.
 
@@ -324,7 +345,14 @@ def _lean_count_fn(name: str):
     from tiktoken_ext.openai_public import ENCODING_CONSTRUCTORS
 
     ensure_offline_encodings()
-    spec = ENCODING_CONSTRUCTORS[name]()
+    import tiktoken_ext.openai_public as openai_public
+
+    real_loader = openai_public.load_tiktoken_bpe
+    openai_public.load_tiktoken_bpe = _load_bpe_fast  # the constructor's own pattern and special tokens
+    try:
+        spec = ENCODING_CONSTRUCTORS[name]()
+    finally:
+        openai_public.load_tiktoken_bpe = real_loader
     core = _tiktoken.CoreBPE(spec["mergeable_ranks"], spec["special_tokens"], spec["pat_str"])
     del spec
     gc.collect()
@@ -685,6 +713,9 @@ def _worker_main() -> None:
     through multiprocessing, so the parent's `__main__` is never re-imported (a CLI or app
     entry point without a main guard would otherwise run again in the child).
     """
+    import gc
+
+    gc.disable()  # a counting loop makes no reference cycles; collections would only cost time
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     setup = _read_frame(stdin)
     if setup is _EOF:

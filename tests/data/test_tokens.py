@@ -465,3 +465,38 @@ def test_background_counter_hashes_words_when_asked_and_recounts_alike():
     for done in (worker[0], here[0]):
         assert list(done.words[1]) == wc and done.words[0] == wh
         assert done.counts == [count_chat(c, get_encoding("o200k_base")) for c in chats]
+
+
+@pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
+def test_fast_rank_file_parser_gives_tiktokens_dict(name):
+    from tiktoken.load import load_tiktoken_bpe
+    from tiktoken_ext.openai_public import ENCODING_CONSTRUCTORS
+
+    import tiktoken_ext.openai_public as openai_public
+
+    T.ensure_offline_encodings()
+    seen = []
+    real = openai_public.load_tiktoken_bpe
+
+    def spy(url, expected_hash=None):
+        seen.append((url, expected_hash))
+        return real(url, expected_hash)
+
+    openai_public.load_tiktoken_bpe = spy
+    try:
+        ENCODING_CONSTRUCTORS[name]()
+    finally:
+        openai_public.load_tiktoken_bpe = real
+    (url, expected_hash), = seen
+    assert T._load_bpe_fast(url, expected_hash) == load_tiktoken_bpe(url, expected_hash)
+
+
+def test_fast_rank_file_parser_falls_back_on_odd_files(tmp_path, monkeypatch):
+    import tiktoken.load
+
+    odd = b"YQ== 0\n\nYg== 1\n"  # a blank line: tiktoken's own parser decides
+    monkeypatch.setattr(tiktoken.load, "read_file_cached", lambda url, expected_hash=None: odd)
+    assert T._load_bpe_fast("x") == {b"a": 0, b"b": 1}
+    monkeypatch.setattr(tiktoken.load, "read_file_cached", lambda url, expected_hash=None: b"YQ== 0 extra\n")
+    with pytest.raises(ValueError, match="Error parsing line"):
+        T._load_bpe_fast("x")
