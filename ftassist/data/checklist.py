@@ -688,7 +688,7 @@ class ChecklistBuilder:
             "near_duplicate_method": f"MinHash (one-permutation, {_K} bins) on word bigrams, LSH "
                                      f"{_K // _BAND_ROWS}x{_BAND_ROWS}, Jaccard >= {NEAR_DUP_JACCARD}",
             "template_method": f"last user message up to its first colon or line break within {TEMPLATE_CHARS} "
-                               f"characters, else its first {TEMPLATE_WORDS} words; normalised, digits dropped",
+                               f"characters, else the first {TEMPLATE_WORDS} words of those characters; normalised, digits dropped",
         }
         return _item("diverse", status, summary, evidence, details)
 
