@@ -209,6 +209,25 @@ def goto_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name, exact=True).click()
 
 
+def upload_file(page, path: Path, attempts: int = 3) -> None:
+    """Upload into the tab's first file input and wait until the file's name shows.
+
+    Why retry: right after a tab switch the input can exist before Gradio listens to it;
+    a file set then is silently dropped (seen once in a loaded CI run), so set it again.
+    """
+    from playwright.sync_api import expect
+
+    for _ in range(attempts - 1):
+        page.locator("input[type=file]").first.set_input_files(str(path))
+        try:
+            expect(page.get_by_text(path.name).first).to_be_visible(timeout=10_000)
+            return
+        except AssertionError:
+            continue
+    page.locator("input[type=file]").first.set_input_files(str(path))
+    expect(page.get_by_text(path.name).first).to_be_visible()
+
+
 def scroll_to(locator, offset: int = 16) -> None:
     """Scroll so that `locator` is `offset` px below the top of the viewport (for framing screenshots)."""
     locator.evaluate("(el, off) => window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - off)",

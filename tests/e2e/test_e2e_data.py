@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from e2e_helpers import SAMPLE, goto_tab, grid_rows, no_traceback, open_app, scroll_to
+from e2e_helpers import SAMPLE, goto_tab, grid_rows, no_traceback, open_app, scroll_to, upload_file
 from playwright.sync_api import expect
 
 
@@ -28,8 +28,7 @@ def test_errors_point_at_lines(page, app, shots, tmp_path):
     data = _broken_dataset(tmp_path / "support_chats.jsonl")
     open_app(page, app.url)
     goto_tab(page, "Data")
-    page.locator("input[type=file]").first.set_input_files(str(data))
-    expect(page.get_by_text(data.name).first).to_be_visible()
+    upload_file(page, data)
     page.get_by_role("button", name="Check dataset", exact=True).click()
 
     summary = page.locator("#data-summary")
@@ -78,7 +77,7 @@ def test_token_histogram_bins_in_order(page, app, tmp_path):
     data = _broken_dataset(tmp_path / "support_chats.jsonl")
     open_app(page, app.url)
     goto_tab(page, "Data")
-    page.locator("input[type=file]").first.set_input_files(str(data))
+    upload_file(page, data)
     page.get_by_role("button", name="Check dataset", exact=True).click()
     plot = page.locator("#data-histogram")
     expect(plot.locator(".role-axis-label text").first).to_be_attached(timeout=60_000)

@@ -11,7 +11,7 @@ import re
 import time
 
 import pytest
-from e2e_helpers import SAMPLE, goto_tab, grid_records, grid_rows, no_traceback, open_app, scroll_to
+from e2e_helpers import SAMPLE, goto_tab, grid_records, grid_rows, no_traceback, open_app, scroll_to, upload_file
 from playwright.sync_api import expect
 
 # Number fields whose blank value means "automatic". Gradio 6 shows (and sends) 0 for a
@@ -85,8 +85,7 @@ def test_02_data(module_page, app, shots):
     _needs("decide")
     page = module_page
     goto_tab(page, "Data")
-    page.locator("input[type=file]").first.set_input_files(str(SAMPLE))
-    expect(page.get_by_text(SAMPLE.name).first).to_be_visible()
+    upload_file(page, SAMPLE)
     page.get_by_role("button", name="Check dataset", exact=True).click()
 
     rows = page.locator("#data-checklist details")
