@@ -63,51 +63,42 @@ def write_dataset(path: Path, n: int, seed: int = 0) -> None:
             f.write(json.dumps({"messages": messages}) + "\n")
 
 
-def run_timed(cmd: list[str], env: dict) -> tuple[float, str]:
-    """Wall seconds and stdout of one command, nothing else running beside it."""
-    with tempfile.TemporaryFile("w+") as out_file, tempfile.TemporaryFile("w+") as err_file:
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=out_file, stderr=err_file, env=env)
-        seconds = time.perf_counter() - start
-        if proc.returncode not in (0, 1):
-            err_file.seek(0)
-            raise SystemExit(f"{cmd} failed ({proc.returncode}):\n{err_file.read()[-2000:]}")
-        out_file.seek(0)
-        return seconds, out_file.read()
-
-
-def run_measured(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    """Wall seconds (slowed by the sampling), peak memory (MB) and stdout of one command.
+def run(cmd: list[str], env: dict, sample_memory: bool = False) -> tuple[float, float | None, str]:
+    """Wall seconds, peak memory (MB, when sampled) and stdout of one command.
 
     Peak memory is the largest sum of the resident sets of the process and all its
     descendants, sampled every 10 ms: ftassist counts tokens in a helper process, and its
-    memory counts too (shared pages are counted in each process, so this errs high).
+    memory counts too (shared pages are counted in each process, so this errs high). The
+    sampling slows the command down, so a timing run does not sample.
     """
     import psutil
 
     with tempfile.TemporaryFile("w+") as out_file, tempfile.TemporaryFile("w+") as err_file:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out_file, stderr=err_file, env=env)
-        root = psutil.Process(proc.pid)
-        peak = 0
-        while proc.poll() is None:
-            total = 0
-            try:
-                for p in [root, *root.children(recursive=True)]:
-                    try:
-                        total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-            except psutil.Error:
-                pass
-            peak = max(peak, total)
-            time.sleep(0.01)
+        peak = None
+        if sample_memory:
+            root = psutil.Process(proc.pid)
+            peak = 0
+            while proc.poll() is None:
+                total = 0
+                try:
+                    for p in [root, *root.children(recursive=True)]:
+                        try:
+                            total += p.memory_info().rss
+                        except psutil.Error:
+                            pass
+                except psutil.Error:
+                    pass
+                peak = max(peak, total)
+                time.sleep(0.01)
+        proc.wait()
         seconds = time.perf_counter() - start
         if proc.returncode not in (0, 1):
             err_file.seek(0)
             raise SystemExit(f"{cmd} failed ({proc.returncode}):\n{err_file.read()[-2000:]}")
         out_file.seek(0)
-        return seconds, peak / 2**20, out_file.read()
+        return seconds, None if peak is None else peak / 2**20, out_file.read()
 
 
 def main() -> int:
@@ -133,13 +124,13 @@ def main() -> int:
     ours_cmd = [sys.executable, "-m", "ftassist", "check", str(data), "--model", "gpt-4o-mini-2024-07-18", "--json"]
     ref_times, ours_times = [], []
     for _ in range(max(1, args.repeat)):
-        ref_times.append(run_timed(ref_cmd, env)[0])
-        ours_times.append(run_timed(ours_cmd, env)[0])
+        ref_times.append(run(ref_cmd, env)[0])
+        ours_times.append(run(ours_cmd, env)[0])
     ref_s, ours_s = statistics.median(ref_times), statistics.median(ours_times)
     print("timing runs (s): reference " + ", ".join(f"{t:.2f}" for t in ref_times)
           + "; ftassist " + ", ".join(f"{t:.2f}" for t in ours_times))
-    _, ref_mb, ref_out = run_measured(ref_cmd, env)
-    _, ours_mb, ours_out = run_measured(ours_cmd, env)
+    _, ref_mb, ref_out = run(ref_cmd, env, sample_memory=True)
+    _, ours_mb, ours_out = run(ours_cmd, env, sample_memory=True)
 
     reference = json.loads(ref_out)
     report = json.loads(ours_out)

@@ -54,8 +54,12 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .report import ChecklistItem, Example
-from .textkeys import (DIGITS, NEAR_DUP_MAX_WORDS, NORM, PUNCT, PUNCT_DIGITS, WORD_HASH_CODE, add_word_hashes,
-                       near_dup_words)
+from .textkeys import DIGITS as _DIGITS
+from .textkeys import NEAR_DUP_MAX_WORDS, add_normalised_word_hashes, add_word_hashes
+from .textkeys import NORM as _NORM
+from .textkeys import PUNCT as _PUNCT
+from .textkeys import PUNCT_DIGITS as _PUNCT_DIGITS
+from .textkeys import WORD_HASH_CODE as _WH_CODE
 from .textkeys import text_of as _text_of
 
 CHECKLIST_TITLES: dict[str, str] = {
@@ -113,9 +117,7 @@ _BATCH = 2048  # examples per MinHash batch: bounds the numpy temporaries (~6 MB
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 # --- text tables -----------------------------------------------------------------------
-_NORM, _PUNCT, _DIGITS, _PUNCT_DIGITS = NORM, PUNCT, DIGITS, PUNCT_DIGITS  # see textkeys
 _crc32 = zlib.crc32
-_WH_CODE = WORD_HASH_CODE
 _TERMINAL = frozenset(".!?\"')]}`*>;。！？」』…»”’")
 _OPEN_CLOSE = (("(", ")"), ("[", "]"), ("{", "}"))
 _LIST_LINE = re.compile(r"\s*(?:[-*+•|]|\d+[.)])\s")
@@ -333,9 +335,7 @@ class ChecklistBuilder:
             if not self._wcount:
                 self._wstart = self.n
             if final_user is user_text:
-                nd_words = near_dup_words(nd)
-                self._wh.extend(map(_crc32, nd_words))
-                self._wcount.append(len(nd_words))
+                self._wcount.append(add_normalised_word_hashes(nd, self._wh))
             else:  # multi-turn: earlier turns are context, not the prompt
                 self._wcount.append(add_word_hashes(final_user, self._wh))
             if len(self._wcount) >= _BATCH:

@@ -36,33 +36,39 @@ def text_of(content: Any) -> str:
     return str(content)
 
 
-def final_user_text(roles: Sequence[Any], contents: Sequence[str]) -> str:
+def final_user_text(roles: Sequence[Any], contents: Sequence[str], user: Any = "user",
+                    assistant: Any = "assistant") -> str:
     """The prompt that near-duplicates and templates compare: the last user message before the
-    final assistant message (earlier turns are context). "" when there is none."""
+    final assistant message (earlier turns are context). "" when there is none.
+
+    `user`/`assistant`: what stands for those roles in `roles` (the token worker passes the
+    role codes of a packed chunk)."""
     last = len(roles) - 1
-    while last >= 0 and roles[last] != "assistant":
+    while last >= 0 and roles[last] != assistant:
         last -= 1
     for i in range((last if last >= 0 else len(roles)) - 1, -1, -1):
-        if roles[i] == "user":
+        if roles[i] == user:
             return contents[i]
     return ""
 
 
-def near_dup_words(normalised: bytes) -> list[bytes]:
-    """The words near-duplicates are judged on, from a text already through NORM/PUNCT_DIGITS."""
-    words = normalised.split()
-    return words[:NEAR_DUP_MAX_WORDS] if len(words) > NEAR_DUP_MAX_WORDS else words
-
-
-def add_word_hashes(prompt: str, out: array) -> int:
-    """Append the CRC-32 of each near-duplicate word of `prompt` to `out`; return how many.
+def add_normalised_word_hashes(normalised: bytes, out: array) -> int:
+    """Append the CRC-32 of each near-duplicate word of a text already through
+    NORM/PUNCT_DIGITS (its first NEAR_DUP_MAX_WORDS words) to `out`; return how many.
 
     CRC-32, not Python's `hash`: the result must not depend on the process's hash seed,
     since two processes share the work.
     """
-    words = near_dup_words(prompt.encode("utf-8", "replace").translate(NORM, PUNCT_DIGITS))
+    words = normalised.split()
+    if len(words) > NEAR_DUP_MAX_WORDS:
+        words = words[:NEAR_DUP_MAX_WORDS]
     out.extend(map(_crc32, words))
     return len(words)
+
+
+def add_word_hashes(prompt: str, out: array) -> int:
+    """`add_normalised_word_hashes` of a raw prompt."""
+    return add_normalised_word_hashes(prompt.encode("utf-8", "replace").translate(NORM, PUNCT_DIGITS), out)
 
 
 def chat_word_hashes(chat: Any, out: array) -> int:

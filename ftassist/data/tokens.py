@@ -640,7 +640,7 @@ def count_packed(counter: "TokenCounter", frame: tuple) -> tuple[bytes, bytes, t
     Equal to `counter.count_one` and `textkeys.chat_word_hashes` on each chat (tests hold
     both paths to that); the plain-message path just skips the dict walking.
     """
-    from .textkeys import WORD_HASH_CODE, add_word_hashes, chat_word_hashes
+    from .textkeys import WORD_HASH_CODE, add_word_hashes, chat_word_hashes, final_user_text
 
     role_names, layout_bytes, roles, texts, whole, words = frame
     layout = array("i")
@@ -675,15 +675,8 @@ def count_packed(counter: "TokenCounter", frame: tuple) -> tuple[bytes, bytes, t
                 t += TOKENS_PER_MESSAGE + role_tokens[code] + k
                 if code == assistant:
                     a += k
-            if words:  # textkeys.final_user_text, on role codes
-                last = end - 1
-                while last >= pos and roles[last] != assistant:
-                    last -= 1
-                prompt = ""
-                for j in range((last if last >= pos else end) - 1, pos - 1, -1):
-                    if roles[j] == user:
-                        prompt = texts[j]
-                        break
+            if words:
+                prompt = final_user_text(roles[pos:end], texts[pos:end], user=user, assistant=assistant)
                 wc.append(add_word_hashes(prompt, wh))
             pos = end
         totals.append(t)
