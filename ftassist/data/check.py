@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+from array import array
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -36,8 +37,8 @@ def _format_mismatch(line: int, fmt: str, file_fmt: str, first_line: int) -> Iss
 class _Accumulator:
     """What a check keeps while it streams: issues, per-example token counts, the checklist.
 
-    Each example goes to the checklist at once and is then dropped; only its chat waits, in
-    the current chunk, to be counted. With a worker, the near-duplicate word hashing (the
+    Examples wait in the current chunk; a full chunk goes to the token counter and then to
+    the checklist (`add_many`), and is dropped. With a worker, the near-duplicate word hashing (the
     checklist's costliest part) is shared: a chunk hands it to the worker when the worker
     has caught up (backlog <= WORDS_TO_WORKER_BACKLOG), otherwise this process does it. Both
     use `textkeys`, so the hashes are the same whoever computes them.
@@ -45,15 +46,18 @@ class _Accumulator:
 
     WORDS_TO_WORKER_BACKLOG = 2
 
-    def __init__(self, report: DataReport, checklist, counter) -> None:
+    def __init__(self, report: DataReport, checklist, counter, file_size: int = 0) -> None:
         self.report = report
+        self.file_size = file_size
+        self.bytes_seen = 0  # of the file, by the records read so far
         self.checklist = checklist
         self.counter = counter  # BackgroundChatCounter, or None to count in this process
         self.error_counts: dict[str, int] = {}
-        self.per_example: list[int] = []
-        self.assistant_per_example: list[int] = []
-        self.lines: list[int] = []
-        self.pending: list[dict] = []
+        # 32-bit arrays, not lists: 4 bytes an example instead of ~36 for a list of ints
+        self.per_example = array("i")
+        self.assistant_per_example = array("i")
+        self.lines = array("i")
+        self.pending: list[Example] = []
         self.start = 0  # index of the chunk's first example
         self.words_here = True  # this process hashes the current chunk's near-duplicate words
 
@@ -65,9 +69,8 @@ class _Accumulator:
             self.report.warnings.append(issue)
 
     def example(self, ex: Example) -> None:
-        self.checklist.add(ex, words=self.words_here)
         self.lines.append(ex.line)
-        self.pending.append(ex.chat)
+        self.pending.append(ex)
         if len(self.pending) >= CHUNK:
             self.flush()
 
@@ -78,18 +81,38 @@ class _Accumulator:
         if not chunk:
             return
         start, self.start = self.start, self.start + len(chunk)
+        chats = [ex.chat for ex in chunk]
         if self.counter is None:
-            for total, assistant in count_chats(chunk, self.report.tokens.encoding):
+            self.checklist.add_many(chunk)
+            for total, assistant in count_chats(chats, self.report.tokens.encoding):
                 self.per_example.append(total)
                 self.assistant_per_example.append(assistant)
             return
-        for done in self.counter.submit(chunk, start, words=not self.words_here):
-            self._take(done)
-        self.words_here = self.counter.backlog > self.WORDS_TO_WORKER_BACKLOG
+        words_here = self.words_here
+        done = self.counter.submit(chats, start, words=not words_here)  # the worker starts on it at once
+        for i in range(0, len(chunk), 512):
+            self.checklist.add_many(chunk[i:i + 512], words=words_here)
+        for d in done:
+            self._take(d)
+        self.words_here = self.counter.backlog > self.WORDS_TO_WORKER_BACKLOG or self._near_end()
+
+    def _near_end(self) -> bool:
+        """Whether the rest of the file fits in the chunks the worker may hold.
+
+        Those chunks keep their words here: then, once the file is read, every word hash is
+        in, and the checklist is judged (`prepare`) while the worker counts the last chunks.
+        """
+        n = self.report.n_records
+        if not n or not self.bytes_seen:
+            return False
+        records_left = (self.file_size - self.bytes_seen) * n / self.bytes_seen
+        return records_left <= CHUNK * self.counter.max_pending
 
     def drain(self) -> None:
         self.flush()
         if self.counter is not None:
+            if not self.counter.words_in_flight:
+                self.checklist.prepare()  # while the worker counts the last chunks
             for done in self.counter.drain():
                 self._take(done)
         self.checklist.set_tokens(self.per_example, self.assistant_per_example)
@@ -126,11 +149,11 @@ def check_path(
         report = DataReport(path=str(path), n_records=0, n_examples=0, format=None, model=model,
                             file_size=file_size)
         report.tokens = TokenStats(encoding=encoding_name, exact=True, limit=context_limit)
-        acc = _Accumulator(report, ChecklistBuilder(context_limit=context_limit, tokens_later=True), counter)
+        acc = _Accumulator(report, ChecklistBuilder(context_limit=context_limit, tokens_later=True), counter, file_size)
         # the scan makes millions of short-lived objects and no reference cycles: the cyclic
         # collector would only walk the growing per-example arrays again and again
         gc.disable()
-        _scan(records, report, acc, file_size, progress)
+        _scan(records, report, acc, progress)
         acc.drain()
     finally:
         if gc_was_enabled:
@@ -184,24 +207,24 @@ def iter_examples(records: Iterable[Record], on_issue: Callable[[Issue], None]) 
         yield Example(rec.line, chat, fmt, extra_fields(data, fmt), tuple(sorted(data)))
 
 
-def _counted(records: Iterable[Record], report: DataReport, file_size: int,
+def _counted(records: Iterable[Record], report: DataReport, acc: _Accumulator,
              progress: ProgressFn | None) -> Iterator[Record]:
     """The records, counted into the report, with progress by bytes read."""
-    bytes_seen = 0
     next_progress = 0.0
+    file_size = acc.file_size
     for rec in records:
         report.n_records += 1
-        bytes_seen += rec.raw_size
+        acc.bytes_seen += rec.raw_size
         if progress and file_size and report.n_records % 1024 == 0:
-            fraction = min(bytes_seen / file_size, 0.99)
+            fraction = min(acc.bytes_seen / file_size, 0.99)
             if fraction >= next_progress:
                 progress(fraction, f"checked {report.n_records:,} records")
                 next_progress = fraction + 0.02
         yield rec
 
 
-def _scan(records, report: DataReport, acc: _Accumulator, file_size: int, progress: ProgressFn | None) -> None:
-    for ex in iter_examples(_counted(records, report, file_size, progress), acc.issue):
+def _scan(records, report: DataReport, acc: _Accumulator, progress: ProgressFn | None) -> None:
+    for ex in iter_examples(_counted(records, report, acc, progress), acc.issue):
         if report.format is None:
             report.format = ex.source_format
         acc.example(ex)
@@ -222,12 +245,14 @@ def _finish(report: DataReport, acc: _Accumulator, file_size: int, context_limit
         for issue in context_warnings(acc.lines, acc.per_example, context_limit, target):
             acc.issue(issue)
     tokens = report.tokens
-    tokens.per_example = acc.per_example
-    tokens.assistant_per_example = acc.assistant_per_example
-    tokens.lines = acc.lines
     tokens.total = sum(acc.per_example)
     tokens.assistant_total = sum(acc.assistant_per_example)
     tokens.stats = {"total": summarize(acc.per_example), "assistant": summarize(acc.assistant_per_example)}
     tokens.over_limit = [ln for ln, t in zip(acc.lines, acc.per_example) if context_limit and t > context_limit]
     report.checklist = acc.checklist.finish()
+    acc.checklist = None  # its per-example arrays go before the report's lists come
+    # the report holds plain lists (JSON), made last
+    tokens.per_example = acc.per_example.tolist()
+    tokens.assistant_per_example = acc.assistant_per_example.tolist()
+    tokens.lines = acc.lines.tolist()
     report.error_counts = dict(sorted(acc.error_counts.items()))

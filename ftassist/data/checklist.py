@@ -5,9 +5,10 @@ pass with memory that grows only by small numbers per example (~150 bytes: four 
 hashes, a few 32-bit lengths, a flag byte, a 32-byte MinHash signature and 64 bytes of
 text prefixes for evidence), never by whole texts. Everything that needs the whole
 dataset (duplicates, near-duplicates, contradictions, outliers, balance) is computed from
-those arrays in `finish()` with numpy. `add()` is the hot path (100k+ calls): C-level
-str/bytes methods, cheap pre-filters (single-character `in`, bytes.translate to a class
-alphabet + one substring search) before any regex.
+those arrays in `finish()` with numpy. `add_many()` is the hot path (every example of
+100k+ example files, a batch at a time): C-level str/bytes methods over the batch's texts
+joined, cheap pre-filters (single-character `in`, bytes.translate to a class alphabet +
+one substring search), checked on the whole batch first, before any regex.
 
 Definitions (the thresholds are the module constants below):
 
@@ -49,6 +50,7 @@ import re
 import zlib
 from array import array
 from collections import Counter
+from itertools import chain, islice
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -175,9 +177,9 @@ _CARD_RE = re.compile(r"\d{4}([ -]?)\d{4}\1\d{4}\1\d{1,7}")
 class ChecklistBuilder:
     """Collects what the checklist needs from each example, then judges in `finish()`.
 
-    `context_limit`: the target's per-example token limit; with `tokens` given to `add`,
+    `context_limit`: the target's per-example token limit; with `tokens` given to `add_many`,
     examples above it fail the lengths item. `max_evidence`: evidence entries per item.
-    `tokens_later`: the token counts come after the last `add`, through `set_tokens` (a
+    `tokens_later`: the token counts come after the last `add_many`, through `set_tokens` (a
     check counts them in another process while the examples stream through here).
     """
 
@@ -220,236 +222,315 @@ class ChecklistBuilder:
         self._wstart = 0
         self._sig_parts: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first example, signatures, has words)
         self._tokens_set = False
+        self._version = 0  # changes with every example or word hash taken in
+        self._prepared: tuple[int, dict[str, ChecklistItem]] | None = None  # (version, items): see prepare()
 
     # ---------------------------------------------------------------------------------
     def add(self, ex: Example, tokens: int | None = None, assistant_tokens: int | None = None,
             words: bool = True) -> None:
-        """Take one valid canonical example (call in record order).
+        """Take one valid canonical example (call in record order); see `add_many`."""
+        self.add_many((ex,), (tokens,), (assistant_tokens,), words)
 
-        `words=False`: the near-duplicate word hashes of this example are computed elsewhere
-        (`textkeys.chat_word_hashes`, in the token worker) and handed over with `add_words`.
-        Tokens may likewise come later, all at once, through `set_tokens`.
+    def add_many(self, exs: Sequence[Example], tokens: Sequence[int | None] | None = None,
+                 assistant_tokens: Sequence[int | None] | None = None, words: bool = True) -> None:
+        """Take valid canonical examples, in record order (a check passes one chunk at a time).
 
-        This runs once per example of datasets of 100k+ examples, so it is written for
-        speed: C-level str/bytes methods, cheap pre-filters before any regex.
+        Why batches: this runs for every example of 100k+ example files, and what costs is
+        per-example Python. So the per-example loop only takes each chat apart; the keys are
+        then made column by column, most with one C-level encode/translate/split over the
+        batch's texts joined by NUL (a batch with a NUL inside a text goes text by text),
+        and an accuracy or secrets test runs on an example only when its pre-filter matches
+        somewhere in the batch.
+
+        `tokens` / `assistant_tokens`: each example's counts (None: unknown), or None when
+        they come later through `set_tokens`. `words=False`: the near-duplicate word hashes
+        of these examples are computed elsewhere (`textkeys.chat_word_hashes`, in the token
+        worker) and handed over with `add_words`.
         """
-        line = ex.line
-        chat = ex.chat
-        msgs = chat.get("messages") or []
-        contents: list[str] = []
-        roles: list = []
-        other = None
-        for m in msgs:
-            c = m.get("content")
-            if c.__class__ is not str:
-                c = _text_of(c)
-            contents.append(c)
-            roles.append(m.get("role"))
-            if len(m) > 2:  # name, weight, tool_calls...: part of the example's identity
-                if other is None:
-                    other = []
-                other.append(_stable({k: v for k, v in m.items() if k != "role" and k != "content"}))
-        # split: system / turns before the final assistant / the final assistant
-        last = len(msgs) - 1
-        while last >= 0 and roles[last] != "assistant":
-            last -= 1
-        system = ""
-        user_parts: list[str] = []
-        final_user = ""
-        for i in range(last if last >= 0 else len(msgs)):
-            role = roles[i]
-            if role == "system":
-                system = contents[i] if not system else system + "\n" + contents[i]
+        m = len(exs)
+        if not m:
+            return
+        n0 = self.n
+        self._version += 1
+
+        # --- take each chat apart: system / turns before the final assistant / the final assistant
+        systems: list[str] = []
+        user_texts: list[str] = []
+        finals: list[str] = []
+        answers: list[str] = []
+        n_parts: list[int] = []
+        texts: list[list[str]] = []  # each example's message contents
+        ex_hash = self.ex_hash.append
+        for ex in exs:
+            chat = ex.chat
+            msgs = chat.get("messages") or []
+            contents: list[str] = []
+            roles: list = []
+            other = None
+            for msg in msgs:
+                c = msg.get("content")
+                if c.__class__ is not str:
+                    c = _text_of(c)
+                contents.append(c)
+                roles.append(msg.get("role"))
+                if len(msg) > 2:  # name, weight, tool_calls...: part of the example's identity
+                    if other is None:
+                        other = []
+                    other.append(_stable({k: v for k, v in msg.items() if k != "role" and k != "content"}))
+            last = len(msgs) - 1
+            while last >= 0 and roles[last] != "assistant":
+                last -= 1
+            system = ""
+            user_parts: list[str] = []
+            final_user = ""
+            for i in range(last if last >= 0 else len(msgs)):
+                role = roles[i]
+                if role == "system":
+                    system = contents[i] if not system else system + "\n" + contents[i]
+                else:
+                    user_parts.append(contents[i])
+                    if role == "user":
+                        final_user = contents[i]
+            if last >= 0:
+                answer = contents[last]
+                if not answer.strip() and msgs[last].get("tool_calls"):
+                    answer = _stable(msgs[last].get("tool_calls"))
             else:
-                user_parts.append(contents[i])
-                if role == "user":
-                    final_user = contents[i]
-        if last >= 0:
-            answer = contents[last]
-            if not answer.strip() and msgs[last].get("tool_calls"):
-                answer = _stable(msgs[last].get("tool_calls"))
-        else:
-            answer = ""
-        tools = chat.get("tools")
-        self.ex_hash.append(hash((tuple(roles), tuple(contents), other and tuple(other),
-                                  None if tools is None else _stable(tools))))
+                answer = ""
+            tools = chat.get("tools")
+            ex_hash(hash((tuple(roles), tuple(contents), other and tuple(other),
+                          None if tools is None else _stable(tools))))
+            systems.append(system)
+            user_texts.append(user_parts[0] if len(user_parts) == 1 else "\n".join(user_parts))
+            finals.append(final_user)
+            answers.append(answer)
+            n_parts.append(len(user_parts))
+            texts.append(contents)
 
-        # --- normalised keys: one bytes.translate lowercases ASCII, blanks whitespace and deletes
-        # ASCII punctuation; whitespace runs are collapsed in short texts (cheap there)
-        user_text = user_parts[0] if len(user_parts) == 1 else "\n".join(user_parts)
-        ukey = user_text.encode("utf-8", "replace").translate(_NORM, _PUNCT)
-        ukey = b" ".join(ukey.split()) if len(ukey) <= _COLLAPSE_MAX else ukey.strip()
+        # --- prompts: normalised keys (whitespace runs collapsed in short texts, cheap there)
+        ukeys = [b" ".join(k.split()) if len(k) <= _COLLAPSE_MAX else k.strip() for k in _keys(user_texts, _PUNCT)]
         # empty prompts (completion data) are all different from each other
-        uhash = hash(ukey) if ukey else hash((_EMPTY_PROMPT, self.n))
-        self.prompt_hash.append(uhash)
-        if system:
-            sh = self._system_cache.get(system)
-            if sh is None:
-                sh = hash(_norm(system)) or 1
-                if len(self._system_cache) < 1000:
-                    self._system_cache[system] = sh
-                    self._system_digits[sh] = _count_digits(system)
-                if sh not in self.system_sample and len(self.system_sample) < 50:
-                    self.system_sample[sh] = system[:120]
-            sc = self.system_counts
-            if sh in sc or len(sc) < 1000:
-                sc[sh] += 1
-            self.has_system.append(1)
-        else:
-            sh = 0
-            self.system_counts[0] += 1
-            self.has_system.append(0)
-        self.conv_hash.append(hash((sh, uhash, len(user_parts))))
-        akey = answer.encode("utf-8", "replace").translate(_NORM, _PUNCT)
-        if len(akey) <= _COLLAPSE_MAX:
-            akey = b" ".join(akey.split())
-            nw = akey.count(b" ") + 1 if akey else 0
-        else:
-            akey = akey.strip()
-            nw = len(akey) // 6 if assistant_tokens is not None or self._tokens_later else len(akey.split())
-        ahash = hash(akey)
-        extra = ex.extra
-        if extra:
-            for k in LABEL_KEYS:
-                v = extra.get(k)
-                if v is not None and not isinstance(v, (dict, list)):
-                    label = str(v)
-                    ahash = hash((ahash, label))
-                    cnt = self.label_counts.get(k)
-                    if cnt is None:
-                        cnt = self.label_counts[k] = Counter()
-                    if label in cnt or len(cnt) <= LABEL_MAX_DISTINCT:
-                        cnt[label] += 1
-                    break
-        self.answer_hash.append(ahash)
-        if nw <= CLASS_MAX_WORDS:
-            ac = self.answer_counts
-            if akey in ac or len(ac) < 200:
-                ac[akey] += 1
+        uhashes = [hash(k) if k else hash((_EMPTY_PROMPT, n0 + i)) for i, k in enumerate(ukeys)]
+        self.prompt_hash.extend(uhashes)
+        shs: list[int] = []
+        cache = self._system_cache
+        sc = self.system_counts
+        has_system = self.has_system.append
+        for system in systems:
+            if system:
+                sh = cache.get(system)
+                if sh is None:
+                    sh = hash(_norm(system)) or 1
+                    if len(cache) < 1000:
+                        cache[system] = sh
+                        self._system_digits[sh] = _count_digits(system)
+                    if sh not in self.system_sample and len(self.system_sample) < 50:
+                        self.system_sample[sh] = system[:120]
+                if sh in sc or len(sc) < 1000:
+                    sc[sh] += 1
+                has_system(1)
+            else:
+                sh = 0
+                sc[0] += 1
+                has_system(0)
+            shs.append(sh)
+        self.conv_hash.extend([hash(t) for t in zip(shs, uhashes, n_parts)])
 
-        # near-duplicate words: the final user message, digits dropped (textkeys.add_word_hashes,
+        # --- answers: keys, word counts, labels, the small set of distinct short answers
+        joined_answers = "\x00".join(answers)
+        akeys = _keys(answers, _PUNCT, joined_answers)
+        nws: list[int] = []
+        rough = self._tokens_later or assistant_tokens is not None
+        for i, k in enumerate(akeys):
+            if len(k) <= _COLLAPSE_MAX:
+                k = akeys[i] = b" ".join(k.split())
+                nws.append(k.count(b" ") + 1 if k else 0)
+            else:
+                k = akeys[i] = k.strip()
+                estimate = rough and (self._tokens_later or assistant_tokens[i] is not None)
+                nws.append(len(k) // 6 if estimate else len(k.split()))
+        ahashes = list(map(hash, akeys))
+        for i, ex in enumerate(exs):
+            extra = ex.extra
+            if extra:
+                for k in LABEL_KEYS:
+                    v = extra.get(k)
+                    if v is not None and not isinstance(v, (dict, list)):
+                        label = str(v)
+                        ahashes[i] = hash((ahashes[i], label))
+                        cnt = self.label_counts.get(k)
+                        if cnt is None:
+                            cnt = self.label_counts[k] = Counter()
+                        if label in cnt or len(cnt) <= LABEL_MAX_DISTINCT:
+                            cnt[label] += 1
+                        break
+        self.answer_hash.extend(ahashes)
+        ac = self.answer_counts
+        for k, nw in zip(akeys, nws):
+            if nw <= CLASS_MAX_WORDS and (k in ac or len(ac) < 200):
+                ac[k] += 1
+
+        # --- near-duplicate words: the final user message, digits dropped (textkeys.add_word_hashes,
         # reusing the normalised prompt when it is the final user message)
-        nd = ukey.translate(None, _DIGITS)
-        n_digits = len(ukey) - len(nd)
+        nds = [k.translate(None, _DIGITS) for k in ukeys]
         if words:
-            if not self._wcount:
-                self._wstart = self.n
-            if final_user is user_text:
-                self._wcount.append(add_normalised_word_hashes(nd, self._wh))
-            else:  # multi-turn: earlier turns are context, not the prompt
-                self._wcount.append(add_word_hashes(final_user, self._wh))
-            if len(self._wcount) >= _BATCH:
-                self._flush()
+            wh, wc = self._wh, self._wcount
+            for i, (nd, final, user) in enumerate(zip(nds, finals, user_texts)):
+                if not wc:
+                    self._wstart = n0 + i
+                wc.append(add_normalised_word_hashes(nd, wh) if final is user else add_word_hashes(final, wh))
+                if len(wc) >= _BATCH:
+                    self._flush()
+                    wh, wc = self._wh, self._wcount
         elif self._wcount:
             self._flush()  # a batch holds consecutive examples
 
-        # template: the final user message up to its first colon / line break, else its first words
-        head = final_user[:TEMPLATE_CHARS]
-        cut = head.find(":")
-        nlp = head.find("\n")
-        if nlp > 0 and (cut < 0 or nlp < cut):
-            cut = nlp
-        if cut > 0:
-            tkey = b" ".join(head[:cut].encode("utf-8", "replace").translate(_NORM, _PUNCT_DIGITS).split())
-        else:
-            tkey = b" ".join(head.encode("utf-8", "replace").translate(_NORM, _PUNCT_DIGITS).split()[:TEMPLATE_WORDS])
-        th = _crc32(tkey) - 0x80000000
-        self.template_hash.append(th)
+        # --- template: the final user message up to its first colon / line break, else its first words
+        heads: list[str] = []
+        whole: list[bool] = []
+        for final in finals:
+            head = final[:TEMPLATE_CHARS]
+            cut = head.find(":")
+            nlp = head.find("\n")
+            if nlp > 0 and (cut < 0 or nlp < cut):
+                cut = nlp
+            if cut > 0:
+                heads.append(head[:cut])
+                whole.append(True)
+            else:
+                heads.append(head)
+                whole.append(False)
+        tkeys = [b" ".join(p.split()) if w else b" ".join(p.split()[:TEMPLATE_WORDS])
+                 for p, w in zip(_keys(heads, _PUNCT_DIGITS), whole)]
+        ths = [_crc32(k) - 0x80000000 for k in tkeys]
+        self.template_hash.extend(ths)
         tt = self.template_text
-        if len(tt) < _TEMPLATE_TEXTS and th not in tt:
-            tt[th] = tkey.decode("utf-8", "replace")
+        if len(tt) < _TEMPLATE_TEXTS:
+            for th, k in zip(ths, tkeys):
+                if th not in tt and len(tt) < _TEMPLATE_TEXTS:
+                    tt[th] = k.decode("utf-8", "replace")
 
-        # evidence prefixes
-        pre = self.prefixes
-        pre += user_text[:_PROMPT_W].encode("utf-8", "replace")[:_PROMPT_W].ljust(_PROMPT_W, b"\0")
-        pre += answer[:_ANSWER_W].encode("utf-8", "replace")[:_ANSWER_W].ljust(_ANSWER_W, b"\0")
+        # --- evidence prefixes
+        self.prefixes += b"".join([
+            u[:_PROMPT_W].encode("utf-8", "replace")[:_PROMPT_W].ljust(_PROMPT_W, b"\0")
+            + a[:_ANSWER_W].encode("utf-8", "replace")[:_ANSWER_W].ljust(_ANSWER_W, b"\0")
+            for u, a in zip(user_texts, answers)
+        ])
 
-        # consistency
-        fmt = ex.source_format
+        # --- consistency
         fc = self.formats
-        c = fc[fmt] = fc.get(fmt, 0) + 1
-        if c <= self.max_evidence:
-            self.format_lines.setdefault(fmt, []).append(line)
-        ks = ex.keys
         kc = self.keysets
-        if ks in kc or len(kc) < 100:
-            c = kc[ks] = kc.get(ks, 0) + 1
+        for ex in exs:
+            fmt = ex.source_format
+            c = fc[fmt] = fc.get(fmt, 0) + 1
             if c <= self.max_evidence:
-                self.keyset_lines.setdefault(ks, []).append(line)
+                self.format_lines.setdefault(fmt, []).append(ex.line)
+            ks = ex.keys
+            if ks in kc or len(kc) < 100:
+                c = kc[ks] = kc.get(ks, 0) + 1
+                if c <= self.max_evidence:
+                    self.keyset_lines.setdefault(ks, []).append(ex.line)
 
-        # accuracy flags
-        stripped = answer.strip()
-        nchars = len(stripped)
-        flags = 0
-        if not stripped or (nchars <= 20 and not any(ch.isalnum() for ch in stripped)):
-            flags = _F_EMPTY
-        else:
-            self.n_nonempty += 1
-            if nchars <= SHORT_MAX_CHARS:
-                flags = _F_SHORT
-            end = stripped[-1]
-            if end in _TERMINAL:
-                self.n_terminal += 1
-            elif not flags and not _LIST_LINE.match(stripped, stripped.rfind("\n") + 1):
-                flags |= _F_NOTERM
-            if end == "…" or (end == "." and stripped.endswith("...")):
-                flags |= _F_TRUNC
-            elif "`" in stripped and stripped.count("```") % 2:
-                flags |= _F_TRUNC
-            elif end != "." and end != "!" and end != "?":  # a finished sentence is not cut inside brackets
-                for o, cl in _OPEN_CLOSE:
-                    if o in stripped and stripped.count(o) > stripped.count(cl):
-                        flags |= _F_TRUNC
-                        break
-            if akey and (akey == ukey or (len(ukey) >= REPEAT_MIN_CHARS and ukey[:24] in akey and ukey in akey)):
-                flags |= _F_REPEAT
-            lt = "<" in answer
-            if (
-                ("{" in answer or "[" in answer or lt or b"lorem" in akey or b"language model" in akey
-                 or "TODO" in answer or "TBD" in answer)
-                and _placeholder(answer)
-            ):
-                flags |= _F_PLACEHOLDER
-            if not answer.isascii() and (  # isascii is O(1), and mojibake is never ASCII
-                    "Ã" in answer or "Â" in answer or "â€" in answer or "\ufffd" in answer) and (
-                    _MOJIBAKE_RE.search(answer)):
-                flags |= _F_MOJIBAKE
-            if (lt or "&" in answer) and _html_leftover(answer, user_text):
-                flags |= _F_HTML
-        if flags:
-            self._accurate_evidence(flags, line, stripped, answer, user_text)
-        self.flags.append(flags)
-        self.words.append(nw)
-        self.lines.append(line)
+        # --- accuracy flags; each costlier test only when its pre-filter matches in the batch
+        ja = joined_answers
+        any_tick = "`" in ja
+        any_open = tuple((o, cl) for o, cl in _OPEN_CLOSE if o in ja)
+        jak = b"\x00".join(akeys)
+        maybe_placeholder = ("{" in ja or "[" in ja or "<" in ja or "TODO" in ja or "TBD" in ja
+                             or b"lorem" in jak or b"language model" in jak)
+        maybe_mojibake = not ja.isascii() and ("Ã" in ja or "Â" in ja or "â€" in ja or "\ufffd" in ja)
+        maybe_html = "<" in ja or "&" in ja
+        n_nonempty = n_terminal = 0
+        flags_out = self.flags.append
+        for i, answer in enumerate(answers):
+            stripped = answer.strip()
+            nchars = len(stripped)
+            flags = 0
+            if not stripped or (nchars <= 20 and not any(ch.isalnum() for ch in stripped)):
+                flags = _F_EMPTY
+            else:
+                n_nonempty += 1
+                if nchars <= SHORT_MAX_CHARS:
+                    flags = _F_SHORT
+                end = stripped[-1]
+                if end in _TERMINAL:
+                    n_terminal += 1
+                elif not flags and not _LIST_LINE.match(stripped, stripped.rfind("\n") + 1):
+                    flags |= _F_NOTERM
+                if end == "…" or (end == "." and stripped.endswith("...")):
+                    flags |= _F_TRUNC
+                elif any_tick and "`" in stripped and stripped.count("```") % 2:
+                    flags |= _F_TRUNC
+                elif any_open and end != "." and end != "!" and end != "?":  # a finished sentence is not cut
+                    for o, cl in any_open:
+                        if o in stripped and stripped.count(o) > stripped.count(cl):
+                            flags |= _F_TRUNC
+                            break
+                akey = akeys[i]
+                if akey:
+                    ukey = ukeys[i]
+                    if akey == ukey or (len(ukey) >= REPEAT_MIN_CHARS and ukey[:24] in akey and ukey in akey):
+                        flags |= _F_REPEAT
+                if maybe_placeholder and (
+                    "{" in answer or "[" in answer or "<" in answer or b"lorem" in akey
+                    or b"language model" in akey or "TODO" in answer or "TBD" in answer
+                ) and _placeholder(answer):
+                    flags |= _F_PLACEHOLDER
+                if maybe_mojibake and not answer.isascii() and (  # mojibake is never ASCII
+                        "Ã" in answer or "Â" in answer or "â€" in answer or "\ufffd" in answer) and (
+                        _MOJIBAKE_RE.search(answer)):
+                    flags |= _F_MOJIBAKE
+                if maybe_html and ("<" in answer or "&" in answer) and _html_leftover(answer, user_texts[i]):
+                    flags |= _F_HTML
+            if flags:
+                self._accurate_evidence(flags, exs[i].line, stripped, answer, user_texts[i])
+            flags_out(flags)
+        self.n_nonempty += n_nonempty
+        self.n_terminal += n_terminal
+        self.words.extend(nws)
+        self.lines.extend([ex.line for ex in exs])
         if not self._tokens_later:
-            self.tok.append(-1 if tokens is None else int(tokens))
-            self.atok.append(-1 if assistant_tokens is None else int(assistant_tokens))
+            self.tok.extend([-1] * m if tokens is None else [-1 if t is None else int(t) for t in tokens])
+            self.atok.extend([-1] * m if assistant_tokens is None
+                             else [-1 if t is None else int(t) for t in assistant_tokens])
 
-        # secrets and personal data: byte-class maps turn the pre-filters into plain substring searches
-        full = "\n".join(contents)
-        found = None
-        if (("-" in full or "_" in full) and (
-                _RUN20 in full.encode("utf-8", "replace").translate(_KEYCLASS) or "PRIVATE KEY" in full)) or (
-                "K" in full and "AKIA" in full):
-            found = _scan_keys(full)  # every key pattern has '-' or '_' (or is AWS's AKIA...)
-        if "@" in full:
-            found = (found or []) + _scan_emails(full)
-        if system:
-            sd = self._system_digits.get(sh)
-            n_digits += _count_digits(system) if sd is None else sd
-        if n_digits + len(akey) - len(akey.translate(None, _DIGITS)) >= 10 and (
-                _DIGITS10 in full.encode("utf-8", "replace").translate(_DIGITCLASS, _DIGIT_SEPS)):  # phone, card
-            found = (found or []) + _scan_digits(full)
-        if found:
-            self.sensitive_examples += 1
-            for kind, _s, _e in found:
-                self.sensitive_counts[kind] += 1
-            if len(self.ev_sensitive) < self.max_evidence:
-                kinds = sorted({k for k, _, _ in found})
-                self.ev_sensitive.append(
-                    {"line": line, "sample": _masked_sample(full, found), "note": "likely " + ", ".join(kinds)}
-                )
-        self.n += 1
+        # --- secrets and personal data: byte-class maps turn the pre-filters into substring searches
+        jf = "\x00".join(chain.from_iterable(texts))
+        maybe_key = (("-" in jf or "_" in jf) and (
+            _RUN20 in jf.encode("utf-8", "replace").translate(_KEYCLASS) or "PRIVATE KEY" in jf)) or (
+            "K" in jf and "AKIA" in jf)  # a one-character search is many times faster
+        maybe_email = "@" in jf
+        sd = self._system_digits
+        for i, contents in enumerate(texts):
+            n_digits = len(ukeys[i]) - len(nds[i])
+            if systems[i]:
+                d = sd.get(shs[i])
+                n_digits += _count_digits(systems[i]) if d is None else d
+            akey = akeys[i]
+            maybe_digits = n_digits + len(akey) - len(akey.translate(None, _DIGITS)) >= 10
+            if not (maybe_key or maybe_email or maybe_digits):
+                continue
+            full = "\n".join(contents)
+            found = None
+            if maybe_key and ((("-" in full or "_" in full) and (
+                    _RUN20 in full.encode("utf-8", "replace").translate(_KEYCLASS) or "PRIVATE KEY" in full))
+                    or ("K" in full and "AKIA" in full)):
+                found = _scan_keys(full)  # every key pattern has '-' or '_' (or is AWS's AKIA...)
+            if maybe_email and "@" in full:
+                found = (found or []) + _scan_emails(full)
+            if maybe_digits and (
+                    _DIGITS10 in full.encode("utf-8", "replace").translate(_DIGITCLASS, _DIGIT_SEPS)):  # phone, card
+                found = (found or []) + _scan_digits(full)
+            if found:
+                self.sensitive_examples += 1
+                for kind, _s, _e in found:
+                    self.sensitive_counts[kind] += 1
+                if len(self.ev_sensitive) < self.max_evidence:
+                    kinds = sorted({k for k, _, _ in found})
+                    self.ev_sensitive.append(
+                        {"line": exs[i].line, "sample": _masked_sample(full, found), "note": "likely " + ", ".join(kinds)}
+                    )
+        self.n += m
 
     # ---------------------------------------------------------------------------------
     def _accurate_evidence(self, flags: int, line: int, stripped: str, answer: str, user: str) -> None:
@@ -481,9 +562,10 @@ class ChecklistBuilder:
 
     def add_words(self, start: int, word_hashes: array, counts: Sequence[int]) -> None:
         """Near-duplicate word hashes of examples start, start+1, ... computed elsewhere
-        (see `add(words=False)`): `counts[i]` hashes of `word_hashes` belong to example start+i."""
+        (see `add_many(words=False)`): `counts[i]` hashes of `word_hashes` belong to example start+i."""
         sig, ok = _minhash_batch(word_hashes, list(counts))
         self._sig_parts.append((start, sig, ok))
+        self._version += 1
 
     def set_tokens(self, tokens: Sequence[int], assistant_tokens: Sequence[int]) -> None:
         """Token counts of every example added, in order, when they were counted elsewhere
@@ -495,27 +577,40 @@ class ChecklistBuilder:
         self._tokens_set = True
 
     # ---------------------------------------------------------------------------------
-    def finish(self) -> list[ChecklistItem]:
-        """Judge everything collected; the items come in CHECKLIST_IDS order."""
+    def prepare(self) -> None:
+        """Judge every item but the lengths (the one that needs token counts).
+
+        Why: a check calls this while its last token counts are still being counted in the
+        other process; `finish` then reuses these items unless examples or word hashes came
+        in since.
+        """
         self._flush()
-        if self._tokens_later and not self._tokens_set:
-            raise RuntimeError("tokens_later=True, but set_tokens was never called")
+        if self._prepared is not None and self._prepared[0] == self._version:
+            return
         n = self.n
         balance = self._balance()
         kind = balance.details.get("kind")
         words = _np(self.words)
         short_answers = bool(n) and float(np.median(words)) <= CLASS_MAX_WORDS
         classification = kind == "answers" or (kind == "label" and short_answers)
-        items = [
-            self._accurate(),
-            self._consistent(),
-            self._diverse(),
-            balance,
-            self._contradictions(classification),
-            self._lengths(),
-            self._sensitive(),
-        ]
-        if n == 0:
+        items = {
+            "accurate": self._accurate(),
+            "consistent": self._consistent(),
+            "diverse": self._diverse(),
+            "balanced": balance,
+            "no_contradictions": self._contradictions(classification),
+            "sensitive": self._sensitive(),
+        }
+        self._prepared = (self._version, items)
+
+    def finish(self) -> list[ChecklistItem]:
+        """Judge everything collected; the items come in CHECKLIST_IDS order."""
+        if self._tokens_later and not self._tokens_set:
+            raise RuntimeError("tokens_later=True, but set_tokens was never called")
+        self.prepare()
+        judged = dict(self._prepared[1], lengths=self._lengths())
+        items = [judged[id_] for id_ in CHECKLIST_IDS]
+        if self.n == 0:
             for it in items:
                 it.status, it.summary, it.evidence = "pass", "No valid examples to check.", []
         return items
@@ -702,14 +797,15 @@ class ChecklistBuilder:
         parts = sorted(self._sig_parts, key=lambda p: p[0])
         if sum(len(p[1]) for p in parts) != n:
             raise RuntimeError("near-duplicate words are missing for some examples (add_words not called?)")
-        sig = np.concatenate([p[1] for p in parts])  # (n, K) uint8
-        ok = np.concatenate([p[2] for p in parts])
+        if len(parts) > 1:  # one array from now on: the parts are not kept beside it
+            parts = self._sig_parts = [(0, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]))]
+        _, sig, ok = parts[0]  # (n, K) uint8, (n,) bool
         valid = np.flatnonzero(ok)
         if len(valid) < 2:
             return rep, sim
         # one representative per distinct normalised prompt: exact repeats are counted apart
         uniq = valid[pr_rep[valid] == valid]
-        sigu = np.ascontiguousarray(sig[uniq])
+        sigu = sig if len(uniq) == n else np.ascontiguousarray(sig[uniq])
         bands = sigu.view(np.uint32)  # (m, K/4): 4 bins of 8 bits make one band key
         m = len(uniq)
         best = np.full(m, m, dtype=np.int64)  # earliest verified partner (index into uniq), m: none
@@ -927,8 +1023,11 @@ def run_checklist(
 ) -> list[ChecklistItem]:
     """Run the whole checklist over examples; `tokens[i]` / `assistant_tokens[i]` go with example i."""
     b = ChecklistBuilder(context_limit=context_limit)
-    for i, ex in enumerate(examples):
-        b.add(ex, None if tokens is None else tokens[i], None if assistant_tokens is None else assistant_tokens[i])
+    it = iter(examples)
+    while batch := list(islice(it, _BATCH)):
+        start, end = b.n, b.n + len(batch)
+        b.add_many(batch, None if tokens is None else tokens[start:end],
+                   None if assistant_tokens is None else assistant_tokens[start:end])
     return b.finish()
 
 
@@ -1141,6 +1240,16 @@ def _first_of(h: np.ndarray) -> np.ndarray:
     rep = np.empty(n, dtype=np.int64)
     rep[order] = order[first_sorted]
     return rep
+
+
+def _keys(texts: list[str], delete: bytes, joined: str | None = None) -> list[bytes]:
+    """Each text's bytes through NORM, `delete` deleted: one C-level pass over the batch joined
+    by NUL (`joined`, when the caller has it already), text by text when a text holds a NUL."""
+    if joined is None:
+        joined = "\x00".join(texts)
+    if joined.count("\x00") != len(texts) - 1:
+        return [t.encode("utf-8", "replace").translate(_NORM, delete) for t in texts]
+    return joined.encode("utf-8", "replace").translate(_NORM, delete).split(b"\x00")
 
 
 def _stable(obj) -> str:

@@ -919,6 +919,11 @@ class BackgroundChatCounter:
         """Chunks submitted and not yet returned: how far behind the worker is."""
         return len(self._inflight)
 
+    @property
+    def words_in_flight(self) -> bool:
+        """Whether a chunk still in flight was sent with words=True (its word hashes are to come)."""
+        return any(item[3] for item in self._inflight)
+
     def submit(self, chats: list, payload: Any = None, words: bool = False) -> list[Counted]:
         """Queue one chunk; return the chunks finished so far (oldest first)."""
         chats = list(chats)

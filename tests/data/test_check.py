@@ -158,4 +158,8 @@ def test_worker_path_gives_the_same_report_however_the_word_hashing_is_shared(
     if words_to_worker_backlog < 0:
         assert not any(handed)
     elif words_to_worker_backlog >= 1000:
-        assert all(handed[1:]) and len(handed) > 10
+        # near the end of the file the words stay here, so the checklist can be judged while
+        # the worker counts the last chunks
+        # (the last max_pending=4 chunks or so, and the partial one the drain sends)
+        assert all(handed[1:-6]) and len(handed) > 10
+        assert not any(handed[-3:])

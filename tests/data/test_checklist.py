@@ -403,3 +403,75 @@ def test_results_are_deterministic():
     a = [asdict(i) for i in run_checklist(exs)]
     b = [asdict(i) for i in run_checklist(exs)]
     assert a == b
+
+
+# --- batches: add_many's batch-level pre-filters never change a judgement -------------------------------------
+
+_PIECES = ["Hello", "the answer is", "42", "Ticket 123:", "Translate into French:", "lorem ipsum", "TODO", "tbd",
+           "<div>x</div>", "&amp;", "Ã©tÃ©", "```py\nx=1", "(open", "[list", "{{ name }}", "sk-" + "a" * 24,
+           "AKIA" + "B" * 16, "mail bob@acme.io", "+1 415 555 0100", "4111 1111 1111 1111", "café", "\x00", "\t\t",
+           "\n", "...", "…", "- item", "As an AI language model", "-----BEGIN PRIVATE KEY-----", "[insert name]"]
+
+
+def _varied_examples(n: int, seed: int) -> list[Example]:
+    """Mostly plain examples with a rare special piece: so that some batches hold a rare
+    case (HTML, a key, a NUL...) and others none, and single examples both ways."""
+    rng = random.Random(seed)
+
+    def text() -> str:
+        parts = [rng.choice(_VOCAB) for _ in range(rng.choice([0, 1, 3, 12, 60]))]
+        if parts and rng.random() < 0.08:
+            parts.insert(rng.randrange(len(parts)), rng.choice(_PIECES))
+        return " ".join(parts) + rng.choice(["", ".", "?", " ", ")"])
+
+    out = []
+    for i in range(n):
+        msgs = [{"role": "system", "content": rng.choice(["Be brief.", "Call 415 555 0100 1234.", text()])}] * (
+            rng.random() < 0.5)
+        for _ in range(rng.choice([1, 1, 2])):
+            user = {"role": "user", "content": text()}
+            if rng.random() < 0.05:
+                user["content"] = [{"type": "text", "text": text()}]
+            msgs.append(user)
+            msgs.append({"role": "assistant", "content": text() if rng.random() > 0.1 else user["content"]})
+        if rng.random() < 0.03:
+            msgs[-1] = {"role": "assistant", "content": "", "tool_calls": [{"id": "1", "function": {"name": "f"}}]}
+        extra = {"category": rng.choice("abc")} if rng.random() < 0.2 else {}
+        out.append(Example(i + 1, {"messages": msgs}, "chat", extra, tuple(sorted(["messages", *extra]))))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_batches_of_any_size_judge_like_one_example_at_a_time(seed):
+    exs = _varied_examples(1200, seed)
+    tokens = [None if i % 7 == 0 else 40 + i % 300 for i in range(len(exs))]
+    one = ChecklistBuilder(context_limit=300, max_evidence=50)
+    for e, t in zip(exs, tokens):
+        one.add(e, t, None if t is None else t // 2)
+    rng = random.Random(seed)
+    many = ChecklistBuilder(context_limit=300, max_evidence=50)
+    i = 0
+    while i < len(exs):
+        size = rng.choice([1, 3, 64, 500, 2100])
+        part = tokens[i:i + size]
+        many.add_many(exs[i:i + size], part, [None if t is None else t // 2 for t in part])
+        i += size
+    expected = [asdict(x) for x in one.finish()]
+    assert [asdict(x) for x in many.finish()] == expected
+    flagged = {k for it in expected for k, v in it["details"].get("counts", {}).items() if v}
+    assert {"html", "placeholder", "mojibake", "api key", "email", "phone"} <= flagged  # the rare cases were there
+
+
+def test_prepared_items_are_judged_again_when_examples_come_after():
+    """prepare() judges early (while the last token counts are on their way); examples that
+    come after it must still count."""
+    exs = clean_set(40)
+    replace(exs, 30, answer="")
+    b = ChecklistBuilder()
+    b.add_many(exs[:20])
+    b.prepare()
+    b.add_many(exs[20:])
+    items = b.finish()
+    acc = item(items, "accurate")
+    assert acc.details["counts"]["empty"] == 1 and lines(acc) == [31]
+    assert [asdict(x) for x in items] == [asdict(x) for x in run_checklist(exs)]
