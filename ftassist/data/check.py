@@ -22,6 +22,7 @@ from .report import DataReport, Example, Issue, Record, TokenStats
 ProgressFn = Callable[[float, str], None]
 
 CHUNK = 2048  # examples counted together
+CHECKLIST_BATCH = 512  # examples the checklist takes at once: its temporaries are a few copies of their texts
 BACKGROUND_COUNT_BYTES = 8 * 2**20  # from this file size on, tokens are counted in a second process
 
 
@@ -82,19 +83,19 @@ class _Accumulator:
             return
         start, self.start = self.start, self.start + len(chunk)
         chats = [ex.chat for ex in chunk]
-        if self.counter is None:
-            self.checklist.add_many(chunk)
+        counter = self.counter
+        words_here = self.words_here or counter is None
+        done = counter.submit(chats, start, words=not words_here) if counter else []  # the worker starts at once
+        for i in range(0, len(chunk), CHECKLIST_BATCH):
+            self.checklist.add_many(chunk[i:i + CHECKLIST_BATCH], words=words_here)
+        if counter is None:
             for total, assistant in count_chats(chats, self.report.tokens.encoding):
                 self.per_example.append(total)
                 self.assistant_per_example.append(assistant)
             return
-        words_here = self.words_here
-        done = self.counter.submit(chats, start, words=not words_here)  # the worker starts on it at once
-        for i in range(0, len(chunk), 512):
-            self.checklist.add_many(chunk[i:i + 512], words=words_here)
         for d in done:
             self._take(d)
-        self.words_here = self.counter.backlog > self.WORDS_TO_WORKER_BACKLOG or self._near_end()
+        self.words_here = counter.backlog > self.WORDS_TO_WORKER_BACKLOG or self._near_end()
 
     def _near_end(self) -> bool:
         """Whether the rest of the file fits in the chunks the worker may hold.
