@@ -117,7 +117,10 @@ def test_tiktoken_works_offline_from_a_fresh_cache_dir(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2", "2"]
-    assert len(list((tmp_path / "fresh").iterdir())) == 2
+    # tiktoken's two rank files, and the parsed copy of the one ftassist loaded
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == sorted(
+        [cache_file_name("o200k_base"), cache_file_name("cl100k_base"),
+         T.ENCODING_FILES["o200k_base"][1] + ".ranks"])
 
 
 def test_unknown_encoding_is_a_clear_error():
@@ -500,3 +503,34 @@ def test_fast_rank_file_parser_falls_back_on_odd_files(tmp_path, monkeypatch):
     monkeypatch.setattr(tiktoken.load, "read_file_cached", lambda url, expected_hash=None: b"YQ== 0 extra\n")
     with pytest.raises(ValueError, match="Error parsing line"):
         T._load_bpe_fast("x")
+
+
+def test_parsed_ranks_are_cached_and_a_damaged_copy_is_ignored(tmp_path, monkeypatch):
+    """The parsed rank file is kept (marshal) beside tiktoken's copy and read back instead of
+    parsing; a copy that is damaged or from another Python is parsed again and rewritten."""
+    import tiktoken.load
+    from tiktoken.load import load_tiktoken_bpe
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    T.ensure_offline_encodings(tmp_path, names=("cl100k_base",))
+    url, expected_hash = T.ENCODING_FILES["cl100k_base"]
+    truth = load_tiktoken_bpe(url, expected_hash)
+    assert T._load_bpe_fast(url, expected_hash) == truth
+    copy = tmp_path / f"{expected_hash}.ranks"
+    assert copy.is_file()
+
+    real_read = tiktoken.load.read_file_cached
+    reads = []
+    monkeypatch.setattr(tiktoken.load, "read_file_cached", lambda *a: reads.append(a) or real_read(*a))
+    assert T._load_bpe_fast(url, expected_hash) == truth and reads == []  # from the copy
+
+    blob = bytearray(copy.read_bytes())
+    blob[-100] ^= 0xFF  # one damaged byte in the payload
+    copy.write_bytes(bytes(blob))
+    assert T._load_bpe_fast(url, expected_hash) == truth and len(reads) == 1  # parsed again...
+    assert T._read_rank_cache(copy) == truth  # ... and the copy rewritten whole
+
+    copy.write_bytes(copy.read_bytes().replace(b"python-", b"python-0", 1))  # another Python's copy
+    assert T._read_rank_cache(copy) is None
+    assert T._load_bpe_fast(url, expected_hash) == truth and len(reads) == 2
+    assert T._rank_cache_path("not-a-hash") is None and T._rank_cache_path(None) is None
