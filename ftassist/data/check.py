@@ -3,9 +3,9 @@
 One pass, bounded memory: records are read one at a time; valid examples are gathered
 in chunks whose exact token counts are computed together (on a big file, in a second
 process while this one parses and scores the next chunk: counting is most of the CPU
-time), then each example goes to the checklist accumulators and is dropped. What is
-kept for the whole file is small per example: its line, its token counts, and the
-hashes the checklist keeps.
+time); each chunk goes through the checklist accumulators and is dropped. What is kept
+for the whole file is small per example: its line, its token counts, and the hashes the
+checklist keeps.
 """
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ def _format_mismatch(line: int, fmt: str, file_fmt: str, first_line: int) -> Iss
 class _Accumulator:
     """What a check keeps while it streams: issues, per-example token counts, the checklist.
 
-    Examples wait in the current chunk; a full chunk goes to the token counter and then to
-    the checklist (`add_many`), and is dropped. With a worker, the near-duplicate word hashing (the
-    checklist's costliest part) is shared: a chunk hands it to the worker when the worker
-    has caught up (backlog <= WORDS_TO_WORKER_BACKLOG), otherwise this process does it. Both
-    use `textkeys`, so the hashes are the same whoever computes them.
+    Examples wait in the current chunk; a full chunk goes to the token counter first (so
+    the worker starts on it at once), then to the checklist (`add_many`), and is dropped.
+    With a worker, the near-duplicate word hashing (the checklist's costliest part) is
+    shared: a chunk hands it to the worker when the worker has caught up (backlog <=
+    WORDS_TO_WORKER_BACKLOG), otherwise this process does it. Both use `textkeys`, so the
+    hashes are the same whoever computes them.
     """
 
     WORDS_TO_WORKER_BACKLOG = 2
