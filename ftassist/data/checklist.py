@@ -51,7 +51,7 @@ import zlib
 from array import array
 from collections import Counter
 from itertools import chain, islice
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -236,11 +236,11 @@ class ChecklistBuilder:
         """Take valid canonical examples, in record order (a check passes one chunk at a time).
 
         Why batches: this runs for every example of 100k+ example files, and what costs is
-        per-example Python. So the per-example loop only takes each chat apart; the keys are
-        then made column by column, most with one C-level encode/translate/split over the
-        batch's texts joined by NUL (a batch with a NUL inside a text goes text by text),
-        and an accuracy or secrets test runs on an example only when its pre-filter matches
-        somewhere in the batch.
+        the passes over the texts and the per-example Python around them. So only taking
+        the chats apart is done example by example; the keys are made column by column,
+        most with one C-level encode/translate/split over the batch's texts joined by NUL
+        (a batch with a NUL inside a text goes text by text), and an accuracy or secrets
+        test runs on an example only when its pre-filter matches somewhere in the batch.
 
         `tokens` / `assistant_tokens`: each example's counts (None: unknown), or None when
         they come later through `set_tokens`. `words=False`: the near-duplicate word hashes
@@ -250,65 +250,36 @@ class ChecklistBuilder:
         m = len(exs)
         if not m:
             return
-        n0 = self.n
         self._version += 1
+        p = _take_apart(exs)
+        self.ex_hash.extend(p.ex_hashes)
+        ukeys, system_hashes = self._add_prompts(p)
+        akeys, answer_words = self._add_answers(exs, p, assistant_tokens)
+        nds = [k.translate(None, _DIGITS) for k in ukeys]  # near-duplicate text: digits dropped
+        self._add_near_dup_words(p, nds, words)
+        self._add_templates(p.finals)
+        self.prefixes += b"".join([
+            u[:_PROMPT_W].encode("utf-8", "replace")[:_PROMPT_W].ljust(_PROMPT_W, b"\0")
+            + a[:_ANSWER_W].encode("utf-8", "replace")[:_ANSWER_W].ljust(_ANSWER_W, b"\0")
+            for u, a in zip(p.user_texts, p.answers)
+        ])
+        self._add_formats(exs)
+        self._add_flags(exs, p, ukeys, akeys)
+        self.words.extend(answer_words)
+        self.lines.extend([ex.line for ex in exs])
+        if not self._tokens_later:
+            self.tok.extend([-1] * m if tokens is None else [-1 if t is None else int(t) for t in tokens])
+            self.atok.extend([-1] * m if assistant_tokens is None
+                             else [-1 if t is None else int(t) for t in assistant_tokens])
+        self._add_secrets(exs, p, ukeys, nds, akeys, system_hashes)
+        self.n += m
 
-        # --- take each chat apart: system / turns before the final assistant / the final assistant
-        systems: list[str] = []
-        user_texts: list[str] = []
-        finals: list[str] = []
-        answers: list[str] = []
-        n_parts: list[int] = []
-        texts: list[list[str]] = []  # each example's message contents
-        ex_hash = self.ex_hash.append
-        for ex in exs:
-            chat = ex.chat
-            msgs = chat.get("messages") or []
-            contents: list[str] = []
-            roles: list = []
-            other = None
-            for msg in msgs:
-                c = msg.get("content")
-                if c.__class__ is not str:
-                    c = _text_of(c)
-                contents.append(c)
-                roles.append(msg.get("role"))
-                if len(msg) > 2:  # name, weight, tool_calls...: part of the example's identity
-                    if other is None:
-                        other = []
-                    other.append(_stable({k: v for k, v in msg.items() if k != "role" and k != "content"}))
-            last = len(msgs) - 1
-            while last >= 0 and roles[last] != "assistant":
-                last -= 1
-            system = ""
-            user_parts: list[str] = []
-            final_user = ""
-            for i in range(last if last >= 0 else len(msgs)):
-                role = roles[i]
-                if role == "system":
-                    system = contents[i] if not system else system + "\n" + contents[i]
-                else:
-                    user_parts.append(contents[i])
-                    if role == "user":
-                        final_user = contents[i]
-            if last >= 0:
-                answer = contents[last]
-                if not answer.strip() and msgs[last].get("tool_calls"):
-                    answer = _stable(msgs[last].get("tool_calls"))
-            else:
-                answer = ""
-            tools = chat.get("tools")
-            ex_hash(hash((tuple(roles), tuple(contents), other and tuple(other),
-                          None if tools is None else _stable(tools))))
-            systems.append(system)
-            user_texts.append(user_parts[0] if len(user_parts) == 1 else "\n".join(user_parts))
-            finals.append(final_user)
-            answers.append(answer)
-            n_parts.append(len(user_parts))
-            texts.append(contents)
-
-        # --- prompts: normalised keys (whitespace runs collapsed in short texts, cheap there)
-        ukeys = [b" ".join(k.split()) if len(k) <= _COLLAPSE_MAX else k.strip() for k in _keys(user_texts, _PUNCT)]
+    def _add_prompts(self, p: "_Parts") -> tuple[list[bytes], list[int]]:
+        """Prompt and conversation keys, system prompt counts; returns (normalised prompts,
+        system prompt hashes)."""
+        n0 = self.n
+        # whitespace runs collapsed in short texts (cheap there)
+        ukeys = [b" ".join(k.split()) if len(k) <= _COLLAPSE_MAX else k.strip() for k in _keys(p.user_texts, _PUNCT)]
         # empty prompts (completion data) are all different from each other
         uhashes = [hash(k) if k else hash((_EMPTY_PROMPT, n0 + i)) for i, k in enumerate(ukeys)]
         self.prompt_hash.extend(uhashes)
@@ -316,7 +287,7 @@ class ChecklistBuilder:
         cache = self._system_cache
         sc = self.system_counts
         has_system = self.has_system.append
-        for system in systems:
+        for system in p.systems:
             if system:
                 sh = cache.get(system)
                 if sh is None:
@@ -334,18 +305,21 @@ class ChecklistBuilder:
                 sc[0] += 1
                 has_system(0)
             shs.append(sh)
-        self.conv_hash.extend([hash(t) for t in zip(shs, uhashes, n_parts)])
+        self.conv_hash.extend([hash(t) for t in zip(shs, uhashes, p.n_parts)])
+        return ukeys, shs
 
-        # --- answers: keys, word counts, labels, the small set of distinct short answers
-        joined_answers = "\x00".join(answers)
-        akeys = _keys(answers, _PUNCT, joined_answers)
+    def _add_answers(self, exs: Sequence[Example], p: "_Parts",
+                     assistant_tokens: Sequence[int | None] | None) -> tuple[list[bytes], list[int]]:
+        """Answer keys (with the label, if any), labels, the small set of distinct short
+        answers; returns (normalised answers, answer word counts)."""
+        akeys = _keys(p.answers, _PUNCT, p.joined_answers)
         nws: list[int] = []
         rough = self._tokens_later or assistant_tokens is not None
         for i, k in enumerate(akeys):
             if len(k) <= _COLLAPSE_MAX:
                 k = akeys[i] = b" ".join(k.split())
                 nws.append(k.count(b" ") + 1 if k else 0)
-            else:
+            else:  # a long answer's words are estimated when its tokens tell its length anyway
                 k = akeys[i] = k.strip()
                 estimate = rough and (self._tokens_later or assistant_tokens[i] is not None)
                 nws.append(len(k) // 6 if estimate else len(k.split()))
@@ -369,23 +343,26 @@ class ChecklistBuilder:
         for k, nw in zip(akeys, nws):
             if nw <= CLASS_MAX_WORDS and (k in ac or len(ac) < 200):
                 ac[k] += 1
+        return akeys, nws
 
-        # --- near-duplicate words: the final user message, digits dropped (textkeys.add_word_hashes,
-        # reusing the normalised prompt when it is the final user message)
-        nds = [k.translate(None, _DIGITS) for k in ukeys]
-        if words:
-            wh, wc = self._wh, self._wcount
-            for i, (nd, final, user) in enumerate(zip(nds, finals, user_texts)):
-                if not wc:
-                    self._wstart = n0 + i
-                wc.append(add_normalised_word_hashes(nd, wh) if final is user else add_word_hashes(final, wh))
-                if len(wc) >= _BATCH:
-                    self._flush()
-                    wh, wc = self._wh, self._wcount
-        elif self._wcount:
-            self._flush()  # a batch holds consecutive examples
+    def _add_near_dup_words(self, p: "_Parts", nds: list[bytes], words: bool) -> None:
+        """Word hashes of the final user message (textkeys.add_word_hashes), reusing the
+        normalised prompt when it is that message; MinHashed a batch at a time."""
+        if not words:
+            if self._wcount:
+                self._flush()  # a batch holds consecutive examples
+            return
+        wh, wc = self._wh, self._wcount
+        for i, (nd, final, user) in enumerate(zip(nds, p.finals, p.user_texts)):
+            if not wc:
+                self._wstart = self.n + i
+            wc.append(add_normalised_word_hashes(nd, wh) if final is user else add_word_hashes(final, wh))
+            if len(wc) >= _BATCH:
+                self._flush()
+                wh, wc = self._wh, self._wcount
 
-        # --- template: the final user message up to its first colon / line break, else its first words
+    def _add_templates(self, finals: list[str]) -> None:
+        """The final user message up to its first colon / line break, else its first words."""
         heads: list[str] = []
         whole: list[bool] = []
         for final in finals:
@@ -394,14 +371,10 @@ class ChecklistBuilder:
             nlp = head.find("\n")
             if nlp > 0 and (cut < 0 or nlp < cut):
                 cut = nlp
-            if cut > 0:
-                heads.append(head[:cut])
-                whole.append(True)
-            else:
-                heads.append(head)
-                whole.append(False)
-        tkeys = [b" ".join(p.split()) if w else b" ".join(p.split()[:TEMPLATE_WORDS])
-                 for p, w in zip(_keys(heads, _PUNCT_DIGITS), whole)]
+            whole.append(cut > 0)
+            heads.append(head[:cut] if cut > 0 else head)
+        tkeys = [b" ".join(h.split()) if w else b" ".join(h.split()[:TEMPLATE_WORDS])
+                 for h, w in zip(_keys(heads, _PUNCT_DIGITS), whole)]
         ths = [_crc32(k) - 0x80000000 for k in tkeys]
         self.template_hash.extend(ths)
         tt = self.template_text
@@ -410,14 +383,7 @@ class ChecklistBuilder:
                 if th not in tt and len(tt) < _TEMPLATE_TEXTS:
                     tt[th] = k.decode("utf-8", "replace")
 
-        # --- evidence prefixes
-        self.prefixes += b"".join([
-            u[:_PROMPT_W].encode("utf-8", "replace")[:_PROMPT_W].ljust(_PROMPT_W, b"\0")
-            + a[:_ANSWER_W].encode("utf-8", "replace")[:_ANSWER_W].ljust(_ANSWER_W, b"\0")
-            for u, a in zip(user_texts, answers)
-        ])
-
-        # --- consistency
+    def _add_formats(self, exs: Sequence[Example]) -> None:
         fc = self.formats
         kc = self.keysets
         for ex in exs:
@@ -431,8 +397,10 @@ class ChecklistBuilder:
                 if c <= self.max_evidence:
                     self.keyset_lines.setdefault(ks, []).append(ex.line)
 
-        # --- accuracy flags; each costlier test only when its pre-filter matches in the batch
-        ja = joined_answers
+    def _add_flags(self, exs: Sequence[Example], p: "_Parts", ukeys: list[bytes], akeys: list[bytes]) -> None:
+        """Accuracy flags of each answer; each costlier test only when its pre-filter matches
+        in the batch."""
+        ja = p.joined_answers
         any_tick = "`" in ja
         any_open = tuple((o, cl) for o, cl in _OPEN_CLOSE if o in ja)
         jak = b"\x00".join(akeys)
@@ -442,7 +410,7 @@ class ChecklistBuilder:
         maybe_html = "<" in ja or "&" in ja
         n_nonempty = n_terminal = 0
         flags_out = self.flags.append
-        for i, answer in enumerate(answers):
+        for i, answer in enumerate(p.answers):
             stripped = answer.strip()
             nchars = len(stripped)
             flags = 0
@@ -480,32 +448,30 @@ class ChecklistBuilder:
                         "Ã" in answer or "Â" in answer or "â€" in answer or "\ufffd" in answer) and (
                         _MOJIBAKE_RE.search(answer)):
                     flags |= _F_MOJIBAKE
-                if maybe_html and ("<" in answer or "&" in answer) and _html_leftover(answer, user_texts[i]):
+                if maybe_html and ("<" in answer or "&" in answer) and _html_leftover(answer, p.user_texts[i]):
                     flags |= _F_HTML
             if flags:
-                self._accurate_evidence(flags, exs[i].line, stripped, answer, user_texts[i])
+                self._accurate_evidence(flags, exs[i].line, stripped, answer, p.user_texts[i])
             flags_out(flags)
         self.n_nonempty += n_nonempty
         self.n_terminal += n_terminal
-        self.words.extend(nws)
-        self.lines.extend([ex.line for ex in exs])
-        if not self._tokens_later:
-            self.tok.extend([-1] * m if tokens is None else [-1 if t is None else int(t) for t in tokens])
-            self.atok.extend([-1] * m if assistant_tokens is None
-                             else [-1 if t is None else int(t) for t in assistant_tokens])
 
-        # --- secrets and personal data: byte-class maps turn the pre-filters into substring searches
-        jf = "\x00".join(chain.from_iterable(texts))
+    def _add_secrets(self, exs: Sequence[Example], p: "_Parts", ukeys: list[bytes], nds: list[bytes],
+                     akeys: list[bytes], system_hashes: list[int]) -> None:
+        """Secrets and personal data: byte-class maps turn the pre-filters into substring
+        searches, made on the whole batch first."""
+        jf = "\x00".join(chain.from_iterable(p.texts))
         maybe_key = (("-" in jf or "_" in jf) and (
             _RUN20 in jf.encode("utf-8", "replace").translate(_KEYCLASS) or "PRIVATE KEY" in jf)) or (
             "K" in jf and "AKIA" in jf)  # a one-character search is many times faster
         maybe_email = "@" in jf
         sd = self._system_digits
-        for i, contents in enumerate(texts):
+        for i, contents in enumerate(p.texts):
+            # digits of the whole example, from the keys already made: 10 are needed for a phone or card
             n_digits = len(ukeys[i]) - len(nds[i])
-            if systems[i]:
-                d = sd.get(shs[i])
-                n_digits += _count_digits(systems[i]) if d is None else d
+            if p.systems[i]:
+                d = sd.get(system_hashes[i])
+                n_digits += _count_digits(p.systems[i]) if d is None else d
             akey = akeys[i]
             maybe_digits = n_digits + len(akey) - len(akey.translate(None, _DIGITS)) >= 10
             if not (maybe_key or maybe_email or maybe_digits):
@@ -530,7 +496,6 @@ class ChecklistBuilder:
                     self.ev_sensitive.append(
                         {"line": exs[i].line, "sample": _masked_sample(full, found), "note": "likely " + ", ".join(kinds)}
                     )
-        self.n += m
 
     # ---------------------------------------------------------------------------------
     def _accurate_evidence(self, flags: int, line: int, stripped: str, answer: str, user: str) -> None:
@@ -1240,6 +1205,76 @@ def _first_of(h: np.ndarray) -> np.ndarray:
     rep = np.empty(n, dtype=np.int64)
     rep[order] = order[first_sorted]
     return rep
+
+
+class _Parts(NamedTuple):
+    """A batch of chats taken apart, one list entry per example."""
+
+    ex_hashes: list[int]  # the whole example: roles, contents, extra message keys, tools
+    systems: list[str]  # system messages before the answer, joined
+    user_texts: list[str]  # the other turns before the answer, joined
+    finals: list[str]  # the last user message before the answer
+    answers: list[str]  # the final assistant message ("" when there is none)
+    joined_answers: str  # the answers joined by NUL, for the batch's pre-filters
+    n_parts: list[int]  # how many turns user_texts joins
+    texts: list[list[str]]  # every message's content
+
+
+def _take_apart(exs: Sequence[Example]) -> _Parts:
+    """Split each chat into system / turns before the final assistant / the final assistant."""
+    ex_hashes: list[int] = []
+    systems: list[str] = []
+    user_texts: list[str] = []
+    finals: list[str] = []
+    answers: list[str] = []
+    n_parts: list[int] = []
+    texts: list[list[str]] = []
+    for ex in exs:
+        chat = ex.chat
+        msgs = chat.get("messages") or []
+        contents: list[str] = []
+        roles: list = []
+        other = None
+        for msg in msgs:
+            c = msg.get("content")
+            if c.__class__ is not str:
+                c = _text_of(c)
+            contents.append(c)
+            roles.append(msg.get("role"))
+            if len(msg) > 2:  # name, weight, tool_calls...: part of the example's identity
+                if other is None:
+                    other = []
+                other.append(_stable({k: v for k, v in msg.items() if k != "role" and k != "content"}))
+        last = len(msgs) - 1
+        while last >= 0 and roles[last] != "assistant":
+            last -= 1
+        system = ""
+        user_parts: list[str] = []
+        final_user = ""
+        for i in range(last if last >= 0 else len(msgs)):
+            role = roles[i]
+            if role == "system":
+                system = contents[i] if not system else system + "\n" + contents[i]
+            else:
+                user_parts.append(contents[i])
+                if role == "user":
+                    final_user = contents[i]
+        if last >= 0:
+            answer = contents[last]
+            if not answer.strip() and msgs[last].get("tool_calls"):
+                answer = _stable(msgs[last].get("tool_calls"))
+        else:
+            answer = ""
+        tools = chat.get("tools")
+        ex_hashes.append(hash((tuple(roles), tuple(contents), other and tuple(other),
+                               None if tools is None else _stable(tools))))
+        systems.append(system)
+        user_texts.append(user_parts[0] if len(user_parts) == 1 else "\n".join(user_parts))
+        finals.append(final_user)
+        answers.append(answer)
+        n_parts.append(len(user_parts))
+        texts.append(contents)
+    return _Parts(ex_hashes, systems, user_texts, finals, answers, "\x00".join(answers), n_parts, texts)
 
 
 def _keys(texts: list[str], delete: bytes, joined: str | None = None) -> list[bytes]:
