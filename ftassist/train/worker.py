@@ -234,13 +234,14 @@ def hint_for(e: BaseException) -> str:
 _ROLES = ("system", "user", "assistant")
 
 
-def load_chat_jsonl(path: str | Path) -> tuple[list[list[dict[str, str]]], int]:
+def load_chat_jsonl(path: str | Path) -> tuple[list[list[dict[str, Any]]], int]:
     """Conversations from a chat JSONL (`{"messages": [{role, content}...]}` per line) and how many lines were skipped.
 
-    Only role/content are kept: extra keys (`weight`, `name`, tool calls) would make templates
-    disagree. A conversation must contain an assistant turn to teach anything.
+    Only role/content are kept, plus `"weight": 0` on the assistant turns OpenAI's format marks
+    as not to be learned: other keys (`name`, tool calls) would make templates disagree. A
+    conversation must contain an assistant turn with weight 1 to teach anything.
     """
-    convs: list[list[dict[str, str]]] = []
+    convs: list[list[dict[str, Any]]] = []
     skipped = 0
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -248,31 +249,77 @@ def load_chat_jsonl(path: str | Path) -> tuple[list[list[dict[str, str]]], int]:
                 continue
             try:
                 obj = json.loads(line)
-                msgs = [
-                    {"role": m["role"], "content": m.get("content") or ""}
-                    for m in obj["messages"]
-                    if isinstance(m, dict) and m.get("role") in _ROLES
-                ]
+                msgs = []
+                for m in obj["messages"]:
+                    if not isinstance(m, dict) or m.get("role") not in _ROLES:
+                        continue
+                    msg = {"role": m["role"], "content": m.get("content") or ""}
+                    if m["role"] == "assistant" and m.get("weight", 1) == 0:
+                        msg["weight"] = 0
+                    msgs.append(msg)
             except (ValueError, KeyError, TypeError):
                 skipped += 1
                 continue
-            if any(m["role"] == "assistant" and m["content"] for m in msgs):
+            if any(_trained(m) and m["content"] for m in msgs):
                 convs.append(msgs)
             else:
                 skipped += 1
     return convs, skipped
 
 
-def to_prompt_completion(conv: list[dict[str, str]]) -> dict[str, Any]:
-    """Split at the last assistant turn: TRL then trains on that turn only (completion-only loss)."""
-    last = max(i for i, m in enumerate(conv) if m["role"] == "assistant")
+def _trained(m: dict[str, Any]) -> bool:
+    return m["role"] == "assistant" and m.get("weight", 1) != 0
+
+
+def plain(conv: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The conversation as templates see it: role and content only."""
+    return [{"role": m["role"], "content": m["content"]} for m in conv]
+
+
+def has_untrained_turns(conv: list[dict[str, Any]]) -> bool:
+    return any(m["role"] == "assistant" and not _trained(m) for m in conv)
+
+
+def to_prompt_completion(conv: list[dict[str, Any]]) -> dict[str, Any]:
+    """Split at the last assistant turn to learn: TRL then trains on that turn only (completion-only loss).
+
+    Turns after it (weight 0) teach nothing and are dropped.
+    """
+    last = max(i for i, m in enumerate(conv) if _trained(m))
+    conv = plain(conv)
     return {"prompt": conv[:last], "completion": [conv[last]]}
+
+
+def tokenize_weighted(tokenizer, conv: list[dict[str, Any]], chat_template: str) -> tuple[dict[str, list[int]], bool]:
+    """Token ids and the assistant mask of `conv`, with its weight-0 assistant turns masked out.
+
+    Rendered exactly as TRL renders a conversation for assistant-only loss; each run of masked
+    tokens is one `{% generation %}` block, i.e. one assistant turn, in order. When the runs do
+    not match the turns one to one (a template that merges turns), every assistant turn stays
+    trained rather than guess, and the flag (False) says so.
+    """
+    out = tokenizer.apply_chat_template(plain(conv), chat_template=chat_template, tools=None, tokenize=True,
+                                        return_dict=True, return_assistant_tokens_mask=True)
+    ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
+    runs: list[tuple[int, int]] = []
+    for i, bit in enumerate(mask):
+        if bit and (i == 0 or not mask[i - 1]):
+            runs.append((i, i + 1))
+        elif bit:
+            runs[-1] = (runs[-1][0], i + 1)
+    turns = [m for m in conv if m["role"] == "assistant"]
+    matched = len(runs) == len(turns)
+    if matched:
+        for (start, end), m in zip(runs, turns):
+            if not _trained(m):
+                mask[start:end] = [0] * (end - start)
+    return {"input_ids": ids, "assistant_masks": mask}, matched
 
 
 def token_lengths(tokenizer, convs: list[list[dict[str, str]]], limit: int = 2000) -> list[int]:
     out = []
     for conv in convs[:limit]:
-        ids = tokenizer.apply_chat_template(conv, tokenize=True, return_dict=True)["input_ids"]
+        ids = tokenizer.apply_chat_template(plain(conv), tokenize=True, return_dict=True)["input_ids"]
         out.append(len(ids))
     return out
 
@@ -551,9 +598,31 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
         )
 
     # 5. Datasets in the shape TRL expects (conversational)
-    if template_mode == "assistant_only":
-        train_ds = Dataset.from_list([{"messages": c} for c in train_convs])
-        eval_ds = Dataset.from_list([{"messages": c} for c in valid_convs]) if valid_convs else None
+    pretokenized = False
+    untrained_turns = sum(m["role"] == "assistant" and not _trained(m) for c in train_convs for m in c)
+    if template_mode == "assistant_only" and any(map(has_untrained_turns, train_convs + valid_convs)):
+        # Weight-0 turns: TRL masks every assistant turn, so render and mask here, the way it would.
+        from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+        template = (tokenizer.chat_template if has_generation_markers(tokenizer.chat_template)
+                    else get_training_chat_template(tokenizer))
+        train_rows, eval_rows, unmatched = [], [], 0
+        for convs, rows in ((train_convs, train_rows), (valid_convs, eval_rows)):
+            for c in convs:
+                row, matched = tokenize_weighted(tokenizer, c, template)
+                unmatched += not matched
+                if 1 in row["assistant_masks"]:
+                    rows.append(row)
+        if unmatched:
+            writer.message(f"{unmatched} conversations: the chat template does not mark each assistant turn apart, "
+                           "so their weight-0 turns are trained on too", level="warning")
+        writer.message(f"{untrained_turns} assistant turns have weight 0: kept as context, not learned")
+        train_ds = Dataset.from_list(train_rows)
+        eval_ds = Dataset.from_list(eval_rows) if eval_rows else None
+        pretokenized = True
+    elif template_mode == "assistant_only":
+        train_ds = Dataset.from_list([{"messages": plain(c)} for c in train_convs])
+        eval_ds = Dataset.from_list([{"messages": plain(c)} for c in valid_convs]) if valid_convs else None
     else:
         writer.message("the base model's chat template has no assistant markers TRL can add: training on the "
                        "last assistant turn of each conversation", level="warning")
@@ -587,7 +656,8 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
         packing=auto["packing"],
         packing_strategy="bfd",
         train_sampling_strategy="random" if auto["packing"] else "group_by_length",
-        assistant_only_loss=template_mode == "assistant_only",
+        # Pre-tokenized rows carry their own assistant_masks, which TRL turns into labels as they are.
+        assistant_only_loss=template_mode == "assistant_only" and not pretokenized,
         completion_only_loss=None if template_mode == "assistant_only" else True,
         logging_steps=spec.logging_steps or 0.02,
         logging_first_step=True,
@@ -624,6 +694,7 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
         token_max=longest,
         learning_rate=lr,
         loss_on="assistant" if template_mode == "assistant_only" else "last_assistant_turn",
+        untrained_turns=untrained_turns,
         world_size=_world_size(),
         total_params=n_params,
         **auto,

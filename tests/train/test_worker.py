@@ -287,6 +287,48 @@ def test_recipe_masks_non_assistant_tokens_and_keeps_the_best_checkpoint(tmp_pat
     assert (run_dir / "base_model" / "config.json").is_file()
 
 
+def test_weight_zero_turns_are_context_not_lessons(tmp_path, chat_data):
+    """OpenAI's chat format: an assistant turn with "weight": 0 is shown to the model but not learned."""
+    from ftassist.train.worker import StopFlag, build_trainer, load_chat_jsonl, to_prompt_completion
+
+    train, valid = chat_data
+    rows = [json.loads(line) for line in train.read_text().splitlines()]
+    rows[0] = {"messages": [
+        {"role": "user", "content": "What is the sun?"},
+        {"role": "assistant", "content": "A lamp.", "weight": 0},
+        {"role": "user", "content": "Really?"},
+        {"role": "assistant", "content": "The sun is a star at the centre of our solar system.", "weight": 1},
+        {"role": "user", "content": "And cats?"},
+        {"role": "assistant", "content": "Cats like to sleep in warm places.", "weight": 0},
+    ]}
+    rows.append({"messages": [{"role": "user", "content": "x"},
+                              {"role": "assistant", "content": "nothing to learn", "weight": 0}]})
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    convs, skipped = load_chat_jsonl(train)
+    assert skipped == 1 and len(convs) == len(rows) - 1  # only weight-0 answers: nothing to teach
+
+    pc = to_prompt_completion(convs[0])  # the last turn to learn, not the last turn
+    assert pc["completion"][0]["content"].startswith("The sun") and len(pc["prompt"]) == 3
+    assert all(set(m) == {"role", "content"} for m in pc["prompt"] + pc["completion"])
+
+    run_dir = tmp_path / "run"
+    prep = build_trainer(_spec(train, valid, run_dir, max_seq_length=256), run_dir, EventWriter(run_dir), StopFlag())
+    tok = prep.tokenizer
+    ds = prep.trainer.train_dataset
+    assert len(ds) == len(convs)
+
+    def learned(row) -> str:
+        return tok.decode([t for t, lab in zip(row["input_ids"], row["labels"]) if lab != -100])
+
+    everything = tok.decode(ds[0]["input_ids"])
+    assert "A lamp." in everything and "Cats like" in everything  # still in the context
+    assert learned(ds[0]) == "The sun is a star at the centre of our solar system.<|im_end|>"
+    assert learned(ds[1]) == tok.decode(tok.encode(rows[1]["messages"][-1]["content"])) + "<|im_end|>"
+    assert prep.started_fields["untrained_turns"] == 2
+    messages = [e["text"] for e in _events(run_dir) if e["type"] == "message"]
+    assert any("2 assistant turns have weight 0" in m for m in messages)
+
+
 def test_openai_backend_is_delegated_through_the_same_events(tmp_path, monkeypatch):
     import sys
     import types
