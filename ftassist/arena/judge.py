@@ -5,7 +5,9 @@ ends with `[[A]]`, `[[B]]` or `[[C]]` (tie). LLM judges prefer whichever answer 
 first, so every battle is judged twice at temperature 0, once in each order; a verdict
 that flips with the order is a tie. Verdicts go to the `judge_verdicts` table (never to
 `votes`), with `winner` in the vote vocabulary (`model_a`, `model_b`, `tie`, or `error`
-when the judge gave no readable verdict), relative to the battle's own `model_a`/`model_b`.
+when the judge gave no readable verdict), relative to the battle's own `model_a`/`model_b`,
+and the judge's explanation for each order. `judge_leaderboard` rates the models from the
+verdicts alone, the same way the human leaderboard rates them from votes.
 
 The judge is any OpenAI-compatible endpoint: a registered API model's id, or a config
 dict `{"kind": "openai_compatible", "base_url": ..., "model": ..., "api_key_env": ...}`.
@@ -170,9 +172,10 @@ def judge_battles(judge: str | dict, battle_ids: list[str] | None = None, *, sto
                 if redo:
                     con.execute("DELETE FROM judge_verdicts WHERE battle_id = ? AND judge_model = ?", [battle["id"], name])
                 con.execute(
-                    "INSERT INTO judge_verdicts (id, battle_id, judge_model, winner, verdict_ab, verdict_ba) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [uuid.uuid4().hex, battle["id"], name, res["winner"], res["verdict_ab"], res["verdict_ba"]],
+                    "INSERT INTO judge_verdicts (id, battle_id, judge_model, winner, verdict_ab, verdict_ba, "
+                    "explanation_ab, explanation_ba) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [uuid.uuid4().hex, battle["id"], name, res["winner"], res["verdict_ab"], res["verdict_ba"],
+                     res["raw_ab"], res["raw_ba"]],
                 )
         out.append(res)
     return out
@@ -252,3 +255,36 @@ def human_judge_agreement(store=None, judge_model: str | None = None) -> dict[st
         "agreement_without_ties": (sum(h == m for h, m in decisive) / len(decisive)) if decisive else None,
         "kappa": cohen_kappa(pairs),
     }
+
+
+def verdicts_frame(judge_model: str | None = None, store=None, include_flagged: bool = False):
+    """The judge's decided verdicts as battles (model_a, model_b, winner), like the votes frame."""
+    import pandas as pd
+
+    st = models._store(store)
+    sql = ("SELECT b.model_a, b.model_b, j.winner FROM judge_verdicts j JOIN battles b ON b.id = j.battle_id "
+           "WHERE j.winner IN ('model_a', 'model_b', 'tie')")
+    params: list[Any] = []
+    if not include_flagged:
+        sql += " AND b.flagged_reason IS NULL"
+    if judge_model:
+        sql += " AND j.judge_model = ?"
+        params.append(judge_model)
+    return pd.DataFrame(st.query_rows(sql, params), columns=["model_a", "model_b", "winner"])
+
+
+def judge_leaderboard(judge_model: str | None = None, rounds: int = 1000, store=None) -> list[dict[str, Any]]:
+    """The models rated from the judge's verdicts (Bradley-Terry with bootstrap intervals), best first.
+
+    Kept apart from the human leaderboard: a judge is a second opinion, and where the two
+    disagree `human_judge_agreement` says how far to trust it.
+    """
+    from . import ratings
+
+    return ratings.leaderboard(verdicts_frame(judge_model, store), rounds=rounds, names=ratings.display_names(store))
+
+
+def judge_names(store=None) -> list[str]:
+    """The judges that have verdicts in the store."""
+    st = models._store(store)
+    return [r[0] for r in st.query_rows("SELECT DISTINCT judge_model FROM judge_verdicts ORDER BY 1")]

@@ -115,12 +115,74 @@ def leaderboard(args) -> int:
     if not rows:
         print("No votes yet.")
         return 0
+    _print_board(rows)
+    return 0
+
+
+def _print_board(rows: list[dict]) -> None:
     print(f"{'rank':>4}  {'model':<30} {'rating':>8} {'95% CI':>17} {'W':>5} {'L':>5} {'T':>5} {'win rate':>9}")
     for r in rows:
         ci = f"{r['ci_low']:.0f}..{r['ci_high']:.0f}"
         print(f"{r['rank']:>4}  {r['model'][:30]:<30} {r['rating']:>8.1f} {ci:>17} {r['wins']:>5} {r['losses']:>5} "
               f"{r['ties']:>5} {r['win_rate']:>8.1%}")
-    return 0
+
+
+def _judge_spec(args) -> str | dict:
+    """A registered API model (--judge) or an endpoint given inline (--base-url + --model)."""
+    from ftassist.arena import models
+
+    if args.judge:
+        found = models.find_model(args.judge)
+        if found is None:
+            raise _cli_error(f"no model {args.judge!r} in the arena (`ftassist arena models` lists them)")
+        if found["kind"] not in ("openai", "openai_compatible"):
+            raise _cli_error(f"{args.judge!r} is a {found['kind']} model: the judge must be an API model "
+                             "(openai or openai_compatible)")
+        return found["id"]
+    if not args.model:
+        raise _cli_error("give --judge MODEL (a registered API model) or --model NAME [--base-url URL]")
+    config: dict = {"kind": "openai_compatible" if args.base_url else "openai", "model": args.model}
+    for key in ("base_url", "api_key_env"):
+        if getattr(args, key):
+            config[key] = getattr(args, key)
+    return config
+
+
+def judge(args) -> int:
+    from ftassist.arena import judge as judging
+    from ftassist.arena import models
+
+    spec = _judge_spec(args)
+    try:
+        results = judging.judge_battles(spec, args.battles, redo=args.redo, use_reference=args.reference)
+    except models.ModelError as exc:
+        raise _cli_error(str(exc))
+    name = judging.judge_name(spec)
+    failed = [r for r in results if r["error"]]
+    agreement = judging.human_judge_agreement(judge_model=name)
+    board = judging.judge_leaderboard(name, rounds=args.rounds)
+    if args.json:
+        print(json.dumps({"judge": name, "judged": len(results) - len(failed), "failed": len(failed),
+                          "errors": [{"battle_id": r["battle_id"], "error": r["error"]} for r in failed],
+                          "agreement": agreement, "leaderboard": board}, indent=2, default=str))
+        return 1 if failed and len(failed) == len(results) else 0
+    if not results:
+        print(f"Nothing new to judge: {name} has a verdict on every battle (--redo judges them again).")
+    else:
+        print(f"{len(results) - len(failed)} battles judged by {name}, both orders each; {len(failed)} failed "
+              "(not stored: a later run retries them)")
+    for r in failed[:10]:
+        print(f"  battle {r['battle_id']}: {r['error']}", file=sys.stderr)
+    if agreement["n_pairs"]:
+        kappa = agreement["kappa"]
+        print(f"Agreement with human votes: {agreement['agreement']:.1%} over {agreement['n_pairs']} votes on "
+              f"{agreement['n_battles']} battles" + (f", Cohen's kappa {kappa:.2f}" if kappa is not None else ""))
+    else:
+        print("No battle has both a human vote and a verdict yet: no agreement figure.")
+    if board:
+        print(f"Ratings from {name}'s verdicts (kept apart from the human leaderboard):")
+        _print_board(board)
+    return 1 if failed and len(failed) == len(results) else 0
 
 
 def export_votes(args) -> int:
@@ -196,6 +258,18 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list of objects")
     p.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds (default 1000)")
     p.set_defaults(func=leaderboard)
+
+    p = asub.add_parser("judge", help="an LLM judge on the battles (both orders), kept apart from human votes")
+    p.add_argument("--judge", help="a registered API model (id or name) to judge with")
+    p.add_argument("--model", help="or: the judge's model name at an endpoint (with --base-url) or on OpenAI")
+    p.add_argument("--base-url", dest="base_url", help="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    p.add_argument("--api-key-env", dest="api_key_env", help="NAME of the env variable holding the judge's key")
+    p.add_argument("--battles", nargs="+", default=None, help="only these battle ids (default: all)")
+    p.add_argument("--redo", action="store_true", help="judge again battles this judge already has a verdict on")
+    p.add_argument("--reference", action="store_true", help="show the judge the reference answer when there is one")
+    p.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds for the judge's ratings")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=judge)
 
     p = asub.add_parser("export-votes", help="write the votes as CSV or Parquet")
     p.add_argument("--format", choices=("csv", "parquet"), default=None, help="default: from --out's suffix")

@@ -71,4 +71,9 @@ MIGRATIONS = [
     );
     ALTER TABLE votes ADD COLUMN choice VARCHAR;
     """,
+    # 3: the judge's own words for each order, so a verdict can be read and questioned later.
+    """
+    ALTER TABLE judge_verdicts ADD COLUMN explanation_ab VARCHAR;
+    ALTER TABLE judge_verdicts ADD COLUMN explanation_ba VARCHAR;
+    """,
 ]

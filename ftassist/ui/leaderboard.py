@@ -1,6 +1,7 @@
 """The `Leaderboard` tab: ratings with intervals, the pairwise matrix, the two-model
-headline, and the exports (votes CSV/Parquet, DPO pairs). All figures come from
-`ftassist.arena.ratings.summary`; this module only lays them out."""
+headline, the exports (votes CSV/Parquet, DPO pairs) and the optional LLM judge. All
+figures come from `ftassist.arena.ratings` and `ftassist.arena.judge`; this module only
+lays them out."""
 
 from __future__ import annotations
 
@@ -107,6 +108,53 @@ def export_dpo():
     return str(path)
 
 
+def judge_choices():
+    """The registered API models (only those can judge), as (display name, id) pairs."""
+    from ftassist.arena import models
+
+    api = [m for m in models.list_models() if m["kind"] in ("openai", "openai_compatible")]
+    return gr.update(choices=[(m["display_name"], m["id"]) for m in api])
+
+
+def _agreement_text(agreement: dict) -> str:
+    if not agreement["n_pairs"]:
+        return "No battle has both a human vote and a verdict yet, so there is no agreement figure."
+    text = (f"Agreement with human votes: **{agreement['agreement']:.1%}** over {agreement['n_pairs']} votes on "
+            f"{agreement['n_battles']} battles")
+    if agreement["agreement_without_ties"] is not None:
+        text += f" ({agreement['agreement_without_ties']:.1%} where neither called a tie)"
+    if agreement["kappa"] is not None:
+        text += f", Cohen's kappa {agreement['kappa']:.2f} (0: chance, 1: always agree)"
+    return text + "."
+
+
+def run_judge(judge_model: str | None, use_reference: bool, redo: bool, rounds: float = 1000):
+    """Judge the battles with a registered API model; its ratings and its agreement with people."""
+    from ftassist.arena import judge, models
+
+    if not judge_model:
+        raise gr.Error("Pick the judge: a registered API model (OpenAI or an OpenAI-compatible server). "
+                       "Register one in the Arena tab.")
+    try:
+        results = judge.judge_battles(judge_model, redo=bool(redo), use_reference=bool(use_reference))
+        board = judge.judge_leaderboard(judge_model, rounds=int(rounds or 0))
+        agreement = judge.human_judge_agreement(judge_model=judge_model)
+    except models.ModelError as exc:
+        raise gr.Error(str(exc))
+    except Exception as exc:  # noqa: BLE001 - one clear line, no traceback (or key) to the page
+        raise gr.Error(f"The judge could not run: {type(exc).__name__}")
+    failed = [r for r in results if r["error"]]
+    if results:
+        head = (f"**{len(results) - len(failed)} battles judged**, each in both orders (a verdict that flips "
+                "with the order counts as a tie).")
+    else:
+        head = "Nothing new to judge: this judge has a verdict on every battle (tick *Judge again* to redo)."
+    if failed:
+        head += (f" {len(failed)} failed and were not stored, so the next run retries them; the first error: "
+                 f"{failed[0]['error']}")
+    return f"{head}\n\n{_agreement_text(agreement)}", _table(board)
+
+
 def build(ctx: UIContext) -> None:
     headline = gr.Markdown("Press *Refresh* to compute the ratings.", elem_id="leaderboard-headline")
     with gr.Row():
@@ -125,7 +173,23 @@ def build(ctx: UIContext) -> None:
         dpo_button = gr.Button("DPO preference dataset (JSONL)")
     download = gr.File(label="Download", interactive=False)
 
+    with gr.Accordion("LLM judge (a second opinion, kept apart from the votes)", open=False):
+        gr.Markdown("An API model reads each battle twice, with the answers in both orders (MT-Bench's pairwise "
+                    "method). Its verdicts never count as votes: they get their own ratings below, and the "
+                    "agreement rate says how far to trust them.")
+        with gr.Row():
+            judge_model = gr.Dropdown(choices=[], label="Judge (a registered API model)", interactive=True)
+            use_reference = gr.Checkbox(label="Show the judge the reference answer", value=False)
+            redo = gr.Checkbox(label="Judge again battles it has judged", value=False)
+        judge_button = gr.Button("Judge the battles")
+        judge_summary = gr.Markdown()
+        judge_table = gr.Dataframe(headers=TABLE_COLUMNS, label="Ratings from the judge's verdicts",
+                                   interactive=False, wrap=True)
+
     refresh_button.click(refresh, [rounds], [headline, table, chart, pairwise], api_name="leaderboard")
+    judge_model.focus(judge_choices, None, judge_model, api_name=False)
+    judge_button.click(run_judge, [judge_model, use_reference, redo, rounds], [judge_summary, judge_table],
+                       api_name="judge_battles")
     csv_button.click(export_csv, None, download, api_name="export_votes_csv")
     parquet_button.click(export_parquet, None, download, api_name="export_votes_parquet")
     dpo_button.click(export_dpo, None, download, api_name="export_dpo")

@@ -168,3 +168,29 @@ def test_leaderboard_tab_figures_and_exports():
     assert csv_path.endswith(".csv") and "Tuned" in open(csv_path).read()
     assert leaderboard.export_parquet().endswith(".parquet")
     assert leaderboard.export_dpo().endswith(".jsonl")  # imported votes have no answers: empty, with a warning
+
+
+def test_leaderboard_tab_runs_the_llm_judge(fake_llm):
+    import gradio as gr
+
+    from ftassist.arena import models
+    from ftassist.ui import leaderboard
+    from test_judge import prefers_good
+
+    models.add_model("hf", "Base", {"model": "org/base"})
+    models.add_model("openai_compatible", "Referee", {"base_url": fake_llm.base_url, "model": "judge"})
+    store = store_mod.get_store()
+    for i in range(4):
+        bid = battles.add_battle(f"Q{i}?", "tuned", "base", "a good answer", "a poor answer")
+        view = battles._serve(bid, f"Q{i}?", "a good answer", "a poor answer", voter="u", store=store)
+        battles.vote(view.token, "u", "B" if view.answer_a == "a good answer" else "A")  # the human disagrees
+    assert leaderboard.judge_choices()["choices"] == [("Referee", "referee")]  # API models only
+    with pytest.raises(gr.Error, match="Pick the judge"):
+        leaderboard.run_judge(None, False, False)
+    fake_llm.judge = prefers_good
+    summary, table = leaderboard.run_judge("referee", False, False, 100)
+    assert "4 battles judged" in summary and "Agreement with human votes: **0.0%** over 4 votes" in summary
+    assert list(table["model"]) == ["tuned", "Base"] and list(table["wins"]) == [4, 0]  # display names
+    assert store.query_rows("SELECT count(*) FROM votes")[0][0] == 4  # verdicts never become votes
+    summary, _ = leaderboard.run_judge("referee", False, False, 100)
+    assert "Nothing new to judge" in summary

@@ -82,3 +82,37 @@ def test_generate_from_the_cli_with_a_local_server(tmp_path, capsys, fake_llm):
     assert "3 battles stored (0 flagged)" in capsys.readouterr().out
     view = battles.next_battle("someone")
     assert view is not None and view.prompt.startswith("Q")
+
+
+def test_judge_from_the_cli(tmp_path, capsys, fake_llm):
+    from test_judge import prefers_good
+
+    st = store_mod.get_store()
+    for i in range(6):
+        bid = battles.add_battle(f"Q{i}?", "tuned", "base", "a good answer", "a poor answer")
+        view = battles._serve(bid, f"Q{i}?", "a good answer", "a poor answer", voter="u", store=st)
+        battles.vote(view.token, "u", "A" if view.answer_a == "a good answer" else "B")  # the human agrees
+    fake_llm.judge = prefers_good
+    wrong = ["arena", "judge", "--model", "no-such-judge", "--base-url", fake_llm.base_url, "--rounds", "50"]
+    assert main(wrong) == 1  # every call failed: nothing stored, a line per battle on stderr
+    captured = capsys.readouterr()
+    assert "0 battles judged" in captured.out and "not found" in captured.err
+    assert st.query_rows("SELECT count(*) FROM judge_verdicts")[0][0] == 0
+    args = ["arena", "judge", "--model", "judge", "--base-url", fake_llm.base_url, "--rounds", "50"]
+    assert main(args + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["judge"], out["judged"], out["failed"]) == ("judge", 6, 0)
+    assert out["agreement"]["agreement"] == 1.0 and out["agreement"]["n_pairs"] == 6
+    assert [r["model"] for r in out["leaderboard"]] == ["tuned", "base"]
+    assert main(args) == 0  # judged already: nothing asked again, figures still shown
+    text = capsys.readouterr().out
+    assert "Nothing new to judge" in text and "Agreement with human votes: 100.0%" in text and "tuned" in text
+
+    assert main(["arena", "judge", "--judge", "nobody"]) == 2
+    assert "no model 'nobody'" in capsys.readouterr().err
+    assert main(["arena", "add-model", "--kind", "hf", "--name", "Local HF", "--model", "org/x"]) == 0
+    capsys.readouterr()
+    assert main(["arena", "judge", "--judge", "Local HF"]) == 2
+    assert "must be an API model" in capsys.readouterr().err
+    assert main(["arena", "judge"]) == 2
+    assert "--judge MODEL" in capsys.readouterr().err

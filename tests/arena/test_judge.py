@@ -100,6 +100,9 @@ def test_judge_battles_stores_verdicts_apart_and_skips_done(fake_llm, judge_cfg)
                              "ORDER BY battle_id")
     assert [(r["battle_id"], r["winner"]) for r in rows] == [("b1", "model_b"), ("b2", "model_a"), ("b3", "tie")]
     assert rows[0]["judge_model"] == "judge" and rows[0]["verdict_ab"] == "B" and rows[0]["verdict_ba"] == "A"
+    said = get_store().query("SELECT explanation_ab, explanation_ba FROM judge_verdicts WHERE battle_id = 'b1'")[0]
+    assert said == {"explanation_ab": "Assistant B is more helpful. [[B]]",
+                    "explanation_ba": "Assistant A is more helpful. [[A]]"}  # the judge's own words, each order
     assert get_store().query_rows("SELECT count(*) FROM votes")[0][0] == 0  # never mixed with human votes
     n_requests = len(fake_llm.requests)
     assert judge.judge_battles(judge_cfg) == []  # already judged
@@ -154,3 +157,23 @@ def test_human_judge_agreement_crafted():
 def test_judge_win_rate():
     assert judge.judge_win_rate(["model_a", "tie", "model_b", "model_a", "error"]) == pytest.approx(2.5 / 4)
     assert judge.judge_win_rate([]) is None
+
+
+def test_judge_leaderboard_rates_models_from_verdicts_alone(fake_llm, judge_cfg):
+    for i in range(12):  # tuned writes the good answer in 10 of 12 battles, sides alternating
+        good_is_tuned = i < 10
+        a, b = ("tuned", "base") if i % 2 else ("base", "tuned")
+        answer_tuned, answer_base = ("a good answer", "a poor answer") if good_is_tuned else ("a poor one", "a good one")
+        _battle(f"b{i}", a, b, answer_tuned if a == "tuned" else answer_base, answer_tuned if b == "tuned" else answer_base)
+    _battle("flagged", "base", "tuned", "a good answer", "a poor answer")
+    get_store().execute("UPDATE battles SET flagged_reason = 'names a model' WHERE id = 'flagged'")
+    fake_llm.judge = prefers_good
+    judge.judge_battles(judge_cfg)
+    assert judge.judge_names() == ["judge"]
+    frame = judge.verdicts_frame("judge")
+    assert len(frame) == 12  # the flagged battle's verdict is not counted, as its votes are not
+    board = judge.judge_leaderboard("judge", rounds=50)
+    assert [r["model"] for r in board] == ["tuned", "base"]
+    assert (board[0]["wins"], board[0]["losses"], board[0]["ties"]) == (10, 2, 0)
+    assert judge.judge_leaderboard("someone-else", rounds=10) == []
+    assert get_store().query_rows("SELECT count(*) FROM votes")[0][0] == 0
