@@ -53,8 +53,21 @@ EXPORT_SUFFIX = {"openai": ".jsonl", "alpaca": ".json", "sharegpt": ".json"}
 # --------------------------------------------------------------------------- detection
 
 
+# What marks each format, in the order formats are tried: a record is in a format when it has
+# all of its keys (detect_format), and points at it when it has any of them (guess_format).
+FORMAT_KEYS = (
+    ("chat", ("messages",)),
+    ("sharegpt", ("conversations",)),
+    ("instruction", ("instruction", "output")),
+    ("completion", ("prompt", "completion")),
+)
+
+
 def detect_format(obj: Any) -> str | None:
-    """The record's format, or None when it is not a dict or matches none (hot path: keep it cheap)."""
+    """The record's format, or None when it is not a dict or matches none.
+
+    FORMAT_KEYS unrolled: this runs once per record on the check's hot path (a test keeps
+    the two in step)."""
     if type(obj) is not dict and not isinstance(obj, dict):
         return None
     if "messages" in obj:
@@ -65,6 +78,15 @@ def detect_format(obj: Any) -> str | None:
         return "instruction"
     if "prompt" in obj and "completion" in obj:
         return "completion"
+    return None
+
+
+def guess_format(obj: dict) -> str | None:
+    """For a record whose format was not detected: the format its keys point at, if any,
+    so the error can name the missing field instead of a generic 'unknown format'."""
+    for fmt, keys in FORMAT_KEYS:
+        if any(k in obj for k in keys):
+            return fmt
     return None
 
 

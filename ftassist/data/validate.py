@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ftassist.data.formats import guess_format
 from ftassist.data.report import Issue, Record
 
 OPENAI_MIN_EXAMPLES = 10
@@ -405,20 +406,6 @@ _VALIDATORS = {
 }
 
 
-def _guess_format(rec: dict) -> str | None:
-    """For a record whose format was not detected: the format its keys point at, if any,
-    so the error names the missing field instead of a generic 'unknown format'."""
-    if "messages" in rec:
-        return "chat"
-    if "conversations" in rec:
-        return "sharegpt"
-    if "instruction" in rec or "output" in rec:
-        return "instruction"
-    if "prompt" in rec or "completion" in rec:
-        return "completion"
-    return None
-
-
 def validate_record(rec: Record, fmt: str | None) -> list[Issue]:
     """All problems of one record: errors and warnings, each with line=rec.line.
 
@@ -434,7 +421,7 @@ def validate_record(rec: Record, fmt: str | None) -> list[Issue]:
             return [_issue(line, "data_type", f"The record is {_kind(data)}, not a JSON object.")]
         validator = _VALIDATORS.get(fmt) if fmt else None
         if validator is None:
-            guessed = _guess_format(data)
+            guessed = guess_format(data)
             if guessed is None:
                 keys = ", ".join(sorted(str(k) for k in data)[:8]) or "none"
                 return [_issue(line, "missing_messages_list",

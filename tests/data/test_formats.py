@@ -8,12 +8,14 @@ import pytest
 
 from ftassist.data.formats import (
     EXPORT_FORMATS,
+    FORMAT_KEYS,
     alpaca_to_chat,
     chat_to_alpaca,
     chat_to_openai,
     chat_to_sharegpt,
     detect_format,
     extra_fields,
+    guess_format,
     sharegpt_to_chat,
     to_chat,
     write_export,
@@ -53,6 +55,21 @@ NO_SYSTEM = {"messages": msgs(("user", "a"), ("assistant", "b"), ("user", "c"), 
 ])
 def test_detect_format(obj, fmt):
     assert detect_format(obj) == fmt
+
+
+def test_detection_and_guess_follow_one_table():
+    """detect_format is FORMAT_KEYS unrolled for speed: every mix of the marker keys agrees."""
+    from itertools import combinations
+
+    markers = sorted({k for _, keys in FORMAT_KEYS for k in keys})
+    for n in range(len(markers) + 1):
+        for present in combinations(markers, n):
+            obj = dict.fromkeys(present, "x")
+            full = next((fmt for fmt, keys in FORMAT_KEYS if all(k in obj for k in keys)), None)
+            some = next((fmt for fmt, keys in FORMAT_KEYS if any(k in obj for k in keys)), None)
+            assert detect_format(obj) == full, present
+            assert guess_format(obj) == some, present
+    assert guess_format({"output": "x"}) == "instruction" and guess_format({"text": "x"}) is None
 
 
 def test_every_format_detected_from_files(tmp_path):
