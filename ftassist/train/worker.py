@@ -827,11 +827,11 @@ def push_to_hub(spec: JobSpec, folder: Path, writer: EventWriter) -> str | None:
     try:
         from huggingface_hub import HfApi
 
-        api = HfApi(token=token)
-        api.create_repo(spec.hub_model_id, private=True, exist_ok=True)
+        # HF_ENDPOINT (a mirror or a private Hub) is read now, not when huggingface_hub was imported.
+        api = HfApi(token=token, endpoint=os.environ.get("HF_ENDPOINT") or None)
+        url = str(api.create_repo(spec.hub_model_id, private=True, exist_ok=True))
         api.upload_folder(folder_path=str(folder), repo_id=spec.hub_model_id,
                           commit_message="Upload fine-tuned model (ftassist)")
-        url = f"https://huggingface.co/{spec.hub_model_id}"
         writer.message(f"pushed to {url}")
         return url
     except Exception as e:  # noqa: BLE001 - never include the token in the message
