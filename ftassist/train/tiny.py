@@ -19,36 +19,56 @@ from typing import Iterable
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
 
-# ChatML, with the assistant's content *and* its end-of-turn token inside the generation block,
-# so the model learns to stop (TRL checks this: is_chat_template_stop_token_trained).
-CHATML_TRAINING_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['role'] == 'assistant' %}"
-    "{%- generation %}{{- (message['content'] or '') + '<|im_end|>' }}{%- endgeneration %}"
-    "{{- '\\n' }}"
-    "{%- else %}"
-    "{{- (message['content'] or '') + '<|im_end|>' + '\\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
+def _training_template(start: str, end: str, stop: str, sep: str) -> str:
+    """A chat template with `{% generation %}` around each assistant turn, tools included.
+
+    A turn is `start(role)` + content + `end`; the assistant's turn, its tool calls and its
+    stop token (`stop`) sit inside the generation block, so the model learns to call tools
+    and to stop (TRL checks the latter: is_chat_template_stop_token_trained). Tools, when a
+    conversation offers some, are listed in the system turn and calls are written as
+    `<tool_call>{"name": ..., "arguments": ...}</tool_call>`, the convention of Qwen and
+    Hermes; tool results come back in `tool` turns.
+    """
+    return (
+        "{%- if tools %}"
+        "{{- " + start.format(role="system") + " }}"
+        "{%- if messages[0]['role'] == 'system' %}{{- messages[0]['content'] + '\\n\\n' }}{%- endif %}"
+        "{{- '# Tools\\nYou may call these functions:\\n<tools>' }}"
+        "{%- for tool in tools %}{{- '\\n' + (tool | tojson) }}{%- endfor %}"
+        "{{- '\\n</tools>\\nTo call one, answer <tool_call>{\"name\": ..., \"arguments\": {...}}</tool_call>.' }}"
+        "{{- " + end + " }}"
+        "{%- endif %}"
+        "{%- for message in messages %}"
+        "{%- if not (tools and loop.first and message['role'] == 'system') %}"
+        "{{- " + start.format(role="' + message['role'] + '") + " }}"
+        "{%- if message['role'] == 'assistant' %}"
+        "{%- generation %}{{- message['content'] or '' }}"
+        "{%- for call in message.tool_calls or [] %}"
+        "{%- set fn = call.function if call.function is defined else call %}"
+        "{{- '<tool_call>{\"name\": \"' + fn.name + '\", \"arguments\": ' }}"
+        "{{- fn.arguments if fn.arguments is string else fn.arguments | tojson }}"
+        "{{- '}</tool_call>' }}"
+        "{%- endfor %}"
+        "{{- " + stop + " }}{%- endgeneration %}"
+        "{{- " + sep + " }}"
+        "{%- else %}"
+        "{{- (message['content'] or '') + " + end + " }}"
+        "{%- endif %}"
+        "{%- endif %}"
+        "{%- endfor %}"
+        "{%- if add_generation_prompt %}{{- " + start.format(role="assistant") + " }}{%- endif %}"
+    )
+
+
+# ChatML when the tokenizer has its tokens.
+CHATML_TRAINING_TEMPLATE = _training_template(
+    start="'<|im_start|>{role}\\n'", end="'<|im_end|>\\n'", stop="'<|im_end|>'", sep="'\\n'")
 
 # For a base model with no template and no ChatML tokens: plain-text role headers, and the
 # tokenizer's own end-of-sequence token (which the model already knows) closes each answer, so
 # no token has to be added and no embedding resized.
-PLAIN_TRAINING_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{{- '### ' + message['role'] + ':\n' }}"
-    "{%- if message['role'] == 'assistant' %}"
-    "{%- generation %}{{- (message['content'] or '') + eos_token }}{%- endgeneration %}"
-    "{{- '\n\n' }}"
-    "{%- else %}"
-    "{{- (message['content'] or '') + '\n\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '### assistant:\n' }}{%- endif %}"
-)
+PLAIN_TRAINING_TEMPLATE = _training_template(
+    start="'### {role}:\\n'", end="'\\n\\n'", stop="eos_token", sep="'\\n\\n'")
 
 TINY_CONFIG = dict(
     hidden_size=64,

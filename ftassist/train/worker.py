@@ -231,17 +231,25 @@ def hint_for(e: BaseException) -> str:
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
-_ROLES = ("system", "user", "assistant")
+_ROLES = ("system", "user", "assistant", "tool")
 
 
-def load_chat_jsonl(path: str | Path) -> tuple[list[list[dict[str, Any]]], int]:
+class Chat(list):
+    """A conversation: its messages (a list, as chat templates take them) and the tools it offers."""
+
+    tools: list[dict] | None = None
+
+
+def load_chat_jsonl(path: str | Path) -> tuple[list[Chat], int]:
     """Conversations from a chat JSONL (`{"messages": [{role, content}...]}` per line) and how many lines were skipped.
 
-    Only role/content are kept, plus `"weight": 0` on the assistant turns OpenAI's format marks
-    as not to be learned: other keys (`name`, tool calls) would make templates disagree. A
-    conversation must contain an assistant turn with weight 1 to teach anything.
+    Kept: role and content; an assistant turn's `tool_calls` and a tool turn's `tool_call_id`;
+    the line's `tools`; and `"weight": 0` on the assistant turns OpenAI's format marks as not
+    to be learned. Other keys (`name`, `function_call`) would make templates disagree. A
+    conversation must contain an assistant turn with weight 1 (an answer or a tool call) to
+    teach anything.
     """
-    convs: list[list[dict[str, Any]]] = []
+    convs: list[Chat] = []
     skipped = 0
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -249,18 +257,25 @@ def load_chat_jsonl(path: str | Path) -> tuple[list[list[dict[str, Any]]], int]:
                 continue
             try:
                 obj = json.loads(line)
-                msgs = []
+                msgs = Chat()
                 for m in obj["messages"]:
                     if not isinstance(m, dict) or m.get("role") not in _ROLES:
                         continue
                     msg = {"role": m["role"], "content": m.get("content") or ""}
-                    if m["role"] == "assistant" and m.get("weight", 1) == 0:
-                        msg["weight"] = 0
+                    if m["role"] == "assistant":
+                        if isinstance(m.get("tool_calls"), list) and m["tool_calls"]:
+                            msg["tool_calls"] = m["tool_calls"]
+                        if m.get("weight", 1) == 0:
+                            msg["weight"] = 0
+                    elif m["role"] == "tool" and isinstance(m.get("tool_call_id"), str):
+                        msg["tool_call_id"] = m["tool_call_id"]
                     msgs.append(msg)
-            except (ValueError, KeyError, TypeError):
+                if isinstance(obj.get("tools"), list) and obj["tools"]:
+                    msgs.tools = obj["tools"]
+            except (ValueError, KeyError, TypeError, AttributeError):
                 skipped += 1
                 continue
-            if any(_trained(m) and m["content"] for m in msgs):
+            if any(_trained(m) and (m["content"] or m.get("tool_calls")) for m in msgs):
                 convs.append(msgs)
             else:
                 skipped += 1
@@ -271,13 +286,22 @@ def _trained(m: dict[str, Any]) -> bool:
     return m["role"] == "assistant" and m.get("weight", 1) != 0
 
 
-def plain(conv: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The conversation as templates see it: role and content only."""
-    return [{"role": m["role"], "content": m["content"]} for m in conv]
+def plain(conv: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages as a template reads them: everything but the training-only `weight`."""
+    return [{k: v for k, v in m.items() if k != "weight"} for m in conv]
 
 
 def has_untrained_turns(conv: list[dict[str, Any]]) -> bool:
     return any(m["role"] == "assistant" and not _trained(m) for m in conv)
+
+
+def uses_tools(conv: list[dict[str, Any]]) -> bool:
+    return bool(getattr(conv, "tools", None)) or any(m["role"] == "tool" or "tool_calls" in m for m in conv)
+
+
+def renders_tools(chat_template: str | None) -> bool:
+    """Whether a chat template writes out tool calls (else it would silently drop them)."""
+    return bool(chat_template) and "tool_calls" in chat_template
 
 
 def to_prompt_completion(conv: list[dict[str, Any]]) -> dict[str, Any]:
@@ -298,8 +322,8 @@ def tokenize_weighted(tokenizer, conv: list[dict[str, Any]], chat_template: str)
     not match the turns one to one (a template that merges turns), every assistant turn stays
     trained rather than guess, and the flag (False) says so.
     """
-    out = tokenizer.apply_chat_template(plain(conv), chat_template=chat_template, tools=None, tokenize=True,
-                                        return_dict=True, return_assistant_tokens_mask=True)
+    out = tokenizer.apply_chat_template(plain(conv), chat_template=chat_template, tools=getattr(conv, "tools", None),
+                                        tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
     runs: list[tuple[int, int]] = []
     for i, bit in enumerate(mask):
@@ -319,7 +343,8 @@ def tokenize_weighted(tokenizer, conv: list[dict[str, Any]], chat_template: str)
 def token_lengths(tokenizer, convs: list[list[dict[str, str]]], limit: int = 2000) -> list[int]:
     out = []
     for conv in convs[:limit]:
-        ids = tokenizer.apply_chat_template(plain(conv), tokenize=True, return_dict=True)["input_ids"]
+        ids = tokenizer.apply_chat_template(plain(conv), tools=getattr(conv, "tools", None), tokenize=True,
+                                            return_dict=True)["input_ids"]
         out.append(len(ids))
     return out
 
@@ -530,6 +555,26 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
     writer.message(f"loading tokenizer and model {spec.base_model}")
     tokenizer = AutoTokenizer.from_pretrained(base)
     template_mode = prepare_tokenizer(tokenizer)
+    training_template = None
+    if template_mode == "assistant_only":
+        from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+        training_template = (tokenizer.chat_template if has_generation_markers(tokenizer.chat_template)
+                             else get_training_chat_template(tokenizer))
+    if not renders_tools(training_template):
+        # A template that cannot write tool calls out would teach empty answers where the calls were.
+        kept = [c for c in train_convs if not uses_tools(c)]
+        dropped = len(train_convs) - len(kept)
+        valid_convs = [c for c in valid_convs if not uses_tools(c)]
+        if dropped:
+            if not kept:
+                raise SetupError("every training conversation uses tools, and this model's chat template "
+                                 "cannot write tool calls",
+                                 "Pick a base model whose chat template supports tools (Qwen2.5, Llama 3.1 and "
+                                 "later), or leave tools out of the data.")
+            writer.message(f"left out {dropped} training conversations that use tools: this model's chat "
+                           "template cannot write tool calls", level="warning")
+        train_convs = kept
     lengths = token_lengths(tokenizer, train_convs)
     p95, longest = percentile(lengths, 95), max(lengths)
     stop.check()
@@ -600,23 +645,22 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
     # 5. Datasets in the shape TRL expects (conversational)
     pretokenized = False
     untrained_turns = sum(m["role"] == "assistant" and not _trained(m) for c in train_convs for m in c)
-    if template_mode == "assistant_only" and any(map(has_untrained_turns, train_convs + valid_convs)):
-        # Weight-0 turns: TRL masks every assistant turn, so render and mask here, the way it would.
-        from trl.chat_template_utils import get_training_chat_template, has_generation_markers
-
-        template = (tokenizer.chat_template if has_generation_markers(tokenizer.chat_template)
-                    else get_training_chat_template(tokenizer))
+    if template_mode == "assistant_only" and any(has_untrained_turns(c) or uses_tools(c)
+                                                 for c in train_convs + valid_convs):
+        # Weight-0 turns (TRL would mask every assistant turn) and tools (per-conversation lists
+        # Arrow would flatten into one schema): render and mask here, the way TRL would.
         train_rows, eval_rows, unmatched = [], [], 0
         for convs, rows in ((train_convs, train_rows), (valid_convs, eval_rows)):
             for c in convs:
-                row, matched = tokenize_weighted(tokenizer, c, template)
+                row, matched = tokenize_weighted(tokenizer, c, training_template)
                 unmatched += not matched
                 if 1 in row["assistant_masks"]:
                     rows.append(row)
         if unmatched:
             writer.message(f"{unmatched} conversations: the chat template does not mark each assistant turn apart, "
                            "so their weight-0 turns are trained on too", level="warning")
-        writer.message(f"{untrained_turns} assistant turns have weight 0: kept as context, not learned")
+        if untrained_turns:
+            writer.message(f"{untrained_turns} assistant turns have weight 0: kept as context, not learned")
         train_ds = Dataset.from_list(train_rows)
         eval_ds = Dataset.from_list(eval_rows) if eval_rows else None
         pretokenized = True

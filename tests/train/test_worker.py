@@ -12,6 +12,7 @@ import pytest
 
 from ftassist.train.events import EventWriter, last_terminal, read_events
 from ftassist.train.spec import JobSpec
+from ftassist.train.worker import SetupError
 from tests.train.conftest import run_worker, start_worker, wait_for_event
 
 
@@ -327,6 +328,70 @@ def test_weight_zero_turns_are_context_not_lessons(tmp_path, chat_data):
     assert prep.started_fields["untrained_turns"] == 2
     messages = [e["text"] for e in _events(run_dir) if e["type"] == "message"]
     assert any("2 assistant turns have weight 0" in m for m in messages)
+
+
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather now in a city",
+                                           "parameters": {"type": "object",
+                                                          "properties": {"city": {"type": "string"}}}}}]
+TOOL_CHAT = {"tools": TOOLS, "messages": [
+    {"role": "user", "content": "What is the weather in Paris?"},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "18 C and sunny"},
+    {"role": "assistant", "content": "It is 18 C and sunny in Paris."},
+]}
+
+
+def _with_tool_chat(train: Path) -> None:
+    rows = [json.loads(line) for line in train.read_text().splitlines()]
+    train.write_text("".join(json.dumps(r) + "\n" for r in [TOOL_CHAT] + rows))
+
+
+def test_tool_calls_are_learned_and_tool_results_are_context(tmp_path, chat_data):
+    from ftassist.train.worker import StopFlag, build_trainer
+
+    train, valid = chat_data
+    _with_tool_chat(train)
+    run_dir = tmp_path / "run"
+    prep = build_trainer(_spec(train, valid, run_dir, max_seq_length=512), run_dir, EventWriter(run_dir), StopFlag())
+    tok, row = prep.tokenizer, prep.trainer.train_dataset[0]
+    seen = tok.decode(row["input_ids"])
+    assert '"name": "get_weather"' in seen and "18 C and sunny<|im_end|>" in seen  # tools listed, result shown
+    learned = tok.decode([t for t, lab in zip(row["input_ids"], row["labels"]) if lab != -100])
+    assert learned == ('<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call><|im_end|>'
+                       "It is 18 C and sunny in Paris.<|im_end|>")  # the call and the answer, not the result
+    assert prep.started_fields["num_examples"] == 41
+
+
+def test_tool_conversations_are_left_out_when_the_template_cannot_write_calls(tmp_path, chat_data):
+    from transformers import AutoTokenizer
+
+    from ftassist.train.tiny import build_tiny_model
+    from ftassist.train.worker import StopFlag, build_trainer
+
+    train, valid = chat_data
+    _with_tool_chat(train)
+    base = tmp_path / "no_tools_base"
+    build_tiny_model(base, ["What is the weather?", "It is sunny."], seed=0)
+    tok = AutoTokenizer.from_pretrained(base)
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['role'] == 'assistant' %}"
+                         "{% generation %}{{ m['content'] }}<|im_end|>{% endgeneration %}{% else %}"
+                         "{{ m['content'] }}<|im_end|>{% endif %}\n{% endfor %}")
+    tok.save_pretrained(base)
+    run_dir = tmp_path / "run"
+    spec = JobSpec(base_model=str(base), train_file=str(train), valid_file=str(valid), output_dir=str(run_dir / "m"))
+    spec.save(run_dir)
+    prep = build_trainer(spec, run_dir, EventWriter(run_dir), StopFlag())
+    assert prep.started_fields["num_examples"] == 40  # the tool conversation is out, the rest trains
+    warnings = [e["text"] for e in _events(run_dir) if e["type"] == "message" and e.get("level") == "warning"]
+    assert any("left out 1 training conversations that use tools" in w for w in warnings)
+
+    only_tools = tmp_path / "only_tools.jsonl"
+    only_tools.write_text(json.dumps(TOOL_CHAT) + "\n")
+    spec = JobSpec(base_model=str(base), train_file=str(only_tools), output_dir=str(run_dir / "m"))
+    with pytest.raises(SetupError, match="every training conversation uses tools") as caught:
+        build_trainer(spec, run_dir, EventWriter(run_dir), StopFlag())
+    assert "supports tools" in caught.value.hint
 
 
 def test_openai_backend_is_delegated_through_the_same_events(tmp_path, monkeypatch):
