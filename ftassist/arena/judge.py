@@ -96,7 +96,7 @@ def _judge_call(judge: str | dict, conversations: list[list[dict]]) -> list[dict
     else:
         config = dict(judge)
         kind = config.pop("kind", "openai_compatible")
-    if kind not in ("openai", "openai_compatible"):
+    if kind not in models.API_KINDS:
         raise models.ModelError("The judge must be an API model (openai or openai_compatible).")
     return models.generate_with_config(kind, config, conversations, JUDGE_SAMPLING)
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 KINDS = ("hf", "hf_adapter", "openai", "openai_compatible")
+API_KINDS = ("openai", "openai_compatible")  # answered over HTTP (and the only kinds that can judge)
 
 # Keys each kind's config may hold. Anything else is refused, so a typo (or a pasted key)
 # is caught at registration, not at the first battle.
@@ -378,7 +379,7 @@ def generate_with_config(
     """`generate` for a model that need not be registered (the LLM judge uses this)."""
     config = validate_config(kind, config)
     settings = normalize_sampling(sampling, config.get("sampling"))
-    if kind in ("openai", "openai_compatible"):
+    if kind in API_KINDS:
         return _generate_api(kind, config, prompts, settings, max_concurrency)
     return _generate_local(kind, config, prompts, settings, batch_size, cache_key)
 

@@ -135,7 +135,7 @@ def _judge_spec(args) -> str | dict:
         found = models.find_model(args.judge)
         if found is None:
             raise _cli_error(f"no model {args.judge!r} in the arena (`ftassist arena models` lists them)")
-        if found["kind"] not in ("openai", "openai_compatible"):
+        if found["kind"] not in models.API_KINDS:
             raise _cli_error(f"{args.judge!r} is a {found['kind']} model: the judge must be an API model "
                              "(openai or openai_compatible)")
         return found["id"]

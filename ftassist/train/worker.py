@@ -286,13 +286,18 @@ def _trained(m: dict[str, Any]) -> bool:
     return m["role"] == "assistant" and m.get("weight", 1) != 0
 
 
+def _untrained(m: dict[str, Any]) -> bool:
+    """An assistant turn marked `"weight": 0`: context, not a lesson."""
+    return m["role"] == "assistant" and m.get("weight", 1) == 0
+
+
 def plain(conv: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages as a template reads them: everything but the training-only `weight`."""
     return [{k: v for k, v in m.items() if k != "weight"} for m in conv]
 
 
 def has_untrained_turns(conv: list[dict[str, Any]]) -> bool:
-    return any(m["role"] == "assistant" and not _trained(m) for m in conv)
+    return any(map(_untrained, conv))
 
 
 def uses_tools(conv: list[dict[str, Any]]) -> bool:
@@ -335,7 +340,7 @@ def tokenize_weighted(tokenizer, conv: list[dict[str, Any]], chat_template: str)
     matched = len(runs) == len(turns)
     if matched:
         for (start, end), m in zip(runs, turns):
-            if not _trained(m):
+            if _untrained(m):
                 mask[start:end] = [0] * (end - start)
     return {"input_ids": ids, "assistant_masks": mask}, matched
 
@@ -644,7 +649,7 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
 
     # 5. Datasets in the shape TRL expects (conversational)
     pretokenized = False
-    untrained_turns = sum(m["role"] == "assistant" and not _trained(m) for c in train_convs for m in c)
+    untrained_turns = sum(_untrained(m) for c in train_convs for m in c)
     if template_mode == "assistant_only" and any(has_untrained_turns(c) or uses_tools(c)
                                                  for c in train_convs + valid_convs):
         # Weight-0 turns (TRL would mask every assistant turn) and tools (per-conversation lists

@@ -112,7 +112,7 @@ def judge_choices():
     """The registered API models (only those can judge), as (display name, id) pairs."""
     from ftassist.arena import models
 
-    api = [m for m in models.list_models() if m["kind"] in ("openai", "openai_compatible")]
+    api = [m for m in models.list_models() if m["kind"] in models.API_KINDS]
     return gr.update(choices=[(m["display_name"], m["id"]) for m in api])
 
 
