@@ -330,6 +330,8 @@ def tokenize_weighted(tokenizer, conv: list[dict[str, Any]], chat_template: str)
     out = tokenizer.apply_chat_template(plain(conv), chat_template=chat_template, tools=getattr(conv, "tools", None),
                                         tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
+    if not has_untrained_turns(conv):  # rendered here for its tools: nothing to mask out
+        return {"input_ids": ids, "assistant_masks": mask}, True
     runs: list[tuple[int, int]] = []
     for i, bit in enumerate(mask):
         if bit and (i == 0 or not mask[i - 1]):
@@ -337,12 +339,12 @@ def tokenize_weighted(tokenizer, conv: list[dict[str, Any]], chat_template: str)
         elif bit:
             runs[-1] = (runs[-1][0], i + 1)
     turns = [m for m in conv if m["role"] == "assistant"]
-    matched = len(runs) == len(turns)
-    if matched:
-        for (start, end), m in zip(runs, turns):
-            if _untrained(m):
-                mask[start:end] = [0] * (end - start)
-    return {"input_ids": ids, "assistant_masks": mask}, matched
+    if len(runs) != len(turns):
+        return {"input_ids": ids, "assistant_masks": mask}, False
+    for (start, end), m in zip(runs, turns):
+        if _untrained(m):
+            mask[start:end] = [0] * (end - start)
+    return {"input_ids": ids, "assistant_masks": mask}, True
 
 
 def token_lengths(tokenizer, convs: list[list[dict[str, str]]], limit: int = 2000) -> list[int]:

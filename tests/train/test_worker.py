@@ -330,6 +330,22 @@ def test_weight_zero_turns_are_context_not_lessons(tmp_path, chat_data):
     assert any("2 assistant turns have weight 0" in m for m in messages)
 
 
+def test_a_template_that_merges_turns_is_flagged_only_when_a_weight_0_turn_needs_masking():
+    from ftassist.train.tiny import build_tokenizer
+    from ftassist.train.worker import tokenize_weighted
+
+    tok = build_tokenizer(["hello world", "how are you"])
+    merged = ("{% generation %}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}<|im_end|>"
+              "{% endfor %}{% endgeneration %}")  # one block for the whole conversation
+    conv = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+            {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]
+    row, matched = tokenize_weighted(tok, conv, merged)
+    assert matched and all(row["assistant_masks"])  # nothing to mask out: no warning owed
+    conv[1] = dict(conv[1], weight=0)
+    row, matched = tokenize_weighted(tok, conv, merged)
+    assert not matched and all(row["assistant_masks"])  # cannot find the turn: trained, and flagged
+
+
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather now in a city",
                                            "parameters": {"type": "object",
                                                           "properties": {"city": {"type": "string"}}}}}]
