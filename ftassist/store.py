@@ -116,14 +116,16 @@ _store: Store | None = None
 _store_lock = threading.Lock()
 
 
-def get_store() -> Store:
-    """The process's one store (opened on first use, so importing ftassist opens nothing)."""
+def get_store(path: str | Path | None = None) -> Store:
+    """The process's one store for `path` (default: the data dir's database), opened on first use,
+    so importing ftassist opens nothing. Asking for another path closes the previous one."""
     global _store
+    wanted = Path(path) if path is not None else config.db_path()
     with _store_lock:
-        if _store is None or not Path(_store.path) == config.db_path():
+        if _store is None or Path(_store.path) != wanted:
             if _store is not None:
                 _store.close()
-            _store = Store()
+            _store = Store(wanted)
         return _store
 
 

@@ -1,0 +1,123 @@
+"""The list of use cases, so every front end finds them by name and none re-describes them.
+
+The CLI calls them through the running app's socket by name; the assistant offers them to an
+LLM as tools with schemas made from their signatures and docstrings; the UI imports them. Each
+is a plain function `(ctx, **arguments) -> result` registered with `@use_case`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import inspect
+import math
+import typing
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Callable
+
+from .context import Context, UseCaseError
+
+# The modules that define use cases, imported by `load_all` (each registers on import).
+MODULES = ("data", "planning", "training", "arena", "evaluation")
+
+
+@dataclass(frozen=True)
+class UseCase:
+    name: str
+    function: Callable[..., Any]
+    summary: str  # the docstring's first line
+    assistant: bool  # offered to the assistant as a tool
+    confirm: bool  # changes the person's work or costs money: the assistant proposes, the person confirms
+
+
+USE_CASES: dict[str, UseCase] = {}
+
+
+def use_case(function: Callable | None = None, *, assistant: bool = False, confirm: bool = False):
+    """Register `function` under its own name. `assistant`: the assistant may call it;
+    `confirm`: only after the person confirms (runs, checks that replace the current report)."""
+
+    def register(fn: Callable) -> Callable:
+        doc = inspect.getdoc(fn) or ""
+        USE_CASES[fn.__name__] = UseCase(fn.__name__, fn, doc.split("\n", 1)[0], assistant, confirm)
+        return fn
+
+    return register(function) if function is not None else register
+
+
+def load_all() -> dict[str, UseCase]:
+    """Every use case (imports the modules that define them)."""
+    for name in MODULES:
+        import_module(f"{__package__}.{name}")
+    return USE_CASES
+
+
+def get(name: str) -> UseCase:
+    load_all()
+    try:
+        return USE_CASES[name]
+    except KeyError:
+        raise UseCaseError(f"There is no use case {name!r}.") from None
+
+
+def call(ctx: Context, name: str, arguments: dict[str, Any] | None = None) -> Any:
+    """Run a use case with JSON-like arguments: each is converted to the parameter's annotated type
+    (a dict to a dataclass such as Session, a string to a Path), unknown names are refused."""
+    case = get(name)
+    signature = inspect.signature(case.function)
+    hints = typing.get_type_hints(case.function)
+    kwargs: dict[str, Any] = {}
+    for key, value in (arguments or {}).items():
+        if key == "ctx" or key not in signature.parameters:
+            raise UseCaseError(f"{name} takes no argument {key!r}.")
+        kwargs[key] = from_jsonable(value, hints.get(key))
+    try:
+        signature.bind(ctx, **kwargs)
+    except TypeError as exc:
+        raise UseCaseError(f"{name}: {exc}.") from None
+    return case.function(ctx, **kwargs)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, paths, dates, tuples and numpy scalars as plain JSON values (non-finite floats as null)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        to_dict = getattr(value, "to_dict", None)
+        return to_jsonable(to_dict() if callable(to_dict) else dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return to_jsonable(value.item())
+    return value
+
+
+def from_jsonable(value: Any, annotation: Any) -> Any:
+    """`value` as the annotated type, when that type is a dataclass (with `from_dict` if it has one) or a Path."""
+    if value is None or annotation is None:
+        return value
+    for kind in _candidates(annotation):
+        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
+            from_dict = getattr(kind, "from_dict", None)
+            if callable(from_dict):
+                return from_dict(value)
+            return kind(**value)
+        if kind is Path and isinstance(value, str):
+            return Path(value)
+    return value
+
+
+def _candidates(annotation: Any) -> list[Any]:
+    args = typing.get_args(annotation)
+    return [a for a in args if a is not type(None)] if args else [annotation]
