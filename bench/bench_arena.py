@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["FTASSIST_HOME"] = os.environ.get("FTASSIST_BENCH_HOME") or tempfile.mkdtemp(prefix="ftassist-bench-")
 os.environ["FTASSIST_ARENA_VOTES_PER_MINUTE"] = "0"
 
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import httpx
+import numpy as np
+import pandas as pd
 
-from ftassist.arena import battles, ratings  # noqa: E402
-from ftassist.store import get_store  # noqa: E402
+from ftassist.arena import battles, ratings
+from ftassist.store import get_store
 
 CHOICES = ("a", "b", "tie", "bothbad")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_check import write_dataset  # noqa: E402
+from bench_check import write_dataset
 
 
 def main() -> int:

@@ -50,7 +50,7 @@ class _Handler(socketserver.StreamRequestHandler):
                       else "UseCaseError"}
         except (ValueError, KeyError, TypeError) as exc:
             answer = {"ok": False, "error": f"bad request: {scrub(exc)}", "kind": "UseCaseError"}
-        except Exception as exc:  # noqa: BLE001 - the CLI gets one line; the app's log keeps the details
+        except Exception as exc:
             log.exception("use case over the socket failed")
             answer = {"ok": False, "error": f"{type(exc).__name__}: {scrub(exc)}", "kind": "internal"}
         self.wfile.write(json.dumps(answer, ensure_ascii=False, default=str).encode() + b"\n")

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as exc:
         print(f"ftassist: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - the contract is one clear line, not a traceback
+    except Exception as exc:
         if os.environ.get("FTASSIST_DEBUG"):
             raise
         print(f"ftassist: {type(exc).__name__}: {exc} (set FTASSIST_DEBUG=1 for details)", file=sys.stderr)

@@ -57,7 +57,7 @@ import numpy as np
 
 from .report import ChecklistItem, Example
 from .textkeys import DIGITS as _DIGITS
-from .textkeys import NEAR_DUP_MAX_WORDS, add_normalised_word_hashes, add_word_hashes
+from .textkeys import add_normalised_word_hashes, add_word_hashes
 from .textkeys import NORM as _NORM
 from .textkeys import PUNCT as _PUNCT
 from .textkeys import PUNCT_DIGITS as _PUNCT_DIGITS

@@ -33,10 +33,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 MODELS_FILE = Path(__file__).with_name("models.json")
 GPUS_FILE = Path(__file__).with_name("gpus.json")

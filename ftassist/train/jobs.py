@@ -405,7 +405,7 @@ def ingest(job_id: str | None = None) -> int:
         for job in jobs:
             try:
                 n += _ingest_one(job)
-            except Exception:  # noqa: BLE001 - one bad run folder must not stop the others
+            except Exception:
                 log.exception("ingesting job %s failed", job["id"])
         # Reap workers that already ended and were ingested.
         for jid, proc in list(_children.items()):
@@ -460,7 +460,7 @@ def reconcile() -> dict[str, str]:
         for job in store.query("SELECT * FROM jobs WHERE status = 'running'"):
             try:
                 _ingest_one(job, after_restart=job["id"] not in _children)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("reconciling job %s failed", job["id"])
             out[job["id"]] = store.query_rows("SELECT status FROM jobs WHERE id=?", [job["id"]])[0][0]
         tick()
@@ -607,12 +607,12 @@ def start_ingest_loop(interval: float = 1.0) -> threading.Thread:
     def run() -> None:
         try:
             reconcile()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("reconcile failed")
         while not stop.wait(interval):
             try:
                 tick()
-            except Exception:  # noqa: BLE001 - keep following; the next tick may succeed
+            except Exception:
                 log.exception("job ingest failed")
 
     thread = threading.Thread(target=run, name="ftassist-ingest", daemon=True)

@@ -229,7 +229,7 @@ def with_retries(
     while True:
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001 - classified below
+        except Exception as exc:
             if attempt >= retries or not _retryable(exc):
                 raise
             delay = _retry_after(exc)
@@ -537,7 +537,7 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
                     if ckpt.id not in seen_ckpts:
                         seen_ckpts.add(ckpt.id)
                         writer.checkpoint(step=int(ckpt.step_number), path=ckpt.fine_tuned_model_checkpoint)
-            except Exception as exc:  # noqa: BLE001 - checkpoints are a nicety (not every server has them)
+            except Exception as exc:
                 import openai
 
                 if not isinstance(exc, openai.NotFoundError):

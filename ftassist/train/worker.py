@@ -89,7 +89,7 @@ class StopFlag:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle)
 
-    def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
+    def _handle(self, signum, frame) -> None:
         if self.requested:  # a second signal: stop waiting for a clean save
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)

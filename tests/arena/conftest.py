@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_llm_server import FakeLLMServer  # noqa: E402
+from fake_llm_server import FakeLLMServer
 
 SENTENCES = [
     "The cat sat on the mat and looked at the garden.",

@@ -141,14 +141,14 @@ class FakeLLMServer:
                 with server._lock:
                     server.status_log.append(status)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/v1/models"):
                     data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in server.models]
                     self._send(200, {"object": "list", "data": data})
                 else:
                     self._send(404, {"error": {"message": "not found"}})
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 try:
                     body = json.loads(self.rfile.read(length) or b"{}")

@@ -373,7 +373,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_state: FakeOpenAI
 
-    def log_message(self, format, *args):  # noqa: A002 - keep pytest output clean
+    def log_message(self, format, *args):
         pass
 
     def _body(self) -> bytes:
@@ -404,13 +404,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self._serve("GET")
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self._serve("POST")
 
-    def do_DELETE(self):  # noqa: N802
+    def do_DELETE(self):
         self._serve("DELETE")
 
 
