@@ -1,11 +1,12 @@
-"""The no-key assistant: match the question to an intent, pull the numbers out, call the tools.
+"""The no-key assistant: match the question to an intent, pull the numbers out, call the use cases.
 
 Why keywords and regexes rather than a model: the questions people ask a fine-tuning app
-fall into a handful of kinds (decide, cost, loss, data, job, an action, a concept), each
-recognisable from a few words, and the figures in the answer must be the app's own (the
-estimate code's dollars, the job's losses), which only the tools give. Every intent has a
-score function; the best score wins, and nothing matching gives a helpful fallback that
-lists what the assistant can do.
+fall into a handful of kinds (decide, method, cost, loss, data, run, an action, a concept),
+each recognisable from a few words, and the figures in the answer must be the app's own (the
+estimate code's dollars, the run's losses), which only the use cases give. Every intent has
+a score function; the best score wins, and nothing matching gives a helpful fallback that
+lists what the assistant can do. Use cases that need the person's confirmation are only
+proposed (`actions.use`), exactly as when the LLM asks for them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import actions, knowledge, tools
+from ftassist.formatting import format_money
+from ftassist.plan import hardware, pricing
+from ftassist.usecases.context import Context
+from ftassist.usecases.session import Session
+
+from ftassist.plan import knowledge
+
+from . import actions
+
+# The use cases behind the actions: a check and a run are proposed (confirm=True), the estimate is read.
+CHECK, ESTIMATE, PLAN, TRAIN = "check_dataset", "estimate_options", "plan_run", "start_run_from_session"
 
 
 @dataclass
@@ -22,14 +33,14 @@ class Reply:
     """One assistant turn: the Markdown answer, the session after it, and how it was produced."""
 
     text: str
-    session: dict
+    session: Session
     intent: str
     tool_calls: list[dict] = field(default_factory=list)  # [{"name", "arguments", "result"}] in call order
     used_llm: bool = False
 
     @property
     def pending(self) -> dict | None:
-        return actions.pending(self.session)
+        return self.session.pending_action
 
 
 # --------------------------------------------------------------------------- entity extraction
@@ -75,8 +86,6 @@ def find_steps(t: str) -> int | None:
 
 def find_openai_models(t: str) -> list[str]:
     """OpenAI model names (dated or alias) in the text, in order of appearance, longest match at each place."""
-    from ftassist.plan import pricing
-
     names: list[str] = []
     for p in pricing.load_prices().values():
         names += [p.model, *p.aliases]
@@ -96,8 +105,6 @@ def find_openai_model(t: str) -> str | None:
 
 
 def find_gpu(t: str) -> str | None:
-    from ftassist.plan import hardware
-
     for name in sorted(hardware.gpu_catalogue(), key=len, reverse=True):
         if name.lower() in t:
             return name
@@ -106,8 +113,6 @@ def find_gpu(t: str) -> str | None:
 
 
 def find_open_model(t: str) -> str | None:
-    from ftassist.plan import hardware
-
     if re.search(r"\btiny[- ]random\b", t):
         return "tiny-random"
     for name in sorted(hardware.catalogue_names(), key=len, reverse=True):
@@ -236,6 +241,16 @@ def _s_decide(t: str) -> float:
                             r"which approach|what approach": 2, r"\bvs\.?\b|versus": 1})
 
 
+def _s_method(t: str) -> float:
+    """"LoRA or QLoRA?", "which method should I use?": the person wants *their* method, not a definition."""
+    s = _score_words(t, {r"\bq?lora\b.{0,20}\b(or|vs\.?|versus)\b.{0,20}\b(q?lora|full|openai)\b": 5,
+                         r"\b(which|what) (fine-?tuning )?method\b": 4,
+                         r"should (i|we) (use|go with|pick|choose) (q?lora|full|openai)": 4})
+    if s and re.match(r"(what('s| is| are)|explain|define)\b", t):
+        s -= 3  # "what is LoRA or QLoRA" asks for the concept
+    return s
+
+
 def _s_topic(t: str) -> float:
     hits = knowledge.search(t, limit=1)
     if not hits:
@@ -256,7 +271,8 @@ def _s_thanks(t: str) -> float:
 
 SCORERS: tuple[tuple[str, Callable[[str], float]], ...] = (
     ("action_check", _s_action_check), ("action_estimate", _s_action_estimate), ("action_train", _s_action_train),
-    ("loss", _s_loss), ("cost", _s_cost), ("job_status", _s_status), ("data", _s_data), ("decide", _s_decide),
+    ("loss", _s_loss), ("cost", _s_cost), ("job_status", _s_status), ("data", _s_data), ("method", _s_method),
+    ("decide", _s_decide),
     ("topic", _s_topic), ("help", _s_help), ("thanks", _s_thanks),
 )
 
@@ -277,7 +293,7 @@ def classify(message: str) -> tuple[str, float]:
 FALLBACK = (
     "I'm the fine-tuning assistant. I answer from the app's own guidance and from *your* dataset, estimate and "
     "training run. Try:\n"
-    "- **Decide**: “Should I fine-tune or use RAG for our product docs?”\n"
+    "- **Decide**: “Should I fine-tune or use RAG for our product docs?”, “LoRA or QLoRA?”\n"
     "- **Cost**: “How much for 5,000 examples on gpt-4.1-mini?” (add “with 800 tokens each” or “on QLoRA”)\n"
     "- **Your data**: “Is my dataset OK?” (after a check in the Data tab)\n"
     "- **Training**: “Why did my loss go up?”, “How is my training going?”\n"
@@ -287,17 +303,19 @@ FALLBACK = (
 
 
 class _Calls:
-    """Runs tools on a session copy and records each call (what the reply is grounded on)."""
+    """Uses tools on the turn's session and records each use (what the reply is grounded on)."""
 
-    def __init__(self, session: dict | None):
-        self.session = dict(session or {})
+    def __init__(self, ctx: Context, session: Session):
+        self.ctx = ctx
+        self.session = session
         self.log: list[dict] = []
 
     def __call__(self, name: str, **arguments) -> dict:
         args = {k: v for k, v in arguments.items() if v is not None}
-        result = tools.call_tool(name, args, self.session)
-        self.log.append({"name": name, "arguments": args, "result": result})
-        return result
+        outcome = actions.use(self.ctx, name, args, self.session)
+        self.session = outcome.session
+        self.log.append({"name": name, "arguments": args, "result": outcome.result})
+        return outcome.result
 
 
 def _text(result: dict) -> str:
@@ -306,25 +324,47 @@ def _text(result: dict) -> str:
 
 def _h_decide(t: str, call: _Calls) -> str:
     answers, why = decide_answers(t)
-    r = call("recommend_approach", **answers)
+    r = call("advise_approach", **answers)
     if "error" in r:
         return _text(r)
-    took = ("From your question I took: " + "; ".join(why) + ".") if why else (
-        "Your question did not say much about the task, so I used cautious defaults.")
+    if why:
+        took = "From your question I took: " + "; ".join(why) + "."
+    elif r.get("from_decide_step"):
+        took = "You did not restate your situation, so I used your answers from the Decide step."
+    else:
+        took = "Your question did not say much about the task, so I used cautious defaults."
     return (f"{took}\n\n{r['text']}\n\n**In short**\n\n{knowledge.get('fine_tune_vs_rag').text}\n\n"
             "For advice that fits your case exactly, answer the questions in the **Decide** tab (budget, hardware, "
             "privacy, examples).")
 
 
-def _h_cost(t: str, call: _Calls) -> str:
-    from ftassist.plan import hardware
+_METHOD_NAMES = {"openai": "OpenAI fine-tuning", "lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tuning"}
 
+
+def _h_method(t: str, call: _Calls) -> str:
+    """"LoRA or QLoRA?": the method for this person (their Decide answers plus what the question says)."""
+    answers, why = decide_answers(t)
+    r = call("advise_approach", **answers)
+    if "error" in r:
+        return _text(r)
+    methods = knowledge.as_markdown(knowledge.get("methods"))
+    if r["method"]:
+        basis = ("your answers in the Decide step" if r.get("from_decide_step") else "what you told me")
+        lead = (f"For you: **{_METHOD_NAMES[r['method']]}** (from {basis}; the advice is {r['headline']}).")
+    else:
+        lead = (f"The advice for your situation is **{r['headline']}**, so no fine-tuning method yet. Answer the "
+                "questions in the **Decide** tab (or tell me your hardware, privacy and number of examples) for a "
+                "method that fits.")
+    return f"{lead}\n\n{r['text']}\n\n{methods}"
+
+
+def _h_cost(t: str, call: _Calls) -> str:
     n, tokens, epochs = find_n_examples(t), find_tokens(t), find_epochs(t)
     models = find_openai_models(t)
     if len(models) >= 2:  # compare OpenAI models: their prices, and the cost for this data when there is a count
         parts, assumption = [], None
         for m in models:
-            if n is not None or call.session.get("report"):
+            if n is not None or call.session.report:
                 r = call("estimate_cost", n_examples=n, tokens_per_example=tokens, model=m, epochs=epochs)
                 if "error" not in r:
                     parts.append(r["text"].split("\n")[0])
@@ -351,26 +391,21 @@ def _h_cost(t: str, call: _Calls) -> str:
 
 
 def _h_loss(t: str, call: _Calls) -> str:
-    r = call("diagnose_loss")
+    r = call("explain_loss")
     if "error" in r:
         return _text(r)
     text = r["text"]
-    if r.get("job_id") and not any(f["kind"] in ("overfitting", "spike", "diverging") for f in r["findings"]):
+    if r.get("run_id") and not any(f["kind"] in ("overfitting", "spike", "diverging") for f in r["findings"]):
         text += "\n\n" + knowledge.as_markdown(knowledge.get("loss_curves"))
     return text
 
 
 def _h_status(t: str, call: _Calls) -> str:
-    return _text(call("job_status"))
+    return _text(call("run_progress"))
 
 
 def _h_data(t: str, call: _Calls) -> str:
-    r = call("dataset_summary")
-    if not r.get("checked") and call.session.get("dataset_path"):
-        p = call("propose_action", action="check")
-        if "error" not in p:
-            return "No dataset has been checked yet, but one is uploaded.\n\n" + p["text"]
-    return _text(r)
+    return _text(call("dataset_summary"))
 
 
 def _h_topic(t: str, call: _Calls) -> str:
@@ -379,46 +414,73 @@ def _h_topic(t: str, call: _Calls) -> str:
     return "\n\n".join(parts) if parts else FALLBACK
 
 
-def _h_action(action: str) -> Callable[[str, _Calls], str]:
-    def handler(t: str, call: _Calls) -> str:
-        kw: dict = {}
-        if action == "train":
-            base = find_open_model(t)
-            kw = dict(base_model=base, method=find_method(t), num_epochs=find_epochs(t), max_steps=find_steps(t),
-                      use_chosen_option=bool(re.search(r"\b(chosen|recommended|selected|picked) option\b"
-                                                       r"|\boption (i|we) (chose|picked)\b", t)) or None)
-        r = call("propose_action", action=action, **kw)
-        return _text(r) if "error" not in r else f"I can't do that yet: {r['error']}"
-    return handler
+def _h_check(t: str, call: _Calls) -> str:
+    dataset = call.session.dataset
+    if dataset is None:
+        return ("There is no dataset to check yet: upload one in the **Data** tab (or press *Try with sample data*), "
+                "then ask me again.")
+    r = call(CHECK, path=dataset.path, model=dataset.model)
+    return _text(r) if "error" not in r else f"I can't do that yet: {r['error']}"
+
+
+def _h_estimate(t: str, call: _Calls) -> str:
+    if not call.session.report:
+        return ("I can't do that yet: the estimate uses your checked dataset's exact token counts. Check the dataset "
+                "first, or ask e.g. 'how much for 2,000 examples on gpt-4.1-mini?'.")
+    r = call(ESTIMATE)
+    if "error" in r:
+        return _text(r)
+    table = r["table"]
+    lines = [f"**{table['recommendation']}**", "", f"Counted: {r['counted']}."]
+    rows = [row for row in table["rows"] if row.get("cost_usd") is not None and row.get("fits") is not False]
+    lines += [f"- {row['label']}: {format_money(row['cost_usd'])}" for row in rows if row["kind"] == "openai"]
+    hosted = sorted((row for row in rows if row["kind"] == "self_hosted"), key=lambda row: row["cost_usd"])[:3]
+    lines += [f"- {row['label']}: {format_money(row['cost_usd'])}" for row in hosted]
+    lines.append("\nChoose an option in the **Estimate** tab: the Train tab then starts from it.")
+    return "\n".join(lines)
+
+
+def _h_train(t: str, call: _Calls) -> str:
+    """The Train tab's run for this session, as the person changed it; proposed with its own description."""
+    arguments = dict(base_model=find_open_model(t), method=find_method(t), num_epochs=find_epochs(t),
+                     max_steps=find_steps(t))
+    plan = call(PLAN, **arguments)
+    if "error" in plan:
+        return f"I can't do that yet: {plan['error']}"
+    outcome = actions.propose(call.session, TRAIN, {k: v for k, v in arguments.items() if v is not None},
+                              summary=plan["summary"])
+    call.session = outcome.session
+    call.log.append({"name": TRAIN, "arguments": arguments, "result": outcome.result})
+    return outcome.result["text"]
 
 
 HANDLERS: dict[str, Callable[[str, _Calls], str]] = {
-    "decide": _h_decide, "cost": _h_cost, "loss": _h_loss, "job_status": _h_status, "data": _h_data,
-    "topic": _h_topic, "action_check": _h_action("check"), "action_estimate": _h_action("estimate"),
-    "action_train": _h_action("train"), "help": lambda t, c: FALLBACK,
+    "decide": _h_decide, "method": _h_method, "cost": _h_cost, "loss": _h_loss, "job_status": _h_status,
+    "data": _h_data, "topic": _h_topic, "action_check": _h_check, "action_estimate": _h_estimate,
+    "action_train": _h_train, "help": lambda t, c: FALLBACK,
     "thanks": lambda t, c: "You're welcome! Ask me anything else about your data, the cost or your training run.",
 }
 
-_YES = re.compile(r"\W*(yes|y|yep|ok|okay|confirm(ed)?|go ahead|do it|sure|please do|run it|go)\W*")
-_NO = re.compile(r"\W*(no|n|nope|cancel|stop|don't|do not|never ?mind)\W*")
+YES = re.compile(r"\W*(yes|y|yep|ok|okay|confirm(ed)?|go ahead|do it|sure|please do|run it|go)\W*")
+NO = re.compile(r"\W*(no|n|nope|cancel|stop|don't|do not|never ?mind)\W*")
 
 
-def answer(message: str, session: dict | None = None, api_key: str | None = None) -> Reply:
+def answer(ctx: Context, message: str, session: Session | None = None, api_key: str | None = None) -> Reply:
     """Answer one message with no LLM. `api_key` is only used when a typed "yes" confirms an OpenAI run."""
-    session = dict(session or {})
+    session = Session.of(session)
     t = normalise(message)
     if not t:
         return Reply("Ask me something about fine-tuning, your data, an estimate or your training run.", session,
                      "empty")
-    if actions.pending(session):
-        if _YES.fullmatch(t):
-            text, session = actions.execute(session, api_key=api_key)
+    if session.pending_action:
+        if YES.fullmatch(t):
+            text, session = actions.confirm(ctx, session, api_key=api_key)
             return Reply(text, session, "confirm")
-        if _NO.fullmatch(t):
+        if NO.fullmatch(t):
             text, session = actions.cancel(session)
             return Reply(text, session, "cancel")
     intent, _ = classify(message)
-    call = _Calls(session)
+    call = _Calls(ctx, session)
     if intent == "unknown":
         return Reply("I'm not sure what you mean. " + FALLBACK, call.session, "unknown")
     text = HANDLERS[intent](t, call)

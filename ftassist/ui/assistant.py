@@ -1,7 +1,7 @@
 """The assistant chat panel: ask in plain words, get answers grounded in your data, estimate and run.
 
 Thin by design: every answer comes from `ftassist.assistant.chat` (intent matching, or an LLM
-with the app's functions as tools when a key is set). Actions the assistant proposes wait in
+with the app's use cases as tools when a key is set). Actions the assistant proposes wait in
 the session until the person presses Confirm. The API key box is sent with each request and
 used for that request only: it is never put in the session, stored or logged.
 """
@@ -11,6 +11,11 @@ from __future__ import annotations
 import logging
 
 import gradio as gr
+
+from ftassist.assistant import chat
+from ftassist.redact import scrub
+from ftassist.usecases.context import Context
+from ftassist.usecases.session import Session
 
 from .context import UIContext
 
@@ -25,69 +30,66 @@ EXAMPLES = [
 ]
 
 
-def _pending_view(session: dict | None):
+def _context() -> Context:
+    return Context.open()
+
+
+def _key(api_key: str | None) -> str | None:
+    return (api_key or "").strip() or None
+
+
+def _pending_view(session: Session):
     """(pending Markdown, Confirm/Cancel row update) for the session's pending action."""
-    from ftassist.assistant import actions
-
-    p = actions.pending(session)
-    if not p:
+    pending = session.pending_action
+    if not pending:
         return gr.update(value="", visible=False), gr.update(visible=False)
-    return gr.update(value=f"**Waiting for your confirmation**: {p['summary']}", visible=True), gr.update(visible=True)
+    return (gr.update(value=f"**Waiting for your confirmation**: {pending.get('summary', '')}", visible=True),
+            gr.update(visible=True))
 
 
-def _scrub(text: str, api_key: str | None) -> str:
-    from ftassist.assistant.tools import scrub
-
-    return scrub(text, (api_key or "").strip() or None)
-
-
-def chat_handler(message: str, history: list | None, session: dict | None, api_key: str | None = None,
+def chat_handler(message: str, history: list | None, session: Session | dict | None, api_key: str | None = None,
                  base_url: str | None = None, model: str | None = None):
     """Event handler (API `assistant_chat`): one question -> (history, session, cleared box, pending, buttons)."""
-    from ftassist.assistant.chat import respond
-
     history = list(history or [])
-    session = dict(session or {})
+    session = Session.of(session)
     message = (message or "").strip()
     if not message:
         return (history, session, "", *_pending_view(session))
     try:
-        reply = respond(message, history, session, api_key=api_key, base_url=base_url, model=model)
+        reply = chat.respond(_context(), message, history, session, api_key=_key(api_key), base_url=base_url,
+                             model=model)
         text, session = reply.text, reply.session
     except Exception as exc:  # noqa: BLE001 - no traceback reaches the page
-        log.warning("assistant failed: %s", _scrub(f"{type(exc).__name__}: {exc}", api_key))
-        text = f"Sorry, I could not answer that: {_scrub(str(exc), api_key)}"
+        log.warning("assistant failed: %s", scrub(f"{type(exc).__name__}: {exc}", api_key))
+        text = f"Sorry, I could not answer that: {scrub(exc, api_key)}"
     history += [{"role": "user", "content": message}, {"role": "assistant", "content": text}]
     return (history, session, "", *_pending_view(session))
 
 
-def confirm_handler(history: list | None, session: dict | None, api_key: str | None = None):
-    """Confirm button: run the pending action with the core functions; -> (history, session, pending, buttons)."""
-    from ftassist.assistant.chat import confirm
-
+def confirm_handler(history: list | None, session: Session | dict | None, api_key: str | None = None):
+    """Confirm button: run the pending use case; -> (history, session, pending, buttons)."""
     history = list(history or [])
+    session = Session.of(session)
     try:
-        text, session = confirm(session, api_key=(api_key or "").strip() or None)
-    except Exception as exc:  # noqa: BLE001
-        session = dict(session or {})
-        session.pop("assistant_pending", None)
-        text = f"Sorry, that failed: {_scrub(str(exc), api_key)}"
+        text, session = chat.confirm(_context(), session, api_key=_key(api_key))
+    except Exception as exc:  # noqa: BLE001 - no traceback reaches the page
+        log.warning("assistant confirm failed: %s", scrub(f"{type(exc).__name__}: {exc}", api_key))
+        session = session.proposed(None)
+        text = f"Sorry, that failed: {scrub(exc, api_key)}"
     history.append({"role": "assistant", "content": text})
     return (history, session, *_pending_view(session))
 
 
-def cancel_handler(history: list | None, session: dict | None):
+def cancel_handler(history: list | None, session: Session | dict | None):
     """Cancel button: drop the pending action; -> (history, session, pending, buttons)."""
-    from ftassist.assistant.chat import cancel
-
     history = list(history or [])
-    text, session = cancel(session)
+    text, session = chat.cancel(session)
     history.append({"role": "assistant", "content": text})
     return (history, session, *_pending_view(session))
 
 
-def pending_handler(session: dict | None):
-    return _pending_view(session)
+def pending_handler(session: Session | dict | None):
+    return _pending_view(Session.of(session))
 
 
 def build(ctx: UIContext) -> None:

@@ -1,4 +1,4 @@
-"""Fixtures of the assistant tests: a small dataset file, a crafted training job in DuckDB, no API key."""
+"""Fixtures of the assistant tests: a context, a small dataset file, a crafted training run in DuckDB, no API key."""
 
 from __future__ import annotations
 
@@ -38,12 +38,20 @@ def dataset_file(tmp_path) -> Path:
 
 
 @pytest.fixture
-def checked_session(dataset_file) -> dict:
+def ctx(ftassist_home):
+    """The application context of this test's data dir (what the app hands the assistant)."""
+    from ftassist.usecases.context import Context, Settings
+
+    return Context.open(Settings(data_dir=ftassist_home))
+
+
+@pytest.fixture
+def checked_session(dataset_file):
     """A session as the Data tab leaves it after a check."""
     from ftassist.data.check import check_path
+    from ftassist.usecases.session import Dataset, Session
 
-    report = check_path(dataset_file)
-    return {"report": report.to_dict(), "dataset_path": str(dataset_file)}
+    return Session().checked(Dataset(path=str(dataset_file), report=check_path(dataset_file).to_dict()))
 
 
 def insert_job(job_id: str, train: list[tuple[int, float]], evals: list[tuple[int, float]],
@@ -53,7 +61,7 @@ def insert_job(job_id: str, train: list[tuple[int, float]], evals: list[tuple[in
 
     spec = spec or {"backend": "local", "base_model": "tiny-random", "method": "lora", "num_epochs": 5,
                     "learning_rate": 0.0002, "early_stopping_patience": None}
-    store = get_store()
+    store = get_store()  # the data dir's store, which the test's Context opens too
     store.execute(
         "INSERT INTO jobs (id, backend, base_model, method, status, run_dir, spec_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [job_id, "local", spec.get("base_model", "tiny-random"), spec.get("method", "lora"), status, run_dir,

@@ -7,12 +7,13 @@ import pytest
 
 from ftassist.ui import assistant as ui
 from ftassist.ui.context import UIContext
+from ftassist.usecases.session import Session
 
 
 @pytest.fixture
 def app():
     with gr.Blocks() as demo:
-        state = gr.State({})
+        state = gr.State(Session())
         ui.build(UIContext(session=state, demo=demo))
     demo.queue()
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ftassist.assistant import loss
+from ftassist.train import loss_rules as loss
 
 
 def pts(train=(), valid=()):

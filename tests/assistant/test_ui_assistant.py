@@ -6,6 +6,7 @@ import gradio as gr
 
 from ftassist.ui import assistant as ui
 from ftassist.ui.context import UIContext
+from ftassist.usecases.session import Session
 
 
 def visible(update) -> bool:
@@ -13,8 +14,8 @@ def visible(update) -> bool:
 
 
 def test_chat_handler_answers_and_clears_the_box():
-    history, session, box, pending, row = ui.chat_handler("How much for 5,000 examples on gpt-4.1-mini?", [], {})
-    assert box == "" and session == {}
+    history, session, box, pending, row = ui.chat_handler("How much for 5,000 examples on gpt-4.1-mini?", [], None)
+    assert box == "" and session == Session()
     assert [m["role"] for m in history] == ["user", "assistant"]
     assert history[0]["content"] == "How much for 5,000 examples on gpt-4.1-mini?"
     assert "$37.50" in history[1]["content"]
@@ -22,23 +23,26 @@ def test_chat_handler_answers_and_clears_the_box():
 
 
 def test_empty_message_changes_nothing():
-    history, session, box, pending, row = ui.chat_handler("   ", [{"role": "user", "content": "x"}], {"a": 1})
-    assert history == [{"role": "user", "content": "x"}] and session == {"a": 1}
+    given = Session(run_id="run-1")
+    history, session, box, pending, row = ui.chat_handler("   ", [{"role": "user", "content": "x"}], given)
+    assert history == [{"role": "user", "content": "x"}] and session == given
 
 
-def test_proposal_shows_confirm_and_confirm_runs_it(dataset_file):
-    history, session, _, pending, row = ui.chat_handler("check my data", [], {"dataset_path": str(dataset_file)})
+def test_proposal_shows_confirm_and_confirm_runs_it(checked_session):
+    history, session, _, pending, row = ui.chat_handler("check my data", [], checked_session.to_dict())
+    assert isinstance(session, Session)  # a stored dict comes back as the typed session
     assert visible(pending) and visible(row) and "support.jsonl" in pending["value"]
     history, session, pending, row = ui.confirm_handler(history, session)
-    assert session["report"]["n_examples"] == 24
+    assert session.dataset.n_examples == 24 and session.pending_action is None
     assert "Done" in history[-1]["content"]
     assert not visible(pending) and not visible(row)
 
 
-def test_cancel_handler(dataset_file):
-    _, session, _, _, _ = ui.chat_handler("check my data", [], {"dataset_path": str(dataset_file)})
+def test_cancel_handler(checked_session):
+    _, session, _, _, _ = ui.chat_handler("check my data", [], checked_session)
+    assert session.pending_action
     history, session, pending, row = ui.cancel_handler([], session)
-    assert "Cancelled" in history[-1]["content"] and "assistant_pending" not in session
+    assert "Cancelled" in history[-1]["content"] and session.pending_action is None
     assert not visible(row)
     assert visible(ui.pending_handler(session)[1]) is False
 
@@ -52,20 +56,29 @@ def test_errors_become_a_chat_message_without_the_key(monkeypatch):
         raise RuntimeError(f"exploded near {key}")
 
     monkeypatch.setattr(chat, "respond", boom)
-    history, session, *_ = ui.chat_handler("hello there", [], {}, key, "", "")
+    history, session, *_ = ui.chat_handler("hello there", [], None, key, "", "")
     assert "could not answer" in history[-1]["content"] and key not in history[-1]["content"]
 
 
-def test_the_typed_key_is_never_kept():
+def test_the_typed_key_is_never_kept(checked_session, monkeypatch):
+    from ftassist.usecases import training
+
+    given = []
+    monkeypatch.setattr(training, "start_run", lambda ctx, spec, api_key=None: given.append(api_key) or
+                        training.RunStarted("run-9", "running", "/tmp/r", None, None, "started"))
     key = "typed-secret-9f8e7d6c5b"
-    history, session, *_ = ui.chat_handler("what is qlora?", [], {}, key, "http://127.0.0.1:9/v1", "m")
-    assert key not in repr(session) and key not in repr(history)
+    history, session, *_ = ui.chat_handler("what is qlora?", [], None, key, "http://127.0.0.1:9/v1", "m")
+    assert key not in repr(session.to_dict()) and key not in repr(history)
     assert "QLoRA" in history[-1]["content"]
+    history, session, *_ = ui.chat_handler("start training with tiny-random", [], checked_session, key)
+    history, session, *_ = ui.confirm_handler(history, session, key)
+    assert given == [key] and session.run_id == "run-9"  # used for the request that needed it...
+    assert key not in repr(session.to_dict()) and key not in repr(history)  # ...and kept nowhere
 
 
 def test_build_registers_the_named_endpoint():
     with gr.Blocks() as demo:
-        state = gr.State({})
+        state = gr.State(Session())
         ui.build(UIContext(session=state, demo=demo))
     endpoints = demo.get_api_info()["named_endpoints"]
     assert "/assistant_chat" in endpoints and "/assistant_confirm" in endpoints

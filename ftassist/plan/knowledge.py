@@ -2,7 +2,7 @@
 
 Why plain data: each topic is a title, a few keywords the intent matcher scores against,
 and a short Markdown text. The texts agree with the Decide step's rule tables
-(`ftassist.plan.guide`) and with shared/REFERENCE.md (OpenAI's rules); they are advice, not
+(`ftassist.plan.guide`) and with OpenAI's published fine-tuning rules; they are advice, not
 computation: every figure about *your* data, estimate or job comes from the tools.
 """
 
