@@ -17,6 +17,8 @@ import gradio as gr
 from fastapi import Request  # gradio depends on FastAPI: no extra import cost
 
 from ftassist import config
+from ftassist.usecases.context import Context, UseCaseError
+from ftassist.usecases.session import Session
 
 from . import arena, auth, data_tab, decide, estimate, leaderboard, session_store, train, wizard
 from .context import UIContext
@@ -60,30 +62,34 @@ def restore_handler(stored_id):
     return session_store.restore(stored_id)
 
 
-def session_changed(session_id, session, current):
+def session_changed(app: Context, session_id, session, current):
     """Whenever a step writes the session: save it for this browser, then redraw the bar."""
     try:
         session_store.save(session_id, session)
     except OSError as exc:  # a full or read-only disk must not break the page
         log.warning("could not save the session: %s", exc)
-    return wizard.bar_html(session, current)
+    return wizard.bar_html(app, session, current)
 
 
-def tab_selected(step: str, session):
-    return step, wizard.bar_html(session, step)
+def tab_selected(app: Context, step: str, session):
+    return step, wizard.bar_html(app, session, step)
 
 
-def refresh_bar(session, current):
-    return wizard.bar_html(session, current)
+def refresh_bar(app: Context, session, current):
+    return wizard.bar_html(app, session, current)
 
 
-def sample_handler(session, progress=gr.Progress()):
+def sample_handler(app: Context, session, progress=gr.Progress()):
     """"Try with sample data": check, split and estimate the shipped sample, set up a tiny-random run,
     and open the Data tab to show what the check found."""
+    from ftassist.usecases import planning
+
     progress(0.1, desc="checking the sample dataset")
     try:
-        new = wizard.run_sample_flow(session)
-    except Exception as exc:
+        new = planning.try_sample_data(app, Session.of(session)).session
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    except Exception as exc:  # one clear line on the page, the traceback in the log
         log.exception("sample flow failed")
         raise gr.Error(f"The sample data could not be loaded: {exc}") from None
     return new, wizard.sample_message(new), gr.Tabs(selected="data"), "Data"
@@ -109,7 +115,7 @@ def _build_full(demo: gr.Blocks, ctx: UIContext) -> None:
     gr.Markdown(f"{config.hardware_line()} Uploads up to {config.max_upload().upper()}.", elem_id="ft-hardware")
     session_id = gr.BrowserState("", storage_key=SESSION_STORAGE_KEY, secret=_browser_secret())
     current = gr.State(None)
-    bar = gr.HTML(wizard.render_bar(wizard.step_summaries({})), elem_id="ft-stepbar")
+    bar = gr.HTML(wizard.render_bar(wizard.step_summaries(Session())), elem_id="ft-stepbar")
     with gr.Row():
         sample = gr.Button("Try with sample data", elem_id="ft-sample", size="sm", scale=0)
         sample_note = gr.Markdown(elem_id="ft-sample-note")
@@ -117,22 +123,24 @@ def _build_full(demo: gr.Blocks, ctx: UIContext) -> None:
         for title, module in TABS:
             with gr.Tab(title, id=title.lower()) as tab:
                 module.build(ctx)
-            tab.select(partial(tab_selected, wizard.TAB_STEP[title.lower()]), [ctx.session], [current, bar],
+            tab.select(partial(tab_selected, ctx.app, wizard.TAB_STEP[title.lower()]), [ctx.session], [current, bar],
                        api_visibility="private", show_progress="hidden")
     _build_assistant(ctx)
 
     demo.load(restore_handler, [session_id], [session_id, ctx.session], api_visibility="private")
-    ctx.session.change(session_changed, [session_id, ctx.session, current], [bar], api_visibility="private",
-                       show_progress="hidden")
-    gr.Timer(BAR_REFRESH_S).tick(refresh_bar, [ctx.session, current], [bar], api_visibility="private",
-                                 show_progress="hidden")
-    sample.click(sample_handler, [ctx.session], [ctx.session, sample_note, tabs, current], api_name="try_sample_data")
+    ctx.session.change(partial(session_changed, ctx.app), [session_id, ctx.session, current], [bar],
+                       api_visibility="private", show_progress="hidden")
+    gr.Timer(BAR_REFRESH_S).tick(partial(refresh_bar, ctx.app), [ctx.session, current], [bar],
+                                 api_visibility="private", show_progress="hidden")
+    sample.click(partial(sample_handler, ctx.app), [ctx.session], [ctx.session, sample_note, tabs, current],
+                 api_name="try_sample_data")
 
 
-def build_app(arena_only: bool = False) -> gr.Blocks:
+def build_app(arena_only: bool = False, app: Context | None = None) -> gr.Blocks:
+    """The page. `app` is the application context its handlers use (default: this data dir's)."""
     with gr.Blocks(title="ftassist arena" if arena_only else TITLE) as demo:
-        session = gr.State({})
-        ctx = UIContext(session=session, demo=demo, arena_only=arena_only)
+        session = gr.State(Session())
+        ctx = UIContext(session=session, demo=demo, arena_only=arena_only, app=app or Context.open())
         if arena_only:
             gr.Markdown("# Which answer is better?\nVote blind: the models' names are shown after your vote.")
             arena.build(ctx)
@@ -146,7 +154,8 @@ def _mount_options() -> dict:
     return {"show_error": False, "max_file_size": config.max_upload(), "footer_links": ["api", "settings"]}
 
 
-def create_server(arena_only: bool = False, host: str = "127.0.0.1", port: int = 7860):
+def create_server(arena_only: bool = False, host: str = "127.0.0.1", port: int = 7860,
+                  context: Context | None = None):
     """The FastAPI app to serve: `/arena` (open) and `/` (the full app, behind the admin login if set)."""
     from fastapi import FastAPI
 
@@ -156,7 +165,8 @@ def create_server(arena_only: bool = False, host: str = "127.0.0.1", port: int =
     except OSError as exc:
         log.warning("could not prune old sessions: %s", exc)
     where = {"server_name": host, "server_port": port}
-    voting = build_app(arena_only=True).queue(default_concurrency_limit=8)
+    app_context = context or Context.open()
+    voting = build_app(arena_only=True, app=app_context).queue(default_concurrency_limit=8)
     if arena_only:
         return gr.mount_gradio_app(app, voting, path="/", **where, **_mount_options())
     # Order matters: the `/` mount matches every path, so `/arena` goes first.
@@ -168,7 +178,7 @@ def create_server(arena_only: bool = False, host: str = "127.0.0.1", port: int =
         return RedirectResponse(url=f"arena/{query}", status_code=307)
 
     gr.mount_gradio_app(app, voting, path="/arena", **where, **_mount_options())
-    full = build_app().queue(default_concurrency_limit=8)
+    full = build_app(app=app_context).queue(default_concurrency_limit=8)
     return gr.mount_gradio_app(app, full, path="/", auth=auth.gradio_auth(), auth_message=auth.AUTH_MESSAGE,
                                **where, **_mount_options())
 
@@ -182,22 +192,37 @@ def resolve_address(host: str | None, port: int | None) -> tuple[str, int]:
 
 
 def launch(host: str | None = None, port: int | None = None, arena_only: bool = False, share: bool = False) -> None:
+    """Serve the app. It owns this data dir's database: a second app on the same data dir is refused
+    with one clear line, and the CLI reaches the database through this app's socket."""
+    from ftassist import app_socket
+    from ftassist.store import StoreLockedError
+
     arena_only = arena_only or os.environ.get("FTASSIST_ARENA_ONLY", "") not in ("", "0", "false")
     host, port = resolve_address(host, port)
-    if not arena_only:  # follow training runs (and move the queue) whether or not a browser is open
-        from ftassist.train.jobs import start_ingest_loop
+    context = Context.open()
+    try:
+        context.store.schema_versions()  # open it now: a database held elsewhere is a start-up error
+        socket_server = app_socket.serve(context)
+    except (StoreLockedError, app_socket.AppUnavailable) as exc:
+        raise SystemExit(f"ftassist: cannot start: {exc}") from None
+    try:
+        if not arena_only:  # follow training runs (and move the queue) whether or not a browser is open
+            from ftassist.train.jobs import start_ingest_loop
 
-        start_ingest_loop()
-    if share:  # a share link needs Gradio's own launcher: one Blocks, the login (if any) on all of it
-        demo = build_app(arena_only=arena_only).queue(default_concurrency_limit=8)
-        demo.launch(server_name=host, server_port=port, share=True, show_error=False,
-                    max_file_size=config.max_upload(),
-                    auth=None if arena_only else auth.gradio_auth(), auth_message=auth.AUTH_MESSAGE)
-        return
-    import uvicorn
+            start_ingest_loop()
+        if share:  # a share link needs Gradio's own launcher: one Blocks, the login (if any) on all of it
+            demo = build_app(arena_only=arena_only, app=context).queue(default_concurrency_limit=8)
+            demo.launch(server_name=host, server_port=port, share=True, show_error=False,
+                        max_file_size=config.max_upload(),
+                        auth=None if arena_only else auth.gradio_auth(), auth_message=auth.AUTH_MESSAGE)
+            return
+        import uvicorn
 
-    app = create_server(arena_only=arena_only, host=host, port=port)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    print(f"* ftassist running on http://{shown}:{port}/" + ("" if arena_only else f" (voting page: http://{shown}:{port}/arena/)")
-          + (" · admin login required" if auth.auth_enabled() and not arena_only else ""), flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+        server = create_server(arena_only=arena_only, host=host, port=port, context=context)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        print(f"* ftassist running on http://{shown}:{port}/"
+              + ("" if arena_only else f" (voting page: http://{shown}:{port}/arena/)")
+              + (" · admin login required" if auth.auth_enabled() and not arena_only else ""), flush=True)
+        uvicorn.run(server, host=host, port=port, log_level="warning")
+    finally:
+        app_socket.stop(socket_server)

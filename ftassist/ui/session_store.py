@@ -1,11 +1,12 @@
-"""Server-side session state: each browser's session dict kept as `<data dir>/sessions/<id>.json`.
+"""Server-side session state: each browser's `Session` kept as `<data dir>/sessions/<id>.json`.
 
 Why: a `gr.State` lives in the server's memory for one page view only, so a reload would lose
 the checked dataset, the estimate and the chosen options. The browser keeps only a random id
-(uuid4, in `gr.BrowserState`); the dict itself stays on the server under the data dir, one
+(uuid4, in `gr.BrowserState`); the session itself stays on the server under the data dir, one
 file per id, so several people on one app never see each other's data.
 
-Secrets are never written: top-level keys that look like credentials are dropped on save.
+Secrets are never written: a Session has no field for one, and keys that look like credentials
+are dropped at any depth on save (a pending action's arguments, say), as a second line of defence.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import uuid
 from pathlib import Path
 
 from ftassist import config
+from ftassist.usecases.session import Session
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
-# Derived, per-view values that must not be persisted (recomputed from DuckDB when shown).
-TRANSIENT_KEYS = frozenset({"job", "arena"})
 _SECRET = re.compile(r"(api[_-]?key|password|passwd|secret|credential|auth|bearer|access[_-]?token)", re.I)
 MAX_BYTES = 20 * 1024 * 1024  # a session larger than this is not saved (reports are far smaller)
 
@@ -41,13 +41,20 @@ def session_path(session_id: str) -> Path:
     return config.sessions_dir() / f"{session_id}.json"
 
 
-def storable(session: dict | None) -> dict:
-    """The part of a session that may go to disk: no secrets, no per-view values."""
-    return {k: v for k, v in (session or {}).items()
-            if isinstance(k, str) and k not in TRANSIENT_KEYS and not _SECRET.search(k)}
+def storable(session: Session | dict | None) -> dict:
+    """The session as it may go to disk: no key that looks like a credential, at any depth."""
+    return _without_secrets(Session.of(session).to_dict())
 
 
-def save(session_id: str, session: dict | None) -> bool:
+def _without_secrets(value):
+    if isinstance(value, dict):
+        return {k: _without_secrets(v) for k, v in value.items() if not (isinstance(k, str) and _SECRET.search(k))}
+    if isinstance(value, list):
+        return [_without_secrets(v) for v in value]
+    return value
+
+
+def save(session_id: str, session: Session | dict | None) -> bool:
     """Write the session atomically (temp file + rename). False when the id is invalid or it is too big."""
     if not valid_id(session_id):
         return False
@@ -61,22 +68,22 @@ def save(session_id: str, session: dict | None) -> bool:
     return True
 
 
-def load(session_id: str) -> dict:
-    """The stored session, or {} when there is none (or it cannot be read)."""
+def load(session_id: str) -> Session:
+    """The stored session (also one an earlier version saved), or an empty one when there is none."""
     if not valid_id(session_id):
-        return {}
+        return Session()
     try:
         data = json.loads(session_path(session_id).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return Session()
+    return Session.from_dict(data if isinstance(data, dict) else {})
 
 
-def restore(session_id: object) -> tuple[str, dict]:
-    """On page open: (id, session). A known id gets its stored dict; anything else a new id and {}."""
+def restore(session_id: object) -> tuple[str, Session]:
+    """On page open: (id, session). A known id gets its stored session; anything else a new id and an empty one."""
     if valid_id(session_id):
         return session_id, load(session_id)  # type: ignore[arg-type]
-    return new_session_id(), {}
+    return new_session_id(), Session()
 
 
 def delete(session_id: str) -> None:

@@ -1,112 +1,111 @@
-"""The wizard: the step bar across the top, the gentle gate before training, and the sample-data run.
+"""The wizard: the step bar across the top, and the sample-data button's handler.
 
-The bar is computed from the session dict alone (`step_summaries` is pure and tested), so the
-same dict restored after a reload shows the same bar. Live facts that only DuckDB knows (the
-job's progress, the arena's votes) are merged into a copy by `live_session` before rendering,
-never written back into the session.
+The bar is computed from the typed Session and a few live facts (`Live`: the selected run's
+state and the arena's votes, asked of the use cases), by pure functions that tests call directly;
+the same session restored after a reload shows the same bar.
 """
 
 from __future__ import annotations
 
 import html
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+
+from ftassist.formatting import format_money, plural
+from ftassist.usecases.context import Context
+from ftassist.usecases.session import Session
 
 STEPS = ("Decide", "Data", "Estimate", "Train", "Evaluate")
 # Which step each tab belongs to (the arena and the leaderboard are both "Evaluate").
 TAB_STEP = {"decide": "Decide", "data": "Data", "estimate": "Estimate", "train": "Train",
             "arena": "Evaluate", "leaderboard": "Evaluate"}
-SAMPLE_PATH = Path(__file__).resolve().parent.parent / "data" / "sample" / "sample_chat.jsonl"
-SAMPLE_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M"  # the smallest catalogue model, for the sample's estimate
-SAMPLE_GPU = "T4"
 _APPROACH = {"fine_tune": "fine-tune", "rag": "RAG", "both": "RAG + fine-tune",
              "prompt_engineering": "prompting first"}
 _METHOD = {"openai": "OpenAI fine-tuning", "lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tuning"}
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
+@dataclass(frozen=True)
+class Live:
+    """What only the database knows: the selected run's state and the arena's vote count."""
+
+    run_status: str | None = None
+    run_fraction: float | None = None
+    run_output: str | None = None
+    votes: int = 0
 
 
-def _money(x: Any) -> str:
-    if x is None:
-        return ""
-    x = float(x)
-    return f"${x:,.2f}" if x >= 0.01 or x == 0 else "< $0.01"
-
-
-def _decide(session: dict) -> tuple[str, str]:
-    g = session.get("guide") or {}
-    if not g:
+def _decide(session: Session, live: Live) -> tuple[str, str]:
+    decision = session.decision
+    if decision is None:
         return "todo", "not answered yet"
-    approach = _APPROACH.get(g.get("approach") or "", str(g.get("approach") or "advice given").replace("_", " "))
-    method = _METHOD.get(g.get("method") or "", g.get("method") or "")
+    approach = _APPROACH.get(decision.approach, decision.approach.replace("_", " "))
+    method = _METHOD.get(decision.method or "", decision.method or "")
     return "done", approach + (f", {method}" if method else "")
 
 
-def _data(session: dict) -> tuple[str, str]:
-    report, clean = session.get("report") or {}, session.get("clean") or {}
-    if not report and not clean:
+def _data(session: Session, live: Live) -> tuple[str, str]:
+    dataset, split = session.dataset, session.split
+    if dataset is None and split is None:
         return "todo", "no dataset yet"
     parts = []
-    if report:
-        parts.append(_plural(int(report.get("n_examples") or 0), "example"))
-        n_err, n_warn = len(report.get("errors") or []), len(report.get("warnings") or [])
-        if n_err:
-            parts.append(_plural(n_err, "error"))
+    if dataset is not None:
+        parts.append(plural(dataset.n_examples, "example"))
+        n_warn = len(dataset.report.get("warnings") or [])
+        if dataset.n_errors:
+            parts.append(plural(dataset.n_errors, "error"))
         if n_warn:
-            parts.append(_plural(n_warn, "warning"))
-    if clean:
-        parts.append(f"split {int(clean.get('n_train') or 0):,}/{int(clean.get('n_valid') or 0):,}")
-        return ("done" if clean.get("n_train") else "warn"), ", ".join(parts)
-    n_err = len(report.get("errors") or [])
-    return ("warn" if n_err or not report.get("n_examples") else "active"), ", ".join(parts) + ", not split yet"
+            parts.append(plural(n_warn, "warning"))
+    if split is not None:
+        parts.append(f"split {split.n_train:,}/{split.n_valid:,}")
+        return ("done" if split.n_train else "warn"), ", ".join(parts)
+    if dataset is not None and not dataset.n_examples:  # nothing valid to train on: never green
+        return "warn", ", ".join(parts)
+    return ("warn" if dataset.n_errors else "active"), ", ".join(parts) + ", not split yet"
 
 
-def _estimate(session: dict) -> tuple[str, str]:
-    e = session.get("estimate") or {}
-    if not e:
+def _estimate(session: Session, live: Live) -> tuple[str, str]:
+    option = session.option
+    if not option:
         return "todo", "no option chosen"
-    label = e.get("label") or e.get("id") or "option chosen"
-    cost = _money(e.get("cost_usd"))
+    label = option.get("label") or option.get("id") or "option chosen"
+    cost = format_money(option.get("cost_usd"))
     return "done", label + (f", {cost}" if cost else "")
 
 
-def _train(session: dict) -> tuple[str, str]:
-    job = session.get("job") or {}
-    if not job and not session.get("job_id"):
+def _train(session: Session, live: Live) -> tuple[str, str]:
+    if not session.run_id:
         return "todo", "no run yet"
-    status = job.get("status") or "started"
+    status = live.run_status or "started"
     if status == "running":
-        frac = job.get("fraction")
-        return "active", "running" + (f" {round(float(frac) * 100):d}%" if frac is not None else "")
+        fraction = live.run_fraction
+        return "active", "running" + (f" {round(float(fraction) * 100):d}%" if fraction is not None else "")
     if status == "succeeded":
-        return "done", "finished" + (f": {job['output_model']}" if job.get("output_model") else "")
+        return "done", "finished" + (f": {live.run_output}" if live.run_output else "")
     if status in ("failed", "cancelled"):
         return "warn", status
     return "active", status
 
 
-def _evaluate(session: dict) -> tuple[str, str]:
-    votes = int((session.get("arena") or {}).get("votes") or 0)
-    if not votes:
+def _evaluate(session: Session, live: Live) -> tuple[str, str]:
+    if not live.votes:
         return "todo", "no votes yet"
-    return "done", _plural(votes, "vote")
+    return "done", plural(live.votes, "vote")
 
 
 _SUMMARISERS = {"Decide": _decide, "Data": _data, "Estimate": _estimate, "Train": _train, "Evaluate": _evaluate}
 
 
-def step_summaries(session: dict | None, current: str | None = None) -> list[dict]:
+def step_summaries(session: Session | dict | None, live: Live | None = None,
+                   current: str | None = None) -> list[dict]:
     """One dict per step: {"step", "status" (todo|active|warn|done), "summary", "current"}.
 
     `current` is the step the person is on (the selected tab); without it, the first step in
-    progress (active or with warnings), else the one after the last step done. Pure: reads only the dict (see `live_session` for job and votes).
+    progress (active or with warnings), else the one after the last step done. Pure: reads only
+    the session and the live facts given (see `live_facts`).
     """
-    session = session if isinstance(session, dict) else {}
+    session, live = Session.of(session), live or Live()
     rows = []
     for step in STEPS:
-        status, summary = _SUMMARISERS[step](session)
+        status, summary = _SUMMARISERS[step](session, live)
         rows.append({"step": step, "status": status, "summary": summary, "current": False})
     if current not in STEPS:
         current = _where(rows)
@@ -144,97 +143,36 @@ def render_bar(rows: list[dict]) -> str:
     return "<div class='ft-stepbar' style='display:flex;gap:6px;flex-wrap:wrap'>" + "".join(cells) + "</div>"
 
 
-def train_gate(session: dict | None) -> str | None:
-    """What is missing before training, in one sentence; None when the data is validated and split.
+def live_facts(app: Context, session: Session | dict | None) -> Live:
+    """The selected run's state and the vote count, from the use cases (never fatal for the page)."""
+    from ftassist.usecases import arena, training
 
-    A gentle gate: the Train tab shows it, and the person may still start a run with a file of their own.
-    """
-    session = session if isinstance(session, dict) else {}
-    report, clean = session.get("report") or {}, session.get("clean") or {}
-    if clean:
-        if not clean.get("n_train"):
-            return "The split has no training examples: check the dataset in the Data step."
-        return None
-    if not report:
-        return ("No validated data yet: check your dataset in the Data step (or press *Try with sample data*), "
-                "or type the path of a chat JSONL file.")
-    n_err = len(report.get("errors") or [])
-    if not report.get("n_examples"):
-        return "The checked dataset has no valid examples: fix the file and check it again in the Data step."
-    if n_err:
-        return (f"{_plural(n_err, 'error')} left in the dataset: fix them, or press *Fix & split* in the Data step "
-                "to drop those records.")
-    return "The dataset is checked but not split: press *Fix & split* in the Data step to get train and validation files."
-
-
-def live_session(session: dict | None) -> dict:
-    """A copy of the session with what DuckDB knows: "job" (the session's job progress) and "arena" (votes)."""
-    view = dict(session or {}) if isinstance(session, dict) else {}
-    job_id = view.get("job_id")
-    if job_id:
+    session = Session.of(session)
+    status = fraction = output = None
+    votes = 0
+    if session.run_id:
         try:
-            from ftassist.train import jobs
-
-            job = jobs.get_job(job_id)
-            if job:
-                prog = jobs.progress(job_id)
-                view["job"] = {"status": job.get("status"), "fraction": prog.get("fraction"),
-                               "output_model": job.get("output_model")}
+            run = training.run_summary(app, session.run_id)
+            if run is not None:
+                status, fraction, output = run.status, run.fraction, run.output_model
         except Exception:  # noqa: BLE001 - the bar must never break the page
             pass
     try:
-        from ftassist.store import get_store
-
-        (votes,), = get_store().query_rows("SELECT count(*) FROM votes")
-        view["arena"] = {"votes": int(votes)}
-    except Exception:  # noqa: BLE001 - no arena tables yet
-        pass
-    return view
+        votes = int(arena.arena_counts(app).votes)
+    except Exception:  # noqa: BLE001 - no arena yet, or a database error: the bar shows no votes
+        votes = 0
+    return Live(run_status=status, run_fraction=fraction, run_output=output, votes=votes)
 
 
-def bar_html(session: dict | None, current: str | None = None) -> str:
+def bar_html(app: Context, session: Session | dict | None, current: str | None = None) -> str:
     """The rendered bar for a session, with the live facts (event handler helper)."""
-    return render_bar(step_summaries(live_session(session), current))
+    return render_bar(step_summaries(session, live_facts(app, session), current))
 
 
-# -- "Try with sample data" ---------------------------------------------------------------------------
-def run_sample_flow(session: dict | None, valid_fraction: float = 0.1, seed: int = 42) -> dict:
-    """Check, fix & split the shipped sample, estimate it, and choose a `tiny-random` LoRA run.
-
-    The same station functions as the Data and Estimate tabs, so every later step finds its inputs
-    exactly as if the person had done it by hand. Returns the new session dict (others' keys kept).
-    """
-    import uuid
-
-    from ftassist import config
-    from ftassist.data.check import check_path
-    from ftassist.data.clean import clean_file
-    from ftassist.plan import estimate as est
-
-    session = dict(session or {})
-    path = config.uploads_dir() / f"{uuid.uuid4().hex[:8]}-{SAMPLE_PATH.name}"
-    path.write_bytes(SAMPLE_PATH.read_bytes())
-    report = check_path(path).to_dict()
-    out = config.data_dir() / "clean" / uuid.uuid4().hex[:8]
-    result = clean_file(path, out, valid_fraction=valid_fraction, seed=seed)
-    table = est.estimate_all(est.tokens_from_report(report), est.EstimateOptions(
-        base_models=[SAMPLE_BASE_MODEL], methods=["lora"], gpus=[SAMPLE_GPU], include_openai=False,
-        allow_network=False)).to_dict()
-    row = dict(table["rows"][0])
-    row.update(model="tiny-random", id="lora:tiny-random:cpu",
-               label="LoRA tiny-random (sample run on this machine)",
-               note=f"Sample run: costs estimated for {SAMPLE_BASE_MODEL} on one {SAMPLE_GPU}; "
-                    "the run itself uses the tiny offline model.")
-    session.update(
-        report=report, dataset_path=str(path), estimate=row, sample=True,
-        clean={"train": str(result.train_path), "valid": str(result.valid_path), "dir": str(out),
-               "n_train": result.n_train, "n_valid": result.n_valid},
-    )
-    return session
-
-
-def sample_message(session: dict) -> str:
-    report, clean = session.get("report") or {}, session.get("clean") or {}
-    return (f"Sample data loaded: **{report.get('n_examples', 0):,} examples** checked, split into "
-            f"{clean.get('n_train', 0):,} train / {clean.get('n_valid', 0):,} validation; the Train form is set "
+def sample_message(session: Session) -> str:
+    dataset, split = session.dataset, session.split
+    n_examples = dataset.n_examples if dataset else 0
+    n_train, n_valid = (split.n_train, split.n_valid) if split else (0, 0)
+    return (f"Sample data loaded: **{n_examples:,} examples** checked, split into "
+            f"{n_train:,} train / {n_valid:,} validation; the Train form is set "
             "to a `tiny-random` LoRA run that works offline. Open the **Train** tab and press *Start training*.")

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from .context import Context, UseCaseError
 
 # The modules that define use cases, imported by `load_all` (each registers on import).
-MODULES = ("data", "planning", "training", "arena", "evaluation")
+MODULES = ("data", "planning", "training", "arena", "evaluation", "assistance")
 
 
 @dataclass(frozen=True)

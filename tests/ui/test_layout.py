@@ -52,9 +52,12 @@ def test_browser_secret_is_stable(ftassist_home):
 
 
 def test_tab_select_moves_you_are_here():
-    step, bar = layout.tab_selected("Train", {})
+    from ftassist.usecases.context import Context
+    from ftassist.usecases.session import Session
+
+    step, bar = layout.tab_selected(Context.open(), "Train", Session())
     assert step == "Train" and "4. Train ◀ you are here" in bar
-    assert "5. Evaluate ◀ you are here" in layout.refresh_bar({}, "Evaluate")
+    assert "5. Evaluate ◀ you are here" in layout.refresh_bar(Context.open(), Session(), "Evaluate")
 
 
 def test_serve_options(monkeypatch):

@@ -1,4 +1,4 @@
-"""The step bar, the gentle gate, and the sample-data run through the same handlers as the tabs."""
+"""The step bar from the typed session and the live facts, and the sample-data run through the tabs' handlers."""
 
 from __future__ import annotations
 
@@ -7,17 +7,23 @@ import json
 import pytest
 
 from ftassist.ui import wizard
+from ftassist.usecases.context import Context
+from ftassist.usecases.session import Dataset, Decision, Session, Split
 
 REPORT = {"n_examples": 1204, "n_records": 1210, "errors": [{"line": 3}] * 6, "warnings": [{"line": 9}] * 2,
           "checklist": [], "tokens": {}}
 
 
-def _by_step(session, current=None):
-    return {r["step"]: r for r in wizard.step_summaries(session, current)}
+def _by_step(session, live=None, current=None):
+    return {r["step"]: r for r in wizard.step_summaries(session, live, current)}
+
+
+def _checked(report=REPORT) -> Session:
+    return Session().checked(Dataset("data.jsonl", report))
 
 
 def test_empty_session_everything_to_do():
-    rows = wizard.step_summaries({})
+    rows = wizard.step_summaries(Session())
     assert [r["step"] for r in rows] == ["Decide", "Data", "Estimate", "Train", "Evaluate"]
     assert all(r["status"] == "todo" for r in rows)
     assert [r["current"] for r in rows] == [True, False, False, False, False]
@@ -25,15 +31,10 @@ def test_empty_session_everything_to_do():
 
 
 def test_each_step_says_what_it_found():
-    session = {
-        "guide": {"approach": "fine_tune", "method": "lora"},
-        "report": dict(REPORT, errors=[]),
-        "clean": {"train": "t.jsonl", "valid": "v.jsonl", "n_train": 1083, "n_valid": 121},
-        "estimate": {"id": "lora:x:L4", "label": "LoRA Qwen2.5-0.5B on L4", "cost_usd": 1.2},
-        "job_id": "j1", "job": {"status": "running", "fraction": 0.4},
-        "arena": {"votes": 12},
-    }
-    s = _by_step(session)
+    session = (_checked(dict(REPORT, errors=[])).decided(Decision({}, "fine_tune", "lora"))
+               .split_into(Split("t.jsonl", "v.jsonl", "clean", 1083, 121))
+               .chose({"id": "lora:x:L4", "label": "LoRA Qwen2.5-0.5B on L4", "cost_usd": 1.2}).selected_run("j1"))
+    s = _by_step(session, wizard.Live(run_status="running", run_fraction=0.4, votes=12))
     assert s["Decide"]["summary"] == "fine-tune, LoRA" and s["Decide"]["status"] == "done"
     assert s["Data"]["summary"] == "1,204 examples, 2 warnings, split 1,083/121" and s["Data"]["status"] == "done"
     assert s["Estimate"]["summary"] == "LoRA Qwen2.5-0.5B on L4, $1.20"
@@ -43,51 +44,48 @@ def test_each_step_says_what_it_found():
 
 
 def test_data_step_states():
-    assert _by_step({"report": REPORT})["Data"] == {
+    assert _by_step(_checked())["Data"] == {
         "step": "Data", "status": "warn", "summary": "1,204 examples, 6 errors, 2 warnings, not split yet",
         "current": True}
-    assert _by_step({"report": dict(REPORT, errors=[], warnings=[])})["Data"]["status"] == "active"
-    assert _by_step({"clean": {"n_train": 0, "n_valid": 0}})["Data"]["status"] == "warn"
+    assert _by_step(_checked(dict(REPORT, errors=[], warnings=[])))["Data"]["status"] == "active"
+    assert _by_step(Session().split_into(Split("t", None, "f", 0, 0)))["Data"]["status"] == "warn"
+
+
+def test_a_file_with_no_valid_example_never_turns_green():
+    empty = _checked({"n_examples": 0, "errors": [], "warnings": []})
+    assert _by_step(empty)["Data"]["status"] == "warn"
 
 
 def test_train_and_evaluate_states():
-    assert _by_step({"job_id": "j"})["Train"]["summary"] == "started"
-    assert _by_step({"job_id": "j", "job": {"status": "succeeded", "output_model": "runs/j/adapter"}})["Train"] == {
+    run = Session().selected_run("j")
+    assert _by_step(run)["Train"]["summary"] == "started"
+    assert _by_step(run, wizard.Live(run_status="succeeded", run_output="runs/j/adapter"))["Train"] == {
         "step": "Train", "status": "done", "summary": "finished: runs/j/adapter", "current": False}
-    assert _by_step({"job_id": "j", "job": {"status": "failed"}})["Train"]["status"] == "warn"
-    assert _by_step({"job_id": "j", "job": {"status": "queued"}})["Train"]["summary"] == "queued"
-    assert _by_step({"arena": {"votes": 1}})["Evaluate"]["summary"] == "1 vote"
-    assert _by_step({"estimate": {"label": "x", "cost_usd": 0.0001}})["Estimate"]["summary"] == "x, < $0.01"
+    assert _by_step(run, wizard.Live(run_status="failed"))["Train"]["status"] == "warn"
+    assert _by_step(run, wizard.Live(run_status="queued"))["Train"]["summary"] == "queued"
+    assert _by_step(Session(), wizard.Live(votes=1))["Evaluate"]["summary"] == "1 vote"
+    assert _by_step(Session().chose({"label": "x", "cost_usd": 0.0001}))["Estimate"]["summary"] == "x, < $0.01"
 
 
 def test_current_step_from_the_tab():
-    assert _by_step({}, "Train")["Train"]["current"]
-    assert sum(r["current"] for r in wizard.step_summaries({}, "Evaluate")) == 1
-    assert _by_step({}, "nonsense")["Decide"]["current"]
+    assert _by_step(Session(), current="Train")["Train"]["current"]
+    assert sum(r["current"] for r in wizard.step_summaries(Session(), current="Evaluate")) == 1
+    assert _by_step(Session(), current="nonsense")["Decide"]["current"]
 
 
 def test_bar_escapes_everything():
-    session = {"estimate": {"label": "<script>alert(1)</script>", "cost_usd": 1}}
-    page = wizard.render_bar(wizard.step_summaries(session, "Estimate"))
+    session = Session().chose({"label": "<script>alert(1)</script>", "cost_usd": 1})
+    page = wizard.render_bar(wizard.step_summaries(session, current="Estimate"))
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert page.count("class='ft-step ") == 5 and "you are here" in page
 
 
-def test_train_gate():
-    assert "No validated data" in wizard.train_gate({})
-    assert "6 errors left" in wizard.train_gate({"report": REPORT})
-    assert "not split" in wizard.train_gate({"report": dict(REPORT, errors=[])})
-    assert "no valid examples" in wizard.train_gate({"report": dict(REPORT, n_examples=0)})
-    assert "no training examples" in wizard.train_gate({"clean": {"n_train": 0}})
-    assert wizard.train_gate({"report": REPORT, "clean": {"train": "t", "n_train": 5, "n_valid": 1}}) is None
-
-
-def test_live_session_reads_votes_and_job_without_changing_the_session():
-    session = {"job_id": "nope"}
-    view = wizard.live_session(session)
-    assert view["arena"] == {"votes": 0} and "job" not in view  # an unknown job: nothing to show
-    assert session == {"job_id": "nope"}
-    assert "no votes yet" in wizard.bar_html(session)
+def test_live_facts_for_an_unknown_run_and_no_votes():
+    app = Context.open()
+    session = Session().selected_run("nope")
+    live = wizard.live_facts(app, session)
+    assert live == wizard.Live(votes=0)
+    assert "no votes yet" in wizard.bar_html(app, session)
 
 
 def _quiet(*args, **kwargs):
