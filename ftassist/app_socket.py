@@ -40,6 +40,8 @@ class AppUnavailable(RuntimeError):
 class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         line = self.rfile.readline(MAX_REQUEST_BYTES)
+        if not line.strip():  # a probe (`connect`) that only checks the app is there
+            return
         try:
             request = json.loads(line)
             name, arguments = request["use_case"], request.get("arguments") or {}
@@ -53,7 +55,10 @@ class _Handler(socketserver.StreamRequestHandler):
         except Exception as exc:
             log.exception("use case over the socket failed")
             answer = {"ok": False, "error": f"{type(exc).__name__}: {scrub(exc)}", "kind": "internal"}
-        self.wfile.write(json.dumps(answer, ensure_ascii=False, default=str).encode() + b"\n")
+        try:
+            self.wfile.write(json.dumps(answer, ensure_ascii=False, default=str).encode() + b"\n")
+        except BrokenPipeError:  # the command was interrupted (Ctrl-C) before the answer came
+            log.info("the caller of %s left before the answer", request.get("use_case"))
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

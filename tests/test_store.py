@@ -16,11 +16,11 @@ def test_migrations_apply_once_and_record_versions(ftassist_home):
     store = get_store()
     expected = {name: len(scripts) for name, scripts in all_migrations().items()}
     assert store.schema_versions() == expected
-    store.execute("INSERT INTO settings VALUES ('k', 'v')")
+    store.execute("INSERT INTO datasets (id, name, path) VALUES ('k', 'n', 'p')")
     store.close()
     again = Store(config.db_path())  # reopening must not re-run (or fail on) applied scripts
     assert again.schema_versions() == expected
-    assert again.query("SELECT value FROM settings WHERE key = 'k'") == [{"value": "v"}]
+    assert again.query("SELECT name FROM datasets WHERE id = 'k'") == [{"name": "n"}]
     again.close()
 
 
@@ -28,9 +28,9 @@ def test_transaction_rolls_back_on_error(ftassist_home):
     store = get_store()
     with pytest.raises(RuntimeError):
         with store.transaction() as con:
-            con.execute("INSERT INTO settings VALUES ('a', '1')")
+            con.execute("INSERT INTO datasets (id, name, path) VALUES ('a', 'n', 'p')")
             raise RuntimeError("boom")
-    assert store.query("SELECT * FROM settings") == []
+    assert store.query("SELECT * FROM datasets") == []
 
 
 def _open_in_child(path, queue):

@@ -1,4 +1,4 @@
-"""`ftassist check` and `ftassist clean`: the Data step headless.
+"""`ftassist check`, `ftassist clean` and `ftassist datasets`: the Data step headless.
 
 Exit codes are a contract later checks rely on: 0 no errors (warnings allowed),
 1 the dataset has errors, 2 the file cannot be read at all (one line on stderr).
@@ -8,118 +8,107 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from ftassist.cli import CLIError
+from ftassist.commands import gateway
 
 MAX_LISTED = 20
 
 
-def context_limit_for(model: str | None) -> int | None:
-    """The per-example token limit of a target model, from the pricing data (None when unknown)."""
-    if not model:
-        return None
-    from ftassist.plan.pricing import get_price
-
-    try:
-        return get_price(model).example_limit
-    except (KeyError, ValueError):  # a model the price file does not know: no limit to check against
+def _progress_printer():
+    """Progress on a terminal's stderr, when the check runs in this process (a callback cannot
+    travel to the running app)."""
+    if not sys.stderr.isatty() or gateway.through_app():
         return None
 
+    def progress(fraction: float, desc: str) -> None:
+        print(f"\r{fraction:6.1%} {desc}", end="", file=sys.stderr, flush=True)
 
-def resolve_input(path_or_id: str) -> Path:
-    """A local file, or a Hugging Face dataset id (`hf:org/name` or an id that is not a local path)."""
-    from ftassist.data.load import LoadError, load_hub_dataset
-
-    if path_or_id.startswith("hf:"):
-        name = path_or_id[3:]
-    else:
-        path = Path(path_or_id)
-        if path.exists() or "/" not in path_or_id or path.suffix:
-            if not path.exists():
-                raise CLIError(f"{path_or_id}: no such file")
-            return path
-        name = path_or_id
-    try:
-        return load_hub_dataset(name)
-    except LoadError as exc:
-        raise CLIError(str(exc)) from None
+    return progress
 
 
 def run_check(args) -> int:
-    from ftassist.data.check import check_path
-    from ftassist.data.load import LoadError
-
-    path = resolve_input(args.path)
-    limit = args.context_limit or context_limit_for(args.model)
-    progress = None
-    if not args.json and sys.stderr.isatty():
-        def progress(fraction: float, desc: str) -> None:
-            print(f"\r{fraction:6.1%} {desc}", end="", file=sys.stderr, flush=True)
-    try:
-        report = check_path(path, model=args.model, encoding=args.encoding, context_limit=limit, progress=progress)
-    except LoadError as exc:
-        raise CLIError(f"{path}: {exc}") from None
+    progress = None if args.json else _progress_printer()
+    extra = {"progress": progress} if progress else {}
+    result = gateway.call("check_dataset", path=args.path, model=args.model, context_limit=args.context_limit,
+                          encoding=args.encoding, **extra)
     if progress:
         print(file=sys.stderr)
-    if args.json:  # orjson writes the dataclasses directly: the same JSON as to_dict(), 100x faster
+    report = result["report"]
+    if args.json:  # orjson: the report of a large file is long lists of numbers
         import orjson
 
         sys.stdout.buffer.write(orjson.dumps(report) + b"\n")
         sys.stdout.flush()
     else:
         print(render_text(report))
-    return 1 if report.errors else 0
+    if result.get("note"):
+        print(f"ftassist: {result['note']}", file=sys.stderr)
+    return 1 if report["errors"] else 0
 
 
-def render_text(report) -> str:
+def _where(issue: dict) -> str:
+    return f"line {issue['line']}" if issue.get("line") else "file"
+
+
+def render_text(report: dict) -> str:
+    errors, warnings = report["errors"], report["warnings"]
     out = [
-        f"{report.path}: {report.n_records:,} records, {report.n_examples:,} valid examples, "
-        f"format {report.format or 'unknown'}, {len(report.errors):,} errors, {len(report.warnings):,} warnings"
+        f"{report['path']}: {report['n_records']:,} records, {report['n_examples']:,} valid examples, "
+        f"format {report.get('format') or 'unknown'}, {len(errors):,} errors, {len(warnings):,} warnings"
     ]
-    if report.tokens and report.tokens.per_example:
-        st = report.tokens.stats["total"]
+    tokens = report.get("tokens") or {}
+    if tokens.get("per_example"):
+        st = tokens["stats"]["total"]
         out.append(
-            f"tokens ({report.tokens.encoding}): total {report.tokens.total:,}, per example min {st['min']:,} / "
+            f"tokens ({tokens['encoding']}): total {tokens['total']:,}, per example min {st['min']:,} / "
             f"median {st['median']:,.0f} / p95 {st['p95']:,.0f} / max {st['max']:,}"
         )
-    if report.error_counts:
-        out.append("errors by code: " + ", ".join(f"{k} {v}" for k, v in report.error_counts.items()))
-    for issue in report.errors[:MAX_LISTED]:
-        where = f"line {issue.line}" if issue.line else "file"
-        col = f", column {issue.column}" if issue.column else ""
-        out.append(f"  error {where}{col}: [{issue.code}] {issue.message}" + (f" (fix: {issue.hint})" if issue.hint else ""))
-    if len(report.errors) > MAX_LISTED:
-        out.append(f"  ... and {len(report.errors) - MAX_LISTED:,} more errors (use --json for all)")
-    for issue in report.warnings[:MAX_LISTED]:
-        where = f"line {issue.line}" if issue.line else "file"
-        out.append(f"  warning {where}: [{issue.code}] {issue.message}")
+    if report.get("error_counts"):
+        out.append("errors by code: " + ", ".join(f"{k} {v}" for k, v in report["error_counts"].items()))
+    for issue in errors[:MAX_LISTED]:
+        col = f", column {issue['column']}" if issue.get("column") else ""
+        hint = f" (fix: {issue['hint']})" if issue.get("hint") else ""
+        out.append(f"  error {_where(issue)}{col}: [{issue['code']}] {issue['message']}{hint}")
+    if len(errors) > MAX_LISTED:
+        out.append(f"  ... and {len(errors) - MAX_LISTED:,} more errors (use --json for all)")
+    for issue in warnings[:MAX_LISTED]:
+        out.append(f"  warning {_where(issue)}: [{issue['code']}] {issue['message']}")
     out.append("checklist:")
-    for item in report.checklist:
-        out.append(f"  [{item.status.upper():4}] {item.title}: {item.summary}")
+    for item in report.get("checklist") or []:
+        out.append(f"  [{item['status'].upper():4}] {item['title']}: {item['summary']}")
     return "\n".join(out)
 
 
 def run_clean(args) -> int:
-    from ftassist.data.clean import clean_file
-    from ftassist.data.load import LoadError
-
-    if not 0 <= args.valid_fraction < 1:
-        raise CLIError(f"--valid-fraction must be at least 0 and below 1 (got {args.valid_fraction})")
-    path = resolve_input(args.path)
-    try:
-        result = clean_file(path, args.out, valid_fraction=args.valid_fraction, seed=args.seed)
-    except LoadError as exc:
-        raise CLIError(f"{path}: {exc}") from None
+    result = gateway.call("clean_dataset", path=args.path, valid_fraction=args.valid_fraction, seed=args.seed,
+                          out=args.out)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps(result))
     else:
         print(
-            f"{result.n_in:,} records in: {result.n_train:,} train, {result.n_valid:,} validation; dropped "
-            f"{result.n_dropped_invalid:,} invalid, {result.n_dropped_duplicates:,} duplicates and "
-            f"{result.n_dropped_empty:,} empty answers"
+            f"{result['n_in']:,} records in: {result['n_train']:,} train, {result['n_valid']:,} validation; dropped "
+            f"{result['n_dropped_invalid']:,} invalid, {result['n_dropped_duplicates']:,} duplicates and "
+            f"{result['n_dropped_empty']:,} empty answers"
         )
-        print(f"  train: {result.train_path}\n  valid: {result.valid_path}\n  dropped: {result.dropped_path}")
+        print(f"  train: {result['train_path']}\n  valid: {result['valid_path']}\n  dropped: {result['dropped_path']}")
+    return 0
+
+
+def run_datasets(args) -> int:
+    rows = gateway.call("list_datasets", limit=args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("No dataset checked yet: `ftassist check FILE` checks one (the app's Data step too).")
+        return 0
+    headers = ["checked at", "examples", "errors", "format", "name", "path"]
+    table = [[(r["checked_at"] or "")[:19].replace("T", " "), f"{r['n_examples']:,}", f"{r['n_errors']:,}",
+              r["format"] or "?", r["name"], r["path"] + ("" if r["exists"] else " (gone)")] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for row in table:
+        print("  ".join(c.rjust(w) if i in (1, 2) else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
     return 0
 
 
@@ -139,3 +128,8 @@ def register(sub) -> None:
     clean.add_argument("--seed", type=int, default=42)
     clean.add_argument("--json", action="store_true")
     clean.set_defaults(func=run_clean)
+
+    listing = sub.add_parser("datasets", help="list the datasets checked so far, newest first")
+    listing.add_argument("--limit", type=int, default=20, help="how many to list (default 20)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=run_datasets)

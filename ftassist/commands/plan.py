@@ -6,6 +6,7 @@ import json
 import sys
 
 from ftassist.cli import CLIError
+from ftassist.commands import gateway
 
 
 # --------------------------------------------------------------------------- estimate
@@ -24,82 +25,60 @@ def _parse_pairs(items: list[str] | None, what: str) -> dict[str, float]:
     return out
 
 
-def _token_input(args):
-    from ftassist.plan import estimate as est
-
+def _token_arguments(args) -> dict:
+    """Which counts to estimate, from the flags: a dataset PATH, one example from a file, or quick mode."""
     quick = args.examples is not None or args.avg_tokens is not None or args.example_file
     if args.path and quick:
         raise CLIError("give either a dataset PATH or --examples/--avg-tokens, not both")
     if args.path:
-        from ftassist.data.check import check_path
-
-        model = args.model[0] if args.model else None
-        report = check_path(args.path, model=model)
-        if not report.n_examples:
-            raise CLIError(f"{args.path}: no valid examples to estimate; run `ftassist check {args.path}` to see why")
-        if report.errors:
-            print(f"ftassist: {len(report.errors)} record(s) have errors; the estimate covers the "
-                  f"{report.n_examples:,} valid examples (see `ftassist check`)", file=sys.stderr)
-        return est.tokens_from_report(report)
+        return {"path": args.path}
     if args.example_file:
         if args.examples is None:
             raise CLIError("--example-file needs --examples N (how many examples like it)")
-        with open(args.example_file, encoding="utf-8") as f:
-            lines = f.read().strip().splitlines()
+        try:
+            with open(args.example_file, encoding="utf-8") as f:
+                lines = f.read().strip().splitlines()
+        except OSError as exc:
+            raise CLIError(f"{args.example_file}: {exc.strerror or exc}") from None
         if not lines:
             raise CLIError(f"{args.example_file} is empty: put one example (a JSON line) in it")
-        text = lines[0]
-        model = args.model[0] if args.model else None
-        return est.tokens_from_example(text, args.examples, model)
+        return {"example": lines[0], "n_examples": args.examples}
     if args.examples is None or args.avg_tokens is None:
         raise CLIError("give a dataset PATH, or both --examples N and --avg-tokens T (quick mode)")
-    return est.tokens_quick(args.examples, args.avg_tokens, args.output_tokens)
+    return {"n_examples": args.examples, "avg_tokens": args.avg_tokens, "output_tokens": args.output_tokens}
 
 
-def build_options(args):
-    """EstimateOptions from the parsed arguments (kept apart so the UI and tests can reuse it)."""
-    from ftassist.plan.estimate import EstimateOptions
-
+def build_options(args) -> dict:
+    """The estimate's options (EstimateOptions fields) from the flags. --model alone shows only OpenAI
+    options, --base-model/--method/--gpu alone only self-hosted ones."""
     openai_filter = bool(args.model)
     self_filter = bool(args.base_model or args.method or args.gpu)
-    include_openai = not args.no_openai and (openai_filter or not self_filter)
-    include_self = not args.no_self_hosted and (self_filter or not openai_filter)
-    overrides = {}
-    if args.price:
-        fields = _parse_pairs(args.price, "--price")
-        for name in args.model or []:
-            overrides[name] = dict(fields)
-        if not args.model:
-            from ftassist.plan.pricing import model_names
-
-            overrides = {name: dict(fields) for name in model_names(include_legacy=True)}
-    return EstimateOptions(
-        openai_models=args.model or None,
-        epochs=args.epochs,
-        training_price=args.training_price,
-        price_overrides=overrides,
-        base_models=args.base_model or None,
-        methods=args.method or None,
-        gpus=args.gpu or None,
-        gpu_prices=_parse_pairs(args.gpu_price, "--gpu-price"),
-        seq_len=args.seq_len,
-        batch_size=args.batch_size,
-        gradient_checkpointing=not args.no_gradient_checkpointing,
-        lora_rank=args.lora_rank,
-        mfu=args.mfu,
-        requests_per_month=args.requests_per_month,
-        include_openai=include_openai,
-        include_self_hosted=include_self,
-    )
+    return {
+        "openai_models": args.model or None,
+        "epochs": args.epochs,
+        "training_price": args.training_price,
+        "prices": _parse_pairs(args.price, "--price"),
+        "base_models": args.base_model or None,
+        "methods": args.method or None,
+        "gpus": args.gpu or None,
+        "gpu_prices": _parse_pairs(args.gpu_price, "--gpu-price"),
+        "seq_len": args.seq_len,
+        "batch_size": args.batch_size,
+        "gradient_checkpointing": not args.no_gradient_checkpointing,
+        "lora_rank": args.lora_rank,
+        "mfu": args.mfu,
+        "requests_per_month": args.requests_per_month,
+        "include_openai": not args.no_openai and (openai_filter or not self_filter),
+        "include_self_hosted": not args.no_self_hosted and (self_filter or not openai_filter),
+    }
 
 
-def estimate_json(table) -> dict:
+def estimate_json(table: dict) -> dict:
     """The JSON of `--json`: the whole table, plus the single option's keys at the top when only one is shown."""
-    d = table.to_dict()
-    out = {"epochs": table.inputs["epochs"], **d, "options": d["rows"]}
+    out = {"epochs": table["inputs"]["epochs"], **table, "options": table["rows"]}
     del out["rows"]
-    openai_rows = [r for r in d["rows"] if r["kind"] == "openai"]
-    self_rows = [r for r in d["rows"] if r["kind"] == "self_hosted"]
+    openai_rows = [r for r in table["rows"] if r["kind"] == "openai"]
+    self_rows = [r for r in table["rows"] if r["kind"] == "self_hosted"]
     if len(openai_rows) == 1:
         r = openai_rows[0]
         out.update({k: r[k] for k in ("billing_tokens", "trained_tokens", "training_cost_usd")})
@@ -131,23 +110,22 @@ def _format_table(headers: list[str], rows: list[list]) -> str:
 def run_estimate(args) -> int:
     from ftassist.plan import estimate as est
 
-    try:
-        tin = _token_input(args)
-        table = est.estimate_all(tin, build_options(args))
-    except (ValueError, OSError) as exc:
-        raise CLIError(str(exc)) from None
+    result = gateway.call("estimate_options", **_token_arguments(args), options=build_options(args))
+    for warning in result["warnings"]:
+        print(f"ftassist: {warning} (see `ftassist check`)", file=sys.stderr)
+    table = result["table"]
     if args.json:
         print(json.dumps(estimate_json(table), indent=2))
         return 0
-    inp = table.inputs
+    inp = table["inputs"]
     print(f"{inp['n_examples']:,} examples, {inp['total_tokens']:,} tokens "
           f"({'exact' if inp['exact'] else 'estimated'}, {inp['encoding']}); {inp['epochs_how']}")
-    for note in table.notes:
+    for note in table["notes"]:
         print(f"  - {note}")
     print()
     print(_format_table(est.DISPLAY_HEADERS, est.display_rows(table)))
     print()
-    print(table.recommendation)
+    print(table["recommendation"])
     if args.how:
         print()
         print(est.how_markdown(table))
@@ -221,41 +199,39 @@ def _ask(question, default, stdin, stdout) -> object:
 
 
 def run_guide(args, stdin=None, stdout=None) -> int:
-    from ftassist.plan.guide import QUESTIONS, Answers, recommend, summarize_report
+    from ftassist.plan.guide import QUESTIONS, Answers
 
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
-    summary = None
-    if args.path:
-        from ftassist.data.check import check_path
-
-        summary = summarize_report(check_path(args.path))
+    report = None
+    if args.path:  # what the advice needs of the report is its counts and checklist, not its token lists
+        checked = gateway.call("check_dataset", path=args.path)
+        report = {key: value for key, value in checked["report"].items() if key != "tokens"}
     defaults = Answers()
     values: dict = {}
     if args.answers:
         try:
             values = json.loads(args.answers)
         except ValueError:
-            raise CLIError("--answers must be a JSON object, e.g. '{\"style_or_format\": true}'") from None
+            values = None
+        if not isinstance(values, dict):
+            raise CLIError("--answers must be a JSON object, e.g. '{\"style_or_format\": true}'")
     else:
         if not args.json:
             stdout.write("A few questions (press Enter to keep the default).\n")
         for q in QUESTIONS:
-            if q.key == "n_examples" and summary:
-                stdout.write(f"{q.text} {summary['n_examples']:,} (from {args.path})\n")
+            if q.key == "n_examples" and report:
+                stdout.write(f"{q.text} {report['n_examples']:,} (from {args.path})\n")
                 continue
             try:
                 values[q.key] = _ask(q, getattr(defaults, q.key), stdin, stdout)
             except EOFError:
                 break
-    try:
-        rec = recommend(Answers.from_dict(values), summary)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+    advice = gateway.call("recommend_approach", answers=values, report=report)
     if args.json:
-        stdout.write(json.dumps(rec.to_dict(), indent=2) + "\n")
+        stdout.write(json.dumps(advice["decision"]["recommendation"], indent=2) + "\n")
     else:
-        stdout.write("\n" + rec.to_markdown().replace("### ", "").replace("**", "") + "\n")
+        stdout.write("\n" + advice["markdown"].replace("### ", "").replace("**", "") + "\n")
     return 0
 
 

@@ -702,7 +702,7 @@ def _iter_parquet(path: Path) -> Iterator[Record]:
         return
     try:
         pf = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError with long texts
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid/OSError with long texts
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise LoadError(f"{path.name} is not a readable Parquet file ({first}) — re-export it") from None
 
@@ -778,7 +778,7 @@ def load_hub_dataset(
 
         ds_logging.set_verbosity_error()
         ds = datasets.load_dataset(name, config, split=split)
-    except Exception as exc:  # the datasets library raises a zoo of types
+    except Exception as exc:  # noqa: BLE001 - the datasets library raises a zoo of types
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True", "YES", "yes") or os.environ.get(
             "HF_DATASETS_OFFLINE"
@@ -812,6 +812,25 @@ def load_hub_dataset(
     return dest
 
 
+def resolve_source(path_or_id: str, hub_dir: Path | None = None) -> Path:
+    """The file to read for a local path or a Hugging Face dataset id, fetched into `hub_dir` when needed.
+
+    An id is `hf:org/name`, or a string that is not an existing file, contains a slash and has no
+    file extension (`org/name`); anything else is a local path and must exist. LoadError otherwise.
+    """
+    text = (path_or_id or "").strip()
+    if not text:
+        raise LoadError("no dataset given — pass a file path or a Hugging Face dataset id (hf:org/name)")
+    if text.startswith("hf:"):
+        return load_hub_dataset(text[3:], out_dir=hub_dir)
+    path = Path(text).expanduser()
+    if path.exists() or "/" not in text or path.suffix:
+        if not path.exists():
+            raise LoadError(f"{text}: no such file — check the path")
+        return path
+    return load_hub_dataset(text, out_dir=hub_dir)
+
+
 def read_text_preview(path: str | Path, line: int, max_chars: int = 2000) -> str:
     """The source text of one line (for the UI's preview of an offending record), bounded."""
     for lineno, raw, _ in iter_lines(path, max_record_bytes=max_chars * 4):
@@ -833,4 +852,5 @@ __all__ = [
     "json_depth",
     "load_hub_dataset",
     "read_text_preview",
+    "resolve_source",
 ]

@@ -1,4 +1,4 @@
-"""Core tables: datasets that were checked, and key/value settings."""
+"""Core tables: the datasets that were checked (listed by `ftassist datasets` and the app)."""
 
 MIGRATIONS = [
     """
@@ -16,5 +16,10 @@ MIGRATIONS = [
         key VARCHAR PRIMARY KEY,
         value VARCHAR
     );
+    """,
+    # 2: the key/value settings table was never read nor written: settings live in the environment
+    # and the data dir (usecases.context.Settings).
+    """
+    DROP TABLE IF EXISTS settings;
     """,
 ]

@@ -140,6 +140,7 @@ class EstimateOptions:
     epochs: int | str = "auto"
     training_price: float | None = None  # USD per 1M, applied to every listed OpenAI model
     price_overrides: dict[str, dict] = field(default_factory=dict)  # model -> {training, input, cached_input, output}
+    prices: dict[str, float | None] = field(default_factory=dict)  # {input, output, ...} for every listed model
     base_models: list[str] | None = None  # None: [DEFAULT_BASE_MODEL]
     methods: list[str] | None = None  # None: full, lora, qlora
     gpus: list[str] | None = None  # None: the whole GPU catalogue
@@ -270,7 +271,8 @@ def _openai_rows(tin: TokenInput, opts: EstimateOptions, notes: list[str]) -> li
     avg_in, avg_out = tin.averages()
     rows = []
     for name in names:
-        overrides = dict(opts.price_overrides.get(name, {}))
+        overrides = dict(opts.prices)
+        overrides.update(opts.price_overrides.get(name, {}))
         price0 = pricing.get_price(name)
         overrides.update(opts.price_overrides.get(price0.model, {}))
         if opts.training_price is not None:

@@ -134,6 +134,17 @@ def get_price(model: str, overrides: dict | None = None) -> ModelPrice:
     return row
 
 
+def example_limit_for(model: str | None) -> int | None:
+    """The per-example token limit of a target model (what the Data check warns against), or None
+    for no model or one the price file does not know: a self-hosted model has no such limit."""
+    if not model or not model.strip():
+        return None
+    try:
+        return get_price(model).example_limit
+    except ValueError:
+        return None
+
+
 def auto_epochs(n_examples: int) -> int:
     """OpenAI's `auto` epochs (cookbook): 3, adjusted to land between 100 and 25,000 example-passes."""
     n = int(n_examples)

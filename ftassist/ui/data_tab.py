@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import html
-import json
-import shutil
-import uuid
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+
+from ftassist.usecases import data
+from ftassist.usecases.context import Context, UseCaseError
+from ftassist.usecases.session import Dataset, Session
 
 from .context import UIContext
 
@@ -93,130 +94,90 @@ def _histogram(report: dict) -> gr.BarPlot:
     return gr.BarPlot(value=frame, sort=list(frame["tokens"]))
 
 
+def _context() -> Context:
+    return Context.open()
+
+
 def record_preview(path: str, line: int) -> str:
-    """The record at `line`, shown next to its error: parsed when it parses, else its raw text."""
-    from ftassist.data.load import detect_file_type, iter_records, read_text_preview
-
+    """The record at `line`, shown next to its error (never an exception: the preview must not break the page)."""
     try:
-        if detect_file_type(path) == "jsonl":
-            return read_text_preview(path, line, max_chars=5000) or "(no record starts at this line)"
-        for rec in iter_records(path):
-            if rec.line == line:
-                if rec.problem is not None:
-                    return f"(this record could not be parsed: {rec.problem.message})"
-                return json.dumps(rec.data, ensure_ascii=False, indent=2, default=str)[:5000]
-            if rec.line > line:
-                break
-    except Exception as exc:  # noqa: BLE001 - a preview must never break the page
+        return data.show_record(_context(), path, line).text
+    except UseCaseError as exc:
         return f"(could not read the record: {exc})"
-    return "(no record starts at this line)"
-
-
-def _keep_upload(file_path: str) -> str:
-    """Copy the upload under the data dir so the session can come back to it after a reload."""
-    from ftassist import config
-
-    src = Path(file_path)
-    dest = config.uploads_dir() / f"{uuid.uuid4().hex[:8]}-{src.name}"
-    shutil.copyfile(src, dest)
-    return str(dest)
 
 
 def check_dataset(file_path, hub_id, model, session, progress=gr.Progress()):
-    from ftassist.commands.data import context_limit_for
-    from ftassist.data.check import check_path
-    from ftassist.data.load import LoadError, load_hub_dataset
-
-    session = dict(session or {})
+    session = Session.of(session)
+    hub_id = (hub_id or "").strip()
+    if file_path:
+        source, keep_copy = file_path, True
+    elif hub_id:
+        source, keep_copy = (hub_id if hub_id.startswith("hf:") else f"hf:{hub_id}"), False
+    else:
+        raise gr.Error("Upload a dataset file (JSONL, JSON, CSV or Parquet) or type a Hugging Face dataset id.")
     try:
-        if file_path:
-            path = _keep_upload(file_path)
-        elif hub_id and hub_id.strip():
-            progress(0, desc=f"fetching {hub_id.strip()} from the Hugging Face Hub")
-            path = str(load_hub_dataset(hub_id.strip()))
-        else:
-            raise gr.Error("Upload a dataset file (JSONL, JSON, CSV or Parquet) or type a Hugging Face dataset id.")
-        report = check_path(path, model=model or None, context_limit=context_limit_for(model),
-                            progress=lambda f, d: progress(f, desc=d))
-    except LoadError as exc:
+        result = data.check_dataset(_context(), source, model=model or None, keep_copy=keep_copy,
+                                    progress=lambda fraction, desc: progress(fraction, desc=desc))
+    except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
-    data = report.to_dict()
-    _remember(report, path)
-    session.update(report=data, dataset_path=path)
-    session.pop("clean", None)
+    if result.note:
+        gr.Warning(result.note)
+    report = result.report
+    session = session.checked(Dataset(path=result.path, report=report, model=model or None))
     return (
         session,
-        summary_markdown(data),
-        checklist_html(data["checklist"]),
-        errors_frame(data),
-        _histogram(data),
+        summary_markdown(report),
+        checklist_html(report["checklist"]),
+        errors_frame(report),
+        _histogram(report),
         gr.update(interactive=True),
     )
 
 
-def _remember(report, path: str) -> None:
-    from ftassist.store import get_store
-
-    get_store().execute(
-        "INSERT INTO datasets (id, name, path, format, n_examples, n_errors, report_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [uuid.uuid4().hex, Path(path).name, path, report.format, report.n_examples, len(report.errors),
-         json.dumps({k: v for k, v in report.to_dict().items() if k != "tokens"}, default=str)],
-    )
-
-
 def show_preview(session, evt: gr.SelectData):
-    session = session or {}
-    path = session.get("dataset_path")
-    if not path or evt is None or evt.index is None:
+    session = Session.of(session)
+    if session.dataset is None or evt is None or evt.index is None:
         return ""
     row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-    report = session.get("report") or {}
-    frame = errors_frame(report)
+    frame = errors_frame(session.dataset.report)
     if row >= len(frame):
         return ""
     line = int(frame.iloc[row]["line"] or 0)
-    return record_preview(path, line) if line else "(this problem concerns the whole file)"
+    return record_preview(session.dataset.path, line) if line else "(this problem concerns the whole file)"
 
 
 def fix_and_split(valid_fraction, seed, session, progress=gr.Progress()):
-    from ftassist import config
-    from ftassist.data.clean import clean_file
-    from ftassist.data.load import LoadError
-
-    session = dict(session or {})
-    path = session.get("dataset_path")
-    if not path:
+    session = Session.of(session)
+    if session.dataset is None:
         raise gr.Error("Check a dataset first.")
-    out = config.data_dir() / "clean" / uuid.uuid4().hex[:8]
     progress(0.1, desc="cleaning and splitting")
     try:
-        result = clean_file(path, out, valid_fraction=float(valid_fraction), seed=int(seed))
-    except LoadError as exc:
+        result = data.clean_dataset(_context(), session.dataset.path, valid_fraction=float(valid_fraction),
+                                    seed=int(seed))
+    except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
-    files = [str(p) for p in (result.train_path, result.valid_path, result.dropped_path, *result.exports.values())]
-    session["clean"] = {"train": str(result.train_path), "valid": str(result.valid_path), "dir": str(out),
-                        "n_train": result.n_train, "n_valid": result.n_valid}
+    session = session.split_into(result.split())
     message = (
-        f"**{result.n_train:,} train** and **{result.n_valid:,} validation** examples (seed {int(seed)}, no overlap); "
+        f"**{result.n_train:,} train** and **{result.n_valid:,} validation** examples (seed {result.seed}, no overlap); "
         f"dropped {result.n_dropped_invalid:,} invalid records, {result.n_dropped_duplicates:,} exact duplicates "
         f"and {result.n_dropped_empty:,} empty answers "
         f"(listed in `{Path(result.dropped_path).name}`)."
     )
-    return session, message, files
+    return session, message, result.files
 
 
 def session_report_handler(session, shown):
     """Show a report that reached the session another way (sample data, a page reload); skip if already shown."""
-    session = session or {}
-    report, path = session.get("report"), session.get("dataset_path")
-    clean = session.get("clean") or {}
-    key = str(path or "")
-    if not report or key == shown:  # the same dataset (e.g. only the split changed): leave the tab as it is
+    session = Session.of(session)
+    dataset, split = session.dataset, session.split
+    key = dataset.path if dataset is not None else ""
+    if dataset is None or key == shown:  # the same dataset (e.g. only the split changed): leave the tab as it is
         return (key,) + (gr.skip(),) * 6
-    split = (f"**{clean.get('n_train', 0):,} train** and **{clean.get('n_valid', 0):,} validation** examples "
-             f"in `{Path(clean['train']).parent}`." if clean.get("train") else "")
+    report = dataset.report
+    note = (f"**{split.n_train:,} train** and **{split.n_valid:,} validation** examples in `{split.folder}`."
+            if split is not None else "")
     return (key, summary_markdown(report), checklist_html(report.get("checklist") or []), errors_frame(report),
-            _histogram(report), gr.update(interactive=bool(path)), split)
+            _histogram(report), gr.update(interactive=True), note)
 
 
 def build(ctx: UIContext) -> None:

@@ -5,20 +5,23 @@ from __future__ import annotations
 import gradio as gr
 
 from ftassist.plan import guide
+from ftassist.usecases import planning
+from ftassist.usecases.context import Context, UseCaseError
+from ftassist.usecases.session import Session
 
 from .context import UIContext
 
 ANSWER_KEYS = tuple(q.key for q in guide.QUESTIONS)
 
 
-def _report_summary(session: dict | None) -> dict | None:
-    report = (session or {}).get("report")
-    return guide.summarize_report(report) if report else None
+def _context() -> Context:
+    return Context.open()
 
 
-def dataset_status(session: dict | None) -> str:
+def dataset_status(session) -> str:
     """One line saying whether a checked dataset will feed into the advice."""
-    s = _report_summary(session)
+    report = Session.of(session).report
+    s = guide.summarize_report(report) if report else None
     if not s:
         return "No dataset checked yet: the advice uses your answers only (check one in the Data tab to refine it)."
     extra = []
@@ -29,18 +32,17 @@ def dataset_status(session: dict | None) -> str:
     return f"Using your checked dataset: {s['n_examples']:,} valid examples" + (f" ({'; '.join(extra)})" if extra else "") + "."
 
 
-def recommend_handler(session: dict | None, *values) -> tuple[str, dict]:
-    """Event handler: answers (in QUESTIONS order) -> recommendation Markdown, and the session with "guide" set."""
-    session = dict(session or {})
+def recommend_handler(session, *values) -> tuple[str, Session]:
+    """Event handler: answers (in QUESTIONS order) -> recommendation Markdown, and the session with the decision."""
+    session = Session.of(session)
     answers = dict(zip(ANSWER_KEYS, values))
     n = answers.get("n_examples")
     answers["n_examples"] = None if n in (None, "") else int(n)
     try:
-        rec = guide.recommend(guide.Answers.from_dict(answers), _report_summary(session))
-    except (ValueError, TypeError) as exc:
+        advice = planning.recommend_approach(_context(), answers, report=session.report)
+    except UseCaseError as exc:
         raise gr.Error(f"Cannot give advice: {exc}") from None
-    session["guide"] = rec.to_dict()
-    return rec.to_markdown(), session
+    return advice.markdown, session.decided(advice.decision)
 
 
 def _component(q: guide.Question, default):
@@ -54,7 +56,7 @@ def _component(q: guide.Question, default):
 def build(ctx: UIContext) -> None:
     gr.Markdown("## Should I fine-tune at all, and how?\nAnswer a few questions; every recommendation says why, "
                 "and which pitfalls to watch.")
-    status = gr.Markdown(dataset_status({}))
+    status = gr.Markdown(dataset_status(None))
     from ftassist import config
 
     # Start from the machine the app runs on; the person can still answer for another one.

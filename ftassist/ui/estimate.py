@@ -9,6 +9,9 @@ import pandas as pd
 
 from ftassist.plan import estimate as est
 from ftassist.plan import hardware, pricing
+from ftassist.usecases import planning
+from ftassist.usecases.context import Context, UseCaseError
+from ftassist.usecases.session import Session
 
 from .context import UIContext
 
@@ -41,18 +44,6 @@ def _number(value, cast=float):
     if value is None or value == "" or value == 0 or (isinstance(value, float) and pd.isna(value)):
         return None
     return cast(value)
-
-
-def token_input(session: dict | None, use_report: bool, n_examples, avg_tokens, output_tokens, pasted: str,
-                model: str | None = None) -> est.TokenInput:
-    """The counts to use: the checked dataset when there is one (and it is wanted), else quick mode."""
-    report = (session or {}).get("report")
-    if use_report and report and (report.get("tokens") or {}).get("per_example"):
-        return est.tokens_from_report(report)
-    n = _number(n_examples, int)
-    if pasted and pasted.strip():
-        return est.tokens_from_example(pasted.strip(), n or 1, model)
-    return est.tokens_quick(n or 0, _number(avg_tokens) or 0, _number(output_tokens))
 
 
 def cost_chart(table: dict) -> pd.DataFrame:
@@ -88,8 +79,15 @@ def option_choices(table: dict) -> list[tuple[str, str]]:
             if r["cost_usd"] is not None and r["fits"] is not False]
 
 
+def _context() -> Context:
+    return Context.open()
+
+
+_SOURCES = {"report": "exact, from the checked dataset", "train split": "exact, from the train split"}
+
+
 def estimate_handler(
-    session: dict | None,
+    session,
     use_report: bool,
     n_examples,
     avg_tokens,
@@ -113,73 +111,66 @@ def estimate_handler(
     only_fitting: bool,
 ):
     """Event handler: inputs -> (summary, table, cost chart, memory chart, how, option choices, table state, session)."""
-    session = dict(session or {})
+    session = Session.of(session)
+    options = {
+        "openai_models": list(models) if models else None,
+        "epochs": epochs or "auto",
+        "training_price": _number(training_price),
+        "prices": {"input": _number(input_price), "output": _number(output_price)},
+        "base_models": [base_model] if base_model else None,
+        "methods": list(methods) if methods else None,
+        "gpus": list(gpus) if gpus else None,
+        "gpu_prices": _gpu_prices(gpu_table),
+        "seq_len": _number(seq_len, int),
+        "batch_size": _number(batch_size, int) or 1,
+        "gradient_checkpointing": bool(gradient_checkpointing),
+        "lora_rank": _number(lora_rank, int) or 16,
+        "mfu": _number(mfu) or hardware.DEFAULT_MFU,
+        "requests_per_month": _number(requests_per_month, int) or 0,
+        "include_openai": models is None or bool(models),
+        "include_self_hosted": methods is None or bool(methods),
+    }
     try:
-        tin = token_input(session, use_report, n_examples, avg_tokens, output_tokens, pasted,
-                          (models or [None])[0])
-        overrides = {}
-        fields = {"input": _number(input_price), "output": _number(output_price)}
-        if any(v is not None for v in fields.values()):
-            overrides = {m: dict(fields) for m in (models or pricing.model_names())}
-        prefer = (session.get("guide") or {}).get("method")
-        options = est.EstimateOptions(
-            openai_models=list(models) if models else None,
-            epochs=(epochs or "auto"),
-            training_price=_number(training_price),
-            price_overrides=overrides,
-            base_models=[base_model] if base_model else None,
-            methods=list(methods) if methods else None,
-            gpus=list(gpus) if gpus else None,
-            gpu_prices=_gpu_prices(gpu_table),
-            seq_len=_number(seq_len, int),
-            batch_size=_number(batch_size, int) or 1,
-            gradient_checkpointing=bool(gradient_checkpointing),
-            lora_rank=_number(lora_rank, int) or 16,
-            mfu=_number(mfu) or hardware.DEFAULT_MFU,
-            requests_per_month=_number(requests_per_month, int) or 0,
-            include_openai=models is None or bool(models),
-            include_self_hosted=methods is None or bool(methods),
-            prefer=prefer,
-            allow_network=True,
-        )
-        table = est.estimate_all(tin, options).to_dict()
-    except (ValueError, KeyError, OSError) as exc:
+        result = planning.estimate_options(
+            _context(), session, use_dataset=bool(use_report), example=pasted or None,
+            n_examples=_number(n_examples, int), avg_tokens=_number(avg_tokens), output_tokens=_number(output_tokens),
+            options=options)
+    except UseCaseError as exc:
         raise gr.Error(f"Cannot estimate: {exc}") from None
+    table = result.table.to_dict()
     inp = table["inputs"]
     summary = [f"**{inp['n_examples']:,} examples, {inp['total_tokens']:,} tokens** "
-               f"({'exact, from the checked dataset' if inp['source'] == 'report' else inp['source']}, "
-               f"{inp['encoding']}); {inp['epochs_how']}.", "", f"**{table['recommendation']}**"]
-    if prefer:
-        summary.append(f"(the Decide tab suggested {prefer}: the recommendation prefers it when it fits)")
-    summary += [f"- {n}" for n in table["notes"]]
+               f"({_SOURCES.get(inp['source'], inp['source'])}, {inp['encoding']}); {inp['epochs_how']}.", "",
+               f"**{table['recommendation']}**"]
+    if result.prefer:
+        summary.append(f"(the Decide tab suggested {result.prefer}: the recommendation prefers it when it fits)")
+    summary += [f"- {n}" for n in [*result.warnings, *table["notes"]]]
     df = pd.DataFrame(est.display_rows(table, only_fitting=bool(only_fitting)), columns=est.DISPLAY_HEADERS)
-    chosen = next((r for r in table["rows"] if r["recommended"]), None)
+    chosen = result.recommended
     if chosen:
-        session["estimate"] = chosen
-    choices = option_choices(table)
-    dropdown = gr.Dropdown(choices=choices, value=chosen["id"] if chosen else None)
+        session = session.chose(chosen)
+    dropdown = gr.Dropdown(choices=option_choices(table), value=chosen["id"] if chosen else None)
     return ("\n".join(summary), df, cost_chart(table), memory_chart(table), est.how_markdown(table), dropdown,
             table, session)
 
 
-def choose_handler(session: dict | None, table: dict | None, option_id: str | None):
-    """Event handler: store the chosen option in the session for the Train step."""
-    session = dict(session or {})
+def choose_handler(session, table: dict | None, option_id: str | None):
+    """Event handler: keep the chosen option in the session for the Train step."""
+    session = Session.of(session)
     if not table or not option_id:
         return "Estimate first, then choose an option.", session
     row = next((r for r in table["rows"] if r["id"] == option_id), None)
     if row is None:
         raise gr.Error("That option is not in the last estimate: estimate again.")
-    session["estimate"] = row
     cost = "per hour" if row["cost_usd"] is None else f"${row['cost_usd']:,.2f}"
-    return f"Chosen for training: **{row['label']}** ({cost}).", session
+    return f"Chosen for training: **{row['label']}** ({cost}).", session.chose(row)
 
 
 def build(ctx: UIContext) -> None:
     gr.Markdown("## What will each option cost, and will it fit?\nType a rough size (quick mode) or check a dataset "
                 "in the Data tab for exact token counts. Every figure says how it was computed (see *How*).")
     with gr.Row():
-        use_report = gr.Checkbox(label="Use the checked dataset's exact counts (when there is one)", value=True)
+        use_report = gr.Checkbox(label="Use the checked dataset's exact counts (of its train split once split)", value=True)
         n_examples = gr.Number(label="Examples", value=1000, precision=0, minimum=1)
         avg_tokens = gr.Number(label="Tokens per example (about)", value=500, minimum=1)
         output_tokens = gr.Number(label="Reply tokens per example (blank: 25%)", value=None, minimum=0)

@@ -426,3 +426,21 @@ def test_hub_unreachable_fails_fast_without_client_retries(monkeypatch):
     with pytest.raises(LoadError, match="could not reach the Hugging Face Hub"):
         load_hub_dataset("someone/some-dataset")
     assert time.perf_counter() - start < 5
+
+
+def test_resolve_source_tells_a_local_file_from_a_hub_id(tmp_path, monkeypatch):
+    from ftassist.data import load
+
+    fetched = []
+    monkeypatch.setattr(load, "load_hub_dataset", lambda name, out_dir=None: fetched.append((name, out_dir)) or name)
+    local = corpus.write_jsonl(tmp_path, "a.jsonl", [corpus.chat(0)])
+    assert load.resolve_source(str(local)) == local
+    assert load.resolve_source("hf:org/name", hub_dir=tmp_path) == "org/name"
+    assert load.resolve_source("org/name") == "org/name"  # a slash, no extension, no such file: an id
+    assert fetched == [("org/name", tmp_path), ("org/name", None)]
+    for missing in ("missing.jsonl", "data/missing.jsonl", "plain"):  # an extension or no slash: a local path
+        with pytest.raises(LoadError, match="no such file"):
+            load.resolve_source(str(tmp_path / missing) if "/" in missing else missing)
+    with pytest.raises(LoadError, match="no dataset given"):
+        load.resolve_source("  ")
+    assert len(fetched) == 2

@@ -67,13 +67,15 @@ def test_bad_input_is_one_line(capsys, argv, message):
     assert message in err and "Traceback" not in err and err.count("\n") == 1
 
 
-def test_estimate_path_uses_the_check_report(capsys, monkeypatch):
+def test_estimate_path_uses_the_check_report(capsys, monkeypatch, tmp_path):
     import ftassist.data.check as check
 
     calls = []
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.jsonl").write_text("{}\n")  # the path must exist; the check itself is the fake below
 
     def fake_check(path, model=None, encoding=None, **kw):
-        calls.append((path, model))
+        calls.append((str(path), model))
         per = [120, 80, 100]
         return DataReport(path=str(path), n_records=3, n_examples=3, format="chat",
                           tokens=TokenStats("o200k_base", True, per, [20, 20, 20], total=300))
@@ -151,10 +153,12 @@ def test_example_file_quick_mode(tmp_path, capsys):
     assert "is empty" in capsys.readouterr().err
 
 
-def test_guide_with_dataset_path(monkeypatch, capsys):
+def test_guide_with_dataset_path(monkeypatch, capsys, tmp_path):
     import ftassist.data.check as check
     from ftassist.data.report import ChecklistItem
 
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.jsonl").write_text("{}\n")  # the path must exist; the check itself is the fake below
     monkeypatch.setattr(check, "check_path", lambda path, **kw: DataReport(
         path=str(path), n_records=40, n_examples=40, format="chat",
         checklist=[ChecklistItem("consistent", "Consistent", "fail", "mixed styles")]))

@@ -99,3 +99,11 @@ def test_inference_cost():
     cached = pricing.inference_cost(price, 1_000_000, 300, 100, cached_share=1.0)
     assert cached.monthly_usd == pytest.approx(1_000_000 * (300 * 0.15 + 100 * 1.20) / 1e6)
     assert "1,000,000 requests/month" in inf.how
+
+
+def test_example_limit_for_a_target_model():
+    assert pricing.example_limit_for("gpt-4.1-nano-2025-04-14") == 32_768
+    assert pricing.example_limit_for("gpt-4.1-mini") == 65_536  # an alias
+    assert pricing.example_limit_for("ft:gpt-4.1-nano-2025-04-14:org::abc") == 32_768  # a tuned model: its base's
+    assert pricing.example_limit_for("meta-llama/Llama-3.1-8B") is None  # not an OpenAI model: no such limit
+    assert pricing.example_limit_for(None) is None and pricing.example_limit_for("  ") is None

@@ -8,13 +8,14 @@ import pytest
 
 from ftassist.data.report import ChecklistItem, DataReport, TokenStats
 from ftassist.ui import decide, estimate
+from ftassist.usecases.session import Dataset, Decision, Session
 
 
-def _session_with_report(per=(100, 200, 300), failing=False) -> dict:
+def _session_with_report(per=(100, 200, 300), failing=False) -> Session:
     report = DataReport(path="train.jsonl", n_records=len(per), n_examples=len(per), format="chat",
                         tokens=TokenStats("o200k_base", True, list(per), [10] * len(per), total=sum(per)),
                         checklist=[ChecklistItem("balanced", "Balanced", "fail" if failing else "pass", "")])
-    return {"report": report.to_dict(), "dataset_path": "train.jsonl"}
+    return Session().checked(Dataset(path="train.jsonl", report=report.to_dict()))
 
 
 def _answers(**kw):
@@ -26,11 +27,13 @@ def _answers(**kw):
 
 
 def test_recommend_handler_uses_session_report():
-    md, session = decide.recommend_handler({}, *_answers())
-    assert "QLoRA" in md and session["guide"]["method"] == "qlora"
+    md, session = decide.recommend_handler(Session(), *_answers())
+    assert "QLoRA" in md and session.decision.method == "qlora"
+    assert session.decision.recommendation["method"] == "qlora" and session.decision.answers["n_examples"] == 500
     md, session = decide.recommend_handler(_session_with_report(failing=True), *_answers(n_examples=None))
     assert md.startswith("### Fix the data first")
-    assert session["guide"]["facts"]["n_examples"] == 3 and "report" in session  # others' keys kept
+    assert session.decision.recommendation["facts"]["n_examples"] == 3 and session.dataset is not None  # others kept
+    assert session.decision.headline.startswith("Fix the data first")
     assert "3 valid examples" in decide.dataset_status(session)
     assert "No dataset checked" in decide.dataset_status({})
     with pytest.raises(gr.Error):
@@ -58,17 +61,17 @@ def test_estimate_handler_quick_mode():
     assert set(cost_df.columns) == {"option", "training cost (USD)", "kind"}
     assert {"needed", "GPU memory"} == set(mem_df["kind"])
     assert "$4.00" in how
-    assert session["estimate"]["recommended"] is True
-    assert dropdown.value == session["estimate"]["id"]
+    assert session.option["recommended"] is True
+    assert dropdown.value == session.option["id"]
 
 
 def test_estimate_handler_uses_checked_report_and_guide_preference():
-    session = _session_with_report()
-    session["guide"] = {"method": "openai"}
+    session = _session_with_report().decided(Decision(answers={}, approach="fine_tune", method="openai"))
     out = estimate.estimate_handler(*_estimate_args(session))
     table, session = out[6], out[7]
     assert table["inputs"]["source"] == "report" and table["inputs"]["n_examples"] == 3
-    assert session["estimate"]["kind"] == "openai"
+    assert session.option["kind"] == "openai"
+    assert "suggested openai" in out[0]
     # unticking "use the report" goes back to quick mode
     out = estimate.estimate_handler(*_estimate_args(session, use_report=False))
     assert out[6]["inputs"]["n_examples"] == 1000
@@ -91,7 +94,7 @@ def test_choose_handler():
     table, session = out[6], out[7]
     other = next(r for r in table["rows"] if not r["recommended"] and r["cost_usd"] is not None)
     msg, session = estimate.choose_handler(session, table, other["id"])
-    assert session["estimate"]["id"] == other["id"] and other["label"] in msg
+    assert session.option["id"] == other["id"] and other["label"] in msg
     msg, _ = estimate.choose_handler({}, None, None)
     assert "Estimate first" in msg
     with pytest.raises(gr.Error):
@@ -102,7 +105,7 @@ def test_tabs_build_with_named_endpoints():
     from ftassist.ui.context import UIContext
 
     with gr.Blocks() as demo:
-        ctx = UIContext(session=gr.State({}))
+        ctx = UIContext(session=gr.State(Session()))
         with gr.Tab("Decide"):
             decide.build(ctx)
         with gr.Tab("Estimate"):

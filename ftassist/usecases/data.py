@@ -1,0 +1,249 @@
+"""Use cases of the Data step: check a dataset (and remember it), show one record, clean and split, list.
+
+Why here: the UI, the CLI and the assistant each checked and split datasets their own way (the
+per-example limit came from the CLI module, only the UI remembered a check, a Hub id was fetched
+by two different routines). One function per use case keeps them the same everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from ftassist.data import check as checking
+from ftassist.data import clean as cleaning
+from ftassist.data import load
+from ftassist.plan import pricing
+
+from .context import Context, UseCaseError
+from .registry import use_case
+from .session import Split
+
+ProgressFn = Callable[[float, str], None]  # (fraction done, what is being done)
+
+
+# -- check ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckResult:
+    """A checked dataset: its report, the file that was read, and its row in the list of checked datasets."""
+
+    dataset_id: str | None  # None when the database could not be written (see `note`)
+    path: str  # the file checked: the local file, its kept copy, or the Hub dataset written as JSONL
+    report: dict[str, Any]  # DataReport.to_dict()
+    note: str = ""  # what the person should know beyond the report (the check was not remembered)
+
+    @property
+    def n_errors(self) -> int:
+        return len(self.report.get("errors") or [])
+
+
+@use_case(assistant=True, confirm=True)
+def check_dataset(ctx: Context, path: str, model: str | None = None, context_limit: int | None = None,
+                  encoding: str | None = None, keep_copy: bool = False, *,
+                  progress: ProgressFn | None = None) -> CheckResult:
+    """Check a dataset: every record validated with its line and a fix, the quality checklist, exact tokens.
+
+    The check is remembered in the list of checked datasets (`list_datasets`).
+
+    Args:
+        path: a .jsonl/.json/.csv/.parquet file, or a Hugging Face dataset id (hf:org/name).
+        model: the target model: sets the tokenizer and the per-example token limit.
+        context_limit: the per-example token limit to check against (default: the target model's).
+        encoding: a tiktoken encoding that replaces the one the target model uses.
+        keep_copy: copy the file under the data dir first (an upload whose temporary file will go away).
+    """
+    if progress is not None and not callable(progress):
+        raise UseCaseError("progress is a callback for callers in the app's own process, not a JSON value.")
+    if context_limit is not None and context_limit < 1:
+        raise UseCaseError(f"The per-example token limit must be at least 1 (got {context_limit}).")
+    if progress and path.strip().startswith("hf:"):
+        progress(0.0, f"fetching {path.strip()[3:]} from the Hugging Face Hub")
+    try:
+        source = load.resolve_source(path, hub_dir=ctx.settings.uploads_dir)
+        if keep_copy:
+            source = _keep(ctx, source)
+        report = checking.check_path(source, model=model or None, encoding=encoding or None,
+                                     context_limit=context_limit or pricing.example_limit_for(model),
+                                     progress=progress)
+    except load.LoadError as exc:
+        raise UseCaseError(str(exc)) from None
+    hub_id = path.strip() if path.strip().startswith("hf:") else None
+    dataset_id, note = _remember(ctx, report, str(source), name=hub_id)
+    return CheckResult(dataset_id=dataset_id, path=str(source), report=report.to_dict(), note=note)
+
+
+def _keep(ctx: Context, source: Path) -> Path:
+    """A copy under the uploads folder, so a session can come back to the file after a reload."""
+    dest = ctx.settings.uploads_dir / f"{uuid.uuid4().hex[:8]}-{source.name}"
+    try:
+        shutil.copyfile(source, dest)
+    except OSError as exc:
+        raise UseCaseError(f"Could not keep a copy of {source.name} under {dest.parent}: "
+                           f"{exc.strerror or exc} (is the disk full?).") from None
+    return dest
+
+
+def _remember(ctx: Context, report, path: str, name: str | None = None) -> tuple[str | None, str]:
+    """Add the check to the `datasets` table. The report is recorded without its per-example token
+    lists (they are the bulk of it, and the file can be checked again). A database held by another
+    process does not lose the person the check they waited for: it is returned with a note."""
+    from ftassist.store import StoreLockedError
+
+    dataset_id = uuid.uuid4().hex
+    without_tokens = replace(report, tokens=None).to_dict()  # replace: the token lists are never copied
+    del without_tokens["tokens"]
+    summary = json.dumps(without_tokens, default=str)
+    try:
+        ctx.store.execute(
+            "INSERT INTO datasets (id, name, path, format, n_examples, n_errors, report_json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [dataset_id, name or Path(path).name, path, report.format, report.n_examples, len(report.errors), summary],
+        )
+    except StoreLockedError as exc:
+        return None, f"This check was not added to the list of checked datasets: {exc}"
+    return dataset_id, ""
+
+
+# -- one record ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecordText:
+    path: str
+    line: int
+    text: str  # the record, parsed and indented when it parses, else its raw text; or why there is none
+
+
+PREVIEW_CHARS = 5000
+
+
+@use_case(assistant=True)
+def show_record(ctx: Context, path: str, line: int) -> RecordText:
+    """Show the record that starts at a line of a dataset file, to read it next to its error.
+
+    Args:
+        path: the dataset file.
+        line: the line the record starts at (as the check reports it).
+    """
+    if line < 1:
+        raise UseCaseError(f"Line numbers start at 1 (got {line}); line 0 means the file as a whole.")
+    try:
+        if load.detect_file_type(path) == "jsonl":
+            text = load.read_text_preview(path, line, max_chars=PREVIEW_CHARS)
+            return RecordText(path, line, text or "(no record starts at this line)")
+        for record in load.iter_records(path):
+            if record.line == line:
+                if record.problem is not None:
+                    return RecordText(path, line, f"(this record could not be parsed: {record.problem.message})")
+                return RecordText(path, line, json.dumps(record.data, ensure_ascii=False, indent=2,
+                                                         default=str)[:PREVIEW_CHARS])
+            if record.line > line:
+                break
+    except load.LoadError as exc:
+        raise UseCaseError(str(exc)) from None
+    return RecordText(path, line, "(no record starts at this line)")
+
+
+# -- clean and split ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CleanResult:
+    """Fix & split's files and counts (the field names are those `ftassist clean --json` has always printed)."""
+
+    folder: str
+    train_path: str
+    valid_path: str
+    dropped_path: str  # JSONL: {"line", "reason", "detail"} per dropped record
+    all_path: str  # train + valid in source order (OpenAI chat JSONL)
+    exports: dict[str, str] = field(default_factory=dict)  # "alpaca" / "sharegpt" -> the whole set in that format
+    export_skipped: dict[str, int] = field(default_factory=dict)  # conversations a format cannot hold
+    n_in: int = 0  # examples + invalid records read
+    n_train: int = 0
+    n_valid: int = 0
+    n_dropped_invalid: int = 0
+    n_dropped_duplicates: int = 0
+    n_dropped_empty: int = 0
+    seed: int = 42
+    valid_fraction: float = 0.1
+
+    @property
+    def n_kept(self) -> int:
+        return self.n_train + self.n_valid
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "n_kept": self.n_kept}
+
+    def split(self) -> Split:
+        """What the session keeps of it (`Session.split_into`)."""
+        return Split(train=self.train_path, valid=self.valid_path, folder=self.folder, n_train=self.n_train,
+                     n_valid=self.n_valid)
+
+    @property
+    def files(self) -> list[str]:
+        """Every file written, for downloads."""
+        return [self.train_path, self.valid_path, self.dropped_path, *self.exports.values()]
+
+
+@use_case(assistant=True, confirm=True)
+def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: int = 42,
+                  out: str | None = None) -> CleanResult:
+    """Fix & split a dataset: drop invalid records, duplicates and empty answers, trim, split train/validation.
+
+    Near-copies stay on one side of the split, so validation measures generalisation.
+
+    Args:
+        path: the dataset file (or a Hugging Face dataset id, hf:org/name).
+        valid_fraction: the share of examples held out for validation, at least 0 and below 1.
+        seed: the random seed of the split (the same seed gives the same split).
+        out: the folder to write to (default: a new folder under the data dir).
+    """
+    if not 0 <= valid_fraction < 1:
+        raise UseCaseError(f"The validation fraction must be at least 0 and below 1 (got {valid_fraction}).")
+    folder = Path(out).expanduser() if out else ctx.settings.clean_dir / uuid.uuid4().hex[:8]
+    try:
+        source = load.resolve_source(path, hub_dir=ctx.settings.uploads_dir)
+        result = cleaning.clean_file(source, folder, valid_fraction=valid_fraction, seed=seed)
+    except load.LoadError as exc:
+        raise UseCaseError(str(exc)) from None
+    except OSError as exc:
+        raise UseCaseError(f"Could not write the split under {folder}: {exc.strerror or exc}.") from None
+    return CleanResult(folder=str(folder), **{key: value for key, value in result.to_dict().items()
+                                              if key in _CLEAN_FIELDS})
+
+
+_CLEAN_FIELDS = {f.name for f in fields(CleanResult)} - {"folder"}
+
+
+# -- the checked datasets -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckedDataset:
+    id: str
+    name: str  # the file name, or the Hub id it came from
+    path: str
+    format: str | None
+    n_examples: int
+    n_errors: int
+    model: str | None  # the target model it was checked for
+    checked_at: datetime | None
+    exists: bool  # the file is still there (uploads and Hub copies can be cleared)
+
+
+@use_case(assistant=True)
+def list_datasets(ctx: Context, limit: int = 20) -> list[CheckedDataset]:
+    """List the datasets checked so far, newest first, with their size and errors.
+
+    Args:
+        limit: how many to list at most.
+    """
+    if limit < 1:
+        raise UseCaseError(f"The number of datasets to list must be at least 1 (got {limit}).")
+    rows = ctx.store.query(
+        "SELECT id, name, path, format, n_examples, n_errors, created_at, "
+        "json_extract_string(report_json, '$.model') AS model "
+        "FROM datasets ORDER BY created_at DESC, rowid DESC LIMIT ?", [int(limit)])
+    return [CheckedDataset(id=r["id"], name=r["name"], path=r["path"], format=r["format"],
+                           n_examples=int(r["n_examples"] or 0), n_errors=int(r["n_errors"] or 0),
+                           model=r["model"], checked_at=r["created_at"], exists=Path(r["path"]).is_file())
+            for r in rows]

@@ -1,0 +1,233 @@
+"""Use cases of the Decide and Estimate steps, and the sample-data run that goes through Data and Estimate.
+
+Why the train split matters here: once a dataset is split, training sees only the train file
+(the validation examples are held out, duplicates and invalid records are gone), so the cost of
+training is the cost of that file, not of the raw records the check counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ftassist.plan import estimate as est
+from ftassist.plan import guide
+
+from . import data
+from .context import Context, UseCaseError
+from .registry import use_case
+from .session import Dataset, Decision, Session
+
+SAMPLE_PATH = Path(__file__).resolve().parent.parent / "data" / "sample" / "sample_chat.jsonl"
+SAMPLE_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M"  # the smallest catalogue model, for the sample's estimate
+SAMPLE_GPU = "T4"
+SAMPLE_RUN_MODEL = "tiny-random"  # the offline model the sample run trains
+
+
+# -- Decide -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Advice:
+    """The Decide step's result: the decision to keep in the session, and the advice to show."""
+
+    decision: Decision
+    markdown: str
+
+
+@use_case(assistant=True)
+def recommend_approach(ctx: Context, answers: dict[str, Any], report: dict[str, Any] | None = None) -> Advice:
+    """Advise whether to fine-tune at all (or use RAG or prompting), and how, with reasons and pitfalls.
+
+    Args:
+        answers: the questionnaire's answers by key: needs_current_info, style_or_format, domain_terminology,
+            n_examples, budget (low|medium|high), hardware (none|consumer_gpu|datacenter_gpu|multi_gpu),
+            data_can_leave, high_volume, tried_prompting. A missing answer keeps its default.
+        report: the checked dataset's report: its size and quality replace the guessed number of examples.
+    """
+    unknown = sorted(set(answers) - {q.key for q in guide.QUESTIONS})
+    if unknown:
+        raise UseCaseError(f"Unknown answer(s): {', '.join(unknown)}. The questions are: "
+                           + ", ".join(q.key for q in guide.QUESTIONS) + ".")
+    try:
+        filled = guide.Answers.from_dict(answers)
+        recommendation = guide.recommend(filled, report)
+    except (ValueError, TypeError) as exc:
+        raise UseCaseError(str(exc)) from None
+    decision = Decision(answers=dataclasses.asdict(filled), approach=recommendation.approach,
+                        method=recommendation.method, headline=recommendation.headline(),
+                        recommendation=recommendation.to_dict())
+    return Advice(decision=decision, markdown=recommendation.to_markdown())
+
+
+# -- Estimate -----------------------------------------------------------------------------------------
+@dataclass
+class EstimateResult:
+    """Every option side by side, and what was counted to price them."""
+
+    table: est.EstimateTable
+    counted: str  # which examples the figures are for, in words (the train split, a file, a guess)
+    prefer: str | None = None  # the method the Decide step suggested, which the recommendation prefers
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def recommended(self) -> dict[str, Any] | None:
+        row = self.table.recommended
+        return dataclasses.asdict(row) if row is not None else None
+
+
+@use_case(assistant=True)
+def estimate_options(
+    ctx: Context,
+    session: Session | None = None,
+    use_dataset: bool = True,
+    path: str | None = None,
+    example: str | None = None,
+    n_examples: int | None = None,
+    avg_tokens: float | None = None,
+    output_tokens: float | None = None,
+    options: dict[str, Any] | None = None,
+) -> EstimateResult:
+    """Estimate the cost, memory and time of every way to fine-tune: OpenAI models and full/LoRA/QLoRA per GPU.
+
+    The counts come from, in order: a dataset file given by `path`; the session's train split (what training
+    will see) or else its checked dataset; one pasted example repeated `n_examples` times; or quick mode,
+    `n_examples` examples of about `avg_tokens` tokens.
+
+    Args:
+        session: the person's session: its dataset or split, and the method the Decide step suggested.
+        use_dataset: use the session's dataset counts when there are some (false: the numbers given instead).
+        path: a dataset file to check and estimate (instead of the session's dataset).
+        example: one example (a chat JSON object with a messages list) to count exactly.
+        n_examples: how many examples (quick mode, or how many like the pasted example).
+        avg_tokens: quick mode: the average tokens per example.
+        output_tokens: quick mode: the average reply tokens per example (default: a quarter of the example).
+        options: what to compare (EstimateOptions fields): openai_models, epochs, training_price, prices,
+            base_models, methods, gpus, gpu_prices, seq_len, batch_size, lora_rank, mfu, requests_per_month,
+            include_openai, include_self_hosted, prefer.
+    """
+    try:
+        chosen = est.EstimateOptions.from_dict(options)
+    except (ValueError, TypeError) as exc:
+        raise UseCaseError(str(exc)) from None
+    if chosen.prefer is None and session is not None and session.decision is not None:
+        chosen = dataclasses.replace(chosen, prefer=session.decision.method)
+    model = (chosen.openai_models or [None])[0]
+    warnings: list[str] = []
+    try:
+        tokens = _token_input(ctx, session if use_dataset else None, path, example, n_examples, avg_tokens,
+                              output_tokens, model, warnings)
+        table = est.estimate_all(tokens, chosen)
+    except UseCaseError:
+        raise
+    except KeyError as exc:  # a name the catalogues do not know
+        raise UseCaseError(f"Unknown name: {exc.args[0]}.") from None
+    except (ValueError, OSError) as exc:
+        raise UseCaseError(str(exc)) from None
+    return EstimateResult(table=table, counted=tokens.note, prefer=chosen.prefer, warnings=warnings)
+
+
+def _token_input(ctx: Context, session: Session | None, path: str | None, example: str | None,
+                 n_examples: int | None, avg_tokens: float | None, output_tokens: float | None,
+                 model: str | None, warnings: list[str]) -> est.TokenInput:
+    quick = n_examples is not None or avg_tokens is not None or bool(example and example.strip())
+    if path:
+        if quick:
+            raise UseCaseError("Give either a dataset file or the number of examples and their tokens, not both.")
+        checked = data.check_dataset(ctx, path, model=model)
+        return _from_report(checked.report, warnings)
+    if session is not None and session.split is not None and session.split.train:
+        return _from_train_split(session, model)
+    if session is not None and session.dataset is not None and (session.report.get("tokens") or {}).get("per_example"):
+        return _from_report(session.report, warnings)
+    if example and example.strip():
+        return est.tokens_from_example(example.strip(), n_examples or 1, model)
+    if not quick:
+        raise UseCaseError("Nothing to estimate: check a dataset first, or give the number of examples and "
+                           "their average tokens (quick mode).")
+    return est.tokens_quick(n_examples or 0, avg_tokens or 0, output_tokens)
+
+
+def _from_report(report: dict[str, Any], warnings: list[str]) -> est.TokenInput:
+    n_valid, n_errors = int(report.get("n_examples") or 0), len(report.get("errors") or [])
+    if not n_valid:
+        raise UseCaseError(f"{report.get('path')}: no valid examples to estimate; check it to see why.")
+    if n_errors:
+        warnings.append(f"{n_errors:,} record(s) have errors; the estimate covers the {n_valid:,} valid examples")
+    return est.tokens_from_report(report)
+
+
+def _from_train_split(session: Session, model: str | None) -> est.TokenInput:
+    """The train file's exact counts: the examples training will see, not the raw records checked."""
+    split = session.split
+    train = Path(split.train)
+    try:
+        stat = train.stat()
+    except OSError:
+        raise UseCaseError(f"The train split {train} is gone: split the dataset again in the Data step.") from None
+    model = model or (session.dataset.model if session.dataset is not None else None)
+    tokens = _count_file(str(train), stat.st_mtime_ns, stat.st_size, model)
+    if not tokens.per_example:
+        raise UseCaseError(f"The train split {train} has no examples: check the dataset and split it again.")
+    n_checked = session.dataset.n_examples if session.dataset is not None else None
+    held_out = f"; the {split.n_valid:,} validation examples are held out" if split.n_valid else ""
+    of = f" (of {n_checked:,} valid examples checked{held_out})" if n_checked is not None else ""
+    return est.TokenInput(
+        per_example=list(tokens.per_example), assistant_per_example=list(tokens.assistant_per_example),
+        encoding=tokens.encoding, exact=True, source="train split",
+        note=f"exact counts of the train split, {len(tokens.per_example):,} examples in {train}{of}")
+
+
+@lru_cache(maxsize=8)
+def _count_file(path: str, mtime_ns: int, size: int, model: str | None):
+    """Counted once per version of the file (the mtime and size are part of the key), not on every click."""
+    from ftassist.data.check import count_tokens
+    from ftassist.data.load import LoadError
+
+    try:
+        return count_tokens(path, model=model)
+    except LoadError as exc:
+        raise UseCaseError(str(exc)) from None
+
+
+# -- the sample -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SampleResult:
+    """The session with the shipped sample checked, split, estimated and a tiny-random LoRA run chosen."""
+
+    session: Session
+    n_examples: int
+    n_train: int
+    n_valid: int
+
+
+@use_case(assistant=True, confirm=True)
+def try_sample_data(ctx: Context, session: Session | None = None, valid_fraction: float = 0.1,
+                    seed: int = 42) -> SampleResult:
+    """Try every step on the shipped sample dataset: checked, split, estimated, and a tiny offline LoRA run set up.
+
+    Args:
+        session: the person's session (its decision and runs are kept; its dataset is replaced).
+        valid_fraction: the share of the sample held out for validation.
+        seed: the random seed of the split.
+    """
+    if not SAMPLE_PATH.is_file():
+        raise UseCaseError(f"The sample dataset is missing from this installation ({SAMPLE_PATH}): "
+                           "reinstall ftassist.")
+    session = session or Session()
+    checked = data.check_dataset(ctx, str(SAMPLE_PATH), keep_copy=True)
+    cleaned = data.clean_dataset(ctx, checked.path, valid_fraction=valid_fraction, seed=seed)
+    session = session.checked(Dataset(path=checked.path, report=checked.report)).split_into(cleaned.split())
+    result = estimate_options(ctx, session, options={
+        "base_models": [SAMPLE_BASE_MODEL], "methods": ["lora"], "gpus": [SAMPLE_GPU], "include_openai": False,
+        "allow_network": False})
+    option = dataclasses.asdict(result.table.rows[0])
+    option.update(model=SAMPLE_RUN_MODEL, id=f"lora:{SAMPLE_RUN_MODEL}:cpu",
+                  label=f"LoRA {SAMPLE_RUN_MODEL} (sample run on this machine)",
+                  note=f"Sample run: costs estimated for {SAMPLE_BASE_MODEL} on one {SAMPLE_GPU}; "
+                       f"the run itself uses the tiny offline model.")
+    session = session.chose(option).loaded_sample()
+    return SampleResult(session=session, n_examples=int(checked.report.get("n_examples") or 0),
+                        n_train=cleaned.n_train, n_valid=cleaned.n_valid)
+
