@@ -92,14 +92,6 @@ class Reveal:
         return asdict(self)
 
 
-def _store(store=None):
-    if store is not None:
-        return store
-    from ftassist.store import get_store
-
-    return get_store()
-
-
 # -- identity leaks --------------------------------------------------------------------------------
 def _registered_names(store) -> list[str]:
     names: set[str] = set()
@@ -142,10 +134,9 @@ def _flag_reason(answer_a: str, answer_b: str, names: list[str]) -> str | None:
     return identity_leak([answer_a, answer_b], names)
 
 
-def reflag_battles(store=None) -> int:
+def reflag_battles(store) -> int:
     """Re-check every battle against the current names (after registering a model);
     returns how many battles are flagged now."""
-    store = _store(store)
     names = _registered_names(store)
     rows = store.query_rows("SELECT id, answer_a, answer_b FROM battles")
     updates = [[_flag_reason(a, b, names), bid] for bid, a, b in rows]
@@ -154,9 +145,8 @@ def reflag_battles(store=None) -> int:
 
 
 # -- creating battles ----------------------------------------------------------------------------
-def add_battle(prompt: str, model_a: str, model_b: str, answer_a: str, answer_b: str,
-               sampling: dict | None = None, reference: str | None = None, source: str = "pregenerated",
-               store=None) -> str:
+def add_battle(store, prompt: str, model_a: str, model_b: str, answer_a: str, answer_b: str,
+               sampling: dict | None = None, reference: str | None = None, source: str = "pregenerated") -> str:
     """Store one battle from answers already generated; returns its id.
 
     The battle is flagged at once when an answer is empty or gives a model away.
@@ -165,7 +155,6 @@ def add_battle(prompt: str, model_a: str, model_b: str, answer_a: str, answer_b:
         raise ValueError("A battle needs two different models.")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("A battle needs a non-empty prompt.")
-    store = _store(store)
     battle_id = uuid.uuid4().hex
     reason = _flag_reason(answer_a, answer_b, _registered_names(store))
     store.execute(
@@ -254,8 +243,8 @@ def _prompt_from_row(row: Any) -> dict | None:
     return None
 
 
-def pregenerate(prompts: list[dict | str], model_ids: list[str], sampling: dict | None = None,
-                store=None, progress=None) -> dict[str, Any]:
+def pregenerate(store, prompts: list[dict | str], model_ids: list[str], sampling: dict | None = None,
+                progress=None) -> dict[str, Any]:
     """Generate every model's answer to every prompt and store a battle for each prompt
     and each pair of models. Returns {"battles", "flagged", "errors"}.
 
@@ -266,14 +255,13 @@ def pregenerate(prompts: list[dict | str], model_ids: list[str], sampling: dict 
 
     if len(set(model_ids)) < 2:
         raise ValueError("Pick at least two different models to compare.")
-    store = _store(store)
     items = [p if isinstance(p, dict) else {"prompt": p, "reference": None} for p in prompts]
     texts = [_prompt_text(item["prompt"]) for item in items]
     answers: dict[str, list[dict]] = {}
     for number, model_id in enumerate(model_ids, start=1):
         if progress:
             progress(number - 1, len(model_ids), f"generating with model {number}/{len(model_ids)}")
-        answers[model_id] = arena_models.generate(model_id, texts, sampling, store=store)
+        answers[model_id] = arena_models.generate(store, model_id, texts, sampling)
     created, flagged, errors = 0, 0, []
     for model_a, model_b in combinations(model_ids, 2):
         for i, text in enumerate(texts):
@@ -282,9 +270,9 @@ def pregenerate(prompts: list[dict | str], model_ids: list[str], sampling: dict 
             if failed:
                 errors.extend({"prompt": i, "model": m, "error": e} for m, e in failed)
                 continue
-            battle_id = add_battle(text, model_a, model_b, ra["text"], rb["text"],
+            battle_id = add_battle(store, text, model_a, model_b, ra["text"], rb["text"],
                                    sampling=ra.get("sampling"), reference=items[i].get("reference"),
-                                   source="pregenerated", store=store)
+                                   source="pregenerated")
             created += 1
             if store.query_rows("SELECT flagged_reason FROM battles WHERE id = ?", [battle_id])[0][0]:
                 flagged += 1
@@ -294,7 +282,7 @@ def pregenerate(prompts: list[dict | str], model_ids: list[str], sampling: dict 
 
 
 # -- serving and voting ----------------------------------------------------------------------------
-def _serve(battle_id: str, prompt: str, answer_a: str, answer_b: str, voter: str, store) -> BattleView:
+def _serve(store, battle_id: str, prompt: str, answer_a: str, answer_b: str, voter: str) -> BattleView:
     token = secrets.token_urlsafe(18)
     swapped = secrets.randbelow(2) == 1
     store.execute(
@@ -305,13 +293,14 @@ def _serve(battle_id: str, prompt: str, answer_a: str, answer_b: str, voter: str
     return BattleView(token=token, prompt=prompt, answer_a=left, answer_b=right)
 
 
-def next_battle(voter: str, store=None) -> BattleView | None:
-    """A random unflagged battle this voter has neither voted on nor skipped, sides in a
-    random order; None when there is none left."""
+def next_battle(store, voter: str) -> BattleView | None:
+    """A random unflagged battle between models still in the arena that this voter has neither
+    voted on nor skipped, sides in a random order; None when there is none left."""
     _check_voter(voter)
-    store = _store(store)
     rows = store.query_rows(
         "SELECT id, prompt, answer_a, answer_b FROM battles b WHERE b.flagged_reason IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM arena_models m WHERE m.id IN (b.model_a, b.model_b)"
+        " AND m.removed_at IS NOT NULL)"
         " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.battle_id = b.id AND v.voter = ?)"
         " AND NOT EXISTS (SELECT 1 FROM battle_skips s WHERE s.battle_id = b.id AND s.voter = ?)"
         " ORDER BY random() LIMIT 1",
@@ -319,7 +308,7 @@ def next_battle(voter: str, store=None) -> BattleView | None:
     )
     if not rows:
         return None
-    return _serve(*rows[0], voter=voter, store=store)
+    return _serve(store, *rows[0], voter=voter)
 
 
 def _check_voter(voter: str) -> None:
@@ -384,7 +373,7 @@ def _winner(choice: str, swapped: bool) -> str:
     return "model_b" if left_won == swapped else "model_a"
 
 
-def vote(token: str, voter: str, choice: str, store=None) -> Reveal:
+def vote(store, token: str, voter: str, choice: str) -> Reveal:
     """Record `voter`'s choice on the battle served under `token` and reveal the names.
 
     choice: "A" (left is better), "B", "tie" or "bothbad". A second vote on the same
@@ -394,7 +383,6 @@ def vote(token: str, voter: str, choice: str, store=None) -> Reveal:
     _check_voter(voter)
     if choice not in CHOICES:
         raise VoteError(f"Unknown choice {choice!r}: use one of {', '.join(CHOICES)}.")
-    store = _store(store)
     with store.transaction() as con:
         serve = con.execute(
             "SELECT s.battle_id, s.voter, s.swapped, b.model_a, b.model_b, b.flagged_reason,"
@@ -433,10 +421,9 @@ def vote(token: str, voter: str, choice: str, store=None) -> Reveal:
     return Reveal(left_name, right_name, choice, winner, flagged=bool(flagged), message=message)
 
 
-def skip(token: str, voter: str, store=None) -> None:
+def skip(store, token: str, voter: str) -> None:
     """Do not show this battle to this voter again (no vote recorded)."""
     _check_voter(voter)
-    store = _store(store)
     rows = store.query_rows("SELECT battle_id, voter FROM battle_serves WHERE token = ?", [token or ""])
     if not rows or rows[0][1] != voter:
         raise VoteError("This battle is not known for this session: start a new round.")
@@ -445,8 +432,8 @@ def skip(token: str, voter: str, store=None) -> None:
     )
 
 
-def battle_for_prompt(prompt: str, voter: str, model_ids: list[str] | None = None,
-                      sampling: dict | None = None, store=None) -> BattleView:
+def battle_for_prompt(store, prompt: str, voter: str, model_ids: list[str] | None = None,
+                      sampling: dict | None = None) -> BattleView:
     """A battle on the voter's own prompt: two models (random registered ones unless
     given) answer now, the battle is stored (source "voter") and served blind."""
     from concurrent.futures import ThreadPoolExecutor
@@ -459,27 +446,26 @@ def battle_for_prompt(prompt: str, voter: str, model_ids: list[str] | None = Non
     if len(prompt) > MAX_PROMPT_CHARS:
         raise VoteError(f"The prompt is too long ({len(prompt)} characters; at most {MAX_PROMPT_CHARS}).")
     prompt_limiter.check(voter)
-    store = _store(store)
     if model_ids is None:
-        registered = [m["id"] for m in arena_models.list_models(store=store)]
+        registered = [m["id"] for m in arena_models.list_models(store)]
         if len(registered) < 2:
             raise VoteError("The arena has fewer than two models: ask its owner to add some.")
         model_ids = random.sample(registered, 2)
     if len(set(model_ids)) != 2:
         raise VoteError("A battle needs two different models.")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(lambda m: arena_models.generate(m, [prompt], sampling, store=store)[0], model_ids))
+        results = list(pool.map(lambda m: arena_models.generate(store, m, [prompt], sampling)[0], model_ids))
     if any(r.get("error") for r in results):
         # The error text may name the model: log it, tell the voter only that it failed.
         log.warning("arena: on-demand generation failed: %s", [r.get("error") for r in results])
         raise VoteError("One of the models could not answer right now: try again, or vote on a prepared battle.")
-    battle_id = add_battle(prompt, model_ids[0], model_ids[1], results[0]["text"], results[1]["text"],
-                           sampling=results[0].get("sampling"), source="voter", store=store)
-    return _serve(battle_id, prompt, results[0]["text"], results[1]["text"], voter=voter, store=store)
+    battle_id = add_battle(store, prompt, model_ids[0], model_ids[1], results[0]["text"], results[1]["text"],
+                           sampling=results[0].get("sampling"), source="voter")
+    return _serve(store, battle_id, prompt, results[0]["text"], results[1]["text"], voter=voter)
 
 
 # -- review ----------------------------------------------------------------------------------
-def flag_suspicious_voters(alpha: float = 0.01, min_votes: int = 10, store=None) -> list[dict]:
+def flag_suspicious_voters(store, alpha: float = 0.01, min_votes: int = 10) -> list[dict]:
     """Flag voters who agree with the other voters' majority far less often than voters do
     overall (one-sided binomial test at `alpha`, scipy). Flags are for review: their votes
     stay in the ratings. Returns the flagged voters with their figures.
@@ -491,7 +477,6 @@ def flag_suspicious_voters(alpha: float = 0.01, min_votes: int = 10, store=None)
     import numpy as np
     from scipy import stats
 
-    store = _store(store)
     df = store.query_df("SELECT battle_id, voter, winner FROM votes WHERE source = 'arena'")
     if df.empty:
         return []
@@ -527,12 +512,14 @@ def flag_suspicious_voters(alpha: float = 0.01, min_votes: int = 10, store=None)
     return flagged
 
 
-def arena_stats(store=None) -> dict[str, int]:
-    """Counts for the admin view: battles, flagged battles, votes, voters, flagged voters."""
-    store = _store(store)
+def arena_stats(store) -> dict[str, int]:
+    """Counts for the admin view and the step bar: models in use (and removed), battles, flagged
+    battles, votes, voters, flagged voters."""
     (battles, flagged), = store.query_rows(
         "SELECT count(*), count(flagged_reason) FROM battles")
     (votes, voters), = store.query_rows("SELECT count(*), count(DISTINCT voter) FROM votes")
     (flagged_voters,), = store.query_rows("SELECT count(*) FROM voter_flags")
-    return {"battles": battles, "flagged_battles": flagged, "votes": votes, "voters": voters,
-            "flagged_voters": flagged_voters}
+    (models, removed), = store.query_rows(
+        "SELECT count(*) FILTER (WHERE removed_at IS NULL), count(removed_at) FROM arena_models")
+    return {"models": models, "removed_models": removed, "battles": battles, "flagged_battles": flagged,
+            "votes": votes, "voters": voters, "flagged_voters": flagged_voters}

@@ -28,24 +28,17 @@ import pandas as pd
 from .ratings import WINNERS
 
 VOTE_COLUMNS = ["battle_id", "voter", "model_a", "model_b", "winner", "choice", "timestamp", "source",
-                "battle_flagged", "model_a_id", "model_b_id"]
+                "battle_flagged", "model_a_id", "model_b_id", "model_a_removed", "model_b_removed"]
 
 
-def _store(store=None):
-    if store is not None:
-        return store
-    from ftassist.store import get_store
-
-    return get_store()
-
-
-def votes_table(store=None) -> pd.DataFrame:
-    """Every stored vote, with display names (`model_a`, `model_b`) and ids, oldest first."""
-    store = _store(store)
+def votes_table(store) -> pd.DataFrame:
+    """Every stored vote, with display names (`model_a`, `model_b`) and ids, oldest first.
+    A vote on a model since removed from the arena is kept, marked in `model_a_removed` / `model_b_removed`."""
     df = store.query_df(
         "SELECT v.battle_id, v.voter, coalesce(ma.display_name, v.model_a) AS model_a,"
         " coalesce(mb.display_name, v.model_b) AS model_b, v.winner, v.choice, v.ts AS timestamp, v.source,"
-        " (b.flagged_reason IS NOT NULL) AS battle_flagged, v.model_a AS model_a_id, v.model_b AS model_b_id"
+        " (b.flagged_reason IS NOT NULL) AS battle_flagged, v.model_a AS model_a_id, v.model_b AS model_b_id,"
+        " (ma.removed_at IS NOT NULL) AS model_a_removed, (mb.removed_at IS NOT NULL) AS model_b_removed"
         " FROM votes v LEFT JOIN battles b ON b.id = v.battle_id"
         " LEFT JOIN arena_models ma ON ma.id = v.model_a LEFT JOIN arena_models mb ON mb.id = v.model_b"
         " ORDER BY v.ts, v.id"
@@ -53,7 +46,7 @@ def votes_table(store=None) -> pd.DataFrame:
     return df[VOTE_COLUMNS]
 
 
-def export_votes(out: str | Path, fmt: str | None = None, store=None) -> int:
+def export_votes(store, out: str | Path, fmt: str | None = None) -> int:
     """Write the votes to `out` as CSV or Parquet (from `fmt`, else the file's suffix);
     returns the number of votes written."""
     out = Path(out)
@@ -69,9 +62,8 @@ def export_votes(out: str | Path, fmt: str | None = None, store=None) -> int:
     return len(df)
 
 
-def dpo_pairs(store=None, conversational: bool = True) -> list[dict[str, Any]]:
+def dpo_pairs(store, conversational: bool = True) -> list[dict[str, Any]]:
     """Preference pairs from decisive votes on unflagged battles, one per battle."""
-    store = _store(store)
     rows = store.query(
         "SELECT b.id, b.prompt, b.answer_a, b.answer_b,"
         " count(*) FILTER (WHERE v.winner = 'model_a') AS a_votes,"
@@ -97,7 +89,7 @@ def dpo_pairs(store=None, conversational: bool = True) -> list[dict[str, Any]]:
     return pairs
 
 
-def export_dpo(out: str | Path, store=None, conversational: bool = True) -> int:
+def export_dpo(store, out: str | Path, conversational: bool = True) -> int:
     """Write the DPO pairs as JSON Lines (or Parquet for a `.parquet` path); returns the count."""
     out = Path(out)
     pairs = dpo_pairs(store, conversational=conversational)
@@ -133,16 +125,16 @@ def _parse_time(value: str) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
 
 
-def import_votes(path: str | Path, store=None, skip_bad: bool = False) -> ImportResult:
+def import_votes(store, path: str | Path, skip_bad: bool = False) -> ImportResult:
     """Import votes from a CSV file. With bad rows: nothing is imported unless `skip_bad`
     (then the good rows are). Model names that match a registered model (id or display
     name) are stored as its id, so imported and arena votes rate the same model together."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"No file at {path}.")
-    store = _store(store)
     names = {}
-    for model_id, display in store.query_rows("SELECT id, display_name FROM arena_models"):
+    for model_id, display in store.query_rows(
+            "SELECT id, display_name FROM arena_models ORDER BY removed_at IS NULL, created_at"):  # in use wins
         names[model_id.lower()] = model_id
         names[display.lower()] = model_id
     result = ImportResult()

@@ -10,7 +10,8 @@ and the judge's explanation for each order. `judge_leaderboard` rates the models
 verdicts alone, the same way the human leaderboard rates them from votes.
 
 The judge is any OpenAI-compatible endpoint: a registered API model's id, or a config
-dict `{"kind": "openai_compatible", "base_url": ..., "model": ..., "api_key_env": ...}`.
+dict `{"kind": "openai_compatible", "base_url": ..., "model": ..., "api_key_env": ...}`;
+`resolve_judge` turns either into the one config dict the other functions take.
 """
 
 from __future__ import annotations
@@ -89,23 +90,34 @@ def combine(verdict_ab: str | None, verdict_ba: str | None) -> str:
     return first if first == second else "tie"
 
 
-def _judge_call(judge: str | dict, conversations: list[list[dict]]) -> list[dict]:
+def resolve_judge(store, judge: str | dict) -> dict:
+    """The judge as a config dict with its `kind` and the `name` its verdicts are stored under:
+    a registered API model (by id or name; its id is the name) or an endpoint config (its model)."""
     if isinstance(judge, str):
-        row = models.get_model(judge)
-        kind, config = row["kind"], row["config"]
+        row = models.get_model(store, judge)
+        spec = dict(row["config"], kind=row["kind"], name=row["id"])
     else:
-        config = dict(judge)
-        kind = config.pop("kind", "openai_compatible")
+        spec = dict(judge)
+        spec.setdefault("kind", "openai_compatible")
+        spec.setdefault("name", str(spec.get("model")))
+    if spec["kind"] not in models.API_KINDS:
+        raise models.ModelError("The judge must be an API model (openai or openai_compatible).")
+    return spec
+
+
+def _judge_call(judge: dict, conversations: list[list[dict]]) -> list[dict]:
+    config = {k: v for k, v in judge.items() if k not in ("kind", "name")}
+    kind = judge.get("kind", "openai_compatible")
     if kind not in models.API_KINDS:
         raise models.ModelError("The judge must be an API model (openai or openai_compatible).")
     return models.generate_with_config(kind, config, conversations, JUDGE_SAMPLING)
 
 
-def judge_name(judge: str | dict) -> str:
-    return judge if isinstance(judge, str) else str(judge.get("model"))
+def judge_name(judge: dict) -> str:
+    return str(judge.get("name") or judge.get("model"))
 
 
-def judge_pairs(judge: str | dict, items: list[dict]) -> list[dict]:
+def judge_pairs(judge: dict, items: list[dict]) -> list[dict]:
     """Judge many (question, answer_a, answer_b[, reference]) items, both orders each, concurrently.
 
     Returns per item: winner, verdict_ab, verdict_ba, raw_ab, raw_ba, error.
@@ -130,21 +142,21 @@ def judge_pairs(judge: str | dict, items: list[dict]) -> list[dict]:
     return out
 
 
-def judge_pair(judge: str | dict, question: str | list[dict], answer_a: str, answer_b: str,
+def judge_pair(judge: dict, question: str | list[dict], answer_a: str, answer_b: str,
                reference: str | None = None) -> dict:
     """One pair judged in both orders (see `judge_pairs`)."""
     return judge_pairs(judge, [{"question": question, "answer_a": answer_a, "answer_b": answer_b,
                                 "reference": reference}])[0]
 
 
-def judge_battles(judge: str | dict, battle_ids: list[str] | None = None, *, store=None, redo: bool = False,
+def judge_battles(store, judge: str | dict, battle_ids: list[str] | None = None, *, redo: bool = False,
                   use_reference: bool = False) -> list[dict]:
     """Judge stored battles and record the verdicts in `judge_verdicts`.
 
     Battles this judge already has a verdict on are skipped unless `redo`. A judge call that
     failed is not stored (so a later run retries it) and is returned with its error.
     """
-    st = models._store(store)
+    judge = resolve_judge(store, judge)
     name = judge_name(judge)
     sql = "SELECT id, prompt, answer_a, answer_b, reference FROM battles"
     params: list[Any] = []
@@ -153,9 +165,9 @@ def judge_battles(judge: str | dict, battle_ids: list[str] | None = None, *, sto
             return []
         sql += " WHERE id IN (" + ", ".join("?" for _ in battle_ids) + ")"
         params = list(battle_ids)
-    battles = st.query(sql + " ORDER BY created_at, id", params)
+    battles = store.query(sql + " ORDER BY created_at, id", params)
     if not redo:
-        done = {r[0] for r in st.query_rows("SELECT battle_id FROM judge_verdicts WHERE judge_model = ?", [name])}
+        done = {r[0] for r in store.query_rows("SELECT battle_id FROM judge_verdicts WHERE judge_model = ?", [name])}
         battles = [b for b in battles if b["id"] not in done]
     if not battles:
         return []
@@ -168,7 +180,7 @@ def judge_battles(judge: str | dict, battle_ids: list[str] | None = None, *, sto
     for battle, res in zip(battles, results):
         res = dict(res, battle_id=battle["id"], judge_model=name)
         if not res["error"]:
-            with st.transaction() as con:
+            with store.transaction() as con:
                 if redo:
                     con.execute("DELETE FROM judge_verdicts WHERE battle_id = ? AND judge_model = ?", [battle["id"], name])
                 con.execute(
@@ -214,7 +226,7 @@ def cohen_kappa(pairs: list[tuple[str, str]]) -> float | None:
     return (observed - chance) / (1 - chance)
 
 
-def human_judge_agreement(store=None, judge_model: str | None = None) -> dict[str, Any]:
+def human_judge_agreement(store, judge_model: str | None = None) -> dict[str, Any]:
     """How often the judge agrees with human voters, over battles that have both.
 
     Each human vote is paired with the judge's verdict on the same battle, and outcomes
@@ -222,7 +234,6 @@ def human_judge_agreement(store=None, judge_model: str | None = None) -> dict[st
     battle's, so it does not matter in which order the voter saw the sides). Reports agreement over all pairs, over the pairs where neither called a
     tie (MT-Bench's "w/o tie" figure), and Cohen's kappa (agreement beyond chance).
     """
-    st = models._store(store)
     sql = (
         "SELECT v.battle_id, v.voter, v.model_a AS v_a, v.model_b AS v_b, v.winner AS v_winner, "
         "b.model_a AS b_a, b.model_b AS b_b, j.winner AS j_winner, j.judge_model "
@@ -234,7 +245,7 @@ def human_judge_agreement(store=None, judge_model: str | None = None) -> dict[st
         params.append(judge_model)
     pairs: list[tuple[str, str]] = []
     battles: set[str] = set()
-    for row in st.query(sql, params):
+    for row in store.query(sql, params):
         human = _outcome(row["v_winner"], row["v_a"], row["v_b"])
         machine = _outcome(row["j_winner"], row["b_a"], row["b_b"])
         if human is None or machine is None:
@@ -257,11 +268,10 @@ def human_judge_agreement(store=None, judge_model: str | None = None) -> dict[st
     }
 
 
-def verdicts_frame(judge_model: str | None = None, store=None, include_flagged: bool = False):
+def verdicts_frame(store, judge_model: str | None = None, include_flagged: bool = False):
     """The judge's decided verdicts as battles (model_a, model_b, winner), like the votes frame."""
     import pandas as pd
 
-    st = models._store(store)
     sql = ("SELECT b.model_a, b.model_b, j.winner FROM judge_verdicts j JOIN battles b ON b.id = j.battle_id "
            "WHERE j.winner IN ('model_a', 'model_b', 'tie')")
     params: list[Any] = []
@@ -270,10 +280,10 @@ def verdicts_frame(judge_model: str | None = None, store=None, include_flagged: 
     if judge_model:
         sql += " AND j.judge_model = ?"
         params.append(judge_model)
-    return pd.DataFrame(st.query_rows(sql, params), columns=["model_a", "model_b", "winner"])
+    return pd.DataFrame(store.query_rows(sql, params), columns=["model_a", "model_b", "winner"])
 
 
-def judge_leaderboard(judge_model: str | None = None, rounds: int = 1000, store=None) -> list[dict[str, Any]]:
+def judge_leaderboard(store, judge_model: str | None = None, rounds: int = 1000) -> list[dict[str, Any]]:
     """The models rated from the judge's verdicts (Bradley-Terry with bootstrap intervals), best first.
 
     Kept apart from the human leaderboard: a judge is a second opinion, and where the two
@@ -281,10 +291,5 @@ def judge_leaderboard(judge_model: str | None = None, rounds: int = 1000, store=
     """
     from . import ratings
 
-    return ratings.leaderboard(verdicts_frame(judge_model, store), rounds=rounds, names=ratings.display_names(store))
+    return ratings.leaderboard(verdicts_frame(store, judge_model), rounds=rounds, names=ratings.display_names(store))
 
-
-def judge_names(store=None) -> list[str]:
-    """The judges that have verdicts in the store."""
-    st = models._store(store)
-    return [r[0] for r in st.query_rows("SELECT DISTINCT judge_model FROM judge_verdicts ORDER BY 1")]

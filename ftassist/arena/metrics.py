@@ -12,13 +12,13 @@ What each number answers:
   a fine-tune that wins on its task but degrades general language is a known pitfall.
 
 Loss and perplexity need the weights, so they apply to local models (`hf`, `hf_adapter`);
-for API models they are reported as None with the reason.
+for API models they are reported as None with the reason. The functions that measure a model
+take it loaded (`models.load_registered(store, id)`); `evaluate` takes the store and ids.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import string
 from pathlib import Path
@@ -70,12 +70,6 @@ def general_texts() -> list[str]:
 
 
 # -- loss and perplexity ------------------------------------------------------------------
-
-
-def _as_loaded(model: "str | models.LocalModel") -> "models.LocalModel":
-    if isinstance(model, models.LocalModel):
-        return model
-    return models.load_registered(model)
 
 
 def _assistant_spans(loaded: "models.LocalModel", messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
@@ -154,13 +148,9 @@ def _token_nll(loaded: "models.LocalModel", items: list[tuple[str, list[tuple[in
     return total, count, skipped
 
 
-def loss_and_perplexity(model: "str | models.LocalModel", examples: list[dict], *, batch_size: int = 4,
+def loss_and_perplexity(loaded: "models.LocalModel", examples: list[dict], *, batch_size: int = 4,
                         max_length: int = 2048) -> dict[str, Any]:
-    """Mean NLL per assistant token over `examples` (token-weighted, like a trainer's eval loss) and exp of it.
-
-    `model` is a registry id of a local model or an already loaded `LocalModel`.
-    """
-    loaded = _as_loaded(model)
+    """Mean NLL per assistant token over `examples` (token-weighted, like a trainer's eval loss) and exp of it."""
     items = []
     for ex in examples:
         messages = [{"role": m.get("role"), "content": m.get("content") or ""} for m in ex["messages"]]
@@ -174,17 +164,16 @@ def loss_and_perplexity(model: "str | models.LocalModel", examples: list[dict], 
             "n_tokens": count, "n_skipped": skipped}
 
 
-def text_perplexity(model: "str | models.LocalModel", texts: list[str], *, batch_size: int = 8,
+def text_perplexity(loaded: "models.LocalModel", texts: list[str], *, batch_size: int = 8,
                     max_length: int = 512) -> dict[str, Any]:
     """Perplexity of plain texts (every token predicted from the ones before it)."""
-    loaded = _as_loaded(model)
     total, count, _ = _token_nll(loaded, [(t, None) for t in texts if t.strip()], batch_size, max_length)
     loss = total / count if count else None
     return {"loss": loss, "perplexity": None if loss is None else models.perplexity_from_loss(loss),
             "n_texts": len(texts), "n_tokens": count}
 
 
-def forgetting_check(base: "str | models.LocalModel", tuned: "str | models.LocalModel",
+def forgetting_check(base: "models.LocalModel", tuned: "models.LocalModel",
                      texts: list[str] | None = None, *, tolerance: float = 1.10) -> dict[str, Any]:
     """Perplexity on general text before and after fine-tuning.
 
@@ -265,61 +254,58 @@ def looks_like_labels(references: list[str], max_words: int = 3) -> bool:
 # -- everything together -----------------------------------------------------------------------
 
 
-def _model_metrics(model_id: str, examples: list[dict], pairs: list[tuple[list[dict], str]], sampling: dict,
-                   labels: bool, batch_size: int | None) -> dict[str, Any]:
-    row = models.get_model(model_id)
-    out: dict[str, Any] = {"model": model_id, "display_name": row["display_name"], "kind": row["kind"]}
+def _model_metrics(store, model_id: str, examples: list[dict], pairs: list[tuple[list[dict], str]],
+                   sampling: dict, batch_size: int | None) -> dict[str, Any]:
+    row = models.get_model(store, model_id)
+    out: dict[str, Any] = {"model": row["id"], "display_name": row["display_name"], "kind": row["kind"]}
     if row["kind"] in ("hf", "hf_adapter"):
-        out.update(loss_and_perplexity(model_id, examples))
+        out.update(loss_and_perplexity(models.load_registered(store, row["id"]), examples))
     else:
         out.update({"loss": None, "perplexity": None, "note": "API model: loss and perplexity need local weights"})
-    answers = models.generate(model_id, [p for p, _ in pairs], sampling, batch_size=batch_size)
+    answers = models.generate(store, row["id"], [p for p, _ in pairs], sampling, batch_size=batch_size)
     ok = [(a["text"], ref) for a, (_, ref) in zip(answers, pairs) if not a.get("error")]
     out["n_generated"] = len(ok)
     out["n_generation_errors"] = len(pairs) - len(ok)
     errors = [a["error"] for a in answers if a.get("error")]
-    if errors:
-        out["first_error"] = errors[0]
+    out["first_error"] = errors[0] if errors else None
     preds, refs = [p for p, _ in ok], [r for _, r in ok]
     out.update({k: v for k, v in text_metrics(preds, refs).items() if k != "n"})
-    if labels:
-        em = exact_match_accuracy(preds, refs)
-        out["exact_match"] = em["accuracy"]
+    out["exact_match"] = exact_match_accuracy(preds, refs)["accuracy"]
     out["predictions"] = [a["text"] for a in answers]
     return out
 
 
-def evaluate_models(base_id: str, tuned_id: str, valid_path: str | Path, max_examples: int = 50, *,
-                    sampling: dict | None = None, general: list[str] | None = None,
-                    batch_size: int | None = None) -> dict[str, Any]:
-    """Base vs fine-tuned on the validation split: loss/perplexity, ROUGE-L, BLEU, exact match
-    (when the references are labels) and the forgetting check. Greedy decoding by default, so
-    the figures are repeatable; the sampling used is part of the result."""
+def evaluate(store, model_ids: list[str], valid_path: str | Path, max_examples: int | None = 50, *,
+             sampling: dict | None = None, general: list[str] | None = None,
+             batch_size: int | None = None) -> dict[str, Any]:
+    """Every model on the same held-out chat examples: each example's prompt is all its turns but
+    the last assistant one, that turn is the reference. Per model: loss/perplexity (local models),
+    ROUGE-L, BLEU, exact match (read it when `labels` says the references are labels), and, for local
+    models after the first, the forgetting check against the first (the base). Greedy decoding by
+    default, so the figures are repeatable; the sampling used is part of the result."""
+    if not model_ids:
+        raise ValueError("Name at least one model to evaluate.")
     examples = load_examples(valid_path, max_examples)
     if not examples:
         raise ValueError(f"{valid_path} holds no examples.")
     pairs = [p for p in (split_prompt_reference(ex) for ex in examples) if p is not None]
+    if not pairs:
+        raise ValueError(f"No example in {valid_path} ends with an assistant turn to compare against.")
     settings = models.normalize_sampling(sampling or {"temperature": 0.0, "max_new_tokens": 256, "seed": 0})
-    labels = looks_like_labels([ref for _, ref in pairs])
-    result: dict[str, Any] = {
-        "valid_path": str(valid_path),
+    scored = [_model_metrics(store, model_id, examples, pairs, settings, batch_size) for model_id in model_ids]
+    local = [m for m in scored if m["kind"] in ("hf", "hf_adapter")]
+    texts = general if general is not None else general_texts()
+    if len(local) >= 2 and local[0] is scored[0]:
+        base = models.load_registered(store, scored[0]["model"])
+        for row in local[1:]:
+            check = forgetting_check(base, models.load_registered(store, row["model"]), texts)
+            row["forgetting"] = {k: check[k] for k in ("base_perplexity", "tuned_perplexity", "ratio", "forgot")}
+    return {
+        "data": str(valid_path),
         "n_examples": len(examples),
         "n_scored": len(pairs),
-        "labels": labels,
+        "labels": looks_like_labels([ref for _, ref in pairs]),
         "sampling": settings,
-        "base": _model_metrics(base_id, examples, pairs, settings, labels, batch_size),
-        "tuned": _model_metrics(tuned_id, examples, pairs, settings, labels, batch_size),
+        "models": scored,
         "references": [ref for _, ref in pairs],
     }
-    kinds = {result["base"]["kind"], result["tuned"]["kind"]}
-    if kinds <= {"hf", "hf_adapter"}:
-        result["forgetting"] = forgetting_check(base_id, tuned_id, general)
-    else:
-        result["forgetting"] = None
-    deltas = {}
-    for key in ("loss", "perplexity", "rouge_l", "bleu", "exact_match"):
-        b, t = result["base"].get(key), result["tuned"].get(key)
-        if isinstance(b, (int, float)) and isinstance(t, (int, float)) and math.isfinite(b) and math.isfinite(t):
-            deltas[key] = t - b
-    result["delta"] = deltas
-    return result

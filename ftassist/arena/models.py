@@ -13,7 +13,12 @@ the text, the sampling settings used (stored with every answer so a battle can b
 reproduced) and, when that one prompt failed, the error. A failure in one prompt never
 drops the others. Local models are loaded once per process (an LRU of two, the usual
 base vs fine-tuned pair) and run batched with left padding; API models run
-concurrently under a limit and retry rate limits and server errors with backoff.
+concurrently under a limit, and the openai SDK retries rate limits and server errors
+with its own backoff (`max_retries`). `check_model` is what registering asks first: a
+model that cannot load or answer is refused at once, with the reason.
+
+Every function that reads or writes the registry takes the store first: the caller (a
+use case) owns it, so nothing here reaches for a process-wide global.
 
 API keys are never stored: a config names the environment variable that holds the key
 (`api_key_env`), and the key itself is read only when a request is made.
@@ -24,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import re
 import threading
 import time
@@ -33,6 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ftassist.redact import scrub
 
 KINDS = ("hf", "hf_adapter", "openai", "openai_compatible")
 API_KINDS = ("openai", "openai_compatible")  # answered over HTTP (and the only kinds that can judge)
@@ -43,7 +49,7 @@ _COMMON_KEYS = {"sampling"}
 _LOCAL_KEYS = _COMMON_KEYS | {"dtype", "device", "batch_size", "max_input_tokens", "revision", "trust_remote_code"}
 _API_KEYS = _COMMON_KEYS | {"api_key_env", "max_concurrency", "max_retries", "timeout_s", "extra_body", "system_prompt"}
 ALLOWED_KEYS = {
-    "hf": _LOCAL_KEYS | {"model", "system_prompt"},
+    "hf": _LOCAL_KEYS | {"model", "system_prompt", "run_dir"},
     "hf_adapter": _LOCAL_KEYS | {"base_model", "adapter_dir", "system_prompt", "run_dir"},
     "openai": _API_KEYS | {"model", "base_url", "organization_env", "run_dir"},
     "openai_compatible": _API_KEYS | {"model", "base_url"},
@@ -60,10 +66,10 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 DEFAULT_SAMPLING: dict[str, Any] = {"temperature": 0.7, "top_p": 1.0, "max_new_tokens": 256, "seed": 0}
 DEFAULT_MAX_CONCURRENCY = 4
-DEFAULT_MAX_RETRIES = 4
+DEFAULT_MAX_RETRIES = 2  # the openai SDK's own default: it backs off and honours Retry-After
+DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_BATCH_SIZE = 8
-RETRY_BASE_S = 0.5  # first backoff; doubled each retry, with jitter, capped at RETRY_CAP_S
-RETRY_CAP_S = 20.0
+CHECK_TIMEOUT_S = 5.0  # how long registering waits for an endpoint to answer (no retries)
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
@@ -76,14 +82,6 @@ class ModelError(ValueError):
 
 
 # -- registry ------------------------------------------------------------------------------
-
-
-def _store(store=None):
-    if store is not None:
-        return store
-    from ..store import get_store
-
-    return get_store()
 
 
 def _slug(text: str) -> str:
@@ -153,18 +151,29 @@ def validate_config(kind: str, config: dict) -> dict:
     return clean
 
 
-def add_model(kind: str, display_name: str, config: dict, *, store=None) -> str:
-    """Register a model; returns its id (a slug of the display name, unique)."""
+def _display_name(display_name: str) -> str:
     name = (display_name or "").strip()
     if not name:
         raise ModelError("Give the model a display name (it is what the leaderboard shows).")
+    return name
+
+
+def ensure_name_free(store, display_name: str, except_id: str | None = None) -> str:
+    """The cleaned name, or ModelError when a model in use has it (a removed model's name is free again).
+    Callable inside `store.transaction()` (the store's lock is reentrant, its connection the same)."""
+    name = _display_name(display_name)
+    if store.query_rows("SELECT 1 FROM arena_models WHERE removed_at IS NULL AND lower(display_name) = lower(?)"
+                        " AND id <> ?", [name, except_id or ""]):
+        raise ModelError(f"A model named {name!r} is already registered: pick another name or remove it first.")
+    return name
+
+
+def add_model(store, kind: str, display_name: str, config: dict) -> str:
+    """Register a model; returns its id (a slug of the display name, unique, never reused)."""
     clean = validate_config(kind, config)
-    st = _store(store)
-    with st.transaction() as con:
-        rows = con.execute("SELECT id, display_name FROM arena_models").fetchall()
-        if any(n.lower() == name.lower() for _, n in rows):
-            raise ModelError(f"A model named {name!r} is already registered: pick another name or remove it first.")
-        taken = {i for i, _ in rows}
+    with store.transaction() as con:
+        name = ensure_name_free(store, display_name)
+        taken = {row[0] for row in con.execute("SELECT id FROM arena_models").fetchall()}
         base = _slug(name)
         model_id, n = base, 2
         while model_id in taken:
@@ -179,44 +188,59 @@ def add_model(kind: str, display_name: str, config: dict, *, store=None) -> str:
 def _row_to_dict(row: dict) -> dict:
     out = dict(row)
     out["config"] = json.loads(out.pop("config_json") or "{}")
-    if out.get("created_at") is not None:
-        out["created_at"] = str(out["created_at"])
+    for key in ("created_at", "removed_at"):
+        if out.get(key) is not None:
+            out[key] = str(out[key])
     return out
 
 
-def list_models(*, store=None) -> list[dict]:
-    """Every registered model: id, kind, display_name, config (a dict), created_at."""
-    rows = _store(store).query(
-        "SELECT id, kind, display_name, config_json, created_at FROM arena_models ORDER BY created_at, id"
-    )
+_COLUMNS = "id, kind, display_name, config_json, created_at, removed_at"
+
+
+def list_models(store, *, include_removed: bool = False) -> list[dict]:
+    """The registered models: id, kind, display_name, config (a dict), created_at, removed_at
+    (None for a model in use; removed ones only with `include_removed`)."""
+    where = "" if include_removed else " WHERE removed_at IS NULL"
+    rows = store.query(f"SELECT {_COLUMNS} FROM arena_models{where} ORDER BY created_at, id")
     return [_row_to_dict(r) for r in rows]
 
 
-def get_model(model_id: str, *, store=None) -> dict:
-    """One model by id (or, failing that, by display name); ModelError when unknown."""
-    found = find_model(model_id, store=store)
+def get_model(store, model_id: str) -> dict:
+    """One model in use, by id (or, failing that, by display name); ModelError when unknown."""
+    found = find_model(store, model_id)
     if found is None:
-        raise ModelError(f"No model {model_id!r} in the arena: `ftassist arena add-model` registers one.")
+        raise ModelError(f"No model {model_id!r} in the arena: `ftassist arena models` lists them.")
     return found
 
 
-def find_model(id_or_name: str, *, store=None) -> dict | None:
-    """The model with this id or display name (case-insensitive), or None."""
-    rows = _store(store).query(
-        "SELECT id, kind, display_name, config_json, created_at FROM arena_models "
-        "WHERE id = ? OR lower(display_name) = lower(?) ORDER BY (id = ?) DESC LIMIT 1",
+def find_model(store, id_or_name: str) -> dict | None:
+    """The model in use with this id or display name (case-insensitive), or None."""
+    rows = store.query(
+        f"SELECT {_COLUMNS} FROM arena_models WHERE removed_at IS NULL AND (id = ? OR lower(display_name) = lower(?))"
+        " ORDER BY (id = ?) DESC LIMIT 1",
         [id_or_name, id_or_name, id_or_name],
     )
     return _row_to_dict(rows[0]) if rows else None
 
 
-def remove_model(model_id: str, *, store=None) -> bool:
-    """Unregister a model (its battles and votes stay, so history is not rewritten)."""
-    st = _store(store)
-    existed = bool(st.query_rows("SELECT 1 FROM arena_models WHERE id = ?", [model_id]))
-    st.execute("DELETE FROM arena_models WHERE id = ?", [model_id])
-    _evict(model_id)
-    return existed
+def rename_model(store, model_id: str, display_name: str) -> dict:
+    """Give a model a new display name; its id, battles and votes stay, so history follows the new name."""
+    row = get_model(store, model_id)
+    with store.transaction() as con:
+        name = ensure_name_free(store, display_name, except_id=row["id"])
+        con.execute("UPDATE arena_models SET display_name = ? WHERE id = ?", [name, row["id"]])
+    return get_model(store, row["id"])
+
+
+def remove_model(store, model_id: str) -> dict:
+    """Take a model out of the arena. Its row stays, marked `removed_at`, so the votes it got keep
+    their meaning (the leaderboard shows it as "(removed)"); no battle with it is served again.
+    Returns the model's row with `votes_kept`, the number of votes that name it."""
+    row = get_model(store, model_id)
+    store.execute("UPDATE arena_models SET removed_at = current_timestamp WHERE id = ?", [row["id"]])
+    _evict(row["id"])
+    (votes,), = store.query_rows("SELECT count(*) FROM votes WHERE ? IN (model_a, model_b)", [row["id"]])
+    return dict(row, votes_kept=int(votes))
 
 
 def _read_events(path: Path) -> list[dict]:
@@ -232,8 +256,8 @@ def _read_events(path: Path) -> list[dict]:
     return events
 
 
-def add_model_from_run(run_dir: str | Path, display_name: str | None = None, *, store=None) -> str:
-    """Register the model a finished training run produced.
+def run_model_config(run_dir: str | Path) -> tuple[str, dict]:
+    """(kind, config) of the model a finished training run produced, to check and register.
 
     Reads the run's `spec.json` and the `finished` event of `events.jsonl`: a local LoRA
     run becomes `hf_adapter` (base model + adapter folder), a local full fine-tune
@@ -250,7 +274,6 @@ def add_model_from_run(run_dir: str | Path, display_name: str | None = None, *, 
     event = finished[-1]
     backend = str(spec.get("backend") or "local")
     base_model = spec.get("base_model") or spec.get("model")
-    name = display_name or run.name
     output = event.get("output_dir") or event.get("fine_tuned_model") or spec.get("output_dir")
     if backend == "openai":
         # the finished event's output_dir is the `ft:` model id for OpenAI runs
@@ -268,7 +291,7 @@ def add_model_from_run(run_dir: str | Path, display_name: str | None = None, *, 
         for key in ("base_url", "api_key_env"):
             if provider.get(key) or spec.get(key):
                 config[key] = provider.get(key) or spec.get(key)
-        return add_model("openai", name, config, store=store)
+        return "openai", config
     if base_model == "tiny-random" and (run / "base_model" / "config.json").is_file():
         base_model = str(run / "base_model")  # the worker builds tiny-random inside the run folder
     out_path = Path(output) if output else run
@@ -281,13 +304,11 @@ def add_model_from_run(run_dir: str | Path, display_name: str | None = None, *, 
             base = base_model if base_model and base_model != "tiny-random" else cfg.get("base_model_name_or_path")
             if not base:
                 raise ModelError(f"Cannot tell the base model of the adapter in {cand}.")
-            return add_model(
-                "hf_adapter", name, {"base_model": str(base), "adapter_dir": str(cand), "run_dir": str(run)}, store=store
-            )
+            return "hf_adapter", {"base_model": str(base), "adapter_dir": str(cand), "run_dir": str(run)}
     merged = event.get("merged_dir")
     for cand in ([Path(merged)] if merged else []) + candidates:
         if (cand / "config.json").is_file():
-            return add_model("hf", name, {"model": str(cand)}, store=store)
+            return "hf", {"model": str(cand), "run_dir": str(run)}
     raise ModelError(f"The run in {run} finished but no adapter or model folder was found in {out_path}.")
 
 
@@ -346,20 +367,20 @@ def to_messages(prompt: str | list[dict], system_prompt: str | None = None) -> l
 
 
 def generate(
+    store,
     model_id: str,
     prompts: list[str | list[dict]],
     sampling: dict | None = None,
     *,
     max_concurrency: int | None = None,
     batch_size: int | None = None,
-    store=None,
 ) -> list[dict]:
     """One answer per prompt, in order: {"text", "sampling", "error", "seconds"}.
 
     `error` is None on success; on failure `text` is "" and `error` says why. Raises
     ModelError only for a bad call (unknown model, bad sampling), never for one prompt.
     """
-    row = get_model(model_id, store=store)
+    row = get_model(store, model_id)
     return generate_with_config(
         row["kind"], row["config"], prompts, sampling, max_concurrency=max_concurrency,
         batch_size=batch_size, cache_key=row["id"],
@@ -405,42 +426,42 @@ def _api_key(kind: str, config: dict) -> tuple[str, str | None]:
     return "not-needed", None  # local servers (vLLM, Ollama...) accept any key; the SDK wants one
 
 
-def _scrub(message: str, secret: str) -> str:
-    if secret and len(secret) > 3:
-        message = message.replace(secret, "***")
-    return message[:500]
+def _client(kind: str, config: dict, key: str, *, max_retries: int, timeout_s: float):
+    import openai
+
+    org_env = config.get("organization_env")
+    return openai.OpenAI(
+        api_key=key,
+        base_url=config.get("base_url"),  # None: the SDK's default (OPENAI_BASE_URL or api.openai.com)
+        organization=os.environ.get(org_env) if org_env else None,
+        max_retries=max_retries,  # the SDK backs off on 408/409/429/5xx and connection errors
+        timeout=timeout_s,
+    )
 
 
-def _retry_delay(exc: Exception, attempt: int) -> float:
-    delay = min(RETRY_CAP_S, RETRY_BASE_S * (2**attempt)) * (0.5 + random.random() / 2)
-    response = getattr(exc, "response", None)
-    header = response.headers.get("retry-after") if response is not None else None
-    if header:
-        try:
-            delay = min(RETRY_CAP_S, max(0.0, float(header)))
-        except ValueError:
-            pass
-    return delay
+def _request(kind: str, config: dict, messages: list[dict], settings: dict) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "model": config["model"],
+        "messages": messages,
+        "temperature": settings["temperature"],
+        "top_p": settings["top_p"],
+    }
+    # OpenAI's own API deprecated max_tokens for max_completion_tokens; other servers know max_tokens.
+    request["max_completion_tokens" if kind == "openai" else "max_tokens"] = settings["max_new_tokens"]
+    if settings.get("seed") is not None:
+        request["seed"] = settings["seed"]
+    if config.get("extra_body"):
+        request["extra_body"] = config["extra_body"]
+    return request
 
 
 def _generate_api(kind: str, config: dict, prompts: list, settings: dict, max_concurrency: int | None) -> list[dict]:
-    import openai
-
     key, problem = _api_key(kind, config)
     if problem:
         return [_result("", settings, problem, 0.0) for _ in prompts]
-    base_url = config.get("base_url")  # None: the SDK's default (OPENAI_BASE_URL or api.openai.com)
-    org_env = config.get("organization_env")
-    client = openai.OpenAI(
-        api_key=key,
-        base_url=base_url,
-        organization=os.environ.get(org_env) if org_env else None,
-        max_retries=0,  # we retry ourselves, with the per-prompt error kept
-        timeout=float(config.get("timeout_s", 120)),
-    )
     retries = int(config.get("max_retries", DEFAULT_MAX_RETRIES))
+    client = _client(kind, config, key, max_retries=retries, timeout_s=float(config.get("timeout_s", DEFAULT_TIMEOUT_S)))
     limit = int(max_concurrency or config.get("max_concurrency") or DEFAULT_MAX_CONCURRENCY)
-    retryable = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
 
     def one(prompt) -> dict:
         start = time.perf_counter()
@@ -448,42 +469,16 @@ def _generate_api(kind: str, config: dict, prompts: list, settings: dict, max_co
             messages = to_messages(prompt, config.get("system_prompt"))
         except ValueError as exc:
             return _result("", settings, f"bad prompt: {exc}", 0.0)
-        request: dict[str, Any] = {
-            "model": config["model"],
-            "messages": messages,
-            "temperature": settings["temperature"],
-            "top_p": settings["top_p"],
-        }
-        # OpenAI's own API deprecated max_tokens for max_completion_tokens; other servers know max_tokens.
-        request["max_completion_tokens" if kind == "openai" else "max_tokens"] = settings["max_new_tokens"]
-        if settings.get("seed") is not None:
-            request["seed"] = settings["seed"]
-        if config.get("extra_body"):
-            request["extra_body"] = config["extra_body"]
-        attempt = 0
-        while True:
-            try:
-                response = client.chat.completions.create(**request)
-                choice = response.choices[0]
-                text = choice.message.content or ""
-                usage = response.usage.model_dump() if getattr(response, "usage", None) else None
-                return _result(
-                    text, settings, None, time.perf_counter() - start,
-                    finish_reason=choice.finish_reason, usage=usage, attempts=attempt + 1,
-                )
-            except retryable as exc:
-                if attempt >= retries:
-                    return _result(
-                        "", settings, _scrub(f"{type(exc).__name__} after {attempt + 1} attempts: {exc}", key),
-                        time.perf_counter() - start, attempts=attempt + 1,
-                    )
-                time.sleep(_retry_delay(exc, attempt))
-                attempt += 1
-            except Exception as exc:  # noqa: BLE001 - a prompt's failure is reported, never raised
-                return _result(
-                    "", settings, _scrub(f"{type(exc).__name__}: {exc}", key), time.perf_counter() - start,
-                    attempts=attempt + 1,
-                )
+        try:
+            response = client.chat.completions.create(**_request(kind, config, messages, settings))
+        except Exception as exc:  # noqa: BLE001 - a prompt's failure is reported, never raised
+            tried = f" (after {retries} retries)" if retries else ""
+            return _result("", settings, scrub(f"{type(exc).__name__}{tried}: {exc}", key, limit=500),
+                           time.perf_counter() - start)
+        choice = response.choices[0]
+        usage = response.usage.model_dump() if getattr(response, "usage", None) else None
+        return _result(choice.message.content or "", settings, None, time.perf_counter() - start,
+                       finish_reason=choice.finish_reason, usage=usage)
 
     if not prompts:
         return []
@@ -499,11 +494,62 @@ def list_endpoint_models(base_url: str, api_key_env: str | None = None, timeout_
     key, problem = _api_key("openai_compatible", clean)
     if problem:
         raise ModelError(problem)
-    client = openai.OpenAI(api_key=key, base_url=clean["base_url"], max_retries=1, timeout=timeout_s)
+    client = _client("openai_compatible", clean, key, max_retries=1, timeout_s=timeout_s)
     try:
         return sorted(m.id for m in client.models.list())
     except openai.OpenAIError as exc:
-        raise ModelError(_scrub(f"Could not list the models at {clean['base_url']}: {exc}", key)) from None
+        raise ModelError(scrub(f"Could not list the models at {clean['base_url']}: {exc}", key, limit=500)) from None
+
+
+# -- the check made when a model is registered ----------------------------------------------------
+
+
+def check_model(kind: str, config: dict, timeout_s: float | None = None) -> str:
+    """Make sure the model can answer before it enters the arena; returns what was checked.
+
+    A local model must load (tokenizer and weights; not cached, so no memory is held for it); an
+    API model must answer: its model listed by the endpoint, else one 1-token generation, each
+    with no retries and a short timeout. Raises ModelError with the reason, key masked: a model
+    that cannot answer would otherwise fail every prompt of a long generation, one retry at a time.
+    """
+    clean = validate_config(kind, config)
+    if kind not in API_KINDS:
+        try:
+            _load_uncached(kind, clean)
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any load failure is the reason to refuse
+            raise ModelError(scrub(f"Could not load the model: {type(exc).__name__}: {exc}", limit=500)) from None
+        return "loaded"
+    return _check_endpoint(kind, clean, CHECK_TIMEOUT_S if timeout_s is None else timeout_s)
+
+
+def _check_endpoint(kind: str, config: dict, timeout_s: float) -> str:
+    import openai
+
+    key, problem = _api_key(kind, config)
+    if problem:
+        raise ModelError(f"Cannot reach {config['model']}: {problem}.")
+    where = config.get("base_url") or "the OpenAI API"
+    timeout_s = min(timeout_s, float(config.get("timeout_s", timeout_s)))
+    client = _client(kind, config, key, max_retries=0, timeout_s=timeout_s)
+    offered: list[str] = []
+    try:
+        offered = sorted(m.id for m in client.models.list())
+        if config["model"] in offered:
+            return "listed"
+    except (openai.APIConnectionError, openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+        raise ModelError(scrub(f"{where} did not answer: {type(exc).__name__}: {exc}", key, limit=500)) from None
+    except openai.OpenAIError:
+        pass  # no model list there (not every server has one): a 1-token answer decides
+    try:
+        settings = normalize_sampling({"temperature": 0.0, "max_new_tokens": 1})
+        client.chat.completions.create(**_request(kind, config, [{"role": "user", "content": "Hi"}], settings))
+    except openai.OpenAIError as exc:
+        hint = f" The server offers: {', '.join(offered[:20])}." if offered else ""
+        raise ModelError(scrub(f"{config['model']} at {where} did not answer: {type(exc).__name__}: {exc}.{hint}",
+                               key, limit=700)) from None
+    return "answered"
 
 
 # -- local models ----------------------------------------------------------------------------
@@ -638,9 +684,9 @@ def _stop_ids(tokenizer, model) -> list[int]:
     return ids
 
 
-def load_registered(model_id: str, *, store=None) -> LocalModel:
+def load_registered(store, model_id: str) -> LocalModel:
     """The loaded local model behind a registry id (metrics need the weights, not just text)."""
-    row = get_model(model_id, store=store)
+    row = get_model(store, model_id)
     if row["kind"] not in ("hf", "hf_adapter"):
         raise ModelError(f"{row['display_name']} is an API model: loss and perplexity need a local model.")
     return load_local(row["kind"], row["config"], cache_key=row["id"])
@@ -717,8 +763,8 @@ def perplexity_from_loss(loss: float) -> float:
 
 
 __all__ = [
-    "KINDS", "ModelError", "LocalModel", "add_model", "add_model_from_run", "clear_cache", "find_model",
+    "API_KINDS", "KINDS", "ModelError", "LocalModel", "add_model", "check_model", "clear_cache", "ensure_name_free", "find_model",
     "generate", "generate_with_config", "get_model", "list_endpoint_models", "list_models", "load_local",
-    "load_registered",
-    "normalize_sampling", "remove_model", "to_messages", "validate_config",
+    "load_registered", "normalize_sampling", "remove_model", "rename_model", "run_model_config", "to_messages",
+    "validate_config",
 ]

@@ -33,9 +33,7 @@ INIT_RATING = 1000.0
 
 # -- input ---------------------------------------------------------------------------
 def as_battles(votes: Any) -> pd.DataFrame:
-    """A clean battles frame from a DataFrame, a list of dicts, or None (the store's votes)."""
-    if votes is None:
-        votes = votes_frame()
+    """A clean battles frame from a DataFrame or a list of dicts (`votes_frame` reads the store's)."""
     df = votes if isinstance(votes, pd.DataFrame) else pd.DataFrame(list(votes))
     if df.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ("model_a", "model_b", "winner")})
@@ -48,14 +46,11 @@ def as_battles(votes: Any) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def votes_frame(store=None, include_flagged: bool = False) -> pd.DataFrame:
+def votes_frame(store, include_flagged: bool = False) -> pd.DataFrame:
     """The stored votes as a battles frame (model ids), without flagged battles' votes.
 
     Imported votes have no battle row and are always included.
     """
-    from ftassist.store import get_store
-
-    store = store or get_store()
     flagged_clause = "" if include_flagged else "WHERE b.flagged_reason IS NULL"
     return store.query_df(
         "SELECT v.model_a, v.model_b, v.winner, v.voter, v.battle_id, v.ts "
@@ -63,12 +58,17 @@ def votes_frame(store=None, include_flagged: bool = False) -> pd.DataFrame:
     )
 
 
-def display_names(store=None) -> dict[str, str]:
-    """model id -> display name from the registry (ids not registered map to themselves)."""
-    from ftassist.store import get_store
+REMOVED_MARK = " (removed)"
 
-    store = store or get_store()
-    return dict(store.query_rows("SELECT id, display_name FROM arena_models"))
+
+def display_names(store) -> dict[str, str]:
+    """model id -> display name from the registry (ids not registered map to themselves).
+
+    The rule for removed models: their votes still count (they rate the models they met), and
+    they stay on the leaderboard under their name marked " (removed)", so no figure changes
+    without a vote changing."""
+    return {model_id: name + (REMOVED_MARK if removed else "") for model_id, name, removed in store.query_rows(
+        "SELECT id, display_name, removed_at IS NOT NULL FROM arena_models")}
 
 
 # -- counts and win rates ---------------------------------------------------------------
@@ -285,21 +285,15 @@ def rank_models(ci_low: dict[str, float], ci_high: dict[str, float]) -> dict[str
 
 
 # -- the table ---------------------------------------------------------------------------
-def leaderboard(votes: Any = None, rounds: int = 1000, seed: int = 0, names: dict[str, str] | None = None,
-                anchor: tuple[str, float] | None = None, store=None) -> list[dict[str, Any]]:
+def leaderboard(votes: Any, rounds: int = 1000, seed: int = 0, names: dict[str, str] | None = None,
+                anchor: tuple[str, float] | None = None) -> list[dict[str, Any]]:
     """One dict per model, best first: model, rating, ci_low, ci_high, wins, losses, ties,
     votes, win_rate, win_rate_low, win_rate_high, elo, rank.
 
-    `votes`: a battles frame / list of dicts, or None for the store's votes (flagged
-    battles left out). `names` maps ids to display names (default: the store's registry
-    when reading from the store, else ids as they are).
+    `votes`: a battles frame / list of dicts (`votes_frame(store)` for the stored votes).
+    `names` maps ids to display names (`display_names(store)`; ids as they are by default).
     """
-    if votes is None:
-        df = as_battles(votes_frame(store))
-        if names is None:
-            names = display_names(store)
-    else:
-        df = as_battles(votes)
+    df = as_battles(votes)
     names = names or {}
     if df.empty:
         return []
@@ -339,14 +333,11 @@ def leaderboard(votes: Any = None, rounds: int = 1000, seed: int = 0, names: dic
     return rows
 
 
-def guess_finetuned(model_ids: list[str], store=None) -> str | None:
+def guess_finetuned(store, model_ids: list[str]) -> str | None:
     """Of two models, the fine-tuned one: an adapter, a model from a training run, an
     OpenAI `ft:` id; else the one registered last. None when neither is registered."""
     import json
 
-    from ftassist.store import get_store
-
-    store = store or get_store()
     rows = store.query_rows(
         "SELECT id, kind, config_json FROM arena_models WHERE id IN (SELECT unnest(?)) ORDER BY created_at, id",
         [list(model_ids)],
@@ -360,7 +351,7 @@ def guess_finetuned(model_ids: list[str], store=None) -> str | None:
     return rows[-1][0]
 
 
-def summary(store=None, rounds: int = 1000, seed: int = 0) -> dict[str, Any]:
+def summary(store, rounds: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Everything the Leaderboard tab shows, from the store: the table, the pairwise
     matrix (display names) with its vote counts, and, with exactly two models, the
     headline for the fine-tuned one."""
@@ -373,7 +364,7 @@ def summary(store=None, rounds: int = 1000, seed: int = 0) -> dict[str, Any]:
     head = None
     models = sorted(set(df["model_a"]) | set(df["model_b"]))
     if len(models) == 2:
-        tuned = guess_finetuned(models, store) or models[1]
+        tuned = guess_finetuned(store, models) or models[1]
         other = models[0] if tuned == models[1] else models[1]
         head = headline(df, tuned, other)
         head["model"] = names.get(tuned, tuned)

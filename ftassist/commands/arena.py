@@ -1,15 +1,26 @@
-"""`ftassist arena ...`: register models, pre-generate battles, import/export votes, ratings."""
+"""`ftassist arena ...`: register models, pre-generate battles, import/export votes, ratings.
+
+Each command calls one use case (`ftassist.usecases.arena`) through `gateway.call`, so it runs
+in the app when one is up (the app owns the database) and here otherwise; this module only
+reads arguments and prints the results.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+
+from ftassist.cli import CLIError
+
+from . import gateway
+
+MODEL_KINDS = ("hf", "hf_adapter", "openai", "openai_compatible")
 
 
-def _cli_error(message: str):
-    from ftassist.cli import CLIError
-
-    return CLIError(message)
+def _absolute(path: str) -> str:
+    """Paths as this shell means them: the app that may run the use case has another working dir."""
+    return str(Path(path).expanduser().resolve())
 
 
 def _model_config(args) -> dict:
@@ -18,70 +29,60 @@ def _model_config(args) -> dict:
         try:
             config = json.loads(args.config)
         except ValueError as exc:
-            raise _cli_error(f"--config is not valid JSON ({exc.msg}); give an object like '{{\"model\": \"gpt-4o-mini\"}}'")
+            raise CLIError(f"--config is not valid JSON ({exc.msg}); give an object like "
+                           "'{\"model\": \"gpt-4o-mini\"}'") from None
         if not isinstance(config, dict):
-            raise _cli_error("--config must be a JSON object")
+            raise CLIError("--config must be a JSON object")
     for key in ("model", "base_model", "adapter_dir", "base_url", "api_key_env", "system_prompt"):
         value = getattr(args, key, None)
         if value is not None:
             config[key] = value
+    for key in ("model", "base_model", "adapter_dir"):  # a local folder, named from this shell's folder
+        if isinstance(config.get(key), str) and Path(config[key]).expanduser().exists():
+            config[key] = _absolute(config[key])
     return config
 
 
 def add_model(args) -> int:
-    from ftassist.arena import battles, models
-
-    try:
-        if args.from_run:
-            model_id = models.add_model_from_run(args.from_run, args.name)
-        else:
-            if not args.kind or not args.name:
-                raise _cli_error("give --kind and --name (or --from-run RUN_DIR)")
-            model_id = models.add_model(args.kind, args.name, _model_config(args))
-    except models.ModelError as exc:
-        raise _cli_error(str(exc))
-    battles.reflag_battles()
-    print(model_id)
+    if args.from_run:
+        model = gateway.call("register_run_model", run_id=args.from_run, display_name=args.name)
+    else:
+        if not args.kind or not args.name:
+            raise CLIError("give --kind and --name (or --from-run RUN_ID)")
+        model = gateway.call("register_model", kind=args.kind, display_name=args.name,
+                             config=_model_config(args))
+    print(model["id"])
     return 0
 
 
 def list_models(args) -> int:
-    from ftassist.arena import models
-
-    rows = models.list_models()
+    rows = gateway.call("list_models", include_removed=args.all)
     if args.json:
-        print(json.dumps(rows, indent=2, default=str))
+        print(json.dumps(rows, indent=2))
     elif not rows:
         print("No models yet: `ftassist arena add-model --kind ... --name ...` registers one.")
     else:
         for row in rows:
-            print(f"{row['id']}\t{row['kind']}\t{row['display_name']}")
+            print(f"{row['id']}\t{row['kind']}\t{row['display_name']}" + ("\t(removed)" if row["removed_at"] else ""))
+    return 0
+
+
+def rename_model(args) -> int:
+    model = gateway.call("rename_model", model=args.model, new_name=args.name)
+    print(f"{model['id']} is now named {model['display_name']!r}")
+    return 0
+
+
+def remove_model(args) -> int:
+    removed = gateway.call("remove_model", model=args.model)
+    print(f"{removed['id']} removed; its {removed['votes_kept']} vote(s) are kept, shown as "
+          f"'{removed['display_name']} (removed)' on the leaderboard")
     return 0
 
 
 def generate(args) -> int:
-    from ftassist.arena import battles, models
-
-    ids = []
-    for name in args.models:
-        found = models.find_model(name)
-        if found is None:
-            raise _cli_error(f"no model {name!r} in the arena (`ftassist arena models` lists them)")
-        ids.append(found["id"])
-    try:
-        prompts = battles.load_prompts(args.prompts, n=args.n, seed=args.seed)
-    except ValueError as exc:
-        raise _cli_error(str(exc))
-    sampling = {k: v for k, v in (("temperature", args.temperature), ("max_new_tokens", args.max_new_tokens))
-                if v is not None}
-
-    def progress(done, total, message):
-        print(f"[{done}/{total}] {message}", file=sys.stderr)
-
-    try:
-        result = battles.pregenerate(prompts, ids, sampling=sampling or None, progress=progress)
-    except (ValueError, models.ModelError) as exc:
-        raise _cli_error(str(exc))
+    result = gateway.call("generate_battles", models=args.models, prompts_path=_absolute(args.prompts), n=args.n,
+                          seed=args.seed, temperature=args.temperature, max_new_tokens=args.max_new_tokens)
     print(f"{result['battles']} battles stored ({result['flagged']} flagged), {len(result['errors'])} answers failed")
     for err in result["errors"][:10]:
         print(f"  prompt {err['prompt'] + 1}, {err['model']}: {err['error']}", file=sys.stderr)
@@ -89,33 +90,25 @@ def generate(args) -> int:
 
 
 def import_votes(args) -> int:
-    from ftassist.arena import export
-
-    try:
-        result = export.import_votes(args.file, skip_bad=args.skip_bad)
-    except ValueError as exc:
-        raise _cli_error(str(exc))
-    for message in result.error_lines():
+    result = gateway.call("import_votes", path=_absolute(args.file), skip_bad=args.skip_bad)
+    for message in result["errors"]:
         print(f"{args.file}: {message}", file=sys.stderr)
-    if result.errors and not args.skip_bad:
-        print(f"Nothing imported: {len(result.errors)} bad row(s). Fix them, or pass --skip-bad to import the "
-              f"{result.rows - len(result.errors)} good row(s).", file=sys.stderr)
+    if result["errors"] and not args.skip_bad:
+        print(f"Nothing imported: {len(result['errors'])} bad row(s). Fix them, or pass --skip-bad to import the "
+              f"{result['rows'] - len(result['errors'])} good row(s).", file=sys.stderr)
         return 1
-    print(f"{result.imported} votes imported")
-    return 1 if result.errors else 0
+    print(f"{result['imported']} votes imported")
+    return 1 if result["errors"] else 0
 
 
 def leaderboard(args) -> int:
-    from ftassist.arena import ratings
-
-    rows = ratings.leaderboard(rounds=args.rounds)
+    board = gateway.call("leaderboard", rounds=args.rounds)
     if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not rows:
+        print(json.dumps(board["rows"], indent=2))
+    elif not board["rows"]:
         print("No votes yet.")
-        return 0
-    _print_board(rows)
+    else:
+        _print_board(board["rows"])
     return 0
 
 
@@ -127,51 +120,21 @@ def _print_board(rows: list[dict]) -> None:
               f"{r['ties']:>5} {r['win_rate']:>8.1%}")
 
 
-def _judge_spec(args) -> str | dict:
-    """A registered API model (--judge) or an endpoint given inline (--base-url + --model)."""
-    from ftassist.arena import models
-
-    if args.judge:
-        found = models.find_model(args.judge)
-        if found is None:
-            raise _cli_error(f"no model {args.judge!r} in the arena (`ftassist arena models` lists them)")
-        if found["kind"] not in models.API_KINDS:
-            raise _cli_error(f"{args.judge!r} is a {found['kind']} model: the judge must be an API model "
-                             "(openai or openai_compatible)")
-        return found["id"]
-    if not args.model:
-        raise _cli_error("give --judge MODEL (a registered API model) or --model NAME [--base-url URL]")
-    config: dict = {"kind": "openai_compatible" if args.base_url else "openai", "model": args.model}
-    for key in ("base_url", "api_key_env"):
-        if getattr(args, key):
-            config[key] = getattr(args, key)
-    return config
-
-
 def judge(args) -> int:
-    from ftassist.arena import judge as judging
-    from ftassist.arena import models
-
-    spec = _judge_spec(args)
-    try:
-        results = judging.judge_battles(spec, args.battles, redo=args.redo, use_reference=args.reference)
-    except models.ModelError as exc:
-        raise _cli_error(str(exc))
-    name = judging.judge_name(spec)
-    failed = [r for r in results if r["error"]]
-    agreement = judging.human_judge_agreement(judge_model=name)
-    board = judging.judge_leaderboard(name, rounds=args.rounds)
+    out = gateway.call("judge_battles", judge=args.judge, model=args.model, base_url=args.base_url,
+                       api_key_env=args.api_key_env, battle_ids=args.battles, redo=args.redo,
+                       use_reference=args.reference, rounds=args.rounds)
+    name, agreement, board = out["judge"], out["agreement"], out["leaderboard"]
+    all_failed = out["failed"] and not out["judged"]
     if args.json:
-        print(json.dumps({"judge": name, "judged": len(results) - len(failed), "failed": len(failed),
-                          "errors": [{"battle_id": r["battle_id"], "error": r["error"]} for r in failed],
-                          "agreement": agreement, "leaderboard": board}, indent=2, default=str))
-        return 1 if failed and len(failed) == len(results) else 0
-    if not results:
+        print(json.dumps(out, indent=2))
+        return 1 if all_failed else 0
+    if not out["judged"] and not out["failed"]:
         print(f"Nothing new to judge: {name} has a verdict on every battle (--redo judges them again).")
     else:
-        print(f"{len(results) - len(failed)} battles judged by {name}, both orders each; {len(failed)} failed "
+        print(f"{out['judged']} battles judged by {name}, both orders each; {out['failed']} failed "
               "(not stored: a later run retries them)")
-    for r in failed[:10]:
+    for r in out["errors"][:10]:
         print(f"  battle {r['battle_id']}: {r['error']}", file=sys.stderr)
     if agreement["n_pairs"]:
         kappa = agreement["kappa"]
@@ -182,32 +145,23 @@ def judge(args) -> int:
     if board:
         print(f"Ratings from {name}'s verdicts (kept apart from the human leaderboard):")
         _print_board(board)
-    return 1 if failed and len(failed) == len(results) else 0
+    return 1 if all_failed else 0
 
 
 def export_votes(args) -> int:
-    from ftassist.arena import export
-
-    try:
-        n = export.export_votes(args.out, fmt=args.format)
-    except ValueError as exc:
-        raise _cli_error(str(exc))
-    print(f"{n} votes written to {args.out}")
+    out = gateway.call("export_votes", out=_absolute(args.out), format=args.format)
+    print(f"{out['count']} votes written to {out['path']}")
     return 0
 
 
 def export_dpo(args) -> int:
-    from ftassist.arena import export
-
-    n = export.export_dpo(args.out, conversational=not args.plain)
-    print(f"{n} preference pairs written to {args.out}")
+    out = gateway.call("export_dpo", out=_absolute(args.out), plain=args.plain)
+    print(f"{out['count']} preference pairs written to {out['path']}")
     return 0
 
 
 def flag_voters(args) -> int:
-    from ftassist.arena import battles
-
-    flagged = battles.flag_suspicious_voters(alpha=args.alpha, min_votes=args.min_votes)
+    flagged = gateway.call("flag_voters", alpha=args.alpha, min_votes=args.min_votes)["voters"]
     if args.json:
         print(json.dumps(flagged, indent=2))
     else:
@@ -223,8 +177,8 @@ def register(sub) -> None:
     asub = arena.add_subparsers(dest="arena_command", metavar="ARENA_COMMAND")
     arena.set_defaults(func=lambda args: (arena.print_help(), 2)[1])
 
-    p = asub.add_parser("add-model", help="register a model to compare")
-    p.add_argument("--kind", choices=("hf", "hf_adapter", "openai", "openai_compatible"))
+    p = asub.add_parser("add-model", help="register a model to compare (it must load or answer first)")
+    p.add_argument("--kind", choices=MODEL_KINDS)
     p.add_argument("--name", help="display name (what the leaderboard shows)")
     p.add_argument("--model", help="Hub id / local folder (hf), model name (openai, openai_compatible)")
     p.add_argument("--base-model", dest="base_model", help="base model of a LoRA adapter (hf_adapter)")
@@ -233,12 +187,23 @@ def register(sub) -> None:
     p.add_argument("--api-key-env", dest="api_key_env", help="NAME of the env variable holding the key")
     p.add_argument("--system-prompt", dest="system_prompt")
     p.add_argument("--config", help="more settings as a JSON object")
-    p.add_argument("--from-run", dest="from_run", help="register the model a finished training run produced")
+    p.add_argument("--from-run", dest="from_run", metavar="RUN_ID",
+                   help="register the model a succeeded training run produced (`ftassist jobs` lists runs)")
     p.set_defaults(func=add_model)
 
     p = asub.add_parser("models", help="list the registered models")
+    p.add_argument("--all", action="store_true", help="also the removed models")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=list_models)
+
+    p = asub.add_parser("rename-model", help="give a model a new display name (its votes follow it)")
+    p.add_argument("model", help="the model's id or current name")
+    p.add_argument("name", help="the new display name")
+    p.set_defaults(func=rename_model)
+
+    p = asub.add_parser("remove-model", help="take a model out of the arena (its votes are kept, marked removed)")
+    p.add_argument("model", help="the model's id or name")
+    p.set_defaults(func=remove_model)
 
     p = asub.add_parser("generate", help="pre-generate battles between models on held-out prompts")
     p.add_argument("--models", nargs="+", required=True, help="two or more model ids or names")

@@ -32,7 +32,7 @@ def local_context() -> Context:
     return _local_context
 
 
-def call(name: str, **arguments: Any) -> Any:
+def call(name: str, /, **arguments: Any) -> Any:
     """Run use case `name`; its refusals become one clear CLI line (exit 2)."""
     from ftassist.store import StoreLockedError
 

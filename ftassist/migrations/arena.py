@@ -76,4 +76,9 @@ MIGRATIONS = [
     ALTER TABLE judge_verdicts ADD COLUMN explanation_ab VARCHAR;
     ALTER TABLE judge_verdicts ADD COLUMN explanation_ba VARCHAR;
     """,
+    # 4: a removed model keeps its row (marked, not deleted), so the votes it got keep their names
+    # and the leaderboard can say "(removed)"; battles with it are no longer served.
+    """
+    ALTER TABLE arena_models ADD COLUMN removed_at TIMESTAMP;
+    """,
 ]

@@ -12,15 +12,22 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from typing import get_args
 
 import gradio as gr
 
-from ftassist.arena import battles
+from ftassist.usecases import arena as arena_cases
+from ftassist.usecases.context import Context, UseCaseError
+from ftassist.usecases.session import Session
 
 from .context import UIContext
 
 VOTE_BUTTONS = (("A", "👈 A is better"), ("B", "👉 B is better"), ("tie", "🤝 Tie"), ("bothbad", "👎 Both are bad"))
 _PANE = {"label": None, "interactive": False, "lines": 10, "max_lines": 30, "buttons": ["copy"]}
+
+
+def _context() -> Context:
+    return Context.open()
 
 
 def _voter(state: dict) -> str:
@@ -39,7 +46,7 @@ def _buttons(enabled: bool) -> list:
     return [gr.update(interactive=enabled) for _ in VOTE_BUTTONS] + [gr.update(interactive=enabled)]
 
 
-def _show(state: dict, view: battles.BattleView | None, empty_message: str) -> list:
+def _show(state: dict, view, empty_message: str) -> list:
     state = dict(state or {})
     _voter(state)
     if view is None:
@@ -51,14 +58,16 @@ def _show(state: dict, view: battles.BattleView | None, empty_message: str) -> l
             gr.update(value=view.answer_b, label="Model B"), "Read both answers, then vote.", *_buttons(True)]
 
 
+_ALL_VOTED = "You have voted on every battle there is. Thank you! Come back later for more."
+
+
 def new_round(state: dict) -> list:
     state = dict(state or {})
-    voter = _voter(state)
     try:
-        view = battles.next_battle(voter)
-    except battles.VoteError as exc:
-        raise gr.Error(str(exc))
-    return _show(state, view, "You have voted on every battle there is. Thank you! Come back later for more.")
+        view = arena_cases.next_battle(_context(), _voter(state))
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    return _show(state, view, _ALL_VOTED)
 
 
 def _make_vote(choice: str):
@@ -69,12 +78,12 @@ def _make_vote(choice: str):
             gr.Warning("Start a new round first.")
             return [gr.skip()] * (5 + len(VOTE_BUTTONS))
         try:
-            reveal = battles.vote(state["token"], voter, choice)
-        except battles.RateLimited as exc:
+            reveal = arena_cases.vote(_context(), state["token"], voter, choice)
+        except arena_cases.VotingTooFast as exc:
             gr.Warning(str(exc))
             return [gr.skip()] * (5 + len(VOTE_BUTTONS))
-        except battles.VoteError as exc:
-            raise gr.Error(str(exc))
+        except UseCaseError as exc:
+            raise gr.Error(str(exc)) from None
         state["token"] = None
         text = (f"{_md_text(reveal.message)}\n\n**Model A** was **{_md_text(reveal.model_a)}**, "
                 f"**Model B** was **{_md_text(reveal.model_b)}**. Press *New round* for another battle.")
@@ -87,24 +96,19 @@ def _make_vote(choice: str):
 
 def skip_battle(state: dict) -> list:
     state = dict(state or {})
-    voter = _voter(state)
-    if state.get("token"):
-        try:
-            battles.skip(state["token"], voter)
-        except battles.VoteError:
-            pass  # an unknown token: just move on to a new battle
-    return new_round(state)
+    try:
+        view = arena_cases.skip_battle(_context(), _voter(state), state.get("token"))
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    return _show(state, view, _ALL_VOTED)
 
 
 def ask_own(prompt: str, state: dict) -> list:
     state = dict(state or {})
-    voter = _voter(state)
     try:
-        view = battles.battle_for_prompt(prompt, voter)
-    except battles.VoteError as exc:
-        raise gr.Error(str(exc))
-    except Exception:  # noqa: BLE001 - no traceback (or model name) to the page
-        raise gr.Error("The models could not answer right now; try again later.")
+        view = arena_cases.ask_own_prompt(_context(), prompt, _voter(state))
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
     return _show(state, view, "")
 
 
@@ -143,101 +147,102 @@ def build(ctx: UIContext) -> None:
 
 
 # -- owner's tools (never in arena-only mode) ----------------------------------------------------------
-def _models_table():
-    from ftassist.arena import models
-
-    rows = models.list_models()
-    return [[m["id"], m["kind"], m["display_name"]] for m in rows]
+MODEL_HEADERS = ["id", "kind", "display name"]
 
 
 def _refresh_admin():
-    from ftassist.arena import models
+    ctx = _context()
+    listed = arena_cases.list_models(ctx)
+    counts = arena_cases.arena_counts(ctx)
+    summary = (f"{counts.models} models, {counts.battles} battles ({counts.flagged_battles} flagged), "
+               f"{counts.votes} votes from {counts.voters} voters, {counts.flagged_voters} voters flagged for review.")
+    choices = [(m.display_name, m.id) for m in listed]
+    return ([[m.id, m.kind, m.display_name] for m in listed], gr.update(choices=choices),
+            gr.update(choices=choices), summary)
 
-    ids = [(m["display_name"], m["id"]) for m in models.list_models()]
-    stats = battles.arena_stats()
-    summary = (f"{stats['battles']} battles ({stats['flagged_battles']} flagged), {stats['votes']} votes from "
-               f"{stats['voters']} voters, {stats['flagged_voters']} voters flagged for review.")
-    return _models_table(), gr.update(choices=ids), summary
 
-
-def _add_model(kind, name, model, base_url, adapter_dir, api_key_env):
-    from ftassist.arena import models
-
+def _add_model(kind, name, model, base_url, adapter_dir, api_key_env, session):
+    session = Session.of(session)
     config = {"model": model or None, "base_url": base_url or None, "api_key_env": api_key_env or None}
     if kind == "hf_adapter":
         config = {"base_model": model or None, "adapter_dir": adapter_dir or None}
     try:
-        model_id = models.add_model(kind, name, config)
-    except models.ModelError as exc:
-        raise gr.Error(str(exc))
-    battles.reflag_battles()
-    gr.Info(f"Registered {model_id}.")
-    return _refresh_admin()
+        registered = arena_cases.register_model(_context(), kind, name, config)
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    gr.Info(f"Registered {registered.id}: it answered.")
+    return (session.registered_model(registered.id), *_refresh_admin())
 
 
 def _add_trained_model(session):
-    """Hand-off from the Train step: register the session's finished run as an arena model."""
-    from ftassist.arena import models
-    from ftassist.train import jobs
-
-    job = jobs.get_job((session or {}).get("job_id") or "") if (session or {}).get("job_id") else None
-    if job is None:
-        raise gr.Error("No training run in this session yet: start one in the Train tab.")
-    if job["status"] != "succeeded":
-        raise gr.Error(f"The run {job['id']} is {job['status']}: add it when it has finished.")
+    """Hand-off from the Train step: register the model of the run the person selected there."""
+    session = Session.of(session)
     try:
-        model_id = models.add_model_from_run(job["run_dir"], f"fine-tuned {job['id']}")
-    except models.ModelError as exc:
-        raise gr.Error(str(exc))
-    battles.reflag_battles()
-    gr.Info(f"Registered {model_id}.")
+        registered = arena_cases.register_run_model(_context(), session.run_id or "")
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    gr.Info(f"Registered {registered.id}.")
+    return (session.registered_model(registered.id), *_refresh_admin())
+
+
+def _rename_model(model_id, new_name):
+    if not model_id:
+        raise gr.Error("Pick the model to rename or remove.")
+    try:
+        renamed = arena_cases.rename_model(_context(), model_id, new_name or "")
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    gr.Info(f"{renamed.id} is now named {renamed.display_name}.")
     return _refresh_admin()
 
 
-def _prompt_source(session: dict, upload) -> str:
-    if upload:
-        return upload if isinstance(upload, str) else getattr(upload, "name", str(upload))
-    clean = (session or {}).get("clean") or {}
-    if clean.get("valid"):
-        return clean["valid"]
-    raise gr.Error("Upload a prompt file, or prepare a validation split in the Data step first.")
+def _remove_model(model_id, session):
+    session = Session.of(session)
+    if not model_id:
+        raise gr.Error("Pick the model to rename or remove.")
+    try:
+        removed = arena_cases.remove_model(_context(), model_id)
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    gr.Info(f"{removed.display_name} removed; its {removed.votes_kept} vote(s) are kept, marked (removed).")
+    return (session.forgot_model(removed.id), *_refresh_admin())
+
+
+def _upload_path(upload) -> str | None:
+    if not upload:
+        return None
+    return upload if isinstance(upload, str) else getattr(upload, "name", str(upload))
 
 
 def _pregenerate(session, model_ids, upload, n, temperature, max_new_tokens, progress=gr.Progress()):
-    if not model_ids or len(model_ids) < 2:
-        raise gr.Error("Pick at least two models.")
     try:
-        prompts = battles.load_prompts(_prompt_source(session, upload), n=int(n) if n else None)
-        result = battles.pregenerate(
-            prompts, list(model_ids),
-            sampling={"temperature": float(temperature), "max_new_tokens": int(max_new_tokens)},
+        result = arena_cases.generate_battles(
+            _context(), list(model_ids or []), _upload_path(upload), n=int(n) if n else None,
+            temperature=float(temperature), max_new_tokens=int(max_new_tokens), session=Session.of(session),
             progress=lambda done, total, msg: progress((done, total), desc=msg),
         )
-    except gr.Error:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one clear line, never a traceback
-        raise gr.Error(f"Could not generate the battles: {exc}")
-    table, choices, summary = _refresh_admin()
-    message = f"{result['battles']} battles stored ({result['flagged']} flagged); {len(result['errors'])} answers failed."
-    if result["errors"]:
-        first = result["errors"][0]
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    table, chosen, managed, summary = _refresh_admin()
+    message = f"{result.battles} battles stored ({result.flagged} flagged); {len(result.errors)} answers failed."
+    if result.errors:
+        first = result.errors[0]
         message += f" First failure: {first['model']}: {first['error']}"
-    return table, choices, f"{message}\n\n{summary}"
+    return table, chosen, managed, f"{message}\n\n{summary}"
 
 
 def _flag_voters():
-    flagged = battles.flag_suspicious_voters()
-    table, choices, summary = _refresh_admin()
-    return table, choices, f"{len(flagged)} voter(s) flagged for review.\n\n{summary}"
+    flagged = arena_cases.flag_voters(_context())
+    table, chosen, managed, summary = _refresh_admin()
+    return table, chosen, managed, f"{len(flagged.voters)} voter(s) flagged for review.\n\n{summary}"
 
 
 def _build_admin(ctx: UIContext) -> None:
     with gr.Accordion("Manage the arena (models, battles): the owner's view", open=False):
         summary = gr.Markdown()
-        models_table = gr.Dataframe(headers=["id", "kind", "display name"], label="Models", interactive=False)
+        models_table = gr.Dataframe(headers=MODEL_HEADERS, label="Models", interactive=False)
         with gr.Row():
-            kind = gr.Dropdown(["hf", "hf_adapter", "openai", "openai_compatible"], value="openai_compatible",
-                               label="Kind")
+            kind = gr.Dropdown(list(get_args(arena_cases.ModelKind)), value="openai_compatible", label="Kind")
             name = gr.Textbox(label="Display name")
             model = gr.Textbox(label="Model (Hub id, folder, API model name; base model for an adapter)")
         with gr.Row():
@@ -247,7 +252,12 @@ def _build_admin(ctx: UIContext) -> None:
                                      placeholder="OPENAI_API_KEY (the key itself is never stored)")
         with gr.Row():
             add_button = gr.Button("Add model")
-            add_trained = gr.Button("Add the model I trained (Train step)")
+            add_trained = gr.Button("Add the model I trained (the run selected in the Train step)")
+        with gr.Row():
+            managed = gr.Dropdown(choices=[], label="Model to rename or remove")
+            new_name = gr.Textbox(label="New display name")
+            rename_button = gr.Button("Rename")
+            remove_button = gr.Button("Remove (its votes are kept)", variant="stop")
         gr.Markdown("### Pre-generate battles")
         with gr.Row():
             chosen = gr.Dropdown(choices=[], multiselect=True, label="Models to compare (two or more)")
@@ -261,10 +271,13 @@ def _build_admin(ctx: UIContext) -> None:
             generate_button = gr.Button("Generate battles", variant="primary")
             refresh_button = gr.Button("Refresh")
             flag_button = gr.Button("Flag suspicious voters")
-    outputs = [models_table, chosen, summary]
+    outputs = [models_table, chosen, managed, summary]
     refresh_button.click(_refresh_admin, None, outputs, api_name=False)
-    add_button.click(_add_model, [kind, name, model, base_url, adapter_dir, api_key_env], outputs, api_name=False)
-    add_trained.click(_add_trained_model, [ctx.session], outputs, api_name=False)
+    add_button.click(_add_model, [kind, name, model, base_url, adapter_dir, api_key_env, ctx.session],
+                     [ctx.session, *outputs], api_name=False)
+    add_trained.click(_add_trained_model, [ctx.session], [ctx.session, *outputs], api_name=False)
+    rename_button.click(_rename_model, [managed, new_name], outputs, api_name=False)
+    remove_button.click(_remove_model, [managed, ctx.session], [ctx.session, *outputs], api_name=False)
     generate_button.click(_pregenerate, [ctx.session, chosen, upload, n, temperature, max_new_tokens], outputs,
                           api_name=False)
     flag_button.click(_flag_voters, None, outputs, api_name=False)

@@ -1,7 +1,6 @@
 """The `Leaderboard` tab: ratings with intervals, the pairwise matrix, the two-model
 headline, the exports (votes CSV/Parquet, DPO pairs) and the optional LLM judge. All
-figures come from `ftassist.arena.ratings` and `ftassist.arena.judge`; this module only
-lays them out."""
+figures come from the arena use cases (`ftassist.usecases.arena`); this module only lays them out."""
 
 from __future__ import annotations
 
@@ -11,12 +10,22 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-# ratings/export (scipy) are imported by the handlers, not at app start: scipy alone costs seconds.
+from ftassist.usecases import arena as arena_cases
+from ftassist.usecases.context import Context, UseCaseError
 
 from .context import UIContext
 
 TABLE_COLUMNS = ["rank", "model", "rating", "95% CI", "wins", "losses", "ties", "votes", "win rate",
                  "win rate 95% CI", "online Elo"]
+VERDICTS = {
+    "better": "Above 50% across the whole interval: the fine-tuned model is better.",
+    "worse": "Below 50% across the whole interval: the fine-tuned model is worse.",
+    "undecided": "The interval includes 50%: not enough evidence either way yet.",
+}
+
+
+def _context() -> Context:
+    return Context.open()
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:
@@ -38,14 +47,11 @@ def _chart(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(points, columns=["model", "rating", "figure"])
 
 
-def _pairwise(rates: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
-    cells = rates.copy().astype(object)
-    for row in rates.index:
-        for col in rates.columns:
-            n = int(counts.loc[row, col])
-            cells.loc[row, col] = "" if row == col or n == 0 else f"{rates.loc[row, col]:.0%} (n={n})"
-    cells.insert(0, "row beats column", list(rates.index))
-    return cells
+def _pairwise(models: list[str], pairwise: dict) -> pd.DataFrame:
+    cells = [[row] + ["" if pairwise[row][col]["rate"] is None else
+                      f"{pairwise[row][col]['rate']:.0%} (n={pairwise[row][col]['n']})" for col in models]
+             for row in models]
+    return pd.DataFrame(cells, columns=["row beats column", *models])
 
 
 def _headline(head: dict | None, n_votes: int, n_models: int) -> str:
@@ -57,24 +63,17 @@ def _headline(head: dict | None, n_votes: int, n_models: int) -> str:
         f"### {head['model']} wins {head['win_rate']:.1%} against {head['opponent']}\n"
         f"95% interval {head['win_rate_low']:.1%} to {head['win_rate_high']:.1%}, ties counted as half, "
         f"from **{head['votes']} votes** ({head['wins']} wins, {head['losses']} losses, {head['ties']} ties). "
-        + ("Above 50% across the whole interval: the fine-tuned model is better."
-           if head["win_rate_low"] > 0.5 else
-           "Below 50% across the whole interval: the fine-tuned model is worse."
-           if head["win_rate_high"] < 0.5 else
-           "The interval includes 50%: not enough evidence either way yet.")
+        + VERDICTS[head["verdict"]]
     )
 
 
 def refresh(rounds: float = 1000):
-    from ftassist.arena import ratings
-
     try:
-        data = ratings.summary(rounds=int(rounds or 0))
-    except Exception as exc:  # noqa: BLE001 - one clear line, no traceback to the page
-        raise gr.Error(f"Could not compute the leaderboard: {exc}")
-    rows = data["leaderboard"]
-    return (_headline(data["headline"], data["votes"], len(rows)), _table(rows), _chart(rows),
-            _pairwise(data["pairwise"], data["pairwise_counts"]))
+        data = arena_cases.leaderboard_summary(_context(), rounds=int(rounds or 0))
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    return (_headline(data.headline, data.votes, len(data.rows)), _table(data.rows), _chart(data.rows),
+            _pairwise(data.models, data.pairwise))
 
 
 def _export_dir() -> Path:
@@ -83,37 +82,23 @@ def _export_dir() -> Path:
 
 
 def export_csv():
-    from ftassist.arena import export
-
-    path = _export_dir() / "arena_votes.csv"
-    export.export_votes(path, "csv")
-    return str(path)
+    return arena_cases.export_votes(_context(), str(_export_dir() / "arena_votes.csv"), "csv").path
 
 
 def export_parquet():
-    from ftassist.arena import export
-
-    path = _export_dir() / "arena_votes.parquet"
-    export.export_votes(path, "parquet")
-    return str(path)
+    return arena_cases.export_votes(_context(), str(_export_dir() / "arena_votes.parquet"), "parquet").path
 
 
 def export_dpo():
-    from ftassist.arena import export
-
-    path = _export_dir() / "arena_dpo.jsonl"
-    n = export.export_dpo(path)
-    if n == 0:
+    written = arena_cases.export_dpo(_context(), str(_export_dir() / "arena_dpo.jsonl"))
+    if written.count == 0:
         gr.Warning("No decisive votes on unflagged battles yet: the DPO file is empty.")
-    return str(path)
+    return written.path
 
 
 def judge_choices():
-    """The registered API models (only those can judge), as (display name, id) pairs."""
-    from ftassist.arena import models
-
-    api = [m for m in models.list_models() if m["kind"] in models.API_KINDS]
-    return gr.update(choices=[(m["display_name"], m["id"]) for m in api])
+    """The registered models that can judge, as (display name, id) pairs."""
+    return gr.update(choices=[(m.display_name, m.id) for m in arena_cases.list_judges(_context())])
 
 
 def _agreement_text(agreement: dict) -> str:
@@ -130,29 +115,23 @@ def _agreement_text(agreement: dict) -> str:
 
 def run_judge(judge_model: str | None, use_reference: bool, redo: bool, rounds: float = 1000):
     """Judge the battles with a registered API model; its ratings and its agreement with people."""
-    from ftassist.arena import judge, models
-
     if not judge_model:
         raise gr.Error("Pick the judge: a registered API model (OpenAI or an OpenAI-compatible server). "
                        "Register one in the Arena tab.")
     try:
-        results = judge.judge_battles(judge_model, redo=bool(redo), use_reference=bool(use_reference))
-        board = judge.judge_leaderboard(judge_model, rounds=int(rounds or 0))
-        agreement = judge.human_judge_agreement(judge_model=judge_model)
-    except models.ModelError as exc:
-        raise gr.Error(str(exc))
-    except Exception as exc:  # noqa: BLE001 - one clear line, no traceback (or key) to the page
-        raise gr.Error(f"The judge could not run: {type(exc).__name__}")
-    failed = [r for r in results if r["error"]]
-    if results:
-        head = (f"**{len(results) - len(failed)} battles judged**, each in both orders (a verdict that flips "
+        result = arena_cases.judge_battles(_context(), judge=judge_model, redo=bool(redo),
+                                           use_reference=bool(use_reference), rounds=int(rounds or 0))
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    if result.judged or result.failed:
+        head = (f"**{result.judged} battles judged**, each in both orders (a verdict that flips "
                 "with the order counts as a tie).")
     else:
         head = "Nothing new to judge: this judge has a verdict on every battle (tick *Judge again* to redo)."
-    if failed:
-        head += (f" {len(failed)} failed and were not stored, so the next run retries them; the first error: "
-                 f"{failed[0]['error']}")
-    return f"{head}\n\n{_agreement_text(agreement)}", _table(board)
+    if result.failed:
+        head += (f" {result.failed} failed and were not stored, so the next run retries them; the first error: "
+                 f"{result.errors[0]['error']}")
+    return f"{head}\n\n{_agreement_text(result.agreement)}", _table(result.leaderboard)
 
 
 def build(ctx: UIContext) -> None:

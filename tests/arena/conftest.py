@@ -104,3 +104,18 @@ def _fresh_model_cache():
     models.clear_cache()
     yield
     models.clear_cache()
+
+
+@pytest.fixture
+def store():
+    """The test's store (its own FTASSIST_HOME): what the use cases' Context opens too."""
+    from ftassist.store import get_store
+
+    return get_store()
+
+
+@pytest.fixture
+def ctx(store):
+    from ftassist.usecases.context import Context
+
+    return Context.open()

@@ -13,33 +13,18 @@ SCRIPT = "<script>window.__pwned = 1</script>Four."
 EVIL_NAME = "Zorblax <img src=x onerror=alert(1)>"
 
 
-def _build(arena_only: bool):
-    import gradio as gr
-
-    try:
-        from ftassist.ui.layout import build_app
-    except (SyntaxError, ImportError) as exc:
-        # another station's tab does not import: build the arena-only page as layout.py does
-        import warnings
-
-        from ftassist.ui import arena
-        from ftassist.ui.context import UIContext
-
-        warnings.warn(f"ftassist.ui.layout does not import ({exc}); testing the arena page on its own")
-        with gr.Blocks() as demo:
-            arena.build(UIContext(session=gr.State({}), arena_only=arena_only))
-        return demo
-    return build_app(arena_only=arena_only)
-
-
 @pytest.fixture
 def app_url():
+    # The real app's page, or the test fails: a page built here instead would pass while the app
+    # cannot even import.
+    from ftassist.ui.layout import build_app
+
     store = store_mod.get_store()
     store.execute("INSERT INTO arena_models (id, kind, display_name, config_json) VALUES "
                   "('qux-7b-ft', 'hf', ?, '{}'), ('plugh-base', 'hf', 'Plugh Base Thirteen', '{}')", [EVIL_NAME])
-    battles.add_battle("What is 2+2?", "qux-7b-ft", "plugh-base", SCRIPT, "4")
+    battles.add_battle(store, "What is 2+2?", "qux-7b-ft", "plugh-base", SCRIPT, "4")
     battles.rate_limiter.reset()
-    demo = _build(arena_only=True)
+    demo = build_app(arena_only=True)
     demo.queue()
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     yield url.rstrip("/")
@@ -177,13 +162,13 @@ def test_leaderboard_tab_runs_the_llm_judge(fake_llm):
     from ftassist.ui import leaderboard
     from test_judge import prefers_good
 
-    models.add_model("hf", "Base", {"model": "org/base"})
-    models.add_model("openai_compatible", "Referee", {"base_url": fake_llm.base_url, "model": "judge"})
     store = store_mod.get_store()
+    models.add_model(store, "hf", "Base", {"model": "org/base"})
+    models.add_model(store, "openai_compatible", "Referee", {"base_url": fake_llm.base_url, "model": "judge"})
     for i in range(4):
-        bid = battles.add_battle(f"Q{i}?", "tuned", "base", "a good answer", "a poor answer")
-        view = battles._serve(bid, f"Q{i}?", "a good answer", "a poor answer", voter="u", store=store)
-        battles.vote(view.token, "u", "B" if view.answer_a == "a good answer" else "A")  # the human disagrees
+        bid = battles.add_battle(store, f"Q{i}?", "tuned", "base", "a good answer", "a poor answer")
+        view = battles._serve(store, bid, f"Q{i}?", "a good answer", "a poor answer", voter="u")
+        battles.vote(store, view.token, "u", "B" if view.answer_a == "a good answer" else "A")  # the human disagrees
     assert leaderboard.judge_choices()["choices"] == [("Referee", "referee")]  # API models only
     with pytest.raises(gr.Error, match="Pick the judge"):
         leaderboard.run_judge(None, False, False)

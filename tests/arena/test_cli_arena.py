@@ -40,10 +40,10 @@ def test_import_votes_bad_lines_exit_code(tmp_path, capsys):
 
 
 def test_exports_from_the_cli(tmp_path, capsys):
-    bid = battles.add_battle("Q?", "m1", "m2", "good", "bad")
     st = store_mod.get_store()
-    view = battles._serve(bid, "Q?", "good", "bad", voter="u", store=st)
-    battles.vote(view.token, "u", "A" if view.answer_a == "good" else "B")
+    bid = battles.add_battle(st, "Q?", "m1", "m2", "good", "bad")
+    view = battles._serve(st, bid, "Q?", "good", "bad", voter="u")
+    battles.vote(st, view.token, "u", "A" if view.answer_a == "good" else "B")
     assert main(["arena", "export-votes", "--format", "parquet", "--out", str(tmp_path / "v.parquet")]) == 0
     assert len(pd.read_parquet(tmp_path / "v.parquet")) == 1
     assert main(["arena", "export-votes", "--out", str(tmp_path / "v.csv")]) == 0
@@ -54,18 +54,22 @@ def test_exports_from_the_cli(tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_add_model_and_generate_errors_are_one_line(tmp_path, capsys):
+def test_add_model_and_generate_errors_are_one_line(tmp_path, capsys, fake_llm):
+    assert main(["arena", "add-model", "--kind", "openai_compatible", "--name", "Nobody home",
+                 "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]) == 2
+    assert "Not added" in capsys.readouterr().err  # the endpoint did not answer: refused at once
     assert main(["arena", "add-model", "--kind", "openai_compatible", "--name", "Local",
-                 "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]) == 0
+                 "--base-url", fake_llm.base_url, "--model", "base"]) == 0
     assert capsys.readouterr().out.strip() == "local"
     assert main(["arena", "add-model", "--kind", "openai", "--name", "Bad", "--config", "{\"api_key\": \"x\"}"]) == 2
     assert "never stores API keys" in capsys.readouterr().err
     assert main(["arena", "models"]) == 0
-    assert "Local" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "Local" in listed and "Nobody" not in listed
     prompts = tmp_path / "p.txt"
     prompts.write_text("hi\n")
     assert main(["arena", "generate", "--models", "local", "nope", "--prompts", str(prompts)]) == 2
-    assert "no model 'nope'" in capsys.readouterr().err
+    assert "No model 'nope'" in capsys.readouterr().err
 
 
 def test_generate_from_the_cli_with_a_local_server(tmp_path, capsys, fake_llm):
@@ -80,18 +84,18 @@ def test_generate_from_the_cli_with_a_local_server(tmp_path, capsys, fake_llm):
     assert main(["arena", "generate", "--models", "Cli 1", "cli-2", "--prompts", str(valid), "-n", "3",
                  "--temperature", "0"]) == 0
     assert "3 battles stored (0 flagged)" in capsys.readouterr().out
-    view = battles.next_battle("someone")
+    view = battles.next_battle(store_mod.get_store(), "someone")
     assert view is not None and view.prompt.startswith("Q")
 
 
-def test_judge_from_the_cli(tmp_path, capsys, fake_llm):
+def test_judge_from_the_cli(tmp_path, capsys, fake_llm, tiny_model_dir):
     from test_judge import prefers_good
 
     st = store_mod.get_store()
     for i in range(6):
-        bid = battles.add_battle(f"Q{i}?", "tuned", "base", "a good answer", "a poor answer")
-        view = battles._serve(bid, f"Q{i}?", "a good answer", "a poor answer", voter="u", store=st)
-        battles.vote(view.token, "u", "A" if view.answer_a == "a good answer" else "B")  # the human agrees
+        bid = battles.add_battle(st, f"Q{i}?", "tuned", "base", "a good answer", "a poor answer")
+        view = battles._serve(st, bid, f"Q{i}?", "a good answer", "a poor answer", voter="u")
+        battles.vote(st, view.token, "u", "A" if view.answer_a == "a good answer" else "B")  # the human agrees
     fake_llm.judge = prefers_good
     wrong = ["arena", "judge", "--model", "no-such-judge", "--base-url", fake_llm.base_url, "--rounds", "50"]
     assert main(wrong) == 1  # every call failed: nothing stored, a line per battle on stderr
@@ -109,10 +113,10 @@ def test_judge_from_the_cli(tmp_path, capsys, fake_llm):
     assert "Nothing new to judge" in text and "Agreement with human votes: 100.0%" in text and "tuned" in text
 
     assert main(["arena", "judge", "--judge", "nobody"]) == 2
-    assert "no model 'nobody'" in capsys.readouterr().err
-    assert main(["arena", "add-model", "--kind", "hf", "--name", "Local HF", "--model", "org/x"]) == 0
+    assert "No model 'nobody'" in capsys.readouterr().err
+    assert main(["arena", "add-model", "--kind", "hf", "--name", "Local HF", "--model", str(tiny_model_dir)]) == 0
     capsys.readouterr()
     assert main(["arena", "judge", "--judge", "Local HF"]) == 2
     assert "must be an API model" in capsys.readouterr().err
     assert main(["arena", "judge"]) == 2
-    assert "--judge MODEL" in capsys.readouterr().err
+    assert "Pick the judge" in capsys.readouterr().err

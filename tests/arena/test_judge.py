@@ -89,12 +89,12 @@ def _vote(bid: str, voter: str, a: str, b: str, winner: str) -> None:
     )
 
 
-def test_judge_battles_stores_verdicts_apart_and_skips_done(fake_llm, judge_cfg):
+def test_judge_battles_stores_verdicts_apart_and_skips_done(fake_llm, judge_cfg, store):
     _battle("b1", "base", "tuned", "a poor answer", "a good answer")
     _battle("b2", "base", "tuned", "a good answer", "a poor answer")
     _battle("b3", "base", "tuned", "same", "same")
     fake_llm.judge = prefers_good
-    results = judge.judge_battles(judge_cfg)
+    results = judge.judge_battles(store, judge_cfg)
     assert {r["battle_id"]: r["winner"] for r in results} == {"b1": "model_b", "b2": "model_a", "b3": "tie"}
     rows = get_store().query("SELECT battle_id, judge_model, winner, verdict_ab, verdict_ba FROM judge_verdicts "
                              "ORDER BY battle_id")
@@ -105,26 +105,27 @@ def test_judge_battles_stores_verdicts_apart_and_skips_done(fake_llm, judge_cfg)
                     "explanation_ba": "Assistant A is more helpful. [[A]]"}  # the judge's own words, each order
     assert get_store().query_rows("SELECT count(*) FROM votes")[0][0] == 0  # never mixed with human votes
     n_requests = len(fake_llm.requests)
-    assert judge.judge_battles(judge_cfg) == []  # already judged
+    assert judge.judge_battles(store, judge_cfg) == []  # already judged
     assert len(fake_llm.requests) == n_requests
-    redo = judge.judge_battles(judge_cfg, ["b1"], redo=True)
+    redo = judge.judge_battles(store, judge_cfg, ["b1"], redo=True)
     assert len(redo) == 1
     assert get_store().query_rows("SELECT count(*) FROM judge_verdicts")[0][0] == 3
 
 
-def test_judge_failure_not_stored(fake_llm, judge_cfg, monkeypatch):
-    monkeypatch.setattr(models, "RETRY_BASE_S", 0.01)
+def test_judge_failure_not_stored(fake_llm, judge_cfg, monkeypatch, store):
     _battle("b1", "base", "tuned", "x", "y")
     cfg = dict(judge_cfg, model="no-such-judge")
-    res = judge.judge_battles(cfg)
+    res = judge.judge_battles(store, cfg)
     assert res[0]["error"] and res[0]["winner"] == "error"
     assert get_store().query_rows("SELECT count(*) FROM judge_verdicts")[0][0] == 0
 
 
-def test_judge_must_be_an_api_model():
-    local = models.add_model("hf", "tiny", {"model": "org/some-hub-model"})
+def test_judge_must_be_an_api_model(store):
+    local = models.add_model(store, "hf", "tiny", {"model": "org/some-hub-model"})
     with pytest.raises(models.ModelError, match="API model"):
-        judge.judge_pair(local, "q", "a", "b")
+        judge.resolve_judge(store, local)
+    with pytest.raises(models.ModelError, match="API model"):
+        judge.judge_battles(store, {"kind": "hf", "model": "org/x"})
 
 
 def test_human_judge_agreement_crafted():
@@ -144,14 +145,14 @@ def test_human_judge_agreement_crafted():
     _vote("b2", "u1", "base", "tuned", "tie (bothbad)")
     _vote("b3", "u1", "tuned", "base", "model_b")
     _vote("b4", "u1", "base", "tuned", "model_a")
-    out = judge.human_judge_agreement()
+    out = judge.human_judge_agreement(store)
     assert out["n_battles"] == 3 and out["n_pairs"] == 5
     assert out["agreement"] == pytest.approx(4 / 5)
     assert out["n_decisive"] == 4 and out["agreement_without_ties"] == pytest.approx(3 / 4)
     # kappa by hand: human labels b,b,a,tie,a ; judge b,b,b,tie,a
     # p_o = 4/5; p_e = P(a)=2/5*1/5 + P(b)=2/5*3/5 + P(tie)=1/5*1/5 = (2 + 6 + 1)/25 = 9/25
     assert out["kappa"] == pytest.approx((4 / 5 - 9 / 25) / (1 - 9 / 25))
-    assert judge.human_judge_agreement(judge_model="other")["n_pairs"] == 0
+    assert judge.human_judge_agreement(store, judge_model="other")["n_pairs"] == 0
 
 
 def test_judge_win_rate():
@@ -159,7 +160,7 @@ def test_judge_win_rate():
     assert judge.judge_win_rate([]) is None
 
 
-def test_judge_leaderboard_rates_models_from_verdicts_alone(fake_llm, judge_cfg):
+def test_judge_leaderboard_rates_models_from_verdicts_alone(fake_llm, judge_cfg, store):
     for i in range(12):  # tuned writes the good answer in 10 of 12 battles, sides alternating
         good_is_tuned = i < 10
         a, b = ("tuned", "base") if i % 2 else ("base", "tuned")
@@ -168,12 +169,12 @@ def test_judge_leaderboard_rates_models_from_verdicts_alone(fake_llm, judge_cfg)
     _battle("flagged", "base", "tuned", "a good answer", "a poor answer")
     get_store().execute("UPDATE battles SET flagged_reason = 'names a model' WHERE id = 'flagged'")
     fake_llm.judge = prefers_good
-    judge.judge_battles(judge_cfg)
-    assert judge.judge_names() == ["judge"]
-    frame = judge.verdicts_frame("judge")
+    judge.judge_battles(store, judge_cfg)
+    assert store.query_rows("SELECT DISTINCT judge_model FROM judge_verdicts") == [("judge",)]
+    frame = judge.verdicts_frame(store, "judge")
     assert len(frame) == 12  # the flagged battle's verdict is not counted, as its votes are not
-    board = judge.judge_leaderboard("judge", rounds=50)
+    board = judge.judge_leaderboard(store, "judge", rounds=50)
     assert [r["model"] for r in board] == ["tuned", "base"]
     assert (board[0]["wins"], board[0]["losses"], board[0]["ties"]) == (10, 2, 0)
-    assert judge.judge_leaderboard("someone-else", rounds=10) == []
+    assert judge.judge_leaderboard(store, "someone-else", rounds=10) == []
     assert get_store().query_rows("SELECT count(*) FROM votes")[0][0] == 0

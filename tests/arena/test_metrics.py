@@ -28,18 +28,18 @@ def valid_file(tmp_path):
     return path
 
 
-def test_loss_and_perplexity_tiny_model(tiny_model_dir):
-    model_id = models.add_model("hf", "tiny", {"model": str(tiny_model_dir)})
-    out = metrics.loss_and_perplexity(model_id, VALID)
+def test_loss_and_perplexity_tiny_model(tiny_model_dir, store):
+    model_id = models.add_model(store, "hf", "tiny", {"model": str(tiny_model_dir)})
+    out = metrics.loss_and_perplexity(models.load_registered(store, model_id), VALID)
     assert out["n_examples"] == 3 and out["n_skipped"] == 0
     assert math.isfinite(out["loss"]) and out["loss"] > 0
     assert out["perplexity"] == pytest.approx(math.exp(out["loss"]))
     # a random model is near-uniform over its vocabulary: loss close to log(V)
-    vocab = len(models.load_registered(model_id).tokenizer)
+    vocab = len(models.load_registered(store, model_id).tokenizer)
     assert abs(out["loss"] - math.log(vocab)) < 1.5
 
     # only assistant tokens are scored: their count is what the template spans hold
-    loaded = models.load_registered(model_id)
+    loaded = models.load_registered(store, model_id)
     text, spans = metrics._assistant_spans(loaded, VALID[2]["messages"])
     assert [text[a:b] for a, b in spans] == ["Hello.<|im_end|>", "A good answer is short.<|im_end|>"]
     # batching does not change the figure
@@ -48,10 +48,10 @@ def test_loss_and_perplexity_tiny_model(tiny_model_dir):
     assert one_by_one["n_tokens"] == out["n_tokens"]
 
 
-def test_api_model_has_no_loss(fake_llm):
-    api = models.add_model("openai_compatible", "api", {"base_url": fake_llm.base_url, "model": "base"})
+def test_api_model_has_no_loss(fake_llm, store):
+    api = models.add_model(store, "openai_compatible", "api", {"base_url": fake_llm.base_url, "model": "base"})
     with pytest.raises(models.ModelError, match="need a local model"):
-        metrics.loss_and_perplexity(api, VALID)
+        models.load_registered(store, api)
 
 
 def test_text_metrics_identical_and_partial():
@@ -79,10 +79,11 @@ def test_exact_match_normalised():
     assert not metrics.looks_like_labels(["The capital of France is Paris.", "One hundred degrees Celsius."])
 
 
-def test_forgetting_check_shape(tiny_model_dir, tiny_adapter_dir):
-    base = models.add_model("hf", "tiny", {"model": str(tiny_model_dir)})
-    tuned = models.add_model("hf_adapter", "tiny+lora", {"base_model": str(tiny_model_dir),
+def test_forgetting_check_shape(tiny_model_dir, tiny_adapter_dir, store):
+    base = models.add_model(store, "hf", "tiny", {"model": str(tiny_model_dir)})
+    tuned = models.add_model(store, "hf_adapter", "tiny+lora", {"base_model": str(tiny_model_dir),
                                                          "adapter_dir": str(tiny_adapter_dir)})
+    base, tuned = models.load_registered(store, base), models.load_registered(store, tuned)
     out = metrics.forgetting_check(base, tuned)
     assert out["n_texts"] == len(metrics.general_texts()) >= 30
     assert out["n_tokens"] > 100
@@ -95,38 +96,39 @@ def test_forgetting_check_shape(tiny_model_dir, tiny_adapter_dir):
     assert same["ratio"] == pytest.approx(1.0) and same["forgot"] is False
 
 
-def test_evaluate_models_combines_everything(tiny_model_dir, tiny_adapter_dir, valid_file):
-    base = models.add_model("hf", "tiny", {"model": str(tiny_model_dir)})
-    tuned = models.add_model("hf_adapter", "tiny+lora", {"base_model": str(tiny_model_dir),
+def test_evaluate_models_combines_everything(tiny_model_dir, tiny_adapter_dir, valid_file, store):
+    base = models.add_model(store, "hf", "tiny", {"model": str(tiny_model_dir)})
+    tuned = models.add_model(store, "hf_adapter", "tiny+lora", {"base_model": str(tiny_model_dir),
                                                          "adapter_dir": str(tiny_adapter_dir)})
-    out = metrics.evaluate_models(base, tuned, valid_file, max_examples=2,
-                                  sampling={"temperature": 0, "max_new_tokens": 8},
-                                  general=["The river rose after the rain."])
+    out = metrics.evaluate(store, [base, tuned], valid_file, max_examples=2,
+                           sampling={"temperature": 0, "max_new_tokens": 8},
+                           general=["The river rose after the rain."])
     assert out["n_examples"] == 2 and out["n_scored"] == 2 and out["labels"] is False
-    for side in ("base", "tuned"):
-        r = out[side]
+    for r in out["models"]:
         assert math.isfinite(r["loss"]) and r["perplexity"] == pytest.approx(math.exp(r["loss"]))
         assert 0.0 <= r["rouge_l"] <= 1.0 and 0.0 <= r["bleu"] <= 100.0
         assert r["n_generated"] == 2 and len(r["predictions"]) == 2
-        assert "exact_match" not in r
-    assert out["forgetting"]["n_texts"] == 1
-    assert out["delta"]["loss"] == pytest.approx(out["tuned"]["loss"] - out["base"]["loss"])
+    first, second = out["models"]
+    assert "forgetting" not in first  # the first model is the base the others are compared with
+    forgetting = second["forgetting"]
+    assert forgetting["ratio"] == pytest.approx(forgetting["tuned_perplexity"] / forgetting["base_perplexity"])
     assert out["sampling"]["temperature"] == 0.0
 
 
-def test_evaluate_models_api_labels(fake_llm, tmp_path):
+def test_evaluate_models_api_labels(fake_llm, tmp_path, store):
     rows = [{"messages": [{"role": "user", "content": f"review {i}"}, {"role": "assistant", "content": lab}]}
             for i, lab in enumerate(["positive", "negative", "positive", "negative"])]
     path = tmp_path / "labels.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     fake_llm.answers["tuned"] = lambda msgs: "Positive."
-    base = models.add_model("openai_compatible", "base", {"base_url": fake_llm.base_url, "model": "base"})
-    tuned = models.add_model("openai_compatible", "tuned", {"base_url": fake_llm.base_url, "model": "tuned"})
-    out = metrics.evaluate_models(base, tuned, path)
+    base = models.add_model(store, "openai_compatible", "base", {"base_url": fake_llm.base_url, "model": "base"})
+    tuned = models.add_model(store, "openai_compatible", "tuned", {"base_url": fake_llm.base_url, "model": "tuned"})
+    out = metrics.evaluate(store, [base, tuned], path)
     assert out["labels"] is True
-    assert out["tuned"]["exact_match"] == 0.5 and out["base"]["exact_match"] == 0.0
-    assert out["tuned"]["loss"] is None and "API model" in out["tuned"]["note"]
-    assert out["forgetting"] is None
+    by_model = {r["model"]: r for r in out["models"]}
+    assert by_model[tuned]["exact_match"] == 0.5 and by_model[base]["exact_match"] == 0.0
+    assert by_model[tuned]["loss"] is None and "API model" in by_model[tuned]["note"]
+    assert "forgetting" not in by_model[tuned]
 
 
 def test_load_examples_points_at_the_bad_line(tmp_path):
