@@ -1,97 +1,47 @@
 """`ftassist train` and `ftassist jobs`: the Train step headless.
 
-`train` prepares the data (a raw file goes through the Data step's clean/split first),
-writes a run folder and starts the same worker the app starts, then follows its events
-file with a progress line on stderr (or returns at once with `--detach`). With `--json`
-the last stdout line is one JSON object: status, output_dir, final_loss, first_loss...
-
-When the app is running it owns the database; the CLI then still trains (the worker needs
-no database) and the app adopts the run folder on its next reconcile.
+Every request goes through the training use cases (`ftassist.usecases.training`) by way of
+`gateway.call`: while the app runs it owns the database, so the app prepares the data, creates
+and starts the run (it shows in the app at once) and answers `jobs`, `show` and `cancel`; with
+no app the same use cases run in this process. `train` follows the run's events file itself
+(files are not the database) with a progress line on stderr, asks `show_run` for the status,
+or returns at once with `--detach`. With `--json` the last stdout line is one JSON object:
+status, job_id, run_dir, output_dir, output_model, first_loss, final_loss, best_eval_loss,
+error, hint. Exit codes: 0 succeeded, 1 the run did not succeed, 2 it could not start.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 import time
 from pathlib import Path
 
 from ftassist.cli import CLIError
-from ftassist.train.events import format_duration
+from ftassist.commands import gateway
+from ftassist.formatting import format_duration
 
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
-_TERMINAL_STATUS = {"finished": "succeeded", "failed": "failed", "cancelled": "cancelled"}
+RESULT_KEYS = ("status", "job_id", "run_dir", "output_dir", "output_model", "first_loss", "final_loss",
+               "best_eval_loss", "error", "hint")
+STATUS_EVERY_S = 1.0  # how often `train` asks for the run's status while it follows the events file
 
 
-# -- data -------------------------------------------------------------------------------------
-def is_chat_jsonl(path: Path, probe: int = 20) -> bool:
-    """True when the first lines are JSON objects with a `messages` list (OpenAI chat format)."""
-    if path.suffix.lower() != ".jsonl" or not path.is_file():
-        return False
-    seen = 0
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                obj = json.loads(line)
-                if not (isinstance(obj, dict) and isinstance(obj.get("messages"), list)):
-                    return False
-                seen += 1
-                if seen >= probe:
-                    break
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
-    return seen > 0
-
-
-def prepare_data(path: str, valid: str | None, valid_fraction: float, seed: int, out_dir: Path,
-                 quiet: bool = False) -> tuple[str, str | None]:
-    """(train_file, valid_file) for PATH.
-
-    A folder from the Data step (train.jsonl [+ valid.jsonl]) or an explicit --valid is used
-    as is; any other file is checked, cleaned and split by the Data step.
-    """
-    p = Path(path)
-    if p.is_dir():
-        train = p / "train.jsonl"
-        if not train.is_file():
-            raise CLIError(f"{p}: a folder must hold train.jsonl (and valid.jsonl) from `ftassist clean`.")
-        v = p / "valid.jsonl"
-        return str(train), (str(v) if v.is_file() and v.stat().st_size else valid)
-    if not p.is_file():
-        raise CLIError(f"{path}: no such file")
-    if valid is not None:
-        if not is_chat_jsonl(p):
-            raise CLIError(f"{path}: with --valid, give chat JSONL files (run `ftassist clean` first).")
-        return str(p), valid
-    from ftassist.data.clean import clean_file
-
-    try:
-        res = clean_file(p, out_dir, valid_fraction=valid_fraction, seed=seed)
-    except Exception as exc:  # noqa: BLE001 - LoadError and friends: one line for the person
-        raise CLIError(f"{path}: {exc}") from None
-    if not res.n_train:
-        raise CLIError(f"{path}: no usable examples after cleaning: run `ftassist check {path}` to see why.")
-    if not quiet:
-        dropped = res.n_dropped_invalid + res.n_dropped_duplicates + res.n_dropped_empty
-        print(f"data: {res.n_train} train / {res.n_valid} valid examples"
-              + (f", {dropped} dropped (see {res.dropped_path})" if dropped else ""), file=sys.stderr)
-    return str(res.train_path), (str(res.valid_path) if res.n_valid else None)
+def _absolute(path: str | None) -> str | None:
+    """A path as the app can read it (its working folder is not this command's)."""
+    return None if path is None else str(Path(path).expanduser().resolve())
 
 
 # -- the spec from arguments --------------------------------------------------------------------
-def spec_from_args(args, train_file: str, valid_file: str | None):
-    from ftassist.train.spec import OPENAI_DEFAULTS, TINY_RANDOM, JobSpec
-
-    kw: dict = dict(backend=args.backend, method=args.method, train_file=train_file, valid_file=valid_file,
-                    seed=args.seed)
+def spec_from_args(args, train_file: str, valid_file: str | None) -> dict:
+    """The run's settings from the flags (what is not given is left to the presets)."""
+    spec: dict = dict(backend=args.backend, method=args.method, train_file=train_file, valid_file=valid_file,
+                      seed=args.seed)
     if args.backend == "local":
-        kw["base_model"] = args.base_model or TINY_RANDOM
+        base = args.base_model or "tiny-random"
+        spec["base_model"] = _absolute(base) if Path(base).expanduser().exists() else base
         if args.out:
-            kw["output_dir"] = str(Path(args.out).resolve())
+            spec["output_dir"] = _absolute(args.out)
         for name, attr in (("num_epochs", "epochs"), ("learning_rate", "lr"), ("per_device_batch_size", "batch_size"),
                            ("gradient_accumulation_steps", "grad_accum"), ("lora_r", "lora_r"),
                            ("lora_alpha", "lora_alpha"), ("lora_dropout", "lora_dropout"),
@@ -99,31 +49,43 @@ def spec_from_args(args, train_file: str, valid_file: str | None):
                            ("eval_steps", "eval_steps"), ("logging_steps", "logging_steps")):
             value = getattr(args, attr)
             if value is not None:
-                kw[name] = value
+                spec[name] = value
         if args.target_modules:
-            tm = args.target_modules.strip()
-            kw["target_modules"] = tm if tm == "all-linear" else [m.strip() for m in tm.split(",") if m.strip()]
+            modules = args.target_modules.strip()
+            spec["target_modules"] = modules if modules == "all-linear" else [
+                m.strip() for m in modules.split(",") if m.strip()]
         if args.merge:
-            kw["merge_adapter"] = True
-    else:
-        o = dict(OPENAI_DEFAULTS)
-        o["model"] = args.base_model or OPENAI_DEFAULTS["model"]
-        kw["base_model"] = o["model"]
-        if args.epochs is not None:
-            o["n_epochs"] = int(args.epochs)
-        if args.batch_size is not None:
-            o["batch_size"] = args.batch_size
-        if args.lr_multiplier is not None:
-            o["learning_rate_multiplier"] = args.lr_multiplier
-        for name in ("suffix", "provider", "base_url", "azure_endpoint", "api_version"):
-            if getattr(args, name, None):
-                o[name] = getattr(args, name)
-        if args.poll_interval is not None:
-            o["poll_interval"] = args.poll_interval
-        kw["openai"] = o
-        if args.method == "qlora":
-            raise CLIError("the OpenAI backend trains its own way: leave --method as lora.")
-    return JobSpec(**kw)
+            spec["merge_adapter"] = True
+        return spec
+    if args.method == "qlora":
+        raise CLIError("the OpenAI backend trains its own way: leave --method as lora.")
+    openai: dict = {}
+    if args.base_model:
+        openai["model"] = args.base_model
+    if args.epochs is not None:
+        openai["n_epochs"] = int(args.epochs)
+    if args.batch_size is not None:
+        openai["batch_size"] = args.batch_size
+    if args.lr_multiplier is not None:
+        openai["learning_rate_multiplier"] = args.lr_multiplier
+    for name in ("suffix", "provider", "base_url", "azure_endpoint", "api_version"):
+        if getattr(args, name, None):
+            openai[name] = getattr(args, name)
+    if args.poll_interval is not None:
+        openai["poll_interval"] = args.poll_interval
+    spec["openai"] = openai
+    if args.base_model:
+        spec["base_model"] = args.base_model
+    return spec
+
+
+def _api_key(args) -> str | None:
+    """This shell's key for an OpenAI run: a worker the app starts has the app's environment, not ours."""
+    if args.backend != "openai":
+        return None
+    from ftassist.train.openai_ft import resolve_api_key
+
+    return resolve_api_key(args.provider or "openai")
 
 
 # -- following a run ----------------------------------------------------------------------------
@@ -165,143 +127,82 @@ class _Progress:
             self._line(f"started on {e.get('device')}: {e.get('base_model')} ({e.get('method')}), "
                        f"{e.get('num_examples')} examples")
         elif t in ("finished", "failed", "cancelled"):
-            if self.open_line:
-                print(file=sys.stderr)
-                self.open_line = False
+            self.close()
 
-    def _line(self, text: str) -> None:
+    def close(self) -> None:
         if self.open_line:
             print(file=sys.stderr)
             self.open_line = False
+
+    def _line(self, text: str) -> None:
+        self.close()
         print(text, file=sys.stderr, flush=True)
 
 
-def _store_or_none():
-    from ftassist.store import StoreLockedError, get_store
-
-    try:
-        return get_store()
-    except StoreLockedError:
-        return None
-
-
-def _follow(job_id: str, run_dir: Path, managed: bool, proc, progress: _Progress, cancel) -> dict:
-    """Print events as they come until the run ends; returns the result summary."""
-    from ftassist.train import jobs
-    from ftassist.train.events import read_events, tail_text
+def _follow(run_id: str, run_dir: Path, progress: _Progress, cancel_timeout: float) -> dict:
+    """Print the run's events as they come until it ends; returns `show_run`'s final answer."""
+    from ftassist.train.events import read_events
 
     offset = 0
-    terminal: dict | None = None
     announced_queue = False
     interrupted = False
+    next_status = 0.0
     while True:
         try:
-            if managed:
-                jobs.tick()
-                if not announced_queue and jobs.get_job(job_id)["status"] == "queued":
-                    print("queued: another local job is running; waiting for it to end", file=sys.stderr)
-                    announced_queue = True
             events, offset = read_events(run_dir, offset)
-            for e in events:
-                progress.event(e)
-                if e.get("type") in _TERMINAL_STATUS:
-                    terminal = e
-            if managed:
-                job = jobs.get_job(job_id)
-                if job["status"] in FINAL:
-                    break
-            else:
-                if terminal is not None:
-                    break
-                if proc.poll() is not None:
-                    events, offset = read_events(run_dir, offset)
-                    for e in events:
-                        progress.event(e)
-                        if e.get("type") in _TERMINAL_STATUS:
-                            terminal = e
-                    break
-            time.sleep(0.3)
+            for event in events:
+                progress.event(event)
+            if time.monotonic() >= next_status:
+                run = gateway.call("show_run", run_id=run_id, log_lines=0)
+                next_status = time.monotonic() + STATUS_EVERY_S
+                if run["status"] in FINAL:
+                    for event in read_events(run_dir, offset)[0]:
+                        progress.event(event)
+                    progress.close()
+                    return run
+                if run["status"] == "queued" and not announced_queue:
+                    print("queued: another local run is running; waiting for it to end", file=sys.stderr)
+                    announced_queue = True
+            time.sleep(0.2)
         except KeyboardInterrupt:
             if interrupted:
                 raise
             interrupted = True
             print("\nstopping: the worker saves what it has (Ctrl-C again to leave it running)", file=sys.stderr)
-            cancel()
-    if managed:
-        job = jobs.get_job(job_id)
-        return {
-            "status": job["status"], "job_id": job_id, "run_dir": str(run_dir),
-            "output_dir": job.get("output_dir"), "output_model": job.get("output_model"),
-            "final_loss": job.get("final_loss"), "first_loss": job.get("first_loss"),
-            "best_eval_loss": job.get("best_eval_loss"), "error": job.get("error"), "hint": job.get("hint"),
-        }
-    result = {"job_id": job_id, "run_dir": str(run_dir), "output_dir": None, "output_model": None,
-              "final_loss": None, "first_loss": None, "best_eval_loss": None, "error": None, "hint": None}
-    if terminal is None:
-        tail = tail_text(run_dir / "worker.log", max_lines=20)
-        result.update(status="failed", error=f"the worker exited (code {proc.returncode}) without reporting",
-                      hint="See worker.log in the run folder.\n" + tail)
-        return result
-    result["status"] = _TERMINAL_STATUS[terminal["type"]]
-    result["output_dir"] = terminal.get("output_dir")
-    result["output_model"] = terminal.get("output_model") or terminal.get("merged_dir") or terminal.get("output_dir")
-    for k in ("final_loss", "first_loss", "best_eval_loss"):
-        result[k] = terminal.get(k)
-    if terminal["type"] == "failed":
-        result.update(error=terminal.get("reason"), hint=terminal.get("hint"))
-    return result
+            try:
+                gateway.call("cancel_run", run_id=run_id, timeout=cancel_timeout)
+            except CLIError:  # it ended meanwhile: the next status says how
+                pass
+            next_status = 0.0
 
 
 def run_train(args) -> int:
-    from ftassist import config
-    from ftassist.train import jobs
-
-    job_id = jobs.new_job_id()
-    train_file, valid_file = prepare_data(args.path, args.valid, args.valid_fraction, args.seed,
-                                          config.data_dir() / "prepared" / job_id, quiet=args.json)
-    spec = spec_from_args(args, train_file, valid_file)
-    try:
-        jobs.check_startable(spec)
-    except jobs.JobError as exc:
-        raise CLIError(str(exc)) from None
-
-    store = _store_or_none()
-    managed = store is not None
-    proc = None
-    if managed:
-        jobs.start_job(spec, job_id=job_id)
-        job = jobs.get_job(job_id)
-        run_dir = Path(job["run_dir"])
-        if job["status"] == "failed":
-            raise CLIError(job.get("error") or "the worker could not start")
-    else:
-        print("the app holds the database: training without it (the app adopts this run)", file=sys.stderr)
-        run_dir = jobs.prepare_run(spec, job_id)
-        proc, _ = jobs.spawn_worker(run_dir)
+    data = gateway.call("prepare_training_data", path=_absolute(args.path), valid=_absolute(args.valid),
+                        valid_fraction=args.valid_fraction, seed=args.seed)
+    if data["cleaned"] and not args.json:
+        print(f"data: {data['n_train']} train / {data['n_valid']} valid examples"
+              + (f", {data['n_dropped']} dropped (see {data['dropped_path']})" if data["n_dropped"] else ""),
+              file=sys.stderr)
+    spec = spec_from_args(args, data["train_file"], data["valid_file"])
+    started = gateway.call("start_run", spec=spec, api_key=_api_key(args))
+    run_id, run_dir = started["run_id"], Path(started["run_dir"])
 
     if args.detach:
-        status = jobs.get_job(job_id)["status"] if managed else "running"
-        out = {"status": status, "job_id": job_id, "run_dir": str(run_dir), "output_dir": spec.output_dir or None,
-               "pid": proc.pid if proc else jobs.get_job(job_id).get("pid")}
+        out = {"status": started["status"], "job_id": run_id, "run_dir": str(run_dir),
+               "output_dir": started["output_dir"], "pid": started["pid"]}
         if args.json:
             print(json.dumps(out))
         else:
-            print(f"job {job_id} {status}: follow it with `ftassist jobs show {job_id}` or in the app's Train tab")
+            print(f"job {run_id} {started['status']}: follow it with `ftassist jobs show {run_id}` "
+                  "or in the app's Train tab")
             print(f"run folder: {run_dir}")
         return 0
 
-    def cancel() -> None:
-        if managed:
-            jobs.cancel_job(job_id, timeout=args.cancel_timeout)
-        else:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
     if not args.json:
-        print(f"job {job_id}: run folder {run_dir}", file=sys.stderr)
-    result = _follow(job_id, run_dir, managed, proc, _Progress(enabled=not args.quiet), cancel)
+        print(f"job {run_id}: run folder {run_dir}", file=sys.stderr)
+    run = _follow(run_id, run_dir, _Progress(enabled=not args.quiet), args.cancel_timeout)
+    result = {key: run.get(key) for key in RESULT_KEYS}
+    result["job_id"] = run_id
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
@@ -326,55 +227,14 @@ def render_result(r: dict) -> str:
 
 
 # -- ftassist jobs ---------------------------------------------------------------------------------
-def _jsonable(row: dict) -> dict:
-    out = {}
-    for k, v in row.items():
-        if k in ("spec_json", "log_tail"):
-            continue
-        out[k] = v.isoformat() if hasattr(v, "isoformat") else v
-    return out
-
-
-def _files_summary(run_dir: Path) -> dict:
-    """A job's state read from its folder (when the app holds the database)."""
-    from ftassist.train.events import last_terminal, read_events
-    from ftassist.train.spec import JobSpec
-
-    events, _ = read_events(run_dir)
-    spec = JobSpec.load(run_dir)
-    term = last_terminal(events)
-    logs = [e for e in events if e.get("type") == "log"]
-    return {
-        "id": run_dir.name, "backend": spec.backend, "base_model": spec.base_model, "method": spec.method,
-        "status": _TERMINAL_STATUS[term["type"]] if term else ("running" if events else "queued"),
-        "run_dir": str(run_dir), "last_step": logs[-1].get("step") if logs else None,
-        "total_steps": logs[-1].get("total_steps") if logs else None,
-        "output_dir": term.get("output_dir") if term else None,
-        "error": term.get("reason") if term else None,
-    }
-
-
-def _open_jobs(refresh: bool = True):
-    """The jobs module with an up-to-date DB, or None when the app holds the DB."""
-    from ftassist.train import jobs
-
-    if _store_or_none() is None:
-        return None
-    if refresh:
-        jobs.reconcile()
-    return jobs
+def _without_spec(run: dict) -> dict:
+    return {key: value for key, value in run.items() if key != "spec"}
 
 
 def run_jobs_list(args) -> int:
-    from ftassist import config
-
-    jobs = _open_jobs()
-    if jobs is None:
-        rows = [_files_summary(p.parent) for p in sorted(config.runs_dir().glob("*/spec.json"), reverse=True)]
-    else:
-        rows = [_jsonable(r) for r in jobs.list_jobs()]
+    rows = [_without_spec(r) for r in gateway.call("list_runs")]
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False, default=str))
+        print(json.dumps(rows, ensure_ascii=False))
         return 0
     if not rows:
         print("no jobs yet: start one with `ftassist train FILE`")
@@ -387,26 +247,9 @@ def run_jobs_list(args) -> int:
 
 
 def run_jobs_show(args) -> int:
-    from ftassist import config
-    from ftassist.train.events import tail_text
-
-    jobs = _open_jobs()
-    if jobs is None:
-        run_dir = config.runs_dir() / args.id
-        if not (run_dir / "spec.json").is_file():
-            raise CLIError(f"no job {args.id!r}: see `ftassist jobs` for the ids.")
-        job = _files_summary(run_dir)
-        tail = tail_text(run_dir / "worker.log", max_lines=args.lines)
-    else:
-        row = jobs.get_job(args.id)
-        if row is None:
-            raise CLIError(f"no job {args.id!r}: see `ftassist jobs` for the ids.")
-        job = _jsonable(row)
-        job["progress"] = jobs.progress(args.id)
-        tail = jobs.log_tail(args.id, max_lines=args.lines)
+    job = _without_spec(gateway.call("show_run", run_id=args.id, log_lines=args.lines))
     if args.json:
-        job["log_tail"] = tail
-        print(json.dumps(job, ensure_ascii=False, default=str))
+        print(json.dumps(job, ensure_ascii=False))
         return 0
     for key in ("id", "status", "backend", "base_model", "method", "run_dir", "external_id", "output_model",
                 "output_dir", "first_loss", "final_loss", "best_eval_loss", "error", "hint"):
@@ -414,25 +257,18 @@ def run_jobs_show(args) -> int:
             print(f"{key:15} {job[key]}")
     prog = job.get("progress") or {}
     if prog.get("step"):
-        print(f"{'progress':15} step {prog['step']}/{prog.get('total_steps') or '?'}, eta {format_duration(prog.get('eta_s'))}")
-    if tail:
+        print(f"{'progress':15} step {prog['step']}/{prog.get('total_steps') or '?'}, "
+              f"eta {format_duration(prog.get('eta_s'))}")
+    if job.get("log_tail"):
         print("--- worker.log (last lines) ---")
-        print(tail)
+        print(job["log_tail"])
     return 0
 
 
 def run_jobs_cancel(args) -> int:
-    jobs = _open_jobs(refresh=False)
-    if jobs is None:
-        raise CLIError("the app holds the database: cancel the job from its Train tab.")
-    before = jobs.get_job(args.id)
-    if before is None:
-        raise CLIError(f"no job {args.id!r}: see `ftassist jobs` for the ids.")
-    if before["status"] in FINAL:
-        raise CLIError(f"job {args.id} already ended ({before['status']}): nothing to cancel.")
-    job = jobs.cancel_job(args.id, timeout=args.timeout)
+    job = _without_spec(gateway.call("cancel_run", run_id=args.id, timeout=args.timeout))
     if args.json:
-        print(json.dumps(_jsonable(job), default=str))
+        print(json.dumps(job, ensure_ascii=False))
     else:
         print(f"job {args.id}: {job['status']}")
     return 0 if job["status"] == "cancelled" else 1

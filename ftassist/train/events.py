@@ -53,20 +53,21 @@ def events_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / EVENTS_FILE
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf become null (json would write invalid `NaN`), numpy/torch scalars become floats."""
+def jsonable(value: Any) -> Any:
+    """JSON-safe: NaN/inf become null (json would write invalid `NaN`), numpy/torch scalars become numbers,
+    anything else unknown its text (the worker's metrics hold library objects)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (str, int, bool)) or value is None:
         return value
     if hasattr(value, "item"):  # numpy / torch scalar
         try:
-            return _clean(value.item())
-        except Exception:
+            return jsonable(value.item())
+        except (TypeError, ValueError, RuntimeError):  # not a scalar after all
             pass
     if isinstance(value, Path):
         return str(value)
@@ -87,7 +88,7 @@ class EventWriter:
         self.terminal: str | None = None  # type of the terminal event written, if any
 
     def write(self, type: str, **fields: Any) -> dict[str, Any]:
-        event = {"type": type, "ts": time.time(), **_clean(fields)}
+        event = {"type": type, "ts": time.time(), **jsonable(fields)}
         if not self.enabled:
             return event
         line = json.dumps(event, ensure_ascii=False, allow_nan=False) + "\n"
@@ -197,12 +198,3 @@ def tail_text(path: str | Path, max_lines: int = 40, max_bytes: int = 64_000) ->
     lines = data.decode("utf-8", errors="replace").splitlines()
     return "\n".join(lines[-max_lines:])
 
-
-def format_duration(seconds: float | None) -> str:
-    """An ETA or elapsed time as people read it ("1h05m", "4m09s"); "?" when unknown."""
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    hours, rem = divmod(seconds, 3600)
-    minutes, secs = divmod(rem, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

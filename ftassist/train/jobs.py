@@ -1,6 +1,7 @@
 """The job manager: starts training workers, follows them, and keeps DuckDB up to date.
 
-It lives in the app process (or the CLI's), which is the only DuckDB writer. A worker is a
+It lives in the app process (or the CLI's when no app runs), the only DuckDB writer; every
+function is given that process's store. A worker is a
 separate process in its own process group (`start_new_session`), with stdout and stderr
 going to RUN_DIR/worker.log (a file, never a pipe that only a browser would drain), and it
 reports only through RUN_DIR/events.jsonl. `ingest()` copies new complete lines from each
@@ -8,10 +9,11 @@ running job's events file into `job_events`, moving a stored byte offset in the 
 transaction, so an app restart neither loses nor duplicates anything.
 
 Faults are the normal case here: a worker that dies without a final event (killed, out of
-memory) is marked failed with its log tail and a hint; after an app restart, `reconcile()`
-finds running workers again (their pid still alive and still our worker) or marks the jobs
-failed / interrupted. One local job runs at a time; others wait as `queued` and `tick()`
-starts the next one when the running one ends. OpenAI jobs run alongside (no local GPU).
+memory) is marked failed with its log tail and a hint; a worker this process did not start
+(the app restarted, or a CLI run went away) is found again through its pid (still alive and
+still our worker), or its job is marked failed / interrupted. One local job runs at a time;
+others wait as `queued` and `tick()` starts the next one when the running one ends. OpenAI
+jobs run alongside (no local GPU).
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ftassist import config
-from ftassist.store import get_store
 from ftassist.train.events import TERMINAL_TYPES, read_events, tail_text
 from ftassist.train.spec import JobSpec
+from ftassist.train.worker import OOM_HINT
+
+if TYPE_CHECKING:
+    from ftassist.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +47,6 @@ LOG_FILE = "worker.log"
 PID_FILE = "worker.pid"
 RUN_SCRIPT = "run.sh"
 OOM_REASON = "killed (likely out of memory): smaller batch, gradient checkpointing, or QLoRA"
-OOM_HINT = (
-    "Lower per_device_batch_size (raise gradient_accumulation_steps to keep the effective batch), "
-    "shorten max_seq_length, turn on gradient_checkpointing, or switch to LoRA/QLoRA."
-)
 _OOM_PATTERN = re.compile(r"out of memory|outofmemory|\bkilled\b|\boom\b|cannot allocate memory", re.I)
 _EVENT_STATUS = {"finished": "succeeded", "failed": "failed", "cancelled": "cancelled"}
 
@@ -142,9 +142,9 @@ def check_startable(spec: JobSpec, api_key: str | None = None) -> None:
             raise JobError(f"no API key: set {KEY_ENV.get(provider, 'OPENAI_API_KEY')} or enter the key, then start again.")
 
 
-def prepare_run(spec: JobSpec, job_id: str) -> Path:
-    """Create RUN_DIR = runs_dir()/job_id with its spec.json (output_dir defaults to RUN_DIR/model)."""
-    run_dir = config.runs_dir() / job_id
+def prepare_run(spec: JobSpec, job_id: str, runs_dir: Path) -> Path:
+    """Create RUN_DIR = runs_dir/job_id with its spec.json (output_dir defaults to RUN_DIR/model)."""
+    run_dir = Path(runs_dir) / job_id
     run_dir.mkdir(parents=True, exist_ok=False)
     if spec.backend == "local" and not spec.output_dir:
         spec.output_dir = str(run_dir / "model")
@@ -174,7 +174,7 @@ def spawn_worker(run_dir: str | Path, api_key: str | None = None) -> tuple[subpr
     return proc, "accelerate" if gpus > 1 else "python"
 
 
-def start_job(spec: JobSpec, *, api_key: str | None = None, job_id: str | None = None) -> str:
+def start_job(store: Store, spec: JobSpec, runs_dir: Path, *, api_key: str | None = None, job_id: str | None = None) -> str:
     """Record a job, write its run folder (spec.json, run.sh) and start or queue it; returns its id.
 
     Local jobs queue behind a running local job; OpenAI jobs start at once (the work is
@@ -183,9 +183,8 @@ def start_job(spec: JobSpec, *, api_key: str | None = None, job_id: str | None =
     check_startable(spec, api_key)
     job_id = job_id or new_job_id()
     base = spec.base_model if spec.backend == "local" else (spec.openai or {}).get("model") or spec.base_model
-    store = get_store()
-    with _lock:  # the folder and its row appear together (reconcile adopts folders without a row)
-        run_dir = prepare_run(spec, job_id)
+    with _lock:  # the folder and its row appear together
+        run_dir = prepare_run(spec, job_id, runs_dir)
         store.execute(
             "INSERT INTO jobs (id, backend, base_model, method, status, run_dir, spec_json, output_dir, updated_at)"
             " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, current_timestamp)",
@@ -193,16 +192,15 @@ def start_job(spec: JobSpec, *, api_key: str | None = None, job_id: str | None =
              spec.output_dir or None],
         )
         if spec.backend == "openai":
-            _launch(job_id, api_key=api_key)
+            _launch(store, job_id, api_key=api_key)
         else:
-            tick()
+            tick(store)
     return job_id
 
 
-def _launch(job_id: str, api_key: str | None = None) -> None:
+def _launch(store: Store, job_id: str, api_key: str | None = None) -> None:
     """Spawn the worker of a queued job and mark it running (or failed when it cannot start)."""
-    store = get_store()
-    row = get_job(job_id)
+    row = get_job(store, job_id)
     try:
         proc, launcher = spawn_worker(row["run_dir"], api_key=api_key)
     except OSError as exc:
@@ -221,11 +219,11 @@ def _launch(job_id: str, api_key: str | None = None) -> None:
     )
 
 
-def tick() -> int:
-    """Ingest new events, then start the next queued local job if none is running; returns new events."""
+def tick(store: Store) -> int:
+    """Ingest new events (marking dead workers), then start the next queued local job if none is
+    running; returns the number of new events. Safe to call from any thread, as often as wanted."""
     with _lock:
-        n = ingest()
-        store = get_store()
+        n = ingest(store)
         running = store.query_rows("SELECT count(*) FROM jobs WHERE backend='local' AND status='running'")[0][0]
         closing = any(proc.poll() is None and _child_backend.get(jid) == "local" for jid, proc in _children.items())
         if not running and not closing:
@@ -233,7 +231,7 @@ def tick() -> int:
                 "SELECT id FROM jobs WHERE backend='local' AND status='queued' ORDER BY created_at, id LIMIT 1"
             )
             if nxt:
-                _launch(nxt[0][0])
+                _launch(store, nxt[0][0])
         return n
 
 
@@ -317,8 +315,10 @@ def _death(job: dict, rc: int | None, after_restart: bool) -> dict:
     return {"status": "failed", "error": reason, "hint": hint, "log_tail": tail}
 
 
-def _ingest_one(job: dict, after_restart: bool = False) -> int:
+def _ingest_one(store: Store, job: dict) -> int:
     alive, rc = _process_alive(job)  # before reading: a final event written before death is then in the file
+    # A worker this process did not start (an app restart, a CLI run that went away) may have died with the machine.
+    after_restart = job["id"] not in _children
     events, offset = read_events(job["run_dir"], int(job.get("events_offset") or 0))
     sets: dict[str, Any] = {}
     for e in events:
@@ -371,7 +371,6 @@ def _ingest_one(job: dict, after_restart: bool = False) -> int:
         final_now = True
     if not events and not sets:
         return 0
-    store = get_store()
     with _lock, store.transaction() as con:
         seq = con.execute("SELECT coalesce(max(seq), -1) + 1 FROM job_events WHERE job_id=?", [job["id"]]).fetchone()[0]
         rows = [_event_row(job["id"], seq + i, e) for i, e in enumerate(events)]
@@ -393,9 +392,8 @@ def _ingest_one(job: dict, after_restart: bool = False) -> int:
     return len(events)
 
 
-def ingest(job_id: str | None = None) -> int:
+def ingest(store: Store, job_id: str | None = None) -> int:
     """Copy new events of running jobs (or of `job_id`) into DuckDB; mark dead workers. Returns new events."""
-    store = get_store()
     with _lock:
         if job_id is not None:
             jobs = store.query("SELECT * FROM jobs WHERE id = ?", [job_id])
@@ -404,7 +402,7 @@ def ingest(job_id: str | None = None) -> int:
         n = 0
         for job in jobs:
             try:
-                n += _ingest_one(job)
+                n += _ingest_one(store, job)
             except Exception:
                 log.exception("ingesting job %s failed", job["id"])
         # Reap workers that already ended and were ingested.
@@ -417,69 +415,18 @@ def ingest(job_id: str | None = None) -> int:
         return n
 
 
-def _discover() -> list[str]:
-    """Adopt run folders that have a spec.json but no row (started by `ftassist train` while the app held the DB)."""
-    store = get_store()
-    known = {r[0] for r in store.query_rows("SELECT id FROM jobs")}
-    adopted = []
-    for spec_path in sorted(config.runs_dir().glob("*/spec.json")):
-        run_dir = spec_path.parent
-        if run_dir.name in known:
-            continue
-        try:
-            spec = JobSpec.load(run_dir)
-        except (OSError, ValueError, TypeError):
-            continue
-        pid = None
-        try:
-            pid = int((run_dir / PID_FILE).read_text().strip())
-        except (OSError, ValueError):
-            pass
-        base = spec.base_model if spec.backend == "local" else (spec.openai or {}).get("model") or spec.base_model
-        store.execute(
-            "INSERT INTO jobs (id, backend, base_model, method, status, run_dir, pid, spec_json, output_dir, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
-            # "running" until its events say otherwise: reconcile then ingests it (or marks it dead).
-            [run_dir.name, spec.backend, base, spec.method, "running",
-             str(run_dir), pid, json.dumps(spec.to_dict()), spec.output_dir or None],
-        )
-        adopted.append(run_dir.name)
-    return adopted
-
-
-def reconcile() -> dict[str, str]:
-    """After an app restart: find running workers again, or mark their jobs failed/interrupted.
-
-    Returns {job_id: status} for the jobs that were marked running before. Events already in
-    the files are ingested first, so nothing logged is lost.
-    """
-    store = get_store()
-    out: dict[str, str] = {}
-    with _lock:
-        _discover()
-        for job in store.query("SELECT * FROM jobs WHERE status = 'running'"):
-            try:
-                _ingest_one(job, after_restart=job["id"] not in _children)
-            except Exception:
-                log.exception("reconciling job %s failed", job["id"])
-            out[job["id"]] = store.query_rows("SELECT status FROM jobs WHERE id=?", [job["id"]])[0][0]
-        tick()
-    return out
-
-
 # -- control ----------------------------------------------------------------------------------
-def cancel_job(job_id: str, timeout: float = 10.0) -> dict:
+def cancel_job(store: Store, job_id: str, timeout: float = 10.0) -> dict:
     """Stop a job: a queued one is dropped; a running one gets SIGTERM (its whole process
     group: the worker saves what it has and exits), then SIGKILL after `timeout` seconds."""
-    job = get_job(job_id)
+    job = get_job(store, job_id)
     if job is None:
         raise JobError(f"no job {job_id!r}: see `ftassist jobs` for the ids.")
-    store = get_store()
     if job["status"] == "queued":
         store.execute(
             "UPDATE jobs SET status='cancelled', error='cancelled before it started', finished_at=current_timestamp,"
             " updated_at=current_timestamp WHERE id=? AND status='queued'", [job_id])
-        return get_job(job_id)
+        return get_job(store, job_id)
     if job["status"] != "running":
         return job
     store.execute("UPDATE jobs SET cancel_requested=true, updated_at=current_timestamp WHERE id=?", [job_id])
@@ -496,8 +443,8 @@ def cancel_job(job_id: str, timeout: float = 10.0) -> dict:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and _process_alive(job)[0]:
                 time.sleep(0.1)
-    tick()
-    return get_job(job_id)
+    tick(store)
+    return get_job(store, job_id)
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -512,12 +459,12 @@ def _signal_group(pid: int, sig: int) -> None:
             pass
 
 
-def wait(job_id: str, timeout: float | None = None, interval: float = 0.5) -> dict:
+def wait(store: Store, job_id: str, timeout: float | None = None, interval: float = 0.5) -> dict:
     """Follow a job until it is final (ingesting as it goes); returns its row."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        tick()
-        job = get_job(job_id)
+        tick(store)
+        job = get_job(store, job_id)
         if job is None or job["status"] in FINAL_STATUSES:
             return job
         if deadline is not None and time.monotonic() > deadline:
@@ -526,16 +473,16 @@ def wait(job_id: str, timeout: float | None = None, interval: float = 0.5) -> di
 
 
 # -- reading ----------------------------------------------------------------------------------
-def list_jobs(limit: int = 200) -> list[dict]:
+def list_jobs(store: Store, limit: int = 200) -> list[dict]:
     """Jobs, newest first."""
-    return get_store().query(
+    return store.query(
         "SELECT id, backend, base_model, method, status, run_dir, pid, external_id, output_model, output_dir,"
         " error, hint, total_steps, last_step, first_loss, final_loss, best_eval_loss, created_at, started_at,"
         " finished_at FROM jobs ORDER BY created_at DESC, id DESC LIMIT ?", [limit])
 
 
-def get_job(job_id: str) -> dict | None:
-    rows = get_store().query("SELECT * FROM jobs WHERE id = ?", [job_id])
+def get_job(store: Store, job_id: str) -> dict | None:
+    rows = store.query("SELECT * FROM jobs WHERE id = ?", [job_id])
     if not rows:
         return None
     job = rows[0]
@@ -546,9 +493,9 @@ def get_job(job_id: str) -> dict | None:
     return job
 
 
-def job_events(job_id: str, types: tuple[str, ...] | None = None) -> list[dict]:
+def job_events(store: Store, job_id: str, types: tuple[str, ...] | None = None) -> list[dict]:
     """The job's ingested events in order, as the worker wrote them."""
-    rows = get_store().query_rows(
+    rows = store.query_rows(
         "SELECT type, payload_json FROM job_events WHERE job_id = ? ORDER BY seq", [job_id])
     out = []
     for t, payload in rows:
@@ -561,19 +508,20 @@ def job_events(job_id: str, types: tuple[str, ...] | None = None) -> list[dict]:
     return out
 
 
-def loss_points(job_id: str) -> list[dict]:
-    """Training and validation loss by step: [{"step", "loss", "series": "train"|"validation"}]."""
-    rows = get_store().query_rows(
-        "SELECT step, loss, 'train' FROM job_events WHERE job_id=? AND type='log' AND loss IS NOT NULL"
-        " UNION ALL SELECT step, eval_loss, 'validation' FROM job_events WHERE job_id=? AND type='eval'"
+def loss_points(store: Store, job_id: str) -> list[dict]:
+    """Training and validation loss by step: [{"step", "loss", "series": "train"|"validation", "epoch"}]
+    (the epoch when the run logged one: the assistant's loss diagnosis reads it)."""
+    rows = store.query_rows(
+        "SELECT step, loss, 'train', epoch FROM job_events WHERE job_id=? AND type='log' AND loss IS NOT NULL"
+        " UNION ALL SELECT step, eval_loss, 'validation', epoch FROM job_events WHERE job_id=? AND type='eval'"
         " AND eval_loss IS NOT NULL ORDER BY 3 DESC, 1", [job_id, job_id])
-    return [{"step": s, "loss": v, "series": k} for s, v, k in rows]
+    return [{"step": s, "loss": v, "series": k, "epoch": e} for s, v, k, e in rows]
 
 
-def progress(job_id: str) -> dict:
+def progress(store: Store, job_id: str) -> dict:
     """Where a job is: step, total, fraction, ETA, tokens/s (from the last `log` event)."""
-    job = get_job(job_id) or {}
-    row = get_store().query_rows(
+    job = get_job(store, job_id) or {}
+    row = store.query_rows(
         "SELECT payload_json FROM job_events WHERE job_id=? AND type='log' ORDER BY seq DESC LIMIT 1", [job_id])
     last = json.loads(row[0][0]) if row else {}
     step = last.get("step") or job.get("last_step") or 0
@@ -588,32 +536,31 @@ def progress(job_id: str) -> dict:
             "epoch": last.get("epoch")}
 
 
-def log_tail(job_id: str, max_lines: int = 40) -> str:
-    job = get_job(job_id)
+def log_tail(store: Store, job_id: str, max_lines: int = 40) -> str:
+    job = get_job(store, job_id)
     if job is None:
         return ""
     return tail_text(Path(job["run_dir"]) / LOG_FILE, max_lines=max_lines)
 
 
 # -- the app's background follower --------------------------------------------------------------
-def start_ingest_loop(interval: float = 1.0) -> threading.Thread:
-    """Reconcile once, then `tick()` every `interval` seconds in a daemon thread, so jobs are
-    followed (and the queue moves) whether or not a browser is open. Idempotent."""
+def start_ingest_loop(store: Store, interval: float = 1.0) -> threading.Thread:
+    """`tick()` at once (after an app restart: find the workers again, or mark their jobs), then
+    every `interval` seconds in a daemon thread, so jobs are followed (and the queue moves)
+    whether or not a browser is open. Idempotent."""
     thread = _loop.get("thread")
     if thread is not None and thread.is_alive():
         return thread
     stop = threading.Event()
 
     def run() -> None:
-        try:
-            reconcile()
-        except Exception:
-            log.exception("reconcile failed")
-        while not stop.wait(interval):
+        while True:
             try:
-                tick()
+                tick(store)
             except Exception:
                 log.exception("job ingest failed")
+            if stop.wait(interval):
+                return
 
     thread = threading.Thread(target=run, name="ftassist-ingest", daemon=True)
     _loop.update(thread=thread, stop=stop)

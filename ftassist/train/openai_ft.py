@@ -9,29 +9,29 @@ with the `ft:` model id as the run's output (the arena registers it from there).
 The API key comes from the caller (the session) or the environment and lives only in the
 client object: it is never written to the spec, the events, the log or an error message;
 every message that could carry it goes through `scrub`. Errors are phrased as what the
-person can do about them. Rate limits are retried with exponential backoff (the SDK's own
-retries are turned off so that a quota error, also a 429, is not retried pointlessly).
+person can do about them. Rate limits, 5xx and connection errors are retried by the SDK itself
+(`max_retries`, with its exponential backoff and the server's Retry-After); a quota error is
+also a 429, so a response hook tells the SDK not to retry it (waiting does not add credit) and
+reports every other 429 as a warning event, so a slow start is explained.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ftassist.redact import scrub
+from ftassist.train.spec import OPENAI_SUFFIX_MAX, OPENAI_SUFFIX_PATTERN
+from ftassist.train.stop import StopFlag
+
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
-SUFFIX_MAX = 64
-_SUFFIX_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "custom": "OPENAI_API_KEY"}
 
 DEFAULT_POLL_INTERVAL = 10.0  # seconds between status polls (jobs take minutes to hours)
-DEFAULT_RETRIES = 6
-DEFAULT_BASE_DELAY = 1.0
-DEFAULT_MAX_DELAY = 60.0
+DEFAULT_RETRIES = 6  # the SDK's retries per request: its backoff doubles from 0.5 s up to 8 s
 
 
 class OpenAIBackendError(RuntimeError):
@@ -61,17 +61,21 @@ def make_client(
     base_url: str | None = None,
     azure_endpoint: str | None = None,
     api_version: str | None = None,
-    max_retries: int = 0,
+    max_retries: int = DEFAULT_RETRIES,
     timeout: float = 120.0,
+    on_rate_limit: Callable[[int | None], Any] | None = None,
 ):
     """An `openai.OpenAI` (or `AzureOpenAI`) client for `provider`.
 
     provider: "openai" (base_url optional, e.g. a proxy), "azure" (azure_endpoint and
     api_version required; the SDK then calls {endpoint}/openai/...?api-version=...), or
     "custom" (any server that speaks the fine-tuning API at base_url).
-    `max_retries` is the SDK's own retry count; ours (`with_retries`) is on top of it.
+    `max_retries` is the SDK's own retry count (quota errors excepted, see the module docstring);
+    `on_rate_limit(status)` is called for each rate-limited response the SDK will retry.
     """
     import openai
+
+    http_client = openai.DefaultHttpxClient(event_hooks={"response": [_rate_limit_hook(on_rate_limit)]})
 
     key = resolve_api_key(provider, api_key)
     env_name = KEY_ENV.get(provider, "OPENAI_API_KEY")
@@ -85,7 +89,8 @@ def make_client(
             raise OpenAIBackendError("Azure OpenAI needs an api_version (e.g. 2024-10-21): set it in the settings or OPENAI_API_VERSION.")
         if not key:
             raise OpenAIBackendError(f"no API key: set {env_name} or enter the key in the app.")
-        kwargs: dict[str, Any] = dict(api_key=key, api_version=api_version, max_retries=max_retries, timeout=timeout)
+        kwargs: dict[str, Any] = dict(api_key=key, api_version=api_version, max_retries=max_retries, timeout=timeout,
+                                      http_client=http_client)
         if base_url:
             kwargs["base_url"] = base_url
         else:
@@ -100,13 +105,39 @@ def make_client(
             key = "none"  # many self-hosted servers ignore the key, but the SDK wants one
         else:
             raise OpenAIBackendError(f"no API key: set {env_name} or enter the key in the app.")
-    kwargs = dict(api_key=key, max_retries=max_retries, timeout=timeout)
+    kwargs = dict(api_key=key, max_retries=max_retries, timeout=timeout, http_client=http_client)
     if base_url:
         kwargs["base_url"] = base_url
     return openai.OpenAI(**kwargs)
 
 
-def client_from_spec(spec, api_key: str | None = None):
+def _rate_limit_hook(on_rate_limit: Callable[[int | None], Any] | None):
+    """An httpx response hook: a quota 429 gets `x-should-retry: false` (the SDK obeys that header),
+    any other 429 is reported through `on_rate_limit` before the SDK waits and retries."""
+
+    def hook(response) -> None:
+        if response.status_code != 429:
+            return
+        response.read()
+        if _is_quota_error(response):
+            response.headers["x-should-retry"] = "false"
+        elif on_rate_limit is not None:
+            on_rate_limit(response.status_code)
+
+    return hook
+
+
+def _is_quota_error(response) -> bool:
+    try:
+        body = json.loads(response.content or b"{}")
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    return "insufficient_quota" in (error.get("code"), error.get("type"))
+
+
+def client_from_spec(spec, api_key: str | None = None, on_rate_limit: Callable[[int | None], Any] | None = None):
     """The client described by `spec.openai` (provider, base_url, azure_endpoint, api_version)."""
     o = dict(getattr(spec, "openai", None) or {})
     return make_client(
@@ -115,21 +146,14 @@ def client_from_spec(spec, api_key: str | None = None):
         base_url=o.get("base_url"),
         azure_endpoint=o.get("azure_endpoint"),
         api_version=o.get("api_version"),
+        max_retries=int(o.get("max_retries", DEFAULT_RETRIES)),
+        on_rate_limit=on_rate_limit,
     )
 
 
 def _client_key(client) -> str | None:
     key = getattr(client, "api_key", None)
     return key if isinstance(key, str) and key and key != "none" else None
-
-
-def scrub(text: Any, *secrets: str | None) -> str:
-    """`text` with every secret (and an `sk-...` looking token) replaced by '***'."""
-    out = str(text)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            out = out.replace(secret, "***")
-    return re.sub(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{8,}", "sk-***", out)
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -188,60 +212,6 @@ def _api_message(exc: BaseException) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
-def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    try:
-        if headers.get("retry-after-ms"):
-            return float(headers["retry-after-ms"]) / 1000.0
-        if headers.get("retry-after"):
-            return float(headers["retry-after"])
-    except (TypeError, ValueError):
-        return None
-    return None
-
-
-def _retryable(exc: BaseException) -> bool:
-    import openai
-
-    if isinstance(exc, openai.RateLimitError):
-        return getattr(exc, "code", None) != "insufficient_quota" and getattr(exc, "type", None) != "insufficient_quota"
-    if isinstance(exc, (openai.InternalServerError, openai.APIConnectionError)):
-        return True
-    return isinstance(exc, openai.APIStatusError) and exc.status_code in (408, 409)
-
-
-def with_retries(
-    fn: Callable[[], Any],
-    *,
-    retries: int = DEFAULT_RETRIES,
-    base_delay: float = DEFAULT_BASE_DELAY,
-    max_delay: float = DEFAULT_MAX_DELAY,
-    sleep: Callable[[float], Any] = time.sleep,
-    on_retry: Callable[[BaseException, float, int], Any] | None = None,
-):
-    """Call `fn()`, retrying rate limits, 5xx and connection errors with exponential backoff.
-
-    The delay doubles from `base_delay` up to `max_delay`; a server's Retry-After wins
-    when it is given. A quota error is not retried (waiting does not fix it).
-    """
-    attempt = 0
-    while True:
-        try:
-            return fn()
-        except Exception as exc:
-            if attempt >= retries or not _retryable(exc):
-                raise
-            delay = _retry_after(exc)
-            if delay is None or delay < 0:
-                delay = min(max_delay, base_delay * (2**attempt))
-            delay = min(delay, max_delay)
-            attempt += 1
-            if on_retry is not None:
-                on_retry(exc, delay, attempt)
-            sleep(delay)
-
-
 # -- request building ---------------------------------------------------------------------
 def validate_suffix(suffix: str | None) -> str | None:
     """The suffix, stripped (None when empty); raises OpenAIBackendError when it cannot be used.
@@ -254,9 +224,9 @@ def validate_suffix(suffix: str | None) -> str | None:
     suffix = str(suffix).strip()
     if not suffix:
         return None
-    if len(suffix) > SUFFIX_MAX:
-        raise OpenAIBackendError(f"the suffix is {len(suffix)} characters long: OpenAI allows at most {SUFFIX_MAX}.", param="suffix")
-    if not _SUFFIX_RE.match(suffix):
+    if len(suffix) > OPENAI_SUFFIX_MAX:
+        raise OpenAIBackendError(f"the suffix is {len(suffix)} characters long: OpenAI allows at most {OPENAI_SUFFIX_MAX}.", param="suffix")
+    if not OPENAI_SUFFIX_PATTERN.match(suffix):
         raise OpenAIBackendError(
             f"the suffix {suffix!r} may only use letters, digits, '.', '_' and '-' (it becomes part of the model name).",
             param="suffix",
@@ -275,15 +245,14 @@ def supervised_method(n_epochs: Any = "auto", batch_size: Any = "auto", learning
 
 
 def upload_file(client, path: str | Path, *, poll_interval: float = 2.0, max_wait: float = 1800.0,
-                call=None, should_stop: Callable[[], bool] | None = None) -> str:
+                should_stop: Callable[[], bool] | None = None) -> str:
     """Upload a JSONL file for fine-tuning and wait until the API has processed it; returns its id."""
-    call = call or (lambda fn: with_retries(fn))
     path = Path(path)
     if path.suffix.lower() != ".jsonl":
         raise OpenAIBackendError(f"{path.name}: OpenAI fine-tuning takes .jsonl files only.")
     with open(path, "rb") as fh:
         data = fh.read()
-    obj = call(lambda: client.files.create(file=(path.name, data), purpose="fine-tune"))
+    obj = client.files.create(file=(path.name, data), purpose="fine-tune")
     start = time.monotonic()
     while obj.status not in ("processed", "error", "deleted"):
         if should_stop is not None and should_stop():
@@ -291,7 +260,7 @@ def upload_file(client, path: str | Path, *, poll_interval: float = 2.0, max_wai
         if time.monotonic() - start > max_wait:
             raise OpenAIBackendError(f"{path.name} was still being processed after {int(max_wait)} s: try again later.")
         time.sleep(poll_interval)
-        obj = call(lambda: client.files.retrieve(obj.id))
+        obj = client.files.retrieve(obj.id)
     if obj.status != "processed":
         detail = getattr(obj, "status_details", None) or "no details given"
         raise OpenAIBackendError(f"{path.name} was rejected by the API ({obj.status}): {detail}", param="training_file")
@@ -300,9 +269,8 @@ def upload_file(client, path: str | Path, *, poll_interval: float = 2.0, max_wai
 
 def create_job(client, *, model: str, training_file: str, validation_file: str | None = None,
                n_epochs: Any = "auto", batch_size: Any = "auto", learning_rate_multiplier: Any = "auto",
-               suffix: str | None = None, seed: int | None = None, call=None):
+               suffix: str | None = None, seed: int | None = None):
     """Create a supervised fine-tuning job; returns the SDK's FineTuningJob."""
-    call = call or (lambda fn: with_retries(fn))
     kwargs: dict[str, Any] = {
         "model": model,
         "training_file": training_file,
@@ -315,19 +283,18 @@ def create_job(client, *, model: str, training_file: str, validation_file: str |
         kwargs["suffix"] = suffix
     if seed is not None:
         kwargs["seed"] = int(seed)
-    return call(lambda: client.fine_tuning.jobs.create(**kwargs))
+    return client.fine_tuning.jobs.create(**kwargs)
 
 
-def new_events(client, job_id: str, seen: set[str], *, call=None, page_size: int = 100) -> list:
+def new_events(client, job_id: str, seen: set[str], *, page_size: int = 100) -> list:
     """Events not in `seen`, oldest first (the API lists newest first; we page until a known one)."""
-    call = call or (lambda fn: with_retries(fn))
     fresh: list = []
     after: str | None = None
     while True:
         kwargs: dict[str, Any] = {"limit": page_size}
         if after:
             kwargs["after"] = after
-        page = call(lambda: client.fine_tuning.jobs.list_events(job_id, **kwargs))
+        page = client.fine_tuning.jobs.list_events(job_id, **kwargs)
         data = list(page.data or [])
         hit_known = False
         for event in data:
@@ -344,21 +311,19 @@ def new_events(client, job_id: str, seen: set[str], *, call=None, page_size: int
     return fresh
 
 
-def list_checkpoints(client, job_id: str, *, call=None) -> list:
+def list_checkpoints(client, job_id: str) -> list:
     """The job's checkpoints, oldest first."""
-    call = call or (lambda fn: with_retries(fn))
-    page = call(lambda: client.fine_tuning.jobs.checkpoints.list(job_id, limit=100))
+    page = client.fine_tuning.jobs.checkpoints.list(job_id, limit=100)
     return sorted(page.data or [], key=lambda c: (c.step_number, c.created_at))
 
 
-def cancel_remote(client, job_id: str, *, call=None):
-    call = call or (lambda fn: with_retries(fn))
-    return call(lambda: client.fine_tuning.jobs.cancel(job_id))
+def cancel_remote(client, job_id: str):
+    return client.fine_tuning.jobs.cancel(job_id)
 
 
 def list_remote_jobs(client, limit: int = 20) -> list[dict]:
     """The account's recent fine-tuning jobs as plain dicts (for a settings/history view)."""
-    page = with_retries(lambda: client.fine_tuning.jobs.list(limit=limit))
+    page = client.fine_tuning.jobs.list(limit=limit)
     return [
         {"id": j.id, "model": j.model, "status": j.status, "fine_tuned_model": j.fine_tuned_model,
          "created_at": j.created_at, "finished_at": j.finished_at}
@@ -367,34 +332,6 @@ def list_remote_jobs(client, limit: int = 20) -> list[dict]:
 
 
 # -- end to end -----------------------------------------------------------------------------
-class _StopFlag:
-    """Set by SIGTERM/SIGINT while `run_job` runs in the main thread (the worker's stop signal)."""
-
-    def __init__(self, external: Callable[[], bool] | None):
-        self.external = external
-        self.event = threading.Event()
-        self._old: dict[int, Any] = {}
-
-    def __call__(self) -> bool:
-        return self.event.is_set() or bool(self.external and self.external())
-
-    def install(self) -> None:
-        if self.external is not None or threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._old[sig] = signal.signal(sig, lambda *_: self.event.set())
-            except (ValueError, OSError):
-                pass
-
-    def restore(self) -> None:
-        for sig, handler in self._old.items():
-            try:
-                signal.signal(sig, handler)
-            except (ValueError, OSError):
-                pass
-
-
 def _count_lines(path: str | None) -> int:
     if not path:
         return 0
@@ -429,39 +366,29 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
     provider = o.get("provider") or "openai"
     poll = float(poll_interval if poll_interval is not None else o.get("poll_interval")
                  or os.environ.get("FTASSIST_OPENAI_POLL_INTERVAL") or DEFAULT_POLL_INTERVAL)
-    retry_kw = {
-        "retries": int(o.get("retries", DEFAULT_RETRIES)),
-        "base_delay": float(o.get("retry_base_delay", DEFAULT_BASE_DELAY)),
-        "max_delay": float(o.get("retry_max_delay", DEFAULT_MAX_DELAY)),
-    }
-    stop = _StopFlag(should_stop)
+    stop = StopFlag(should_stop)
     stop.install()
     secrets: tuple = (api_key,)
     result: dict[str, Any] = {"status": None, "external_id": None, "output_model": None, "error": None}
 
-    def on_retry(exc: BaseException, delay: float, attempt: int) -> None:
-        status = getattr(exc, "status_code", None)
-        what = "rate limited (429)" if status == 429 else f"{type(exc).__name__}{f' ({status})' if status else ''}"
-        writer.message(f"{what}: retry {attempt} in {delay:.1f} s", level="warning")
-
-    def call(fn):
-        return with_retries(fn, on_retry=on_retry, sleep=lambda d: _sleep_until(d, stop), **retry_kw)
+    def on_rate_limit(status: int | None) -> None:
+        writer.message(f"rate limited ({status}): the request is retried after a pause", level="warning")
 
     job_id: str | None = None
     last_step: int | None = None
     try:
         if client is None:
-            client = client_from_spec(spec, api_key=api_key)
+            client = client_from_spec(spec, api_key=api_key, on_rate_limit=on_rate_limit)
         secrets = (api_key, _client_key(client))
         model = o.get("model") or getattr(spec, "base_model", None)
         suffix = validate_suffix(o.get("suffix"))
 
         writer.message(f"uploading {Path(spec.train_file).name} (purpose fine-tune)")
-        train_id = upload_file(client, spec.train_file, call=call, should_stop=stop, poll_interval=min(poll, 2.0))
+        train_id = upload_file(client, spec.train_file, should_stop=stop, poll_interval=min(poll, 2.0))
         valid_id = None
         if getattr(spec, "valid_file", None) and not stop():
             writer.message(f"uploading {Path(spec.valid_file).name} (purpose fine-tune)")
-            valid_id = upload_file(client, spec.valid_file, call=call, should_stop=stop, poll_interval=min(poll, 2.0))
+            valid_id = upload_file(client, spec.valid_file, should_stop=stop, poll_interval=min(poll, 2.0))
         if stop():
             writer.cancelled(step=None, output_dir=None)
             result["status"] = "cancelled"
@@ -471,7 +398,7 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
             client, model=model, training_file=train_id, validation_file=valid_id,
             n_epochs=o.get("n_epochs", "auto"), batch_size=o.get("batch_size", "auto"),
             learning_rate_multiplier=o.get("learning_rate_multiplier", "auto"),
-            suffix=suffix, seed=getattr(spec, "seed", None), call=call,
+            suffix=suffix, seed=getattr(spec, "seed", None),
         )
         job_id = job.id
         result["external_id"] = job_id
@@ -491,19 +418,19 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
         while True:
             if stop():
                 try:
-                    call(lambda: client.fine_tuning.jobs.cancel(job_id))
+                    cancel_remote(client, job_id)
                     writer.message(f"cancelled the OpenAI job {job_id}")
                 except Exception as exc:  # noqa: BLE001 - report, still end the run as cancelled
                     writer.message(f"could not cancel {job_id}: {describe_error(exc, provider, secrets)}", level="error")
                 writer.cancelled(step=last_step, output_dir=None)
                 result["status"] = "cancelled"
                 return result
-            job = call(lambda: client.fine_tuning.jobs.retrieve(job_id))
+            job = client.fine_tuning.jobs.retrieve(job_id)
             status = job.status
             if status != announced:
                 writer.message(f"OpenAI job {job_id}: {status}")
                 announced = status
-            for event in new_events(client, job_id, seen_events, call=call):
+            for event in new_events(client, job_id, seen_events):
                 data = event.data if isinstance(event.data, dict) else {}
                 if event.type == "metrics" and data.get("step") is not None:
                     step = int(data["step"])
@@ -533,7 +460,7 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
                     level = {"warn": "warning"}.get(event.level, event.level)
                     writer.message(scrub(event.message, *secrets), level=level)
             try:
-                for ckpt in list_checkpoints(client, job_id, call=call):
+                for ckpt in list_checkpoints(client, job_id):
                     if ckpt.id not in seen_ckpts:
                         seen_ckpts.add(ckpt.id)
                         writer.checkpoint(step=int(ckpt.step_number), path=ckpt.fine_tuned_model_checkpoint)
@@ -572,7 +499,7 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
         err = describe_error(exc, provider, secrets)
         if job_id and stop():
             try:
-                client.fine_tuning.jobs.cancel(job_id)
+                cancel_remote(client, job_id)
             except Exception:  # noqa: BLE001 - best effort: we are already failing
                 writer.message(f"could not cancel the OpenAI job {job_id}: cancel it in the dashboard", level="error")
             writer.cancelled(step=last_step, output_dir=None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ BACKENDS = ("local", "openai")
 METHODS = ("lora", "qlora", "full")
 PROVIDERS = ("openai", "azure", "custom")
 TINY_RANDOM = "tiny-random"
+OPENAI_SUFFIX_MAX = 64
+# The suffix becomes part of the model name (`ft:MODEL:ORG:SUFFIX:ID`).
+OPENAI_SUFFIX_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 SPEC_FILE = "spec.json"
 
 # Learning rates that work for most chat SFT runs: adapters tolerate (and need) a much larger
@@ -38,6 +42,12 @@ OPENAI_DEFAULTS: dict[str, Any] = {
     "azure_endpoint": None,
     "api_version": None,
 }
+
+
+def looks_like_openai_model(name: str | None) -> bool:
+    """True for an OpenAI model name (gpt-4o-mini-2024-07-18, ft:gpt-...): a Hub id has an owner/ part."""
+    name = (name or "").strip()
+    return "/" not in name and name.startswith(("gpt-", "ft:gpt-", "o4-", "o3-"))
 
 
 def presets(method: str) -> dict[str, Any]:
@@ -245,8 +255,11 @@ def _validate_openai(o: dict[str, Any]) -> list[str]:
     if lrm != "auto" and not _positive(lrm):
         p.append(f"openai.learning_rate_multiplier must be 'auto' or a positive number (got {lrm!r}).")
     suffix = o.get("suffix")
-    if suffix is not None and (not isinstance(suffix, str) or len(suffix) > 64):
-        p.append("openai.suffix must be a string of at most 64 characters.")
+    if suffix is not None and (not isinstance(suffix, str) or len(suffix.strip()) > OPENAI_SUFFIX_MAX):
+        p.append(f"openai.suffix must be a string of at most {OPENAI_SUFFIX_MAX} characters.")
+    elif suffix and suffix.strip() and not OPENAI_SUFFIX_PATTERN.match(suffix.strip()):
+        p.append(f"openai.suffix {suffix!r} may only use letters, digits, '.', '_' and '-' (it becomes part of "
+                 "the model name).")
     provider = o.get("provider", "openai")
     if provider not in PROVIDERS:
         p.append(f"openai.provider {provider!r} is unknown: use 'openai', 'azure' or 'custom'.")

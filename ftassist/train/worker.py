@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import sys
 import time
 import traceback
@@ -37,19 +36,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ftassist.train.events import EventWriter, perplexity_of, tail_text
+from ftassist.train.events import EventWriter, jsonable, perplexity_of, tail_text
 from ftassist.train.spec import TINY_RANDOM, JobSpec
+from ftassist.train.stop import Cancelled, StopFlag
 
 LOG_FILE = "worker.log"
 QLORA_HINT = "QLoRA needs an NVIDIA GPU (bitsandbytes 4-bit); use LoRA on CPU or run on a GPU machine"
+# What to do when a run ran out of memory (the worker's hint, and the job manager's for a silent death).
 OOM_HINT = (
-    "Out of memory: lower per_device_batch_size (raise gradient_accumulation_steps to keep the effective batch), "
+    "Lower per_device_batch_size (raise gradient_accumulation_steps to keep the effective batch), "
     "shorten max_seq_length, turn on gradient_checkpointing, or switch to LoRA/QLoRA."
 )
-
-
-class Cancelled(Exception):
-    """Raised between phases when a stop signal arrived before training started."""
 
 
 class SetupError(Exception):
@@ -75,32 +72,6 @@ def check_base_model(base: str) -> None:
             raise SetupError(f"base model folder {base} has no config.json (not a transformers model)", MODEL_HINT)
     elif not base or any(c.isspace() for c in base):
         raise SetupError(f"base model {base!r} is not a valid Hub id", MODEL_HINT)
-
-
-# --------------------------------------------------------------------------------------------
-# Signals: a stop request sets a flag; the trainer callback turns it into should_training_stop.
-# --------------------------------------------------------------------------------------------
-class StopFlag:
-    def __init__(self) -> None:
-        self.requested = False
-        self.signum: int | None = None
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:  # a second signal: stop waiting for a clean save
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        self.requested = True
-        self.signum = signum
-        print(f"[ftassist] received signal {signum}: stopping after the current step", flush=True)
-
-    def check(self) -> None:
-        if self.requested:
-            raise Cancelled()
 
 
 def _rank() -> int:
@@ -812,7 +783,7 @@ def train_local(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFla
     )
     extra: dict[str, Any] = {}
     if is_main:
-        (output_dir / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2) + "\n", encoding="utf-8")
+        (output_dir / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=2) + "\n", encoding="utf-8")
         if spec.merge_adapter and spec.uses_adapter:
             writer.message("merging the adapter into the base model")
             extra["merged_dir"] = str(merge_adapter(base, output_dir, run_dir / "merged", bf16=auto["bf16"]))
@@ -821,7 +792,7 @@ def train_local(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFla
             if url:
                 extra["hub_url"] = url
     writer.finished(output_dir=str(output_dir), final_loss=events.last_loss, first_loss=events.first_loss,
-                    best_eval_loss=best_eval, metrics=_jsonable(metrics), step=step, **extra)
+                    best_eval_loss=best_eval, metrics=jsonable(metrics), step=step, **extra)
 
 
 def _barrier() -> None:
@@ -838,19 +809,6 @@ def _has_flash_attn() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("flash_attn") is not None
-
-
-def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, float) and not math.isfinite(v):
-            v = None
-        elif hasattr(v, "item"):
-            v = v.item()
-        elif not isinstance(v, (str, int, float, bool, type(None), list, dict)):
-            v = str(v)
-        out[k] = v
-    return out
 
 
 def merge_adapter(base: str, adapter_dir: Path, merged_dir: Path, bf16: bool = False) -> Path:

@@ -1,4 +1,5 @@
-"""Fixtures for the Train station: a tiny chat dataset and a way to run the worker as a real process."""
+"""Fixtures for the Train station: a tiny chat dataset, the worker as a real process, the OpenAI stand-in,
+and "the app": another process that holds the database and serves the use cases on its socket."""
 
 from __future__ import annotations
 
@@ -96,6 +97,16 @@ def wait_for_event(run_dir: Path, type_: str, proc: subprocess.Popen, timeout: f
     raise AssertionError(f"no {type_!r} event within {timeout}s: {events}")
 
 
+def _kill_groups(pids) -> None:
+    for pid in pids:
+        if not pid:
+            continue
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 @pytest.fixture
 def no_stray_workers(monkeypatch):
     """Offline, one thread per worker (a shared box); whatever a test started is stopped when it ends."""
@@ -105,14 +116,59 @@ def no_stray_workers(monkeypatch):
     for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("OMP_NUM_THREADS", "1")):
         monkeypatch.setenv(name, value)
     yield
+    jobs.stop_ingest_loop()
     try:
         rows = store.get_store().query_rows("SELECT pid FROM jobs WHERE pid IS NOT NULL")
-    except Exception:  # noqa: BLE001
+    except store.StoreLockedError:  # "the app" of the test holds it: the running_app fixture stops its workers
         rows = []
-    for (pid,) in rows:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    jobs.stop_ingest_loop()
+    _kill_groups(pid for (pid,) in rows)
     jobs.forget_children()
+
+
+APP_SCRIPT = """
+import sys
+from ftassist import app_socket
+from ftassist.usecases import training
+from ftassist.usecases.context import Context
+
+ctx = Context.open()
+ctx.store  # the app holds the database from now on, as `ftassist serve` does
+training.follow_runs(ctx)
+server = app_socket.serve(ctx)
+print("serving", flush=True)
+sys.stdin.read()  # until the test closes our stdin
+app_socket.stop(server)
+"""
+
+
+@pytest.fixture
+def running_app(ftassist_home, no_stray_workers):
+    """An app process for this test's FTASSIST_HOME: it owns the DuckDB file and answers use cases on
+    its socket, so `gateway.call` (and every `ftassist` command) goes through it. Yields its client."""
+    from ftassist import app_socket
+
+    env = dict(os.environ, PYTHONPATH=str(repo_root()) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               FTASSIST_HOME=str(ftassist_home), CUDA_VISIBLE_DEVICES="")
+    log = open(ftassist_home / "app.log", "wb")
+    app = subprocess.Popen([sys.executable, "-c", APP_SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=log, cwd=str(repo_root()), env=env)
+    log.close()
+    client = None
+    try:
+        line = app.stdout.readline()  # blocks until the app serves (or dies: then an empty line)
+        assert line.strip() == b"serving", (ftassist_home / "app.log").read_text(errors="replace")
+        client = app_socket.connect()
+        assert client is not None
+        yield client
+    finally:
+        if client is not None:
+            try:
+                _kill_groups(r.get("pid") for r in client.call("list_runs") if r["status"] == "running")
+            except (app_socket.AppUnavailable, OSError):  # the app is already gone: nothing to ask
+                pass
+        app.stdin.close()
+        try:
+            app.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            app.kill()
+            app.wait()

@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, fake_openai  # noqa: F401 - fixture
+from fake_openai import FakeOpenAI
 
 from ftassist import config, store
 from ftassist.cli import main
-from ftassist.commands import train as train_cmd
 from ftassist.train import jobs
 
 KEY = "sk-test-fake-key-0123456789"
@@ -61,7 +60,7 @@ def test_train_json_tiny_run_from_a_raw_dataset(tmp_path, capsys):
     assert "step 3/3" in captured.err  # progress went to stderr, the JSON alone to stdout's last line
     # The raw file was converted and split by the Data step before training.
     spec = json.loads(Path(result["run_dir"], "spec.json").read_text())
-    assert Path(spec["train_file"]).parent == config.data_dir() / "prepared" / result["job_id"]
+    assert Path(spec["train_file"]).parent.parent == config.data_dir() / "prepared"
     assert spec["valid_file"] and Path(spec["valid_file"]).is_file()
     first = json.loads(Path(spec["train_file"]).read_text().splitlines()[0])
     assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
@@ -99,7 +98,7 @@ def test_train_openai_backend_through_the_worker(fake_openai, tmp_path, capsys, 
     (create,) = fake_openai.calls("POST", "/fine_tuning/jobs")
     assert create["json"]["method"]["supervised"]["hyperparameters"]["n_epochs"] == 2
     assert create["headers"]["authorization"] == f"Bearer {KEY}"  # the worker got the key from its environment
-    job = jobs.get_job(result["job_id"])
+    job = jobs.get_job(store.get_store(), result["job_id"])
     assert job["external_id"] in fake_openai.jobs
     assert job["output_model"] == result["output_model"]
     # The key is nowhere on disk: not in the run folder, not in DuckDB.
@@ -124,23 +123,57 @@ def test_train_detach_then_cancel_cancels_the_remote_job(fake_openai, tmp_path, 
     job = _last_json(capsys.readouterr().out)
     assert job["status"] == "cancelled"
     assert fake_openai.calls("POST", "/cancel")
-    assert jobs.job_events(started["job_id"])[-1]["type"] == "cancelled"
+    assert jobs.job_events(store.get_store(), started["job_id"])[-1]["type"] == "cancelled"
 
 
-def test_train_while_the_app_holds_the_database(fake_openai, tmp_path, capsys, monkeypatch):
-    """The CLI still trains (the worker needs no DB); the app adopts the run folder afterwards."""
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setattr(train_cmd, "_store_or_none", lambda: None)
-    data = _chat(tmp_path / "chat.jsonl")
-    assert main(_openai_args(fake_openai, data)) == 0
+@pytest.mark.slow
+def test_train_while_the_app_runs_goes_through_the_app(running_app, tmp_path, capsys):
+    """The app holds the database: the CLI's run is created and started BY THE APP (it lists it at once),
+    and `jobs` / `jobs show` ask the app, so they report the run as it really ended."""
+    data = _chat(tmp_path / "chat.jsonl", n=16)
+    rc = main(["train", str(data), "--valid", str(data), "--max-steps", "3", "--logging-steps", "1", "--json"])
     captured = capsys.readouterr()
+    assert rc == 0, captured.err
     result = _last_json(captured.out)
-    assert result["status"] == "succeeded" and result["output_model"].startswith("ft:")
-    assert "holds the database" in captured.err
-    assert store.get_store().query_rows("SELECT count(*) FROM jobs")[0][0] == 0
-    jobs.reconcile()  # what the app does on start and restart
-    adopted = jobs.get_job(result["job_id"])
-    assert adopted["status"] == "succeeded" and adopted["output_model"] == result["output_model"]
+    assert result["status"] == "succeeded" and result["final_loss"] is not None
+    assert set(result) == {"status", "job_id", "run_dir", "output_dir", "output_model", "first_loss", "final_loss",
+                           "best_eval_loss", "error", "hint"}
+    runs = running_app.call("list_runs")  # the app's own view of its database
+    assert [(r["id"], r["status"]) for r in runs] == [(result["job_id"], "succeeded")]
+    with pytest.raises(store.StoreLockedError):  # and the CLI never opened the database itself
+        store.get_store()
+
+    assert main(["jobs", "--json"]) == 0
+    assert [(j["id"], j["status"]) for j in _last_json(capsys.readouterr().out)] == [(result["job_id"], "succeeded")]
+    assert main(["jobs", "show", result["job_id"], "--json"]) == 0
+    shown = _last_json(capsys.readouterr().out)
+    assert shown["status"] == "succeeded" and shown["last_step"] == shown["total_steps"] == 3
+    assert shown["progress"]["fraction"] == 1.0 and shown["output_model"] == result["output_model"]
+
+
+def test_jobs_cancel_goes_through_the_app(running_app, fake_openai, tmp_path, capsys, monkeypatch):
+    """A detached run the app started, cancelled with `ftassist jobs cancel`: the app stops its worker, which
+    cancels the remote job; the key the CLI passed reached the worker and was written nowhere."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)  # only this shell has the key: the app's worker gets it from the CLI
+    fake_openai.total_steps = 100000
+    fake_openai.steps_per_poll = 1
+    data = _chat(tmp_path / "chat.jsonl")
+    assert main(_openai_args(fake_openai, data, "--detach")) == 0
+    started = _last_json(capsys.readouterr().out)
+    assert started["status"] == "running" and started["pid"]
+    assert [r["id"] for r in running_app.call("list_runs")] == [started["job_id"]]
+    deadline = time.monotonic() + 60
+    while not fake_openai.calls("GET", "/events") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fake_openai.calls("POST", "/fine_tuning/jobs")[0]["headers"]["authorization"] == f"Bearer {KEY}"
+    assert main(["jobs", "cancel", started["job_id"], "--json"]) == 0
+    assert _last_json(capsys.readouterr().out)["status"] == "cancelled"
+    assert fake_openai.calls("POST", "/cancel")
+    shown = running_app.call("show_run", {"run_id": started["job_id"]})
+    assert shown["status"] == "cancelled"
+    assert main(["jobs", "cancel", started["job_id"]]) == 2
+    assert "already ended" in capsys.readouterr().err
+    assert KEY.encode() not in _files_text(Path(started["run_dir"]))
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path, capsys):

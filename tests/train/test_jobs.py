@@ -38,6 +38,11 @@ def data(tmp_path):
 pytestmark = pytest.mark.usefixtures("no_stray_workers")  # tests/train/conftest.py
 
 
+def _db():
+    """This process's store (the job manager is given it, as the app gives it its own)."""
+    return store.get_store()
+
+
 def _spec(data, **kw) -> JobSpec:
     train, valid = data
     kw.setdefault("max_steps", 4)
@@ -47,12 +52,12 @@ def _spec(data, **kw) -> JobSpec:
 def _wait_for(predicate, timeout=90.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        jobs.tick()
+        jobs.tick(_db())
         value = predicate()
         if value:
             return value
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: {jobs.list_jobs()}")
+    raise AssertionError(f"timed out waiting for {what}: {jobs.list_jobs(_db())}")
 
 
 def _gone(pid: int) -> bool:
@@ -74,32 +79,32 @@ def _events_in_file(run_dir) -> list[dict]:
 def test_queue_a_killed_worker_then_the_next_job_runs_to_completion(data):
     """Two local jobs: the second waits; the first is SIGKILLed (as the OOM killer would) and is
     marked failed with its log tail and a hint; the queue moves on and the second trains to the end."""
-    first = jobs.start_job(_spec(data, max_steps=5000, eval_steps=1000, save_steps=1000))
-    second = jobs.start_job(_spec(data, seed=7))
-    assert jobs.get_job(first)["status"] == "running"
-    assert jobs.get_job(second)["status"] == "queued"  # one local job at a time
-    run_dir = Path(jobs.get_job(first)["run_dir"])
+    first = jobs.start_job(_db(), _spec(data, max_steps=5000, eval_steps=1000, save_steps=1000), config.runs_dir())
+    second = jobs.start_job(_db(), _spec(data, seed=7), config.runs_dir())
+    assert jobs.get_job(_db(), first)["status"] == "running"
+    assert jobs.get_job(_db(), second)["status"] == "queued"  # one local job at a time
+    run_dir = Path(jobs.get_job(_db(), first)["run_dir"])
     assert run_dir.parent == config.runs_dir()
     assert (run_dir / "spec.json").is_file() and (run_dir / "run.sh").is_file()
     assert "ftassist.train.worker" in (run_dir / "run.sh").read_text()
 
-    _wait_for(lambda: (jobs.get_job(first)["last_step"] or 0) >= 1, what="a logged step")
-    os.killpg(jobs.get_job(first)["pid"], signal.SIGKILL)
-    killed = _wait_for(lambda: (j := jobs.get_job(first))["status"] != "running" and j, what="failure")
+    _wait_for(lambda: (jobs.get_job(_db(), first)["last_step"] or 0) >= 1, what="a logged step")
+    os.killpg(jobs.get_job(_db(), first)["pid"], signal.SIGKILL)
+    killed = _wait_for(lambda: (j := jobs.get_job(_db(), first))["status"] != "running" and j, what="failure")
     assert killed["status"] == "failed"
     assert killed["error"] == jobs.OOM_REASON
     assert "gradient_checkpointing" in killed["hint"]
     assert killed["log_tail"].strip()  # the last lines of worker.log
-    assert jobs.job_events(first)[-1]["source"] == "job manager"
+    assert jobs.job_events(_db(), first)[-1]["source"] == "job manager"
     assert killed["last_step"] >= 1  # what was logged before the kill is kept
     assert (run_dir / "worker.log").stat().st_size > 0  # the worker's output went to its log file
 
-    done = jobs.wait(second, timeout=180, interval=0.2)  # the queue moved on
+    done = jobs.wait(_db(), second, timeout=180, interval=0.2)  # the queue moved on
     assert done["status"] == "succeeded", done
     run_dir2 = Path(done["run_dir"])
     # Everything the worker wrote is in DuckDB, once, in order.
     in_file = _events_in_file(run_dir2)
-    in_db = jobs.job_events(second)
+    in_db = jobs.job_events(_db(), second)
     assert [e["type"] for e in in_db] == [e["type"] for e in in_file]
     assert in_db[-1]["type"] == "finished"
     out = Path(done["output_dir"])
@@ -107,39 +112,39 @@ def test_queue_a_killed_worker_then_the_next_job_runs_to_completion(data):
     assert done["output_model"] == str(out)
     assert done["first_loss"] > done["final_loss"]  # the loss falls
     assert done["last_step"] == done["total_steps"] == 4
-    points = jobs.loss_points(second)
+    points = jobs.loss_points(_db(), second)
     assert {p["series"] for p in points} == {"train", "validation"}
     assert [p["step"] for p in points if p["series"] == "train"][0] == 1
-    prog = jobs.progress(second)
+    prog = jobs.progress(_db(), second)
     assert prog["fraction"] == 1.0 and prog["step"] == 4
-    assert [j["id"] for j in jobs.list_jobs()] == [second, first]
+    assert [j["id"] for j in jobs.list_jobs(_db())] == [second, first]
 
 
 @pytest.mark.slow
 def test_restart_finds_a_live_worker_again_then_cancel_mid_run(data):
-    job_id = jobs.start_job(_spec(data, max_steps=5000, eval_steps=1000, save_steps=1000))
-    _wait_for(lambda: (jobs.get_job(job_id)["last_step"] or 0) >= 2, what="a few logged steps")
-    seen_before = len(jobs.job_events(job_id))
+    job_id = jobs.start_job(_db(), _spec(data, max_steps=5000, eval_steps=1000, save_steps=1000), config.runs_dir())
+    _wait_for(lambda: (jobs.get_job(_db(), job_id)["last_step"] or 0) >= 2, what="a few logged steps")
+    seen_before = len(jobs.job_events(_db(), job_id))
 
     # The app goes away: its DB connection and its handles on child processes.
     store.reset_store()
     jobs.forget_children()
-    statuses = jobs.reconcile()
-    assert statuses == {job_id: "running"}  # found again: the pid is alive and is our worker
-    assert len(jobs.job_events(job_id)) >= seen_before
+    jobs.tick(_db())
+    assert jobs.get_job(_db(), job_id)["status"] == "running"  # found again: the pid is alive and is our worker
+    assert len(jobs.job_events(_db(), job_id)) >= seen_before
 
     # Cancel mid-run, through the pid alone (the worker is not this process's child any more).
-    job = jobs.cancel_job(job_id, timeout=20)
+    job = jobs.cancel_job(_db(), job_id, timeout=20)
     assert job["status"] == "cancelled", job
     assert job["last_step"] < 5000
     assert _gone(job["pid"])
-    last = jobs.job_events(job_id)[-1]
+    last = jobs.job_events(_db(), job_id)[-1]
     assert last["type"] == "cancelled" and "source" not in last  # the worker said so itself: no hard kill
     assert Path(last["output_dir"], "adapter_config.json").is_file()  # it saved what it had
-    run_dir = jobs.get_job(job_id)["run_dir"]
+    run_dir = jobs.get_job(_db(), job_id)["run_dir"]
     in_file = _events_in_file(run_dir)
-    assert len(jobs.job_events(job_id)) == len(in_file)  # nothing lost, nothing twice
-    assert [e["ts"] for e in jobs.job_events(job_id)] == [e["ts"] for e in in_file]
+    assert len(jobs.job_events(_db(), job_id)) == len(in_file)  # nothing lost, nothing twice
+    assert [e["ts"] for e in jobs.job_events(_db(), job_id)] == [e["ts"] for e in in_file]
 
 
 # -- without a worker: fabricated run folders ------------------------------------------------------
@@ -169,7 +174,7 @@ def _dead_pid() -> int:
     return p.pid
 
 
-def test_reconcile_marks_a_dead_worker_failed_and_keeps_its_events(data):
+def test_a_dead_worker_is_marked_failed_and_its_events_kept(data):
     job_id = _fake_running_job(
         data, _dead_pid(),
         [{"type": "started", "pid": 1, "total_steps": 10, "num_examples": 32, "method": "lora",
@@ -177,20 +182,22 @@ def test_reconcile_marks_a_dead_worker_failed_and_keeps_its_events(data):
          {"type": "log", "step": 1, "loss": 2.5}, {"type": "log", "step": 2, "loss": 2.0}],
         log_text="step 2\nRuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB\n",
     )
-    assert jobs.reconcile() == {job_id: "failed"}
-    job = jobs.get_job(job_id)
+    jobs.tick(_db())  # what the app does on start: its workers of before are not its children
+    assert jobs.get_job(_db(), job_id)["status"] == "failed"
+    job = jobs.get_job(_db(), job_id)
     assert job["error"] == jobs.OOM_REASON and "CUDA out of memory" in job["log_tail"]
     assert job["last_step"] == 2 and job["first_loss"] == 2.5 and job["final_loss"] == 2.0
-    assert [e["type"] for e in jobs.job_events(job_id)] == ["started", "log", "log", "failed"]
+    assert [e["type"] for e in jobs.job_events(_db(), job_id)] == ["started", "log", "log", "failed"]
 
 
-def test_reconcile_after_a_reboot_marks_interrupted(data, monkeypatch):
+def test_a_run_from_before_a_reboot_is_marked_interrupted(data, monkeypatch):
     import psutil
 
     job_id = _fake_running_job(data, _dead_pid(), [{"type": "log", "step": 1, "loss": 2.5}])
     monkeypatch.setattr(psutil, "boot_time", lambda: time.time() + 60)
-    assert jobs.reconcile() == {job_id: "interrupted"}
-    assert "restarted" in jobs.get_job(job_id)["error"]
+    jobs.tick(_db())
+    assert jobs.get_job(_db(), job_id)["status"] == "interrupted"
+    assert "restarted" in jobs.get_job(_db(), job_id)["error"]
 
 
 def test_final_event_wins_over_a_dead_process(data):
@@ -199,14 +206,14 @@ def test_final_event_wins_over_a_dead_process(data):
         [{"type": "log", "step": 1, "loss": 2.5},
          {"type": "finished", "output_dir": "/x/model", "final_loss": 1.5, "first_loss": 2.5, "metrics": {}}],
     )
-    jobs.ingest()
-    job = jobs.get_job(job_id)
+    jobs.ingest(_db())
+    job = jobs.get_job(_db(), job_id)
     assert job["status"] == "succeeded" and job["output_dir"] == "/x/model" and job["final_loss"] == 1.5
 
 
 def test_ingest_takes_only_complete_lines_and_resumes(data):
     job_id = _fake_running_job(data, os.getpid(), [{"type": "log", "step": 1, "loss": 2.5}])
-    run_dir = Path(jobs.get_job(job_id)["run_dir"])
+    run_dir = Path(jobs.get_job(_db(), job_id)["run_dir"])
     # Our own pid is alive but is not a worker of this run folder: treated as gone. Use a child's handle.
     import subprocess
 
@@ -215,13 +222,13 @@ def test_ingest_takes_only_complete_lines_and_resumes(data):
     try:
         with open(run_dir / "events.jsonl", "a") as f:
             f.write('{"type": "log", "step": 2, "lo')  # a line being written right now
-        assert jobs.ingest() == 1
+        assert jobs.ingest(_db()) == 1
         with open(run_dir / "events.jsonl", "a") as f:
             f.write('ss": 2.0, "ts": 1.0}\n')
-        assert jobs.ingest() == 1
-        assert [e["step"] for e in jobs.job_events(job_id)] == [1, 2]
-        assert jobs.ingest() == 0
-        assert jobs.get_job(job_id)["status"] == "running"
+        assert jobs.ingest(_db()) == 1
+        assert [e["step"] for e in jobs.job_events(_db(), job_id)] == [1, 2]
+        assert jobs.ingest(_db()) == 0
+        assert jobs.get_job(_db(), job_id)["status"] == "running"
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -229,18 +236,8 @@ def test_ingest_takes_only_complete_lines_and_resumes(data):
 
 def test_recycled_pid_is_not_taken_for_the_worker(data):
     job_id = _fake_running_job(data, os.getpid(), [])  # alive, but it is pytest, not a worker
-    jobs.ingest()
-    assert jobs.get_job(job_id)["status"] == "failed"
-
-
-def test_discover_adopts_a_run_started_elsewhere(data):
-    run_dir = config.runs_dir() / "20260101-000000-abcdef"
-    _spec(data, output_dir=str(run_dir / "model")).save(run_dir)
-    EventWriter(run_dir).finished(output_dir=str(run_dir / "model"), final_loss=1.0, first_loss=2.0)
-    (run_dir / "worker.pid").write_text(str(_dead_pid()))
-    jobs.reconcile()
-    job = jobs.get_job(run_dir.name)
-    assert job["status"] == "succeeded" and job["first_loss"] == 2.0
+    jobs.ingest(_db())
+    assert jobs.get_job(_db(), job_id)["status"] == "failed"
 
 
 def test_cancel_a_queued_job_and_unknown_ids(data):
@@ -248,19 +245,19 @@ def test_cancel_a_queued_job_and_unknown_ids(data):
     store.get_store().execute(
         "INSERT INTO jobs (id, backend, base_model, method, status, run_dir) VALUES (?, 'local', 'x', 'lora', 'queued', ?)",
         [job_id, str(config.runs_dir() / job_id)])
-    assert jobs.cancel_job(job_id)["status"] == "cancelled"
+    assert jobs.cancel_job(_db(), job_id)["status"] == "cancelled"
     with pytest.raises(jobs.JobError, match="no job"):
-        jobs.cancel_job("nope")
+        jobs.cancel_job(_db(), "nope")
 
 
 def test_start_job_rejects_a_bad_spec_and_a_missing_key(data, monkeypatch):
     with pytest.raises(jobs.JobError, match="train_file"):
-        jobs.start_job(JobSpec(train_file="/no/such.jsonl"))
+        jobs.start_job(_db(), JobSpec(train_file="/no/such.jsonl"), config.runs_dir())
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     spec = JobSpec(backend="openai", train_file=data[0])
     with pytest.raises(jobs.JobError, match="OPENAI_API_KEY"):
-        jobs.start_job(spec)
-    assert jobs.list_jobs() == []
+        jobs.start_job(_db(), spec, config.runs_dir())
+    assert jobs.list_jobs(_db()) == []
 
 
 def test_accelerate_launch_with_several_gpus(tmp_path):
@@ -276,114 +273,9 @@ def test_accelerate_launch_with_several_gpus(tmp_path):
 
 def test_ingest_loop_follows_without_a_browser(data):
     job_id = _fake_running_job(data, _dead_pid(), [{"type": "log", "step": 1, "loss": 2.5}])
-    jobs.start_ingest_loop(interval=0.05)
+    jobs.start_ingest_loop(_db(), interval=0.05)
     deadline = time.monotonic() + 10
-    while jobs.get_job(job_id)["status"] == "running" and time.monotonic() < deadline:
+    while jobs.get_job(_db(), job_id)["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.05)  # nobody else calls ingest here: only the loop
-    assert jobs.get_job(job_id)["status"] == "failed"
-    assert jobs.start_ingest_loop() is jobs._loop["thread"]  # idempotent
-
-
-# -- the Train tab's handlers (they read DuckDB through the job manager) ----------------------------
-def test_tab_prefills_from_data_and_estimate_steps():
-    from ftassist.ui import train as tab
-
-    session = {"clean": {"train": "/d/train.jsonl", "valid": "/d/valid.jsonl", "n_train": 90, "n_valid": 10},
-               "estimate": {"id": "qlora:Qwen/Qwen2.5-7B:A100", "kind": "self_hosted", "model": "Qwen/Qwen2.5-7B",
-                            "method": "qlora", "epochs": 2}}
-    v = tab.prefill_values(session)
-    assert v == {"train_file": "/d/train.jsonl", "valid_file": "/d/valid.jsonl", "backend": "local",
-                 "base_model": "Qwen/Qwen2.5-7B", "method": "qlora", "epochs": 2}
-    v = tab.prefill_values({"estimate": {"kind": "openai", "model": "gpt-4.1-mini-2025-04-14", "epochs": 3}})
-    assert v["backend"] == "openai" and v["openai_model"] == "gpt-4.1-mini-2025-04-14" and v["train_file"] == ""
-    assert "90 train / 10 validation" in tab.gate_message(session)
-    assert "No validated data" in tab.gate_message({})
-    assert "not split" in tab.gate_message({"report": {"n_examples": 3}})
-
-    out = tab.prefill_handler(session, "")
-    assert out[2]["value"] == "/d/train.jsonl" and out[6]["value"] == "qlora"
-    again = tab.prefill_handler(session, out[1])  # same results: the person's edits are kept
-    assert all("value" not in u for u in again[2:])
-
-
-def test_tab_with_no_jobs_and_bad_form_input():
-    import gradio as gr
-
-    from ftassist.ui import train as tab
-
-    status, progress, frame, tail, history, select = tab.refresh_handler(None, {})
-    # no points yet: None clears the chart (an empty frame would break its colour legend for good)
-    assert "No job yet" in status and frame is None
-    assert list(tab.loss_frame(None).columns) == ["step", "loss", "series"]
-    assert history.empty
-    with pytest.raises(gr.Error, match="No training file"):
-        tab.start_handler("local", "tiny-random", "lora", 3, None, 16, 32, None, "", "", "gpt-4o-mini-2024-07-18",
-                          "", "openai", "", "", "", "", {})
-    with pytest.raises(gr.Error, match="num_epochs"):
-        tab.start_handler("local", "tiny-random", "lora", -1, None, 16, 32, None, __file__, "",
-                          "gpt-4o-mini-2024-07-18", "", "openai", "", "", "", "", {})
-    with pytest.raises(gr.Error, match="64"):
-        tab.start_handler("openai", "", "lora", 3, None, 16, 32, None, __file__, "", "gpt-4o-mini-2024-07-18",
-                          "x" * 65, "custom", "http://127.0.0.1:9/v1", "", "", "", {})
-    with pytest.raises(gr.Error, match="Choose a job"):
-        tab.cancel_handler(None)
-    # A blank number box can arrive as 0: it means "use the preset", not a learning rate of 0.
-    spec = tab.build_spec("local", "tiny-random", "full", 2, 0, 8, 16, 0, __file__, "", "", "", "openai", "", "", "")
-    assert spec.learning_rate is None and spec.max_steps is None  # the worker resolves the preset
-    assert (spec.num_epochs, spec.lora_r, spec.lora_alpha, spec.method) == (2.0, 8, 16, "full")
-    spec = tab.build_spec("openai", "", "lora", 0, None, 16, 32, None, __file__, "", "gpt-4.1-mini-2025-04-14",
-                          "my-bot", "azure", "", "https://x.openai.azure.com", "2024-10-21", )
-    assert spec.openai["n_epochs"] == "auto" and spec.openai["model"] == "gpt-4.1-mini-2025-04-14"
-    assert spec.openai["provider"] == "azure" and spec.openai["suffix"] == "my-bot"
-
-
-def test_tab_runs_an_openai_job_with_a_session_key(data, monkeypatch):
-    """Start from the tab with the key typed in (session only), follow it to the ft: model."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from fake_openai import FakeOpenAI
-
-    from ftassist.ui import train as tab
-
-    key = "sk-session-only-key-987654321"
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setenv("FTASSIST_OPENAI_POLL_INTERVAL", "0.05")
-    server = FakeOpenAI(expected_key=key).start()
-    try:
-        session, message, select = tab.start_handler(
-            "openai", "", "lora", 2, None, 16, 32, None, data[0], data[1], "gpt-4o-mini-2024-07-18", "tab",
-            "custom", server.base_url, "", "", key, {"clean": {"train": data[0]}})
-        job_id = session["job_id"]
-        assert select["value"] == job_id and "running" in message
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            status, progress, frame, tail, history, select = tab.refresh_handler(job_id, session)
-            if jobs.get_job(job_id)["status"] != "running":
-                break
-            time.sleep(0.2)
-        job = jobs.get_job(job_id)
-        assert job["status"] == "succeeded", (job, tail)
-        assert job["output_model"].startswith("ft:gpt-4o-mini-2024-07-18:") and job["output_model"] in status
-        assert set(frame["series"]) == {"train", "validation"} and frame["step"].min() == 1
-        assert "step 6/6" in progress
-        assert history.iloc[0]["id"] == job_id and history.iloc[0]["status"] == "succeeded"
-        run_dir = Path(job["run_dir"])
-    finally:
-        server.stop()
-    store.reset_store()
-    blobs = b"".join(p.read_bytes() for p in config.data_dir().rglob("*") if p.is_file())
-    assert key.encode() not in blobs  # not in the run folder, the spec, the log or DuckDB
-    assert (run_dir / "events.jsonl").is_file()
-
-
-def test_tab_builds_with_named_endpoints():
-    import gradio as gr
-
-    from ftassist.ui import train as tab
-    from ftassist.ui.context import UIContext
-
-    with gr.Blocks() as demo:
-        tab.build(UIContext(session=gr.State({})))
-    names = {fn.api_name for fn in demo.fns.values()}
-    assert {"start_training", "cancel_training", "training_status"} <= names
+    assert jobs.get_job(_db(), job_id)["status"] == "failed"
+    assert jobs.start_ingest_loop(_db()) is jobs._loop["thread"]  # idempotent

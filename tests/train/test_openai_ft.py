@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, fake_openai  # noqa: F401 - fixture
+from fake_openai import FakeOpenAI
 
+from ftassist.redact import scrub
 from ftassist.train import openai_ft
 from ftassist.train.events import EventWriter, read_events
 from ftassist.train.spec import JobSpec
@@ -39,7 +40,6 @@ def spec_for(tmp_path):
             "provider": "custom",
             "base_url": server.base_url,
             "poll_interval": 0.01,
-            "retry_base_delay": 0.01,
         }
         o.update(openai_overrides)
         spec = JobSpec(backend="openai", train_file=train, valid_file=valid, seed=7, openai=o)
@@ -117,32 +117,36 @@ def test_rate_limited_create_is_retried(fake_openai, spec_for, tmp_path):
     assert len(retries) == 2 and retries[0]["level"] == "warning"
 
 
-def test_backoff_doubles_and_honours_retry_after():
-    import httpx2
+def test_the_sdk_retries_rate_limits_up_to_max_retries_and_never_a_quota_error(fake_openai, spec_for):
+    """Retries are the openai SDK's own (`max_retries`); the hook only reports 429s and vetoes quota retries."""
     import openai
 
-    def rate_limited(headers=None):
-        req = httpx2.Request("POST", "http://x/v1/fine_tuning/jobs")
-        resp = httpx2.Response(429, headers=headers or {}, request=req)
-        return openai.RateLimitError("slow down", response=resp, body={"code": "rate_limit_exceeded"})
-
-    sleeps: list[float] = []
-    failures = [rate_limited(), rate_limited(), rate_limited({"retry-after-ms": "250"})]
-
-    def fn():
-        if failures:
-            raise failures.pop(0)
-        return "ok"
-
-    assert openai_ft.with_retries(fn, base_delay=1.0, sleep=sleeps.append) == "ok"
-    assert sleeps == [1.0, 2.0, 0.25]
-
-    quota = openai.RateLimitError(
-        "quota", response=httpx2.Response(429, request=httpx2.Request("GET", "http://x")), body={"code": "insufficient_quota"}
-    )
+    spec_for(fake_openai)  # the files exist on the fake (create checks them)
+    reported: list = []
+    client = openai_ft.make_client("custom", api_key=KEY, base_url=fake_openai.base_url, max_retries=1,
+                                   on_rate_limit=reported.append)
+    fake_openai.rate_limit_creates = 5
     with pytest.raises(openai.RateLimitError):
-        openai_ft.with_retries(lambda: (_ for _ in ()).throw(quota), sleep=sleeps.append)
-    assert len(sleeps) == 3  # a quota error is not retried
+        openai_ft.create_job(client, model="gpt-4o-mini-2024-07-18", training_file="file-none")
+    assert len(fake_openai.calls("POST", "/fine_tuning/jobs")) == 2  # the first try and one retry
+    assert reported == [429, 429]
+    error = openai_ft.describe_error(openai.RateLimitError("x", response=_response(429), body={}), secrets=(KEY,))
+    assert "still rate limited" in str(error)
+
+    fake_openai.rate_limit_creates, fake_openai.quota = 0, True
+    client = openai_ft.make_client("custom", api_key=KEY, base_url=fake_openai.base_url, max_retries=3,
+                                   on_rate_limit=reported.append)
+    with pytest.raises(openai.RateLimitError) as caught:
+        openai_ft.create_job(client, model="gpt-4o-mini-2024-07-18", training_file="file-none")
+    assert len(fake_openai.calls("POST", "/fine_tuning/jobs")) == 3  # one more call: a quota error is not retried
+    assert reported == [429, 429]  # and not announced as a retry
+    assert "out of quota" in str(openai_ft.describe_error(caught.value))
+
+
+def _response(status: int):
+    import httpx2
+
+    return httpx2.Response(status, request=httpx2.Request("POST", "http://x/v1/fine_tuning/jobs"))
 
 
 def test_failed_job_error_is_shown_as_is(fake_openai, spec_for, tmp_path):
@@ -253,6 +257,8 @@ def test_suffix_validation():
 
 
 def test_scrub_removes_keys():
+    """The backend masks keys with the one shared helper (its API errors may echo the key)."""
+    assert openai_ft.scrub is scrub
     text = "Incorrect API key provided: sk-abcdef1234567890. Also sk-proj-XYZxyz123456789."
     out = openai_ft.scrub(text, "sk-abcdef1234567890")
     assert "sk-abcdef1234567890" not in out and "XYZxyz123456789" not in out

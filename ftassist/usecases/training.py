@@ -1,0 +1,484 @@
+"""The Train step's use cases: start a run, follow it, stop it, and what the form starts from.
+
+Every front end goes through these: the Train tab, `ftassist train` / `ftassist jobs` (through
+the running app's socket when there is one, so a run the CLI starts is the app's run and shows
+there at once), and the assistant. The job manager (`ftassist.train.jobs`) does the work; here
+each request is checked, phrased for the person and answered with a typed result.
+
+Reads ingest the runs' events first (`jobs.tick`), so an answer is about now whoever asks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from ftassist.redact import scrub
+from ftassist.train import jobs
+from ftassist.train.spec import METHODS, OPENAI_DEFAULTS, TINY_RANDOM, JobSpec, looks_like_openai_model
+
+from .context import Context, NotFound, UseCaseError
+from .registry import use_case
+from .session import Session
+
+FINAL_STATUSES = jobs.FINAL_STATUSES
+NO_DATASET = ("There is no dataset yet: upload and check one in the Data tab (or press 'Try with sample data'), "
+              "then start the run.")
+
+
+# -- results ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Run:
+    """One training run as the database knows it (after its latest events were ingested)."""
+
+    id: str
+    status: str  # queued | running | succeeded | failed | cancelled | interrupted
+    backend: str
+    base_model: str
+    method: str
+    run_dir: str
+    pid: int | None = None
+    external_id: str | None = None  # the provider's job id (OpenAI)
+    output_model: str | None = None  # what the Arena registers: a model folder or an ft: id
+    output_dir: str | None = None
+    error: str | None = None
+    hint: str | None = None
+    total_steps: int | None = None
+    last_step: int | None = None
+    first_loss: float | None = None
+    final_loss: float | None = None
+    best_eval_loss: float | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is: step of total, fraction done, time left, speed, and the last logged loss."""
+
+    status: str | None
+    step: int = 0
+    total_steps: int | None = None
+    fraction: float | None = None
+    eta_s: float | None = None
+    tokens_per_s: float | None = None
+    loss: float | None = None
+    epoch: float | None = None
+
+
+@dataclass(frozen=True)
+class RunDetails(Run):
+    """A run with its progress and the last lines of its worker.log."""
+
+    progress: Progress | None = None
+    log_tail: str = ""
+
+
+@dataclass(frozen=True)
+class LossPoint:
+    step: int
+    loss: float
+    series: str  # train | validation
+    epoch: float | None = None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the step bar shows of the session's run."""
+
+    run_id: str | None
+    status: str | None = None
+    fraction: float | None = None
+    output_model: str | None = None
+
+
+@dataclass(frozen=True)
+class RunView:
+    """Everything the Train tab's monitor shows at once: the run, its loss curve and every run."""
+
+    run: RunDetails | None
+    points: list[LossPoint]
+    runs: list[Run]
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    status: str  # running, or queued behind the running local run
+    run_dir: str
+    output_dir: str | None
+    pid: int | None
+    message: str  # one sentence for the person
+
+
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """The Train form's starting values, all of them coherent with one another (never an OpenAI backend
+    with a local base model): the data from the Data step, the rest from the chosen Estimate option."""
+
+    train_file: str
+    valid_file: str
+    backend: Literal["local", "openai"]
+    base_model: str  # the local base model (tiny-random unless a local option names one)
+    openai_model: str  # the OpenAI model (the option's when it is an OpenAI one)
+    method: str  # lora | qlora | full
+    num_epochs: float | None  # None: the preset (local) or "auto" (OpenAI)
+    source: str  # where the files come from, in words ("" without data)
+    key: str  # changes exactly when the data or the option changes (the form refills only then)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The run a session would start: its spec and the sentence that describes it before it starts."""
+
+    spec: dict[str, Any]
+    summary: str
+    source: str
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The files a run trains on, made from what the person gave (see `prepare_training_data`)."""
+
+    train_file: str
+    valid_file: str | None
+    cleaned: bool  # the input went through the Data step's check, clean and split
+    n_train: int | None = None
+    n_valid: int | None = None
+    n_dropped: int = 0
+    dropped_path: str | None = None
+
+
+# -- starting a run -------------------------------------------------------------------------------------
+@use_case(confirm=True)
+def start_run(ctx: Context, spec: dict, api_key: str | None = None) -> RunStarted:
+    """Start a training run (or queue it behind the running local run) from its complete settings.
+
+    Args:
+        spec: the run's settings (the fields of spec.json: backend, base_model, method, train_file, ...)
+        api_key: the OpenAI key for this run only; handed to the worker's environment, never stored
+    """
+    api_key = (api_key or "").strip() or None
+    try:
+        job_spec = JobSpec.from_dict(spec or {})
+    except (TypeError, ValueError) as exc:
+        raise UseCaseError(f"The run's settings cannot be read ({exc}): give the fields of a spec.json.") from None
+    if job_spec.backend == "openai":  # one name for the model trained, whichever field was given
+        job_spec.base_model = job_spec.openai.get("model") or job_spec.base_model
+    try:
+        run_id = jobs.start_job(ctx.store, job_spec, ctx.settings.runs_dir, api_key=api_key)
+    except jobs.JobError as exc:
+        raise UseCaseError(scrub(exc, api_key)) from None
+    except OSError as exc:
+        raise UseCaseError(f"The run folder could not be written ({exc}): check the data dir's disk and "
+                           "permissions.") from None
+    row = jobs.get_job(ctx.store, run_id)
+    if row["status"] == "failed":
+        raise UseCaseError(f"{row.get('error') or 'the worker could not start'}. {row.get('hint') or ''}".strip())
+    if row["status"] == "queued":
+        message = f"Run {run_id} is queued: it starts when the running local run ends."
+    else:
+        message = f"Run {run_id} is running."
+    return RunStarted(run_id=run_id, status=row["status"], run_dir=row["run_dir"],
+                      output_dir=row.get("output_dir") or job_spec.output_dir or None, pid=row.get("pid"),
+                      message=message)
+
+
+@use_case
+def training_defaults(ctx: Context, session: Session) -> TrainingDefaults:
+    """What the Train form starts from: the Data step's files and the chosen Estimate option's backend,
+    model, method and epochs (a local tiny-random LoRA run when no option was chosen).
+
+    Args:
+        session: the person's session
+    """
+    session = Session.of(session)
+    files = session.training_files
+    train, valid = files if files is not None else ("", None)
+    option = session.option or {}
+    kind = option.get("kind")
+    backend: Literal["local", "openai"] = "local"
+    base_model, openai_model, method = TINY_RANDOM, OPENAI_DEFAULTS["model"], "lora"
+    if kind == "openai":
+        backend, openai_model = "openai", option.get("model") or openai_model
+    elif kind == "self_hosted":
+        base_model = option.get("model") or TINY_RANDOM
+        method = option.get("method") if option.get("method") in METHODS else "lora"
+    epochs = option.get("epochs") if kind in ("openai", "self_hosted") else None
+    return TrainingDefaults(
+        train_file=train or "", valid_file=valid or "", backend=backend, base_model=base_model,
+        openai_model=openai_model, method=method, num_epochs=float(epochs) if epochs else None,
+        source=_source(session), key=json.dumps([train, valid, option.get("id"), kind, option.get("model")]),
+    )
+
+
+@use_case(assistant=True)
+def plan_run(ctx: Context, session: Session, base_model: str | None = None, method: str | None = None,
+             num_epochs: float | None = None, max_steps: int | None = None,
+             backend: Literal["local", "openai"] | None = None) -> RunPlan:
+    """Describe the training run this session would start (nothing starts): the Train form's defaults,
+    changed by what is given.
+
+    Args:
+        session: the person's session (its split, checked dataset and chosen Estimate option)
+        base_model: the model to fine-tune (a Hub id, a local folder, tiny-random, or an OpenAI model); empty: the chosen option's
+        method: lora, qlora or full (local runs); empty: the chosen option's, else lora
+        num_epochs: passes over the data; empty: the chosen option's, else the preset
+        max_steps: stop after this many optimizer steps (a quick trial; local runs)
+        backend: local or openai; empty: openai for an OpenAI model name, else the chosen option's
+    """
+    defaults = training_defaults(ctx, session)
+    if not defaults.train_file:
+        raise UseCaseError(NO_DATASET)
+    base_model = (base_model or "").strip() or None
+    if backend is None:
+        backend = ("openai" if looks_like_openai_model(base_model) else "local") if base_model else defaults.backend
+    epochs = float(num_epochs) if num_epochs else defaults.num_epochs
+    spec: dict[str, Any] = {"backend": backend, "train_file": defaults.train_file,
+                            "valid_file": defaults.valid_file or None}
+    if backend == "openai":
+        model = base_model or defaults.openai_model
+        spec.update(base_model=model, method="lora", openai={"model": model})
+        if epochs:
+            spec["openai"]["n_epochs"] = max(1, round(epochs))
+        where = f"OpenAI fine-tuning of {model}, " + (f"{spec['openai']['n_epochs']} epochs" if epochs
+                                                       else "epochs chosen by OpenAI")
+    else:
+        chosen = method or defaults.method
+        if chosen not in METHODS:
+            raise UseCaseError(f"Unknown method {chosen!r}: use lora, qlora or full.")
+        spec.update(base_model=base_model or defaults.base_model, method=chosen)
+        if epochs:
+            spec["num_epochs"] = epochs
+        if max_steps:
+            spec["max_steps"] = int(max_steps)
+        how = "full fine-tuning" if chosen == "full" else chosen.upper()
+        where = (f"{how} on {spec['base_model']}, {spec.get('num_epochs', JobSpec().num_epochs):g} epochs"
+                 + (f" (at most {spec['max_steps']} steps)" if spec.get("max_steps") else ""))
+    summary = f"Start a training run: {where}, on {defaults.source}."
+    return RunPlan(spec=spec, summary=summary, source=defaults.source)
+
+
+@use_case(assistant=True, confirm=True)
+def start_run_from_session(ctx: Context, session: Session, base_model: str | None = None,
+                           method: str | None = None, num_epochs: float | None = None,
+                           max_steps: int | None = None, backend: Literal["local", "openai"] | None = None,
+                           api_key: str | None = None) -> RunStarted:
+    """Start the training run this session leads to (the Train form's defaults, changed by what is given).
+
+    Args:
+        session: the person's session (its split, checked dataset and chosen Estimate option)
+        base_model: the model to fine-tune; empty: the chosen option's (tiny-random without one)
+        method: lora, qlora or full (local runs); empty: the chosen option's, else lora
+        num_epochs: passes over the data; empty: the chosen option's, else the preset
+        max_steps: stop after this many optimizer steps (a quick trial; local runs)
+        backend: local or openai; empty: openai for an OpenAI model name, else the chosen option's
+        api_key: the OpenAI key for this run only; never stored
+    """
+    plan = plan_run(ctx, session, base_model=base_model, method=method, num_epochs=num_epochs,
+                    max_steps=max_steps, backend=backend)
+    return start_run(ctx, plan.spec, api_key=api_key)
+
+
+@use_case
+def prepare_training_data(ctx: Context, path: str, valid: str | None = None, valid_fraction: float = 0.1,
+                          seed: int = 42) -> TrainingData:
+    """The files to train on from what was given: a folder from `ftassist clean` or a chat JSONL with its
+    validation file are used as they are; any other dataset is checked, cleaned and split first.
+
+    Args:
+        path: a dataset file, or a folder holding train.jsonl (and valid.jsonl); absolute
+        valid: a validation chat JSONL (path is then used as is); absolute
+        valid_fraction: the share held out for validation when splitting
+        seed: the split's random seed
+    """
+    given = Path(path)
+    if given.is_dir():
+        train = given / "train.jsonl"
+        if not train.is_file():
+            raise UseCaseError(f"{given}: a folder must hold train.jsonl (and valid.jsonl) from `ftassist clean`.")
+        held_out = given / "valid.jsonl"
+        use_valid = str(held_out) if held_out.is_file() and held_out.stat().st_size else valid
+        return TrainingData(train_file=str(train), valid_file=use_valid, cleaned=False)
+    if not given.is_file():
+        raise NotFound(f"{path}: no such file")
+    if valid is not None:
+        if not _is_chat_jsonl(given):
+            raise UseCaseError(f"{path}: with a validation file, give chat JSONL files (run `ftassist clean` first).")
+        return TrainingData(train_file=str(given), valid_file=valid, cleaned=False)
+    from ftassist.data.clean import clean_file
+    from ftassist.data.load import LoadError
+
+    try:
+        result = clean_file(given, ctx.settings.prepared_dir / jobs.new_job_id(), valid_fraction=valid_fraction,
+                            seed=seed)
+    except (LoadError, ValueError, OSError) as exc:
+        raise UseCaseError(f"{path}: {exc}") from None
+    if not result.n_train:
+        raise UseCaseError(f"{path}: no usable examples after cleaning: run `ftassist check {path}` to see why.")
+    dropped = result.n_dropped_invalid + result.n_dropped_duplicates + result.n_dropped_empty
+    return TrainingData(train_file=str(result.train_path), valid_file=str(result.valid_path) if result.n_valid else None,
+                        cleaned=True, n_train=result.n_train, n_valid=result.n_valid, n_dropped=dropped,
+                        dropped_path=str(result.dropped_path) if dropped else None)
+
+
+# -- following and stopping -------------------------------------------------------------------------------
+@use_case(assistant=True, confirm=True)
+def cancel_run(ctx: Context, run_id: str, timeout: float = 10.0) -> Run:
+    """Stop a training run: a queued one is dropped, a running one saves what it has and ends.
+
+    Args:
+        run_id: the run to stop
+        timeout: seconds to wait for a clean stop before the worker is killed
+    """
+    before = _row(ctx, run_id)
+    if before["status"] in FINAL_STATUSES:
+        raise UseCaseError(f"Run {run_id} already ended ({before['status']}): nothing to cancel.")
+    return _run(jobs.cancel_job(ctx.store, run_id, timeout=timeout))
+
+
+@use_case(assistant=True)
+def list_runs(ctx: Context, limit: int = 200) -> list[Run]:
+    """The training runs, newest first, each with its status, steps and losses.
+
+    Args:
+        limit: at most this many runs
+    """
+    jobs.tick(ctx.store)
+    return [_run(row) for row in jobs.list_jobs(ctx.store, limit=limit)]
+
+
+@use_case(assistant=True)
+def show_run(ctx: Context, run_id: str | None = None, log_lines: int = 30) -> RunDetails:
+    """A training run's status, progress, losses, output model, and the error with what to do when it failed.
+
+    Args:
+        run_id: the run; empty for the most recent one
+        log_lines: how many of the last worker.log lines to include
+    """
+    jobs.tick(ctx.store)
+    return _details(ctx, _resolve(ctx, run_id), log_lines)
+
+
+@use_case
+def run_summary(ctx: Context, run_id: str | None = None) -> RunSummary:
+    """The session's run in a few words for the step bar: status, fraction done, output model.
+
+    Args:
+        run_id: the session's run; empty when it has none
+    """
+    if not run_id:
+        return RunSummary(run_id=None)
+    jobs.ingest(ctx.store, run_id)
+    row = jobs.get_job(ctx.store, run_id)
+    if row is None:
+        return RunSummary(run_id=run_id)
+    fraction = jobs.progress(ctx.store, run_id).get("fraction")
+    return RunSummary(run_id=run_id, status=row["status"], fraction=fraction, output_model=row.get("output_model"))
+
+
+@use_case(assistant=True)
+def loss_points(ctx: Context, run_id: str) -> list[LossPoint]:
+    """A run's training and validation loss by step (with the epoch when logged), for its curve.
+
+    Args:
+        run_id: the run
+    """
+    _row(ctx, run_id)
+    return [LossPoint(**point) for point in jobs.loss_points(ctx.store, run_id)]
+
+
+@use_case
+def run_view(ctx: Context, run_id: str | None = None, log_lines: int = 30, history: int = 100) -> RunView:
+    """Everything the Train tab's monitor shows: the run (default: the most recent), its curve and all runs.
+
+    Args:
+        run_id: the run to show; empty for the most recent one
+        log_lines: how many of the last worker.log lines to include
+        history: at most this many runs in the list
+    """
+    jobs.tick(ctx.store)
+    runs = [_run(row) for row in jobs.list_jobs(ctx.store, limit=history)]
+    run_id = run_id or (runs[0].id if runs else None)
+    if not run_id or jobs.get_job(ctx.store, run_id) is None:
+        return RunView(run=None, points=[], runs=runs)
+    points = [LossPoint(**point) for point in jobs.loss_points(ctx.store, run_id)]
+    return RunView(run=_details(ctx, run_id, log_lines), points=points, runs=runs)
+
+
+@use_case
+def follow_runs(ctx: Context) -> bool:
+    """Follow every run in the background (ingest their events, move the queue, notice dead workers)
+    whether or not a browser is open; the app calls it once at start. Returns True."""
+    jobs.start_ingest_loop(ctx.store)
+    return True
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+def _source(session: Session) -> str:
+    if session.split is not None and session.split.train:
+        return (f"the split from the Data step ({session.split.n_train:,} train / {session.split.n_valid:,} "
+                "validation examples)")
+    if session.dataset is not None:
+        return ("the checked dataset, unsplit (no validation set: press Fix & split in the Data tab first to see "
+                "overfitting)")
+    return ""
+
+
+def _is_chat_jsonl(path: Path, probe: int = 20) -> bool:
+    """True when the first lines are JSON objects with a `messages` list (OpenAI chat format)."""
+    if path.suffix.lower() != ".jsonl":
+        return False
+    seen = 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                if not (isinstance(obj, dict) and isinstance(obj.get("messages"), list)):
+                    return False
+                seen += 1
+                if seen >= probe:
+                    break
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return seen > 0
+
+
+def _row(ctx: Context, run_id: str) -> dict:
+    row = jobs.get_job(ctx.store, run_id) if run_id else None
+    if row is None:
+        raise NotFound(f"There is no run {run_id!r}: `ftassist jobs` and the Train tab list the runs.")
+    return row
+
+
+def _resolve(ctx: Context, run_id: str | None) -> str:
+    if run_id:
+        return run_id
+    latest = jobs.list_jobs(ctx.store, limit=1)
+    if not latest:
+        raise NotFound("There is no training run yet: start one in the Train tab or with `ftassist train FILE`.")
+    return latest[0]["id"]
+
+
+_RUN_FIELDS = tuple(f.name for f in fields(Run))
+
+
+def _run(row: dict, kind: type[Run] = Run, **extra: Any) -> Run:
+    values = {name: row.get(name) for name in _RUN_FIELDS if name != "spec"}
+    for name in ("created_at", "started_at", "finished_at"):
+        value = values.get(name)
+        values[name] = value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") else value
+    return kind(**values, spec=row.get("spec") or {}, **extra)
+
+
+def _details(ctx: Context, run_id: str, log_lines: int) -> RunDetails:
+    row = _row(ctx, run_id)
+    progress = Progress(**jobs.progress(ctx.store, run_id))
+    tail = jobs.log_tail(ctx.store, run_id, max_lines=log_lines) if log_lines > 0 else ""
+    return _run(row, RunDetails, progress=progress, log_tail=tail)
