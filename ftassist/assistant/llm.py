@@ -17,8 +17,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import openai
-
 from ftassist.redact import scrub
 from ftassist.usecases.context import Context
 from ftassist.usecases.session import Session
@@ -117,7 +115,9 @@ def history_messages(history: list | None) -> list[dict]:
     return out[-HISTORY_TURNS:]
 
 
-def make_client(settings: LLMSettings) -> openai.OpenAI:
+def make_client(settings: LLMSettings) -> "openai.OpenAI":  # noqa: F821 - imported when called
+    import openai  # the SDK is imported on the LLM path only, never at app start
+
     return openai.OpenAI(api_key=settings.api_key, base_url=settings.base_url, max_retries=1, timeout=60.0)
 
 
@@ -129,6 +129,8 @@ def _tool_call_dict(tc: Any) -> dict:
 def chat(ctx: Context, message: str, history: list | None, session: Session, settings: LLMSettings,
          max_iterations: int = MAX_ITERATIONS, client: Any = None) -> Reply:
     """One assistant turn through the LLM with tools; raises LLMError (key-free message) when the model fails."""
+    import openai  # the SDK is imported on the LLM path only, never at app start
+
     before = session.pending_action
     messages: list[dict] = [{"role": "system", "content": system_prompt(session)}, *history_messages(history),
                             {"role": "user", "content": message}]

@@ -26,8 +26,6 @@ VOTE_BUTTONS = (("A", "👈 A is better"), ("B", "👉 B is better"), ("tie", "�
 _PANE = {"label": None, "interactive": False, "lines": 10, "max_lines": 30, "buttons": ["copy"]}
 
 
-def _context() -> Context:
-    return Context.open()
 
 
 def _voter(state: dict) -> str:
@@ -61,16 +59,16 @@ def _show(state: dict, view, empty_message: str) -> list:
 _ALL_VOTED = "You have voted on every battle there is. Thank you! Come back later for more."
 
 
-def new_round(state: dict) -> list:
+def new_round(app: Context, state: dict) -> list:
     state = dict(state or {})
     try:
-        view = arena_cases.next_battle(_context(), _voter(state))
+        view = arena_cases.next_battle(app, _voter(state))
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     return _show(state, view, _ALL_VOTED)
 
 
-def _make_vote(choice: str):
+def _make_vote(app: Context, choice: str):
     def do_vote(state: dict) -> list:
         state = dict(state or {})
         voter = _voter(state)
@@ -78,7 +76,7 @@ def _make_vote(choice: str):
             gr.Warning("Start a new round first.")
             return [gr.skip()] * (5 + len(VOTE_BUTTONS))
         try:
-            reveal = arena_cases.vote(_context(), state["token"], voter, choice)
+            reveal = arena_cases.vote(app, state["token"], voter, choice)
         except arena_cases.VotingTooFast as exc:
             gr.Warning(str(exc))
             return [gr.skip()] * (5 + len(VOTE_BUTTONS))
@@ -94,19 +92,19 @@ def _make_vote(choice: str):
     return do_vote
 
 
-def skip_battle(state: dict) -> list:
+def skip_battle(app: Context, state: dict) -> list:
     state = dict(state or {})
     try:
-        view = arena_cases.skip_battle(_context(), _voter(state), state.get("token"))
+        view = arena_cases.skip_battle(app, _voter(state), state.get("token"))
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     return _show(state, view, _ALL_VOTED)
 
 
-def ask_own(prompt: str, state: dict) -> list:
+def ask_own(app: Context, prompt: str, state: dict) -> list:
     state = dict(state or {})
     try:
-        view = arena_cases.ask_own_prompt(_context(), prompt, _voter(state))
+        view = arena_cases.ask_own_prompt(app, prompt, _voter(state))
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     return _show(state, view, "")
@@ -133,14 +131,14 @@ def build(ctx: UIContext) -> None:
         ask_button = gr.Button("Ask both models")
 
     show_outputs = [state, prompt, answer_a, answer_b, status, *vote_buttons, skip_button]
-    new_button.click(new_round, [state], show_outputs, api_name="arena_new_round")
-    skip_button.click(skip_battle, [state], show_outputs, api_name="arena_skip")
-    ask_button.click(ask_own, [own_prompt, state], show_outputs, api_name="arena_ask")
+    new_button.click(ctx.bind(new_round), [state], show_outputs, api_name="arena_new_round")
+    skip_button.click(ctx.bind(skip_battle), [state], show_outputs, api_name="arena_skip")
+    ask_button.click(ctx.bind(ask_own), [own_prompt, state], show_outputs, api_name="arena_ask")
     if ctx.demo is not None:  # show a battle as soon as the page opens
-        ctx.demo.load(new_round, [state], show_outputs, api_name=False)
+        ctx.demo.load(ctx.bind(new_round), [state], show_outputs, api_name=False)
     vote_outputs = [state, answer_a, answer_b, status, *vote_buttons, skip_button]
     for (choice, _), button in zip(VOTE_BUTTONS, vote_buttons):
-        button.click(_make_vote(choice), [state], vote_outputs, api_name=f"arena_vote_{choice.lower()}")
+        button.click(_make_vote(ctx.app, choice), [state], vote_outputs, api_name=f"arena_vote_{choice.lower()}")
 
     if not ctx.arena_only:
         _build_admin(ctx)
@@ -150,10 +148,9 @@ def build(ctx: UIContext) -> None:
 MODEL_HEADERS = ["id", "kind", "display name"]
 
 
-def _refresh_admin():
-    ctx = _context()
-    listed = arena_cases.list_models(ctx)
-    counts = arena_cases.arena_counts(ctx)
+def _refresh_admin(app: Context):
+    listed = arena_cases.list_models(app)
+    counts = arena_cases.arena_counts(app)
     summary = (f"{counts.models} models, {counts.battles} battles ({counts.flagged_battles} flagged), "
                f"{counts.votes} votes from {counts.voters} voters, {counts.flagged_voters} voters flagged for review.")
     choices = [(m.display_name, m.id) for m in listed]
@@ -161,51 +158,51 @@ def _refresh_admin():
             gr.update(choices=choices), summary)
 
 
-def _add_model(kind, name, model, base_url, adapter_dir, api_key_env, session):
+def _add_model(app: Context, kind, name, model, base_url, adapter_dir, api_key_env, session):
     session = Session.of(session)
     config = {"model": model or None, "base_url": base_url or None, "api_key_env": api_key_env or None}
     if kind == "hf_adapter":
         config = {"base_model": model or None, "adapter_dir": adapter_dir or None}
     try:
-        registered = arena_cases.register_model(_context(), kind, name, config)
+        registered = arena_cases.register_model(app, kind, name, config)
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     gr.Info(f"Registered {registered.id}: it answered.")
-    return (session.registered_model(registered.id), *_refresh_admin())
+    return (session.registered_model(registered.id), *_refresh_admin(app))
 
 
-def _add_trained_model(session):
+def _add_trained_model(app: Context, session):
     """Hand-off from the Train step: register the model of the run the person selected there."""
     session = Session.of(session)
     try:
-        registered = arena_cases.register_run_model(_context(), session.run_id or "")
+        registered = arena_cases.register_run_model(app, session.run_id or "")
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     gr.Info(f"Registered {registered.id}.")
-    return (session.registered_model(registered.id), *_refresh_admin())
+    return (session.registered_model(registered.id), *_refresh_admin(app))
 
 
-def _rename_model(model_id, new_name):
+def _rename_model(app: Context, model_id, new_name):
     if not model_id:
         raise gr.Error("Pick the model to rename or remove.")
     try:
-        renamed = arena_cases.rename_model(_context(), model_id, new_name or "")
+        renamed = arena_cases.rename_model(app, model_id, new_name or "")
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     gr.Info(f"{renamed.id} is now named {renamed.display_name}.")
-    return _refresh_admin()
+    return _refresh_admin(app)
 
 
-def _remove_model(model_id, session):
+def _remove_model(app: Context, model_id, session):
     session = Session.of(session)
     if not model_id:
         raise gr.Error("Pick the model to rename or remove.")
     try:
-        removed = arena_cases.remove_model(_context(), model_id)
+        removed = arena_cases.remove_model(app, model_id)
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     gr.Info(f"{removed.display_name} removed; its {removed.votes_kept} vote(s) are kept, marked (removed).")
-    return (session.forgot_model(removed.id), *_refresh_admin())
+    return (session.forgot_model(removed.id), *_refresh_admin(app))
 
 
 def _upload_path(upload) -> str | None:
@@ -214,16 +211,16 @@ def _upload_path(upload) -> str | None:
     return upload if isinstance(upload, str) else getattr(upload, "name", str(upload))
 
 
-def _pregenerate(session, model_ids, upload, n, temperature, max_new_tokens, progress=gr.Progress()):
+def _pregenerate(app: Context, session, model_ids, upload, n, temperature, max_new_tokens, progress=gr.Progress()):
     try:
         result = arena_cases.generate_battles(
-            _context(), list(model_ids or []), _upload_path(upload), n=int(n) if n else None,
+            app, list(model_ids or []), _upload_path(upload), n=int(n) if n else None,
             temperature=float(temperature), max_new_tokens=int(max_new_tokens), session=Session.of(session),
             progress=lambda done, total, msg: progress((done, total), desc=msg),
         )
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
-    table, chosen, managed, summary = _refresh_admin()
+    table, chosen, managed, summary = _refresh_admin(app)
     message = f"{result.battles} battles stored ({result.flagged} flagged); {len(result.errors)} answers failed."
     if result.errors:
         first = result.errors[0]
@@ -231,9 +228,9 @@ def _pregenerate(session, model_ids, upload, n, temperature, max_new_tokens, pro
     return table, chosen, managed, f"{message}\n\n{summary}"
 
 
-def _flag_voters():
-    flagged = arena_cases.flag_voters(_context())
-    table, chosen, managed, summary = _refresh_admin()
+def _flag_voters(app: Context):
+    flagged = arena_cases.flag_voters(app)
+    table, chosen, managed, summary = _refresh_admin(app)
     return table, chosen, managed, f"{len(flagged.voters)} voter(s) flagged for review.\n\n{summary}"
 
 
@@ -272,12 +269,12 @@ def _build_admin(ctx: UIContext) -> None:
             refresh_button = gr.Button("Refresh")
             flag_button = gr.Button("Flag suspicious voters")
     outputs = [models_table, chosen, managed, summary]
-    refresh_button.click(_refresh_admin, None, outputs, api_name=False)
-    add_button.click(_add_model, [kind, name, model, base_url, adapter_dir, api_key_env, ctx.session],
+    refresh_button.click(ctx.bind(_refresh_admin), None, outputs, api_name=False)
+    add_button.click(ctx.bind(_add_model), [kind, name, model, base_url, adapter_dir, api_key_env, ctx.session],
                      [ctx.session, *outputs], api_name=False)
-    add_trained.click(_add_trained_model, [ctx.session], [ctx.session, *outputs], api_name=False)
-    rename_button.click(_rename_model, [managed, new_name], outputs, api_name=False)
-    remove_button.click(_remove_model, [managed, ctx.session], [ctx.session, *outputs], api_name=False)
-    generate_button.click(_pregenerate, [ctx.session, chosen, upload, n, temperature, max_new_tokens], outputs,
+    add_trained.click(ctx.bind(_add_trained_model), [ctx.session], [ctx.session, *outputs], api_name=False)
+    rename_button.click(ctx.bind(_rename_model), [managed, new_name], outputs, api_name=False)
+    remove_button.click(ctx.bind(_remove_model), [managed, ctx.session], [ctx.session, *outputs], api_name=False)
+    generate_button.click(ctx.bind(_pregenerate), [ctx.session, chosen, upload, n, temperature, max_new_tokens], outputs,
                           api_name=False)
-    flag_button.click(_flag_voters, None, outputs, api_name=False)
+    flag_button.click(ctx.bind(_flag_voters), None, outputs, api_name=False)

@@ -30,8 +30,6 @@ EXAMPLES = [
 ]
 
 
-def _context() -> Context:
-    return Context.open()
 
 
 def _key(api_key: str | None) -> str | None:
@@ -47,7 +45,7 @@ def _pending_view(session: Session):
             gr.update(visible=True))
 
 
-def chat_handler(message: str, history: list | None, session: Session | dict | None, api_key: str | None = None,
+def chat_handler(app: Context, message: str, history: list | None, session: Session | dict | None, api_key: str | None = None,
                  base_url: str | None = None, model: str | None = None):
     """Event handler (API `assistant_chat`): one question -> (history, session, cleared box, pending, buttons)."""
     history = list(history or [])
@@ -56,7 +54,7 @@ def chat_handler(message: str, history: list | None, session: Session | dict | N
     if not message:
         return (history, session, "", *_pending_view(session))
     try:
-        reply = chat.respond(_context(), message, history, session, api_key=_key(api_key), base_url=base_url,
+        reply = chat.respond(app, message, history, session, api_key=_key(api_key), base_url=base_url,
                              model=model)
         text, session = reply.text, reply.session
     except Exception as exc:  # noqa: BLE001 - no traceback reaches the page
@@ -66,12 +64,12 @@ def chat_handler(message: str, history: list | None, session: Session | dict | N
     return (history, session, "", *_pending_view(session))
 
 
-def confirm_handler(history: list | None, session: Session | dict | None, api_key: str | None = None):
+def confirm_handler(app: Context, history: list | None, session: Session | dict | None, api_key: str | None = None):
     """Confirm button: run the pending use case; -> (history, session, pending, buttons)."""
     history = list(history or [])
     session = Session.of(session)
     try:
-        text, session = chat.confirm(_context(), session, api_key=_key(api_key))
+        text, session = chat.confirm(app, session, api_key=_key(api_key))
     except Exception as exc:  # noqa: BLE001 - no traceback reaches the page
         log.warning("assistant confirm failed: %s", scrub(f"{type(exc).__name__}: {exc}", api_key))
         session = session.proposed(None)
@@ -117,9 +115,9 @@ def build(ctx: UIContext) -> None:
 
     outputs = [chatbot, ctx.session, box, pending, confirm_row]
     inputs = [box, chatbot, ctx.session, api_key, base_url, model]
-    send.click(chat_handler, inputs, outputs, api_name="assistant_chat")
-    box.submit(chat_handler, inputs, outputs, api_visibility="private")
-    confirm_btn.click(confirm_handler, [chatbot, ctx.session, api_key], [chatbot, ctx.session, pending, confirm_row],
+    send.click(ctx.bind(chat_handler), inputs, outputs, api_name="assistant_chat")
+    box.submit(ctx.bind(chat_handler), inputs, outputs, api_visibility="private")
+    confirm_btn.click(ctx.bind(confirm_handler), [chatbot, ctx.session, api_key], [chatbot, ctx.session, pending, confirm_row],
                       api_name="assistant_confirm")
     cancel_btn.click(cancel_handler, [chatbot, ctx.session], [chatbot, ctx.session, pending, confirm_row],
                      api_name="assistant_cancel")

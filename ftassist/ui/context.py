@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import gradio as gr
 
@@ -22,3 +25,19 @@ class UIContext:
     demo: gr.Blocks | None = None  # the whole page, for `ctx.demo.load(...)` handlers run on page open
     arena_only: bool = False
     app: Context = field(default_factory=Context.open)
+
+    def bind(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        """`handler(app, ...)` as the Gradio handler `(...)`: the app's context passed explicitly.
+
+        Not `functools.partial`: Gradio reads a handler's type hints (`evt: gr.SelectData`) and
+        signature, which a partial hides; the wrapper keeps both, less the `app` parameter."""
+        app = self.app
+
+        @functools.wraps(handler)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return handler(app, *args, **kwargs)
+
+        signature = inspect.signature(handler)
+        bound.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
+        bound.__annotations__ = {k: v for k, v in handler.__annotations__.items() if k != "app"}
+        return bound

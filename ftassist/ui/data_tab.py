@@ -94,19 +94,17 @@ def _histogram(report: dict) -> gr.BarPlot:
     return gr.BarPlot(value=frame, sort=list(frame["tokens"]))
 
 
-def _context() -> Context:
-    return Context.open()
 
 
-def record_preview(path: str, line: int) -> str:
+def record_preview(app: Context, path: str, line: int) -> str:
     """The record at `line`, shown next to its error (never an exception: the preview must not break the page)."""
     try:
-        return data.show_record(_context(), path, line).text
+        return data.show_record(app, path, line).text
     except UseCaseError as exc:
         return f"(could not read the record: {exc})"
 
 
-def check_dataset(file_path, hub_id, model, session, progress=gr.Progress()):
+def check_dataset(app: Context, file_path, hub_id, model, session, progress=gr.Progress()):
     session = Session.of(session)
     hub_id = (hub_id or "").strip()
     if file_path:
@@ -116,7 +114,7 @@ def check_dataset(file_path, hub_id, model, session, progress=gr.Progress()):
     else:
         raise gr.Error("Upload a dataset file (JSONL, JSON, CSV or Parquet) or type a Hugging Face dataset id.")
     try:
-        result = data.check_dataset(_context(), source, model=model or None, keep_copy=keep_copy,
+        result = data.check_dataset(app, source, model=model or None, keep_copy=keep_copy,
                                     progress=lambda fraction, desc: progress(fraction, desc=desc))
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
@@ -134,7 +132,7 @@ def check_dataset(file_path, hub_id, model, session, progress=gr.Progress()):
     )
 
 
-def show_preview(session, evt: gr.SelectData):
+def show_preview(app: Context, session, evt: gr.SelectData):
     session = Session.of(session)
     if session.dataset is None or evt is None or evt.index is None:
         return ""
@@ -143,16 +141,16 @@ def show_preview(session, evt: gr.SelectData):
     if row >= len(frame):
         return ""
     line = int(frame.iloc[row]["line"] or 0)
-    return record_preview(session.dataset.path, line) if line else "(this problem concerns the whole file)"
+    return record_preview(app, session.dataset.path, line) if line else "(this problem concerns the whole file)"
 
 
-def fix_and_split(valid_fraction, seed, session, progress=gr.Progress()):
+def fix_and_split(app: Context, valid_fraction, seed, session, progress=gr.Progress()):
     session = Session.of(session)
     if session.dataset is None:
         raise gr.Error("Check a dataset first.")
     progress(0.1, desc="cleaning and splitting")
     try:
-        result = data.clean_dataset(_context(), session.dataset.path, valid_fraction=float(valid_fraction),
+        result = data.clean_dataset(app, session.dataset.path, valid_fraction=float(valid_fraction),
                                     seed=int(seed))
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
@@ -204,10 +202,10 @@ def build(ctx: UIContext) -> None:
     fix_summary = gr.Markdown()
     downloads = gr.File(label="Download", file_count="multiple", interactive=False)
 
-    check_btn.click(check_dataset, [upload, hub_id, model, ctx.session],
+    check_btn.click(ctx.bind(check_dataset), [upload, hub_id, model, ctx.session],
                     [ctx.session, summary, checklist, errors, histogram, fix_btn], api_name="check_dataset")
-    errors.select(show_preview, [ctx.session], [preview], api_name=False)
-    fix_btn.click(fix_and_split, [valid_fraction, seed, ctx.session], [ctx.session, fix_summary, downloads],
+    errors.select(ctx.bind(show_preview), [ctx.session], [preview], api_name=False)
+    fix_btn.click(ctx.bind(fix_and_split), [valid_fraction, seed, ctx.session], [ctx.session, fix_summary, downloads],
                   api_name="fix_and_split")
     shown = gr.State("")  # hand-off: a report put in the session elsewhere (sample data, reload) is shown here
     ctx.session.change(session_report_handler, [ctx.session, shown],

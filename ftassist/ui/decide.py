@@ -14,8 +14,6 @@ from .context import UIContext
 ANSWER_KEYS = tuple(q.key for q in guide.QUESTIONS)
 
 
-def _context() -> Context:
-    return Context.open()
 
 
 def dataset_status(session) -> str:
@@ -32,14 +30,14 @@ def dataset_status(session) -> str:
     return f"Using your checked dataset: {s['n_examples']:,} valid examples" + (f" ({'; '.join(extra)})" if extra else "") + "."
 
 
-def recommend_handler(session, *values) -> tuple[str, Session]:
+def recommend_handler(app: Context, session, *values) -> tuple[str, Session]:
     """Event handler: answers (in QUESTIONS order) -> recommendation Markdown, and the session with the decision."""
     session = Session.of(session)
     answers = dict(zip(ANSWER_KEYS, values))
     n = answers.get("n_examples")
     answers["n_examples"] = None if n in (None, "") else int(n)
     try:
-        advice = planning.recommend_approach(_context(), answers, report=session.report)
+        advice = planning.recommend_approach(app, answers, report=session.report)
     except UseCaseError as exc:
         raise gr.Error(f"Cannot give advice: {exc}") from None
     return advice.markdown, session.decided(advice.decision)
@@ -71,7 +69,7 @@ def build(ctx: UIContext) -> None:
                 inputs.append(_component(q, getattr(defaults, q.key)))
     button = gr.Button("Recommend", variant="primary")
     output = gr.Markdown(elem_id="decide-advice")
-    button.click(recommend_handler, inputs=[ctx.session, *inputs], outputs=[output, ctx.session],
+    button.click(ctx.bind(recommend_handler), inputs=[ctx.session, *inputs], outputs=[output, ctx.session],
                  api_name="recommend")
     # The Data tab writes the checked report into the session: say so as soon as it changes.
     ctx.session.change(dataset_status, inputs=[ctx.session], outputs=[status], api_visibility="private")

@@ -79,14 +79,12 @@ def option_choices(table: dict) -> list[tuple[str, str]]:
             if r["cost_usd"] is not None and r["fits"] is not False]
 
 
-def _context() -> Context:
-    return Context.open()
 
 
 _SOURCES = {"report": "exact, from the checked dataset", "train split": "exact, from the train split"}
 
 
-def estimate_handler(
+def estimate_handler(app: Context,
     session,
     use_report: bool,
     n_examples,
@@ -132,7 +130,7 @@ def estimate_handler(
     }
     try:
         result = planning.estimate_options(
-            _context(), session, use_dataset=bool(use_report), example=pasted or None,
+            app, session, use_dataset=bool(use_report), example=pasted or None,
             n_examples=_number(n_examples, int), avg_tokens=_number(avg_tokens), output_tokens=_number(output_tokens),
             options=options)
     except UseCaseError as exc:
@@ -224,7 +222,7 @@ def build(ctx: UIContext) -> None:
     inputs = [ctx.session, use_report, n_examples, avg_tokens, output_tokens, pasted, models, epochs, training_price,
               input_price, output_price, base_model, methods, gpu_table, gpus, seq_len, batch_size, gc, lora_rank,
               mfu, requests, only_fitting]
-    button.click(estimate_handler, inputs=inputs,
+    button.click(ctx.bind(estimate_handler), inputs=inputs,
                  outputs=[summary, table, cost_plot, memory_plot, how, option, table_state, ctx.session],
                  api_name="estimate")
     choose.click(choose_handler, inputs=[ctx.session, table_state, option], outputs=[chosen, ctx.session],

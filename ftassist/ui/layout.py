@@ -128,11 +128,11 @@ def _build_full(demo: gr.Blocks, ctx: UIContext) -> None:
     _build_assistant(ctx)
 
     demo.load(restore_handler, [session_id], [session_id, ctx.session], api_visibility="private")
-    ctx.session.change(partial(session_changed, ctx.app), [session_id, ctx.session, current], [bar],
+    ctx.session.change(ctx.bind(session_changed), [session_id, ctx.session, current], [bar],
                        api_visibility="private", show_progress="hidden")
-    gr.Timer(BAR_REFRESH_S).tick(partial(refresh_bar, ctx.app), [ctx.session, current], [bar],
+    gr.Timer(BAR_REFRESH_S).tick(ctx.bind(refresh_bar), [ctx.session, current], [bar],
                                  api_visibility="private", show_progress="hidden")
-    sample.click(partial(sample_handler, ctx.app), [ctx.session], [ctx.session, sample_note, tabs, current],
+    sample.click(ctx.bind(sample_handler), [ctx.session], [ctx.session, sample_note, tabs, current],
                  api_name="try_sample_data")
 
 
@@ -207,9 +207,9 @@ def launch(host: str | None = None, port: int | None = None, arena_only: bool = 
         raise SystemExit(f"ftassist: cannot start: {exc}") from None
     try:
         if not arena_only:  # follow training runs (and move the queue) whether or not a browser is open
-            from ftassist.train.jobs import start_ingest_loop
+            from ftassist.usecases import training
 
-            start_ingest_loop()
+            training.follow_runs(context)
         if share:  # a share link needs Gradio's own launcher: one Blocks, the login (if any) on all of it
             demo = build_app(arena_only=arena_only, app=context).queue(default_concurrency_limit=8)
             demo.launch(server_name=host, server_port=port, share=True, show_error=False,

@@ -24,8 +24,6 @@ VERDICTS = {
 }
 
 
-def _context() -> Context:
-    return Context.open()
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:
@@ -67,9 +65,9 @@ def _headline(head: dict | None, n_votes: int, n_models: int) -> str:
     )
 
 
-def refresh(rounds: float = 1000):
+def refresh(app: Context, rounds: float = 1000):
     try:
-        data = arena_cases.leaderboard_summary(_context(), rounds=int(rounds or 0))
+        data = arena_cases.leaderboard_summary(app, rounds=int(rounds or 0))
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     return (_headline(data.headline, data.votes, len(data.rows)), _table(data.rows), _chart(data.rows),
@@ -81,24 +79,24 @@ def _export_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="ftassist-export-"))
 
 
-def export_csv():
-    return arena_cases.export_votes(_context(), str(_export_dir() / "arena_votes.csv"), "csv").path
+def export_csv(app: Context):
+    return arena_cases.export_votes(app, str(_export_dir() / "arena_votes.csv"), "csv").path
 
 
-def export_parquet():
-    return arena_cases.export_votes(_context(), str(_export_dir() / "arena_votes.parquet"), "parquet").path
+def export_parquet(app: Context):
+    return arena_cases.export_votes(app, str(_export_dir() / "arena_votes.parquet"), "parquet").path
 
 
-def export_dpo():
-    written = arena_cases.export_dpo(_context(), str(_export_dir() / "arena_dpo.jsonl"))
+def export_dpo(app: Context):
+    written = arena_cases.export_dpo(app, str(_export_dir() / "arena_dpo.jsonl"))
     if written.count == 0:
         gr.Warning("No decisive votes on unflagged battles yet: the DPO file is empty.")
     return written.path
 
 
-def judge_choices():
+def judge_choices(app: Context):
     """The registered models that can judge, as (display name, id) pairs."""
-    return gr.update(choices=[(m.display_name, m.id) for m in arena_cases.list_judges(_context())])
+    return gr.update(choices=[(m.display_name, m.id) for m in arena_cases.list_judges(app)])
 
 
 def _agreement_text(agreement: dict) -> str:
@@ -113,13 +111,13 @@ def _agreement_text(agreement: dict) -> str:
     return text + "."
 
 
-def run_judge(judge_model: str | None, use_reference: bool, redo: bool, rounds: float = 1000):
+def run_judge(app: Context, judge_model: str | None, use_reference: bool, redo: bool, rounds: float = 1000):
     """Judge the battles with a registered API model; its ratings and its agreement with people."""
     if not judge_model:
         raise gr.Error("Pick the judge: a registered API model (OpenAI or an OpenAI-compatible server). "
                        "Register one in the Arena tab.")
     try:
-        result = arena_cases.judge_battles(_context(), judge=judge_model, redo=bool(redo),
+        result = arena_cases.judge_battles(app, judge=judge_model, redo=bool(redo),
                                            use_reference=bool(use_reference), rounds=int(rounds or 0))
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
@@ -165,10 +163,10 @@ def build(ctx: UIContext) -> None:
         judge_table = gr.Dataframe(headers=TABLE_COLUMNS, label="Ratings from the judge's verdicts",
                                    interactive=False, wrap=True)
 
-    refresh_button.click(refresh, [rounds], [headline, table, chart, pairwise], api_name="leaderboard")
-    judge_model.focus(judge_choices, None, judge_model, api_name=False)
-    judge_button.click(run_judge, [judge_model, use_reference, redo, rounds], [judge_summary, judge_table],
+    refresh_button.click(ctx.bind(refresh), [rounds], [headline, table, chart, pairwise], api_name="leaderboard")
+    judge_model.focus(ctx.bind(judge_choices), None, judge_model, api_name=False)
+    judge_button.click(ctx.bind(run_judge), [judge_model, use_reference, redo, rounds], [judge_summary, judge_table],
                        api_name="judge_battles")
-    csv_button.click(export_csv, None, download, api_name="export_votes_csv")
-    parquet_button.click(export_parquet, None, download, api_name="export_votes_parquet")
-    dpo_button.click(export_dpo, None, download, api_name="export_dpo")
+    csv_button.click(ctx.bind(export_csv), None, download, api_name="export_votes_csv")
+    parquet_button.click(ctx.bind(export_parquet), None, download, api_name="export_votes_parquet")
+    dpo_button.click(ctx.bind(export_dpo), None, download, api_name="export_dpo")

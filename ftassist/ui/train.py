@@ -1,10 +1,11 @@
 """The `Train` tab: start a run, watch it (loss chart, progress, log tail), stop it, see the history.
 
-Everything shown comes from DuckDB through `ftassist.train.jobs` (after an ingest), never
-from this browser session, so a reload or a second browser finds the run where it is. The
-form is prefilled from the Data step (train/valid files) and the Estimate step (backend,
-model, method, epochs). The API key field is sent with the Start request only and handed to
-the worker's environment: it is never stored.
+A thin adapter over the training use cases (`ftassist.usecases.training`): the form starts from
+`training_defaults` (the Data step's files, the chosen Estimate option's backend, model, method
+and epochs), Start calls `start_run`, the monitor shows `run_view`. Everything shown comes from
+DuckDB, never from this browser session, so a reload or a second browser finds the run where it
+is. The API key field is sent with the Start request only and handed to the worker's environment:
+it is never stored.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import html
 import gradio as gr
 import pandas as pd
 
-from ftassist.train.events import format_duration
+from ftassist.formatting import format_duration
+from ftassist.usecases import training
+from ftassist.usecases.context import Context, UseCaseError
+from ftassist.usecases.session import Session
 
 from .context import UIContext
 
@@ -25,38 +29,19 @@ OPENAI_MODELS = ["gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14", "gpt-4.1-
 HISTORY_COLUMNS = ["id", "status", "backend", "base model", "method", "steps", "loss first → last",
                    "best valid loss", "created", "output"]
 NO_STEPS = "No steps logged yet: the chart starts at the first logged step."
+PREFILLED = ("train_file", "valid_file", "backend", "base_model", "method", "num_epochs", "openai_model")
+
+
 
 
 # -- prefill and gate -----------------------------------------------------------------------------
-def prefill_values(session: dict | None) -> dict:
-    """Form values from the earlier steps: data paths from Data, backend/model/method/epochs from Estimate."""
-    session = session or {}
-    clean = session.get("clean") or {}
-    est = session.get("estimate") or {}
-    values: dict = {"train_file": clean.get("train") or "", "valid_file": clean.get("valid") or ""}
-    if clean.get("valid") and not clean.get("n_valid", 1):
-        values["valid_file"] = ""
-    if est.get("kind") == "openai":
-        values.update(backend="openai", openai_model=est.get("model") or OPENAI_MODELS[0], method="lora")
-        if est.get("epochs"):
-            values["epochs"] = est["epochs"]
-    elif est.get("kind") == "self_hosted":
-        values.update(backend="local", base_model=est.get("model") or "tiny-random")
-        if est.get("method") in ("lora", "qlora", "full"):
-            values["method"] = est["method"]
-        if est.get("epochs"):
-            values["epochs"] = est["epochs"]
-    return values
-
-
-def gate_message(session: dict | None, train_file: str | None = None) -> str:
+def gate_message(session: Session | dict | None, train_file: str | None = None) -> str:
     """A gentle warning when there is no validated data yet (training still allowed with a path)."""
-    session = session or {}
-    if session.get("clean"):
-        c = session["clean"]
-        return (f"Data from the Data step: **{c.get('n_train', '?')} train / {c.get('n_valid', '?')} validation** "
+    session = Session.of(session)
+    if session.split is not None:
+        return (f"Data from the Data step: **{session.split.n_train} train / {session.split.n_valid} validation** "
                 "examples, checked and split.")
-    if session.get("report"):
+    if session.dataset is not None:
         return ("⚠️ The dataset was checked but not split: press **Fix & split** in the Data tab to get a "
                 "validation set (without one you cannot see overfitting).")
     if train_file:
@@ -65,24 +50,14 @@ def gate_message(session: dict | None, train_file: str | None = None) -> str:
             "or type the path of a chat JSONL file below.")
 
 
-def prefill_handler(session, last_key):
-    """On a session change: refill the form only when the Data/Estimate results changed (keeps edits)."""
-    session = session or {}
-    key = repr(((session.get("clean") or {}).get("train"), (session.get("estimate") or {}).get("id")))
-    values = prefill_values(session)
-    gate = gate_message(session, values.get("train_file"))
-    if key == last_key:
-        return (gate, key) + (gr.update(),) * 7
-    return (
-        gate, key,
-        gr.update(value=values["train_file"]),
-        gr.update(value=values["valid_file"]),
-        gr.update(value=values["backend"]) if "backend" in values else gr.update(),
-        gr.update(value=values["base_model"]) if "base_model" in values else gr.update(),
-        gr.update(value=values["method"]) if "method" in values else gr.update(),
-        gr.update(value=values["epochs"]) if "epochs" in values else gr.update(),
-        gr.update(value=values["openai_model"]) if "openai_model" in values else gr.update(),
-    )
+def prefill_handler(app: Context, session, last_key):
+    """On a session change: refill the whole form only when the data or the chosen option changed (keeps edits)."""
+    session = Session.of(session)
+    defaults = training.training_defaults(app, session)
+    gate = gate_message(session, defaults.train_file)
+    if defaults.key == last_key:
+        return (gate, last_key) + (gr.update(),) * len(PREFILLED)
+    return (gate, defaults.key) + tuple(gr.update(value=getattr(defaults, name)) for name in PREFILLED)
 
 
 # -- start / cancel ---------------------------------------------------------------------------------
@@ -93,96 +68,74 @@ def _opt_number(value, cast=float):
     return cast(value)
 
 
+def _text(value) -> str | None:
+    return (value or "").strip() or None
+
+
 def build_spec(backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_steps, train_file, valid_file,
-               openai_model, suffix, provider, base_url, azure_endpoint, api_version):
-    """A JobSpec from the form (raises ValueError with every problem, phrased for the person)."""
-    from ftassist.train.spec import OPENAI_DEFAULTS, JobSpec
-
-    train_file = (train_file or "").strip()
-    valid_file = (valid_file or "").strip() or None
-    kw: dict = dict(backend=backend or "local", method=method or "lora", train_file=train_file,
-                    valid_file=valid_file)
-    if kw["backend"] == "openai":
-        o = dict(OPENAI_DEFAULTS)
-        o.update(model=(openai_model or OPENAI_DEFAULTS["model"]).strip(), provider=provider or "openai",
-                 suffix=(suffix or "").strip() or None, base_url=(base_url or "").strip() or None,
-                 azure_endpoint=(azure_endpoint or "").strip() or None,
-                 api_version=(api_version or "").strip() or None)
+               openai_model, suffix, provider, base_url, azure_endpoint, api_version) -> dict:
+    """The run's settings from the form (`start_run` checks them and says what to change)."""
+    spec: dict = dict(backend=backend or "local", method=method or "lora", train_file=_text(train_file) or "",
+                      valid_file=_text(valid_file))
+    if spec["backend"] == "openai":
+        openai = dict(model=_text(openai_model) or OPENAI_MODELS[0], provider=provider or "openai",
+                      suffix=_text(suffix), base_url=_text(base_url), azure_endpoint=_text(azure_endpoint),
+                      api_version=_text(api_version))
         if _opt_number(epochs) is not None:  # blank or 0: "auto" (OpenAI picks from the data size)
-            o["n_epochs"] = int(epochs)
-        kw.update(openai=o, base_model=o["model"], method="lora" if kw["method"] == "qlora" else kw["method"])
-        if o["suffix"]:
-            from ftassist.train.openai_ft import OpenAIBackendError, validate_suffix
-
-            try:
-                validate_suffix(o["suffix"])
-            except OpenAIBackendError as exc:
-                raise ValueError(str(exc)) from None
-    else:
-        kw["base_model"] = (base_model or "tiny-random").strip()
-        if epochs not in (None, ""):
-            kw["num_epochs"] = float(epochs)
-        for name, value, cast in (("learning_rate", lr, float), ("lora_r", lora_r, int),
-                                  ("lora_alpha", lora_alpha, int), ("max_steps", max_steps, int)):
-            v = _opt_number(value, cast)
-            if v is not None:
-                kw[name] = v
-    spec = JobSpec(**kw)
-    problems = [p for p in spec.validate() if not p.startswith("output_dir")]
-    if problems:
-        raise ValueError(" ".join(problems))
+            openai["n_epochs"] = int(epochs)
+        spec.update(openai=openai, base_model=openai["model"],
+                    method="lora" if spec["method"] == "qlora" else spec["method"])
+        return spec
+    spec["base_model"] = _text(base_model) or "tiny-random"
+    if epochs not in (None, ""):
+        spec["num_epochs"] = float(epochs)
+    for name, value, cast in (("learning_rate", lr, float), ("lora_r", lora_r, int),
+                              ("lora_alpha", lora_alpha, int), ("max_steps", max_steps, int)):
+        number = _opt_number(value, cast)
+        if number is not None:
+            spec[name] = number
     return spec
 
 
-def start_handler(backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_steps, train_file, valid_file,
+def start_handler(app: Context, backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_steps, train_file, valid_file,
                   openai_model, suffix, provider, base_url, azure_endpoint, api_version, api_key, session):
-    """Start (or queue) a run; returns (session, message, selected job)."""
-    from ftassist.train import jobs
-
-    session = dict(session or {})
+    """Start (or queue) a run; returns (session, message, selected run)."""
+    session = Session.of(session)
     if not (train_file or "").strip():
         raise gr.Error("No training file: check and split your dataset in the Data tab, or type a chat JSONL path.")
+    spec = build_spec(backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_steps, train_file,
+                      valid_file, openai_model, suffix, provider, base_url, azure_endpoint, api_version)
     try:
-        spec = build_spec(backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_steps, train_file,
-                          valid_file, openai_model, suffix, provider, base_url, azure_endpoint, api_version)
-        job_id = jobs.start_job(spec, api_key=(api_key or "").strip() or None)
-    except (ValueError, OSError) as exc:
+        started = training.start_run(app, spec, api_key=api_key)
+    except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
-    session["job_id"] = job_id
-    job = jobs.get_job(job_id)
-    message = f"Job `{job_id}` **{job['status']}**" + (
-        ": it starts when the running local job ends." if job["status"] == "queued" else ".")
-    return session, message, gr.update(choices=job_choices(), value=job_id)
+    message = f"Run `{started.run_id}` **{started.status}**" + (
+        ": it starts when the running local run ends." if started.status == "queued" else ".")
+    runs = training.list_runs(app, limit=100)
+    return session.selected_run(started.run_id), message, gr.update(choices=run_choices(runs), value=started.run_id)
 
 
-def cancel_handler(job_id):
-    from ftassist.train import jobs
-
-    if not job_id:
-        raise gr.Error("Choose a job to cancel.")
+def cancel_handler(app: Context, run_id):
+    if not run_id:
+        raise gr.Error("Choose a run to cancel.")
     try:
-        job = jobs.cancel_job(job_id, timeout=10)
-    except jobs.JobError as exc:
+        run = training.cancel_run(app, run_id, timeout=10)
+    except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
-    return f"Job `{job_id}`: **{job['status']}**."
+    return f"Run `{run_id}`: **{run.status}**."
 
 
 # -- monitoring -----------------------------------------------------------------------------------
-def job_choices() -> list[tuple[str, str]]:
-    from ftassist.train import jobs
-
-    return [(f"{j['id']} · {j['status']} · {j['base_model']}", j["id"]) for j in jobs.list_jobs(limit=100)]
+def run_choices(runs: list[training.Run]) -> list[tuple[str, str]]:
+    return [(f"{r.id} · {r.status} · {r.base_model}", r.id) for r in runs]
 
 
-def loss_frame(job_id: str | None) -> pd.DataFrame:
+def loss_frame(points: list[training.LossPoint]) -> pd.DataFrame:
     """Train and validation loss by step, for gr.LinePlot (empty frame with the columns when nothing yet)."""
-    from ftassist.train import jobs
-
-    points = jobs.loss_points(job_id) if job_id else []
     if not points:  # typed, so the chart keeps numeric axes before the first step
         return pd.DataFrame({"step": pd.Series(dtype="int64"), "loss": pd.Series(dtype="float64"),
                              "series": pd.Series(dtype="object")})
-    frame = pd.DataFrame(points, columns=["step", "loss", "series"])
+    frame = pd.DataFrame([(p.step, p.loss, p.series) for p in points], columns=["step", "loss", "series"])
     # Gradio 6 fixes a LinePlot's colour domain when it first draws: keep both series in it from
     # the start (a NaN point is not drawn), or the validation line stays invisible.
     missing = [name for name in ("train", "validation") if name not in set(frame["series"])]
@@ -192,78 +145,62 @@ def loss_frame(job_id: str | None) -> pd.DataFrame:
     return frame
 
 
-def progress_html(prog: dict) -> str:
-    frac = prog.get("fraction")
+def progress_html(prog: training.Progress) -> str:
+    frac = prog.fraction
     pct = 0 if frac is None else max(0.0, min(1.0, frac)) * 100
-    bits = [f"step {prog.get('step') or 0}/{prog.get('total_steps') or '?'}"]
-    if prog.get("status") == "running":
-        bits.append(f"ETA {format_duration(prog.get('eta_s'))}")
-    if prog.get("tokens_per_s"):
-        bits.append(f"{prog['tokens_per_s']:,.0f} tokens/s")
-    if prog.get("loss") is not None:
-        bits.append(f"loss {prog['loss']:.4f}")
+    bits = [f"step {prog.step or 0}/{prog.total_steps or '?'}"]
+    if prog.status == "running":
+        bits.append(f"ETA {format_duration(prog.eta_s)}")
+    if prog.tokens_per_s:
+        bits.append(f"{prog.tokens_per_s:,.0f} tokens/s")
+    if prog.loss is not None:
+        bits.append(f"loss {prog.loss:.4f}")
     return (f"<div class='ft-progress' style='border:1px solid #ccc;border-radius:4px;height:14px;width:100%'>"
             f"<div style='background:#4f8ef7;height:100%;width:{pct:.1f}%'></div></div>"
             f"<div style='font-size:0.9em'>{html.escape(' · '.join(bits))}</div>")
 
 
-def status_markdown(job: dict | None, has_points: bool) -> str:
-    if job is None:
-        return "No job yet: fill in the form and press **Start training**."
-    lines = [f"**Job `{job['id']}`: {job['status']}** ({job['backend']}, {job['base_model']}, {job['method']})"]
-    if job.get("external_id"):
-        lines.append(f"OpenAI job: `{job['external_id']}`")
-    if job.get("output_model") and job["status"] == "succeeded":
-        lines.append(f"Model: `{job['output_model']}` (use it in the Arena tab)")
-    if job.get("error"):
-        lines.append(f"**Why:** {job['error']}")
-    if job.get("hint"):
-        lines.append(f"**What to do:** {job['hint']}")
-    if not has_points and job["status"] in ("queued", "running"):
+def status_markdown(run: training.Run | None, has_points: bool) -> str:
+    if run is None:
+        return "No run yet: fill in the form and press **Start training**."
+    lines = [f"**Run `{run.id}`: {run.status}** ({run.backend}, {run.base_model}, {run.method})"]
+    if run.external_id:
+        lines.append(f"OpenAI job: `{run.external_id}`")
+    if run.output_model and run.status == "succeeded":
+        lines.append(f"Model: `{run.output_model}` (use it in the Arena tab)")
+    if run.error:
+        lines.append(f"**Why:** {run.error}")
+    if run.hint:
+        lines.append(f"**What to do:** {run.hint}")
+    if not has_points and run.status in ("queued", "running"):
         lines.append(NO_STEPS)
     return "\n\n".join(lines)
 
 
-def history_frame() -> pd.DataFrame:
-    from ftassist.train import jobs
-
+def history_frame(runs: list[training.Run]) -> pd.DataFrame:
     rows = []
-    for j in jobs.list_jobs(limit=100):
-        losses = ""
-        if j.get("first_loss") is not None and j.get("final_loss") is not None:
-            losses = f"{j['first_loss']:.3f} → {j['final_loss']:.3f}"
-        rows.append([j["id"], j["status"], j["backend"], j["base_model"], j["method"],
-                     f"{j.get('last_step') or 0}/{j.get('total_steps') or '?'}", losses,
-                     "" if j.get("best_eval_loss") is None else f"{j['best_eval_loss']:.3f}",
-                     str(j.get("created_at") or "")[:19], j.get("output_model") or ""])
+    for r in runs:
+        losses = f"{r.first_loss:.3f} → {r.final_loss:.3f}" if r.first_loss is not None and r.final_loss is not None else ""
+        rows.append([r.id, r.status, r.backend, r.base_model, r.method, f"{r.last_step or 0}/{r.total_steps or '?'}",
+                     losses, "" if r.best_eval_loss is None else f"{r.best_eval_loss:.3f}", (r.created_at or "")[:19],
+                     r.output_model or ""])
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 
-def refresh_handler(job_id, session):
-    """Ingest, then everything the monitor shows for `job_id` (default: the session's, else the latest job)."""
-    from ftassist.train import jobs
-
-    try:
-        jobs.tick()
-    except Exception:  # noqa: BLE001 - show what is stored; the next tick retries
-        pass
-    session = session or {}
-    job_id = job_id or session.get("job_id")
-    if not job_id:
-        latest = jobs.list_jobs(limit=1)
-        job_id = latest[0]["id"] if latest else None
-    job = jobs.get_job(job_id) if job_id else None
-    frame = loss_frame(job_id) if job else loss_frame(None)
-    prog = jobs.progress(job_id) if job else {}
-    tail = jobs.log_tail(job_id, max_lines=30) if job else ""
+def refresh_handler(app: Context, run_id, session):
+    """Everything the monitor shows for `run_id` (default: the session's run, else the most recent one)."""
+    session = Session.of(session)
+    view = training.run_view(app, run_id or session.run_id, log_lines=30)
+    frame = loss_frame(view.points)
+    run = view.run
     return (
-        status_markdown(job, not frame.empty),
-        progress_html(prog) if job else "",
+        status_markdown(run, not frame.empty),
+        progress_html(run.progress) if run is not None and run.progress is not None else "",
         # None, not an empty frame: a LinePlot with color= that once got an empty frame never draws its lines again
         None if frame.empty else frame,
-        tail,
-        history_frame(),
-        gr.update(choices=job_choices(), value=job_id),
+        run.log_tail if run is not None else "",
+        history_frame(view.runs),
+        gr.update(choices=run_choices(view.runs), value=run.id if run is not None else None),
     )
 
 
@@ -280,7 +217,7 @@ def _method_info() -> str:
 def build(ctx: UIContext) -> None:
     gr.Markdown("## Train\nThe run happens in a separate process: keep using the app, reload the page, or close "
                 "it; the job goes on and this tab finds it again.")
-    gate = gr.Markdown(gate_message({}), elem_id="train-gate")
+    gate = gr.Markdown(gate_message(None), elem_id="train-gate")
     prefilled = gr.State("")
     with gr.Row():
         backend = gr.Radio(["local", "openai"], value="local", label="Backend",
@@ -327,12 +264,12 @@ def build(ctx: UIContext) -> None:
     form = [backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_steps, train_file, valid_file,
             openai_model, suffix, provider, base_url, azure_endpoint, api_version, api_key]
     monitor = [status, progress, chart, log, history, job_select]
-    ctx.session.change(prefill_handler, [ctx.session, prefilled],
+    ctx.session.change(ctx.bind(prefill_handler), [ctx.session, prefilled],
                        [gate, prefilled, train_file, valid_file, backend, base_model, method, epochs, openai_model],
                        api_visibility="private")
-    start.click(start_handler, [*form, ctx.session], [ctx.session, message, job_select], api_name="start_training")
-    cancel.click(cancel_handler, [job_select], [message], api_name="cancel_training")
-    refresh.click(refresh_handler, [job_select, ctx.session], monitor, api_name="training_status")
-    job_select.input(refresh_handler, [job_select, ctx.session], monitor, api_visibility="private")
-    timer.tick(refresh_handler, [job_select, ctx.session], monitor, api_visibility="private",
+    start.click(ctx.bind(start_handler), [*form, ctx.session], [ctx.session, message, job_select], api_name="start_training")
+    cancel.click(ctx.bind(cancel_handler), [job_select], [message], api_name="cancel_training")
+    refresh.click(ctx.bind(refresh_handler), [job_select, ctx.session], monitor, api_name="training_status")
+    job_select.input(ctx.bind(refresh_handler), [job_select, ctx.session], monitor, api_visibility="private")
+    timer.tick(ctx.bind(refresh_handler), [job_select, ctx.session], monitor, api_visibility="private",
                show_progress="hidden")

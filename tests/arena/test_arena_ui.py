@@ -8,6 +8,7 @@ import pytest
 
 from ftassist import store as store_mod
 from ftassist.arena import battles
+from ftassist.usecases.context import Context
 
 SCRIPT = "<script>window.__pwned = 1</script>Four."
 EVIL_NAME = "Zorblax <img src=x onerror=alert(1)>"
@@ -143,16 +144,16 @@ def test_leaderboard_tab_figures_and_exports():
         "INSERT INTO votes (id, battle_id, voter, model_a, model_b, winner, source) VALUES (?, ?, ?, ?, ?, ?, 'import')",
         [[f"v{i}", f"import-{i}", "u", a, b, w] for i, (a, b, w) in enumerate(rows)],
     )
-    headline, table, chart, pairwise = leaderboard.refresh(200)
+    headline, table, chart, pairwise = leaderboard.refresh(Context.open(), 200)
     assert "Tuned wins 76.2% against Base" in headline and "42 votes" in headline
     assert "fine-tuned model is better" in headline
     assert list(table["model"]) == ["Tuned", "Base"] and list(table["votes"]) == [42, 42]
     assert set(chart["figure"]) == {"Bradley-Terry rating", "95% CI low", "95% CI high"} and len(chart) == 6
     assert pairwise.set_index("row beats column").loc["Tuned", "Base"] == "76% (n=42)"
-    csv_path = leaderboard.export_csv()
+    csv_path = leaderboard.export_csv(Context.open())
     assert csv_path.endswith(".csv") and "Tuned" in open(csv_path).read()
-    assert leaderboard.export_parquet().endswith(".parquet")
-    assert leaderboard.export_dpo().endswith(".jsonl")  # imported votes have no answers: empty, with a warning
+    assert leaderboard.export_parquet(Context.open()).endswith(".parquet")
+    assert leaderboard.export_dpo(Context.open()).endswith(".jsonl")  # imported votes have no answers: empty, with a warning
 
 
 def test_leaderboard_tab_runs_the_llm_judge(fake_llm):
@@ -169,13 +170,13 @@ def test_leaderboard_tab_runs_the_llm_judge(fake_llm):
         bid = battles.add_battle(store, f"Q{i}?", "tuned", "base", "a good answer", "a poor answer")
         view = battles._serve(store, bid, f"Q{i}?", "a good answer", "a poor answer", voter="u")
         battles.vote(store, view.token, "u", "B" if view.answer_a == "a good answer" else "A")  # the human disagrees
-    assert leaderboard.judge_choices()["choices"] == [("Referee", "referee")]  # API models only
+    assert leaderboard.judge_choices(Context.open())["choices"] == [("Referee", "referee")]  # API models only
     with pytest.raises(gr.Error, match="Pick the judge"):
-        leaderboard.run_judge(None, False, False)
+        leaderboard.run_judge(Context.open(), None, False, False)
     fake_llm.judge = prefers_good
-    summary, table = leaderboard.run_judge("referee", False, False, 100)
+    summary, table = leaderboard.run_judge(Context.open(), "referee", False, False, 100)
     assert "4 battles judged" in summary and "Agreement with human votes: **0.0%** over 4 votes" in summary
     assert list(table["model"]) == ["tuned", "Base"] and list(table["wins"]) == [4, 0]  # display names
     assert store.query_rows("SELECT count(*) FROM votes")[0][0] == 4  # verdicts never become votes
-    summary, _ = leaderboard.run_judge("referee", False, False, 100)
+    summary, _ = leaderboard.run_judge(Context.open(), "referee", False, False, 100)
     assert "Nothing new to judge" in summary

@@ -218,7 +218,7 @@ def test_register_run_model_takes_the_selected_succeeded_run(ctx, store, tmp_pat
     from ftassist.ui import arena as arena_tab
 
     session = Session().selected_run("job-good")
-    new_session, table, *_ = arena_tab._add_trained_model(session.to_dict())
+    new_session, table, *_ = arena_tab._add_trained_model(ctx, session.to_dict())
     row = models.get_model(store, "fine-tuned job-good")
     assert row["kind"] == "hf_adapter" and row["config"]["run_dir"] == str(good.resolve())
     assert new_session.model_ids == (row["id"],) and new_session.run_id == "job-good"

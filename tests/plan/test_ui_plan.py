@@ -9,6 +9,7 @@ import pytest
 from ftassist.data.report import ChecklistItem, DataReport, TokenStats
 from ftassist.ui import decide, estimate
 from ftassist.usecases.session import Dataset, Decision, Session
+from ftassist.usecases.context import Context
 
 
 def _session_with_report(per=(100, 200, 300), failing=False) -> Session:
@@ -27,17 +28,17 @@ def _answers(**kw):
 
 
 def test_recommend_handler_uses_session_report():
-    md, session = decide.recommend_handler(Session(), *_answers())
+    md, session = decide.recommend_handler(Context.open(), Session(), *_answers())
     assert "QLoRA" in md and session.decision.method == "qlora"
     assert session.decision.recommendation["method"] == "qlora" and session.decision.answers["n_examples"] == 500
-    md, session = decide.recommend_handler(_session_with_report(failing=True), *_answers(n_examples=None))
+    md, session = decide.recommend_handler(Context.open(), _session_with_report(failing=True), *_answers(n_examples=None))
     assert md.startswith("### Fix the data first")
     assert session.decision.recommendation["facts"]["n_examples"] == 3 and session.dataset is not None  # others kept
     assert session.decision.headline.startswith("Fix the data first")
     assert "3 valid examples" in decide.dataset_status(session)
     assert "No dataset checked" in decide.dataset_status({})
     with pytest.raises(gr.Error):
-        decide.recommend_handler({}, *_answers(budget="infinite"))
+        decide.recommend_handler(Context.open(), {}, *_answers(budget="infinite"))
 
 
 def _estimate_args(session, **kw):
@@ -51,7 +52,7 @@ def _estimate_args(session, **kw):
 
 
 def test_estimate_handler_quick_mode():
-    out = estimate.estimate_handler(*_estimate_args({}, models=["gpt-3.5-turbo-0125"], epochs="1",
+    out = estimate.estimate_handler(Context.open(), *_estimate_args({}, models=["gpt-3.5-turbo-0125"], epochs="1",
                                                     training_price=8, methods=["qlora"], gpus=["T4"]))
     summary, df, cost_df, mem_df, how, dropdown, table, session = out
     assert "1,000 examples, 500,000 tokens" in summary
@@ -67,30 +68,30 @@ def test_estimate_handler_quick_mode():
 
 def test_estimate_handler_uses_checked_report_and_guide_preference():
     session = _session_with_report().decided(Decision(answers={}, approach="fine_tune", method="openai"))
-    out = estimate.estimate_handler(*_estimate_args(session))
+    out = estimate.estimate_handler(Context.open(), *_estimate_args(session))
     table, session = out[6], out[7]
     assert table["inputs"]["source"] == "report" and table["inputs"]["n_examples"] == 3
     assert session.option["kind"] == "openai"
     assert "suggested openai" in out[0]
     # unticking "use the report" goes back to quick mode
-    out = estimate.estimate_handler(*_estimate_args(session, use_report=False))
+    out = estimate.estimate_handler(Context.open(), *_estimate_args(session, use_report=False))
     assert out[6]["inputs"]["n_examples"] == 1000
 
 
 def test_estimate_handler_gpu_price_edit_and_errors():
     table = estimate.gpu_price_table()
     table.loc[table["gpu"] == "L4", "USD per hour"] = 8.0
-    out = estimate.estimate_handler(*_estimate_args({}, models=[], methods=["qlora"], gpus=["L4"], gpu_table=table))
+    out = estimate.estimate_handler(Context.open(), *_estimate_args({}, models=[], methods=["qlora"], gpus=["L4"], gpu_table=table))
     (row,) = out[6]["rows"]
     assert row["cost_usd"] == pytest.approx(row["hours"] * 8.0)
     with pytest.raises(gr.Error, match="Quick mode"):
-        estimate.estimate_handler(*_estimate_args({}, n_examples=0))
+        estimate.estimate_handler(Context.open(), *_estimate_args({}, n_examples=0))
     with pytest.raises(gr.Error, match="Unknown base model"):
-        estimate.estimate_handler(*_estimate_args({}, base_model="not-a-model"))
+        estimate.estimate_handler(Context.open(), *_estimate_args({}, base_model="not-a-model"))
 
 
 def test_choose_handler():
-    out = estimate.estimate_handler(*_estimate_args({}))
+    out = estimate.estimate_handler(Context.open(), *_estimate_args({}))
     table, session = out[6], out[7]
     other = next(r for r in table["rows"] if not r["recommended"] and r["cost_usd"] is not None)
     msg, session = estimate.choose_handler(session, table, other["id"])

@@ -13,6 +13,7 @@ from ftassist import config, store
 from ftassist.train import jobs
 from ftassist.ui import train as tab
 from ftassist.usecases.session import Session, Split
+from ftassist.usecases.context import Context
 
 pytestmark = pytest.mark.usefixtures("no_stray_workers")  # tests/train/conftest.py
 
@@ -22,17 +23,17 @@ SPLIT = Split(train="/d/train.jsonl", valid="/d/valid.jsonl", folder="/d", n_tra
 def test_tab_prefills_every_field_from_data_and_estimate_steps():
     session = Session(split=SPLIT).chose({"id": "qlora:Qwen/Qwen2.5-7B:A100", "kind": "self_hosted",
                                           "model": "Qwen/Qwen2.5-7B", "method": "qlora", "epochs": 2})
-    gate, key, *updates = tab.prefill_handler(session, "")
+    gate, key, *updates = tab.prefill_handler(Context.open(), session, "")
     values = dict(zip(tab.PREFILLED, (u["value"] for u in updates)))
     assert values == {"train_file": "/d/train.jsonl", "valid_file": "/d/valid.jsonl", "backend": "local",
                       "base_model": "Qwen/Qwen2.5-7B", "method": "qlora", "num_epochs": 2.0,
                       "openai_model": "gpt-4o-mini-2024-07-18"}
     assert "90 train / 10 validation" in gate
-    again = tab.prefill_handler(session, key)  # same results: the person's edits are kept
+    again = tab.prefill_handler(Context.open(), session, key)  # same results: the person's edits are kept
     assert again[1] == key and all("value" not in u for u in again[2:])
 
     # An OpenAI option afterwards: the backend AND the models change together (never openai + a Hub model).
-    _, key2, *updates = tab.prefill_handler(session.chose({"id": "openai:gpt-4.1-mini", "kind": "openai",
+    _, key2, *updates = tab.prefill_handler(Context.open(), session.chose({"id": "openai:gpt-4.1-mini", "kind": "openai",
                                                            "model": "gpt-4.1-mini-2025-04-14", "epochs": 3}), key)
     values = dict(zip(tab.PREFILLED, (u["value"] for u in updates)))
     assert key2 != key
@@ -44,27 +45,27 @@ def test_tab_prefills_every_field_from_data_and_estimate_steps():
 
 
 def test_tab_with_no_runs_and_bad_form_input():
-    status, progress, frame, tail, history, select = tab.refresh_handler(None, Session())
+    status, progress, frame, tail, history, select = tab.refresh_handler(Context.open(), None, Session())
     # no points yet: None clears the chart (an empty frame would break its colour legend for good)
     assert "No run yet" in status and frame is None and progress == "" and tail == ""
     assert list(tab.loss_frame([]).columns) == ["step", "loss", "series"]
     assert history.empty and select["value"] is None
     form = ["tiny-random", "lora", 3, None, 16, 32, None]
     with pytest.raises(gr.Error, match="No training file"):
-        tab.start_handler("local", *form, "", "", "gpt-4o-mini-2024-07-18", "", "openai", "", "", "", "", None)
+        tab.start_handler(Context.open(), "local", *form, "", "", "gpt-4o-mini-2024-07-18", "", "openai", "", "", "", "", None)
     with pytest.raises(gr.Error, match="num_epochs"):
-        tab.start_handler("local", "tiny-random", "lora", -1, None, 16, 32, None, __file__, "",
+        tab.start_handler(Context.open(), "local", "tiny-random", "lora", -1, None, 16, 32, None, __file__, "",
                           "gpt-4o-mini-2024-07-18", "", "openai", "", "", "", "", None)
     with pytest.raises(gr.Error, match="64"):
-        tab.start_handler("openai", "", "lora", 3, None, 16, 32, None, __file__, "", "gpt-4o-mini-2024-07-18",
+        tab.start_handler(Context.open(), "openai", "", "lora", 3, None, 16, 32, None, __file__, "", "gpt-4o-mini-2024-07-18",
                           "x" * 65, "custom", "http://127.0.0.1:9/v1", "", "", "", None)
     with pytest.raises(gr.Error, match="letters, digits"):
-        tab.start_handler("openai", "", "lora", 3, None, 16, 32, None, __file__, "", "gpt-4o-mini-2024-07-18",
+        tab.start_handler(Context.open(), "openai", "", "lora", 3, None, 16, 32, None, __file__, "", "gpt-4o-mini-2024-07-18",
                           "has:colon", "custom", "http://127.0.0.1:9/v1", "", "", "", None)
     with pytest.raises(gr.Error, match="Choose a run"):
-        tab.cancel_handler(None)
+        tab.cancel_handler(Context.open(), None)
     with pytest.raises(gr.Error, match="no run 'nope'"):
-        tab.cancel_handler("nope")
+        tab.cancel_handler(Context.open(), "nope")
     assert jobs.list_jobs(store.get_store()) == []  # nothing was started by a refused form
     # A blank number box can arrive as 0: it means "use the preset", not a learning rate of 0.
     spec = tab.build_spec("local", "tiny-random", "full", 2, 0, 8, 16, 0, __file__, "", "", "", "openai", "", "", "")
@@ -84,7 +85,7 @@ def test_tab_runs_an_openai_job_with_a_session_key(chat_data, monkeypatch):
     monkeypatch.setenv("FTASSIST_OPENAI_POLL_INTERVAL", "0.05")
     server = FakeOpenAI(expected_key=key).start()
     try:
-        session, message, select = tab.start_handler(
+        session, message, select = tab.start_handler(Context.open(),
             "openai", "", "lora", 2, None, 16, 32, None, train, valid, "gpt-4o-mini-2024-07-18", "tab",
             "custom", server.base_url, "", "", key, Session(split=SPLIT))
         run_id = session.run_id
@@ -92,7 +93,7 @@ def test_tab_runs_an_openai_job_with_a_session_key(chat_data, monkeypatch):
         assert select["value"] == run_id and "running" in message
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            status, progress, frame, tail, history, select = tab.refresh_handler(None, session)  # the session's run
+            status, progress, frame, tail, history, select = tab.refresh_handler(Context.open(), None, session)  # the session's run
             if jobs.get_job(store.get_store(), run_id)["status"] != "running":
                 break
             time.sleep(0.2)

@@ -7,6 +7,7 @@ import pandas as pd
 from ftassist.ui import data_tab
 from ftassist.ui.layout import build_app
 from ftassist.usecases.session import Session
+from ftassist.usecases.context import Context
 
 
 def test_app_has_the_six_tabs():
@@ -31,7 +32,7 @@ def _sample(tmp_path):
 
 def test_check_handler_fills_the_tab(tmp_path):
     path = _sample(tmp_path)
-    session, summary, checklist, errors, histogram, fix_btn = data_tab.check_dataset(
+    session, summary, checklist, errors, histogram, fix_btn = data_tab.check_dataset(Context.open(),
         str(path), "", "gpt-4o-mini-2024-07-18", Session(), progress=lambda *a, **k: None)
     assert isinstance(session, Session)
     report = session.dataset.report
@@ -45,7 +46,7 @@ def test_check_handler_fills_the_tab(tmp_path):
     frame = data_tab.token_histogram(report)
     assert frame["examples"].sum() == 11
     assert histogram.sort == list(frame["tokens"])  # bins in numeric order, not sorted as text
-    preview = data_tab.record_preview(session.dataset.path, 5)
+    preview = data_tab.record_preview(Context.open(), session.dataset.path, 5)
     assert "alert(1)" in preview
 
     # the report is kept in DuckDB (it survives a restart of the app)
@@ -54,7 +55,7 @@ def test_check_handler_fills_the_tab(tmp_path):
     rows = get_store().query("SELECT n_examples, n_errors FROM datasets")
     assert rows == [{"n_examples": 11, "n_errors": 1}]
 
-    session, message, files = data_tab.fix_and_split(0.2, 3, session, progress=lambda *a, **k: None)
+    session, message, files = data_tab.fix_and_split(Context.open(), 0.2, 3, session, progress=lambda *a, **k: None)
     assert session.split.n_train + session.split.n_valid == 11
     assert len(open(session.split.train).read().splitlines()) == session.split.n_train
     assert any(f.endswith("train.jsonl") for f in files) and "dropped 1 invalid" in message
@@ -66,11 +67,11 @@ def test_check_handler_takes_a_stored_dict_and_refuses_nothing_to_check(tmp_path
 
     path = _sample(tmp_path)
     old = {"guide": {"approach": "fine_tune", "method": "lora", "answers": {}}}  # a session saved by the first UI
-    session, *_ = data_tab.check_dataset(str(path), "", None, old, progress=lambda *a, **k: None)
+    session, *_ = data_tab.check_dataset(Context.open(), str(path), "", None, old, progress=lambda *a, **k: None)
     assert session.decision.method == "lora" and session.dataset.n_examples == 11
     with pytest.raises(gr.Error, match="Upload a dataset file"):
-        data_tab.check_dataset(None, "  ", None, Session(), progress=lambda *a, **k: None)
+        data_tab.check_dataset(Context.open(), None, "  ", None, Session(), progress=lambda *a, **k: None)
     with pytest.raises(gr.Error, match="Check a dataset first"):
-        data_tab.fix_and_split(0.1, 42, Session(), progress=lambda *a, **k: None)
+        data_tab.fix_and_split(Context.open(), 0.1, 42, Session(), progress=lambda *a, **k: None)
     with pytest.raises(gr.Error, match="validation fraction"):
-        data_tab.fix_and_split(1.0, 42, session, progress=lambda *a, **k: None)
+        data_tab.fix_and_split(Context.open(), 1.0, 42, session, progress=lambda *a, **k: None)

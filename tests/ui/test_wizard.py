@@ -94,44 +94,43 @@ def _quiet(*args, **kwargs):
 
 def test_sample_flow_end_to_end_through_the_handlers():
     """Try with sample data: check + split + estimate, then the Data, Estimate and Train tabs find it all."""
-    from ftassist.ui import data_tab, estimate, layout, train
+    from ftassist.ui import data_tab, estimate, layout
+    from ftassist.usecases import planning, training
 
-    before = {"guide": {"approach": "fine_tune", "method": "lora"}}
-    session, message, tabs, current = layout.sample_handler(before, progress=_quiet)
+    app = Context.open()
+    before = Session().decided(Decision({"style_or_format": True}, "fine_tune", "lora"))
+    session, message, tabs, current = layout.sample_handler(app, before, progress=_quiet)
     assert tabs.selected == "data" and current == "Data"  # the person lands on the checked data
-    assert session["guide"] == before["guide"] and "report" not in before  # others' keys kept, input untouched
-    report, clean = session["report"], session["clean"]
-    assert report["n_examples"] == 60 and not report["errors"]
-    assert clean["n_train"] + clean["n_valid"] == 60 and clean["n_valid"] > 0
+    assert session.decision == before.decision and before.dataset is None  # the decision kept, input untouched
+    dataset, split = session.dataset, session.split
+    assert dataset.n_examples == 60 and not dataset.n_errors and session.sample
+    assert split.n_train + split.n_valid == 60 and split.n_valid > 0
     assert "60 examples" in message and "tiny-random" in message
-    train_lines = open(clean["train"]).read().splitlines()
-    assert len(train_lines) == clean["n_train"] and "messages" in json.loads(train_lines[0])
-    assert wizard.train_gate(session) is None
+    train_lines = open(split.train).read().splitlines()
+    assert len(train_lines) == split.n_train and "messages" in json.loads(train_lines[0])
 
     # The same result as the Data tab's own handlers on the same file.
-    checked, *_ = data_tab.check_dataset(str(wizard.SAMPLE_PATH), "", None, {}, progress=_quiet)
-    split, _, _ = data_tab.fix_and_split(0.1, 42, checked, progress=_quiet)
-    assert checked["report"]["n_examples"] == report["n_examples"]
-    assert (split["clean"]["n_train"], split["clean"]["n_valid"]) == (clean["n_train"], clean["n_valid"])
+    checked, *_ = data_tab.check_dataset(app, str(planning.SAMPLE_PATH), "", None, Session(), progress=_quiet)
+    by_hand, _, _ = data_tab.fix_and_split(app, 0.1, 42, checked, progress=_quiet)
+    assert checked.dataset.n_examples == dataset.n_examples
+    assert (by_hand.split.n_train, by_hand.split.n_valid) == (split.n_train, split.n_valid)
 
     # The Data tab shows the sample's report (hand-off), once.
-    shown, summary, checklist, *_ , split_note = data_tab.session_report_handler(session, "")
+    shown, summary, checklist, *_, split_note = data_tab.session_report_handler(session, "")
     assert "60 valid examples" in summary and "<details" in checklist and "train" in split_note
     again = data_tab.session_report_handler(session, shown)
     assert again[0] == shown and all(x == {"__type__": "update"} for x in again[1:])  # gr.skip(): nothing redrawn
 
-    # The Train form is prefilled with a tiny-random LoRA run on the split files.
-    values = train.prefill_values(session)
-    assert values["backend"] == "local" and values["base_model"] == "tiny-random" and values["method"] == "lora"
-    assert values["train_file"] == clean["train"] and values["valid_file"] == clean["valid"]
-    spec = train.build_spec("local", values["base_model"], values["method"], values.get("epochs"), None, 8, 16, 2,
-                            values["train_file"], values["valid_file"], None, None, None, None, None, None)
-    assert spec.base_model == "tiny-random"
+    # The Train form starts from a tiny-random LoRA run on the split files.
+    defaults = training.training_defaults(app, session)
+    assert (defaults.backend, defaults.base_model, defaults.method) == ("local", "tiny-random", "lora")
+    assert (defaults.train_file, defaults.valid_file) == (split.train, split.valid)
 
-    # The estimate uses the checked dataset's exact tokens, and the bar says what each step found.
-    out = estimate.estimate_handler(session, True, None, None, None, "", [], "auto", None, None, None,
-                                    wizard.SAMPLE_BASE_MODEL, ["lora"], None, ["T4"], None, 1, True, 16, 0.3, 0, False)
-    assert "60 examples" in out[0] and "exact" in out[0]
+    # The estimate counts the train split exactly (not the raw records), and the bar says what each step found.
+    out = estimate.estimate_handler(app, session, True, None, None, None, "", [], "auto", None, None, None,
+                                    planning.SAMPLE_BASE_MODEL, ["lora"], None, ["T4"], None, 1, True, 16, 0.3, 0,
+                                    False)
+    assert f"{split.n_train} examples" in out[0] and "exact" in out[0]
     rows = {r["step"]: r for r in wizard.step_summaries(session)}
     assert rows["Data"]["summary"].startswith("60 examples") and rows["Data"]["status"] == "done"
     assert rows["Estimate"]["summary"].startswith("LoRA tiny-random")
@@ -142,32 +141,8 @@ def test_sample_flow_failure_is_one_clear_message(monkeypatch):
     import gradio as gr
 
     from ftassist.ui import layout
+    from ftassist.usecases import planning
 
-    monkeypatch.setattr(wizard, "SAMPLE_PATH", wizard.SAMPLE_PATH.with_name("missing.jsonl"))
-    with pytest.raises(gr.Error, match="sample data could not be loaded"):
-        layout.sample_handler({}, progress=_quiet)
-
-
-def test_finished_run_hands_off_to_the_arena(tmp_path, monkeypatch):
-    import gradio as gr
-
-    from ftassist.arena import models
-    from ftassist.train import jobs
-    from ftassist.ui import arena
-
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "spec.json").write_text(json.dumps({"backend": "openai", "base_model": "gpt-4o-mini-2024-07-18"}))
-    (run / "events.jsonl").write_text(json.dumps({"type": "finished", "fine_tuned_model": "ft:gpt-4o-mini:me::x1"}))
-    status = {"value": "running"}
-    monkeypatch.setattr(jobs, "get_job", lambda job_id: {"id": job_id, "status": status["value"], "run_dir": str(run)}
-                        if job_id == "job1" else None)
-    with pytest.raises(gr.Error, match="No training run"):
-        arena._add_trained_model({})
-    with pytest.raises(gr.Error, match="running"):
-        arena._add_trained_model({"job_id": "job1"})
-    status["value"] = "succeeded"
-    table, choices, summary = arena._add_trained_model({"job_id": "job1"})
-    registered = {m["display_name"]: m for m in models.list_models()}
-    assert registered["fine-tuned job1"]["config"]["model"] == "ft:gpt-4o-mini:me::x1"
-    assert any(row[2] == "fine-tuned job1" for row in table)
+    monkeypatch.setattr(planning, "SAMPLE_PATH", planning.SAMPLE_PATH.with_name("missing.jsonl"))
+    with pytest.raises(gr.Error, match="sample dataset is missing"):
+        layout.sample_handler(Context.open(), Session(), progress=_quiet)
