@@ -121,17 +121,19 @@ SEED_ARENA = r"""
 import csv, json, sys
 from pathlib import Path
 from ftassist.arena import battles, export, models
+from ftassist.store import get_store
 
+store = get_store()
 sample, n_votes, base_name, tuned_name = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-base = models.add_model("openai_compatible", base_name, {"model": base_name, "base_url": "http://127.0.0.1:9/v1"})
-tuned = models.add_model("openai_compatible", tuned_name, {"model": tuned_name, "base_url": "http://127.0.0.1:9/v1"})
+base = models.add_model(store, "openai_compatible", base_name, {"model": base_name, "base_url": "http://127.0.0.1:9/v1"})
+tuned = models.add_model(store, "openai_compatible", tuned_name, {"model": tuned_name, "base_url": "http://127.0.0.1:9/v1"})
 rows = [json.loads(line) for line in sample.read_text().splitlines() if line.strip()]
 for i, row in enumerate(rows[:12]):
     user = [m["content"] for m in row["messages"] if m["role"] == "user"][-1]
     reply = row["messages"][-1]["content"]
     bland = "Thank you for your message. Please contact our support team, who will be happy to help you."
     a, b = (base, tuned) if i % 2 else (tuned, base)
-    battles.add_battle(user, a, b, reply if a == tuned else bland, reply if b == tuned else bland)
+    battles.add_battle(store, user, a, b, reply if a == tuned else bland, reply if b == tuned else bland)
 if n_votes:
     votes = Path(sys.argv[5])
     with votes.open("w", newline="") as fh:
@@ -140,7 +142,7 @@ if n_votes:
         for i in range(n_votes):
             winner = "tie" if i % 10 == 9 else ("model_b" if i % 4 == 3 else "model_a")
             w.writerow([tuned_name, base_name, winner, f"seed-{i % 7}"])
-    print(export.import_votes(votes).imported, "votes")
+    print(export.import_votes(store, votes).imported, "votes")
 print("seeded")
 """
 
