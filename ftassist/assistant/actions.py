@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ftassist.data.clean import CleanResult
 from ftassist.redact import scrub
 from ftassist.usecases import arena, data, training
 from ftassist.usecases.context import Context, UseCaseError
@@ -102,8 +103,8 @@ def after(session: Session, name: str, arguments: dict[str, Any], result: Any) -
         return returned.proposed(None)
     if isinstance(result, data.CheckResult):
         return session.checked(Dataset(path=result.path, report=result.report, model=arguments.get("model")))
-    if isinstance(result, data.CleanResult):
-        return session.split_into(result.split())
+    if isinstance(result, CleanResult):
+        return session.split_into(data.split_of(result))
     if isinstance(result, training.RunStarted):
         return session.selected_run(result.run_id)
     if isinstance(result, arena.RegisteredModel):

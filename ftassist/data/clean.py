@@ -24,6 +24,7 @@ from ftassist.data.report import Example
 
 @dataclass
 class CleanResult:
+    folder: Path  # where every file below was written
     train_path: Path
     valid_path: Path
     dropped_path: Path  # JSONL: {"line", "reason", "detail"} per dropped record
@@ -42,6 +43,11 @@ class CleanResult:
     @property
     def n_kept(self) -> int:
         return self.n_train + self.n_valid
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file written, for downloads."""
+        return [self.train_path, self.valid_path, self.dropped_path, *self.exports.values()]
 
     def to_dict(self) -> dict:
         out = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
@@ -152,6 +158,7 @@ def clean_and_split(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     res = CleanResult(
+        folder=out,
         train_path=out / "train.jsonl",
         valid_path=out / "valid.jsonl",
         dropped_path=out / "dropped.jsonl",

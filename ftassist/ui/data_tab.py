@@ -154,14 +154,14 @@ def fix_and_split(app: Context, valid_fraction, seed, session, progress=gr.Progr
                                     seed=int(seed))
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
-    session = session.split_into(result.split())
+    session = session.split_into(data.split_of(result))
     message = (
         f"**{result.n_train:,} train** and **{result.n_valid:,} validation** examples (seed {result.seed}, no overlap); "
         f"dropped {result.n_dropped_invalid:,} invalid records, {result.n_dropped_duplicates:,} exact duplicates "
         f"and {result.n_dropped_empty:,} empty answers "
         f"(listed in `{Path(result.dropped_path).name}`)."
     )
-    return session, message, result.files
+    return session, message, [str(path) for path in result.files]
 
 
 def session_report_handler(session, shown):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -148,47 +148,15 @@ def show_record(ctx: Context, path: str, line: int) -> RecordText:
 
 
 # -- clean and split ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CleanResult:
-    """Fix & split's files and counts (the field names are those `ftassist clean --json` has always printed)."""
-
-    folder: str
-    train_path: str
-    valid_path: str
-    dropped_path: str  # JSONL: {"line", "reason", "detail"} per dropped record
-    all_path: str  # train + valid in source order (OpenAI chat JSONL)
-    exports: dict[str, str] = field(default_factory=dict)  # "alpaca" / "sharegpt" -> the whole set in that format
-    export_skipped: dict[str, int] = field(default_factory=dict)  # conversations a format cannot hold
-    n_in: int = 0  # examples + invalid records read
-    n_train: int = 0
-    n_valid: int = 0
-    n_dropped_invalid: int = 0
-    n_dropped_duplicates: int = 0
-    n_dropped_empty: int = 0
-    seed: int = 42
-    valid_fraction: float = 0.1
-
-    @property
-    def n_kept(self) -> int:
-        return self.n_train + self.n_valid
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "n_kept": self.n_kept}
-
-    def split(self) -> Split:
-        """What the session keeps of it (`Session.split_into`)."""
-        return Split(train=self.train_path, valid=self.valid_path, folder=self.folder, n_train=self.n_train,
-                     n_valid=self.n_valid)
-
-    @property
-    def files(self) -> list[str]:
-        """Every file written, for downloads."""
-        return [self.train_path, self.valid_path, self.dropped_path, *self.exports.values()]
+def split_of(result: cleaning.CleanResult) -> Split:
+    """What the session keeps of a Fix & split (`Session.split_into`)."""
+    return Split(train=str(result.train_path), valid=str(result.valid_path), folder=str(result.folder),
+                 n_train=result.n_train, n_valid=result.n_valid)
 
 
 @use_case(assistant=True, confirm=True)
 def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: int = 42,
-                  out: str | None = None) -> CleanResult:
+                  out: str | None = None) -> cleaning.CleanResult:
     """Fix & split a dataset: drop invalid records, duplicates and empty answers, trim, split train/validation.
 
     Near-copies stay on one side of the split, so validation measures generalisation.
@@ -209,11 +177,7 @@ def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: in
         raise UseCaseError(str(exc)) from None
     except OSError as exc:
         raise UseCaseError(f"Could not write the split under {folder}: {exc.strerror or exc}.") from None
-    return CleanResult(folder=str(folder), **{key: value for key, value in result.to_dict().items()
-                                              if key in _CLEAN_FIELDS})
-
-
-_CLEAN_FIELDS = {f.name for f in fields(CleanResult)} - {"folder"}
+    return result
 
 
 # -- the checked datasets -----------------------------------------------------------------------------

@@ -218,7 +218,7 @@ def try_sample_data(ctx: Context, session: Session | None = None, valid_fraction
     session = session or Session()
     checked = data.check_dataset(ctx, str(SAMPLE_PATH), keep_copy=True)
     cleaned = data.clean_dataset(ctx, checked.path, valid_fraction=valid_fraction, seed=seed)
-    session = session.checked(Dataset(path=checked.path, report=checked.report)).split_into(cleaned.split())
+    session = session.checked(Dataset(path=checked.path, report=checked.report)).split_into(data.split_of(cleaned))
     result = estimate_options(ctx, session, options={
         "base_models": [SAMPLE_BASE_MODEL], "methods": ["lora"], "gpus": [SAMPLE_GPU], "include_openai": False,
         "allow_network": False})

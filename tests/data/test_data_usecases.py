@@ -115,18 +115,18 @@ def test_clean_validates_the_fraction_and_writes_under_the_data_dir(ctx, tmp_pat
     with pytest.raises(UseCaseError, match="validation fraction must be at least 0 and below 1"):
         registry.call(ctx, "clean_dataset", {"path": str(path), "valid_fraction": 1.0})
     result = registry.call(ctx, "clean_dataset", {"path": str(path), "valid_fraction": 0.25, "seed": 7})
-    assert result.folder.startswith(str(ctx.settings.clean_dir))
+    assert str(result.folder).startswith(str(ctx.settings.clean_dir))
     train = open(result.train_path).read().splitlines()
     valid = open(result.valid_path).read().splitlines()
     assert (len(train), len(valid)) == (result.n_train, result.n_valid) == (15, 5)
     assert result.n_in == 21 and result.n_dropped_invalid == 1 and not set(train) & set(valid)
-    split = result.split()
+    split = data.split_of(result)
     assert (split.train, split.valid, split.folder, split.n_train, split.n_valid) == (
-        result.train_path, result.valid_path, result.folder, 15, 5)
+        str(result.train_path), str(result.valid_path), str(result.folder), 15, 5)
     as_json = registry.to_jsonable(result)
     assert as_json["n_kept"] == 20 and as_json["exports"].keys() == {"alpaca", "sharegpt"}
     chosen = tmp_path / "chosen"
-    assert data.clean_dataset(ctx, str(path), out=str(chosen)).folder == str(chosen)
+    assert data.clean_dataset(ctx, str(path), out=str(chosen)).folder == chosen
     assert (chosen / "train.jsonl").is_file()
 
 

@@ -36,7 +36,7 @@ def _checked_and_split(ctx, tmp_path) -> tuple[Session, list[str]]:
     path.write_text("\n".join(lines) + "\n")
     checked = data.check_dataset(ctx, str(path))
     cleaned = data.clean_dataset(ctx, checked.path, valid_fraction=0.25, seed=1)
-    session = Session().checked(Dataset(checked.path, checked.report)).split_into(cleaned.split())
+    session = Session().checked(Dataset(checked.path, checked.report)).split_into(data.split_of(cleaned))
     return session, open(cleaned.train_path).read().splitlines()
 
 
