@@ -204,6 +204,13 @@ def refresh_handler(app: Context, run_id, session):
     )
 
 
+def select_handler(session, run_id):
+    """Choosing a run in the list makes it the session's run: the step bar, the Arena's "Add the model I
+    trained" and the assistant then speak of the run the person is looking at."""
+    session = Session.of(session)
+    return session.selected_run(run_id) if run_id else session
+
+
 # -- layout -----------------------------------------------------------------------------------------
 def _method_info() -> str:
     """What this machine can run, said next to the choice (the worker refuses QLoRA without CUDA)."""
@@ -271,5 +278,6 @@ def build(ctx: UIContext) -> None:
     cancel.click(ctx.bind(cancel_handler), [job_select], [message], api_name="cancel_training")
     refresh.click(ctx.bind(refresh_handler), [job_select, ctx.session], monitor, api_name="training_status")
     job_select.input(ctx.bind(refresh_handler), [job_select, ctx.session], monitor, api_visibility="private")
+    job_select.input(select_handler, [ctx.session, job_select], [ctx.session], api_visibility="private")
     timer.tick(ctx.bind(refresh_handler), [job_select, ctx.session], monitor, api_visibility="private",
                show_progress="hidden")

@@ -120,3 +120,10 @@ def test_tab_builds_with_named_endpoints():
         tab.build(UIContext(session=gr.State(Session())))
     names = {fn.api_name for fn in demo.fns.values()}
     assert {"start_training", "cancel_training", "training_status"} <= names
+
+
+def test_choosing_a_run_in_the_list_makes_it_the_sessions_run():
+    session = Session().selected_run("run-started-last")
+    chosen = tab.select_handler(session, "run-the-person-looks-at")
+    assert chosen.run_id == "run-the-person-looks-at" and session.run_id == "run-started-last"
+    assert tab.select_handler(chosen, None) == chosen  # an emptied list keeps the choice
