@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# the stand-ins of outside services (OpenAI, the Hub) and their fixtures, for every test
+pytest_plugins = ["standins.fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def ftassist_home(tmp_path, monkeypatch):
