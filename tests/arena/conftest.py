@@ -14,7 +14,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_llm_server import FakeLLMServer
 
 SENTENCES = [
     "The cat sat on the mat and looked at the garden.",
@@ -87,13 +86,6 @@ def tiny_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
     get_peft_model(base, lora).save_pretrained(out)
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
     return out
-
-
-@pytest.fixture
-def fake_llm():
-    server = FakeLLMServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)

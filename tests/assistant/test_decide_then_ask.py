@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from scripted_llm import ScriptedLLM
+from standins import OpenAIStandIn
 
 from ftassist.assistant import chat
 from ftassist.usecases import planning
@@ -51,7 +51,7 @@ def test_without_a_decision_the_same_question_gets_the_cautious_default(ctx):
 
 def test_with_the_llm_the_tool_starts_from_the_decide_answers(ctx, decided):
     """The LLM passes no answers (the person restated none): the tool still answers for this person."""
-    server = ScriptedLLM([
+    server = OpenAIStandIn(script=[
         {"tool_calls": [("advise_approach", {})]},
         lambda body: {"content": "Use " + json.loads([m for m in body["messages"] if m["role"] == "tool"][-1]
                                                      ["content"])["method"]},

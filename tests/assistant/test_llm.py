@@ -6,7 +6,7 @@ import json
 import logging
 
 import pytest
-from scripted_llm import ScriptedLLM
+from standins import OpenAIStandIn
 
 from ftassist.assistant import chat, llm, tools
 from ftassist.usecases.session import Decision, Session
@@ -26,7 +26,7 @@ def answer_from_tool_result(body: dict) -> dict:
 
 @pytest.fixture
 def server():
-    s = ScriptedLLM([
+    s = OpenAIStandIn(script=[
         {"tool_calls": [("estimate_cost", {"n_examples": 5000, "model": "gpt-4.1-mini"})]},
         answer_from_tool_result,
     ]).start()
@@ -85,7 +85,7 @@ def test_history_and_context_are_sent(ctx, server):
 
 
 def test_llm_proposes_an_action_which_runs_only_on_confirm(ctx, checked_session):
-    s = ScriptedLLM([{"tool_calls": [("check_dataset", {"path": checked_session.dataset.path})]},
+    s = OpenAIStandIn(script=[{"tool_calls": [("check_dataset", {"path": checked_session.dataset.path})]},
                      {"content": "I can check your dataset for you."}]).start()
     try:
         reply = chat.respond(ctx, "can you check my upload again?", [], checked_session, api_key=KEY,
@@ -103,7 +103,7 @@ def test_llm_proposes_an_action_which_runs_only_on_confirm(ctx, checked_session)
 
 
 def test_iterations_are_capped(ctx):
-    s = ScriptedLLM([{"tool_calls": [("explain_topic", {"topic": "overfitting"})]}]).start()
+    s = OpenAIStandIn(script=[{"tool_calls": [("explain_topic", {"topic": "overfitting"})]}]).start()
     try:
         reply = llm.chat(ctx, "loop forever", [], Session(), llm.LLMSettings(api_key=KEY, base_url=s.base_url, model="m"),
                          max_iterations=3)
@@ -114,7 +114,7 @@ def test_iterations_are_capped(ctx):
 
 
 def test_bad_tool_arguments_are_reported_to_the_model(ctx):
-    s = ScriptedLLM([{"tool_calls": [("estimate_cost", {"n_examples": 10, "colour": "red"})]},
+    s = OpenAIStandIn(script=[{"tool_calls": [("estimate_cost", {"n_examples": 10, "colour": "red"})]},
                      lambda body: {"content": "Tool said: " + json.loads(tool_messages(body)[0]["content"])["error"]}])
     s.start()
     try:
@@ -126,7 +126,7 @@ def test_bad_tool_arguments_are_reported_to_the_model(ctx):
 
 def test_a_rejected_key_falls_back_to_the_built_in_answer_without_leaking_it(ctx, caplog):
     caplog.set_level(logging.DEBUG)
-    s = ScriptedLLM([{"content": "unused"}]).start()
+    s = OpenAIStandIn(script=[{"content": "unused"}]).start()
     s.status = 401
     try:
         reply = chat.respond(ctx, "How much for 5,000 examples on gpt-4.1-mini?", [], Session(), api_key=KEY, base_url=s.base_url)

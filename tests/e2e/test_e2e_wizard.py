@@ -120,8 +120,8 @@ def test_03_estimate(module_page, app, shots):
     page.get_by_role("button", name="Estimate", exact=True).click()
 
     summary = page.locator("#estimate-summary")
-    # The exact counts of the checked dataset are used, not the quick-mode defaults.
-    expect(summary).to_contain_text("60 examples, 7,500 tokens", timeout=60_000)
+    # The exact counts of the train split are used (not the raw file, nor the quick-mode defaults).
+    expect(summary).to_contain_text("54 examples, 6,820 tokens (exact, from the train split", timeout=60_000)
     expect(summary).to_contain_text("Recommended")
     table = page.locator("#estimate-table")
     expect(table).to_contain_text("gpt-4.1-mini")

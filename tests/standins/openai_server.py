@@ -146,9 +146,9 @@ class OpenAIStandIn:
                 query = {k: v[-1] for k, v in parse_qs(split.query).items()}
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 status, payload, extra = stand_in.handle(method, split.path, query, headers, read_body(self))
-                send_json(self, status, payload, extra)
-                with stand_in._lock:
+                with stand_in._lock:  # logged before the answer leaves, so a client that has it sees the log
                     stand_in.status_log.append(status)
+                send_json(self, status, payload, extra)
 
             def do_GET(self) -> None:
                 self._serve("GET")

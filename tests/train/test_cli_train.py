@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI
+from standins import OpenAIStandIn
 
 from ftassist import config, store
 from ftassist.cli import main
@@ -75,7 +75,7 @@ def test_train_json_tiny_run_from_a_raw_dataset(tmp_path, capsys):
     assert "already ended" in capsys.readouterr().err
 
 
-def _openai_args(server: FakeOpenAI, data: Path, *extra: str) -> list[str]:
+def _openai_args(server: OpenAIStandIn, data: Path, *extra: str) -> list[str]:
     return ["train", str(data), "--backend", "openai", "--base-model", "gpt-4o-mini-2024-07-18",
             "--provider", "custom", "--base-url", server.base_url, "--suffix", "cli-test", "--epochs", "2",
             "--poll-interval", "0.05", "--valid", str(data), "--json", *extra]

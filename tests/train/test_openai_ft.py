@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI
+from standins import OpenAIStandIn
 
 from ftassist.redact import scrub
 from ftassist.train import openai_ft
@@ -28,7 +28,7 @@ def _chat_file(path: Path, n: int) -> str:
 
 @pytest.fixture
 def spec_for(tmp_path):
-    def make(server: FakeOpenAI, **openai_overrides) -> JobSpec:
+    def make(server: OpenAIStandIn, **openai_overrides) -> JobSpec:
         train = _chat_file(tmp_path / "train.jsonl", 12)
         valid = _chat_file(tmp_path / "valid.jsonl", 3)
         o = {

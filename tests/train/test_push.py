@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fake_hub_server import FakeHub
+from standins import HubStandIn
 
 from ftassist.train.events import EventWriter, read_events
 from ftassist.train.spec import JobSpec
@@ -14,7 +14,7 @@ TOKEN = "hf_THISisAsecretWRITEtoken123"
 
 @pytest.fixture
 def hub(monkeypatch):
-    server = FakeHub()
+    server = HubStandIn()
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from fake_openai import FakeOpenAI
+from standins import OpenAIStandIn
 
 from ftassist import config, store
 from ftassist.train import jobs
@@ -83,7 +83,7 @@ def test_tab_runs_an_openai_job_with_a_session_key(chat_data, monkeypatch):
     key = "sk-session-only-key-987654321"
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setenv("FTASSIST_OPENAI_POLL_INTERVAL", "0.05")
-    server = FakeOpenAI(expected_key=key).start()
+    server = OpenAIStandIn(expected_key=key).start()
     try:
         session, message, select = tab.start_handler(Context.open(),
             "openai", "", "lora", 2, None, 16, 32, None, train, valid, "gpt-4o-mini-2024-07-18", "tab",
