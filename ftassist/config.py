@@ -159,8 +159,10 @@ def hardware_line(hw: dict | None = None) -> str:
     hw = detect_hardware() if hw is None else hw
     gpus = hw.get("gpus") or []
     if not gpus:
+        from ftassist.plan import providers  # the paths open today, by date (OpenAI's fine-tuning is winding down)
+
         return (f"Hardware: CPU only ({hw.get('cpu_count', '?')} cores). QLoRA needs a GPU; "
-                "use LoRA with tiny models (e.g. `tiny-random`) or OpenAI fine-tuning.")
+                f"use LoRA with tiny models (e.g. `tiny-random`) here, or {providers.paths_without_a_gpu()}.")
     names: dict[str, int] = {}
     for g in gpus:
         names[g["name"]] = names.get(g["name"], 0) + 1

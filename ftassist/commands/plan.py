@@ -1,4 +1,5 @@
-"""`ftassist estimate` and `ftassist guide`: the Estimate and Decide steps in the terminal."""
+"""`ftassist estimate`, `ftassist guide` and `ftassist providers`: the Estimate and Decide steps in the terminal,
+and where a fine-tune can run today."""
 
 from __future__ import annotations
 
@@ -244,7 +245,66 @@ def add_guide_parser(sub) -> None:
     p.set_defaults(func=run_guide)
 
 
+# --------------------------------------------------------------------------- providers
+
+
+def _provider_lines(report: dict) -> list[str]:
+    customer = {True: "an active OpenAI fine-tuning customer", False: "not an OpenAI fine-tuning customer",
+                None: "OpenAI customer: unknown (treated as no; --openai-customer if you are one)"}
+    lines = [f"Fine-tuning providers on {report['today']} ({customer[report['openai_customer']]}):", ""]
+    for p in report["providers"]:
+        mark = "open" if p["available"] else "CLOSED"
+        lines.append(f"{p['name']} [{p['id']}]: {mark}" + (f" until {p['deadline']}" if p["deadline"] else ""))
+        lines.append(f"  {p['why']}")
+        lines.append(f"  needs: {p['needs']}")
+        if p["dates"]:
+            lines.append("  dates: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in p["dates"].items()))
+        trains = p["trains"]
+        methods = ", ".join(trains["methods"]) or "the provider's own"
+        lines.append(f"  trains: {', '.join(trains['objectives']).upper()}; methods: {methods}")
+        lines.append(f"  billing: {p['billing']}")
+        flavors = (p["prices"] or {}).get("flavors")
+        if flavors:
+            lines.append("  $/hour: " + ", ".join(f"{name} {price:.2f}" for name, price in flavors.items()))
+        if (p["prices"] or {}).get("note") and p["id"] == "together":
+            lines.append(f"  rates: {p['prices']['note']}")
+        for url, read_on in dict.fromkeys((source["url"], source["read_on"]) for source in p["sources"]):
+            lines.append(f"  source: {url} (read {read_on})")
+        lines.append("")
+    if report["shutting_down"]:
+        lines.append("OpenAI models shut down or shutting down within 90 days (fine-tunes go with them):")
+        for m in report["shutting_down"]:
+            when = "shut down" if m["shut_down"] else f"shuts down in {m['days_left']} days"
+            lines.append(f"  {m['model']}: {m['shutdown_date']} ({when})")
+    return lines
+
+
+def run_providers(args) -> int:
+    report = gateway.call("provider_status", openai_customer=args.openai_customer, today=args.date)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(_provider_lines(report)).rstrip())
+    return 0
+
+
+def add_providers_parser(sub) -> None:
+    p = sub.add_parser("providers", help="where you can fine-tune today: availability, dates, prices, sources",
+                       description="Each provider (your own GPU, Hugging Face Jobs, Together AI, OpenAI): whether "
+                       "you can use it today and until when, what it trains, what it costs, and where each fact "
+                       "was read.")
+    customer = p.add_mutually_exclusive_group()
+    customer.add_argument("--openai-customer", dest="openai_customer", action="store_true", default=None,
+                          help="your organisation is an active OpenAI fine-tuning customer")
+    customer.add_argument("--not-openai-customer", dest="openai_customer", action="store_false",
+                          help="your organisation is not an active OpenAI fine-tuning customer")
+    p.add_argument("--date", help="judge availability on this day (YYYY-MM-DD) instead of today")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_providers)
+
+
 def register(sub) -> None:
     """Add this station's subcommands to the `ftassist` parser."""
     add_estimate_parser(sub)
     add_guide_parser(sub)
+    add_providers_parser(sub)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from . import hardware, pricing
+from . import hardware, pricing, providers
 
 DEFAULT_BASE_MODEL = "meta-llama/Llama-3.1-8B"
 DEFAULT_REQUESTS_PER_MONTH = 10_000
@@ -154,6 +154,8 @@ class EstimateOptions:
     include_openai: bool = True
     include_self_hosted: bool = True
     prefer: str | None = None  # openai | full | lora | qlora: recommend among these first (e.g. from the guide)
+    openai_customer: bool | None = None  # an active OpenAI fine-tuning customer (None: unknown, treated as no)
+    today: str | None = None  # YYYY-MM-DD the availability is judged on (None: the current date)
     allow_network: bool = True  # resolve Hub ids of base models
 
     @classmethod
@@ -187,6 +189,8 @@ class EstimateRow:
     recommended: bool = False
     note: str = ""
     how: dict[str, str] = field(default_factory=dict)
+    available: bool = True  # open to this person today (OpenAI: customers only, models not shut down)
+    why: str = ""  # why not, when unavailable
 
 
 @dataclass
@@ -266,10 +270,23 @@ def _as_token_input(source: Any) -> TokenInput:
     return tokens_from_report(source)
 
 
+def _openai_access(model: str, opts: EstimateOptions) -> tuple[bool, str, str]:
+    """(available, why not, warning) for fine-tuning `model` on OpenAI, for this person on the options' day."""
+    open_, why, _ = providers.availability("openai", opts.today, opts.openai_customer)
+    shutdown = providers.shutdown_of(model, opts.today)
+    if shutdown is not None and shutdown.shut_down:
+        return False, shutdown.sentence(), ""
+    warning = providers.model_warning(model, opts.today)
+    return open_, ("" if open_ else why), warning
+
+
 def _openai_rows(tin: TokenInput, opts: EstimateOptions, notes: list[str]) -> list[EstimateRow]:
     names = opts.openai_models or pricing.model_names()
     avg_in, avg_out = tin.averages()
     rows = []
+    closed = providers.availability("openai", opts.today, opts.openai_customer)
+    if not closed.available:
+        notes.append(f"OpenAI rows are shown for comparison only: {closed.why}")
     for name in names:
         overrides = dict(opts.prices)
         overrides.update(opts.price_overrides.get(name, {}))
@@ -292,10 +309,14 @@ def _openai_rows(tin: TokenInput, opts: EstimateOptions, notes: list[str]) -> li
             note = f"{cost.clipped_examples:,} example(s) over the {price.example_limit:,}-token limit"
         if price.overridden:
             note = (note + "; " if note else "") + "price overridden: " + ", ".join(price.overridden)
+        available, why, warning = _openai_access(price.model, opts)
+        if warning:
+            note = (note + "; " if note else "") + warning
         rows.append(EstimateRow(
             id=f"openai:{price.model}",
             kind="openai",
-            label=f"OpenAI {price.model}" + (" (RFT)" if price.billed_per_hour else ""),
+            label=f"OpenAI {price.model}" + (" (RFT)" if price.billed_per_hour else "")
+            + ("" if available else " (unavailable)"),
             model=price.model,
             method="openai_rft" if price.billed_per_hour else "openai_sft",
             gpu=None,
@@ -307,6 +328,8 @@ def _openai_rows(tin: TokenInput, opts: EstimateOptions, notes: list[str]) -> li
             inference_cost_month_usd=inf.monthly_usd,
             note=note,
             how=how,
+            available=available,
+            why=why,
         ))
     return rows
 
@@ -376,14 +399,15 @@ def _self_hosted_rows(tin: TokenInput, opts: EstimateOptions, epochs: int, notes
 
 
 def _recommend(rows: list[EstimateRow], prefer: str | None) -> tuple[str | None, str]:
-    candidates = [r for r in rows if r.cost_usd is not None and r.fits is not False]
+    candidates = [r for r in rows if r.cost_usd is not None and r.fits is not False and r.available]
     if prefer:
         p = prefer.lower()
         preferred = [r for r in candidates if (r.kind == "openai" if p == "openai" else r.method == p)]
         if preferred:
             candidates = preferred
     if not candidates:
-        return None, "No option both fits a GPU and has a token price: try QLoRA, a bigger GPU or an OpenAI model."
+        return None, ("No option you can use both fits a GPU and has a price: try QLoRA, or a bigger GPU "
+                      "(rent one on Hugging Face Jobs).")
     best = min(candidates, key=lambda r: (round(r.cost_usd, 4), r.hours or 0.0))
     dollars = f"${best.cost_usd:,.2f}" if best.cost_usd >= 0.01 else f"${best.cost_usd:.2g}"
     why = f"the cheapest option that fits ({dollars})"
@@ -404,6 +428,7 @@ def estimate_all(source: Any, options: EstimateOptions | dict | None = None) -> 
     if opts.requests_per_month < 0:
         raise ValueError("Requests per month cannot be negative.")
     epochs, epochs_how = pricing.resolve_epochs(opts.epochs, tin.n)
+    opts = replace(opts, today=providers.as_date(opts.today).isoformat())  # one day for every row
     notes: list[str] = [tin.note] if tin.note else []
     memory: list[dict] = []
     rows: list[EstimateRow] = []
@@ -435,6 +460,8 @@ def estimate_all(source: Any, options: EstimateOptions | dict | None = None) -> 
         "batch_size": opts.batch_size,
         "gradient_checkpointing": opts.gradient_checkpointing,
         "lora_rank": opts.lora_rank,
+        "today": opts.today,
+        "openai_customer": opts.openai_customer,
     }
     return EstimateTable(inputs, rows, rec_id, why, notes, memory, round(time.perf_counter() - started, 4))
 

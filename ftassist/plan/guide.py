@@ -7,8 +7,10 @@ recommendation, reason) read top to bottom rather than nested ifs.
 Three tables:
 - APPROACH_RULES: the first row whose condition holds decides RAG, fine-tuning, both, or
   prompt engineering first;
-- METHOD_RULES: when fine-tuning, the first matching row picks OpenAI, LoRA, QLoRA or full
-  fine-tuning (the quick-reference trade-offs: data needed, hardware, cost, privacy);
+- METHOD_RULES: when fine-tuning, the first matching row picks the method (OpenAI, LoRA, QLoRA or
+  full fine-tuning) and where it runs (a local GPU, a rented one on Hugging Face Jobs, Together AI,
+  or OpenAI), among the paths open to this person on that day (`providers.availability`): OpenAI only
+  for its active fine-tuning customers, and never after it stops taking jobs;
 - NOTE_RULES and PITFALL_RULES: every matching row adds a reason or a pitfall with its remedy.
 A checked dataset (its report) feeds in: its size replaces the guessed number of examples,
 and errors or a failing checklist item put "fix the data first" ahead of everything.
@@ -17,12 +19,16 @@ and errors or a failing checklist item put "fix the data first" ahead of everyth
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Any, Callable
+
+from . import providers
 
 APPROACHES = ("rag", "fine_tune", "both", "prompt_engineering")
 METHODS = ("openai", "lora", "qlora", "full")
 BUDGETS = ("low", "medium", "high")
 HARDWARE = ("none", "consumer_gpu", "datacenter_gpu", "multi_gpu")
+WHERE = ("local", "hf-jobs", "together", "openai")  # where the recommended fine-tune runs
 
 FULL_FT_MIN_EXAMPLES = 5_000  # below this, full fine-tuning mostly memorises: LoRA does as well
 FEW_EXAMPLES = 100  # below this, overfitting is the main risk
@@ -39,7 +45,8 @@ class Answers:
     n_examples: int | None = None  # good examples you have (or could write)
     budget: str = "medium"  # low | medium | high
     hardware: str = "none"  # none | consumer_gpu | datacenter_gpu | multi_gpu
-    data_can_leave: bool = True  # may the data be sent to a provider such as OpenAI?
+    data_can_leave: bool = True  # may the data be sent to a provider (a rented GPU, Together, OpenAI)?
+    openai_customer: bool = False  # an active OpenAI fine-tuning customer (False also means "don't know")
     high_volume: bool = False  # latency and inference cost at scale matter (many requests)
     tried_prompting: bool = False  # a good prompt with examples was already tried and fell short
 
@@ -79,7 +86,12 @@ QUESTIONS: tuple[Question, ...] = (
     Question("budget", "Budget for training?", "choice", BUDGETS, "low: a few dollars; medium: tens to hundreds; high: more"),
     Question("hardware", "Hardware available?", "choice", HARDWARE,
              "consumer_gpu: e.g. a 24 GB RTX 4090; datacenter_gpu: one A100/H100; multi_gpu: several"),
-    Question("data_can_leave", "May the data leave your machine (be sent to a provider such as OpenAI)?", "bool"),
+    Question("data_can_leave", "May the data leave your machine (be sent to a rented GPU or a hosted service)?",
+             "bool"),
+    Question("openai_customer", "Is your organisation an active OpenAI fine-tuning customer?", "bool",
+             help="it fine-tuned on OpenAI and used a fine-tuned model in the past 60 days; OpenAI's self-serve "
+                  "fine-tuning is closed to everyone else and takes no new jobs after "
+                  f"{providers.openai_dates()['no_new_jobs_after']}"),
     Question("high_volume", "Do latency and inference cost at scale matter (many requests)?", "bool"),
     Question("tried_prompting", "Have you already tried a good prompt with a few examples?", "bool"),
 )
@@ -101,6 +113,8 @@ class Recommendation:
     fix_data_first: bool = False
     rule_ids: list[str] = field(default_factory=list)  # which rows fired, for tests and "why"
     facts: dict = field(default_factory=dict)
+    where: str | None = None  # local | hf-jobs | together | openai (None when not fine-tuning)
+    deadline: str | None = None  # ISO date until which the recommended path stays open (OpenAI's last day)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,9 +123,12 @@ class Recommendation:
         names = {"rag": "Retrieval (RAG)", "fine_tune": "Fine-tuning", "both": "RAG and fine-tuning",
                  "prompt_engineering": "Prompt engineering first"}
         methods = {"openai": "OpenAI fine-tuning", "lora": "LoRA", "qlora": "QLoRA (4-bit)", "full": "full fine-tuning"}
+        places = {"hf-jobs": " on a rented GPU (Hugging Face Jobs)", "together": " on Together AI (hosted)"}
         text = names[self.approach]
         if self.method:
-            text += f", with {methods[self.method]}"
+            text += f", with {methods[self.method]}" + places.get(self.where or "", "")
+            if self.deadline:
+                text += f" (new jobs only until {self.deadline})"
         return ("Fix the data first. Then: " + text) if self.fix_data_first else text
 
     def to_markdown(self) -> str:
@@ -136,6 +153,13 @@ class Facts:
     data_errors: int = 0
     failing: tuple[str, ...] = ()  # checklist ids with status "fail"
     warning: tuple[str, ...] = ()  # checklist ids with status "warn"
+    openai: providers.Availability = providers.Availability(False, "", None)  # OpenAI for this person, today
+    today: date | None = None
+    where: str | None = None  # where the chosen method runs, once METHOD_RULES picked it (notes read it)
+
+    @property
+    def no_gpu_data_may_leave(self) -> bool:
+        return self.a.data_can_leave and self.a.hardware == "none"
 
     @property
     def data_broken(self) -> bool:
@@ -168,12 +192,14 @@ def summarize_report(report: Any) -> dict:
     }
 
 
-def make_facts(answers: Answers, report_summary: dict | None = None) -> Facts:
+def make_facts(answers: Answers, report_summary: dict | None = None, today: date | None = None) -> Facts:
+    day = today or providers.today()
+    openai = providers.availability("openai", day, answers.openai_customer)
     s = report_summary or {}
     if s and "n_examples" in s:
         return Facts(answers, int(s["n_examples"]), True, int(s.get("n_errors", 0)),
-                     tuple(s.get("failing", ())), tuple(s.get("warning", ())))
-    return Facts(answers, answers.n_examples)
+                     tuple(s.get("failing", ())), tuple(s.get("warning", ())), openai, day)
+    return Facts(answers, answers.n_examples, openai=openai, today=day)
 
 
 # --------------------------------------------------------------------------- rule tables
@@ -184,8 +210,9 @@ class Rule:
     id: str
     when: Callable[[Facts], bool]
     then: str | None  # the approach / method this row recommends (None for notes and pitfalls)
-    reason: str  # one line; {n} is replaced by the number of examples
+    reason: str  # one line; {n}, {openai_why}, {openai_shutdown}, {cheapest_gpu} are filled in (see _fmt)
     tuning_only: bool = False  # pitfalls: only when the advice is to fine-tune
+    where: str | None = None  # method rows: where the method runs (local | hf-jobs | together | openai)
 
 
 APPROACH_RULES: tuple[Rule, ...] = (
@@ -212,28 +239,46 @@ APPROACH_RULES: tuple[Rule, ...] = (
 
 METHOD_RULES: tuple[Rule, ...] = (
     Rule("private_no_gpu", lambda f: not f.a.data_can_leave and f.a.hardware == "none", "qlora",
-         "The data may not leave your machine, so no hosted fine-tuning; with no GPU, QLoRA needs the least: "
-         "an 8B model fits a 24 GB card (buy or use a private one)."),
-    Rule("hosted_no_gpu", lambda f: f.a.data_can_leave and f.a.hardware == "none", "openai",
-         "No GPU and the data may be sent out: OpenAI fine-tuning needs no hardware and bills per token "
-         "(see the Estimate step)."),
+         "The data may not leave your machine, so no rented or hosted fine-tuning; with no GPU, QLoRA needs the "
+         "least: an 8B model fits a 24 GB card (buy or use a private one).", where="local"),
+    Rule("openai_customer_no_gpu", lambda f: f.no_gpu_data_may_leave and f.openai.available, "openai",
+         "You are an active OpenAI fine-tuning customer and have no GPU: OpenAI fine-tuning needs no hardware and "
+         "bills per token, but it is {openai_why}. A fine-tune stops serving when its base model does: "
+         "{openai_shutdown}.", where="openai"),
+    Rule("hosted_full_big_data", lambda f: f.no_gpu_data_may_leave and f.a.budget == "high"
+         and f.n_is(lambda n: n >= FULL_FT_MIN_EXAMPLES), "full",
+         "No GPU, a high budget and {n} examples: Together AI runs full fine-tuning of an open model for you and "
+         "bills per training token, with no multi-GPU cluster to set up.", where="together"),
+    Rule("rented_gpu_no_gpu", lambda f: f.no_gpu_data_may_leave, "lora",
+         "No GPU here and the data may be sent out: rent one by the minute on Hugging Face Jobs (from "
+         "{cheapest_gpu}) and run the same LoRA training; the model you get is yours to keep and serve.",
+         where="hf-jobs"),
     Rule("full_big_data", lambda f: f.a.hardware == "multi_gpu" and f.a.budget == "high"
          and f.n_is(lambda n: n >= FULL_FT_MIN_EXAMPLES), "full",
-         "Several GPUs, a high budget and {n} examples: enough data for full fine-tuning to pay off over LoRA."),
+         "Several GPUs, a high budget and {n} examples: enough data for full fine-tuning to pay off over LoRA.",
+         where="local"),
     Rule("lora_datacenter", lambda f: f.a.hardware in ("datacenter_gpu", "multi_gpu"), "lora",
          "A data-centre GPU holds a 7-8B model's bf16 weights: LoRA trains ~1% of the parameters at "
-         "close to full fine-tuning quality, with far less memory."),
+         "close to full fine-tuning quality, with far less memory.", where="local"),
     Rule("qlora_consumer", lambda f: f.a.hardware == "consumer_gpu", "qlora",
-         "A consumer GPU: QLoRA keeps the base model in 4 bits, so an 8B model trains in about 10-16 GB."),
+         "A consumer GPU: QLoRA keeps the base model in 4 bits, so an 8B model trains in about 10-16 GB.",
+         where="local"),
 )
 
 NOTE_RULES: tuple[Rule, ...] = (
     Rule("few_steers_from_full", lambda f: f.a.hardware == "multi_gpu" and f.n_is(lambda n: n < FULL_FT_MIN_EXAMPLES),
          None, "{n} examples are too few for full fine-tuning (it would memorise them and forget more); "
          "LoRA changes far fewer weights."),
-    Rule("low_budget_openai", lambda f: f.a.budget == "low" and f.a.data_can_leave and f.a.hardware == "none",
-         None, "On a low budget start with the smallest model (gpt-4.1-nano or gpt-4o-mini): a few dollars "
-         "for a thousand examples."),
+    Rule("openai_closed", lambda f: f.no_gpu_data_may_leave and not f.openai.available, None,
+         "OpenAI fine-tuning is not suggested: {openai_why}"),
+    Rule("together_alternative", lambda f: f.where == "hf-jobs", None,
+         "Or let Together AI fine-tune an open model for you (LoRA or full, SFT or DPO, billed per training "
+         "token): no training code or GPU to look after."),
+    Rule("low_budget_openai", lambda f: f.a.budget == "low" and f.where == "openai",
+         None, "On a low budget start with the cheapest OpenAI model that still runs (the Estimate step marks "
+         "the ones shut down): a few dollars for a thousand examples."),
+    Rule("low_budget_rented", lambda f: f.a.budget == "low" and f.where == "hf-jobs", None,
+         "On a low budget, LoRA of a 1-3B model on {cheapest_gpu} costs a few dollars for a thousand examples."),
     Rule("scale_small_model", lambda f: f.a.high_volume, None,
          "At high volume a fine-tuned small model can replace a large prompted one: shorter prompts and a "
          "cheaper model cut latency and cost per request."),
@@ -256,6 +301,9 @@ PITFALL_RULES: tuple[tuple[Rule, str, str], ...] = (
      "rate and few epochs, mix in some general examples, and compare against the base model in the Arena."),
     (Rule("wrong_use_case", lambda f: f.a.needs_current_info, None, ""), "Wrong use case",
      "fine-tuning does not keep facts up to date: put facts in retrieval and fine-tune only the behaviour."),
+    (Rule("model_shutdown", lambda f: f.where == "openai", None, "", True), "Model shutdown",
+     "a fine-tune stops serving when its base model shuts down ({openai_shutdown}); keep your dataset so you can "
+     "retrain an open model elsewhere."),
     (Rule("privacy", lambda f: not f.a.data_can_leave, None, ""), "Privacy",
      "do not upload this data to a hosted service; train locally and keep the outputs on your machine."),
     (Rule("unknown_size", lambda f: f.n is None, None, ""), "Unknown dataset size",
@@ -263,17 +311,39 @@ PITFALL_RULES: tuple[tuple[Rule, str, str], ...] = (
 )
 
 
+def _cheapest_gpu() -> str:
+    flavors = providers.provider("hf-jobs")["flavors"]
+    name, row = min(flavors.items(), key=lambda item: item[1]["usd_per_hour"])
+    return f"a {row['gpu']} ({name}) at ${row['usd_per_hour']:.2f} an hour"
+
+
+def _openai_shutdown(f: Facts) -> str:
+    soonest = providers.shutting_down(10**6, f.today)
+    return soonest[0].sentence() if soonest else "no shutdown announced yet"
+
+
 def _fmt(reason: str, f: Facts) -> str:
-    return reason.replace("{n}", f"{f.n:,}" if f.n is not None else "an unknown number of")
+    fills = {
+        "{n}": lambda: f"{f.n:,}" if f.n is not None else "an unknown number of",
+        "{openai_why}": lambda: f.openai.why,
+        "{openai_shutdown}": lambda: _openai_shutdown(f),
+        "{cheapest_gpu}": _cheapest_gpu,
+    }
+    for key, value in fills.items():
+        if key in reason:
+            reason = reason.replace(key, value())
+    return reason
 
 
-def recommend(answers: Answers | dict, report_summary: dict | Any | None = None) -> Recommendation:
-    """The recommendation for these answers; `report_summary` is `summarize_report(report)` or the report itself."""
+def recommend(answers: Answers | dict, report_summary: dict | Any | None = None,
+              today: date | None = None) -> Recommendation:
+    """The recommendation for these answers on `today` (default: the current date); `report_summary` is
+    `summarize_report(report)` or the report itself."""
     if isinstance(answers, dict):
         answers = Answers.from_dict(answers)
     if report_summary is not None and not (isinstance(report_summary, dict) and "n_errors" in report_summary):
         report_summary = summarize_report(report_summary)
-    f = make_facts(answers, report_summary)
+    f = make_facts(answers, report_summary, today)
     reasons: list[str] = []
     fired: list[str] = []
     if f.data_broken:
@@ -291,7 +361,7 @@ def recommend(answers: Answers | dict, report_summary: dict | Any | None = None)
     if approach_rule.then in ("fine_tune", "both"):
         method_rule = next((r for r in METHOD_RULES if r.when(f)), None)
         if method_rule is not None:
-            method = method_rule.then
+            method, f.where = method_rule.then, method_rule.where
             reasons.append(_fmt(method_rule.reason, f))
             fired.append(method_rule.id)
         for rule in NOTE_RULES:
@@ -305,8 +375,9 @@ def recommend(answers: Answers | dict, report_summary: dict | Any | None = None)
     pitfalls = []
     for rule, name, remedy in PITFALL_RULES:
         if rule.when(f) and (tuning or not rule.tuning_only):
-            pitfalls.append(Pitfall(rule.id, name, remedy))
+            pitfalls.append(Pitfall(rule.id, name, _fmt(remedy, f)))
             fired.append(rule.id)
+    deadline = f.openai.deadline if f.where == "openai" else None
     return Recommendation(
         approach=approach_rule.then,
         method=method,
@@ -315,7 +386,10 @@ def recommend(answers: Answers | dict, report_summary: dict | Any | None = None)
         fix_data_first=f.data_broken,
         rule_ids=fired,
         facts={"n_examples": f.n, "from_report": f.from_report, "data_errors": f.data_errors,
-               "failing": list(f.failing), "warning": list(f.warning)},
+               "failing": list(f.failing), "warning": list(f.warning), "today": f.today.isoformat(),
+               "openai_available": f.openai.available, "openai_why": f.openai.why},
+        where=f.where,
+        deadline=deadline.isoformat() if deadline else None,
     )
 
 

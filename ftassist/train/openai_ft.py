@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -172,6 +173,8 @@ def describe_error(exc: BaseException, provider: str = "openai", secrets: tuple 
             f"the API key was rejected: check {env_name}", code=code or "invalid_api_key",
             hint=f"Set a valid key in {env_name} (or in the app's key field) and start again.",
         )
+    if provider == "openai" and _refused_fine_tuning(exc):
+        return _wind_down_error(exc)
     if isinstance(exc, openai.PermissionDeniedError):
         return OpenAIBackendError(
             scrub(f"the API key may not do this (403): {message}", *secrets), code=code,
@@ -203,6 +206,41 @@ def describe_error(exc: BaseException, provider: str = "openai", secrets: tuple 
             code=code, param=param, hint="Fix what the message names (model, file, parameter) and start again.",
         )
     return OpenAIBackendError(scrub(f"{type(exc).__name__}: {exc}", *secrets))
+
+
+_UNAVAILABLE = re.compile(r"not (?:be )?(?:available|enabled|allowed|permitted|supported|offered)|no longer|"
+                          r"unavailable|disabled|discontinued|wound down|winding down|deprecated|not eligible",
+                          re.IGNORECASE)
+
+
+def _refused_fine_tuning(exc: BaseException) -> bool:
+    """A 403, or a 4xx whose message says fine-tuning is not available: how OpenAI turns away an organisation
+    its fine-tuning wind-down has closed to (see `ftassist providers`)."""
+    import openai
+
+    if isinstance(exc, openai.PermissionDeniedError):
+        return True
+    if not isinstance(exc, openai.APIStatusError) or not 400 <= exc.status_code < 500:
+        return False
+    message = _api_message(exc)
+    return bool(re.search(r"fine[- _]?tun", message, re.IGNORECASE) and _UNAVAILABLE.search(message))
+
+
+def _wind_down_error(exc: BaseException) -> OpenAIBackendError:
+    """One line that names the wind-down and the ways still open, instead of the API's own words."""
+    from ftassist.plan import providers
+
+    d = providers.openai_dates()
+    status = getattr(exc, "status_code", None)
+    return OpenAIBackendError(
+        f"OpenAI refused the fine-tuning request ({status}): its self-serve fine-tuning is winding down "
+        f"(closed since {d['closed_to_new_organisations_since']} to organisations that never fine-tuned, since "
+        f"{d['closed_to_inactive_organisations_since']} to those with no fine-tuned inference in 60 days, and to "
+        f"everyone after {d['no_new_jobs_after']}; a key without fine-tuning permission is refused the same way): "
+        f"fine-tune an open model with {providers.ALTERNATIVES} instead",
+        code="fine_tuning_unavailable",
+        hint="Run `ftassist providers` to see what is open to you today, then pick that option in the Estimate step.",
+    )
 
 
 def _api_message(exc: BaseException) -> str:

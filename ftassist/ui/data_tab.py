@@ -8,6 +8,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from ftassist.plan import providers
 from ftassist.usecases import data
 from ftassist.usecases.context import Context, UseCaseError
 from ftassist.usecases.session import Dataset, Session
@@ -32,6 +33,28 @@ def model_choices() -> list[str]:
         return list(model_names()) or DEFAULT_MODELS
     except Exception:  # noqa: BLE001 - the pricing data is optional for this tab
         return DEFAULT_MODELS
+
+
+def model_options(today=None) -> list[tuple[str, str]]:
+    """(label, model) pairs: a model that shuts down within 90 days, or already has, says so in its label."""
+    return [(f"{name} ⚠ {warning}" if (warning := providers.model_warning(name, today)) else name, name)
+            for name in model_choices()]
+
+
+def default_model(today=None) -> str:
+    """The dropdown's first value: the usual default, unless it shuts down soon and another model does not."""
+    return providers.preferred_model(model_choices(), DEFAULT_MODELS[0], today)
+
+
+def model_info(model: str | None, today=None) -> str:
+    """The line under the dropdown: the chosen model's shutdown warning, or what the choice is for."""
+    warning = providers.model_warning(model, today)
+    return f"⚠ {warning}" if warning else "Sets the tokenizer and the per-example token limit the check uses."
+
+
+def model_info_update(model: str | None):
+    """Event handler: the warning follows the model chosen."""
+    return gr.update(info=model_info(model))
 
 
 def checklist_html(items: list[dict]) -> str:
@@ -186,8 +209,9 @@ def build(ctx: UIContext) -> None:
                          type="filepath")
         with gr.Column():
             hub_id = gr.Textbox(label="…or a Hugging Face dataset id", placeholder="org/name")
-            model = gr.Dropdown(model_choices(), value=DEFAULT_MODELS[0], label="Target model (tokenizer and limits)",
-                                allow_custom_value=True)
+            default = default_model()
+            model = gr.Dropdown(model_options(), value=default, label="Target model (tokenizer and limits)",
+                                info=model_info(default), allow_custom_value=True)
             check_btn = gr.Button("Check dataset", variant="primary")
     summary = gr.Markdown(elem_id="data-summary")
     checklist = gr.HTML(elem_id="data-checklist")
@@ -205,6 +229,7 @@ def build(ctx: UIContext) -> None:
     check_btn.click(ctx.bind(check_dataset), [upload, hub_id, model, ctx.session],
                     [ctx.session, summary, checklist, errors, histogram, fix_btn], api_name="check_dataset")
     errors.select(ctx.bind(show_preview), [ctx.session], [preview], api_name=False)
+    model.input(model_info_update, [model], [model], api_visibility="private", show_progress="hidden")
     fix_btn.click(ctx.bind(fix_and_split), [valid_fraction, seed, ctx.session], [ctx.session, fix_summary, downloads],
                   api_name="fix_and_split")
     shown = gr.State("")  # hand-off: a report put in the session elsewhere (sample data, reload) is shown here

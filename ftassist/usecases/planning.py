@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ftassist.plan import estimate as est
-from ftassist.plan import guide
+from ftassist.plan import guide, providers
 
 from . import data
 from .context import Context, UseCaseError
@@ -43,7 +43,7 @@ def recommend_approach(ctx: Context, answers: dict[str, Any], report: dict[str, 
     Args:
         answers: the questionnaire's answers by key: needs_current_info, style_or_format, domain_terminology,
             n_examples, budget (low|medium|high), hardware (none|consumer_gpu|datacenter_gpu|multi_gpu),
-            data_can_leave, high_volume, tried_prompting. A missing answer keeps its default.
+            data_can_leave, openai_customer, high_volume, tried_prompting. A missing answer keeps its default.
         report: the checked dataset's report: its size and quality replace the guessed number of examples.
     """
     unknown = sorted(set(answers) - {q.key for q in guide.QUESTIONS})
@@ -105,7 +105,8 @@ def estimate_options(
         output_tokens: quick mode: the average reply tokens per example (default: a quarter of the example).
         options: what to compare (EstimateOptions fields): openai_models, epochs, training_price, prices,
             base_models, methods, gpus, gpu_prices, seq_len, batch_size, lora_rank, mfu, requests_per_month,
-            include_openai, include_self_hosted, prefer.
+            include_openai, include_self_hosted, prefer, openai_customer (true for an active OpenAI fine-tuning
+            customer; default: the Decide answer), today (YYYY-MM-DD the availability is judged on).
     """
     try:
         chosen = est.EstimateOptions.from_dict(options)
@@ -113,6 +114,9 @@ def estimate_options(
         raise UseCaseError(str(exc)) from None
     if chosen.prefer is None and session is not None and session.decision is not None:
         chosen = dataclasses.replace(chosen, prefer=session.decision.method)
+    if chosen.openai_customer is None and session is not None and session.decision is not None:
+        # the Decide answer says whether OpenAI rows are open to this person
+        chosen = dataclasses.replace(chosen, openai_customer=session.decision.answers.get("openai_customer"))
     model = (chosen.openai_models or [None])[0]
     warnings: list[str] = []
     try:
@@ -231,3 +235,32 @@ def try_sample_data(ctx: Context, session: Session | None = None, valid_fraction
     return SampleResult(session=session, n_examples=int(checked.report.get("n_examples") or 0),
                         n_train=cleaned.n_train, n_valid=cleaned.n_valid)
 
+
+# -- Providers -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProviderReport:
+    """Where a fine-tune can run, as of one day, for this person."""
+
+    today: str  # YYYY-MM-DD
+    openai_customer: bool | None
+    providers: list[providers.ProviderStatus]
+    shutting_down: list[dict[str, Any]]  # OpenAI base models shutting down within 90 days (or already shut)
+
+
+@use_case(assistant=True)
+def provider_status(ctx: Context, openai_customer: bool | None = None, today: str | None = None) -> ProviderReport:
+    """Say which fine-tuning providers this person can use today, until when, and what each costs, with sources.
+
+    Args:
+        openai_customer: true if the person's organisation is an active OpenAI fine-tuning customer (it fine-tuned
+            and used a fine-tuned model in the past 60 days); empty: unknown, treated as not a customer.
+        today: the day to judge availability on, YYYY-MM-DD; empty: the current date.
+    """
+    try:
+        day = providers.as_date(today)
+    except ValueError as exc:
+        raise UseCaseError(str(exc)) from None
+    soon = providers.shutting_down(providers.WARN_WITHIN_DAYS, day, include_past=True)
+    return ProviderReport(today=day.isoformat(), openai_customer=openai_customer,
+                          providers=providers.status(day, openai_customer),
+                          shutting_down=[s.to_dict() for s in soon])

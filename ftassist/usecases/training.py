@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from ftassist.plan import pricing, providers
 from ftassist.redact import scrub
 from ftassist.train import jobs
 from ftassist.train.spec import METHODS, OPENAI_DEFAULTS, TINY_RANDOM, JobSpec, looks_like_openai_model
@@ -129,6 +130,7 @@ class TrainingDefaults:
     num_epochs: float | None  # None: the preset (local) or "auto" (OpenAI)
     source: str  # where the files come from, in words ("" without data)
     key: str  # changes exactly when the data or the option changes (the form refills only then)
+    openai_model_warning: str = ""  # "MODEL shuts down on DATE (N days)" when it does within 90 days, to show beside it
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ def training_defaults(ctx: Context, session: Session) -> TrainingDefaults:
     option = session.option or {}
     kind = option.get("kind")
     backend: Literal["local", "openai"] = "local"
-    base_model, openai_model, method = TINY_RANDOM, OPENAI_DEFAULTS["model"], "lora"
+    base_model, openai_model, method = TINY_RANDOM, _default_openai_model(), "lora"
     if kind == "openai":
         backend, openai_model = "openai", option.get("model") or openai_model
     elif kind == "self_hosted":
@@ -213,7 +215,13 @@ def training_defaults(ctx: Context, session: Session) -> TrainingDefaults:
         train_file=train or "", valid_file=valid or "", backend=backend, base_model=base_model,
         openai_model=openai_model, method=method, num_epochs=float(epochs) if epochs else None,
         source=_source(session), key=json.dumps([train, valid, option.get("id"), kind, option.get("model")]),
+        openai_model_warning=providers.model_warning(openai_model),
     )
+
+
+def _default_openai_model() -> str:
+    """The spec's default OpenAI model, unless it shuts down within 90 days and a priced model does not."""
+    return providers.preferred_model(pricing.model_names(include_rft=False), OPENAI_DEFAULTS["model"])
 
 
 @use_case(assistant=True)

@@ -219,15 +219,18 @@ def upload_file(page, path: Path, attempts: int = 3) -> None:
     """
     from playwright.sync_api import expect
 
+    # Gradio writes the name and the extension in separate elements: match the file row by its
+    # accessible name, or the name as one text where a version writes it so.
+    shown = page.get_by_role("cell", name=path.name).or_(page.get_by_text(path.name)).first
     for _ in range(attempts - 1):
         page.locator("input[type=file]").first.set_input_files(str(path))
         try:
-            expect(page.get_by_text(path.name).first).to_be_visible(timeout=10_000)
+            expect(shown).to_be_visible(timeout=10_000)
             return
         except AssertionError:
             continue
     page.locator("input[type=file]").first.set_input_files(str(path))
-    expect(page.get_by_text(path.name).first).to_be_visible()
+    expect(shown).to_be_visible()
 
 
 def scroll_to(locator, offset: int = 16) -> None:

@@ -76,14 +76,16 @@ def test_table_is_json_and_every_figure_says_how():
 
 
 def test_recommendation_is_cheapest_fitting_and_respects_preference():
-    table = est.estimate_all(est.tokens_quick(1000, 500))
+    table = est.estimate_all(est.tokens_quick(1000, 500), {"openai_customer": True, "today": "2026-11-30"})
     rec = table.recommended
-    fitting = [r for r in table.rows if r.cost_usd is not None and r.fits is not False]
+    fitting = [r for r in table.rows if r.cost_usd is not None and r.fits is not False and r.available]
     assert rec.cost_usd == min(r.cost_usd for r in fitting)
     assert rec.fits is not False
-    pref = est.estimate_all(est.tokens_quick(1000, 500), {"prefer": "openai"})
+    pref = est.estimate_all(est.tokens_quick(1000, 500), {"prefer": "openai", "openai_customer": True,
+                                                          "today": "2026-11-30"})
     assert pref.recommended.kind == "openai"
-    assert pref.recommended.model == "gpt-4.1-nano-2025-04-14"  # the cheapest training price
+    # the cheapest training price still running: gpt-4.1-nano ($1.50) shut down on 2026-10-23
+    assert pref.recommended.model == "gpt-4o-mini-2024-07-18"
     assert "decision guide" in pref.recommendation
     q = est.estimate_all(est.tokens_quick(1000, 500), {"prefer": "qlora"})
     assert q.recommended.method == "qlora"

@@ -2,38 +2,53 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from ftassist.plan import guide
 from ftassist.plan.guide import Answers, recommend
 
 STYLE = dict(style_or_format=True, tried_prompting=True)
+CUSTOMER = dict(openai_customer=True)
+TODAY = date(2026, 11, 30)  # OpenAI still takes jobs from its active customers (until 2027-01-06)
+REPORT = {"n_examples": 800, "n_errors": 0, "failing": [], "warning": []}
 
-# rule id -> (answers, report summary or None, expected approach, expected method)
+# rule id -> (answers, report summary or None, expected approach, expected method, expected where)
 CASES = {
-    "both_facts_and_style": (dict(needs_current_info=True, **STYLE, n_examples=500), None, "both", "openai"),
-    "rag_for_facts": (dict(needs_current_info=True), None, "rag", None),
-    "too_few_examples": (dict(**STYLE, n_examples=5), None, "prompt_engineering", None),
-    "nothing_to_teach": (dict(n_examples=1000), None, "prompt_engineering", None),
-    "prompt_not_tried": (dict(style_or_format=True, n_examples=50), None, "prompt_engineering", None),
-    "fine_tune": (dict(**STYLE, n_examples=1000), None, "fine_tune", "openai"),
-    "private_no_gpu": (dict(**STYLE, n_examples=1000, data_can_leave=False), None, "fine_tune", "qlora"),
-    "hosted_no_gpu": (dict(**STYLE, n_examples=1000, hardware="none"), None, "fine_tune", "openai"),
-    "full_big_data": (dict(**STYLE, n_examples=20_000, hardware="multi_gpu", budget="high"), None, "fine_tune", "full"),
-    "lora_datacenter": (dict(**STYLE, n_examples=1000, hardware="datacenter_gpu"), None, "fine_tune", "lora"),
-    "qlora_consumer": (dict(**STYLE, n_examples=1000, hardware="consumer_gpu"), None, "fine_tune", "qlora"),
-    "few_steers_from_full": (dict(**STYLE, n_examples=40, hardware="multi_gpu", budget="high"), None, "fine_tune", "lora"),
-    "low_budget_openai": (dict(**STYLE, n_examples=1000, budget="low"), None, "fine_tune", "openai"),
-    "scale_small_model": (dict(high_volume=True, n_examples=1000), None, "fine_tune", "openai"),
-    "from_report": (dict(**STYLE), {"n_examples": 800, "n_errors": 0, "failing": [], "warning": []}, "fine_tune", "openai"),
-    "fix_data_first": (dict(**STYLE), {"n_examples": 800, "n_errors": 3, "failing": [], "warning": []}, "fine_tune", "openai"),
-    "poor_data": (dict(**STYLE), {"n_examples": 800, "n_errors": 0, "failing": ["balanced"], "warning": []}, "fine_tune", "openai"),
-    "data_warnings": (dict(**STYLE), {"n_examples": 800, "n_errors": 0, "failing": [], "warning": ["diverse"]}, "fine_tune", "openai"),
-    "overfitting": (dict(**STYLE, n_examples=40), None, "fine_tune", "openai"),
-    "forgetting": (dict(**STYLE, domain_terminology=True, n_examples=1000), None, "fine_tune", "openai"),
-    "wrong_use_case": (dict(needs_current_info=True), None, "rag", None),
-    "privacy": (dict(**STYLE, n_examples=1000, data_can_leave=False, hardware="consumer_gpu"), None, "fine_tune", "qlora"),
-    "unknown_size": (dict(**STYLE), None, "fine_tune", "openai"),
+    "both_facts_and_style": (dict(needs_current_info=True, **STYLE, n_examples=500), None, "both", "lora", "hf-jobs"),
+    "rag_for_facts": (dict(needs_current_info=True), None, "rag", None, None),
+    "too_few_examples": (dict(**STYLE, n_examples=5), None, "prompt_engineering", None, None),
+    "nothing_to_teach": (dict(n_examples=1000), None, "prompt_engineering", None, None),
+    "prompt_not_tried": (dict(style_or_format=True, n_examples=50), None, "prompt_engineering", None, None),
+    "fine_tune": (dict(**STYLE, n_examples=1000), None, "fine_tune", "lora", "hf-jobs"),
+    "private_no_gpu": (dict(**STYLE, n_examples=1000, data_can_leave=False), None, "fine_tune", "qlora", "local"),
+    "openai_customer_no_gpu": (dict(**STYLE, **CUSTOMER, n_examples=1000), None, "fine_tune", "openai", "openai"),
+    "hosted_full_big_data": (dict(**STYLE, n_examples=20_000, budget="high"), None, "fine_tune", "full", "together"),
+    "rented_gpu_no_gpu": (dict(**STYLE, n_examples=1000, hardware="none"), None, "fine_tune", "lora", "hf-jobs"),
+    "full_big_data": (dict(**STYLE, n_examples=20_000, hardware="multi_gpu", budget="high"), None, "fine_tune", "full",
+                      "local"),
+    "lora_datacenter": (dict(**STYLE, n_examples=1000, hardware="datacenter_gpu"), None, "fine_tune", "lora", "local"),
+    "qlora_consumer": (dict(**STYLE, n_examples=1000, hardware="consumer_gpu"), None, "fine_tune", "qlora", "local"),
+    "few_steers_from_full": (dict(**STYLE, n_examples=40, hardware="multi_gpu", budget="high"), None, "fine_tune",
+                             "lora", "local"),
+    "openai_closed": (dict(**STYLE, n_examples=1000), None, "fine_tune", "lora", "hf-jobs"),
+    "together_alternative": (dict(**STYLE, n_examples=1000), None, "fine_tune", "lora", "hf-jobs"),
+    "low_budget_openai": (dict(**STYLE, **CUSTOMER, n_examples=1000, budget="low"), None, "fine_tune", "openai",
+                          "openai"),
+    "low_budget_rented": (dict(**STYLE, n_examples=1000, budget="low"), None, "fine_tune", "lora", "hf-jobs"),
+    "scale_small_model": (dict(high_volume=True, n_examples=1000), None, "fine_tune", "lora", "hf-jobs"),
+    "from_report": (dict(**STYLE), REPORT, "fine_tune", "lora", "hf-jobs"),
+    "fix_data_first": (dict(**STYLE), {**REPORT, "n_errors": 3}, "fine_tune", "lora", "hf-jobs"),
+    "poor_data": (dict(**STYLE), {**REPORT, "failing": ["balanced"]}, "fine_tune", "lora", "hf-jobs"),
+    "data_warnings": (dict(**STYLE), {**REPORT, "warning": ["diverse"]}, "fine_tune", "lora", "hf-jobs"),
+    "overfitting": (dict(**STYLE, n_examples=40), None, "fine_tune", "lora", "hf-jobs"),
+    "forgetting": (dict(**STYLE, domain_terminology=True, n_examples=1000), None, "fine_tune", "lora", "hf-jobs"),
+    "model_shutdown": (dict(**STYLE, **CUSTOMER, n_examples=1000), None, "fine_tune", "openai", "openai"),
+    "wrong_use_case": (dict(needs_current_info=True), None, "rag", None, None),
+    "privacy": (dict(**STYLE, n_examples=1000, data_can_leave=False, hardware="consumer_gpu"), None, "fine_tune",
+                "qlora", "local"),
+    "unknown_size": (dict(**STYLE), None, "fine_tune", "lora", "hf-jobs"),
 }
 
 
@@ -43,14 +58,16 @@ def test_every_rule_has_a_case():
 
 @pytest.mark.parametrize("rule_id", sorted(CASES))
 def test_rule_branch(rule_id):
-    answers, summary, approach, method = CASES[rule_id]
-    rec = recommend(Answers(**answers), summary)
+    answers, summary, approach, method, where = CASES[rule_id]
+    rec = recommend(Answers(**answers), summary, today=TODAY)
     assert rule_id in rec.rule_ids
     assert rec.approach == approach
     assert rec.method == method
-    assert rec.reasons and all("\n" not in r for r in rec.reasons)  # one line each
+    assert rec.where == where
+    assert rec.to_dict()["where"] == where  # what the session's Decision keeps
+    assert rec.reasons and all("\n" not in r and "{" not in r for r in rec.reasons)  # one line each, all filled in
     for p in rec.pitfalls:
-        assert p.name and p.remedy
+        assert p.name and p.remedy and "{" not in p.remedy
 
 
 def test_forty_examples_steer_away_from_full():

@@ -21,8 +21,8 @@ def _session_with_report(per=(100, 200, 300), failing=False) -> Session:
 
 def _answers(**kw):
     values = {"needs_current_info": False, "style_or_format": True, "domain_terminology": False, "n_examples": 500,
-              "budget": "medium", "hardware": "consumer_gpu", "data_can_leave": True, "high_volume": False,
-              "tried_prompting": True}
+              "budget": "medium", "hardware": "consumer_gpu", "data_can_leave": True, "openai_customer": False,
+              "high_volume": False, "tried_prompting": True}
     values.update(kw)
     return [values[k] for k in decide.ANSWER_KEYS]
 
@@ -66,13 +66,25 @@ def test_estimate_handler_quick_mode():
     assert dropdown.value == session.option["id"]
 
 
-def test_estimate_handler_uses_checked_report_and_guide_preference():
-    session = _session_with_report().decided(Decision(answers={}, approach="fine_tune", method="openai"))
-    out = estimate.estimate_handler(Context.open(), *_estimate_args(session))
+def test_estimate_handler_uses_checked_report_and_guide_preference(monkeypatch):
+    from datetime import date
+
+    from ftassist.plan import providers
+
+    monkeypatch.setattr(providers, "today", lambda: date(2026, 11, 30))  # OpenAI still open to its customers
+    customer = _session_with_report().decided(Decision(answers={"openai_customer": True}, approach="fine_tune",
+                                                       method="openai"))
+    out = estimate.estimate_handler(Context.open(), *_estimate_args(customer))
     table, session = out[6], out[7]
     assert table["inputs"]["source"] == "report" and table["inputs"]["n_examples"] == 3
-    assert session.option["kind"] == "openai"
+    assert session.option["kind"] == "openai" and session.option["available"]
     assert "suggested openai" in out[0]
+    # the same preference from someone who is not an OpenAI customer: never an OpenAI row
+    newcomer = _session_with_report().decided(Decision(answers={}, approach="fine_tune", method="openai"))
+    table, chosen = estimate.estimate_handler(Context.open(), *_estimate_args(newcomer))[6:8]
+    assert chosen.option["kind"] == "self_hosted"
+    assert all(not r["available"] and ("closed since 2026-07-02" in r["why"] or "shut down on" in r["why"])
+               for r in table["rows"] if r["kind"] == "openai")
     # unticking "use the report" goes back to quick mode
     out = estimate.estimate_handler(Context.open(), *_estimate_args(session, use_report=False))
     assert out[6]["inputs"]["n_examples"] == 1000
