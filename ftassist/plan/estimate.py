@@ -398,8 +398,14 @@ def _self_hosted_rows(tin: TokenInput, opts: EstimateOptions, epochs: int, notes
     return rows
 
 
+def choosable(row: EstimateRow | dict) -> bool:
+    """Whether a person may pick this option for training: its cost is known, it fits, and it is open to them."""
+    return (_get(row, "cost_usd") is not None and _get(row, "fits") is not False
+            and _get(row, "available", True) is not False)
+
+
 def _recommend(rows: list[EstimateRow], prefer: str | None) -> tuple[str | None, str]:
-    candidates = [r for r in rows if r.cost_usd is not None and r.fits is not False and r.available]
+    candidates = [r for r in rows if choosable(r)]
     if prefer:
         p = prefer.lower()
         preferred = [r for r in candidates if (r.kind == "openai" if p == "openai" else r.method == p)]

@@ -47,7 +47,7 @@ def _number(value, cast=float):
 
 
 def cost_chart(table: dict) -> pd.DataFrame:
-    rows = [r for r in table["rows"] if r["cost_usd"] is not None and r["fits"] is not False]
+    rows = [r for r in table["rows"] if est.choosable(r)]
     return pd.DataFrame({
         "option": [r["label"] for r in rows],
         "training cost (USD)": [round(r["cost_usd"], 4) for r in rows],
@@ -75,8 +75,7 @@ def memory_chart(table: dict) -> pd.DataFrame:
 
 
 def option_choices(table: dict) -> list[tuple[str, str]]:
-    return [(("★ " if r["recommended"] else "") + r["label"], r["id"]) for r in table["rows"]
-            if r["cost_usd"] is not None and r["fits"] is not False]
+    return [(("★ " if r["recommended"] else "") + r["label"], r["id"]) for r in table["rows"] if est.choosable(r)]
 
 
 
@@ -160,6 +159,8 @@ def choose_handler(session, table: dict | None, option_id: str | None):
     row = next((r for r in table["rows"] if r["id"] == option_id), None)
     if row is None:
         raise gr.Error("That option is not in the last estimate: estimate again.")
+    if not est.choosable(row):
+        raise gr.Error(f"{row['label']} cannot be chosen: {row.get('why') or 'it does not fit or has no price'}.")
     cost = "per hour" if row["cost_usd"] is None else f"${row['cost_usd']:,.2f}"
     return f"Chosen for training: **{row['label']}** ({cost}).", session.chose(row)
 

@@ -8,6 +8,7 @@ import pytest
 
 from ftassist.data.report import ChecklistItem, DataReport, TokenStats
 from ftassist.ui import decide, estimate
+from ftassist.plan import estimate as est_station
 from ftassist.usecases.session import Dataset, Decision, Session
 from ftassist.usecases.context import Context
 
@@ -105,7 +106,7 @@ def test_estimate_handler_gpu_price_edit_and_errors():
 def test_choose_handler():
     out = estimate.estimate_handler(Context.open(), *_estimate_args({}))
     table, session = out[6], out[7]
-    other = next(r for r in table["rows"] if not r["recommended"] and r["cost_usd"] is not None)
+    other = next(r for r in table["rows"] if not r["recommended"] and est_station.choosable(r))
     msg, session = estimate.choose_handler(session, table, other["id"])
     assert session.option["id"] == other["id"] and other["label"] in msg
     msg, _ = estimate.choose_handler({}, None, None)
@@ -131,3 +132,20 @@ def test_whole_app_still_builds():
     from ftassist.ui.layout import build_app
 
     assert isinstance(build_app(), gr.Blocks)
+
+
+def test_an_unavailable_option_is_neither_offered_nor_chosen():
+    from ftassist.ui import estimate as tab
+
+    open_row = {"id": "lora:x:T4", "label": "LoRA x on T4", "recommended": True, "cost_usd": 2.0, "fits": True,
+                "available": True, "kind": "self_hosted", "method": "lora"}
+    closed = {"id": "openai:gpt-4o-mini", "label": "OpenAI gpt-4o-mini (unavailable)", "recommended": False,
+              "cost_usd": 1.0, "fits": None, "available": False, "why": "closed to new organisations",
+              "kind": "openai", "method": "lora"}
+    no_fit = dict(open_row, id="full:x:T4", fits=False, recommended=False)
+    table = {"rows": [open_row, closed, no_fit]}
+    assert [est_station.choosable(r) for r in table["rows"]] == [True, False, False]
+    assert tab.option_choices(table) == [("★ LoRA x on T4", "lora:x:T4")]
+    assert list(tab.cost_chart(table)["option"]) == ["LoRA x on T4"]
+    with pytest.raises(gr.Error, match="closed to new organisations"):
+        tab.choose_handler(Session(), table, "openai:gpt-4o-mini")
