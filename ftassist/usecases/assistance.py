@@ -77,6 +77,7 @@ def advise_approach(
     data_can_leave: bool | None = None,
     high_volume: bool | None = None,
     tried_prompting: bool | None = None,
+    openai_customer: bool | None = None,
 ) -> Advice:
     """Fine-tuning, retrieval (RAG), both, or prompt engineering first, and which method (OpenAI, LoRA, QLoRA,
     full), with reasons and pitfalls. Starts from the answers given in the Decide step; pass only what the
@@ -93,13 +94,16 @@ def advise_approach(
         data_can_leave: the data may be sent to a provider such as OpenAI
         high_volume: latency and inference cost at scale matter
         tried_prompting: a good prompt with a few examples was already tried and fell short
+        openai_customer: the person's organisation is an active OpenAI fine-tuning customer (OpenAI takes no
+            one else's jobs, and nobody's after 2027-01-06)
     """
     session = session or Session()
     decided = dict(session.decision.answers) if session.decision is not None else {}
     said = {k: v for k, v in dict(
         needs_current_info=needs_current_info, style_or_format=style_or_format,
         domain_terminology=domain_terminology, n_examples=n_examples, budget=budget, hardware=hardware,
-        data_can_leave=data_can_leave, high_volume=high_volume, tried_prompting=tried_prompting).items()
+        data_can_leave=data_can_leave, high_volume=high_volume, tried_prompting=tried_prompting,
+        openai_customer=openai_customer).items()
         if v is not None}
     answers = {k: v for k, v in {**decided, **said}.items() if v is not None and v != ""}
     advice = planning.recommend_approach(ctx, answers, session.report)

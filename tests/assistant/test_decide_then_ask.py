@@ -13,7 +13,7 @@ from standins import OpenAIStandIn
 
 from ftassist.assistant import chat
 from ftassist.usecases import planning
-from ftassist.usecases.session import Session
+from ftassist.usecases.session import Decision, Session
 
 DECIDE_ANSWERS = {"style_or_format": True, "n_examples": 800, "hardware": "consumer_gpu", "data_can_leave": False,
                   "tried_prompting": True}
@@ -65,3 +65,19 @@ def test_with_the_llm_the_tool_starts_from_the_decide_answers(ctx, decided):
     assert "Decide step recommended: fine_tune (method qlora)" in system
     offered = {t["function"]["name"] for t in server.requests[0]["tools"]}
     assert "advise_approach" in offered and "recommend_approach" not in offered
+
+
+def test_saying_you_are_an_openai_customer_is_heard(ctx, monkeypatch):
+    import datetime
+
+    from ftassist.plan import providers
+    from ftassist.usecases import assistance
+
+    monkeypatch.setattr(providers, "today", lambda: datetime.date(2026, 11, 30))  # before OpenAI's last day
+
+    no_gpu = Session().decided(Decision({"hardware": "none", "data_can_leave": True, "style_or_format": True,
+                                         "n_examples": 800}, "fine_tune", "lora"))
+    before = assistance.advise_approach(ctx, no_gpu)
+    after = assistance.advise_approach(ctx, no_gpu, openai_customer=True)
+    assert "openai" not in (before.method or "") and "OpenAI" not in before.headline
+    assert after.method == "openai" and "2027-01-06" in after.headline
