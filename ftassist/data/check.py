@@ -26,12 +26,13 @@ CHECKLIST_BATCH = 512  # examples the checklist takes at once: its temporaries a
 BACKGROUND_COUNT_BYTES = 8 * 2**20  # from this file size on, tokens are counted in a second process
 
 
-def _format_mismatch(line: int, fmt: str, file_fmt: str, first_line: int) -> Issue:
+def _format_mismatch(line: int, record_format: str, file_format: str, first_line: int) -> Issue:
     return Issue(
         line=line,
         code="mixed_formats",
-        message=f"this record is in {fmt} format, but the file is in {file_fmt} format (from line {first_line})",
-        hint=f"convert this record to the {file_fmt} format, or split the file so each holds one format",
+        message=f"this record is in {record_format} format, but the file is in {file_format} format "
+                f"(from line {first_line})",
+        hint=f"convert this record to the {file_format} format, or split the file so each holds one format",
     )
 
 
@@ -70,9 +71,9 @@ class _Accumulator:
         else:
             self.report.warnings.append(issue)
 
-    def example(self, ex: Example) -> None:
-        self.lines.append(ex.line)
-        self.pending.append(ex)
+    def example(self, example: Example) -> None:
+        self.lines.append(example.line)
+        self.pending.append(example)
         if len(self.pending) >= CHUNK:
             self.flush()
 
@@ -83,7 +84,7 @@ class _Accumulator:
         if not chunk:
             return
         start, self.start = self.start, self.start + len(chunk)
-        chats = [ex.chat for ex in chunk]
+        chats = [example.chat for example in chunk]
         counter = self.counter
         words_here = self.words_here or counter is None
         done = counter.submit(chats, start, words=not words_here) if counter else []  # the worker starts at once
@@ -94,8 +95,8 @@ class _Accumulator:
                 self.per_example.append(total)
                 self.assistant_per_example.append(assistant)
             return
-        for d in done:
-            self._take(d)
+        for counted in done:
+            self._take(counted)
         self.words_here = counter.backlog > self.WORDS_TO_WORKER_BACKLOG or self._near_end()
 
     def _near_end(self) -> bool:
@@ -104,10 +105,10 @@ class _Accumulator:
         Those chunks keep their words here: then, once the file is read, every word hash is
         in, and the checklist is judged (`prepare`) while the worker counts the last chunks.
         """
-        n = self.report.n_records
-        if not n or not self.bytes_seen:
+        records_read = self.report.n_records
+        if not records_read or not self.bytes_seen:
             return False
-        records_left = (self.file_size - self.bytes_seen) * n / self.bytes_seen
+        records_left = (self.file_size - self.bytes_seen) * records_read / self.bytes_seen
         return records_left <= CHUNK * self.counter.max_pending
 
     def drain(self) -> None:
@@ -115,15 +116,15 @@ class _Accumulator:
         if self.counter is not None:
             if not self.counter.words_in_flight:
                 self.checklist.prepare()  # while the worker counts the last chunks
-            for done in self.counter.drain():
-                self._take(done)
+            for counted in self.counter.drain():
+                self._take(counted)
         self.checklist.set_tokens(self.per_example, self.assistant_per_example)
 
-    def _take(self, done) -> None:
-        self.per_example.extend(done.totals)
-        self.assistant_per_example.extend(done.assistants)
-        if done.words is not None:
-            self.checklist.add_words(done.payload, *done.words)
+    def _take(self, counted) -> None:
+        self.per_example.extend(counted.totals)
+        self.assistant_per_example.extend(counted.assistants)
+        if counted.words is not None:
+            self.checklist.add_words(counted.payload, *counted.words)
 
 
 def check_path(
@@ -135,7 +136,8 @@ def check_path(
 ) -> DataReport:
     """Check one dataset file. Raises `load.LoadError` only when the file cannot be read at all."""
     from .load import iter_records
-    from .tokens import BackgroundChatCounter, encoding_name_for_model
+    from .token_worker import BackgroundChatCounter
+    from .tokens import encoding_name_for_model
 
     started = time.perf_counter()
     path = Path(path)
@@ -151,23 +153,56 @@ def check_path(
         report = DataReport(path=str(path), n_records=0, n_examples=0, format=None, model=model,
                             file_size=file_size)
         report.tokens = TokenStats(encoding=encoding_name, exact=True, limit=context_limit)
-        acc = _Accumulator(report, ChecklistBuilder(context_limit=context_limit, tokens_later=True), counter, file_size)
+        # the builder is referenced by the accumulator alone: `_finish` lets it go early
+        accumulator = _Accumulator(report, ChecklistBuilder(context_limit=context_limit, tokens_later=True),
+                                   counter, file_size)
         # the scan makes millions of short-lived objects and no reference cycles: the cyclic
         # collector would only walk the growing per-example arrays again and again
         gc.disable()
-        _scan(records, report, acc, progress)
-        acc.drain()
+        _scan(records, report, accumulator, progress)
+        accumulator.drain()
     finally:
         if gc_was_enabled:
             gc.enable()
         if counter is not None:
             counter.close()
 
-    _finish(report, acc, file_size, context_limit, model or encoding_name)
+    _finish(report, accumulator, file_size, context_limit, model or encoding_name)
     report.seconds = round(time.perf_counter() - started, 3)
     if progress:
         progress(1.0, "done")
     return report
+
+
+def count_tokens(path: str | Path, model: str | None = None, encoding: str | None = None) -> TokenStats:
+    """Exact token counts of a file's valid examples, without the checklist.
+
+    For a file whose records were already judged (a split's train file): the Estimate needs
+    only its counts. Raises `load.LoadError` when the file cannot be read at all.
+    """
+    from .load import iter_records
+    from .tokens import count_chats, encoding_name_for_model, summarize
+
+    name = encoding or encoding_name_for_model(model)
+    stats = TokenStats(encoding=name, exact=True)
+    chunk: list[Example] = []
+
+    def count(examples: list[Example]) -> None:
+        for ex, (total, assistant) in zip(examples, count_chats([ex.chat for ex in examples], name)):
+            stats.per_example.append(total)
+            stats.assistant_per_example.append(assistant)
+            stats.lines.append(ex.line)
+
+    for ex in iter_examples(iter_records(path), lambda issue: None):
+        chunk.append(ex)
+        if len(chunk) >= CHUNK:
+            count(chunk)
+            chunk = []
+    count(chunk)
+    stats.total = sum(stats.per_example)
+    stats.assistant_total = sum(stats.assistant_per_example)
+    stats.stats = {"total": summarize(stats.per_example), "assistant": summarize(stats.assistant_per_example)}
+    return stats
 
 
 def iter_examples(records: Iterable[Record], on_issue: Callable[[Issue], None]) -> Iterator[Example]:
@@ -182,79 +217,82 @@ def iter_examples(records: Iterable[Record], on_issue: Callable[[Issue], None]) 
 
     file_format: str | None = None
     first_format_line = 0
-    for rec in records:
-        data = rec.data
-        fmt = detect_format(data) if rec.problem is None else None
+    for record in records:
+        data = record.data
+        record_format = detect_format(data) if record.problem is None else None
         has_error = False
-        for issue in validate_record(rec, fmt):
+        for issue in validate_record(record, record_format):
             on_issue(issue)
             has_error = has_error or issue.severity == "error"
         if has_error:
             continue
-        if fmt is None:  # the validator names what is missing; this only guards a silent drop
-            on_issue(Issue(rec.line, "unknown_format", "the record matches none of the accepted formats",
+        if record_format is None:  # the validator names what is missing; this only guards a silent drop
+            on_issue(Issue(record.line, "unknown_format", "the record matches none of the accepted formats",
                            "use chat messages, instruction/output, prompt/completion or ShareGPT conversations"))
             continue
         if file_format is None:
-            file_format, first_format_line = fmt, rec.line
-        elif fmt != file_format:
-            on_issue(_format_mismatch(rec.line, fmt, file_format, first_format_line))
+            file_format, first_format_line = record_format, record.line
+        elif record_format != file_format:
+            on_issue(_format_mismatch(record.line, record_format, file_format, first_format_line))
             continue
         try:
-            chat = to_chat(data, fmt)
+            chat = to_chat(data, record_format)
         except (ValueError, TypeError, KeyError) as exc:  # one bad record must not drop the others
-            on_issue(Issue(rec.line, "conversion_failed", f"could not convert this record: {exc}",
+            on_issue(Issue(record.line, "conversion_failed", f"could not convert this record: {exc}",
                            "check the record's fields against the format's documentation"))
             continue
-        yield Example(rec.line, chat, fmt, extra_fields(data, fmt), tuple(sorted(data)))
+        yield Example(record.line, chat, record_format, extra_fields(data, record_format), tuple(sorted(data)))
 
 
-def _counted(records: Iterable[Record], report: DataReport, acc: _Accumulator,
+def _counted(records: Iterable[Record], report: DataReport, accumulator: _Accumulator,
              progress: ProgressFn | None) -> Iterator[Record]:
     """The records, counted into the report, with progress by bytes read."""
     next_progress = 0.0
-    file_size = acc.file_size
-    for rec in records:
+    file_size = accumulator.file_size
+    for record in records:
         report.n_records += 1
-        acc.bytes_seen += rec.raw_size
+        accumulator.bytes_seen += record.raw_size
         if progress and file_size and report.n_records % 1024 == 0:
-            fraction = min(acc.bytes_seen / file_size, 0.99)
+            fraction = min(accumulator.bytes_seen / file_size, 0.99)
             if fraction >= next_progress:
                 progress(fraction, f"checked {report.n_records:,} records")
                 next_progress = fraction + 0.02
-        yield rec
+        yield record
 
 
-def _scan(records, report: DataReport, acc: _Accumulator, progress: ProgressFn | None) -> None:
-    for ex in iter_examples(_counted(records, report, acc, progress), acc.issue):
+def _scan(records, report: DataReport, accumulator: _Accumulator, progress: ProgressFn | None) -> None:
+    for example in iter_examples(_counted(records, report, accumulator, progress), accumulator.issue):
         if report.format is None:
-            report.format = ex.source_format
-        acc.example(ex)
+            report.format = example.source_format
+        accumulator.example(example)
 
 
-def _finish(report: DataReport, acc: _Accumulator, file_size: int, context_limit: int | None, target: str) -> None:
+def _finish(report: DataReport, accumulator: _Accumulator, file_size: int, context_limit: int | None,
+            target: str) -> None:
     from .tokens import summarize
     from .validate import context_warnings, validate_dataset_size
 
-    report.n_examples = len(acc.per_example)
+    report.n_examples = len(accumulator.per_example)
     if report.n_records == 0:
-        acc.issue(Issue(0, "empty_file", "the file holds no records",
+        accumulator.issue(Issue(0, "empty_file", "the file holds no records",
                         "upload a file with one example per line (JSONL) or a JSON array of examples"))
     else:
         for issue in validate_dataset_size(report.n_examples, file_size):
-            acc.issue(issue)
+            accumulator.issue(issue)
     if context_limit:
-        for issue in context_warnings(acc.lines, acc.per_example, context_limit, target):
-            acc.issue(issue)
+        for issue in context_warnings(accumulator.lines, accumulator.per_example, context_limit, target):
+            accumulator.issue(issue)
     tokens = report.tokens
-    tokens.total = sum(acc.per_example)
-    tokens.assistant_total = sum(acc.assistant_per_example)
-    tokens.stats = {"total": summarize(acc.per_example), "assistant": summarize(acc.assistant_per_example)}
-    tokens.over_limit = [ln for ln, t in zip(acc.lines, acc.per_example) if context_limit and t > context_limit]
-    report.checklist = acc.checklist.finish()
-    acc.checklist = None  # its per-example arrays go before the report's lists come
+    tokens.total = sum(accumulator.per_example)
+    tokens.assistant_total = sum(accumulator.assistant_per_example)
+    tokens.stats = {"total": summarize(accumulator.per_example),
+                    "assistant": summarize(accumulator.assistant_per_example)}
+    tokens.over_limit = [line for line, total in zip(accumulator.lines, accumulator.per_example)
+                         if context_limit and total > context_limit]
+    report.checklist = accumulator.checklist.finish()
+    accumulator.checklist = None  # its per-example arrays go before the report's lists come
     # the report holds plain lists (JSON), made last
-    tokens.per_example = acc.per_example.tolist()
-    tokens.assistant_per_example = acc.assistant_per_example.tolist()
-    tokens.lines = acc.lines.tolist()
-    report.error_counts = dict(sorted(acc.error_counts.items()))
+    tokens.per_example = accumulator.per_example.tolist()
+    tokens.assistant_per_example = accumulator.assistant_per_example.tolist()
+    tokens.lines = accumulator.lines.tolist()
+    report.error_counts = dict(sorted(accumulator.error_counts.items()))

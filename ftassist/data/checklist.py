@@ -58,10 +58,10 @@ import numpy as np
 from .report import ChecklistItem, Example
 from .textkeys import DIGITS as _DIGITS
 from .textkeys import add_normalised_word_hashes, add_word_hashes
-from .textkeys import NORM as _NORM
-from .textkeys import PUNCT as _PUNCT
-from .textkeys import PUNCT_DIGITS as _PUNCT_DIGITS
-from .textkeys import WORD_HASH_CODE as _WH_CODE
+from .textkeys import NORMALISE as _NORMALISE
+from .textkeys import PUNCTUATION as _PUNCTUATION
+from .textkeys import PUNCTUATION_AND_DIGITS as _PUNCTUATION_AND_DIGITS
+from .textkeys import WORD_HASH_CODE as _WORD_HASH_CODE
 from .textkeys import text_of as _text_of
 
 CHECKLIST_TITLES: dict[str, str] = {
@@ -106,17 +106,17 @@ OUTLIER_WARN_SHARE = 0.01  # outliers at or above this share of examples: warn
 HIST_BINS = 20
 
 # --- evidence storage ----------------------------------------------------------------
-_PROMPT_W = 40  # bytes of the user text kept per example for evidence
-_ANSWER_W = 24  # bytes of the answer kept per example for evidence
-_REC_W = _PROMPT_W + _ANSWER_W
+_PROMPT_SAMPLE_BYTES = 40  # bytes of the user text kept per example for evidence
+_ANSWER_SAMPLE_BYTES = 24  # bytes of the answer kept per example for evidence
+_SAMPLES_WIDTH = _PROMPT_SAMPLE_BYTES + _ANSWER_SAMPLE_BYTES
 _SAMPLE_MAX = 200
 
 # --- MinHash ---------------------------------------------------------------------------
-_K = 32  # bins (one-permutation hashing)
-_KBITS = 5
+_BINS = 32  # bins (one-permutation hashing)
+_BIN_BITS = 5
 _BAND_ROWS = 4  # 4 x 8-bit values = one uint32 band key: 8 bands
 _BATCH = 2048  # examples per MinHash batch: bounds the numpy temporaries (~6 MB)
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_EMPTY_BIN = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 # --- text tables -----------------------------------------------------------------------
 _crc32 = zlib.crc32
@@ -145,11 +145,11 @@ _CODE_RE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
 _HTML_TOPIC = ("html", "xml", "markup", "tag", "web page", "webpage", "css", "jsx", "svg")
 
 # pre-filters for secrets: a run of 20 key characters; 10 digits once phone separators are deleted
-_KEYCLASS = bytes(97 if (i < 128 and chr(i).isalnum()) or i in b"_-" else 32 for i in range(256))
-_RUN20 = b"a" * 20
-_DIGITCLASS = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))
+_KEY_CLASS = bytes(97 if (i < 128 and chr(i).isalnum()) or i in b"_-" else 32 for i in range(256))
+_KEY_RUN = b"a" * 20
+_DIGIT_CLASS = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))
 _DIGIT_SEPS = b" .-()+"
-_DIGITS10 = b"0" * 10
+_TEN_DIGITS = b"0" * 10
 _TEMPLATE_TEXTS = 5000
 _COLLAPSE_MAX = 200  # texts up to this many bytes get whitespace runs collapsed; longer ones only stripped
 _EMPTY_PROMPT = "\0empty prompt"
@@ -191,18 +191,18 @@ class ChecklistBuilder:
         self.lines = array("i")
         self.flags = array("B")
         self.words = array("i")  # answer words
-        self.tok = array("i")  # total tokens or -1
-        self.atok = array("i")  # assistant tokens or -1
+        self.tokens_per_example = array("i")  # total tokens or -1
+        self.assistant_tokens_per_example = array("i")  # assistant tokens or -1
         self.template_hash = array("i")  # 32 bits are plenty to count templates
-        self.ex_hash = array("q")
+        self.example_hash = array("q")
         self.prompt_hash = array("q")  # normalised user text
-        self.conv_hash = array("q")  # normalised prompt incl. system
+        self.conversation_hash = array("q")  # normalised prompt incl. system
         self.answer_hash = array("q")  # normalised answer (+ label)
         self.has_system = array("B")
         self.prefixes = bytearray()
         self.n_terminal = 0
         self.n_nonempty = 0
-        self.ev_accurate: dict[int, list[dict]] = {}
+        self.accurate_evidence: dict[int, list[dict]] = {}
         self.formats: dict[str, int] = {}
         self.format_lines: dict[str, list[int]] = {}
         self.keysets: dict[tuple, int] = {}
@@ -216,22 +216,22 @@ class ChecklistBuilder:
         self.template_text: dict[int, str] = {}  # the first _TEMPLATE_TEXTS distinct templates
         self.sensitive_counts: Counter = Counter()
         self.sensitive_examples = 0
-        self.ev_sensitive: list[dict] = []
-        self._wh = array(_WH_CODE)  # word hashes of the examples since _wstart, not yet MinHashed
-        self._wcount: list[int] = []
-        self._wstart = 0
-        self._sig_parts: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first example, signatures, has words)
+        self.sensitive_evidence: list[dict] = []
+        self._word_hashes = array(_WORD_HASH_CODE)  # of the examples since _words_start, not yet MinHashed
+        self._word_counts: list[int] = []
+        self._words_start = 0
+        self._signature_parts: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first example, signatures, has words)
         self._tokens_set = False
         self._version = 0  # changes with every example or word hash taken in
         self._prepared: tuple[int, dict[str, ChecklistItem]] | None = None  # (version, items): see prepare()
 
     # ---------------------------------------------------------------------------------
-    def add(self, ex: Example, tokens: int | None = None, assistant_tokens: int | None = None,
+    def add(self, example: Example, tokens: int | None = None, assistant_tokens: int | None = None,
             words: bool = True) -> None:
         """Take one valid canonical example (call in record order); see `add_many`."""
-        self.add_many((ex,), (tokens,), (assistant_tokens,), words)
+        self.add_many((example,), (tokens,), (assistant_tokens,), words)
 
-    def add_many(self, exs: Sequence[Example], tokens: Sequence[int | None] | None = None,
+    def add_many(self, examples: Sequence[Example], tokens: Sequence[int | None] | None = None,
                  assistant_tokens: Sequence[int | None] | None = None, words: bool = True) -> None:
         """Take valid canonical examples, in record order (a check passes one chunk at a time).
 
@@ -247,178 +247,188 @@ class ChecklistBuilder:
         of these examples are computed elsewhere (`textkeys.chat_word_hashes`, in the token
         worker) and handed over with `add_words`.
         """
-        m = len(exs)
-        if not m:
+        batch_size = len(examples)
+        if not batch_size:
             return
         self._version += 1
-        p = _take_apart(exs)
-        self.ex_hash.extend(p.ex_hashes)
-        ukeys, system_hashes = self._add_prompts(p)
-        akeys, answer_words = self._add_answers(exs, p, assistant_tokens)
-        nds = [k.translate(None, _DIGITS) for k in ukeys]  # near-duplicate text: digits dropped
-        self._add_near_dup_words(p, nds, words)
-        self._add_templates(p.finals)
+        parts = _take_apart(examples)
+        self.example_hash.extend(parts.example_hashes)
+        prompt_keys, system_hashes = self._add_prompts(parts)
+        answer_keys, answer_words = self._add_answers(examples, parts, assistant_tokens)
+        near_duplicate_keys = [key.translate(None, _DIGITS) for key in prompt_keys]  # digits dropped
+        self._add_near_dup_words(parts, near_duplicate_keys, words)
+        self._add_templates(parts.finals)
         self.prefixes += b"".join([
-            u[:_PROMPT_W].encode("utf-8", "replace")[:_PROMPT_W].ljust(_PROMPT_W, b"\0")
-            + a[:_ANSWER_W].encode("utf-8", "replace")[:_ANSWER_W].ljust(_ANSWER_W, b"\0")
-            for u, a in zip(p.user_texts, p.answers)
+            _fixed_width(prompt, _PROMPT_SAMPLE_BYTES) + _fixed_width(answer, _ANSWER_SAMPLE_BYTES)
+            for prompt, answer in zip(parts.user_texts, parts.answers)
         ])
-        self._add_formats(exs)
-        self._add_flags(exs, p, ukeys, akeys)
+        self._add_formats(examples)
+        self._add_flags(examples, parts, prompt_keys, answer_keys)
         self.words.extend(answer_words)
-        self.lines.extend([ex.line for ex in exs])
+        self.lines.extend([example.line for example in examples])
         if not self._tokens_later:
-            self.tok.extend([-1] * m if tokens is None else [-1 if t is None else int(t) for t in tokens])
-            self.atok.extend([-1] * m if assistant_tokens is None
-                             else [-1 if t is None else int(t) for t in assistant_tokens])
-        self._add_secrets(exs, p, ukeys, nds, akeys, system_hashes)
-        self.n += m
+            self.tokens_per_example.extend(_known_or_minus_one(tokens, batch_size))
+            self.assistant_tokens_per_example.extend(_known_or_minus_one(assistant_tokens, batch_size))
+        self._add_secrets(examples, parts, prompt_keys, near_duplicate_keys, answer_keys, system_hashes)
+        self.n += batch_size
 
-    def _add_prompts(self, p: "_Parts") -> tuple[list[bytes], list[int]]:
+    def _add_prompts(self, parts: "_Parts") -> tuple[list[bytes], list[int]]:
         """Prompt and conversation keys, system prompt counts; returns (normalised prompts,
         system prompt hashes)."""
-        n0 = self.n
+        first_index = self.n
         # whitespace runs collapsed in short texts (cheap there)
-        ukeys = [b" ".join(k.split()) if len(k) <= _COLLAPSE_MAX else k.strip() for k in _keys(p.user_texts, _PUNCT)]
+        prompt_keys = [b" ".join(key.split()) if len(key) <= _COLLAPSE_MAX else key.strip()
+                       for key in _keys(parts.user_texts, _PUNCTUATION)]
         # empty prompts (completion data) are all different from each other
-        uhashes = [hash(k) if k else hash((_EMPTY_PROMPT, n0 + i)) for i, k in enumerate(ukeys)]
-        self.prompt_hash.extend(uhashes)
-        shs: list[int] = []
-        cache = self._system_cache
-        sc = self.system_counts
+        prompt_hashes = [hash(key) if key else hash((_EMPTY_PROMPT, first_index + index))
+                         for index, key in enumerate(prompt_keys)]
+        self.prompt_hash.extend(prompt_hashes)
+        system_hashes: list[int] = []
+        system_cache = self._system_cache
+        system_counts = self.system_counts
         has_system = self.has_system.append
-        for system in p.systems:
+        for system in parts.systems:
             if system:
-                sh = cache.get(system)
-                if sh is None:
-                    sh = hash(_norm(system)) or 1
-                    if len(cache) < 1000:
-                        cache[system] = sh
-                        self._system_digits[sh] = _count_digits(system)
-                    if sh not in self.system_sample and len(self.system_sample) < 50:
-                        self.system_sample[sh] = system[:120]
-                if sh in sc or len(sc) < 1000:
-                    sc[sh] += 1
+                system_hash = system_cache.get(system)
+                if system_hash is None:
+                    system_hash = hash(_normalised(system)) or 1
+                    if len(system_cache) < 1000:
+                        system_cache[system] = system_hash
+                        self._system_digits[system_hash] = _count_digits(system)
+                    if system_hash not in self.system_sample and len(self.system_sample) < 50:
+                        self.system_sample[system_hash] = system[:120]
+                if system_hash in system_counts or len(system_counts) < 1000:
+                    system_counts[system_hash] += 1
                 has_system(1)
             else:
-                sh = 0
-                sc[0] += 1
+                system_hash = 0
+                system_counts[0] += 1
                 has_system(0)
-            shs.append(sh)
-        self.conv_hash.extend([hash(t) for t in zip(shs, uhashes, p.n_parts)])
-        return ukeys, shs
+            system_hashes.append(system_hash)
+        self.conversation_hash.extend([hash(conversation)
+                                       for conversation in zip(system_hashes, prompt_hashes, parts.n_parts)])
+        return prompt_keys, system_hashes
 
-    def _add_answers(self, exs: Sequence[Example], p: "_Parts",
+    def _add_answers(self, examples: Sequence[Example], parts: "_Parts",
                      assistant_tokens: Sequence[int | None] | None) -> tuple[list[bytes], list[int]]:
         """Answer keys (with the label, if any), labels, the small set of distinct short
         answers; returns (normalised answers, answer word counts)."""
-        akeys = _keys(p.answers, _PUNCT, p.joined_answers)
-        nws: list[int] = []
-        rough = self._tokens_later or assistant_tokens is not None
-        for i, k in enumerate(akeys):
-            if len(k) <= _COLLAPSE_MAX:
-                k = akeys[i] = b" ".join(k.split())
-                nws.append(k.count(b" ") + 1 if k else 0)
+        answer_keys = _keys(parts.answers, _PUNCTUATION, parts.joined_answers)
+        word_counts: list[int] = []
+        words_estimable = self._tokens_later or assistant_tokens is not None
+        for index, key in enumerate(answer_keys):
+            if len(key) <= _COLLAPSE_MAX:
+                key = answer_keys[index] = b" ".join(key.split())
+                word_counts.append(key.count(b" ") + 1 if key else 0)
             else:  # a long answer's words are estimated when its tokens tell its length anyway
-                k = akeys[i] = k.strip()
-                estimate = rough and (self._tokens_later or assistant_tokens[i] is not None)
-                nws.append(len(k) // 6 if estimate else len(k.split()))
-        ahashes = list(map(hash, akeys))
-        for i, ex in enumerate(exs):
-            extra = ex.extra
+                key = answer_keys[index] = key.strip()
+                estimate = words_estimable and (self._tokens_later or assistant_tokens[index] is not None)
+                word_counts.append(len(key) // 6 if estimate else len(key.split()))
+        answer_hashes = list(map(hash, answer_keys))
+        for index, example in enumerate(examples):
+            extra = example.extra
             if extra:
-                for k in LABEL_KEYS:
-                    v = extra.get(k)
-                    if v is not None and not isinstance(v, (dict, list)):
-                        label = str(v)
-                        ahashes[i] = hash((ahashes[i], label))
-                        cnt = self.label_counts.get(k)
-                        if cnt is None:
-                            cnt = self.label_counts[k] = Counter()
-                        if label in cnt or len(cnt) <= LABEL_MAX_DISTINCT:
-                            cnt[label] += 1
+                for label_key in LABEL_KEYS:
+                    value = extra.get(label_key)
+                    if value is not None and not isinstance(value, (dict, list)):
+                        label = str(value)
+                        answer_hashes[index] = hash((answer_hashes[index], label))
+                        counts = self.label_counts.get(label_key)
+                        if counts is None:
+                            counts = self.label_counts[label_key] = Counter()
+                        if label in counts or len(counts) <= LABEL_MAX_DISTINCT:
+                            counts[label] += 1
                         break
-        self.answer_hash.extend(ahashes)
-        ac = self.answer_counts
-        for k, nw in zip(akeys, nws):
-            if nw <= CLASS_MAX_WORDS and (k in ac or len(ac) < 200):
-                ac[k] += 1
-        return akeys, nws
+        self.answer_hash.extend(answer_hashes)
+        answer_counts = self.answer_counts
+        for key, word_count in zip(answer_keys, word_counts):
+            if word_count <= CLASS_MAX_WORDS and (key in answer_counts or len(answer_counts) < 200):
+                answer_counts[key] += 1
+        return answer_keys, word_counts
 
-    def _add_near_dup_words(self, p: "_Parts", nds: list[bytes], words: bool) -> None:
+    def _add_near_dup_words(self, parts: "_Parts", near_duplicate_keys: list[bytes], words: bool) -> None:
         """Word hashes of the final user message (textkeys.add_word_hashes), reusing the
         normalised prompt when it is that message; MinHashed a batch at a time."""
         if not words:
-            if self._wcount:
+            if self._word_counts:
                 self._flush()  # a batch holds consecutive examples
             return
-        wh, wc = self._wh, self._wcount
-        for i, (nd, final, user) in enumerate(zip(nds, p.finals, p.user_texts)):
-            if not wc:
-                self._wstart = self.n + i
-            wc.append(add_normalised_word_hashes(nd, wh) if final is user else add_word_hashes(final, wh))
-            if len(wc) >= _BATCH:
+        word_hashes, word_counts = self._word_hashes, self._word_counts
+        for index, (near_duplicate_key, final, user) in enumerate(
+                zip(near_duplicate_keys, parts.finals, parts.user_texts)):
+            if not word_counts:
+                self._words_start = self.n + index
+            if final is user:  # the prompt is the final user message: its key is already made
+                word_counts.append(add_normalised_word_hashes(near_duplicate_key, word_hashes))
+            else:
+                word_counts.append(add_word_hashes(final, word_hashes))
+            if len(word_counts) >= _BATCH:
                 self._flush()
-                wh, wc = self._wh, self._wcount
+                word_hashes, word_counts = self._word_hashes, self._word_counts
 
     def _add_templates(self, finals: list[str]) -> None:
         """The final user message up to its first colon / line break, else its first words."""
         heads: list[str] = []
-        whole: list[bool] = []
+        cut_at_separator: list[bool] = []
         for final in finals:
             head = final[:TEMPLATE_CHARS]
             cut = head.find(":")
-            nlp = head.find("\n")
-            if nlp > 0 and (cut < 0 or nlp < cut):
-                cut = nlp
-            whole.append(cut > 0)
+            newline = head.find("\n")
+            if newline > 0 and (cut < 0 or newline < cut):
+                cut = newline
+            cut_at_separator.append(cut > 0)
             heads.append(head[:cut] if cut > 0 else head)
-        tkeys = [b" ".join(h.split()) if w else b" ".join(h.split()[:TEMPLATE_WORDS])
-                 for h, w in zip(_keys(heads, _PUNCT_DIGITS), whole)]
-        ths = [_crc32(k) - 0x80000000 for k in tkeys]
-        self.template_hash.extend(ths)
-        tt = self.template_text
-        if len(tt) < _TEMPLATE_TEXTS:
-            for th, k in zip(ths, tkeys):
-                if th not in tt and len(tt) < _TEMPLATE_TEXTS:
-                    tt[th] = k.decode("utf-8", "replace")
+        template_keys = [b" ".join(head_text.split()) if separated else b" ".join(head_text.split()[:TEMPLATE_WORDS])
+                 for head_text, separated in zip(_keys(heads, _PUNCTUATION_AND_DIGITS), cut_at_separator)]
+        template_hashes = [_crc32(key) - 0x80000000 for key in template_keys]
+        self.template_hash.extend(template_hashes)
+        template_texts = self.template_text
+        if len(template_texts) < _TEMPLATE_TEXTS:
+            for template_hash, key in zip(template_hashes, template_keys):
+                if template_hash not in template_texts and len(template_texts) < _TEMPLATE_TEXTS:
+                    template_texts[template_hash] = key.decode("utf-8", "replace")
 
-    def _add_formats(self, exs: Sequence[Example]) -> None:
-        fc = self.formats
-        kc = self.keysets
-        for ex in exs:
-            fmt = ex.source_format
-            c = fc[fmt] = fc.get(fmt, 0) + 1
-            if c <= self.max_evidence:
-                self.format_lines.setdefault(fmt, []).append(ex.line)
-            ks = ex.keys
-            if ks in kc or len(kc) < 100:
-                c = kc[ks] = kc.get(ks, 0) + 1
-                if c <= self.max_evidence:
-                    self.keyset_lines.setdefault(ks, []).append(ex.line)
+    def _add_formats(self, examples: Sequence[Example]) -> None:
+        format_counts = self.formats
+        keyset_counts = self.keysets
+        for example in examples:
+            source_format = example.source_format
+            count = format_counts[source_format] = format_counts.get(source_format, 0) + 1
+            if count <= self.max_evidence:
+                self.format_lines.setdefault(source_format, []).append(example.line)
+            keys = example.keys
+            if keys in keyset_counts or len(keyset_counts) < 100:
+                count = keyset_counts[keys] = keyset_counts.get(keys, 0) + 1
+                if count <= self.max_evidence:
+                    self.keyset_lines.setdefault(keys, []).append(example.line)
 
-    def _add_flags(self, exs: Sequence[Example], p: "_Parts", ukeys: list[bytes], akeys: list[bytes]) -> None:
+    def _add_flags(self, examples: Sequence[Example], parts: "_Parts", prompt_keys: list[bytes],
+                   answer_keys: list[bytes]) -> None:
         """Accuracy flags of each answer; each costlier test only when its pre-filter matches
         in the batch."""
-        ja = p.joined_answers
-        any_tick = "`" in ja
-        any_open = tuple((o, cl) for o, cl in _OPEN_CLOSE if o in ja)
-        jak = b"\x00".join(akeys)
-        maybe_placeholder = ("{" in ja or "[" in ja or "<" in ja or "TODO" in ja or "TBD" in ja
-                             or b"lorem" in jak or b"language model" in jak)
-        maybe_mojibake = not ja.isascii() and ("Ã" in ja or "Â" in ja or "â€" in ja or "\ufffd" in ja)
-        maybe_html = "<" in ja or "&" in ja
+        joined_answers = parts.joined_answers
+        any_backtick = "`" in joined_answers
+        open_brackets = tuple((opener, closer) for opener, closer in _OPEN_CLOSE if opener in joined_answers)
+        joined_answer_keys = b"\x00".join(answer_keys)
+        maybe_placeholder = (
+            "{" in joined_answers or "[" in joined_answers or "<" in joined_answers
+            or "TODO" in joined_answers or "TBD" in joined_answers
+            or b"lorem" in joined_answer_keys or b"language model" in joined_answer_keys
+        )
+        maybe_mojibake = not joined_answers.isascii() and (
+            "Ã" in joined_answers or "Â" in joined_answers or "â€" in joined_answers or "\ufffd" in joined_answers)
+        maybe_html = "<" in joined_answers or "&" in joined_answers
         n_nonempty = n_terminal = 0
-        flags_out = self.flags.append
-        for i, answer in enumerate(p.answers):
+        append_flags = self.flags.append
+        for index, answer in enumerate(parts.answers):
             stripped = answer.strip()
-            nchars = len(stripped)
+            n_chars = len(stripped)
             flags = 0
-            if not stripped or (nchars <= 20 and not any(ch.isalnum() for ch in stripped)):
+            if not stripped or (n_chars <= 20 and not any(ch.isalnum() for ch in stripped)):
                 flags = _F_EMPTY
             else:
                 n_nonempty += 1
-                if nchars <= SHORT_MAX_CHARS:
+                if n_chars <= SHORT_MAX_CHARS:
                     flags = _F_SHORT
                 end = stripped[-1]
                 if end in _TERMINAL:
@@ -427,109 +437,112 @@ class ChecklistBuilder:
                     flags |= _F_NOTERM
                 if end == "…" or (end == "." and stripped.endswith("...")):
                     flags |= _F_TRUNC
-                elif any_tick and "`" in stripped and stripped.count("```") % 2:
+                elif any_backtick and "`" in stripped and stripped.count("```") % 2:
                     flags |= _F_TRUNC
-                elif any_open and end != "." and end != "!" and end != "?":  # a finished sentence is not cut
-                    for o, cl in any_open:
-                        if o in stripped and stripped.count(o) > stripped.count(cl):
+                elif open_brackets and end != "." and end != "!" and end != "?":  # a finished sentence is not cut
+                    for opener, closer in open_brackets:
+                        if opener in stripped and stripped.count(opener) > stripped.count(closer):
                             flags |= _F_TRUNC
                             break
-                akey = akeys[i]
-                if akey:
-                    ukey = ukeys[i]
-                    if akey == ukey or (len(ukey) >= REPEAT_MIN_CHARS and ukey[:24] in akey and ukey in akey):
+                answer_key = answer_keys[index]
+                if answer_key:
+                    prompt_key = prompt_keys[index]
+                    if answer_key == prompt_key or (len(prompt_key) >= REPEAT_MIN_CHARS
+                                                    and prompt_key[:24] in answer_key and prompt_key in answer_key):
                         flags |= _F_REPEAT
                 if maybe_placeholder and (
-                    "{" in answer or "[" in answer or "<" in answer or b"lorem" in akey
-                    or b"language model" in akey or "TODO" in answer or "TBD" in answer
+                    "{" in answer or "[" in answer or "<" in answer or b"lorem" in answer_key
+                    or b"language model" in answer_key or "TODO" in answer or "TBD" in answer
                 ) and _placeholder(answer):
                     flags |= _F_PLACEHOLDER
                 if maybe_mojibake and not answer.isascii() and (  # mojibake is never ASCII
                         "Ã" in answer or "Â" in answer or "â€" in answer or "\ufffd" in answer) and (
                         _MOJIBAKE_RE.search(answer)):
                     flags |= _F_MOJIBAKE
-                if maybe_html and ("<" in answer or "&" in answer) and _html_leftover(answer, p.user_texts[i]):
+                if maybe_html and ("<" in answer or "&" in answer) and _html_leftover(answer, parts.user_texts[index]):
                     flags |= _F_HTML
             if flags:
-                self._accurate_evidence(flags, exs[i].line, stripped, answer, p.user_texts[i])
-            flags_out(flags)
+                self._keep_accurate_evidence(flags, examples[index].line, stripped, answer, parts.user_texts[index])
+            append_flags(flags)
         self.n_nonempty += n_nonempty
         self.n_terminal += n_terminal
 
-    def _add_secrets(self, exs: Sequence[Example], p: "_Parts", ukeys: list[bytes], nds: list[bytes],
-                     akeys: list[bytes], system_hashes: list[int]) -> None:
+    def _add_secrets(self, examples: Sequence[Example], parts: "_Parts", prompt_keys: list[bytes],
+                     near_duplicate_keys: list[bytes], answer_keys: list[bytes], system_hashes: list[int]) -> None:
         """Secrets and personal data: byte-class maps turn the pre-filters into substring
         searches, made on the whole batch first."""
-        jf = "\x00".join(chain.from_iterable(p.texts))
-        maybe_key = (("-" in jf or "_" in jf) and (
-            _RUN20 in jf.encode("utf-8", "replace").translate(_KEYCLASS) or "PRIVATE KEY" in jf)) or (
-            "K" in jf and "AKIA" in jf)  # a one-character search is many times faster
-        maybe_email = "@" in jf
-        sd = self._system_digits
-        for i, contents in enumerate(p.texts):
+        joined_texts = "\x00".join(chain.from_iterable(parts.texts))
+        maybe_key = (("-" in joined_texts or "_" in joined_texts) and (
+            _KEY_RUN in joined_texts.encode("utf-8", "replace").translate(_KEY_CLASS)
+            or "PRIVATE KEY" in joined_texts)) or (
+            "K" in joined_texts and "AKIA" in joined_texts)  # a one-character search is many times faster
+        maybe_email = "@" in joined_texts
+        system_digits = self._system_digits
+        for index, contents in enumerate(parts.texts):
             # digits of the whole example, from the keys already made: 10 are needed for a phone or card
-            n_digits = len(ukeys[i]) - len(nds[i])
-            if p.systems[i]:
-                d = sd.get(system_hashes[i])
-                n_digits += _count_digits(p.systems[i]) if d is None else d
-            akey = akeys[i]
-            maybe_digits = n_digits + len(akey) - len(akey.translate(None, _DIGITS)) >= 10
+            n_digits = len(prompt_keys[index]) - len(near_duplicate_keys[index])
+            if parts.systems[index]:
+                digits = system_digits.get(system_hashes[index])
+                n_digits += _count_digits(parts.systems[index]) if digits is None else digits
+            answer_key = answer_keys[index]
+            maybe_digits = n_digits + len(answer_key) - len(answer_key.translate(None, _DIGITS)) >= 10
             if not (maybe_key or maybe_email or maybe_digits):
                 continue
             full = "\n".join(contents)
             found = None
             if maybe_key and ((("-" in full or "_" in full) and (
-                    _RUN20 in full.encode("utf-8", "replace").translate(_KEYCLASS) or "PRIVATE KEY" in full))
+                    _KEY_RUN in full.encode("utf-8", "replace").translate(_KEY_CLASS) or "PRIVATE KEY" in full))
                     or ("K" in full and "AKIA" in full)):
                 found = _scan_keys(full)  # every key pattern has '-' or '_' (or is AWS's AKIA...)
             if maybe_email and "@" in full:
                 found = (found or []) + _scan_emails(full)
             if maybe_digits and (
-                    _DIGITS10 in full.encode("utf-8", "replace").translate(_DIGITCLASS, _DIGIT_SEPS)):  # phone, card
+                    _TEN_DIGITS in full.encode("utf-8", "replace").translate(_DIGIT_CLASS, _DIGIT_SEPS)):  # phone, card
                 found = (found or []) + _scan_digits(full)
             if found:
                 self.sensitive_examples += 1
-                for kind, _s, _e in found:
+                for kind, _start, _end in found:
                     self.sensitive_counts[kind] += 1
-                if len(self.ev_sensitive) < self.max_evidence:
-                    kinds = sorted({k for k, _, _ in found})
-                    self.ev_sensitive.append(
-                        {"line": exs[i].line, "sample": _masked_sample(full, found), "note": "likely " + ", ".join(kinds)}
+                if len(self.sensitive_evidence) < self.max_evidence:
+                    kinds = sorted({kind_found for kind_found, _, _ in found})
+                    self.sensitive_evidence.append(
+                        {"line": examples[index].line, "sample": _masked_sample(full, found),
+                         "note": "likely " + ", ".join(kinds)}
                     )
 
     # ---------------------------------------------------------------------------------
-    def _accurate_evidence(self, flags: int, line: int, stripped: str, answer: str, user: str) -> None:
-        for bit, _name, _note in _FLAG_INFO:
+    def _keep_accurate_evidence(self, flags: int, line: int, stripped: str, answer: str, user: str) -> None:
+        for bit, _name, note in _FLAG_INFO:
             if flags & bit:
-                lst = self.ev_accurate.setdefault(bit, [])
-                if len(lst) < self.max_evidence:
+                kept = self.accurate_evidence.setdefault(bit, [])
+                if len(kept) < self.max_evidence:
                     if bit in (_F_NOTERM, _F_TRUNC):
                         sample = "…" + stripped[-150:] if len(stripped) > 150 else stripped
                     elif bit == _F_MOJIBAKE:
-                        m = _MOJIBAKE_RE.search(answer)
-                        sample = _window(answer, m.start() if m else 0)
+                        match = _MOJIBAKE_RE.search(answer)
+                        sample = _window(answer, match.start() if match else 0)
                     elif bit == _F_HTML:
-                        m = _HTML_RE.search(answer)
-                        sample = _window(answer, m.start() if m else 0)
+                        match = _HTML_RE.search(answer)
+                        sample = _window(answer, match.start() if match else 0)
                     elif bit == _F_PLACEHOLDER:
-                        m = _PLACEHOLDER_RE.search(answer)
-                        sample = _window(answer, m.start() if m else 0)
+                        match = _PLACEHOLDER_RE.search(answer)
+                        sample = _window(answer, match.start() if match else 0)
                     elif bit == _F_REPEAT:
                         sample = "prompt: " + _clip(user, 90) + " | answer: " + _clip(answer, 90)
                     else:
                         sample = repr(answer[:80])
-                    lst.append({"line": line, "sample": _clip(sample, _SAMPLE_MAX), "note": _note})
+                    kept.append({"line": line, "sample": _clip(sample, _SAMPLE_MAX), "note": note})
 
     def _flush(self) -> None:
-        if self._wcount:
-            self.add_words(self._wstart, self._wh, self._wcount)
-            self._wh, self._wcount = array(_WH_CODE), []
+        if self._word_counts:
+            self.add_words(self._words_start, self._word_hashes, self._word_counts)
+            self._word_hashes, self._word_counts = array(_WORD_HASH_CODE), []
 
     def add_words(self, start: int, word_hashes: array, counts: Sequence[int]) -> None:
         """Near-duplicate word hashes of examples start, start+1, ... computed elsewhere
         (see `add_many(words=False)`): `counts[i]` hashes of `word_hashes` belong to example start+i."""
-        sig, ok = _minhash_batch(word_hashes, list(counts))
-        self._sig_parts.append((start, sig, ok))
+        signatures, has_words = _minhash_batch(word_hashes, list(counts))
+        self._signature_parts.append((start, signatures, has_words))
         self._version += 1
 
     def set_tokens(self, tokens: Sequence[int], assistant_tokens: Sequence[int]) -> None:
@@ -537,8 +550,8 @@ class ChecklistBuilder:
         while the examples streamed by (build with `tokens_later=True`)."""
         if len(tokens) != self.n or len(assistant_tokens) != self.n:
             raise ValueError(f"expected {self.n} token counts, got {len(tokens)} and {len(assistant_tokens)}")
-        self.tok = array("i", tokens)
-        self.atok = array("i", assistant_tokens)
+        self.tokens_per_example = array("i", tokens)
+        self.assistant_tokens_per_example = array("i", assistant_tokens)
         self._tokens_set = True
 
     # ---------------------------------------------------------------------------------
@@ -555,7 +568,7 @@ class ChecklistBuilder:
         n = self.n
         balance = self._balance()
         kind = balance.details.get("kind")
-        words = _np(self.words)
+        words = _as_numpy(self.words)
         short_answers = bool(n) and float(np.median(words)) <= CLASS_MAX_WORDS
         classification = kind == "answers" or (kind == "label" and short_answers)
         items = {
@@ -583,8 +596,8 @@ class ChecklistBuilder:
     # --- 1 accurate -------------------------------------------------------------------
     def _accurate(self) -> ChecklistItem:
         n = self.n
-        f = _np(self.flags)
-        words = _np(self.words)
+        f = _as_numpy(self.flags)
+        words = _as_numpy(self.words)
         nonempty = (f & _F_EMPTY) == 0
         median_words = float(np.median(words[nonempty])) if nonempty.any() else 0.0
         active = _F_EMPTY | _F_REPEAT | _F_TRUNC | _F_PLACEHOLDER | _F_MOJIBAKE | _F_HTML
@@ -598,17 +611,17 @@ class ChecklistBuilder:
         evidence: list[dict] = []
         for bit, _name, _note in _FLAG_INFO:
             if active & bit:
-                evidence.extend(self.ev_accurate.get(bit, []))
+                evidence.extend(self.accurate_evidence.get(bit, []))
         evidence = _merge_by_line(evidence)[: self.max_evidence]
         reported = {name: counts[name] for bit, name, _ in _FLAG_INFO if active & bit and counts[name]}
         share = flagged / n if n else 0.0
         if flagged == 0:
             status = "pass"
-            summary = f"All {_num(n)} answers look complete and clean."
+            summary = f"All {_number(n)} answers look complete and clean."
         else:
             status = "fail" if counts["empty"] or share >= ACCURATE_FAIL_SHARE else "warn"
-            parts = ", ".join(f"{_num(v)} {_FLAG_LABEL[k]}" for k, v in reported.items())
-            summary = f"{_num(flagged)} of {_num(n)} answers ({_pct(flagged, n)}) have problems: {parts}."
+            parts = ", ".join(f"{_number(v)} {_FLAG_LABEL[k]}" for k, v in reported.items())
+            summary = f"{_number(flagged)} of {_number(n)} answers ({_percent(flagged, n)}) have problems: {parts}."
         details = {
             "n_flagged": flagged,
             "counts": {k: v for k, v in counts.items() if active & _FLAG_BITS[k]},
@@ -629,7 +642,7 @@ class ChecklistBuilder:
             status = "fail"
             others = [f for f in self.formats if f != main_fmt]
             notes.append(
-                f"{len(self.formats)} formats mixed ({', '.join(f'{_num(c)} {f}' for f, c in formats.most_common())})"
+                f"{len(self.formats)} formats mixed ({', '.join(f'{_number(c)} {f}' for f, c in formats.most_common())})"
             )
             for f in others:
                 for ln in self.format_lines[f]:
@@ -639,7 +652,7 @@ class ChecklistBuilder:
         if n_diff_keys:
             status = _worst(status, "warn")
             notes.append(
-                f"{_num(n_diff_keys)} of {_num(n)} records ({_pct(n_diff_keys, n)}) have other top-level keys than "
+                f"{_number(n_diff_keys)} of {_number(n)} records ({_percent(n_diff_keys, n)}) have other top-level keys than "
                 f"{list(main_keys)}"
             )
             for ks, lns in self.keyset_lines.items():
@@ -647,7 +660,7 @@ class ChecklistBuilder:
                     for ln in lns:
                         evidence.append({"line": ln, "sample": f"keys {list(ks)}",
                                          "note": f"most records have {list(main_keys)}"})
-        hs = _np(self.has_system)
+        hs = _as_numpy(self.has_system)
         n_sys = int(hs.sum())
         distinct_sys = len([h for h in self.system_counts if h != 0])
         if 0 < n_sys < n:
@@ -655,9 +668,9 @@ class ChecklistBuilder:
             missing = n - n_sys
             minority = 0 if missing <= n_sys else 1  # show the lines of the smaller group
             idx = np.flatnonzero(hs == minority)[: self.max_evidence]
-            lines = _np(self.lines)
+            lines = _as_numpy(self.lines)
             word = "without" if minority == 0 else "with"
-            notes.append(f"{_num(missing)} of {_num(n)} examples ({_pct(missing, n)}) have no system prompt "
+            notes.append(f"{_number(missing)} of {_number(n)} examples ({_percent(missing, n)}) have no system prompt "
                          "while the rest do")
             for i in idx:
                 evidence.append({"line": int(lines[i]), "sample": self._prompt_sample(int(i)),
@@ -672,9 +685,9 @@ class ChecklistBuilder:
         if status == "pass":
             sysword = (
                 "no system prompt" if distinct_sys == 0 else
-                "one system prompt" if distinct_sys == 1 else f"{_num(distinct_sys)} distinct system prompts"
+                "one system prompt" if distinct_sys == 1 else f"{_number(distinct_sys)} distinct system prompts"
             )
-            summary = f"All {_num(n)} records are {main_fmt or 'empty'} with the same keys and {sysword}."
+            summary = f"All {_number(n)} records are {main_fmt or 'empty'} with the same keys and {sysword}."
         else:
             summary = "; ".join(notes) + "."
         evidence.sort(key=lambda e: e["line"])
@@ -683,20 +696,20 @@ class ChecklistBuilder:
     # --- 3 diverse ---------------------------------------------------------------------
     def _diverse(self) -> ChecklistItem:
         n = self.n
-        lines = _np(self.lines)
-        ex_rep = _first_of(_np(self.ex_hash)) if n else np.zeros(0, np.int64)
-        pr_rep = _first_of(_np(self.prompt_hash)) if n else np.zeros(0, np.int64)
+        lines = _as_numpy(self.lines)
+        example_first = _first_of(_as_numpy(self.example_hash)) if n else np.zeros(0, np.int64)
+        prompt_first = _first_of(_as_numpy(self.prompt_hash)) if n else np.zeros(0, np.int64)
         idx = np.arange(n)
-        exact = ex_rep != idx
-        dup_prompt = (pr_rep != idx) & ~exact
-        near_rep, near_sim = self._near_duplicates(pr_rep)
+        exact = example_first != idx
+        dup_prompt = (prompt_first != idx) & ~exact
+        near_rep, near_sim = self._near_duplicates(prompt_first)
         near = (near_rep >= 0) & ~exact & ~dup_prompt
         n_exact = int(exact.sum())
         n_dup = int(dup_prompt.sum())
         n_near = int(near.sum())
         top_share, top_text, top_count = 0.0, "", 0
         if n:
-            vals, cnts = np.unique(_np(self.template_hash), return_counts=True)
+            vals, cnts = np.unique(_as_numpy(self.template_hash), return_counts=True)
             cnts[vals == _EMPTY_TEMPLATE] = 0  # prompts without user text have no template
             k = int(np.argmax(cnts))
             top_count = int(cnts[k])
@@ -705,10 +718,10 @@ class ChecklistBuilder:
         evidence: list[dict] = []
         for i in np.flatnonzero(exact)[: self.max_evidence]:
             evidence.append({"line": int(lines[i]), "sample": self._prompt_sample(int(i)),
-                             "note": f"exact duplicate of line {int(lines[ex_rep[i]])}"})
+                             "note": f"exact duplicate of line {int(lines[example_first[i]])}"})
         for i in np.flatnonzero(dup_prompt)[: self.max_evidence]:
             evidence.append({"line": int(lines[i]), "sample": self._prompt_sample(int(i)),
-                             "note": f"same prompt as line {int(lines[pr_rep[i]])}"})
+                             "note": f"same prompt as line {int(lines[prompt_first[i]])}"})
         for i in np.flatnonzero(near)[: self.max_evidence]:
             evidence.append({"line": int(lines[i]), "sample": self._prompt_sample(int(i)),
                              "note": f"near-duplicate of line {int(lines[near_rep[i]])} "
@@ -728,72 +741,75 @@ class ChecklistBuilder:
             status = _worst(status, "warn")
         parts = []
         if n_exact:
-            parts.append(f"{_n(n_exact, 'exact duplicate example')} ({_pct(n_exact, n)})")
+            parts.append(f"{_counted_noun(n_exact, 'exact duplicate example')} ({_percent(n_exact, n)})")
         if n_dup:
-            parts.append(f"{_n(n_dup, 'repeated prompt')} ({_pct(n_dup, n)})")
+            parts.append(f"{_counted_noun(n_dup, 'repeated prompt')} ({_percent(n_dup, n)})")
         if n_near:
-            parts.append(f"{_n(n_near, 'near-duplicate prompt')} ({_pct(n_near, n)})")
-        tmpl = f"the most common prompt start \"{top_text}\" covers {_pct(top_count, n)}" if top_count > 1 else (
+            parts.append(f"{_counted_noun(n_near, 'near-duplicate prompt')} ({_percent(n_near, n)})")
+        tmpl = f"the most common prompt start \"{top_text}\" covers {_percent(top_count, n)}" if top_count > 1 else (
             "no two prompts start alike")
         if parts:
-            summary = f"Of {_num(n)} examples: " + ", ".join(parts) + f"; {tmpl}."
+            summary = f"Of {_number(n)} examples: " + ", ".join(parts) + f"; {tmpl}."
         else:
-            summary = f"No duplicate or near-duplicate prompts in {_num(n)} examples; {tmpl}."
+            summary = f"No duplicate or near-duplicate prompts in {_number(n)} examples; {tmpl}."
         details = {
             "n_exact_duplicates": n_exact,
             "n_duplicate_prompts": n_dup,
             "n_near_duplicates": n_near,
             "top_template_share": round(top_share, 4),
             "top_template": top_text,
-            "near_duplicate_method": f"MinHash (one-permutation, {_K} bins) on word bigrams, LSH "
-                                     f"{_K // _BAND_ROWS}x{_BAND_ROWS}, Jaccard >= {NEAR_DUP_JACCARD}",
+            "near_duplicate_method": f"MinHash (one-permutation, {_BINS} bins) on word bigrams, LSH "
+                                     f"{_BINS // _BAND_ROWS}x{_BAND_ROWS}, Jaccard >= {NEAR_DUP_JACCARD}",
             "template_method": f"last user message up to its first colon or line break within {TEMPLATE_CHARS} "
                                f"characters, else the first {TEMPLATE_WORDS} words of those characters; normalised, digits dropped",
         }
         return _item("diverse", status, summary, evidence, details)
 
-    def _near_duplicates(self, pr_rep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _near_duplicates(self, prompt_first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each example, the earliest earlier example it near-duplicates (-1: none)."""
         n = self.n
         rep = np.full(n, -1, dtype=np.int64)
         sim = np.zeros(n, dtype=np.float64)
-        if n < 2 or not self._sig_parts:
+        if n < 2 or not self._signature_parts:
             return rep, sim
-        parts = sorted(self._sig_parts, key=lambda p: p[0])
-        if sum(len(p[1]) for p in parts) != n:
+        parts = sorted(self._signature_parts, key=lambda part: part[0])
+        if sum(len(part[1]) for part in parts) != n:
             raise RuntimeError("near-duplicate words are missing for some examples (add_words not called?)")
         if len(parts) > 1:  # one array from now on: the parts are not kept beside it
-            parts = self._sig_parts = [(0, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]))]
-        _, sig, ok = parts[0]  # (n, K) uint8, (n,) bool
-        valid = np.flatnonzero(ok)
+            parts = self._signature_parts = [(0, np.concatenate([part[1] for part in parts]),
+                                        np.concatenate([part[2] for part in parts]))]
+        _, signatures, has_words = parts[0]  # (n, K) uint8, (n,) bool
+        valid = np.flatnonzero(has_words)
         if len(valid) < 2:
             return rep, sim
         # one representative per distinct normalised prompt: exact repeats are counted apart
-        uniq = valid[pr_rep[valid] == valid]
-        sigu = sig if len(uniq) == n else np.ascontiguousarray(sig[uniq])
-        bands = sigu.view(np.uint32)  # (m, K/4): 4 bins of 8 bits make one band key
-        m = len(uniq)
-        best = np.full(m, m, dtype=np.int64)  # earliest verified partner (index into uniq), m: none
-        for b in range(bands.shape[1]):
-            keys = bands[:, b]
+        unique = valid[prompt_first[valid] == valid]
+        unique_signatures = signatures if len(unique) == n else np.ascontiguousarray(signatures[unique])
+        bands = unique_signatures.view(np.uint32)  # (n_unique, bins / 4): 4 bins of 8 bits make one band key
+        n_unique = len(unique)
+        best = np.full(n_unique, n_unique, dtype=np.int64)  # earliest verified partner in unique (n_unique: none)
+        for band in range(bands.shape[1]):
+            keys = bands[:, band]
             order = np.argsort(keys, kind="stable")
-            sk = keys[order]
-            start = np.ones(m, dtype=bool)
-            start[1:] = sk[1:] != sk[:-1]
+            sorted_keys = keys[order]
+            start = np.ones(n_unique, dtype=bool)
+            start[1:] = sorted_keys[1:] != sorted_keys[:-1]
             if start.all():
                 continue
-            group_first = order[np.maximum.accumulate(np.where(start, np.arange(m), 0))]
-            sel = ~start
-            ci, cj = order[sel], group_first[sel]
-            del order, sk, start, group_first, sel
-            for s in range(0, len(ci), 1 << 16):  # verify this band's candidates, in chunks
-                a_, b_ = ci[s:s + (1 << 16)], cj[s:s + (1 << 16)]
-                good = (sigu[a_] == sigu[b_]).mean(axis=1) >= NEAR_DUP_JACCARD
-                np.minimum.at(best, a_[good], b_[good])
-        hit = np.flatnonzero(best < m)
+            group_first = order[np.maximum.accumulate(np.where(start, np.arange(n_unique), 0))]
+            in_group = ~start
+            candidates, partners = order[in_group], group_first[in_group]
+            del order, sorted_keys, start, group_first, in_group
+            for offset in range(0, len(candidates), 1 << 16):  # verify this band's candidates, in chunks
+                some_candidates = candidates[offset:offset + (1 << 16)]
+                some_partners = partners[offset:offset + (1 << 16)]
+                equal_bins = unique_signatures[some_candidates] == unique_signatures[some_partners]
+                good = equal_bins.mean(axis=1) >= NEAR_DUP_JACCARD
+                np.minimum.at(best, some_candidates[good], some_partners[good])
+        hit = np.flatnonzero(best < n_unique)
         if len(hit):
-            rep[uniq[hit]] = uniq[best[hit]]
-            sim[uniq[hit]] = (sigu[hit] == sigu[best[hit]]).mean(axis=1)
+            rep[unique[hit]] = unique[best[hit]]
+            sim[unique[hit]] = (unique_signatures[hit] == unique_signatures[best[hit]]).mean(axis=1)
         return rep, sim
 
     # --- 4 balanced ---------------------------------------------------------------------
@@ -832,11 +848,11 @@ class ChecklistBuilder:
                     counts[name] = c
                 source, kind = "system prompt", "system"
         if counts is not None and n < BALANCE_MIN_EXAMPLES:
-            return _item("balanced", "pass", f"Only {_num(n)} examples: too few to judge the balance by {source}.",
+            return _item("balanced", "pass", f"Only {_number(n)} examples: too few to judge the balance by {source}.",
                          [], {"source": source, "kind": kind, "counts": counts, "imbalance_ratio": None})
         if counts is None:
             return _item("balanced", "pass",
-                         f"No category column or label-like answers found in {_num(n)} examples: not applicable.",
+                         f"No category column or label-like answers found in {_number(n)} examples: not applicable.",
                          [], {"source": None, "kind": None, "counts": {}, "imbalance_ratio": None})
         counts = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
         real = {k: v for k, v in counts.items() if k not in ("(missing)", "(other answers)", "(no system prompt)")}
@@ -846,13 +862,13 @@ class ChecklistBuilder:
         names = list(real)
         if len(real) == 1:
             status = "warn" if kind == "label" else "pass"
-            summary = f"All {_num(n)} examples have the same {source}: '{_clip(names[0], 40)}'."
+            summary = f"All {_number(n)} examples have the same {source}: '{_clip(names[0], 40)}'."
         else:
             summary = (
-                f"{len(real)} categories by {source}: largest '{_clip(names[0], 30)}' {_num(vals[0])}, "
-                f"smallest '{_clip(names[-1], 30)}' {_num(vals[-1])} (ratio {ratio:.1f})."
+                f"{len(real)} categories by {source}: largest '{_clip(names[0], 30)}' {_number(vals[0])}, "
+                f"smallest '{_clip(names[-1], 30)}' {_number(vals[-1])} (ratio {ratio:.1f})."
             )
-        evidence = [{"line": 0, "sample": f"{_clip(k, 80)}: {_num(v)}", "note": _pct(v, n)} for k, v in counts.items()]
+        evidence = [{"line": 0, "sample": f"{_clip(k, 80)}: {_number(v)}", "note": _percent(v, n)} for k, v in counts.items()]
         details = {"source": source, "kind": kind, "counts": counts,
                    "imbalance_ratio": round(ratio, 3) if ratio != float("inf") else None}
         return _item("balanced", status, summary, evidence[: self.max_evidence], details)
@@ -861,11 +877,11 @@ class ChecklistBuilder:
     def _contradictions(self, classification: bool) -> ChecklistItem:
         n = self.n
         if n < 2:
-            return _item("no_contradictions", "pass", f"No prompt appears twice in {_num(n)} examples.", [],
+            return _item("no_contradictions", "pass", f"No prompt appears twice in {_number(n)} examples.", [],
                          {"n_prompts_with_conflicts": 0, "n_examples_in_conflict": 0, "classification": classification})
-        conv = _np(self.conv_hash)
-        ans = _np(self.answer_hash)
-        lines = _np(self.lines)
+        conv = _as_numpy(self.conversation_hash)
+        ans = _as_numpy(self.answer_hash)
+        lines = _as_numpy(self.lines)
         rep = _first_of(conv)
         bad = (rep != np.arange(n)) & (ans != ans[rep])
         idx = np.flatnonzero(bad)
@@ -881,13 +897,13 @@ class ChecklistBuilder:
                              "note": f"same prompt as line {int(lines[r])}, different answer"})
         if not len(idx):
             status = "pass"
-            summary = f"No prompt has conflicting answers in {_num(n)} examples."
+            summary = f"No prompt has conflicting answers in {_number(n)} examples."
         else:
             status = "fail" if classification else "warn"
             what = "labels" if classification else "answers"
-            summary = (f"{_n(n_groups, 'prompt')} {'has' if n_groups == 1 else 'have'} different {what} across "
-                       f"{_num(involved)} examples "
-                       f"({_pct(involved, n)})" + (": label noise." if classification else
+            summary = (f"{_counted_noun(n_groups, 'prompt')} {'has' if n_groups == 1 else 'have'} different {what} across "
+                       f"{_number(involved)} examples "
+                       f"({_percent(involved, n)})" + (": label noise." if classification else
                                                    ": different answers to one prompt (fine only if all are good)."))
         details = {"n_prompts_with_conflicts": n_groups, "n_examples_in_conflict": involved,
                    "classification": classification}
@@ -899,12 +915,12 @@ class ChecklistBuilder:
         if n == 0:
             return _item("lengths", "pass", "No answers.", [],
                          {"unit": "words", "histogram": {"counts": [], "edges": []}})
-        atok = _np(self.atok)
-        if (atok >= 0).all():
-            vals, unit = atok, "tokens"
+        assistant_tokens = _as_numpy(self.assistant_tokens_per_example)
+        if (assistant_tokens >= 0).all():
+            vals, unit = assistant_tokens, "tokens"
         else:
-            vals, unit = _np(self.words), "words"
-        lines = _np(self.lines)
+            vals, unit = _as_numpy(self.words), "words"
+        lines = _as_numpy(self.lines)
         q1, med, q3, p99 = (float(x) for x in np.percentile(vals, [25, 50, 75, 99]))
         iqr = q3 - q1
         long_lim = max(q3 + OUTLIER_IQR * iqr, OUTLIER_MEDIAN * med, 1.0)
@@ -913,20 +929,20 @@ class ChecklistBuilder:
         if med >= SHORT_OUTLIER_MIN:
             short_o = np.flatnonzero(vals <= med / SHORT_OUTLIER_MEDIAN)
         over = np.zeros(0, np.int64)
-        tok = _np(self.tok)
+        tokens = _as_numpy(self.tokens_per_example)
         if self.context_limit:
-            over = np.flatnonzero(tok > self.context_limit)
+            over = np.flatnonzero(tokens > self.context_limit)
         evidence = []
         for i in over[: self.max_evidence]:
             evidence.append({"line": int(lines[i]), "sample": self._answer_sample(int(i)),
-                             "note": f"{_num(int(tok[i]))} tokens > context {_num(self.context_limit)}: "
+                             "note": f"{_number(int(tokens[i]))} tokens > context {_number(self.context_limit)}: "
                                      "will be truncated"})
         for i in long_o[np.argsort(-vals[long_o], kind="stable")][: self.max_evidence]:
             evidence.append({"line": int(lines[i]), "sample": self._answer_sample(int(i)),
-                             "note": f"very long answer: {_num(int(vals[i]))} {unit} (median {med:g})"})
+                             "note": f"very long answer: {_number(int(vals[i]))} {unit} (median {med:g})"})
         for i in short_o[: self.max_evidence]:
             evidence.append({"line": int(lines[i]), "sample": self._answer_sample(int(i)),
-                             "note": f"very short answer: {_num(int(vals[i]))} {unit} (median {med:g})"})
+                             "note": f"very short answer: {_number(int(vals[i]))} {unit} (median {med:g})"})
         evidence = _dedupe_evidence(evidence)[: self.max_evidence]
         n_out = len(np.union1d(long_o, short_o))
         if len(over):
@@ -936,9 +952,9 @@ class ChecklistBuilder:
         else:
             status = "pass"
         summary = (f"Answers: median {med:,.0f} {unit}, 99th percentile {p99:,.0f}, max {int(vals.max()):,}; "
-                   f"{_num(n_out)} outliers ({_pct(n_out, n)})")
+                   f"{_number(n_out)} outliers ({_percent(n_out, n)})")
         if self.context_limit:
-            summary += f"; {_num(len(over))} examples over the {_num(self.context_limit)}-token context"
+            summary += f"; {_number(len(over))} examples over the {_number(self.context_limit)}-token context"
         summary += "."
         vmin, vmax = float(vals.min()), float(vals.max())
         if vmax <= vmin:
@@ -964,20 +980,20 @@ class ChecklistBuilder:
         n = self.n
         c = self.sensitive_counts
         if not self.sensitive_examples:
-            return _item("sensitive", "pass", f"No likely secrets or personal data found in {_num(n)} examples.", [],
+            return _item("sensitive", "pass", f"No likely secrets or personal data found in {_number(n)} examples.", [],
                          {"counts": {}, "n_examples": 0})
-        parts = ", ".join(_n(v, _KIND_LABEL[k]) for k, v in c.most_common())
-        summary = (f"{parts} in {_num(self.sensitive_examples)} of {_num(n)} examples "
-                   f"({_pct(self.sensitive_examples, n)}): remove or mask before training.")
-        return _item("sensitive", "warn", summary, list(self.ev_sensitive),
+        parts = ", ".join(_counted_noun(v, _KIND_LABEL[k]) for k, v in c.most_common())
+        summary = (f"{parts} in {_number(self.sensitive_examples)} of {_number(n)} examples "
+                   f"({_percent(self.sensitive_examples, n)}): remove or mask before training.")
+        return _item("sensitive", "warn", summary, list(self.sensitive_evidence),
                      {"counts": dict(c), "n_examples": self.sensitive_examples})
 
     # --- evidence text ------------------------------------------------------------------------
     def _prompt_sample(self, i: int) -> str:
-        return _unfixed(self.prefixes[i * _REC_W: i * _REC_W + _PROMPT_W])
+        return _unfixed(self.prefixes[i * _SAMPLES_WIDTH: i * _SAMPLES_WIDTH + _PROMPT_SAMPLE_BYTES])
 
     def _answer_sample(self, i: int) -> str:
-        return _unfixed(self.prefixes[i * _REC_W + _PROMPT_W: (i + 1) * _REC_W])
+        return _unfixed(self.prefixes[i * _SAMPLES_WIDTH + _PROMPT_SAMPLE_BYTES: (i + 1) * _SAMPLES_WIDTH])
 
 
 def run_checklist(
@@ -1120,7 +1136,7 @@ def _masked_sample(text: str, found: list[tuple[str, int, int]]) -> str:
     if pos < hi:
         # never cut a found value in half at the window edge: stop before it
         tail_end = hi
-        for k, fs, fe in found:
+        for _kind, fs, fe in found:
             if fs < hi < fe:
                 tail_end = min(tail_end, fs)
         pieces.append(text[pos:tail_end])
@@ -1142,51 +1158,53 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def _minhash_batch(word_hashes: array, counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """One-permutation MinHash signatures, shape (len(counts), _K) uint8.
+    """One-permutation MinHash signatures, shape (len(counts), _BINS) uint8.
 
     `word_hashes` holds the CRC-32 of each normalised word of every text in turn,
     `counts` how many words each text has. Shingles are word bigrams plus the first
-    word; each shingle hash picks one of _K bins by its top bits and the bin keeps the
+    word; each shingle hash picks one of _BINS bins by its top bits and the bin keeps the
     minimum. Empty bins (short texts) borrow from the next non-empty bin, shifted by
     the distance ("rotation" densification, Shrivastava & Li 2014) so that the share of
     equal bins still estimates the Jaccard similarity. Returns (signatures, has_words).
     """
-    m = len(counts)
-    cnt = np.asarray(counts, dtype=np.int64)
-    has = cnt > 0
+    n_texts = len(counts)
+    word_counts = np.asarray(counts, dtype=np.int64)
+    has_words = word_counts > 0
     if not len(word_hashes):
-        return np.zeros((m, _K), dtype=np.uint8), has
+        return np.zeros((n_texts, _BINS), dtype=np.uint8), has_words
     with np.errstate(over="ignore"):
-        wh = np.frombuffer(word_hashes, dtype=np.uint32).astype(np.uint64) if word_hashes.itemsize == 4 else \
+        hashes = np.frombuffer(word_hashes, dtype=np.uint32).astype(np.uint64) if word_hashes.itemsize == 4 else \
             np.frombuffer(word_hashes, dtype=np.uint64)
-        pid = np.repeat(np.arange(m, dtype=np.int64), cnt)
-        same = pid[1:] == pid[:-1]
-        bi = _mix((wh[:-1] << np.uint64(32)) | wh[1:])[same]
-        firstw = np.ones(len(pid), dtype=bool)
-        firstw[1:] = ~same
-        sh = np.concatenate([bi, _mix(wh[firstw] | np.uint64(0xD6E8FEB800000000))])
-        spid = np.concatenate([pid[:-1][same], pid[firstw]])
-        full = np.full(m * _K, _M64, dtype=np.uint64)
-        np.minimum.at(full, spid * _K + (sh >> np.uint64(64 - _KBITS)).astype(np.int64), sh)
-        full = full.reshape(m, _K)
-        sig = (full >> np.uint64(20)).astype(np.uint8)  # 8 bits: a false bin match costs 1/256
-        empty = full == _M64
-        if empty.any():
+        owner = np.repeat(np.arange(n_texts, dtype=np.int64), word_counts)
+        same_owner = owner[1:] == owner[:-1]
+        bigrams = _mix((hashes[:-1] << np.uint64(32)) | hashes[1:])[same_owner]
+        is_first_word = np.ones(len(owner), dtype=bool)
+        is_first_word[1:] = ~same_owner
+        shingles = np.concatenate([bigrams, _mix(hashes[is_first_word] | np.uint64(0xD6E8FEB800000000))])
+        shingle_owner = np.concatenate([owner[:-1][same_owner], owner[is_first_word]])
+        minimums = np.full(n_texts * _BINS, _EMPTY_BIN, dtype=np.uint64)
+        bins = (shingles >> np.uint64(64 - _BIN_BITS)).astype(np.int64)  # the top bits pick the bin
+        np.minimum.at(minimums, shingle_owner * _BINS + bins, shingles)
+        minimums = minimums.reshape(n_texts, _BINS)
+        signatures = (minimums >> np.uint64(20)).astype(np.uint8)  # 8 bits: a false bin match costs 1/256
+        empty_bins = minimums == _EMPTY_BIN
+        if empty_bins.any():
             # next non-empty bin to the right (circularly) of each bin, over the doubled row
-            e2 = np.concatenate([empty, empty], axis=1)
-            pos = np.where(e2, np.int32(1 << 30), np.arange(2 * _K, dtype=np.int32))
-            nxt = np.minimum.accumulate(pos[:, ::-1], axis=1)[:, : _K - 1: -1]
-            nxt = np.minimum(nxt, 2 * _K - 1)  # rows without any word: anything, they are not compared
-            dist = (nxt - np.arange(_K, dtype=np.int32)).astype(np.uint8)
-            sig = np.take_along_axis(sig, nxt & (_K - 1), axis=1) + dist * np.uint8(0x9D)
-    return sig, has
+            empty_twice = np.concatenate([empty_bins, empty_bins], axis=1)
+            positions = np.where(empty_twice, np.int32(1 << 30), np.arange(2 * _BINS, dtype=np.int32))
+            next_filled = np.minimum.accumulate(positions[:, ::-1], axis=1)[:, : _BINS - 1: -1]
+            # rows without any word: anything, they are not compared
+            next_filled = np.minimum(next_filled, 2 * _BINS - 1)
+            distance = (next_filled - np.arange(_BINS, dtype=np.int32)).astype(np.uint8)
+            signatures = np.take_along_axis(signatures, next_filled & (_BINS - 1), axis=1) + distance * np.uint8(0x9D)
+    return signatures, has_words
 
 
 # =====================================================================================
 # small helpers
 
 
-def _np(a: array) -> np.ndarray:
+def _as_numpy(a: array) -> np.ndarray:
     """A numpy view of an array.array (32-bit ints widened to int64 for arithmetic)."""
     x = np.frombuffer(a, dtype=a.typecode) if len(a) else np.zeros(0, dtype=a.typecode)
     return x.astype(np.int64) if a.typecode == "i" else x
@@ -1210,7 +1228,7 @@ def _first_of(h: np.ndarray) -> np.ndarray:
 class _Parts(NamedTuple):
     """A batch of chats taken apart, one list entry per example."""
 
-    ex_hashes: list[int]  # the whole example: roles, contents, extra message keys, tools
+    example_hashes: list[int]  # the whole example: roles, contents, extra message keys, tools
     systems: list[str]  # system messages before the answer, joined
     user_texts: list[str]  # the other turns before the answer, joined
     finals: list[str]  # the last user message before the answer
@@ -1220,53 +1238,54 @@ class _Parts(NamedTuple):
     texts: list[list[str]]  # every message's content
 
 
-def _take_apart(exs: Sequence[Example]) -> _Parts:
+def _take_apart(examples: Sequence[Example]) -> _Parts:
     """Split each chat into system / turns before the final assistant / the final assistant."""
-    ex_hashes: list[int] = []
+    example_hashes: list[int] = []
     systems: list[str] = []
     user_texts: list[str] = []
     finals: list[str] = []
     answers: list[str] = []
     n_parts: list[int] = []
     texts: list[list[str]] = []
-    for ex in exs:
-        chat = ex.chat
-        msgs = chat.get("messages") or []
+    for example in examples:
+        chat = example.chat
+        messages = chat.get("messages") or []
         contents: list[str] = []
         roles: list = []
-        other = None
-        for msg in msgs:
-            c = msg.get("content")
-            if c.__class__ is not str:
-                c = _text_of(c)
-            contents.append(c)
-            roles.append(msg.get("role"))
-            if len(msg) > 2:  # name, weight, tool_calls...: part of the example's identity
-                if other is None:
-                    other = []
-                other.append(_stable({k: v for k, v in msg.items() if k != "role" and k != "content"}))
-        last = len(msgs) - 1
-        while last >= 0 and roles[last] != "assistant":
-            last -= 1
+        extra_keys = None
+        for message in messages:
+            content = message.get("content")
+            if content.__class__ is not str:
+                content = _text_of(content)
+            contents.append(content)
+            roles.append(message.get("role"))
+            if len(message) > 2:  # name, weight, tool_calls...: part of the example's identity
+                if extra_keys is None:
+                    extra_keys = []
+                extra_keys.append(_stable({key: value for key, value in message.items()
+                                           if key != "role" and key != "content"}))
+        answer_index = len(messages) - 1
+        while answer_index >= 0 and roles[answer_index] != "assistant":
+            answer_index -= 1
         system = ""
         user_parts: list[str] = []
         final_user = ""
-        for i in range(last if last >= 0 else len(msgs)):
-            role = roles[i]
+        for index in range(answer_index if answer_index >= 0 else len(messages)):
+            role = roles[index]
             if role == "system":
-                system = contents[i] if not system else system + "\n" + contents[i]
+                system = contents[index] if not system else system + "\n" + contents[index]
             else:
-                user_parts.append(contents[i])
+                user_parts.append(contents[index])
                 if role == "user":
-                    final_user = contents[i]
-        if last >= 0:
-            answer = contents[last]
-            if not answer.strip() and msgs[last].get("tool_calls"):
-                answer = _stable(msgs[last].get("tool_calls"))
+                    final_user = contents[index]
+        if answer_index >= 0:
+            answer = contents[answer_index]
+            if not answer.strip() and messages[answer_index].get("tool_calls"):
+                answer = _stable(messages[answer_index].get("tool_calls"))
         else:
             answer = ""
         tools = chat.get("tools")
-        ex_hashes.append(hash((tuple(roles), tuple(contents), other and tuple(other),
+        example_hashes.append(hash((tuple(roles), tuple(contents), extra_keys and tuple(extra_keys),
                                None if tools is None else _stable(tools))))
         systems.append(system)
         user_texts.append(user_parts[0] if len(user_parts) == 1 else "\n".join(user_parts))
@@ -1274,7 +1293,7 @@ def _take_apart(exs: Sequence[Example]) -> _Parts:
         answers.append(answer)
         n_parts.append(len(user_parts))
         texts.append(contents)
-    return _Parts(ex_hashes, systems, user_texts, finals, answers, "\x00".join(answers), n_parts, texts)
+    return _Parts(example_hashes, systems, user_texts, finals, answers, "\x00".join(answers), n_parts, texts)
 
 
 def _keys(texts: list[str], delete: bytes, joined: str | None = None) -> list[bytes]:
@@ -1283,8 +1302,20 @@ def _keys(texts: list[str], delete: bytes, joined: str | None = None) -> list[by
     if joined is None:
         joined = "\x00".join(texts)
     if joined.count("\x00") != len(texts) - 1:
-        return [t.encode("utf-8", "replace").translate(_NORM, delete) for t in texts]
-    return joined.encode("utf-8", "replace").translate(_NORM, delete).split(b"\x00")
+        return [t.encode("utf-8", "replace").translate(_NORMALISE, delete) for t in texts]
+    return joined.encode("utf-8", "replace").translate(_NORMALISE, delete).split(b"\x00")
+
+
+def _fixed_width(text: str, width: int) -> bytes:
+    """The first `width` bytes of a text's UTF-8, NUL-padded: evidence samples sit in one bytearray."""
+    return text[:width].encode("utf-8", "replace")[:width].ljust(width, b"\0")
+
+
+def _known_or_minus_one(counts: Sequence[int | None] | None, size: int) -> list[int]:
+    """Token counts with -1 for unknown ones (a 32-bit array cannot hold None)."""
+    if counts is None:
+        return [-1] * size
+    return [-1 if count is None else int(count) for count in counts]
 
 
 def _stable(obj) -> str:
@@ -1301,9 +1332,9 @@ def _count_digits(text: str) -> int:
     return len(b) - len(b.translate(None, _DIGITS))
 
 
-def _norm(text: str) -> bytes:
+def _normalised(text: str) -> bytes:
     """The normalised form used for every key: lowercase, no punctuation, single spaces."""
-    return b" ".join(text.encode("utf-8", "replace").translate(_NORM, _PUNCT).split())
+    return b" ".join(text.encode("utf-8", "replace").translate(_NORMALISE, _PUNCTUATION).split())
 
 
 def _unfixed(b: bytes | bytearray) -> str:
@@ -1342,18 +1373,18 @@ def _merge_by_line(ev: list[dict]) -> list[dict]:
     return [by_line[k] for k in sorted(by_line)]
 
 
-def _n(count: int, noun: str) -> str:
+def _counted_noun(count: int, noun: str) -> str:
     """'1 email address', '3 email addresses'."""
     if count == 1:
         return f"1 {noun}"
     return f"{count:,} {noun}{'es' if noun.endswith(('s', 'sh', 'ch')) else 's'}"
 
 
-def _num(x: int | float | None) -> str:
+def _number(x: int | float | None) -> str:
     return "-" if x is None else f"{x:,}"
 
 
-def _pct(k: int, n: int) -> str:
+def _percent(k: int, n: int) -> str:
     if not n:
         return "0%"
     p = 100.0 * k / n

@@ -16,10 +16,10 @@ from typing import Any, Sequence
 
 # bytes.translate tables: ASCII letters lowercased, whitespace -> space; punctuation (and
 # for near-duplicates, digits) deleted
-NORM = bytes(32 if i in b"\t\n\r\x0b\x0c" else i + 32 if 65 <= i <= 90 else i for i in range(256))
-PUNCT = string.punctuation.encode()
+NORMALISE = bytes(32 if i in b"\t\n\r\x0b\x0c" else i + 32 if 65 <= i <= 90 else i for i in range(256))
+PUNCTUATION = string.punctuation.encode()
 DIGITS = b"0123456789"
-PUNCT_DIGITS = PUNCT + DIGITS
+PUNCTUATION_AND_DIGITS = PUNCTUATION + DIGITS
 
 NEAR_DUP_MAX_WORDS = 300  # near-duplicates look at the first this many words of a prompt
 WORD_HASH_CODE = "I" if array("I").itemsize == 4 else "L"  # an array of 32-bit word hashes
@@ -32,7 +32,7 @@ def text_of(content: Any) -> str:
     if content is None:
         return ""
     if isinstance(content, list):
-        return "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+        return "\n".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
     return str(content)
 
 
@@ -54,7 +54,7 @@ def final_user_text(roles: Sequence[Any], contents: Sequence[str], user: Any = "
 
 def add_normalised_word_hashes(normalised: bytes, out: array) -> int:
     """Append the CRC-32 of each near-duplicate word of a text already through
-    NORM/PUNCT_DIGITS (its first NEAR_DUP_MAX_WORDS words) to `out`; return how many.
+    NORMALISE/PUNCTUATION_AND_DIGITS (its first NEAR_DUP_MAX_WORDS words) to `out`; return how many.
 
     CRC-32, not Python's `hash`: the result must not depend on the process's hash seed,
     since two processes share the work.
@@ -68,7 +68,8 @@ def add_normalised_word_hashes(normalised: bytes, out: array) -> int:
 
 def add_word_hashes(prompt: str, out: array) -> int:
     """`add_normalised_word_hashes` of a raw prompt."""
-    return add_normalised_word_hashes(prompt.encode("utf-8", "replace").translate(NORM, PUNCT_DIGITS), out)
+    normalised = prompt.encode("utf-8", "replace").translate(NORMALISE, PUNCTUATION_AND_DIGITS)
+    return add_normalised_word_hashes(normalised, out)
 
 
 def chat_word_hashes(chat: Any, out: array) -> int:
@@ -78,9 +79,9 @@ def chat_word_hashes(chat: Any, out: array) -> int:
         return 0
     roles = []
     contents = []
-    for m in messages:
-        if isinstance(m, dict):
-            c = m.get("content")
-            roles.append(m.get("role"))
-            contents.append(c if c.__class__ is str else text_of(c))
+    for message in messages:
+        if isinstance(message, dict):
+            content = message.get("content")
+            roles.append(message.get("role"))
+            contents.append(content if content.__class__ is str else text_of(content))
     return add_word_hashes(final_user_text(roles, contents), out)

@@ -154,6 +154,12 @@ def _short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _shown(value: Any) -> str:
+    """A value of the record as the person must read it: text in quotes, so that the text "1" is
+    not taken for the number 1, nor the role "user " (a trailing space) for user."""
+    return _short(repr(value)) if isinstance(value, str) else _short(value)
+
+
 # --------------------------------------------------------------------------- chat
 
 
@@ -213,7 +219,7 @@ def _check_message(m: Any, i: int, line: int, add, prev_role: str | None) -> str
         extra = ", ".join(sorted(str(k) for k in m if k not in _MESSAGE_KEYS))
         add(_issue(line, "message_unrecognized_key", f"Message {i} has unrecognised key(s): {extra}."))
     if not known_role:
-        text = "no role" if role is None else f"the role {_short(role)}"
+        text = "no role" if role is None else f"the role {_shown(role)}"
         add(_issue(line, "unrecognized_role", f"Message {i} has {text}; expected system, user, assistant, tool or function."))
     if type(content) is str:
         if not content and not m.get("function_call") and not (role == "assistant" and m.get("tool_calls")):
@@ -237,7 +243,7 @@ def _check_message(m: Any, i: int, line: int, add, prev_role: str | None) -> str
     if "weight" in m:
         w = m["weight"]
         if isinstance(w, bool) or not isinstance(w, (int, float)) or w not in (0, 1):
-            add(_issue(line, "invalid_weight", f"Message {i} has weight {_short(w)}; it must be 0 or 1."))
+            add(_issue(line, "invalid_weight", f"Message {i} has weight {_shown(w)}; it must be 0 or 1."))
         elif role != "assistant":
             add(_issue(line, "invalid_weight", f"Message {i} is a {_short(role)} message with a weight; only assistant messages may have one."))
     if "tool_calls" in m and not _tool_calls_ok(m["tool_calls"]):
@@ -374,7 +380,7 @@ def _validate_sharegpt(rec: dict, line: int) -> list[Issue]:
             add(_issue(line, "message_missing_key", f"Turn {i} has no \"{missing}\".", "Every turn needs \"from\" and \"value\"."))
         role = _SHAREGPT_ROLES.get(who) if type(who) is str else None
         if role is None:
-            add(_issue(line, "unrecognized_role", f"Turn {i} is from {_short(who)}; expected human, gpt, system, function_call, observation or tool.",
+            add(_issue(line, "unrecognized_role", f"Turn {i} is from {_shown(who)}; expected human, gpt, system, function_call, observation or tool.",
                        "Use \"from\": human, gpt, system, function_call, observation or tool."))
         if type(value) is str and value:
             why = _bad_text(value)

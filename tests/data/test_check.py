@@ -139,15 +139,15 @@ def test_worker_path_gives_the_same_report_however_the_word_hashing_is_shared(
     monkeypatch.setattr(C, "BACKGROUND_COUNT_BYTES", 0)
     monkeypatch.setattr(C._Accumulator, "WORDS_TO_WORKER_BACKLOG", words_to_worker_backlog)
     handed = []
-    from ftassist.data import tokens
+    from ftassist.data import token_worker
 
-    real_submit = tokens.BackgroundChatCounter.submit
+    real_submit = token_worker.BackgroundChatCounter.submit
 
     def submit(self, chats, payload=None, words=False):
         handed.append(words)
         return real_submit(self, chats, payload, words)
 
-    monkeypatch.setattr(tokens.BackgroundChatCounter, "submit", submit)
+    monkeypatch.setattr(token_worker.BackgroundChatCounter, "submit", submit)
     shared = check_path(path, model="gpt-4o-mini-2024-07-18").to_dict()
     for report in (here, shared):
         report.pop("seconds", None)
@@ -163,3 +163,17 @@ def test_worker_path_gives_the_same_report_however_the_word_hashing_is_shared(
         # (the last max_pending=4 chunks or so, and the partial one the drain sends)
         assert all(handed[1:-6]) and len(handed) > 10
         assert not any(handed[-3:])
+
+
+def test_count_tokens_matches_the_check_without_the_checklist(tmp_path):
+    from ftassist.data.check import count_tokens
+
+    path = write_jsonl(tmp_path / "mixed.jsonl", [chat(0), '{"messages": []}', chat(1, system=False), chat(2)])
+    report = check_path(path, model="gpt-3.5-turbo-0125")
+    stats = count_tokens(path, model="gpt-3.5-turbo-0125")
+    assert stats.encoding == report.tokens.encoding == "cl100k_base"
+    assert stats.per_example == report.tokens.per_example and stats.lines == [1, 3, 4]
+    assert stats.assistant_per_example == report.tokens.assistant_per_example
+    assert stats.total == report.tokens.total and stats.stats == report.tokens.stats
+    with pytest.raises(LoadError):
+        count_tokens(tmp_path / "missing.jsonl")

@@ -1,5 +1,5 @@
 """Token counting: offline tiktoken files, the cookbook's counting rule, model -> encoding,
-the fast TokenCounter against plain tiktoken, and the statistics."""
+the fast TokenCounter against plain tiktoken, the background worker, and the statistics."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ftassist.data import tiktoken_files as F
+from ftassist.data import token_worker as W
 from ftassist.data import tokens as T
 from ftassist.data.tokens import (
     TokenCounter,
     cache_file_name,
     count_chat,
-    count_texts,
     encoding_name_for_model,
     ensure_offline_encodings,
     get_encoding,
@@ -66,7 +67,7 @@ def test_cache_file_name_is_sha1_of_the_url():
 
 
 def test_populates_an_empty_cache_with_hash_checked_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(T, "_verified", set())
+    monkeypatch.setattr(F, "_verified", set())
     cache = tmp_path / "tk"
     assert ensure_offline_encodings(cache) == cache
     for name, (_, sha) in T.ENCODING_FILES.items():
@@ -78,7 +79,7 @@ def test_populates_an_empty_cache_with_hash_checked_files(tmp_path, monkeypatch)
 
 
 def test_corrupted_cache_file_is_rejected_and_replaced(tmp_path, monkeypatch):
-    monkeypatch.setattr(T, "_verified", set())
+    monkeypatch.setattr(F, "_verified", set())
     cache = tmp_path / "tk"
     cache.mkdir()
     bad = cache / cache_file_name("o200k_base")
@@ -87,14 +88,14 @@ def test_corrupted_cache_file_is_rejected_and_replaced(tmp_path, monkeypatch):
     assert hashlib.sha256(bad.read_bytes()).hexdigest() == T.ENCODING_FILES["o200k_base"][1]
     # a file corrupted after it was verified in this process is caught on a fresh check too
     bad.write_bytes(b"garbage")
-    monkeypatch.setattr(T, "_verified", set())
+    monkeypatch.setattr(F, "_verified", set())
     ensure_offline_encodings(cache)
     assert hashlib.sha256(bad.read_bytes()).hexdigest() == T.ENCODING_FILES["o200k_base"][1]
 
 
 def test_shipped_file_with_a_wrong_hash_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(T, "_verified", set())
-    monkeypatch.setattr(T, "_shipped_rank_file", lambda name: b"tampered")
+    monkeypatch.setattr(F, "_verified", set())
+    monkeypatch.setattr(F, "_shipped_rank_file", lambda name: b"tampered")
     with pytest.raises(RuntimeError, match="refusing"):
         ensure_offline_encodings(tmp_path / "tk")
     assert not (tmp_path / "tk" / cache_file_name("cl100k_base")).exists()
@@ -117,10 +118,9 @@ def test_tiktoken_works_offline_from_a_fresh_cache_dir(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2", "2"]
-    # tiktoken's two rank files, and the parsed copy of the one ftassist loaded
+    # tiktoken's two rank files, and nothing else
     assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == sorted(
-        [cache_file_name("o200k_base"), cache_file_name("cl100k_base"),
-         T.ENCODING_FILES["o200k_base"][1] + ".ranks"])
+        [cache_file_name("o200k_base"), cache_file_name("cl100k_base")])
 
 
 def test_unknown_encoding_is_a_clear_error():
@@ -183,7 +183,7 @@ def test_name_adds_one_token():
 
 def test_encodings_differ_on_some_text():
     text = "这是一个用于微调的数据集。 नमस्ते दुनिया"
-    o200k, cl100k = count_texts([text], "o200k_base")[0], count_texts([text], "cl100k_base")[0]
+    o200k, cl100k = TokenCounter("o200k_base").count(text), TokenCounter("cl100k_base").count(text)
     assert o200k != cl100k
     assert o200k == len(get_encoding("o200k_base").encode_ordinary(text))
     assert cl100k == len(get_encoding("cl100k_base").encode_ordinary(text))
@@ -242,7 +242,7 @@ def varied_chats(n: int, seed: int = 0):
     words = ("the quick brown fox 42 3.14 don't WE'LL naïve café 東京 数据 привет 😀 👍🏽 <|endoftext|> "
              "\t tab  double  space\n\n newline \r\n def f(x): return x**2").split(" ")
     system = "You are a concise assistant. Answer in one sentence."
-    for i in range(n):
+    for _ in range(n):
         msgs = []
         if rnd.random() < 0.8:
             msgs.append({"role": "system", "content": system})
@@ -257,12 +257,12 @@ def varied_chats(n: int, seed: int = 0):
         yield {"messages": msgs}
 
 
-@pytest.mark.parametrize("backend", ["bpe", "tiktoken", "lean"])
-def test_token_counter_equals_count_chat_summed(backend):
+@pytest.mark.parametrize("lean", [False, True])
+def test_token_counter_equals_count_chat_summed(lean):
     chats = list(varied_chats(400, seed=3))
     enc = get_encoding("o200k_base")
     expected = [count_chat(c, enc) for c in chats]
-    tc = TokenCounter("o200k_base", backend=backend)
+    tc = TokenCounter("o200k_base", lean=lean)
     for i, c in enumerate(chats):
         tc.add(10 + i, c)
     stats = tc.finish(limit=150)
@@ -281,28 +281,9 @@ def test_cache_is_bounded_and_does_not_change_counts(monkeypatch):
     tc = TokenCounter("cl100k_base")
     for i, c in enumerate(chats):
         tc.add(i, c)
-    assert len(tc._cache) <= 8
+    assert len(tc.known_counts) <= 8
     enc = get_encoding("cl100k_base")
     assert tc.finish().per_example == [count_chat(c, enc)[0] for c in chats]
-
-
-def test_fast_counter_is_identical_to_tiktoken_on_varied_text():
-    rnd = random.Random(1)
-    pieces = list("aZ09 \t\n\r'.,!?-_()[]{}<>|/\\\"$%&*+=:;") + [
-        "  ", "\n\n", "\r\n", "'s", "'LL", "'ve", " 's", "é", "ü", "ß", "東京", "数据", "привет", "😀", "👍🏽",
-        "\u200b", "\u00a0", "\u3000", "ǅ", "٣", "१", "<|endoftext|>", "<|fim_prefix|>", "1234567", "ﬁ",
-    ]
-    texts = ["".join(rnd.choices(pieces, k=rnd.randint(0, 50))) for _ in range(1500)]
-    texts += ["".join(chr(rnd.randint(32, 0x2FFFF)) for _ in range(30)).encode("utf-8", "replace").decode("utf-8")
-              for _ in range(300)]
-    texts += ["a" * 20000, " " * 5000 + "x", "9" * 3001, "😀" * 2000]
-    for name in ("o200k_base", "cl100k_base"):
-        enc = get_encoding(name)
-        reference = [len(enc.encode_ordinary(t)) for t in texts]
-        assert count_texts(texts, name) == reference
-        assert count_texts(texts, name, backend="bpe") == reference
-        assert count_texts(texts + ["a\ud800b"], name, backend="lean") == reference + [
-            len(enc.encode_ordinary("a\ud800b"))]
 
 
 def test_summarize_uses_numpy_linear_percentiles():
@@ -315,6 +296,11 @@ def test_summarize_uses_numpy_linear_percentiles():
     assert s["p95"] == pytest.approx(np.percentile(values, 95)) == pytest.approx(72.7)
     empty = summarize([])
     assert empty["count"] == 0 and empty["max"] == 0
+
+
+def test_unknown_encoding_for_a_counter_is_a_clear_error():
+    with pytest.raises(ValueError, match="cl100k_base"):
+        TokenCounter("r50k_base")
 
 
 def test_finish_without_examples():
@@ -344,7 +330,7 @@ def test_background_counter_matches_count_chat_in_order():
     enc = get_encoding("o200k_base")
     expected = [count_chat(c, enc) for c in chats]
     got, payloads = [], []
-    with T.BackgroundChatCounter("o200k_base", max_pending=2) as bc:
+    with W.BackgroundChatCounter("o200k_base", max_pending=2) as bc:
         for n, chunk in enumerate(_chunks(chats, 25)):
             for done in bc.submit(chunk, payload=n):
                 payloads.append(done.payload)
@@ -360,9 +346,9 @@ def test_background_counter_matches_count_chat_in_order():
 
 
 def test_background_counter_falls_back_when_no_worker(monkeypatch):
-    monkeypatch.setattr(T.sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(W.sys, "executable", "/nonexistent/python")
     chats = list(varied_chats(40, seed=2))
-    with T.BackgroundChatCounter("cl100k_base") as bc:
+    with W.BackgroundChatCounter("cl100k_base") as bc:
         done = bc.submit(chats[:20], "a") + bc.submit(chats[20:], "b") + bc.drain()
         assert bc.in_process
     enc = get_encoding("cl100k_base")
@@ -379,7 +365,7 @@ def test_background_counter_survives_a_dead_worker_and_unpicklable_data():
         node.append([])
         node = node[0]
     odd = [{"messages": [{"role": "assistant", "content": "a", "tool_calls": deep}]}]
-    with T.BackgroundChatCounter("o200k_base", max_pending=8) as bc:
+    with W.BackgroundChatCounter("o200k_base", max_pending=8) as bc:
         done = bc.submit(chats[:30], 1)
         done += bc.submit(odd, 2)  # cannot be pickled: counted here, order kept
         done += bc.drain()
@@ -394,10 +380,10 @@ def test_background_counter_survives_a_dead_worker_and_unpicklable_data():
 
 
 def test_unwritable_cache_dir_falls_back_to_a_temp_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(T, "_verified", set())
+    monkeypatch.setattr(F, "_verified", set())
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "read-only"))
-    monkeypatch.setattr(T, "_writable", lambda path: False)
-    monkeypatch.setattr(T.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    monkeypatch.setattr(F, "_writable", lambda path: False)
+    monkeypatch.setattr(F.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
     target = ensure_offline_encodings()
     assert target == tmp_path / "tmp" / "ftassist-tiktoken"
     assert os.environ["TIKTOKEN_CACHE_DIR"] == str(target)
@@ -406,7 +392,7 @@ def test_unwritable_cache_dir_falls_back_to_a_temp_dir(tmp_path, monkeypatch):
 
 
 def test_env_dir_is_used_and_unset_env_is_set(tmp_path, monkeypatch):
-    monkeypatch.setattr(T, "_verified", set())
+    monkeypatch.setattr(F, "_verified", set())
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "env"))
     assert ensure_offline_encodings() == tmp_path / "env"
     monkeypatch.delenv("TIKTOKEN_CACHE_DIR")
@@ -437,12 +423,12 @@ def test_packed_chunk_counts_and_word_hashes_equal_the_plain_functions():
     from ftassist.data.textkeys import WORD_HASH_CODE, chat_word_hashes
 
     chats = list(varied_chats(150, seed=21)) + edge_chats()
-    frame = T.pack_chats(chats, words=True)
-    body = pickle.loads(frame[8:])
+    frame = W.pack_chats(chats, words=True)
+    body = pickle.loads(frame[W._LENGTH_BYTES:])
     assert len(body[4]) < len(chats) // 2  # most chats travel packed, not whole
-    totals, assistants, (wh_bytes, wc_bytes) = T.count_packed(TokenCounter("o200k_base", backend="lean"), body)
+    totals, assistants, (wh_bytes, wc_bytes) = W.count_packed(TokenCounter("o200k_base", lean=True), body)
     enc = get_encoding("o200k_base")
-    got = T._unpack_answer("p", (totals, assistants, (wh_bytes, wc_bytes)))
+    got = W._unpack_answer("p", (totals, assistants, (wh_bytes, wc_bytes)))
     assert got.counts == [count_chat(c, enc) for c in chats]
     wh = array(WORD_HASH_CODE)
     wc = [chat_word_hashes(c, wh) for c in chats]
@@ -459,7 +445,7 @@ def test_background_counter_hashes_words_when_asked_and_recounts_alike():
     chats = list(varied_chats(80, seed=8)) + edge_chats()
     wh = array(WORD_HASH_CODE)
     wc = [chat_word_hashes(c, wh) for c in chats]
-    with T.BackgroundChatCounter("o200k_base") as bc:
+    with W.BackgroundChatCounter("o200k_base") as bc:
         worker = bc.submit(chats, "w", words=True) + bc.drain()
         assert not bc.in_process
         bc._proc.kill()
@@ -468,69 +454,3 @@ def test_background_counter_hashes_words_when_asked_and_recounts_alike():
     for done in (worker[0], here[0]):
         assert list(done.words[1]) == wc and done.words[0] == wh
         assert done.counts == [count_chat(c, get_encoding("o200k_base")) for c in chats]
-
-
-@pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
-def test_fast_rank_file_parser_gives_tiktokens_dict(name):
-    from tiktoken.load import load_tiktoken_bpe
-    from tiktoken_ext.openai_public import ENCODING_CONSTRUCTORS
-
-    import tiktoken_ext.openai_public as openai_public
-
-    T.ensure_offline_encodings()
-    seen = []
-    real = openai_public.load_tiktoken_bpe
-
-    def spy(url, expected_hash=None):
-        seen.append((url, expected_hash))
-        return real(url, expected_hash)
-
-    openai_public.load_tiktoken_bpe = spy
-    try:
-        ENCODING_CONSTRUCTORS[name]()
-    finally:
-        openai_public.load_tiktoken_bpe = real
-    (url, expected_hash), = seen
-    assert T._load_bpe_fast(url, expected_hash) == load_tiktoken_bpe(url, expected_hash)
-
-
-def test_fast_rank_file_parser_falls_back_on_odd_files(tmp_path, monkeypatch):
-    import tiktoken.load
-
-    odd = b"YQ== 0\n\nYg== 1\n"  # a blank line: tiktoken's own parser decides
-    monkeypatch.setattr(tiktoken.load, "read_file_cached", lambda url, expected_hash=None: odd)
-    assert T._load_bpe_fast("x") == {b"a": 0, b"b": 1}
-    monkeypatch.setattr(tiktoken.load, "read_file_cached", lambda url, expected_hash=None: b"YQ== 0 extra\n")
-    with pytest.raises(ValueError, match="Error parsing line"):
-        T._load_bpe_fast("x")
-
-
-def test_parsed_ranks_are_cached_and_a_damaged_copy_is_ignored(tmp_path, monkeypatch):
-    """The parsed rank file is kept (marshal) beside tiktoken's copy and read back instead of
-    parsing; a copy that is damaged or from another Python is parsed again and rewritten."""
-    import tiktoken.load
-    from tiktoken.load import load_tiktoken_bpe
-
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
-    T.ensure_offline_encodings(tmp_path, names=("cl100k_base",))
-    url, expected_hash = T.ENCODING_FILES["cl100k_base"]
-    truth = load_tiktoken_bpe(url, expected_hash)
-    assert T._load_bpe_fast(url, expected_hash) == truth
-    copy = tmp_path / f"{expected_hash}.ranks"
-    assert copy.is_file()
-
-    real_read = tiktoken.load.read_file_cached
-    reads = []
-    monkeypatch.setattr(tiktoken.load, "read_file_cached", lambda *a: reads.append(a) or real_read(*a))
-    assert T._load_bpe_fast(url, expected_hash) == truth and reads == []  # from the copy
-
-    blob = bytearray(copy.read_bytes())
-    blob[-100] ^= 0xFF  # one damaged byte in the payload
-    copy.write_bytes(bytes(blob))
-    assert T._load_bpe_fast(url, expected_hash) == truth and len(reads) == 1  # parsed again...
-    assert T._read_rank_cache(copy) == truth  # ... and the copy rewritten whole
-
-    copy.write_bytes(copy.read_bytes().replace(b"python-", b"python-0", 1))  # another Python's copy
-    assert T._read_rank_cache(copy) is None
-    assert T._load_bpe_fast(url, expected_hash) == truth and len(reads) == 2
-    assert T._rank_cache_path("not-a-hash") is None and T._rank_cache_path(None) is None

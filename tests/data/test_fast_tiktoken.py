@@ -1,0 +1,84 @@
+"""The lean counter (tiktoken's Rust core alone) against the plain reference: tiktoken's public
+`get_encoding(...).encode`, with special-token text counted as plain text, as the check does."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ftassist.data.fast_tiktoken import lean_counter, reference_counter
+from ftassist.data.tokens import TokenCounter, count_chat, get_encoding
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def varied_texts(seed: int = 1) -> list[str]:
+    """Text that exercises the pre-tokenizer: scripts, emoji, contractions, digits, whitespace
+    runs, special-token strings, random code points, long runs."""
+    rnd = random.Random(seed)
+    pieces = list("aZ09 \t\n\r'.,!?-_()[]{}<>|/\\\"$%&*+=:;") + [
+        "  ", "\n\n", "\r\n", "'s", "'LL", "'ve", " 's", "é", "ü", "ß", "東京", "数据", "привет", "😀", "👍🏽",
+        "\u200b", "\u00a0", "\u3000", "ǅ", "٣", "१",
+        "<|endoftext|>", "<|fim_prefix|>", "<|endofprompt|>",
+        "1234567", "ﬁ",
+    ]
+    texts = ["".join(rnd.choices(pieces, k=rnd.randint(0, 50))) for _ in range(1500)]
+    texts += ["".join(chr(rnd.randint(32, 0x2FFFF)) for _ in range(30)).encode("utf-8", "replace").decode("utf-8")
+              for _ in range(300)]
+    texts += ["a" * 20000, " " * 5000 + "x", "9" * 3001, "😀" * 2000, "<|endoftext|>" * 50, ""]
+    return texts
+
+
+@pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
+def test_lean_counter_gives_the_references_counts(name):
+    texts = varied_texts() + ["a\ud800b", "\udfff lone low surrogate"]  # tiktoken repairs lone surrogates
+    reference = reference_counter(name)
+    lean = lean_counter(name)
+    expected = [reference(text) for text in texts]
+    assert [lean(text) for text in texts] == expected
+    # and the reference is what tiktoken's own Encoding gives with ordinary-text semantics
+    encoding = get_encoding(name)
+    assert expected[:200] == [len(encoding.encode_ordinary(text)) for text in texts[:200]]
+
+
+def test_reference_counts_special_token_text_as_plain_text():
+    count = reference_counter("o200k_base")
+    assert count("<|endoftext|>") > 1  # plain text: several tokens, not the one special token
+    assert lean_counter("o200k_base")("<|endoftext|>") == count("<|endoftext|>")
+
+
+def test_lean_token_counter_equals_the_plain_count_chat():
+    rnd = random.Random(7)
+    texts = varied_texts(seed=3)
+    chats = []
+    for _ in range(300):
+        messages = [{"role": "system", "content": "You are terse."}]
+        for _ in range(rnd.randint(1, 3)):
+            messages.append({"role": "user", "content": rnd.choice(texts)})
+            messages.append({"role": "assistant", "content": rnd.choice(texts)})
+        chats.append({"messages": messages})
+    lean = TokenCounter("cl100k_base", lean=True)
+    encoding = get_encoding("cl100k_base")
+    assert [lean.count_one(chat) for chat in chats] == [count_chat(chat, encoding) for chat in chats]
+
+
+def test_lean_counter_keeps_no_python_rank_table(tmp_path):
+    """The reason the module exists: after `lean_counter`, no Encoding is registered and no
+    dict of the rank table's size is alive (a fresh process, so other tests do not interfere)."""
+    code = (
+        "import gc, tiktoken.registry as registry\n"
+        "from ftassist.data.fast_tiktoken import lean_counter\n"
+        "count = lean_counter('o200k_base')\n"
+        "assert count('Hello world') == 2\n"
+        "big = [o for o in gc.get_objects() if isinstance(o, dict) and len(o) > 100000]\n"
+        "print(len(registry.ENCODINGS), len(big))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "0"]
