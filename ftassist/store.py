@@ -9,15 +9,21 @@ statement commits on its own unless it runs inside `transaction()`.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
-
-import duckdb
+from typing import TYPE_CHECKING, Any, Iterator
 
 from . import config
 from .migrations import all_migrations
+
+if TYPE_CHECKING:
+    import duckdb
+
+# Tables a process that does not hold the database may add rows to through the journal (below).
+JOURNAL_TABLES = ("datasets",)
 
 
 class StoreLockedError(RuntimeError):
@@ -26,6 +32,8 @@ class StoreLockedError(RuntimeError):
 
 class Store:
     def __init__(self, path: str | Path | None = None):
+        import duckdb  # here, not at import: a command that only journals a row never loads DuckDB
+
         self.path = Path(path) if path is not None else config.db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -37,6 +45,7 @@ class Store:
             ) from exc
         self._lock = threading.RLock()
         self.migrate()
+        self.ingest_journal()
 
     # -- schema -------------------------------------------------------------------
     def migrate(self) -> dict[str, int]:
@@ -64,6 +73,43 @@ class Store:
                         raise
                     versions[component] = number
             return versions
+
+    # -- the journal ------------------------------------------------------------------------------
+    def ingest_journal(self) -> int:
+        """Insert the rows other processes journaled (see `journal_row`); returns how many were new.
+
+        Each journal file is first renamed to a name only this process uses, so a writer appending at the
+        same moment starts a new file; rows carry their primary key, so a file ingested twice (a crash
+        between the insert and the unlink) adds nothing twice."""
+        folder = journal_dir(self.path.parent)
+        if not folder.is_dir():
+            return 0
+        added = 0
+        for table in JOURNAL_TABLES:
+            for pending in sorted(folder.glob(f"{table}.jsonl")) + sorted(folder.glob(f"{table}.*.ingesting")):
+                taking = pending if pending.suffix == ".ingesting" else pending.with_name(
+                    f"{table}.{os.getpid()}.{threading.get_ident()}.ingesting")
+                try:
+                    if taking != pending:
+                        os.replace(pending, taking)
+                    lines = taking.read_text(encoding="utf-8").splitlines()
+                except OSError:
+                    continue
+                rows = []
+                for line in lines:
+                    try:
+                        rows.append(json.loads(line))
+                    except ValueError:  # a line cut by a crash mid-write: the rest still counts
+                        continue
+                with self.transaction() as con:
+                    for row in rows:
+                        names = list(row)
+                        before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                        con.execute(f"INSERT OR IGNORE INTO {table} ({', '.join(names)}) "
+                                    f"VALUES ({', '.join('?' for _ in names)})", [row[n] for n in names])
+                        added += con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+                taking.unlink(missing_ok=True)
+        return added
 
     def schema_versions(self) -> dict[str, int]:
         return dict(self.query_rows("SELECT component, version FROM schema_versions"))
@@ -110,6 +156,30 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._con.close()
+
+
+def journal_dir(data_dir: str | Path) -> Path:
+    return Path(data_dir) / "journal"
+
+
+def journal_row(data_dir: str | Path, table: str, row: dict[str, Any]) -> None:
+    """Append a row for `table` to the data dir's journal, for the process that holds (or next opens) the
+    database to insert. Why: a short command that only adds one row (`ftassist check` recording the check)
+    must not load DuckDB for it; like a worker's events file, the journal is append-only JSON lines."""
+    if table not in JOURNAL_TABLES:
+        raise ValueError(f"{table} is not a journaled table")
+    folder = journal_dir(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(row, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    fd = os.open(folder / f"{table}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX)  # one whole line at a time, whatever its length
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 _store: Store | None = None

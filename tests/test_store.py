@@ -51,3 +51,47 @@ def test_second_process_gets_a_clear_error(ftassist_home):
     message = queue.get(timeout=5)
     assert message.startswith("locked:")
     assert "another ftassist process" in message
+
+
+def test_journaled_rows_are_inserted_once_by_the_next_process_to_open_the_database(ftassist_home):
+    from ftassist.store import journal_dir, journal_row
+
+    row = {"id": "d1", "name": "a.jsonl", "path": "/x/a.jsonl", "format": "chat", "n_examples": 3, "n_errors": 0,
+           "report_json": "{}", "created_at": "2026-11-30 05:00:00"}
+    journal_row(ftassist_home, "datasets", row)
+    journal_row(ftassist_home, "datasets", dict(row, id="d2", name="b.jsonl"))
+    with open(journal_dir(ftassist_home) / "datasets.jsonl", "a") as fh:
+        fh.write('{"id": "cut by a cra')  # a line a crash left half written
+    store = Store(config.db_path())
+    assert [r["name"] for r in store.query("SELECT name FROM datasets ORDER BY id")] == ["a.jsonl", "b.jsonl"]
+    assert str(store.query("SELECT created_at FROM datasets WHERE id = 'd1'")[0]["created_at"]) == "2026-11-30 05:00:00"
+    assert not list(journal_dir(ftassist_home).iterdir())  # taken in, then removed
+    # a file left between insert and unlink (a crash) is taken again without doubling anything
+    journal_row(ftassist_home, "datasets", row)
+    (journal_dir(ftassist_home) / "datasets.jsonl").rename(journal_dir(ftassist_home) / "datasets.1.2.ingesting")
+    assert store.ingest_journal() == 0
+    assert store.query("SELECT count(*) AS n FROM datasets")[0]["n"] == 2
+    store.close()
+    with pytest.raises(ValueError):
+        journal_row(ftassist_home, "votes", {})
+
+
+def test_a_command_that_only_records_a_check_never_loads_duckdb(ftassist_home, tmp_path):
+    import subprocess
+    import sys
+
+    from ftassist.usecases.planning import SAMPLE_PATH
+
+    data = tmp_path / "chat.jsonl"
+    data.write_bytes(SAMPLE_PATH.read_bytes())
+    probe = ("import sys; from ftassist.cli import main; code = main(['check', sys.argv[1], '--json']); "
+             "print('duckdb' in sys.modules, file=sys.stderr); sys.exit(code)")
+    out = subprocess.run([sys.executable, "-c", probe, str(data)], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "FTASSIST_HOME": str(ftassist_home)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1] == "False"
+    from ftassist.usecases import data as data_cases
+    from ftassist.usecases.context import Context
+
+    listed = data_cases.list_datasets(Context.open())
+    assert [d.name for d in listed] == ["chat.jsonl"]

@@ -85,6 +85,11 @@ class Context:
     def open(cls, settings: Settings | None = None) -> "Context":
         return cls(settings=settings or Settings.from_environment())
 
+    @property
+    def store_is_open(self) -> bool:
+        """Whether this context already opened its store (a command that has not may journal instead)."""
+        return self._store is not None or "store" in self.__dict__
+
     @cached_property
     def store(self):
         """The process's store for this data dir (DuckDB allows one writing process: see store.py)."""

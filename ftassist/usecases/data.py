@@ -89,23 +89,32 @@ def _keep(ctx: Context, source: Path) -> Path:
 
 
 def _remember(ctx: Context, report, path: str, name: str | None = None) -> tuple[str | None, str]:
-    """Add the check to the `datasets` table. The report is recorded without its per-example token
-    lists (they are the bulk of it, and the file can be checked again). A database held by another
-    process does not lose the person the check they waited for: it is returned with a note."""
-    from ftassist.store import StoreLockedError
+    """Add the check to the list of checked datasets. The report is recorded without its per-example token
+    lists (they are the bulk of it, and the file can be checked again).
+
+    A process that has not opened the database (a command with no app running) journals the row instead
+    (`store.journal_row`): the next process to open the database inserts it, and the check never waits on
+    loading DuckDB. A database held by another process does not lose the person the check they waited for."""
+    from ftassist.store import StoreLockedError, journal_row
 
     dataset_id = uuid.uuid4().hex
     without_tokens = replace(report, tokens=None).to_dict()  # replace: the token lists are never copied
     del without_tokens["tokens"]
-    summary = json.dumps(without_tokens, default=str)
+    row = {"id": dataset_id, "name": name or Path(path).name, "path": path, "format": report.format,
+           "n_examples": report.n_examples, "n_errors": len(report.errors),
+           "report_json": json.dumps(without_tokens, default=str),
+           "created_at": datetime.now().isoformat(sep=" ", timespec="seconds")}
     try:
-        ctx.store.execute(
-            "INSERT INTO datasets (id, name, path, format, n_examples, n_errors, report_json) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [dataset_id, name or Path(path).name, path, report.format, report.n_examples, len(report.errors), summary],
-        )
+        if ctx.store_is_open:
+            names = list(row)
+            ctx.store.execute(f"INSERT INTO datasets ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                              [row[n] for n in names])
+        else:
+            journal_row(ctx.settings.data_dir, "datasets", row)
     except StoreLockedError as exc:
         return None, f"This check was not added to the list of checked datasets: {exc}"
+    except OSError as exc:
+        return None, f"This check was not added to the list of checked datasets: {exc.strerror or exc}"
     return dataset_id, ""
 
 
@@ -203,6 +212,7 @@ def list_datasets(ctx: Context, limit: int = 20) -> list[CheckedDataset]:
     """
     if limit < 1:
         raise UseCaseError(f"The number of datasets to list must be at least 1 (got {limit}).")
+    ctx.store.ingest_journal()  # checks recorded by commands that ran while nothing held the database
     rows = ctx.store.query(
         "SELECT id, name, path, format, n_examples, n_errors, created_at, "
         "json_extract_string(report_json, '$.model') AS model "
