@@ -52,7 +52,7 @@ ALLOWED_KEYS = {
     "hf": _LOCAL_KEYS | {"model", "system_prompt", "run_dir"},
     "hf_adapter": _LOCAL_KEYS | {"base_model", "adapter_dir", "system_prompt", "run_dir"},
     "openai": _API_KEYS | {"model", "base_url", "organization_env", "run_dir"},
-    "openai_compatible": _API_KEYS | {"model", "base_url"},
+    "openai_compatible": _API_KEYS | {"model", "base_url", "run_dir"},
 }
 REQUIRED_KEYS = {
     "hf": ("model",),
@@ -261,7 +261,8 @@ def run_model_config(run_dir: str | Path) -> tuple[str, dict]:
 
     Reads the run's `spec.json` and the `finished` event of `events.jsonl`: a local LoRA
     run becomes `hf_adapter` (base model + adapter folder), a local full fine-tune
-    becomes `hf` (the saved model folder), an OpenAI run becomes `openai` with its `ft:` id.
+    becomes `hf` (the saved model folder), an OpenAI run becomes `openai` with its `ft:` id, a
+    Together run becomes `openai_compatible` (its output model on Together's OpenAI-compatible endpoint).
     """
     run = Path(run_dir).expanduser().resolve()
     spec_path = run / "spec.json"
@@ -275,6 +276,15 @@ def run_model_config(run_dir: str | Path) -> tuple[str, dict]:
     backend = str(spec.get("backend") or "local")
     base_model = spec.get("base_model") or spec.get("model")
     output = event.get("output_dir") or event.get("fine_tuned_model") or spec.get("output_dir")
+    if backend == "together":
+        # Together serves the fine-tune by name on its OpenAI-compatible endpoint (written in the finished event)
+        name = event.get("output_model") or output
+        if not name or not isinstance(name, str):
+            raise ModelError(f"The Together run in {run} finished without an output model name.")
+        settings = spec.get("together") if isinstance(spec.get("together"), dict) else {}
+        base_url = settings.get("inference_base_url") or event.get("inference_base_url") or "https://api.together.ai/v1"
+        return "openai_compatible", {"base_url": base_url, "model": name, "api_key_env": "TOGETHER_API_KEY",
+                                     "run_dir": str(run)}
     if backend == "openai":
         # the finished event's output_dir is the `ft:` model id for OpenAI runs
         ft_id = event.get("fine_tuned_model") or output

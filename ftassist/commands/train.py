@@ -7,7 +7,7 @@ no app the same use cases run in this process. `train` follows the run's events 
 (files are not the database) with a progress line on stderr, asks `show_run` for the status,
 or returns at once with `--detach`. With `--json` the last stdout line is one JSON object:
 status, job_id, run_dir, output_dir, output_model, first_loss, final_loss, best_eval_loss,
-error, hint. Exit codes: 0 succeeded, 1 the run did not succeed, 2 it could not start.
+error, hint, backend, remote_id (the provider's job id: OpenAI, Together, Hugging Face Jobs). Exit codes: 0 succeeded, 1 the run did not succeed, 2 it could not start.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def spec_from_args(args, train_file: str, valid_file: str | None) -> dict:
     """The run's settings from the flags (what is not given is left to the presets)."""
     spec: dict = dict(backend=args.backend, method=args.method, train_file=train_file, valid_file=valid_file,
                       seed=args.seed)
-    if args.backend == "local":
+    if args.backend in ("local", "hf-jobs"):  # hf-jobs: the same recipe, on a rented GPU
         base = args.base_model or "tiny-random"
         spec["base_model"] = _absolute(base) if Path(base).expanduser().exists() else base
         if args.out:
@@ -56,7 +56,11 @@ def spec_from_args(args, train_file: str, valid_file: str | None) -> dict:
                 m.strip() for m in modules.split(",") if m.strip()]
         if args.merge:
             spec["merge_adapter"] = True
+        if args.backend == "hf-jobs":
+            spec["hf_jobs"] = {"flavor": args.flavor, "namespace": args.namespace}
         return spec
+    if args.backend == "together":
+        return _together_spec(args, spec)
     if args.method == "qlora":
         raise CLIError("the OpenAI backend trains its own way: leave --method as lora.")
     openai: dict = {}
@@ -79,8 +83,35 @@ def spec_from_args(args, train_file: str, valid_file: str | None) -> dict:
     return spec
 
 
+def _together_spec(args, spec: dict) -> dict:
+    """A Together run: the base model is a Together model id; epochs, learning rate, LoRA r/alpha as given."""
+    if not args.base_model:
+        raise CLIError("--base-model is required with --backend together: a model Together fine-tunes, e.g. "
+                       "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference.")
+    spec["base_model"] = args.base_model
+    for name, attr in (("num_epochs", "epochs"), ("learning_rate", "lr"), ("lora_r", "lora_r"),
+                       ("lora_alpha", "lora_alpha"), ("lora_dropout", "lora_dropout"),
+                       ("max_seq_length", "max_seq_length")):
+        if getattr(args, attr) is not None:
+            spec[name] = getattr(args, attr)
+    together = {name: getattr(args, name) for name in ("suffix", "base_url", "poll_interval")
+                if getattr(args, name, None) is not None}
+    if args.batch_size is not None:
+        together["batch_size"] = args.batch_size
+    spec["together"] = together
+    return spec
+
+
 def _api_key(args) -> str | None:
-    """This shell's key for an OpenAI run: a worker the app starts has the app's environment, not ours."""
+    """This shell's key for a remote run: a worker the app starts has the app's environment, not ours."""
+    if args.backend == "together":
+        from ftassist.train.together_ft import resolve_api_key as together_key
+
+        return together_key()
+    if args.backend == "hf-jobs":
+        from ftassist.train.hf_jobs import resolve_token
+
+        return resolve_token()
     if args.backend != "openai":
         return None
     from ftassist.train.openai_ft import resolve_api_key
@@ -203,6 +234,7 @@ def run_train(args) -> int:
     run = _follow(run_id, run_dir, _Progress(enabled=not args.quiet), args.cancel_timeout)
     result = {key: run.get(key) for key in RESULT_KEYS}
     result["job_id"] = run_id
+    result.update(backend=run.get("backend"), remote_id=run.get("external_id"))
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
@@ -277,14 +309,16 @@ def run_jobs_cancel(args) -> int:
 # -- registration ------------------------------------------------------------------------------------
 def register(sub) -> None:
     """Add `train` and `jobs` to the `ftassist` parser."""
-    p = sub.add_parser("train", help="fine-tune a model on a dataset (local TRL/PEFT worker or OpenAI)",
+    p = sub.add_parser("train", help="fine-tune a model on a dataset (local TRL/PEFT worker, OpenAI or Together AI)",
                        description="Train on PATH: a chat JSONL, a raw dataset (cleaned and split first), "
                                    "or a folder with train.jsonl/valid.jsonl from `ftassist clean`.")
     p.add_argument("path", metavar="PATH")
     p.add_argument("--base-model", default=None,
                    help="Hub id, local folder or tiny-random (local; default tiny-random); the OpenAI model (openai)")
     p.add_argument("--method", choices=("lora", "qlora", "full"), default="lora")
-    p.add_argument("--backend", choices=("local", "openai"), default="local")
+    p.add_argument("--backend", choices=("local", "openai", "together", "hf-jobs"), default="local",
+                   help="local (TRL/PEFT here), openai, together (Together AI, key from TOGETHER_API_KEY), or "
+                        "hf-jobs (this recipe on a rented Hugging Face GPU, token from HF_TOKEN)")
     p.add_argument("--epochs", type=float, default=None, help="epochs (OpenAI: n_epochs)")
     p.add_argument("--out", default=None, help="where the adapter/model is saved (default RUN_DIR/model)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
@@ -308,12 +342,18 @@ def register(sub) -> None:
     p.add_argument("--cancel-timeout", type=float, default=10.0, help=argparse_suppress())
     o = p.add_argument_group("OpenAI backend (key from OPENAI_API_KEY / AZURE_OPENAI_API_KEY)")
     o.add_argument("--provider", choices=("openai", "azure", "custom"), default=None)
-    o.add_argument("--base-url", default=None, help="an OpenAI-compatible server (provider custom)")
+    o.add_argument("--base-url", default=None,
+                   help="an OpenAI-compatible server (provider custom); with --backend together: the API's root")
     o.add_argument("--azure-endpoint", default=None)
     o.add_argument("--api-version", default=None)
-    o.add_argument("--suffix", default=None, help="up to 64 characters, part of the ft: model name")
+    o.add_argument("--suffix", default=None, help="part of the model name: up to 64 characters (OpenAI), 40 (Together)")
     o.add_argument("--lr-multiplier", type=float, default=None, help="learning_rate_multiplier")
     o.add_argument("--poll-interval", type=float, default=None, help=argparse_suppress())
+    h = p.add_argument_group("Hugging Face Jobs backend (token from HF_TOKEN or `hf auth login`)")
+    h.add_argument("--flavor", default=None,
+                   help="GPU flavor, e.g. t4-small, l4x1, a100-large (default: the cheapest that fits; "
+                        "`ftassist providers` lists them with prices)")
+    h.add_argument("--namespace", default=None, help="user or organisation billed and owning the repos (default: yours)")
     p.set_defaults(func=run_train)
 
     j = sub.add_parser("jobs", help="list, show or cancel training jobs")

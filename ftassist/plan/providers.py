@@ -254,3 +254,61 @@ def paths_without_a_gpu(today: str | date | None = None) -> str:
     if as_date(today) <= last:
         text += f"; OpenAI fine-tuning only for its active customers, until {last}"
     return text
+
+
+# -- Together AI's per-token bill ------------------------------------------------------------------
+# Upper bounds (billions of parameters) of the size brackets, in the order of `size_brackets` in the file.
+TOGETHER_BRACKET_LIMITS_B = (16.0, 69.0, 100.0, float("inf"))
+
+
+@dataclass(frozen=True)
+class TokenBill:
+    """What a Together fine-tune costs: billed tokens x a rate per 1M tokens; `usd` None (with `reason`)
+    when the rate is not known."""
+
+    usd: float | None
+    billed_tokens: int
+    bracket: str
+    rate_usd_per_1m: float | None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def together_bracket(params_b: float) -> str:
+    """The model-size bracket (as `size_brackets` in the provider file names it) of a model of `params_b` billions."""
+    if not isinstance(params_b, (int, float)) or params_b <= 0:
+        raise ValueError(f"the model size must be a positive number of billions of parameters (got {params_b!r}).")
+    names = provider("together")["size_brackets"]
+    return next(name for name, limit in zip(names, TOGETHER_BRACKET_LIMITS_B) if params_b <= limit)
+
+
+def together_cost(train_tokens: int, n_epochs: int, params_b: float, *, valid_tokens: int = 0, n_evals: int = 0,
+                  objective: str = "sft", method: str = "lora", rate_usd_per_1m: float | None = None) -> TokenBill:
+    """Together's bill: (n_epochs x training tokens + n_evals x validation tokens) x the rate per 1M tokens.
+
+    The rate is `rate_usd_per_1m` when given, else the provider file's
+    `rates_usd_per_1m_tokens[bracket][objective][method]` (objective "sft" or "dpo", method "lora" or
+    "full"); when neither is known the bill has `usd` None and says why, never a guess.
+    """
+    if objective not in ("sft", "dpo"):
+        raise ValueError(f"objective {objective!r} is unknown: use 'sft' or 'dpo'.")
+    if method not in ("lora", "full"):
+        raise ValueError(f"method {method!r}: Together trains with 'lora' or 'full'.")
+    for name, value in (("train_tokens", train_tokens), ("n_epochs", n_epochs), ("valid_tokens", valid_tokens),
+                        ("n_evals", n_evals)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a non-negative whole number (got {value!r}).")
+    bracket = together_bracket(params_b)
+    billed = n_epochs * train_tokens + n_evals * valid_tokens
+    rate = rate_usd_per_1m
+    if rate is None:
+        facts = provider("together")
+        table = facts.get("rates_usd_per_1m_tokens") or {}
+        rate = ((table.get(bracket) or {}).get(objective) or {}).get(method)
+        if rate is None:
+            return TokenBill(None, billed, bracket, None,
+                             f"no {objective.upper()} {method} rate for models {bracket} in the provider file: "
+                             + facts.get("rates_note", "give the rate yourself"))
+    return TokenBill(billed * float(rate) / 1e6, billed, bracket, float(rate))

@@ -113,7 +113,13 @@ def _worker_env(api_key: str | None, provider: str) -> dict[str, str]:
     root = _package_root()
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["PYTHONUNBUFFERED"] = "1"
-    if api_key:  # the key travels in the child's environment only, never on disk
+    if api_key and provider == "hf-jobs":
+        env["HF_TOKEN"] = api_key  # the follower hands it to the remote job as a secret
+    elif api_key and provider == "together":
+        from ftassist.train.together_ft import KEY_ENV as TOGETHER_KEY_ENV
+
+        env[TOGETHER_KEY_ENV] = api_key
+    elif api_key:  # the key travels in the child's environment only, never on disk
         from ftassist.train.openai_ft import KEY_ENV
 
         env[KEY_ENV.get(provider, "OPENAI_API_KEY")] = api_key
@@ -131,7 +137,7 @@ def check_startable(spec: JobSpec, api_key: str | None = None) -> None:
     """Raise JobError with every problem that would stop `spec` from starting."""
     # A local run with no output_dir saves into its own run folder (decided in prepare_run).
     problems = [p for p in spec.validate(check_files=True)
-                if not (spec.backend == "local" and not spec.output_dir and p.startswith("output_dir"))]
+                if not (spec.backend in ("local", "hf-jobs") and not spec.output_dir and p.startswith("output_dir"))]
     if problems:
         raise JobError(" ".join(problems))
     if spec.backend == "openai":
@@ -140,13 +146,23 @@ def check_startable(spec: JobSpec, api_key: str | None = None) -> None:
         provider = (spec.openai or {}).get("provider") or "openai"
         if provider != "custom" and not resolve_api_key(provider, api_key):
             raise JobError(f"no API key: set {KEY_ENV.get(provider, 'OPENAI_API_KEY')} or enter the key, then start again.")
+    if spec.backend == "together":
+        from ftassist.train import together_ft
+
+        if not together_ft.resolve_api_key(api_key):
+            raise JobError(f"no API key: set {together_ft.KEY_ENV} or enter the key, then start again.")
+    if spec.backend == "hf-jobs":
+        from ftassist.train import hf_jobs
+
+        if not hf_jobs.resolve_token(api_key):
+            raise JobError(f"no Hugging Face token: {hf_jobs.TOKEN_HINT}")
 
 
 def prepare_run(spec: JobSpec, job_id: str, runs_dir: Path) -> Path:
     """Create RUN_DIR = runs_dir/job_id with its spec.json (output_dir defaults to RUN_DIR/model)."""
     run_dir = Path(runs_dir) / job_id
     run_dir.mkdir(parents=True, exist_ok=False)
-    if spec.backend == "local" and not spec.output_dir:
+    if spec.backend in ("local", "hf-jobs") and not spec.output_dir:  # hf-jobs: where its adapter is downloaded
         spec.output_dir = str(run_dir / "model")
     spec.save(run_dir)
     return run_dir
@@ -164,7 +180,7 @@ def spawn_worker(run_dir: str | Path, api_key: str | None = None) -> tuple[subpr
         _write_run_script(run_dir, cmd)
     except OSError as exc:
         log.warning("could not write run.sh in %s: %s", run_dir, exc)
-    provider = (spec.openai or {}).get("provider") or "openai"
+    provider = spec.backend if spec.backend in ("together", "hf-jobs") else (spec.openai or {}).get("provider") or "openai"
     with open(run_dir / LOG_FILE, "ab") as logf:
         proc = subprocess.Popen(
             cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -177,12 +193,12 @@ def spawn_worker(run_dir: str | Path, api_key: str | None = None) -> tuple[subpr
 def start_job(store: Store, spec: JobSpec, runs_dir: Path, *, api_key: str | None = None, job_id: str | None = None) -> str:
     """Record a job, write its run folder (spec.json, run.sh) and start or queue it; returns its id.
 
-    Local jobs queue behind a running local job; OpenAI jobs start at once (the work is
-    remote). `api_key` (OpenAI only) is handed to the worker's environment, never stored.
+    Local jobs queue behind a running local job; OpenAI and Together jobs start at once (the work
+    is remote). `api_key` (OpenAI or Together) is handed to the worker's environment, never stored.
     """
     check_startable(spec, api_key)
     job_id = job_id or new_job_id()
-    base = spec.base_model if spec.backend == "local" else (spec.openai or {}).get("model") or spec.base_model
+    base = (spec.openai or {}).get("model") or spec.base_model if spec.backend == "openai" else spec.base_model
     with _lock:  # the folder and its row appear together
         run_dir = prepare_run(spec, job_id, runs_dir)
         store.execute(
@@ -191,7 +207,7 @@ def start_job(store: Store, spec: JobSpec, runs_dir: Path, *, api_key: str | Non
             [job_id, spec.backend, base, spec.method, str(run_dir), json.dumps(spec.to_dict()),
              spec.output_dir or None],
         )
-        if spec.backend == "openai":
+        if spec.backend in ("openai", "together", "hf-jobs"):  # remote work: no local GPU to wait for
             _launch(store, job_id, api_key=api_key)
         else:
             tick(store)
@@ -363,7 +379,9 @@ def _ingest_one(store: Store, job: dict) -> int:
                 sets["output_dir"] = e.get("output_dir") or job.get("output_dir")
     extra_event: dict | None = None
     final_now = sets.get("status") in FINAL_STATUSES
-    if not final_now and job["status"] == "running" and not alive:
+    if not final_now and job["status"] == "running" and not alive and _reattach(job, sets):
+        pass  # a new follower took the remote job over: the run goes on
+    elif not final_now and job["status"] == "running" and not alive:
         death = _death(job, rc, after_restart)
         sets.update(death, finished_at="now")
         extra_event = {"type": death["status"], "ts": time.time(),
@@ -390,6 +408,31 @@ def _ingest_one(store: Store, job: dict) -> int:
     # A child that wrote its final event may still be closing down: ingest() reaps it later, and
     # tick() starts the next local job only once it is gone (its GPU memory freed).
     return len(events)
+
+
+REATTACH_LIMIT = 3  # followers started again for one run by this process, before it is marked failed
+_reattached: dict[str, int] = {}
+
+
+def _reattach(job: dict, sets: dict[str, Any]) -> bool:
+    """A Hugging Face Jobs run whose local follower died (an app restart, a kill) while its remote job
+    goes on: start a follower again, which finds the job by the id in its events instead of creating
+    another. True when one was started (its pid goes into `sets`)."""
+    external_id = sets.get("external_id") or job.get("external_id")
+    if job["backend"] != "hf-jobs" or not external_id or job.get("cancel_requested"):
+        return False
+    if _reattached.get(job["id"], 0) >= REATTACH_LIMIT:
+        return False
+    _reattached[job["id"]] = _reattached.get(job["id"], 0) + 1
+    try:
+        proc, _ = spawn_worker(job["run_dir"])
+    except OSError as exc:
+        log.warning("could not re-attach to %s: %s", external_id, exc)
+        return False
+    _children[job["id"]] = proc
+    _child_backend[job["id"]] = job["backend"]
+    sets["pid"] = proc.pid
+    return True
 
 
 def ingest(store: Store, job_id: str | None = None) -> int:

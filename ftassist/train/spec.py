@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-BACKENDS = ("local", "openai")
+BACKENDS = ("local", "openai", "hf-jobs", "together")
 METHODS = ("lora", "qlora", "full")
 PROVIDERS = ("openai", "azure", "custom")
 TINY_RANDOM = "tiny-random"
@@ -42,6 +42,32 @@ OPENAI_DEFAULTS: dict[str, Any] = {
     "azure_endpoint": None,
     "api_version": None,
 }
+
+
+# Hugging Face Jobs (backend "hf-jobs"): the same recipe on a rented GPU (see ftassist.train.hf_jobs).
+# flavor None: the cheapest flavor whose GPU memory fits the run's estimate; namespace None: the token's user;
+# the image brings CUDA torch (the job installs the rest, pinned); timeout bounds the bill of a stuck job.
+HF_JOBS_DEFAULTS: dict[str, Any] = {
+    "flavor": None,
+    "namespace": None,
+    "image": "pytorch/pytorch:2.7.1-cuda12.8-cudnn9-runtime",
+    "timeout": "4h",
+}
+
+
+# Together AI (backend "together"): hosted fine-tuning of open models (see ftassist.train.together_ft). The
+# base model is spec.base_model (a Together model id); epochs, learning rate, method and LoRA r/alpha come
+# from the spec too. base_url None: TOGETHER_BASE_URL or Together's; inference_base_url None: base_url + /v1;
+# n_evals: evaluations over the validation file (each one is billed as a pass over it).
+TOGETHER_DEFAULTS: dict[str, Any] = {
+    "suffix": None,
+    "n_evals": 5,
+    "batch_size": "max",
+    "training_method": "sft",
+    "base_url": None,
+    "inference_base_url": None,
+}
+TOGETHER_SUFFIX_MAX = 40
 
 
 def looks_like_openai_model(name: str | None) -> bool:
@@ -125,9 +151,13 @@ class JobSpec:
     hub_model_id: str | None = None
     max_steps: int | None = None
     openai: dict[str, Any] = field(default_factory=lambda: dict(OPENAI_DEFAULTS))
+    hf_jobs: dict[str, Any] = field(default_factory=lambda: dict(HF_JOBS_DEFAULTS))
+    together: dict[str, Any] = field(default_factory=lambda: dict(TOGETHER_DEFAULTS))
 
     def __post_init__(self) -> None:
         self.openai = {**OPENAI_DEFAULTS, **(self.openai or {})}
+        self.hf_jobs = {**HF_JOBS_DEFAULTS, **(self.hf_jobs or {})}
+        self.together = {**TOGETHER_DEFAULTS, **(self.together or {})}
         if isinstance(self.target_modules, tuple):
             self.target_modules = list(self.target_modules)
 
@@ -149,7 +179,7 @@ class JobSpec:
         """Every problem with this spec as a sentence saying what to change; [] when it is valid."""
         p: list[str] = []
         if self.backend not in BACKENDS:
-            p.append(f"backend {self.backend!r} is unknown: use 'local' or 'openai'.")
+            p.append(f"backend {self.backend!r} is unknown: use one of {', '.join(repr(b) for b in BACKENDS)}.")
         if self.method not in METHODS:
             p.append(f"method {self.method!r} is unknown: use 'lora', 'qlora' or 'full'.")
         if not self.train_file:
@@ -161,7 +191,7 @@ class JobSpec:
         if self.backend != "openai":
             if not self.base_model or not str(self.base_model).strip():
                 p.append("base_model is missing: give a Hub id (e.g. Qwen/Qwen2.5-0.5B-Instruct), a local folder, or 'tiny-random'.")
-            if not self.output_dir:
+            if not self.output_dir and self.backend != "together":  # Together keeps the model: its name is the output
                 p.append("output_dir is missing: give the folder where the run's model is saved.")
         if not _positive(self.num_epochs):
             p.append(f"num_epochs must be a positive number (got {self.num_epochs!r}).")
@@ -206,6 +236,10 @@ class JobSpec:
             p.extend(_validate_openai({**OPENAI_DEFAULTS, **(self.openai or {})}))
             if self.method != "lora" and self.method != "full":
                 p.append("the OpenAI backend trains its own way: method must be 'lora' or 'full' (it is ignored), not 'qlora'.")
+        if self.backend == "hf-jobs":
+            p.extend(_validate_hf_jobs({**HF_JOBS_DEFAULTS, **(self.hf_jobs or {})}))
+        if self.backend == "together":
+            p.extend(_validate_together(self))
         return p
 
     # -- (de)serialisation ----------------------------------------------------------------
@@ -269,4 +303,42 @@ def _validate_openai(o: dict[str, Any]) -> list[str]:
         p.append("openai.api_version is required for Azure OpenAI (e.g. 2024-10-21).")
     if provider == "custom" and not o.get("base_url"):
         p.append("openai.base_url is required for a custom provider (a server that speaks the OpenAI fine-tuning API).")
+    return p
+
+
+def _validate_hf_jobs(o: dict[str, Any]) -> list[str]:
+    p: list[str] = []
+    flavor = o.get("flavor")
+    if flavor is not None:
+        from ftassist.plan import providers  # the provider file lists the flavors (light: json only)
+
+        known = providers.provider("hf-jobs")["flavors"]
+        if flavor not in known:
+            p.append(f"hf_jobs.flavor {flavor!r} is not a GPU flavor of Hugging Face Jobs: use one of "
+                     f"{', '.join(known)}, or leave it empty to pick the cheapest that fits.")
+    for name in ("image", "timeout"):
+        if not isinstance(o.get(name), (str, int)) or not str(o.get(name)).strip():
+            p.append(f"hf_jobs.{name} must be set (default {HF_JOBS_DEFAULTS[name]!r}).")
+    return p
+
+
+def _validate_together(spec: JobSpec) -> list[str]:
+    o = {**TOGETHER_DEFAULTS, **(spec.together or {})}
+    p: list[str] = []
+    if spec.base_model == TINY_RANDOM or str(spec.base_model).startswith((".", "/", "~")):
+        p.append("base_model must be a model Together fine-tunes (e.g. meta-llama/Meta-Llama-3.1-8B-Instruct-Reference; "
+                 "see https://docs.together.ai/docs/fine-tuning/supported-models), not a local model.")
+    if spec.method not in ("lora", "full"):
+        p.append(f"Together trains with LoRA or full fine-tuning: method must be 'lora' or 'full', not {spec.method!r}.")
+    if float(spec.num_epochs) != int(spec.num_epochs):
+        p.append(f"Together trains whole epochs: num_epochs must be a whole number (got {spec.num_epochs!r}).")
+    suffix = o.get("suffix")
+    if suffix is not None and (not isinstance(suffix, str) or len(suffix.strip()) > TOGETHER_SUFFIX_MAX):
+        p.append(f"together.suffix must be a string of at most {TOGETHER_SUFFIX_MAX} characters (it becomes part of "
+                 "the model name).")
+    if o.get("training_method") != "sft":
+        p.append(f"together.training_method {o.get('training_method')!r} is not supported yet: use 'sft' "
+                 "(DPO needs preference data the Data step does not check yet).")
+    if not (isinstance(o.get("n_evals"), int) and o["n_evals"] >= 0):
+        p.append(f"together.n_evals must be a non-negative integer (got {o.get('n_evals')!r}).")
     return p

@@ -119,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         writer.failed(reason="invalid spec: " + " ".join(problems), hint="Fix these settings and start again.")
         return 2
+    if spec.backend == "together":
+        return _run_together(spec, run_dir, writer, stop)
+    if spec.backend == "hf-jobs":
+        return _run_hf_jobs(spec, run_dir, writer, stop)
     if spec.method == "qlora" and not _cuda_available():
         print(f"[ftassist] refusing QLoRA: {QLORA_HINT}", flush=True)
         writer.failed(reason="QLoRA needs CUDA, and no NVIDIA GPU is visible on this machine.", hint=QLORA_HINT,
@@ -150,8 +154,28 @@ def _run_openai(spec: JobSpec, run_dir: Path, writer: EventWriter) -> int:
     except ImportError as e:
         writer.failed(reason=f"the OpenAI backend is not available: {e}", hint="Reinstall ftassist.")
         return 1
+    return _delegate("the OpenAI backend", lambda: run_job(spec, run_dir, writer), run_dir, writer)
+
+
+def _run_together(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFlag) -> int:
+    """Delegate to the Together backend: the same events file; the worker's stop flag cancels the remote job."""
+    from ftassist.train.together_ft import run_job
+
+    return _delegate("the Together backend", lambda: run_job(spec, run_dir, writer, stop), run_dir, writer)
+
+
+def _run_hf_jobs(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFlag) -> int:
+    """Delegate to the Hugging Face Jobs backend: this recipe on a rented GPU, its events copied back here."""
+    from ftassist.train.hf_jobs import run_job
+
+    return _delegate("the Hugging Face Jobs backend", lambda: run_job(spec, run_dir, writer, stop), run_dir, writer)
+
+
+def _delegate(name: str, call, run_dir: Path, writer: EventWriter) -> int:
+    """Run a remote backend's `run_job` (it returns a summary dict; the events file, and so the exit code,
+    says how the run ended); whatever happens, the run ends with exactly one terminal event."""
     try:
-        rc = run_job(spec, run_dir, writer)
+        call()
     except BaseException as e:  # noqa: BLE001
         traceback.print_exc()
         if writer.terminal is None:
@@ -159,10 +183,9 @@ def _run_openai(spec: JobSpec, run_dir: Path, writer: EventWriter) -> int:
                           log_tail=tail_text(run_dir / LOG_FILE) or traceback.format_exc()[-4000:])
         return 1
     if writer.terminal is None:  # the backend returned without saying how it ended
-        writer.failed(reason="the OpenAI backend stopped without a result", hint="See worker.log.",
+        writer.failed(reason=f"{name} stopped without a result", hint="See worker.log.",
                       log_tail=tail_text(run_dir / LOG_FILE))
         return 1
-    del rc  # run_job returns a summary dict; the events file (and so the exit code) says how it ended
     return 1 if writer.terminal == "failed" else 0
 
 

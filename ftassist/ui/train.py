@@ -61,6 +61,13 @@ def prefill_handler(app: Context, session, last_key):
 
 
 # -- start / cancel ---------------------------------------------------------------------------------
+def flavor_choices() -> list[tuple[str, str]]:
+    """The Hugging Face Jobs GPU flavors with memory and hourly price, from the provider file."""
+    from ftassist.train.hf_jobs import provider_flavors
+
+    return [("auto: the cheapest that fits", "")] + [(f.describe(), f.name) for f in provider_flavors()]
+
+
 def _opt_number(value, cast=float):
     """None for blank or 0 (a blank gr.Number arrives as 0 in some browsers): "use the preset"."""
     if value is None or value == "" or float(value) == 0:
@@ -73,7 +80,7 @@ def _text(value) -> str | None:
 
 
 def build_spec(backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_steps, train_file, valid_file,
-               openai_model, suffix, provider, base_url, azure_endpoint, api_version) -> dict:
+               openai_model, suffix, provider, base_url, azure_endpoint, api_version, flavor=None) -> dict:
     """The run's settings from the form (`start_run` checks them and says what to change)."""
     spec: dict = dict(backend=backend or "local", method=method or "lora", train_file=_text(train_file) or "",
                       valid_file=_text(valid_file))
@@ -86,6 +93,10 @@ def build_spec(backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_
         spec.update(openai=openai, base_model=openai["model"],
                     method="lora" if spec["method"] == "qlora" else spec["method"])
         return spec
+    if spec["backend"] == "together":  # a Together model id in the base model field; the suffix from the settings
+        spec["together"] = {"suffix": _text(suffix)}
+    if spec["backend"] == "hf-jobs":  # the local recipe on a rented GPU: blank flavor = the cheapest that fits
+        spec["hf_jobs"] = {"flavor": _text(flavor)}
     spec["base_model"] = _text(base_model) or "tiny-random"
     if epochs not in (None, ""):
         spec["num_epochs"] = float(epochs)
@@ -98,13 +109,13 @@ def build_spec(backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_
 
 
 def start_handler(app: Context, backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_steps, train_file, valid_file,
-                  openai_model, suffix, provider, base_url, azure_endpoint, api_version, api_key, session):
+                  openai_model, suffix, provider, base_url, azure_endpoint, api_version, api_key, session, flavor=None):
     """Start (or queue) a run; returns (session, message, selected run)."""
     session = Session.of(session)
     if not (train_file or "").strip():
         raise gr.Error("No training file: check and split your dataset in the Data tab, or type a chat JSONL path.")
     spec = build_spec(backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_steps, train_file,
-                      valid_file, openai_model, suffix, provider, base_url, azure_endpoint, api_version)
+                      valid_file, openai_model, suffix, provider, base_url, azure_endpoint, api_version, flavor)
     try:
         started = training.start_run(app, spec, api_key=api_key)
     except UseCaseError as exc:
@@ -165,7 +176,8 @@ def status_markdown(run: training.Run | None, has_points: bool) -> str:
         return "No run yet: fill in the form and press **Start training**."
     lines = [f"**Run `{run.id}`: {run.status}** ({run.backend}, {run.base_model}, {run.method})"]
     if run.external_id:
-        lines.append(f"OpenAI job: `{run.external_id}`")
+        where = {"together": "Together", "hf-jobs": "Hugging Face"}.get(run.backend, "OpenAI")
+        lines.append(f"{where} job: `{run.external_id}`")
     if run.output_model and run.status == "succeeded":
         lines.append(f"Model: `{run.output_model}` (use it in the Arena tab)")
     if run.error:
@@ -227,8 +239,10 @@ def build(ctx: UIContext) -> None:
     gate = gr.Markdown(gate_message(None), elem_id="train-gate")
     prefilled = gr.State("")
     with gr.Row():
-        backend = gr.Radio(["local", "openai"], value="local", label="Backend",
-                           info="local: TRL/PEFT on this machine; openai: OpenAI's fine-tuning API")
+        backend = gr.Radio(["local", "openai", "together", "hf-jobs"], value="local", label="Backend",
+                           info="local: TRL/PEFT on this machine; openai: OpenAI's fine-tuning API; together: "
+                                "Together AI (a Together model id as base model, billed per token); hf-jobs: "
+                                "this recipe on a rented Hugging Face GPU (HF_TOKEN, billed per minute)")
         base_model = gr.Dropdown(BASE_MODELS, value="tiny-random", allow_custom_value=True,
                                  label="Base model (Hub id, local folder, or tiny-random)")
         method = gr.Radio(["lora", "qlora", "full"], value="lora", label="Method", info=_method_info())
@@ -251,8 +265,13 @@ def build(ctx: UIContext) -> None:
             base_url = gr.Textbox(label="Base URL (custom provider)")
             azure_endpoint = gr.Textbox(label="Azure endpoint (https://NAME.openai.azure.com)")
             api_version = gr.Textbox(label="Azure api-version (e.g. 2024-10-21)")
-            api_key = gr.Textbox(label="API key (blank: OPENAI_API_KEY / AZURE_OPENAI_API_KEY; never stored)",
+            api_key = gr.Textbox(label="API key (blank: OPENAI_API_KEY / AZURE_OPENAI_API_KEY / TOGETHER_API_KEY; "
+                                       "never stored)",
                                  type="password")
+    with gr.Accordion("Hugging Face Jobs settings", open=False):
+        flavor = gr.Dropdown(flavor_choices(), value="", label="GPU flavor (hf-jobs)",
+                             info="Blank: the cheapest that fits the model's memory estimate. The token: HF_TOKEN, "
+                                  "or the API key field.")
     with gr.Row():
         start = gr.Button("Start training", variant="primary")
         cancel = gr.Button("Cancel job", variant="stop")
@@ -274,7 +293,8 @@ def build(ctx: UIContext) -> None:
     ctx.session.change(ctx.bind(prefill_handler), [ctx.session, prefilled],
                        [gate, prefilled, train_file, valid_file, backend, base_model, method, epochs, openai_model],
                        api_visibility="private")
-    start.click(ctx.bind(start_handler), [*form, ctx.session], [ctx.session, message, job_select], api_name="start_training")
+    start.click(ctx.bind(start_handler), [*form, ctx.session, flavor], [ctx.session, message, job_select],
+                api_name="start_training")
     cancel.click(ctx.bind(cancel_handler), [job_select], [message], api_name="cancel_training")
     refresh.click(ctx.bind(refresh_handler), [job_select, ctx.session], monitor, api_name="training_status")
     job_select.input(ctx.bind(refresh_handler), [job_select, ctx.session], monitor, api_visibility="private")

@@ -162,7 +162,7 @@ def start_run(ctx: Context, spec: dict, api_key: str | None = None) -> RunStarte
 
     Args:
         spec: the run's settings (the fields of spec.json: backend, base_model, method, train_file, ...)
-        api_key: the OpenAI key for this run only; handed to the worker's environment, never stored
+        api_key: the OpenAI or Together key for this run only; handed to the worker's environment, never stored
     """
     api_key = (api_key or "").strip() or None
     try:
@@ -227,7 +227,7 @@ def _default_openai_model() -> str:
 @use_case(assistant=True)
 def plan_run(ctx: Context, session: Session, base_model: str | None = None, method: str | None = None,
              num_epochs: float | None = None, max_steps: int | None = None,
-             backend: Literal["local", "openai"] | None = None) -> RunPlan:
+             backend: Literal["local", "openai", "together"] | None = None) -> RunPlan:
     """Describe the training run this session would start (nothing starts): the Train form's defaults,
     changed by what is given.
 
@@ -237,7 +237,7 @@ def plan_run(ctx: Context, session: Session, base_model: str | None = None, meth
         method: lora, qlora or full (local runs); empty: the chosen option's, else lora
         num_epochs: passes over the data; empty: the chosen option's, else the preset
         max_steps: stop after this many optimizer steps (a quick trial; local runs)
-        backend: local or openai; empty: openai for an OpenAI model name, else the chosen option's
+        backend: local, openai or together (a Together model id as base_model); empty: openai for an OpenAI model name, else the chosen option's
     """
     defaults = training_defaults(ctx, session)
     if not defaults.train_file:
@@ -274,7 +274,7 @@ def plan_run(ctx: Context, session: Session, base_model: str | None = None, meth
 @use_case(assistant=True, confirm=True)
 def start_run_from_session(ctx: Context, session: Session, base_model: str | None = None,
                            method: str | None = None, num_epochs: float | None = None,
-                           max_steps: int | None = None, backend: Literal["local", "openai"] | None = None,
+                           max_steps: int | None = None, backend: Literal["local", "openai", "together"] | None = None,
                            api_key: str | None = None) -> RunStarted:
     """Start the training run this session leads to (the Train form's defaults, changed by what is given).
 
@@ -284,8 +284,8 @@ def start_run_from_session(ctx: Context, session: Session, base_model: str | Non
         method: lora, qlora or full (local runs); empty: the chosen option's, else lora
         num_epochs: passes over the data; empty: the chosen option's, else the preset
         max_steps: stop after this many optimizer steps (a quick trial; local runs)
-        backend: local or openai; empty: openai for an OpenAI model name, else the chosen option's
-        api_key: the OpenAI key for this run only; never stored
+        backend: local, openai or together (a Together model id as base_model); empty: openai for an OpenAI model name, else the chosen option's
+        api_key: the OpenAI or Together key for this run only; never stored
     """
     plan = plan_run(ctx, session, base_model=base_model, method=method, num_epochs=num_epochs,
                     max_steps=max_steps, backend=backend)

@@ -37,3 +37,24 @@ def hub_server():
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def together_server():
+    """A started Together AI stand-in: only `TOGETHER_KEY` is accepted, anything else is a 401."""
+    from .together_server import TogetherStandIn
+
+    with TogetherStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def jobs_server():
+    """A started Hugging Face Jobs (and Hub) stand-in that really runs each job's command; closed after the test."""
+    from .jobs_server import JobsStandIn
+
+    server = JobsStandIn()
+    try:
+        yield server
+    finally:
+        server.close()

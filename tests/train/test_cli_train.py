@@ -137,7 +137,8 @@ def test_train_while_the_app_runs_goes_through_the_app(running_app, tmp_path, ca
     result = _last_json(captured.out)
     assert result["status"] == "succeeded" and result["final_loss"] is not None
     assert set(result) == {"status", "job_id", "run_dir", "output_dir", "output_model", "first_loss", "final_loss",
-                           "best_eval_loss", "error", "hint"}
+                           "best_eval_loss", "error", "hint", "backend", "remote_id"}
+    assert (result["backend"], result["remote_id"]) == ("local", None)
     runs = running_app.call("list_runs")  # the app's own view of its database
     assert [(r["id"], r["status"]) for r in runs] == [(result["job_id"], "succeeded")]
     with pytest.raises(store.StoreLockedError):  # and the CLI never opened the database itself
