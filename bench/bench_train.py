@@ -43,7 +43,7 @@ def make_data(path: Path, n: int, median_words: int, max_words: int, seed: int =
     """Chat JSONL whose answer lengths follow a log-normal law (real data is long-tailed)."""
     rng = random.Random(seed)
     texts, lines = [], []
-    for i in range(n):
+    for _ in range(n):
         q = " ".join(rng.choices(WORDS, k=rng.randint(5, 20))) + "?"
         k = int(min(max_words, max(3, rng.lognormvariate(math.log(median_words), 0.8))))
         a = " ".join(rng.choices(WORDS, k=k)) + "."
