@@ -227,7 +227,7 @@ def _default_openai_model() -> str:
 @use_case(assistant=True)
 def plan_run(ctx: Context, session: Session, base_model: str | None = None, method: str | None = None,
              num_epochs: float | None = None, max_steps: int | None = None,
-             backend: Literal["local", "openai", "together"] | None = None) -> RunPlan:
+             backend: Literal["local", "hf-jobs", "together", "openai"] | None = None) -> RunPlan:
     """Describe the training run this session would start (nothing starts): the Train form's defaults,
     changed by what is given.
 
@@ -237,7 +237,7 @@ def plan_run(ctx: Context, session: Session, base_model: str | None = None, meth
         method: lora, qlora or full (local runs); empty: the chosen option's, else lora
         num_epochs: passes over the data; empty: the chosen option's, else the preset
         max_steps: stop after this many optimizer steps (a quick trial; local runs)
-        backend: local, openai or together (a Together model id as base_model); empty: openai for an OpenAI model name, else the chosen option's
+        backend: local (this machine), hf-jobs (a rented GPU on Hugging Face Jobs), together (Together AI, a Together model id as base_model) or openai; empty: openai for an OpenAI model name, else the chosen option's
     """
     defaults = training_defaults(ctx, session)
     if not defaults.train_file:
@@ -266,7 +266,8 @@ def plan_run(ctx: Context, session: Session, base_model: str | None = None, meth
             spec["max_steps"] = int(max_steps)
         how = "full fine-tuning" if chosen == "full" else chosen.upper()
         where = (f"{how} on {spec['base_model']}, {spec.get('num_epochs', JobSpec().num_epochs):g} epochs"
-                 + (f" (at most {spec['max_steps']} steps)" if spec.get("max_steps") else ""))
+                 + (f" (at most {spec['max_steps']} steps)" if spec.get("max_steps") else "")
+                 + {"hf-jobs": ", on a rented GPU (Hugging Face Jobs)", "together": ", on Together AI"}.get(backend, ""))
     summary = f"Start a training run: {where}, on {defaults.source}."
     return RunPlan(spec=spec, summary=summary, source=defaults.source)
 
@@ -274,7 +275,7 @@ def plan_run(ctx: Context, session: Session, base_model: str | None = None, meth
 @use_case(assistant=True, confirm=True)
 def start_run_from_session(ctx: Context, session: Session, base_model: str | None = None,
                            method: str | None = None, num_epochs: float | None = None,
-                           max_steps: int | None = None, backend: Literal["local", "openai", "together"] | None = None,
+                           max_steps: int | None = None, backend: Literal["local", "hf-jobs", "together", "openai"] | None = None,
                            api_key: str | None = None) -> RunStarted:
     """Start the training run this session leads to (the Train form's defaults, changed by what is given).
 
@@ -284,7 +285,7 @@ def start_run_from_session(ctx: Context, session: Session, base_model: str | Non
         method: lora, qlora or full (local runs); empty: the chosen option's, else lora
         num_epochs: passes over the data; empty: the chosen option's, else the preset
         max_steps: stop after this many optimizer steps (a quick trial; local runs)
-        backend: local, openai or together (a Together model id as base_model); empty: openai for an OpenAI model name, else the chosen option's
+        backend: local (this machine), hf-jobs (a rented GPU on Hugging Face Jobs), together (Together AI, a Together model id as base_model) or openai; empty: openai for an OpenAI model name, else the chosen option's
         api_key: the OpenAI or Together key for this run only; never stored
     """
     plan = plan_run(ctx, session, base_model=base_model, method=method, num_epochs=num_epochs,

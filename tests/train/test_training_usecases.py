@@ -119,3 +119,15 @@ def test_a_run_from_the_session_is_followed_to_its_end(ctx, split):
     with pytest.raises(UseCaseError, match="already ended"):
         training.cancel_run(ctx, started.run_id)
     assert registry.to_jsonable(run)["progress"]["step"] == 3  # what the CLI gets over the socket
+
+
+def test_a_run_planned_on_a_rented_gpu_keeps_the_local_recipe(ctx, tmp_path):
+    from ftassist.usecases import training
+    from ftassist.usecases.session import Session, Split
+
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text("{}\n")
+    session = Session().split_into(Split(str(train_file), None, str(tmp_path), 1, 0))
+    plan = training.plan_run(ctx, session, base_model="Qwen/Qwen2.5-0.5B", method="lora", backend="hf-jobs")
+    assert plan.spec["backend"] == "hf-jobs" and plan.spec["method"] == "lora"
+    assert plan.spec["base_model"] == "Qwen/Qwen2.5-0.5B" and "Hugging Face Jobs" in plan.summary
