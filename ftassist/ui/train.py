@@ -57,7 +57,9 @@ def prefill_handler(app: Context, session, last_key):
     gate = gate_message(session, defaults.train_file)
     if defaults.key == last_key:
         return (gate, last_key) + (gr.update(),) * len(PREFILLED)
-    return (gate, defaults.key) + tuple(gr.update(value=getattr(defaults, name)) for name in PREFILLED)
+    updates = {name: gr.update(value=getattr(defaults, name)) for name in PREFILLED}
+    updates["openai_model"] = gr.update(value=defaults.openai_model, info=defaults.openai_model_warning or None)
+    return (gate, defaults.key) + tuple(updates[name] for name in PREFILLED)
 
 
 # -- start / cancel ---------------------------------------------------------------------------------
@@ -257,8 +259,9 @@ def build(ctx: UIContext) -> None:
         valid_file = gr.Textbox(label="Validation file (optional)", placeholder="from the Data step")
     with gr.Accordion("OpenAI settings", open=False):
         with gr.Row():
-            openai_model = gr.Dropdown(OPENAI_MODELS, value="gpt-4o-mini-2024-07-18", allow_custom_value=True,
-                                       label="OpenAI model")
+            starting = training.training_defaults(ctx.app, Session())
+            openai_model = gr.Dropdown(OPENAI_MODELS, value=starting.openai_model, allow_custom_value=True,
+                                       label="OpenAI model", info=starting.openai_model_warning or None)
             suffix = gr.Textbox(label="Suffix (≤ 64 characters, part of the ft: name)", max_length=64)
             provider = gr.Radio(["openai", "azure", "custom"], value="openai", label="Provider")
         with gr.Row():
