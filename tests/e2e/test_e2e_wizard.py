@@ -168,7 +168,7 @@ def test_04_train(module_page, app, shots):
     expect(page.get_by_label("Training file (chat JSONL)")).to_have_value(re.compile(r"train\.jsonl$"))
     expect(page.get_by_label("Validation file (optional)")).to_have_value(re.compile(r"valid\.jsonl$"))
 
-    # The estimate picked an OpenAI option (no key here): train locally on tiny-random instead.
+    # Whatever option the estimate chose (a GPU elsewhere, most likely), train locally on tiny-random here.
     page.get_by_role("radio", name="local", exact=True).check()
     base = page.get_by_label("Base model (Hub id, local folder, or tiny-random)")
     base.fill("tiny-random")
