@@ -16,7 +16,8 @@ Memory (bytes; "GB" below means GiB, 1024^3 bytes):
   stay bf16; adapters as for LoRA; plus one dequantised bf16 weight matrix at a time;
 - activations (bf16, attention by SDPA/flash so no seq x seq score matrix), per token and layer:
   4h + 3 q_dim + 3 kv_dim + 4 i elements (norm inputs/outputs, q/k/v before and after RoPE,
-  attention output, gate/up/activation/product), + 6h + q_dim + i with LoRA dropout;
+  attention output, gate/up/activation/product), + LoRA dropout's copy of each adapter's input:
+  5h + q_dim + i (q, k, v, gate and up read h values, o reads q_dim, down reads i; 4h without a gate);
   with gradient checkpointing only each layer's input (h) is kept, plus one layer recomputed;
 - logits: tokens x vocab x 12 bytes (bf16 logits, their fp32 upcast for the loss, and its gradient);
 - overhead: 0.75 GB (CUDA context, cuBLAS workspace) + 8% of the rest (allocator fragmentation).
@@ -408,8 +409,8 @@ def estimate_memory(
                      "(fp32 weight, grad, 2 Adam moments)")
     tokens = seq_len * batch_size
     per_layer = 4 * h + 3 * arch.q_dim + 3 * arch.kv_dim + (4 if arch.gated_mlp else 2) * i
-    if method != "full" and lora_dropout:
-        per_layer += 6 * h + arch.q_dim + i
+    if method != "full" and lora_dropout:  # the dropped-out input of every adapted projection
+        per_layer += (5 if arch.gated_mlp else 4) * h + arch.q_dim + i
     if gradient_checkpointing:
         act_elems = tokens * (arch.layers * h + per_layer)
         lines.append(f"activations with checkpointing: {tokens:,} tokens x ({arch.layers} layers x {h} + one layer's "

@@ -163,7 +163,9 @@ def resolve_epochs(epochs: int | str | None, n_examples: int) -> tuple[int, str]
     if epochs is None or (isinstance(epochs, str) and epochs.strip().lower() in ("", "auto")):
         value = auto_epochs(n_examples)
         n = n_examples
-        if n > 0 and n * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
+        if n <= 0:
+            why = f"no examples yet, so the default {value}"
+        elif n * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
             why = f"{n} x 3 < 100 example-passes, so min(25, 100 // {n}) = {value}"
         elif n * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
             why = f"{n:,} x 3 > 25,000 example-passes, so max(1, 25,000 // {n:,}) = {value}"

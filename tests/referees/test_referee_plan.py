@@ -43,7 +43,7 @@ def test_qlora_8b_memory_is_exactly_its_documented_arithmetic(seq_len, batch, ch
     gradients = lora * 4  # fp32
     optimizer = lora * (4 + 8)  # fp32 adapter weights + Adam's two fp32 moments
     tokens = seq_len * batch
-    per_layer = 4 * h + 3 * q_dim + 3 * kv_dim + 4 * i + (6 * h + q_dim + i)  # + LoRA dropout's copies
+    per_layer = 4 * h + 3 * q_dim + 3 * kv_dim + 4 * i + (5 * h + q_dim + i)  # + LoRA dropout's input copies
     activations = tokens * ((layers * h + per_layer) if checkpointing else layers * per_layer) * 2
     logits = tokens * vocab * 12
     subtotal = weights + gradients + optimizer + activations + logits
