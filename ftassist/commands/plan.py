@@ -71,11 +71,16 @@ def build_options(args) -> dict:
         "requests_per_month": args.requests_per_month,
         "include_openai": not args.no_openai and (openai_filter or not self_filter),
         "include_self_hosted": not args.no_self_hosted and (self_filter or not openai_filter),
+        "include_hf_jobs": not args.no_hf_jobs and (self_filter or not openai_filter),
+        "include_together": not args.no_together and (self_filter or not openai_filter),
+        "flavors": args.flavor or None,
+        "together_rate": args.together_rate,
     }
 
 
 def estimate_json(table: dict) -> dict:
-    """The JSON of `--json`: the whole table, plus the single option's keys at the top when only one is shown."""
+    """The JSON of `--json`: the whole table (`options`: every row, each with backend, hardware, fits, hours, cost_usd,
+    available and why), plus the single option's keys at the top when only one is shown."""
     out = {"epochs": table["inputs"]["epochs"], **table, "options": table["rows"]}
     del out["rows"]
     openai_rows = [r for r in table["rows"] if r["kind"] == "openai"]
@@ -139,7 +144,8 @@ def add_estimate_parser(sub) -> None:
     p = sub.add_parser(
         "estimate",
         help="cost, memory and time of every way to fine-tune a dataset",
-        description="Compare OpenAI fine-tuning and self-hosted full/LoRA/QLoRA on each GPU. Give a dataset PATH "
+        description="Compare this machine's GPU, Hugging Face Jobs, Together AI and OpenAI fine-tuning, with "
+        "self-hosted full/LoRA/QLoRA on each catalogue GPU. Give a dataset PATH "
         "(its exact token counts are used) or quick mode: --examples N --avg-tokens T. --model alone shows only "
         "OpenAI options; --base-model/--method/--gpu alone show only self-hosted ones.",
     )
@@ -164,7 +170,11 @@ def add_estimate_parser(sub) -> None:
     p.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (default 16, all linear layers)")
     p.add_argument("--mfu", type=float, default=0.35, help="model FLOPs utilisation for the time estimate (default 0.35)")
     p.add_argument("--no-openai", action="store_true", help="leave out OpenAI options")
-    p.add_argument("--no-self-hosted", action="store_true", help="leave out self-hosted options")
+    p.add_argument("--no-self-hosted", action="store_true", help="leave out this machine's and the catalogue GPUs")
+    p.add_argument("--no-hf-jobs", action="store_true", help="leave out Hugging Face Jobs flavors")
+    p.add_argument("--no-together", action="store_true", help="leave out Together AI")
+    p.add_argument("--flavor", action="append", help="Hugging Face Jobs flavor (repeatable); default: the single-GPU ones")
+    p.add_argument("--together-rate", type=float, metavar="USD_PER_1M", help="Together AI's rate per 1M tokens")
     p.add_argument("--how", action="store_true", help="print how every figure was computed")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_estimate)

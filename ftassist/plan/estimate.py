@@ -1,4 +1,5 @@
-"""Every way to fine-tune this dataset, side by side: OpenAI models and self-hosted full/LoRA/QLoRA per GPU.
+"""Every way to fine-tune this dataset, side by side: this machine's GPU, Hugging Face Jobs flavors, Together AI,
+OpenAI models, and full/LoRA/QLoRA on each catalogue GPU for comparison.
 
 Why one table: the person's real question is "which option, and what will it cost me?", so
 every option gets the same columns (epochs, tokens, memory, fits, hours, dollars) and every
@@ -6,12 +7,15 @@ figure carries a `how` string so it can be checked by hand.
 
 Token counts come from the Data step's report and are never recounted here (that is what
 makes the estimate after a check cheap); quick mode builds the counts from "N examples of
-about T tokens", or counts one pasted example.
+about T tokens", or counts one pasted example. Those counts use an OpenAI encoding: exact for OpenAI
+rows, approximate for open models (their own tokenizers differ), and every open-model row says so.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -37,6 +41,7 @@ class TokenInput:
     exact: bool
     source: str  # "report" | "quick" | "pasted example"
     note: str = ""
+    path: str | None = None  # the dataset file counted, for the command lines that start a run
 
     @property
     def n(self) -> int:
@@ -85,6 +90,7 @@ def tokens_from_report(report: Any) -> TokenInput:
         encoding=_get(tokens, "encoding") or "o200k_base",
         exact=bool(_get(tokens, "exact", True)),
         source="report",
+        path=_get(report, "path"),
         note=f"exact counts from the Data step's check of {_get(report, 'path', 'the dataset')} "
         f"({_get(tokens, 'encoding')}), not recounted",
     )
@@ -152,7 +158,13 @@ class EstimateOptions:
     mfu: float = hardware.DEFAULT_MFU
     requests_per_month: int = DEFAULT_REQUESTS_PER_MONTH
     include_openai: bool = True
-    include_self_hosted: bool = True
+    include_self_hosted: bool = True  # this machine's GPUs and the catalogue GPUs
+    include_hf_jobs: bool | None = None  # None: as include_self_hosted (open models or not)
+    include_together: bool | None = None  # None: as include_self_hosted
+    flavors: list[str] | None = None  # Hugging Face Jobs flavors; None: the single-GPU ones (more GPUs only go faster)
+    together_rate: float | None = None  # USD per 1M tokens, when the provider file has no rate
+    local_gpus: list[dict] | None = None  # this machine's GPUs [{name, memory_gb}]; None: not looked at
+    data_path: str | None = None  # the file named in the command lines (default: the dataset counted)
     prefer: str | None = None  # openai | full | lora | qlora: recommend among these first (e.g. from the guide)
     openai_customer: bool | None = None  # an active OpenAI fine-tuning customer (None: unknown, treated as no)
     today: str | None = None  # YYYY-MM-DD the availability is judged on (None: the current date)
@@ -171,7 +183,7 @@ class EstimateOptions:
 @dataclass
 class EstimateRow:
     id: str
-    kind: str  # openai | self_hosted
+    kind: str  # openai | self_hosted | hf_jobs | together
     label: str
     model: str  # OpenAI model or base model
     method: str  # openai_sft | openai_rft | full | lora | qlora
@@ -190,7 +202,12 @@ class EstimateRow:
     note: str = ""
     how: dict[str, str] = field(default_factory=dict)
     available: bool = True  # open to this person today (OpenAI: customers only, models not shut down)
-    why: str = ""  # why not, when unavailable
+    why: str = ""  # why not, when unavailable (or why there is no cost)
+    backend: str = "local"  # local | hf-jobs | together | openai: what `ftassist train --backend` takes
+    hardware: str = ""  # where it runs, in words
+    flavor: str | None = None  # the Hugging Face Jobs flavor
+    tokens_exact: bool = True  # False: an OpenAI encoding's count standing in for an open model's tokenizer
+    start: str = ""  # the command line that starts this run
 
 
 @dataclass
@@ -220,7 +237,8 @@ class EstimateTable:
         raise KeyError(row_id)
 
 
-DISPLAY_HEADERS = ["", "option", "epochs", "tokens/epoch", "memory GB", "fits", "hours", "training $", "inference $/month"]
+DISPLAY_HEADERS = ["", "option", "backend", "epochs", "tokens/epoch", "memory GB", "fits", "hours", "training $",
+                   "inference $/month", "available"]
 
 
 def _sig(x: float, digits: int = 3) -> float:
@@ -238,6 +256,17 @@ def duration(hours: float) -> str:
     return f"{hours:,.1f} h"
 
 
+def _short(text: str, limit: int = 60) -> str:
+    first = text.split(";")[0].strip()
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+
+
+def _cost_cell(row: dict) -> str | float:
+    if row["cost_usd"] is not None:
+        return _sig(row["cost_usd"])
+    return "per hour (RFT)" if row["method"] == "openai_rft" else "unknown"
+
+
 def display_rows(table: EstimateTable | dict, only_fitting: bool = False) -> list[list]:
     """The table as rows of plain values (for a terminal or a gr.Dataframe)."""
     rows = table["rows"] if isinstance(table, dict) else [asdict(r) for r in table.rows]
@@ -248,13 +277,15 @@ def display_rows(table: EstimateTable | dict, only_fitting: bool = False) -> lis
         out.append([
             "★" if r["recommended"] else "",
             r["label"],
+            r.get("backend", ""),
             r["epochs"],
-            r["billing_tokens"],
+            r["billing_tokens"] if r.get("tokens_exact", True) else f"~{r['billing_tokens']:,}",
             "" if r["memory_gb"] is None else round(r["memory_gb"], 1),
             "" if r["fits"] is None else ("yes" if r["fits"] else "no"),
             "" if r["hours"] is None else _sig(r["hours"]),
-            "per hour (RFT)" if r["cost_usd"] is None else _sig(r["cost_usd"]),
+            _cost_cell(r),
             "" if r["inference_cost_month_usd"] is None else _sig(r["inference_cost_month_usd"]),
+            "yes" if r.get("available", True) else "no: " + _short(r.get("why") or "not open to you"),
         ])
     return out
 
@@ -330,18 +361,40 @@ def _openai_rows(tin: TokenInput, opts: EstimateOptions, notes: list[str]) -> li
             how=how,
             available=available,
             why=why,
+            backend="openai",
+            hardware="OpenAI (hosted)",
+            tokens_exact=tin.exact and tin.encoding == price.encoding,
+            start=_command("openai", opts.data_path or tin.path or "DATA", price.model, cost.epochs),
         ))
     return rows
 
 
-def _self_hosted_rows(tin: TokenInput, opts: EstimateOptions, epochs: int, notes: list[str],
-                      memory_out: list[dict]) -> list[EstimateRow]:
-    bases = opts.base_models or [DEFAULT_BASE_MODEL]
-    methods = [hardware._check_method(m) for m in (opts.methods or hardware.METHODS)]
-    all_gpus = hardware.gpu_catalogue(opts.gpu_prices)
-    gpus = [hardware.find_gpu(g, all_gpus) for g in opts.gpus] if opts.gpus else list(all_gpus.values())
-    rows = []
-    for base in bases:
+def _command(backend: str, data: str, model: str, epochs: int, method: str | None = None,
+             flavor: str | None = None) -> str:
+    """The `ftassist train` line that starts this option (DATA stands for the file when none was counted)."""
+    parts = ["ftassist", "train", shlex.quote(data) if data != "DATA" else data, "--backend", backend]
+    if flavor:
+        parts += ["--flavor", flavor]
+    parts += ["--base-model", shlex.quote(model)]
+    if method:
+        parts += ["--method", method]
+    return " ".join(parts + ["--epochs", str(epochs)])
+
+
+@dataclass
+class _Base:
+    """What every open-model row of one base model shares: its shape, sequence length and token counts."""
+
+    arch: hardware.ModelArch
+    seq_len: int
+    per_epoch: int
+    trained: int
+    tokens_how: str
+
+
+def _bases(tin: TokenInput, opts: EstimateOptions, epochs: int, notes: list[str]) -> list[_Base]:
+    out = []
+    for base in opts.base_models or [DEFAULT_BASE_MODEL]:
         arch = hardware.resolve_model(base, allow_network=opts.allow_network)
         cap = min(arch.max_context or MAX_DEFAULT_SEQ_LEN, MAX_DEFAULT_SEQ_LEN)
         seq_len = int(opts.seq_len) if opts.seq_len else max(1, min(tin.max, cap))
@@ -349,52 +402,239 @@ def _self_hosted_rows(tin: TokenInput, opts: EstimateOptions, epochs: int, notes
             notes.append(f"{arch.name}: sequence length {seq_len:,} is over its context of {arch.max_context:,}")
         per_epoch = pricing.billed_tokens_per_epoch(tin.per_example, seq_len)
         truncated = pricing.n_clipped(tin.per_example, seq_len)
-        trained = per_epoch * epochs
         if truncated:
             notes.append(f"{arch.name}: {truncated:,} example(s) longer than {seq_len:,} tokens would be truncated")
-        tok_how = (f"sum over {tin.n:,} examples of min(tokens, seq_len {seq_len:,}) = {per_epoch:,} per epoch x "
-                   f"{epochs} epochs = {trained:,} (counted with {tin.encoding}; {arch.name}'s own tokenizer may "
-                   "differ by 10-20%)")
+        trained = per_epoch * epochs
+        how = (f"sum over {tin.n:,} examples of min(tokens, seq_len {seq_len:,}) = {per_epoch:,} per epoch x "
+               f"{epochs} epochs = {trained:,} (approximate: counted with {tin.encoding}; {arch.name}'s own "
+               "tokenizer may differ by 10-20%)")
+        out.append(_Base(arch, seq_len, per_epoch, trained, how))
+    if out:
+        notes.append(f"Open-model token counts are approximate: counted with {tin.encoding}, not each model's "
+                     "own tokenizer")
+    return out
+
+
+def _method_label(method: str) -> str:
+    return {"qlora": "QLoRA 4-bit", "lora": "LoRA", "full": "Full"}[method]
+
+
+def _memory_how(mem: hardware.MemoryEstimate, opts: EstimateOptions) -> str:
+    return mem.how + (f" (seq_len {mem.seq_len:,}, batch {opts.batch_size}, gradient checkpointing "
+                      f"{'on' if opts.gradient_checkpointing else 'off'})")
+
+
+def _words(name: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", name.lower()))
+
+
+def _catalogue_match(name: str, memory_gb: float | None, gpus: dict[str, hardware.GPU]) -> hardware.GPU | None:
+    """The catalogue GPU a detected card is ("NVIDIA L4" -> L4, not L40S), for its peak; None when unknown."""
+    words = _words(name)
+    found = [g for n, g in gpus.items() if {w for w in _words(n) if not re.fullmatch(r"\d+gb", w)} <= words]
+    if not found:
+        return None
+    return min(found, key=lambda g: abs(g.memory_gb - (memory_gb or g.memory_gb)))
+
+
+def _self_hosted_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, methods: list[str],
+                      mems: dict, data: str) -> list[EstimateRow]:
+    """The catalogue GPUs at indicative rental prices. Named GPUs (`gpus`) are ones the person says they can use;
+    the whole catalogue, once this machine was looked at, is a comparison that cannot be chosen."""
+    all_gpus = hardware.gpu_catalogue(opts.gpu_prices)
+    gpus = [hardware.find_gpu(g, all_gpus) for g in opts.gpus] if opts.gpus else list(all_gpus.values())
+    here = opts.local_gpus is not None and not opts.gpus
+    rows = []
+    for b in bases:
         for method in methods:
-            mem = hardware.estimate_memory(arch, method, seq_len, opts.batch_size, opts.gradient_checkpointing,
-                                           opts.lora_rank)
-            memory_out.append({"base_model": arch.name, "method": method, "total_gb": mem.total_gb,
-                               "parts_gb": mem.parts_gb, "seq_len": seq_len, "batch_size": opts.batch_size})
+            mem = mems[b.arch.name, method]
             for gpu in gpus:
-                t = hardware.estimate_time(arch, method, trained, gpu, opts.mfu, opts.gradient_checkpointing)
+                t = hardware.estimate_time(b.arch, method, b.trained, gpu, opts.mfu, opts.gradient_checkpointing)
                 ok = hardware.fits(mem, gpu)
                 note = "" if ok else (f"needs {mem.total_gb:.0f} GB > {gpu.usable_gb:.1f} GB usable; about "
                                       f"{hardware.gpus_needed(mem.total_gb, gpu)} such cards with sharding (FSDP/ZeRO-3)")
                 if gpu.note:
                     note = (note + "; " if note else "") + gpu.note
                 rows.append(EstimateRow(
-                    id=f"{method}:{arch.name}:{gpu.name}",
-                    kind="self_hosted",
-                    label=f"{'QLoRA 4-bit' if method == 'qlora' else 'LoRA' if method == 'lora' else 'Full'} "
-                          f"{arch.name.split('/')[-1]} on {gpu.name}",
-                    model=arch.name,
-                    method=method,
-                    gpu=gpu.name,
-                    epochs=epochs,
-                    billing_tokens=per_epoch,
-                    trained_tokens=trained,
-                    training_cost_usd=t.cost_usd,
-                    cost_usd=t.cost_usd,
-                    hours=t.hours,
-                    memory_gb=mem.total_gb,
-                    gpu_memory_gb=gpu.memory_gb,
-                    fits=ok,
-                    note=note,
-                    how={
-                        "trained_tokens": tok_how,
-                        "memory_gb": mem.how + f" (seq_len {seq_len:,}, batch {opts.batch_size}, gradient "
-                                               f"checkpointing {'on' if opts.gradient_checkpointing else 'off'})",
-                        "fits": f"{mem.total_gb:.1f} GB {'<=' if ok else '>'} {gpu.usable_gb:.1f} GB "
-                                f"({hardware.USABLE_SHARE:.0%} of the card's {gpu.memory_gb:g} GB)",
-                        "hours": t.how_hours,
-                        "cost_usd": t.how_cost,
-                    },
+                    id=f"{method}:{b.arch.name}:{gpu.name}", kind="self_hosted",
+                    label=f"{_method_label(method)} {b.arch.name.split('/')[-1]} on {gpu.name}",
+                    model=b.arch.name, method=method, gpu=gpu.name, epochs=epochs, billing_tokens=b.per_epoch,
+                    trained_tokens=b.trained, training_cost_usd=t.cost_usd, cost_usd=t.cost_usd, hours=t.hours,
+                    memory_gb=mem.total_gb, gpu_memory_gb=gpu.memory_gb, fits=ok, note=note,
+                    how={"trained_tokens": b.tokens_how, "memory_gb": _memory_how(mem, opts),
+                         "fits": f"{mem.total_gb:.1f} GB {'<=' if ok else '>'} {gpu.usable_gb:.1f} GB "
+                                 f"({hardware.USABLE_SHARE:.0%} of the card's {gpu.memory_gb:g} GB)",
+                         "hours": t.how_hours, "cost_usd": t.how_cost},
+                    available=not here,
+                    why=(f"comparison only: {gpu.name} rented elsewhere at ${gpu.usd_per_hour:g}/h; ftassist trains "
+                         "on this machine's GPU or on Hugging Face Jobs") if here else "",
+                    backend="local", hardware=f"{gpu.name} ({gpu.memory_gb:g} GB)", tokens_exact=False,
+                    start=_command("local", data, b.arch.name, epochs, method),
                 ))
+    return rows
+
+
+def _local_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, methods: list[str], mems: dict,
+                data: str) -> list[EstimateRow]:
+    """This machine's GPUs (several of one kind train together under DDP): no provider bill."""
+    counts: dict[str, list[dict]] = {}
+    for g in opts.local_gpus or []:
+        counts.setdefault(str(g.get("name") or "GPU"), []).append(g)
+    catalogue = hardware.gpu_catalogue()
+    rows = []
+    for name, cards in counts.items():
+        memory = min(float(c.get("memory_gb") or 0) for c in cards)
+        n = len(cards)
+        known = _catalogue_match(name, memory, catalogue)
+        usable = memory * hardware.USABLE_SHARE
+        where = f"{n} x {name}" if n > 1 else name
+        for b in bases:
+            for method in methods:
+                mem = mems[b.arch.name, method]
+                ok = mem.total_gb <= usable
+                how = {"trained_tokens": b.tokens_how, "memory_gb": _memory_how(mem, opts),
+                       "fits": f"{mem.total_gb:.1f} GB {'<=' if ok else '>'} {usable:.1f} GB "
+                               f"({hardware.USABLE_SHARE:.0%} of this machine's {memory:g} GB per card)",
+                       "cost_usd": "$0: your own hardware (electricity not counted)"}
+                hours = None
+                if known is not None:
+                    flops, how_flops = hardware.training_flops(b.arch, method, b.trained, opts.gradient_checkpointing)
+                    hours = flops / (known.peak_tflops * 1e12 * opts.mfu * n) / 3600
+                    how["hours"] = (f"{how_flops} / ({n} x {known.peak_tflops:g} TFLOPS peak ({known.name}) x "
+                                    f"{opts.mfu:.0%} MFU) = {hours:.2f} h")
+                else:
+                    how["hours"] = f"unknown: {name} is not in the GPU catalogue (no peak throughput)"
+                rows.append(EstimateRow(
+                    id=f"local:{method}:{b.arch.name}:{name}", kind="self_hosted",
+                    label=f"{_method_label(method)} {b.arch.name.split('/')[-1]} on this machine ({where})",
+                    model=b.arch.name, method=method, gpu=name, epochs=epochs, billing_tokens=b.per_epoch,
+                    trained_tokens=b.trained, training_cost_usd=0.0, cost_usd=0.0, hours=hours,
+                    memory_gb=mem.total_gb, gpu_memory_gb=memory, fits=ok,
+                    note="" if ok else f"needs {mem.total_gb:.0f} GB > {usable:.1f} GB usable on this machine",
+                    how=how, backend="local", hardware=f"{where} (this machine, {memory:g} GB)", tokens_exact=False,
+                    start=_command("local", data, b.arch.name, epochs, method),
+                ))
+    return rows
+
+
+def _jobs_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, methods: list[str], mems: dict,
+               data: str, notes: list[str]) -> list[EstimateRow]:
+    """Hugging Face Jobs: hours = FLOPs / (GPUs x peak x MFU) + the start-up minutes, billed at the flavor's $/h."""
+    every = providers.jobs_flavors()
+    if opts.flavors:
+        by_name = {f.name: f for f in every}
+        unknown = [name for name in opts.flavors if name not in by_name]
+        if unknown:
+            raise ValueError(f"Unknown Hugging Face Jobs flavor(s) {', '.join(unknown)}: use one of "
+                             f"{', '.join(by_name)}.")
+        flavors = [by_name[name] for name in opts.flavors]
+    else:
+        flavors = [f for f in every if f.gpus == 1]
+    if opts.gpus:
+        wanted = {"".join(g.lower().split()) for g in opts.gpus}
+        flavors = [f for f in flavors if "".join(f.gpu.lower().split()) in wanted]
+    catalogue = hardware.gpu_catalogue()
+    startup = providers.jobs_startup_minutes()
+    open_, why_closed, _ = providers.availability("hf-jobs", opts.today)
+    missing = sorted({f.gpu for f in flavors if f.gpu not in catalogue})
+    if missing:
+        notes.append(f"Hugging Face Jobs flavors on {', '.join(missing)} have no time or cost: the GPU catalogue has "
+                     "no peak throughput for them")
+    rows = []
+    for b in bases:
+        for method in methods:
+            mem = mems[b.arch.name, method]
+            flops, how_flops = hardware.training_flops(b.arch, method, b.trained, opts.gradient_checkpointing)
+            for f in flavors:
+                usable = f.per_gpu_gb * hardware.USABLE_SHARE
+                ok = mem.total_gb <= usable
+                gpu = catalogue.get(f.gpu)
+                how = {"trained_tokens": b.tokens_how, "memory_gb": _memory_how(mem, opts),
+                       "fits": f"{mem.total_gb:.1f} GB {'<=' if ok else '>'} {usable:.1f} GB "
+                               f"({hardware.USABLE_SHARE:.0%} of {f.per_gpu_gb:g} GB per GPU)"}
+                hours = cost = None
+                why = ""
+                if gpu is None:
+                    why = f"no peak throughput for {f.gpu} in the GPU catalogue, so no time or cost"
+                    how["hours"] = "unknown: " + why
+                else:
+                    train_hours = flops / (gpu.peak_tflops * 1e12 * opts.mfu * f.gpus) / 3600
+                    hours = train_hours + startup / 60
+                    scale = f"{f.gpus} x " if f.gpus > 1 else ""
+                    how["hours"] = (f"{how_flops} / ({scale}{gpu.peak_tflops:g} TFLOPS peak x {opts.mfu:.0%} MFU) = "
+                                    f"{train_hours:.2f} h + {startup:g} min start-up = {hours:.2f} h")
+                    if f.usd_per_hour is not None:
+                        cost = hours * f.usd_per_hour
+                        how["cost_usd"] = f"{hours:.2f} h x ${f.usd_per_hour:g}/h ({f.name}) = ${cost:,.2f}"
+                    else:
+                        why = f"no hourly price for {f.name} in the provider file"
+                how.setdefault("cost_usd", f"unknown: {why}")
+                rows.append(EstimateRow(
+                    id=f"hf-jobs:{method}:{b.arch.name}:{f.name}", kind="hf_jobs",
+                    label=f"{_method_label(method)} {b.arch.name.split('/')[-1]} on HF Jobs {f.name}",
+                    model=b.arch.name, method=method, gpu=f.gpu, epochs=epochs, billing_tokens=b.per_epoch,
+                    trained_tokens=b.trained, training_cost_usd=cost, cost_usd=cost, hours=hours,
+                    memory_gb=mem.total_gb, gpu_memory_gb=f.per_gpu_gb, fits=ok,
+                    note="" if ok else f"needs {mem.total_gb:.0f} GB > {usable:.1f} GB usable per GPU",
+                    how=how, available=open_, why=why if open_ else why_closed, backend="hf-jobs",
+                    hardware=f.describe(), flavor=f.name, tokens_exact=False,
+                    start=_command("hf-jobs", data, b.arch.name, epochs, method, f.name),
+                ))
+    return rows
+
+
+def _together_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, methods: list[str],
+                   data: str) -> list[EstimateRow]:
+    """Together AI, per token: (epochs x tokens) x the size bracket's rate; no cost when the rate is unknown."""
+    open_, why_closed, _ = providers.availability("together", opts.today)
+    rows = []
+    for b in bases:
+        params_b = b.arch.params() / 1e9
+        for method in [m for m in methods if m in ("lora", "full")]:  # Together has no 4-bit QLoRA
+            bill = providers.together_cost(b.per_epoch, epochs, params_b, method=method,
+                                           rate_usd_per_1m=opts.together_rate)
+            how = {"trained_tokens": b.tokens_how}
+            if bill.usd is None:
+                how["cost_usd"] = f"unknown: {bill.reason}"
+            else:
+                how["cost_usd"] = (f"{epochs} epochs x {b.per_epoch:,} tokens = {bill.billed_tokens:,} billed tokens x "
+                                   f"${bill.rate_usd_per_1m:g} per 1M ({b.arch.name}: {params_b:.1f}B, "
+                                   f"{bill.bracket}, SFT {method}) = ${bill.usd:,.2f}")
+            rows.append(EstimateRow(
+                id=f"together:{method}:{b.arch.name}", kind="together",
+                label=f"{_method_label(method)} {b.arch.name.split('/')[-1]} on Together AI",
+                model=b.arch.name, method=method, gpu=None, epochs=epochs, billing_tokens=b.per_epoch,
+                trained_tokens=bill.billed_tokens, training_cost_usd=bill.usd, cost_usd=bill.usd,
+                note="Together names its models its own way: pass its model id as --base-model", how=how,
+                available=open_, why=(bill.reason if open_ else why_closed), backend="together",
+                hardware="Together AI (hosted)", tokens_exact=False,
+                start=_command("together", data, b.arch.name, epochs, method if method == "full" else None),
+            ))
+    return rows
+
+
+def _open_model_rows(tin: TokenInput, opts: EstimateOptions, epochs: int, notes: list[str],
+                     memory_out: list[dict]) -> list[EstimateRow]:
+    """Every open-model path: this machine, the catalogue GPUs, Hugging Face Jobs and Together AI."""
+    methods = [hardware._check_method(m) for m in (opts.methods or hardware.METHODS)]
+    bases = _bases(tin, opts, epochs, notes)
+    data = opts.data_path or tin.path or "DATA"
+    mems = {}
+    for b in bases:
+        for method in methods:
+            mem = hardware.estimate_memory(b.arch, method, b.seq_len, opts.batch_size, opts.gradient_checkpointing,
+                                           opts.lora_rank)
+            mems[b.arch.name, method] = mem
+            memory_out.append({"base_model": b.arch.name, "method": method, "total_gb": mem.total_gb,
+                               "parts_gb": mem.parts_gb, "seq_len": b.seq_len, "batch_size": opts.batch_size})
+    rows: list[EstimateRow] = []
+    if opts.include_self_hosted:
+        rows += _local_rows(bases, opts, epochs, methods, mems, data)
+        rows += _self_hosted_rows(bases, opts, epochs, methods, mems, data)
+    if opts.include_hf_jobs:
+        rows += _jobs_rows(bases, opts, epochs, methods, mems, data, notes)
+    if opts.include_together and not opts.gpus:  # asked about given GPUs: Together chooses its own
+        rows += _together_rows(bases, opts, epochs, methods, data)
     return rows
 
 
@@ -404,24 +644,33 @@ def choosable(row: EstimateRow | dict) -> bool:
             and _get(row, "available", True) is not False)
 
 
+def _prefers(row: EstimateRow, prefer: str) -> bool:
+    return row.kind == "openai" if prefer == "openai" else row.method == prefer
+
+
 def _recommend(rows: list[EstimateRow], prefer: str | None) -> tuple[str | None, str]:
+    """The cheapest row this person can choose (the preferred method first, when one of those can be)."""
     candidates = [r for r in rows if choosable(r)]
-    if prefer:
-        p = prefer.lower()
-        preferred = [r for r in candidates if (r.kind == "openai" if p == "openai" else r.method == p)]
+    p = (prefer or "").lower()
+    if p:
+        preferred = [r for r in candidates if _prefers(r, p)]
         if preferred:
             candidates = preferred
     if not candidates:
         return None, ("No option you can use both fits a GPU and has a price: try QLoRA, or a bigger GPU "
                       "(rent one on Hugging Face Jobs).")
-    best = min(candidates, key=lambda r: (round(r.cost_usd, 4), r.hours or 0.0))
-    dollars = f"${best.cost_usd:,.2f}" if best.cost_usd >= 0.01 else f"${best.cost_usd:.2g}"
+    best = min(candidates, key=lambda r: (round(r.cost_usd, 4), r.hours if r.hours is not None else float("inf")))
+    dollars = f"${best.cost_usd:,.2f}" if best.cost_usd >= 0.01 or best.cost_usd == 0 else f"${best.cost_usd:.2g}"
     why = f"the cheapest option that fits ({dollars})"
-    if prefer and best.kind == ("openai" if prefer == "openai" else "self_hosted"):
+    if p and _prefers(best, p):
         why = f"the cheapest {prefer} option that fits ({dollars}), as the decision guide suggested"
-    if best.kind == "self_hosted":
-        why += f"; {duration(best.hours)} on one {best.gpu}, not counting setup time"
-    return best.id, f"Recommended: {best.label}, {why}."
+    if best.kind == "hf_jobs" and best.hours is not None:
+        why += (f"; about {duration(best.hours)} on Hugging Face Jobs {best.flavor}, including "
+                f"{providers.jobs_startup_minutes():g} min start-up")
+    elif best.kind == "self_hosted" and best.hours is not None:
+        where = "this machine" if best.id.startswith("local:") else f"one {best.gpu}"
+        why += f"; {duration(best.hours)} on {where}, not counting setup time"
+    return best.id, f"Recommended: {best.label}, {why}. Start it with: {best.start}"
 
 
 def estimate_all(source: Any, options: EstimateOptions | dict | None = None) -> EstimateTable:
@@ -434,16 +683,19 @@ def estimate_all(source: Any, options: EstimateOptions | dict | None = None) -> 
     if opts.requests_per_month < 0:
         raise ValueError("Requests per month cannot be negative.")
     epochs, epochs_how = pricing.resolve_epochs(opts.epochs, tin.n)
-    opts = replace(opts, today=providers.as_date(opts.today).isoformat())  # one day for every row
+    opts = replace(opts, today=providers.as_date(opts.today).isoformat(),  # one day for every row
+                   include_hf_jobs=opts.include_self_hosted if opts.include_hf_jobs is None else opts.include_hf_jobs,
+                   include_together=(opts.include_self_hosted if opts.include_together is None
+                                     else opts.include_together))
     notes: list[str] = [tin.note] if tin.note else []
     memory: list[dict] = []
     rows: list[EstimateRow] = []
     if opts.include_openai:
         rows += _openai_rows(tin, opts, notes)
-    if opts.include_self_hosted:
-        rows += _self_hosted_rows(tin, opts, epochs, notes, memory)
+    if opts.include_self_hosted or opts.include_hf_jobs or opts.include_together:
+        rows += _open_model_rows(tin, opts, epochs, notes, memory)
     if not rows:
-        raise ValueError("Nothing to compare: include OpenAI models or self-hosted options.")
+        raise ValueError("Nothing to compare: include OpenAI models, self-hosted GPUs, Hugging Face Jobs or Together.")
     rec_id, why = _recommend(rows, opts.prefer)
     for r in rows:
         r.recommended = r.id == rec_id
@@ -468,6 +720,8 @@ def estimate_all(source: Any, options: EstimateOptions | dict | None = None) -> 
         "lora_rank": opts.lora_rank,
         "today": opts.today,
         "openai_customer": opts.openai_customer,
+        "open_model_tokens": "approximate" if tin.encoding else "unknown",
+        "local_gpus": opts.local_gpus,
     }
     return EstimateTable(inputs, rows, rec_id, why, notes, memory, round(time.perf_counter() - started, 4))
 

@@ -312,3 +312,41 @@ def together_cost(train_tokens: int, n_epochs: int, params_b: float, *, valid_to
                              f"no {objective.upper()} {method} rate for models {bracket} in the provider file: "
                              + facts.get("rates_note", "give the rate yourself"))
     return TokenBill(billed * float(rate) / 1e6, billed, bracket, float(rate))
+
+
+# -- Hugging Face Jobs' flavors ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Flavor:
+    """One GPU hardware flavor of Hugging Face Jobs and what it costs (the provider file's figures)."""
+
+    name: str
+    gpu: str
+    gpus: int
+    gpu_memory_gb: float  # all its GPUs together
+    usd_per_hour: float | None
+
+    @property
+    def per_gpu_gb(self) -> float:
+        """What one training process sees: DDP keeps a whole copy of the model on every GPU."""
+        return self.gpu_memory_gb / max(1, self.gpus)
+
+    def describe(self) -> str:
+        price = f"${self.usd_per_hour:.2f}/h" if self.usd_per_hour is not None else "price unknown"
+        count = f"{self.gpus} x " if self.gpus > 1 else ""
+        return f"{self.name} ({count}{self.gpu}, {self.gpu_memory_gb:g} GB, {price})"
+
+
+def jobs_flavors() -> list[Flavor]:
+    """Hugging Face Jobs' GPU flavors and hourly prices, as the provider file lists them (read on its date).
+
+    Here rather than in the train station so the estimate (plan) can price them without importing train;
+    `ftassist.train.hf_jobs` can take these instead of its own copy.
+    """
+    rows = provider("hf-jobs")["flavors"]
+    return [Flavor(name, f["gpu"], int(f["gpus"]), float(f["gpu_memory_gb"]), f.get("usd_per_hour"))
+            for name, f in rows.items()]
+
+
+def jobs_startup_minutes() -> float:
+    """Billed minutes before a job's first step (image, installs, base model): the provider file's assumption."""
+    return float(provider("hf-jobs").get("startup_minutes") or 0)

@@ -46,13 +46,19 @@ def _number(value, cast=float):
     return cast(value)
 
 
+def _chart_kind(row: dict) -> str:
+    if row["kind"] == "openai":
+        return "OpenAI"
+    method = row["method"].upper() if row["method"] != "full" else "Full"
+    return {"hf-jobs": f"HF Jobs {method}", "together": f"Together {method}"}.get(row.get("backend", ""), method)
+
+
 def cost_chart(table: dict) -> pd.DataFrame:
     rows = [r for r in table["rows"] if est.choosable(r)]
     return pd.DataFrame({
         "option": [r["label"] for r in rows],
         "training cost (USD)": [round(r["cost_usd"], 4) for r in rows],
-        "kind": ["OpenAI" if r["kind"] == "openai" else r["method"].upper() if r["method"] != "full" else "Full"
-                 for r in rows],
+        "kind": [_chart_kind(r) for r in rows],
     })
 
 
@@ -116,7 +122,8 @@ def estimate_handler(app: Context,
         "prices": {"input": _number(input_price), "output": _number(output_price)},
         "base_models": [base_model] if base_model else None,
         "methods": list(methods) if methods else None,
-        "gpus": list(gpus) if gpus else None,
+        # every GPU ticked is "no choice made": the catalogue then stays a comparison beside this machine and HF Jobs
+        "gpus": list(gpus) if gpus and set(gpus) != set(hardware.gpu_catalogue()) else None,
         "gpu_prices": _gpu_prices(gpu_table),
         "seq_len": _number(seq_len, int),
         "batch_size": _number(batch_size, int) or 1,

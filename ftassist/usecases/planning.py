@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ftassist import config
 from ftassist.plan import estimate as est
 from ftassist.plan import guide, providers
 
@@ -89,7 +90,8 @@ def estimate_options(
     output_tokens: float | None = None,
     options: dict[str, Any] | None = None,
 ) -> EstimateResult:
-    """Estimate the cost, memory and time of every way to fine-tune: OpenAI models and full/LoRA/QLoRA per GPU.
+    """Estimate the cost, memory and time of every way to fine-tune: this machine's GPU, Hugging Face Jobs flavors,
+    Together AI and OpenAI, side by side with full/LoRA/QLoRA on each catalogue GPU.
 
     The counts come from, in order: a dataset file given by `path`; the session's train split (what training
     will see) or else its checked dataset; one pasted example repeated `n_examples` times; or quick mode,
@@ -105,8 +107,10 @@ def estimate_options(
         output_tokens: quick mode: the average reply tokens per example (default: a quarter of the example).
         options: what to compare (EstimateOptions fields): openai_models, epochs, training_price, prices,
             base_models, methods, gpus, gpu_prices, seq_len, batch_size, lora_rank, mfu, requests_per_month,
-            include_openai, include_self_hosted, prefer, openai_customer (true for an active OpenAI fine-tuning
-            customer; default: the Decide answer), today (YYYY-MM-DD the availability is judged on).
+            include_openai, include_self_hosted, include_hf_jobs, include_together, flavors (Hugging Face Jobs
+            flavors), together_rate (USD per 1M tokens), prefer, openai_customer (true for an active OpenAI
+            fine-tuning customer; default: the Decide answer), today (YYYY-MM-DD the availability is judged on),
+            local_gpus (default: the GPUs found on this machine).
     """
     try:
         chosen = est.EstimateOptions.from_dict(options)
@@ -117,6 +121,8 @@ def estimate_options(
     if chosen.openai_customer is None and session is not None and session.decision is not None:
         # the Decide answer says whether OpenAI rows are open to this person
         chosen = dataclasses.replace(chosen, openai_customer=session.decision.answers.get("openai_customer"))
+    if chosen.local_gpus is None:  # the rows "on this machine" are for the GPUs really here
+        chosen = dataclasses.replace(chosen, local_gpus=list(config.detect_hardware().get("gpus") or []))
     model = (chosen.openai_models or [None])[0]
     warnings: list[str] = []
     try:
@@ -179,7 +185,7 @@ def _from_train_split(session: Session, model: str | None) -> est.TokenInput:
     of = f" (of {n_checked:,} valid examples checked{held_out})" if n_checked is not None else ""
     return est.TokenInput(
         per_example=list(tokens.per_example), assistant_per_example=list(tokens.assistant_per_example),
-        encoding=tokens.encoding, exact=True, source="train split",
+        encoding=tokens.encoding, exact=True, source="train split", path=str(train),
         note=f"exact counts of the train split, {len(tokens.per_example):,} examples in {train}{of}")
 
 

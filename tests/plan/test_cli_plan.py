@@ -29,7 +29,7 @@ def test_auto_epochs_and_all_options(capsys):
     d = run_json(capsys, "--examples", "8334", "--avg-tokens", "100")
     assert d["epochs"] == 2
     kinds = {o["kind"] for o in d["options"]}
-    assert kinds == {"openai", "self_hosted"}
+    assert kinds == {"openai", "self_hosted", "hf_jobs", "together"}
     assert d["recommended_id"] in {o["id"] for o in d["options"]}
 
 

@@ -62,13 +62,17 @@ def test_table_is_json_and_every_figure_says_how():
     data = json.loads(table.to_json())
     assert data["recommended_id"] and sum(r["recommended"] for r in data["rows"]) == 1
     kinds = {r["kind"] for r in data["rows"]}
-    assert kinds == {"openai", "self_hosted"}
+    assert kinds == {"openai", "self_hosted", "hf_jobs", "together"}
     for r in data["rows"]:
-        if r["kind"] == "openai":
+        assert r["backend"] in {"openai", "local", "hf-jobs", "together"} and r["start"].startswith("ftassist train")
+        if r["kind"] == "together":
+            assert {"trained_tokens", "cost_usd"} <= set(r["how"])
+        elif r["kind"] == "openai":
             assert {"epochs", "billing_tokens", "trained_tokens", "training_cost_usd"} <= set(r["how"])
         else:
             assert {"memory_gb", "fits", "hours", "cost_usd", "trained_tokens"} <= set(r["how"])
-            assert r["memory_gb"] > 0 and r["hours"] > 0 and isinstance(r["fits"], bool)
+            assert r["memory_gb"] > 0 and isinstance(r["fits"], bool)
+            assert r["hours"] is None or r["hours"] > 0
     md = est.how_markdown(table)
     assert "auto epochs" in md and "★" in md
     assert len(est.display_rows(table)) == len(table.rows)

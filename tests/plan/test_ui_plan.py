@@ -73,6 +73,9 @@ def test_estimate_handler_uses_checked_report_and_guide_preference(monkeypatch):
     from ftassist.plan import providers
 
     monkeypatch.setattr(providers, "today", lambda: date(2026, 11, 30))  # OpenAI still open to its customers
+    from ftassist import config
+
+    monkeypatch.setattr(config, "detect_hardware", lambda refresh=False: {"cuda": False, "gpus": [], "source": "none"})
     customer = _session_with_report().decided(Decision(answers={"openai_customer": True}, approach="fine_tune",
                                                        method="openai"))
     out = estimate.estimate_handler(Context.open(), *_estimate_args(customer))
@@ -83,7 +86,7 @@ def test_estimate_handler_uses_checked_report_and_guide_preference(monkeypatch):
     # the same preference from someone who is not an OpenAI customer: never an OpenAI row
     newcomer = _session_with_report().decided(Decision(answers={}, approach="fine_tune", method="openai"))
     table, chosen = estimate.estimate_handler(Context.open(), *_estimate_args(newcomer))[6:8]
-    assert chosen.option["kind"] == "self_hosted"
+    assert chosen.option["kind"] == "hf_jobs"  # no GPU here: a rented one (the catalogue GPUs are a comparison)
     assert all(not r["available"] and ("closed since 2026-07-02" in r["why"] or "shut down on" in r["why"])
                for r in table["rows"] if r["kind"] == "openai")
     # unticking "use the report" goes back to quick mode
@@ -95,7 +98,7 @@ def test_estimate_handler_gpu_price_edit_and_errors():
     table = estimate.gpu_price_table()
     table.loc[table["gpu"] == "L4", "USD per hour"] = 8.0
     out = estimate.estimate_handler(Context.open(), *_estimate_args({}, models=[], methods=["qlora"], gpus=["L4"], gpu_table=table))
-    (row,) = out[6]["rows"]
+    (row,) = [r for r in out[6]["rows"] if r["kind"] == "self_hosted"]  # beside the HF Jobs L4 flavors
     assert row["cost_usd"] == pytest.approx(row["hours"] * 8.0)
     with pytest.raises(gr.Error, match="Quick mode"):
         estimate.estimate_handler(Context.open(), *_estimate_args({}, n_examples=0))
@@ -149,3 +152,14 @@ def test_an_unavailable_option_is_neither_offered_nor_chosen():
     assert list(tab.cost_chart(table)["option"]) == ["LoRA x on T4"]
     with pytest.raises(gr.Error, match="closed to new organisations"):
         tab.choose_handler(Session(), table, "openai:gpt-4o-mini")
+
+
+def test_every_gpu_ticked_keeps_the_catalogue_a_comparison(monkeypatch):
+    from ftassist import config
+
+    monkeypatch.setattr(config, "detect_hardware", lambda refresh=False: {"cuda": False, "gpus": [], "source": "none"})
+    out = estimate.estimate_handler(Context.open(), *_estimate_args({}, gpus=list(estimate.hardware.gpu_catalogue())))
+    table, session = out[6], out[7]
+    assert session.option["backend"] == "hf-jobs"
+    assert all(not r["available"] for r in table["rows"] if r["kind"] == "self_hosted")
+    assert {"backend", "available"} <= set(out[1].columns) and "hf-jobs" in set(out[1]["backend"])
