@@ -2,7 +2,7 @@
 
 Every request goes through the training use cases (`ftassist.usecases.training`) by way of
 `gateway.call`: while the app runs it owns the database, so the app prepares the data, creates
-and starts the run (it shows in the app at once) and answers `jobs`, `show` and `cancel`; with
+and starts the run (it shows in the app at once) and answers `jobs`, `show`, `cancel` and `resume`; with
 no app the same use cases run in this process. `train` follows the run's events file itself
 (files are not the database) with a progress line on stderr, asks `show_run` for the status,
 or returns at once with `--detach`. With `--json` the last stdout line is one JSON object:
@@ -156,7 +156,8 @@ class _Progress:
             self._line(f"{e.get('level')}: {e.get('text')}")
         elif t == "started":
             self._line(f"started on {e.get('device')}: {e.get('base_model')} ({e.get('method')}), "
-                       f"{e.get('num_examples')} examples")
+                       f"{e.get('num_examples')} examples"
+                       + (f", resumed at step {e['resumed_from_step']}" if e.get("resumed_from_step") else ""))
         elif t in ("finished", "failed", "cancelled"):
             self.close()
 
@@ -216,6 +217,11 @@ def run_train(args) -> int:
               file=sys.stderr)
     spec = spec_from_args(args, data["train_file"], data["valid_file"])
     started = gateway.call("start_run", spec=spec, api_key=_api_key(args))
+    return _report_started(started, args)
+
+
+def _report_started(started: dict, args) -> int:
+    """Return at once with --detach, else follow the run to its end and print its result."""
     run_id, run_dir = started["run_id"], Path(started["run_dir"])
 
     if args.detach:
@@ -231,7 +237,8 @@ def run_train(args) -> int:
 
     if not args.json:
         print(f"job {run_id}: run folder {run_dir}", file=sys.stderr)
-    run = _follow(run_id, run_dir, _Progress(enabled=not args.quiet), args.cancel_timeout)
+    run = _follow(run_id, run_dir, _Progress(enabled=not getattr(args, "quiet", False)),
+                  getattr(args, "cancel_timeout", 10.0))
     result = {key: run.get(key) for key in RESULT_KEYS}
     result["job_id"] = run_id
     result.update(backend=run.get("backend"), remote_id=run.get("external_id"))
@@ -306,6 +313,20 @@ def run_jobs_cancel(args) -> int:
     return 0 if job["status"] == "cancelled" else 1
 
 
+def run_jobs_resume(args) -> int:
+    """A new run that goes on from the stopped run's last checkpoint, followed like `ftassist train`."""
+    before = gateway.call("show_run", run_id=args.id, log_lines=0)
+    api_key = None
+    if before.get("backend") == "hf-jobs":  # a worker the app starts has the app's environment, not ours
+        from ftassist.train.hf_jobs import resolve_token
+
+        api_key = resolve_token()
+    started = gateway.call("resume_run", run_id=args.id, api_key=api_key)
+    if not args.json:
+        print(started["message"], file=sys.stderr)
+    return _report_started(started, args)
+
+
 # -- registration ------------------------------------------------------------------------------------
 def register(sub) -> None:
     """Add `train` and `jobs` to the `ftassist` parser."""
@@ -356,7 +377,7 @@ def register(sub) -> None:
     h.add_argument("--namespace", default=None, help="user or organisation billed and owning the repos (default: yours)")
     p.set_defaults(func=run_train)
 
-    j = sub.add_parser("jobs", help="list, show or cancel training jobs")
+    j = sub.add_parser("jobs", help="list, show, cancel or resume training jobs")
     j.add_argument("--json", action="store_true")
     j.set_defaults(func=run_jobs_list)
     jsub = j.add_subparsers(dest="jobs_command", metavar="ACTION")
@@ -370,6 +391,13 @@ def register(sub) -> None:
     cancel.add_argument("--timeout", type=float, default=10.0)
     cancel.add_argument("--json", action="store_true")
     cancel.set_defaults(func=run_jobs_cancel)
+    resume = jsub.add_parser("resume", help="go on with a cancelled, failed or interrupted job from its last "
+                                            "checkpoint (a new job)")
+    resume.add_argument("id")
+    resume.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
+    resume.add_argument("--detach", action="store_true", help="start and return (follow with `ftassist jobs show ID`)")
+    resume.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    resume.set_defaults(func=run_jobs_resume)
 
 
 def argparse_suppress():

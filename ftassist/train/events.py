@@ -16,13 +16,16 @@ Event types and their fields (a field may be null when unknown):
                 optional (local): backend, num_valid_examples, max_seq_length, token_p95, token_max,
                 learning_rate, loss_on ("assistant"|"last_assistant_turn"), packing (bool),
                 batching ("packed"|"length-grouped"), bf16, gradient_checkpointing, world_size,
-                total_params, trainable_params; (OpenAI): external_id (the provider's job id)
+                total_params, trainable_params; (OpenAI): external_id (the provider's job id);
+                (a resumed run) resumed_from_step (int: the checkpoint's step, where it goes on),
+                resumed_from_checkpoint (str), resumed_from (str: the run it continues)
     log         step (int), total_steps (int|null), epoch (float|null), loss (float|null),
                 learning_rate (float|null), tokens_per_s (float|null, since the previous log),
                 eta_s (float|null), grad_norm (float|null); optional num_tokens (cumulative),
                 mean_token_accuracy
     eval        step (int), eval_loss (float), perplexity (float|null); optional mean_token_accuracy
-    checkpoint  step (int), path (str: a checkpoint folder, or an OpenAI checkpoint model id)
+    checkpoint  step (int), path (str: a checkpoint folder, or an OpenAI checkpoint model id);
+                optional hub_path (str: `hf://REPO/PATH`, the copy a Hugging Face Jobs run uploaded)
     finished    output_dir (str: adapter/model folder, or the `ft:` model id for OpenAI),
                 final_loss (float|null), first_loss (float|null), best_eval_loss (float|null),
                 metrics (dict), optional merged_dir (str), optional hub_url (str)

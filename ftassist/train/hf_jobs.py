@@ -13,7 +13,9 @@ Two halves live here, one per machine:
   unchanged worker (`python -m ftassist.train.worker`, under `accelerate launch` on multi-GPU
   flavors) on a spec with backend "local", prints each event the worker writes as one log line
   `FTASSIST_EVENT {json}` (with a sequence number, so a follower that re-attaches skips what it
-  already has), and uploads the adapter/model to a private model repo before reporting `finished`.
+  already has), uploads each checkpoint to the model repo's `last-checkpoint/` (so a cancelled,
+  preempted or failed job can be resumed by a new one: `resume_run`), and uploads the adapter/model
+  to that private model repo before reporting `finished`.
 
 The image (`spec.hf_jobs.image`) is a public PyTorch CUDA image; the job pip-installs the training
 packages pinned to the versions this machine runs, and imports ftassist from the zip of this very
@@ -43,12 +45,14 @@ from typing import Any
 
 from ftassist.redact import scrub
 from ftassist.train.events import TERMINAL_TYPES, read_events, tail_text
-from ftassist.train.spec import JobSpec
+from ftassist.train.spec import HUB_PATH_PREFIX, JobSpec
 
 BACKEND = "hf-jobs"
 EVENT_PREFIX = "FTASSIST_EVENT "
 CODE_FILE = "ftassist-code.zip"
 SPEC_FILE = "spec.json"
+CHECKPOINT_PATH = "last-checkpoint"  # where, in the model repo, the job keeps its latest checkpoint (to resume from)
+CHECKPOINT_MANIFEST = "ftassist-files.json"  # the checkpoint's file list: downloading it needs no repo listing
 SKIP_INSTALL = "FTASSIST_SKIP_INSTALL"  # set where the training stack is already importable (a test stand-in)
 # Installed in the job at these versions (this machine's), so the recipe behaves the same; torch comes from the image.
 TRAINING_PACKAGES = ("huggingface_hub", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers",
@@ -508,6 +512,42 @@ def _download(api, repo: str, files: list[str], folder: Path) -> str:
     return str(folder)
 
 
+# -- checkpoints on the Hub ---------------------------------------------------------------------------
+def upload_checkpoint(api, folder: Path, model_repo: str) -> str:
+    """Put a checkpoint folder in the model repo's `last-checkpoint/` (one commit, replacing the previous one's
+    files) with its file list; returns its `hf://` path, what a resumed run's spec names."""
+    from huggingface_hub import CommitOperationAdd
+
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    api.create_repo(model_repo, private=True, exist_ok=True)
+    operations = [CommitOperationAdd(f"{CHECKPOINT_PATH}/{name}", str(folder / name)) for name in files]
+    operations.append(CommitOperationAdd(f"{CHECKPOINT_PATH}/{CHECKPOINT_MANIFEST}", json.dumps(files).encode()))
+    api.create_commit(model_repo, operations, commit_message=f"ftassist: {folder.name}")
+    return f"{HUB_PATH_PREFIX}{model_repo}/{CHECKPOINT_PATH}"
+
+
+def download_checkpoint(hub_path: str, folder: Path) -> Path:
+    """The checkpoint at `hf://OWNER/REPO/PATH` (from `upload_checkpoint`) as a local folder under `folder`."""
+    from huggingface_hub import hf_hub_download
+
+    owner, name, sub = hub_path[len(HUB_PATH_PREFIX):].split("/", 2)
+    repo = f"{owner}/{name}"
+    listed = hf_hub_download(repo, f"{sub}/{CHECKPOINT_MANIFEST}", local_dir=str(folder))
+    for file in json.loads(Path(listed).read_text("utf-8")):
+        hf_hub_download(repo, f"{sub}/{file}", local_dir=str(folder))
+    return folder / sub
+
+
+def _with_upload(api, event: dict[str, Any], model_repo: str, out: "_Emitter") -> dict[str, Any]:
+    """A checkpoint event, with `hub_path` once its folder is on the Hub (a failed upload is a warning only)."""
+    try:
+        return {**event, "hub_path": upload_checkpoint(api, Path(event["path"]), model_repo)}
+    except Exception as exc:  # noqa: BLE001 - training goes on; only resuming from this step is lost
+        out.write("message", text=f"could not upload checkpoint {event.get('step')} to {model_repo}: "
+                                  f"{describe_error(exc)[0]}", level="warning")
+        return event
+
+
 # -- the job's side ----------------------------------------------------------------------------------
 class _Emitter:
     """The job's stdout: worker output and numbered event lines, one writer at a time (no torn lines)."""
@@ -549,6 +589,8 @@ def remote_main() -> int:
             if data.get(name):
                 data[name] = hf_hub_download(data_repo, data[name], repo_type="dataset", local_dir=str(data_dir))
         data["output_dir"] = str(run_dir / "model")
+        if str(data.get("resume_from_checkpoint") or "").startswith(HUB_PATH_PREFIX):
+            data["resume_from_checkpoint"] = str(download_checkpoint(data["resume_from_checkpoint"], work / "resume"))
         spec = JobSpec.from_dict(data)
         spec.save(run_dir)
     except Exception as exc:  # noqa: BLE001 - reported as the run's end
@@ -563,6 +605,7 @@ def remote_main() -> int:
         proc = subprocess.Popen(command, cwd=str(run_dir), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     held: list[dict] = []
+    api = HfApi()
     log_offset = event_offset = 0
     while True:  # echo worker.log and forward events as both grow
         ended = proc.poll() is not None
@@ -577,6 +620,8 @@ def remote_main() -> int:
         for event in events:
             if event.get("type") in TERMINAL_TYPES:
                 held.append(event)  # reported after the upload
+            elif event.get("type") == "checkpoint" and event.get("path"):
+                out.event(_with_upload(api, event, model_repo, out))
             else:
                 out.event(event)
         if ended:
@@ -596,7 +641,6 @@ def remote_main() -> int:
         return 1 if final["type"] == "failed" else 0
     folder = Path(final.get("merged_dir") or final["output_dir"])
     try:
-        api = HfApi()
         url = str(api.create_repo(model_repo, private=True, exist_ok=True))
         api.upload_folder(folder_path=str(folder), repo_id=model_repo, commit_message="Fine-tuned with ftassist")
         files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())

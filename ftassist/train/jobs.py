@@ -551,6 +551,27 @@ def job_events(store: Store, job_id: str, types: tuple[str, ...] | None = None) 
     return out
 
 
+def last_checkpoint(store: Store, job_id: str) -> dict | None:
+    """The newest checkpoint a run can resume from: {"step", "path"}; None when it has none.
+
+    A local checkpoint counts only while its folder still holds the trainer's state (older ones are
+    rotated away); a Hugging Face Jobs run resumes from the copy its job uploaded (`hub_path`).
+    """
+    job = get_job(store, job_id)
+    if job is None:
+        return None
+    for event in reversed(job_events(store, job_id, types=("checkpoint",))):
+        step = event.get("step")
+        if job["backend"] == "hf-jobs":
+            if event.get("hub_path"):
+                return {"step": step, "path": str(event["hub_path"])}
+            continue
+        path = event.get("path")
+        if path and (Path(path) / "trainer_state.json").is_file():
+            return {"step": step, "path": str(path)}
+    return None
+
+
 def loss_points(store: Store, job_id: str) -> list[dict]:
     """Training and validation loss by step: [{"step", "loss", "series": "train"|"validation", "epoch"}]
     (the epoch when the run logged one: the assistant's loss diagnosis reads it)."""

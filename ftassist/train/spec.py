@@ -24,6 +24,7 @@ OPENAI_SUFFIX_MAX = 64
 # The suffix becomes part of the model name (`ft:MODEL:ORG:SUFFIX:ID`).
 OPENAI_SUFFIX_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 SPEC_FILE = "spec.json"
+HUB_PATH_PREFIX = "hf://"  # a file in a Hub model repo, as huggingface_hub's file system names it
 
 # Learning rates that work for most chat SFT runs: adapters tolerate (and need) a much larger
 # step than updating all weights.
@@ -150,6 +151,10 @@ class JobSpec:
     push_to_hub: bool = False
     hub_model_id: str | None = None
     max_steps: int | None = None
+    # Resuming: the checkpoint folder (local) or `hf://OWNER/REPO/PATH` (a Hugging Face Jobs run's upload) that
+    # training continues from, optimizer, scheduler and step included; and the run it comes from.
+    resume_from_checkpoint: str | None = None
+    resumed_from: str | None = None
     openai: dict[str, Any] = field(default_factory=lambda: dict(OPENAI_DEFAULTS))
     hf_jobs: dict[str, Any] = field(default_factory=lambda: dict(HF_JOBS_DEFAULTS))
     together: dict[str, Any] = field(default_factory=lambda: dict(TOGETHER_DEFAULTS))
@@ -220,6 +225,13 @@ class JobSpec:
             v = getattr(self, name)
             if v is not None and not _positive_int(v):
                 p.append(f"{name} must be a positive integer or empty (got {v!r}).")
+        checkpoint = self.resume_from_checkpoint
+        if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint.strip()):
+            p.append(f"resume_from_checkpoint must be a checkpoint folder or empty (got {checkpoint!r}).")
+        elif (checkpoint and check_files and not checkpoint.startswith(HUB_PATH_PREFIX)
+              and not Path(checkpoint).is_dir()):
+            p.append(f"resume_from_checkpoint {checkpoint} does not exist (its run's checkpoints were deleted?): "
+                     "start the run again from the beginning.")
         if self.early_stopping_patience is not None and not (
             isinstance(self.early_stopping_patience, int) and self.early_stopping_patience >= 0
         ):

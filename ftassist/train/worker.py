@@ -18,7 +18,10 @@ Choices the recipe makes (each "auto" in the spec resolved here and recorded in 
   variable-length kernels exist, batches of similar lengths elsewhere (see `resolve_auto`);
 - bf16 where the GPU supports it, gradient checkpointing only where memory is likely tight;
 - evaluation ~10 times per run (loss and perplexity), early stopping on validation loss with
-  the best checkpoint kept.
+  the best checkpoint kept;
+- a checkpoint (with optimizer, scheduler and RNG states) at every evaluation or `save_steps`, the
+  last two kept, and one more when a cancel stops the run: `spec.resume_from_checkpoint` goes on
+  from one (the `resume_run` use case), its `started` event saying at which step.
 
 Exit codes: 0 finished or cancelled (the events file says which), 1 failed, 2 invalid spec,
 3 refused (QLoRA without CUDA).
@@ -404,10 +407,13 @@ def make_events_callback(writer: EventWriter, stop: StopFlag, started_fields: di
             self.last_loss: float | None = None
             self.best_eval: float | None = None
             self.tokens_per_s: list[float] = []
+            self.start_step = 0
 
         def on_train_begin(self, args, state, control, **kw):
             self.t0 = self.last_t = time.time()
-            writer.started(pid=os.getpid(), total_steps=state.max_steps, **started_fields)
+            self.start_step = state.global_step  # past 0 when resumed: the checkpoint's step was restored
+            resumed = {"resumed_from_step": state.global_step} if started_fields.get("resumed_from_checkpoint") else {}
+            writer.started(pid=os.getpid(), total_steps=state.max_steps, **started_fields, **resumed)
 
         def _stop_requested(self) -> bool:
             flag = stop.requested
@@ -425,9 +431,11 @@ def make_events_callback(writer: EventWriter, stop: StopFlag, started_fields: di
 
         def on_step_end(self, args, state, control, **kw):
             if self._stop_requested():
+                # A checkpoint of this very step (optimizer, scheduler and step included): `resume_run` goes on
+                # from it, so a cancel loses no training.
                 control.should_training_stop = True
                 control.should_evaluate = False
-                control.should_save = False
+                control.should_save = True
             return control
 
         def on_log(self, args, state, control, logs=None, **kw):
@@ -442,7 +450,8 @@ def make_events_callback(writer: EventWriter, stop: StopFlag, started_fields: di
                 self.tokens_per_s.append(tps)
             step = state.global_step
             elapsed = now - self.t0
-            eta = elapsed / step * (state.max_steps - step) if step and state.max_steps else None
+            done = step - self.start_step  # this process's steps: a resumed run's earlier ones took no time here
+            eta = elapsed / done * (state.max_steps - step) if done > 0 and state.max_steps else None
             loss = float(logs["loss"])
             if self.first_loss is None and math.isfinite(loss):
                 self.first_loss = loss
@@ -711,7 +720,7 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
         save_strategy="steps",
         save_steps=save_steps,
         save_total_limit=2,
-        save_only_model=True,
+        save_only_model=False,  # with the optimizer, scheduler and RNG states, so a stopped run can resume
         load_best_model_at_end=early,
         metric_for_best_model="eval_loss" if early else None,
         greater_is_better=False if early else None,
@@ -744,6 +753,8 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
         total_params=n_params,
         **auto,
     )
+    if spec.resume_from_checkpoint:
+        started_fields.update(resumed_from_checkpoint=spec.resume_from_checkpoint, resumed_from=spec.resumed_from)
     events = make_events_callback(writer, stop, started_fields)
     callbacks.append(events)
     stop.check()
@@ -773,7 +784,7 @@ def train_local(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFla
         prep.trainer, prep.events, prep.tokenizer, prep.base, prep.auto, prep.started_fields, prep.early)
 
     # 6. Train
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=spec.resume_from_checkpoint or None)
     step = trainer.state.global_step
 
     # 7. Save (also when cancelled: "saves what it has")

@@ -2,7 +2,8 @@
 
 A thin adapter over the training use cases (`ftassist.usecases.training`): the form starts from
 `training_defaults` (the Data step's files, the chosen Estimate option's backend, model, method
-and epochs), Start calls `start_run`, the monitor shows `run_view`. Everything shown comes from
+and epochs), Start calls `start_run`, Resume `resume_run` (a stopped run goes on from its last checkpoint),
+the monitor shows `run_view`. Everything shown comes from
 DuckDB, never from this browser session, so a reload or a second browser finds the run where it
 is. The API key field is sent with the Start request only and handed to the worker's environment:
 it is never stored.
@@ -136,6 +137,21 @@ def cancel_handler(app: Context, run_id):
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     return f"Run `{run_id}`: **{run.status}**."
+
+
+def resume_handler(app: Context, run_id, api_key, session):
+    """Go on with the chosen stopped run from its last checkpoint; the new run becomes the session's and the
+    list's choice. Returns (session, message, selected run)."""
+    session = Session.of(session)
+    if not run_id:
+        raise gr.Error("Choose a cancelled, failed or interrupted run to resume.")
+    try:
+        started = training.resume_run(app, run_id, api_key=api_key)
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    runs = training.list_runs(app, limit=100)
+    return (session.selected_run(started.run_id), started.message,
+            gr.update(choices=run_choices(runs), value=started.run_id))
 
 
 # -- monitoring -----------------------------------------------------------------------------------
@@ -278,6 +294,7 @@ def build(ctx: UIContext) -> None:
     with gr.Row():
         start = gr.Button("Start training", variant="primary")
         cancel = gr.Button("Cancel job", variant="stop")
+        resume = gr.Button("Resume job", variant="secondary")
         refresh = gr.Button("Refresh")
     message = gr.Markdown()
     job_select = gr.Dropdown(choices=[], value=None, label="Job", allow_custom_value=True, interactive=True)
@@ -299,6 +316,8 @@ def build(ctx: UIContext) -> None:
     start.click(ctx.bind(start_handler), [*form, ctx.session, flavor], [ctx.session, message, job_select],
                 api_name="start_training")
     cancel.click(ctx.bind(cancel_handler), [job_select], [message], api_name="cancel_training")
+    resume.click(ctx.bind(resume_handler), [job_select, api_key, ctx.session], [ctx.session, message, job_select],
+                 api_name="resume_training")
     refresh.click(ctx.bind(refresh_handler), [job_select, ctx.session], monitor, api_name="training_status")
     job_select.input(ctx.bind(refresh_handler), [job_select, ctx.session], monitor, api_visibility="private")
     job_select.input(select_handler, [ctx.session, job_select], [ctx.session], api_visibility="private")

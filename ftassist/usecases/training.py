@@ -491,3 +491,46 @@ def _details(ctx: Context, run_id: str, log_lines: int) -> RunDetails:
     progress = Progress(**jobs.progress(ctx.store, run_id))
     tail = jobs.log_tail(ctx.store, run_id, max_lines=log_lines) if log_lines > 0 else ""
     return _run(row, RunDetails, progress=progress, log_tail=tail)
+
+
+# -- resuming ----------------------------------------------------------------------------------------------
+RESUMABLE = ("failed", "cancelled", "interrupted")
+
+
+@use_case(assistant=True, confirm=True)
+def resume_run(ctx: Context, run_id: str, api_key: str | None = None) -> RunStarted:
+    """Go on with a run that was cancelled, failed or interrupted (a restart, a preemption): a new run with
+    the same settings and data starts from the stopped run's last checkpoint (weights, optimizer, schedule
+    and step), so the steps already trained are not paid for twice.
+
+    Args:
+        run_id: the stopped run to go on with
+        api_key: the Hugging Face token for a run on Hugging Face Jobs, for this run only; never stored
+    """
+    jobs.ingest(ctx.store, run_id)  # its latest events: a checkpoint written while it stopped counts
+    row = _row(ctx, run_id)
+    if row["status"] == "succeeded":
+        raise UseCaseError(f"Run {run_id} already finished: there is nothing left to train. Start a new run to "
+                           "train longer.")
+    if row["status"] not in RESUMABLE:
+        raise UseCaseError(f"Run {run_id} is still {row['status']}: cancel it first, or wait for it to end.")
+    if row["backend"] in ("openai", "together"):
+        raise UseCaseError(f"Run {run_id} ran on {'OpenAI' if row['backend'] == 'openai' else 'Together AI'}, "
+                           "which keeps its checkpoints on its side: a stopped job there cannot be resumed from "
+                           "here. Start a new run (or fine-tune further from its checkpoint model in the "
+                           "provider's dashboard).")
+    checkpoint = jobs.last_checkpoint(ctx.store, run_id)
+    if checkpoint is None:
+        where = ("no checkpoint was uploaded to the Hub before it stopped" if row["backend"] == "hf-jobs"
+                 else "it stopped before its first checkpoint, or its checkpoint folders were deleted")
+        raise UseCaseError(f"Run {run_id} cannot be resumed: {where}. Start it again from the beginning.")
+    spec = dict(row.get("spec") or {})
+    if spec.get("output_dir") == str(Path(row["run_dir"]) / "model"):
+        spec["output_dir"] = ""  # the run's own folder by default: the new run gets its own
+    spec.update(resume_from_checkpoint=checkpoint["path"], resumed_from=run_id)
+    started = start_run(ctx, spec, api_key=api_key)
+    step = checkpoint.get("step")
+    goes_on = f"goes on with run {run_id}" + (f" from step {step}" if step is not None else "")
+    return RunStarted(run_id=started.run_id, status=started.status, run_dir=started.run_dir,
+                      output_dir=started.output_dir, pid=started.pid,
+                      message=f"{started.message} It {goes_on}.")
