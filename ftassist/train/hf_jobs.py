@@ -39,10 +39,10 @@ import threading
 import time
 import zipfile
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftassist.plan import providers
 from ftassist.redact import scrub
 from ftassist.train.events import TERMINAL_TYPES, read_events, tail_text
 from ftassist.train.spec import HUB_PATH_PREFIX, JobSpec
@@ -87,41 +87,10 @@ def _api(token: str | None):
 
 
 # -- flavors ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Flavor:
-    """One GPU hardware flavor of Hugging Face Jobs and what it costs."""
-
-    name: str
-    gpu: str
-    gpus: int
-    gpu_memory_gb: float  # all its GPUs together
-    usd_per_hour: float | None
-
-    @property
-    def per_gpu_gb(self) -> float:
-        """What one training process sees: DDP keeps a whole copy of the model on every GPU."""
-        return self.gpu_memory_gb / max(1, self.gpus)
-
-    def describe(self) -> str:
-        price = f"${self.usd_per_hour:.2f}/h" if self.usd_per_hour is not None else "price unknown"
-        count = f"{self.gpus} x " if self.gpus > 1 else ""
-        return f"{self.name} ({count}{self.gpu}, {self.gpu_memory_gb:g} GB, {price})"
-
-
-def provider_flavors() -> list[Flavor]:
-    """The GPU flavors and hourly prices of the provider file (read on the date it says)."""
-    from ftassist.plan import providers
-
-    rows = providers.provider(BACKEND)["flavors"]
-    return [Flavor(name, f["gpu"], int(f["gpus"]), float(f["gpu_memory_gb"]), f.get("usd_per_hour"))
-            for name, f in rows.items()]
-
-
-def startup_minutes() -> float:
-    """Billed minutes before the first step (image, installs, base model): the provider file's assumption."""
-    from ftassist.plan import providers
-
-    return float(providers.provider(BACKEND).get("startup_minutes") or 0)
+# The flavors and the start-up assumption live in the plan station (the estimate prices them too).
+Flavor = providers.Flavor
+provider_flavors = providers.jobs_flavors
+startup_minutes = providers.jobs_startup_minutes
 
 
 _PER_HOUR = {"second": 3600.0, "minute": 60.0, "hour": 1.0}

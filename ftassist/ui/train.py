@@ -30,7 +30,7 @@ OPENAI_MODELS = ["gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14", "gpt-4.1-
 HISTORY_COLUMNS = ["id", "status", "backend", "base model", "method", "steps", "loss first → last",
                    "best valid loss", "created", "output"]
 NO_STEPS = "No steps logged yet: the chart starts at the first logged step."
-PREFILLED = ("train_file", "valid_file", "backend", "base_model", "method", "num_epochs", "openai_model")
+PREFILLED = ("train_file", "valid_file", "backend", "base_model", "method", "num_epochs", "openai_model", "flavor")
 
 
 
@@ -66,9 +66,9 @@ def prefill_handler(app: Context, session, last_key):
 # -- start / cancel ---------------------------------------------------------------------------------
 def flavor_choices() -> list[tuple[str, str]]:
     """The Hugging Face Jobs GPU flavors with memory and hourly price, from the provider file."""
-    from ftassist.train.hf_jobs import provider_flavors
+    from ftassist.plan.providers import jobs_flavors
 
-    return [("auto: the cheapest that fits", "")] + [(f.describe(), f.name) for f in provider_flavors()]
+    return [("auto: the cheapest that fits", "")] + [(f.describe(), f.name) for f in jobs_flavors()]
 
 
 def _opt_number(value, cast=float):
@@ -311,7 +311,8 @@ def build(ctx: UIContext) -> None:
             openai_model, suffix, provider, base_url, azure_endpoint, api_version, api_key]
     monitor = [status, progress, chart, log, history, job_select]
     ctx.session.change(ctx.bind(prefill_handler), [ctx.session, prefilled],
-                       [gate, prefilled, train_file, valid_file, backend, base_model, method, epochs, openai_model],
+                       [gate, prefilled, train_file, valid_file, backend, base_model, method, epochs, openai_model,
+                        flavor],
                        api_visibility="private")
     start.click(ctx.bind(start_handler), [*form, ctx.session, flavor], [ctx.session, message, job_select],
                 api_name="start_training")

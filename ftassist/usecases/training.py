@@ -123,14 +123,15 @@ class TrainingDefaults:
 
     train_file: str
     valid_file: str
-    backend: Literal["local", "openai"]
-    base_model: str  # the local base model (tiny-random unless a local option names one)
+    backend: Literal["local", "hf-jobs", "together", "openai"]
+    base_model: str  # the open base model (tiny-random unless a local, Jobs or Together option names one)
     openai_model: str  # the OpenAI model (the option's when it is an OpenAI one)
     method: str  # lora | qlora | full
     num_epochs: float | None  # None: the preset (local) or "auto" (OpenAI)
     source: str  # where the files come from, in words ("" without data)
     key: str  # changes exactly when the data or the option changes (the form refills only then)
     openai_model_warning: str = ""  # "MODEL shuts down on DATE (N days)" when it does within 90 days, to show beside it
+    flavor: str = ""  # the Hugging Face Jobs flavor of a Jobs option ("": the cheapest that fits)
 
 
 @dataclass(frozen=True)
@@ -203,19 +204,21 @@ def training_defaults(ctx: Context, session: Session) -> TrainingDefaults:
     train, valid = files if files is not None else ("", None)
     option = session.option or {}
     kind = option.get("kind")
-    backend: Literal["local", "openai"] = "local"
-    base_model, openai_model, method = TINY_RANDOM, _default_openai_model(), "lora"
+    backend: Literal["local", "hf-jobs", "together", "openai"] = "local"
+    base_model, openai_model, method, flavor = TINY_RANDOM, _default_openai_model(), "lora", ""
     if kind == "openai":
         backend, openai_model = "openai", option.get("model") or openai_model
-    elif kind == "self_hosted":
+    elif kind in ("self_hosted", "hf_jobs", "together"):  # an open model: here, on a rented GPU, or hosted
+        backend = {"hf_jobs": "hf-jobs", "together": "together"}.get(kind, "local")
         base_model = option.get("model") or TINY_RANDOM
         method = option.get("method") if option.get("method") in METHODS else "lora"
-    epochs = option.get("epochs") if kind in ("openai", "self_hosted") else None
+        flavor = (option.get("flavor") or "") if kind == "hf_jobs" else ""
+    epochs = option.get("epochs") if kind else None
     return TrainingDefaults(
         train_file=train or "", valid_file=valid or "", backend=backend, base_model=base_model,
         openai_model=openai_model, method=method, num_epochs=float(epochs) if epochs else None,
         source=_source(session), key=json.dumps([train, valid, option.get("id"), kind, option.get("model")]),
-        openai_model_warning=providers.model_warning(openai_model),
+        openai_model_warning=providers.model_warning(openai_model), flavor=flavor,
     )
 
 

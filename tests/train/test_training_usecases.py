@@ -131,3 +131,20 @@ def test_a_run_planned_on_a_rented_gpu_keeps_the_local_recipe(ctx, tmp_path):
     plan = training.plan_run(ctx, session, base_model="Qwen/Qwen2.5-0.5B", method="lora", backend="hf-jobs")
     assert plan.spec["backend"] == "hf-jobs" and plan.spec["method"] == "lora"
     assert plan.spec["base_model"] == "Qwen/Qwen2.5-0.5B" and "Hugging Face Jobs" in plan.summary
+
+
+def test_a_jobs_or_together_option_prefills_its_backend_model_and_flavor(ctx, tmp_path):
+    from ftassist.usecases import training
+    from ftassist.usecases.session import Session, Split
+
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text("{}\n")
+    split = Session().split_into(Split(str(train_file), None, str(tmp_path), 1, 0))
+    jobs = training.training_defaults(ctx, split.chose({"id": "hf-jobs:lora:Qwen/Qwen2.5-0.5B:l4x1", "kind": "hf_jobs",
+                                                        "model": "Qwen/Qwen2.5-0.5B", "method": "qlora",
+                                                        "flavor": "l4x1", "epochs": 2}))
+    assert (jobs.backend, jobs.base_model, jobs.method, jobs.flavor, jobs.num_epochs) == (
+        "hf-jobs", "Qwen/Qwen2.5-0.5B", "qlora", "l4x1", 2.0)
+    hosted = training.training_defaults(ctx, split.chose({"id": "together:full:m", "kind": "together", "model": "m",
+                                                          "method": "full", "flavor": "ignored"}))
+    assert (hosted.backend, hosted.base_model, hosted.method, hosted.flavor) == ("together", "m", "full", "")
