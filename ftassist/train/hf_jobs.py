@@ -45,7 +45,7 @@ from typing import Any
 from ftassist.plan import providers
 from ftassist.redact import scrub
 from ftassist.train.events import TERMINAL_TYPES, read_events, tail_text
-from ftassist.train.spec import HUB_PATH_PREFIX, JobSpec
+from ftassist.train.spec import HUB_PATH_PREFIX, JobSpec, count_records
 
 BACKEND = "hf-jobs"
 EVENT_PREFIX = "FTASSIST_EVENT "
@@ -259,16 +259,6 @@ def describe_error(exc: BaseException, token: str | None = None) -> tuple[str, s
 
 
 # -- the local follower --------------------------------------------------------------------------------
-def _count_lines(path: str | None) -> int:
-    if not path:
-        return 0
-    try:
-        with open(path, "rb") as f:
-            return sum(1 for line in f if line.strip())
-    except OSError:
-        return 0
-
-
 def attached_job(run_dir: str | Path) -> dict[str, Any] | None:
     """What this run's events say about its remote job: the `started` event that named it, plus the highest
     remote sequence number already copied (a re-attached follower skips those)."""
@@ -347,7 +337,7 @@ def run_job(spec: JobSpec, run_dir: str | Path, writer, stop) -> int:
                           labels={"ftassist-run": run_id})
         job_id = job.id
         price = next((f.usd_per_hour for f in choices if f.name == flavor), None)
-        writer.started(pid=os.getpid(), total_steps=None, num_examples=_count_lines(spec.train_file),
+        writer.started(pid=os.getpid(), total_steps=None, num_examples=count_records(spec.train_file),
                        method=spec.method, base_model=spec.base_model, device=f"hf-jobs {flavor}",
                        backend=BACKEND, external_id=job_id, namespace=namespace, flavor=flavor,
                        usd_per_hour=price, job_url=job.url, data_repo=data_repo, model_repo=model_repo,

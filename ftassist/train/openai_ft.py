@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ftassist.redact import scrub
-from ftassist.train.spec import OPENAI_SUFFIX_MAX, OPENAI_SUFFIX_PATTERN
-from ftassist.train.stop import StopFlag
+from ftassist.train.spec import OPENAI_SUFFIX_MAX, OPENAI_SUFFIX_PATTERN, count_records
+from ftassist.train.stop import StopFlag, sleep_until
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "custom": "OPENAI_API_KEY"}
@@ -370,25 +370,6 @@ def list_remote_jobs(client, limit: int = 20) -> list[dict]:
 
 
 # -- end to end -----------------------------------------------------------------------------
-def _count_lines(path: str | None) -> int:
-    if not path:
-        return 0
-    try:
-        with open(path, "rb") as f:
-            return sum(1 for line in f if line.strip())
-    except OSError:
-        return 0
-
-
-def _sleep_until(seconds: float, should_stop: Callable[[], bool]) -> None:
-    end = time.monotonic() + seconds
-    while not should_stop():
-        left = end - time.monotonic()
-        if left <= 0:
-            return
-        time.sleep(min(0.2, left))
-
-
 def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | None = None,
             should_stop: Callable[[], bool] | None = None, poll_interval: float | None = None) -> dict:
     """Run `spec` as an OpenAI fine-tuning job end to end, reporting through `writer` (EventWriter).
@@ -441,7 +422,7 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
         job_id = job.id
         result["external_id"] = job_id
         writer.started(
-            pid=os.getpid(), total_steps=None, num_examples=_count_lines(spec.train_file),
+            pid=os.getpid(), total_steps=None, num_examples=count_records(spec.train_file),
             method=getattr(spec, "method", "lora"), base_model=model, device=provider,
             backend="openai", external_id=job_id, provider=provider,
             training_file=train_id, validation_file=valid_id,
@@ -532,7 +513,7 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
                 writer.cancelled(step=last_step, output_dir=None)
                 result["status"] = "cancelled"
                 return result
-            _sleep_until(poll, stop)
+            sleep_until(poll, stop)
     except Exception as exc:  # noqa: BLE001 - every failure ends the run with a message, not a traceback
         err = describe_error(exc, provider, secrets)
         if job_id and stop():

@@ -354,3 +354,14 @@ def _validate_together(spec: JobSpec) -> list[str]:
     if not (isinstance(o.get("n_evals"), int) and o["n_evals"] >= 0):
         p.append(f"together.n_evals must be a non-negative integer (got {o.get('n_evals')!r}).")
     return p
+
+
+def count_records(path: str | None) -> int:
+    """Non-empty lines of a JSONL file (0 when there is none): the examples a remote run reports it starts with."""
+    if not path:
+        return 0
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return 0

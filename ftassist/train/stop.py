@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from typing import Any, Callable
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -62,3 +63,13 @@ class StopFlag:
         self.requested = True
         self.signum = signum
         print(f"[ftassist] received signal {signum}: stopping after the current step", flush=True)
+
+
+def sleep_until(seconds: float, should_stop: Callable[[], bool]) -> None:
+    """Wait `seconds`, or less when a stop is requested (polling a remote job between checks)."""
+    end = time.monotonic() + seconds
+    while not should_stop():
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(0.2, left))

@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 from ftassist.formatting import format_money
 from ftassist.redact import scrub
-from ftassist.train.openai_ft import _count_lines, _sleep_until
-from ftassist.train.stop import StopFlag
+from ftassist.train.spec import count_records
+from ftassist.train.stop import StopFlag, sleep_until
 
 KEY_ENV = "TOGETHER_API_KEY"
 BASE_URL_ENV = "TOGETHER_BASE_URL"  # the SDK's own setting (an API root: the routes add /v1/...)
@@ -381,9 +381,9 @@ def run_job(spec, run_dir: str | Path, writer, stop: StopFlag | Callable[[], boo
         job_id = job.id
         result["external_id"] = job_id
         writer.started(
-            pid=os.getpid(), total_steps=None, num_examples=_count_lines(spec.train_file), method=spec.method,
+            pid=os.getpid(), total_steps=None, num_examples=count_records(spec.train_file), method=spec.method,
             base_model=spec.base_model, device="together", backend="together", external_id=job_id,
-            num_valid_examples=_count_lines(getattr(spec, "valid_file", None)), training_file=files["train"],
+            num_valid_examples=count_records(getattr(spec, "valid_file", None)), training_file=files["train"],
             validation_file=files["valid"], n_epochs=args["n_epochs"], n_evals=args.get("n_evals", 0),
             learning_rate=job.learning_rate if job.learning_rate is not None else args.get("learning_rate"),
             lora_r=args.get("lora_r"), lora_alpha=args.get("lora_alpha"), training_method=args["training_method"],
@@ -414,7 +414,7 @@ def run_job(spec, run_dir: str | Path, writer, stop: StopFlag | Callable[[], boo
                 return result
             if job.status == "cancelled":
                 return cancelled(follower.step)
-            _sleep_until(poll, flag)
+            sleep_until(poll, flag)
     except Exception as exc:  # noqa: BLE001 - every failure ends the run with a message, not a traceback
         err = describe_error(exc, secrets)
         if job_id and flag():
