@@ -483,7 +483,7 @@ def flag_suspicious_voters(store, alpha: float = 0.01, min_votes: int = 10) -> l
     df["outcome"] = df["winner"].map({"model_a": 0, "model_b": 1}).fillna(2).astype(int)
     counts = df.pivot_table(index="battle_id", columns="outcome", aggfunc="size", fill_value=0)
     counts = counts.reindex(columns=[0, 1, 2], fill_value=0)
-    per_vote = counts.loc[df["battle_id"]].to_numpy()
+    per_vote = counts.loc[df["battle_id"]].to_numpy(copy=True)  # written below; pandas may hand out a read-only view
     per_vote[np.arange(len(df)), df["outcome"].to_numpy()] -= 1  # the others' votes only
     others = per_vote.sum(axis=1)
     top = per_vote.max(axis=1)
