@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import sys
 
+from ftassist.cli import CLIError
 from ftassist.commands import gateway
 
 MAX_LISTED = 20
+STATUS_LABEL = {"not_checked": "N/A "}  # nothing to judge: never shown as a PASS
 
 
 def _progress_printer():
@@ -46,8 +48,18 @@ def run_check(args) -> int:
     return 1 if report["errors"] else 0
 
 
-def _where(issue: dict) -> str:
-    return f"line {issue['line']}" if issue.get("line") else "file"
+def _grouped(groups: list[dict] | None, issues: list[dict], kind: str) -> list[str]:
+    """One row per group of identical issues ("lines 1-4,130: ..."); a report without groups lists its issues."""
+    if groups is None:
+        groups = [{"lines": str(i["line"]) if i.get("line") else "file", "count": 1, **i} for i in issues]
+    out = []
+    for group in groups[:MAX_LISTED]:
+        where = "file" if group["lines"] == "file" else f"line{'s' if group['count'] > 1 else ''} {group['lines']}"
+        hint = f" (fix: {group['hint']})" if kind == "error" and group.get("hint") else ""
+        out.append(f"  {kind} {where}: [{group['code']}] {group['message']}{hint}")
+    if len(groups) > MAX_LISTED:
+        out.append(f"  ... and {len(groups) - MAX_LISTED:,} more kinds of {kind}s (use --json for all)")
+    return out
 
 
 def render_text(report: dict) -> str:
@@ -63,28 +75,34 @@ def render_text(report: dict) -> str:
             f"tokens ({tokens['encoding']}): total {tokens['total']:,}, per example min {st['min']:,} / "
             f"median {st['median']:,.0f} / p95 {st['p95']:,.0f} / max {st['max']:,}"
         )
+    for cause in report.get("diagnosis") or []:  # said once, before the rows it explains
+        where = "the whole file" if cause["lines"] == "file" else f"lines {cause['lines']}"
+        out.append(f"FILE PROBLEM [{cause['code']}] {where} ({cause['count']:,} records): {cause['message']}. "
+                   f"Fix: {cause['hint']}" + ("" if cause.get("fixable") else " (by hand: `ftassist clean` cannot)"))
     if report.get("error_counts"):
         out.append("errors by code: " + ", ".join(f"{k} {v}" for k, v in report["error_counts"].items()))
-    for issue in errors[:MAX_LISTED]:
-        col = f", column {issue['column']}" if issue.get("column") else ""
-        hint = f" (fix: {issue['hint']})" if issue.get("hint") else ""
-        out.append(f"  error {_where(issue)}{col}: [{issue['code']}] {issue['message']}{hint}")
-    if len(errors) > MAX_LISTED:
-        out.append(f"  ... and {len(errors) - MAX_LISTED:,} more errors (use --json for all)")
-    for issue in warnings[:MAX_LISTED]:
-        out.append(f"  warning {_where(issue)}: [{issue['code']}] {issue['message']}")
+    out.extend(_grouped(report.get("error_groups"), errors, "error"))
+    out.extend(_grouped(report.get("warning_groups"), warnings, "warning"))
     out.append("checklist:")
     for item in report.get("checklist") or []:
-        out.append(f"  [{item['status'].upper():4}] {item['title']}: {item['summary']}")
+        out.append(f"  [{STATUS_LABEL.get(item['status'], item['status'].upper()):4}] {item['title']}: {item['summary']}")
     return "\n".join(out)
 
 
 def run_clean(args) -> int:
+    fill = {}
+    for item in args.fill:
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise CLIError(f"--fill takes NAME=VALUE (e.g. --fill name=Ada), not {item!r}")
+        fill[name.strip()] = value
     result = gateway.call("clean_dataset", path=args.path, valid_fraction=args.valid_fraction, seed=args.seed,
-                          out=args.out)
+                          out=args.out, fill=fill or None)
     if args.json:
         print(json.dumps(result))
     else:
+        if result.get("n_recovered"):
+            print(f"recovered {result['n_recovered']:,} records: {result['repaired']}")
         print(
             f"{result['n_in']:,} records in: {result['n_train']:,} train, {result['n_valid']:,} validation; dropped "
             f"{result['n_dropped_invalid']:,} invalid, {result['n_dropped_duplicates']:,} duplicates and "
@@ -126,6 +144,8 @@ def register(sub) -> None:
     clean.add_argument("--out", required=True, help="output folder")
     clean.add_argument("--valid-fraction", type=float, default=0.1)
     clean.add_argument("--seed", type=int, default=42)
+    clean.add_argument("--fill", action="append", default=[], metavar="NAME=VALUE",
+                       help="fill the placeholder {{NAME}} with VALUE in every text (repeatable)")
     clean.add_argument("--json", action="store_true")
     clean.set_defaults(func=run_clean)
 

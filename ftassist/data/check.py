@@ -60,6 +60,7 @@ class _Accumulator:
         self.per_example = array("i")
         self.assistant_per_example = array("i")
         self.lines = array("i")
+        self.vision_lines: list[int] = []  # examples with an image part
         self.pending: list[Example] = []
         self.start = 0  # index of the chunk's first example
         self.words_here = True  # this process hashes the current chunk's near-duplicate words
@@ -135,6 +136,7 @@ def check_path(
     progress: ProgressFn | None = None,
 ) -> DataReport:
     """Check one dataset file. Raises `load.LoadError` only when the file cannot be read at all."""
+    from .diagnose import utf16_encoding
     from .load import iter_records
     from .token_worker import BackgroundChatCounter
     from .tokens import encoding_name_for_model
@@ -143,7 +145,11 @@ def check_path(
     path = Path(path)
     file_size = os.path.getsize(path) if path.is_file() else 0
     encoding_name = encoding or encoding_name_for_model(model)
-    records = iter_records(path)  # raises LoadError now for a missing, binary or unsupported file
+    utf16 = utf16_encoding(path) if file_size else None
+    if utf16:  # read it decoded, so the report says what is in it; the file-level error says what to fix
+        records = _utf16_records(path, utf16)
+    else:
+        records = iter_records(path)  # raises LoadError now for a missing, binary or unsupported file
     # the worker starts first: its start-up (loading the encoding) overlaps the imports below
     counter = BackgroundChatCounter(encoding_name) if file_size >= BACKGROUND_COUNT_BYTES else None
     gc_was_enabled = gc.isenabled()
@@ -159,6 +165,9 @@ def check_path(
         # the scan makes millions of short-lived objects and no reference cycles: the cyclic
         # collector would only walk the growing per-example arrays again and again
         gc.disable()
+        if utf16:
+            accumulator.issue(Issue(0, "utf16_file", f"the file is {utf16.upper()} encoded, not UTF-8",
+                                    "save it as UTF-8 (e.g. `iconv -f utf-16 -t utf-8`); Fix & split converts it"))
         _scan(records, report, accumulator, progress)
         accumulator.drain()
     finally:
@@ -168,10 +177,27 @@ def check_path(
             counter.close()
 
     _finish(report, accumulator, file_size, context_limit, model or encoding_name)
+    _diagnose(report, path)
     report.seconds = round(time.perf_counter() - started, 3)
     if progress:
         progress(1.0, "done")
     return report
+
+
+def _utf16_records(path: Path, encoding: str) -> Iterator[Record]:
+    from .diagnose import recover_records
+    from .report import Diagnosis
+
+    return recover_records(path, Diagnosis("utf16_file", "", "", "file", 0, fixable=True))
+
+
+def _diagnose(report: DataReport, path: Path) -> None:
+    """The file-level causes said once, and the issues grouped: both from the errors already collected."""
+    from .diagnose import diagnose, group_issues
+
+    report.diagnosis = diagnose(path, report.n_records, report.errors)
+    report.error_groups = group_issues(report.errors)
+    report.warning_groups = group_issues(report.warnings)
 
 
 def count_tokens(path: str | Path, model: str | None = None, encoding: str | None = None) -> TokenStats:
@@ -261,16 +287,20 @@ def _counted(records: Iterable[Record], report: DataReport, accumulator: _Accumu
 
 
 def _scan(records, report: DataReport, accumulator: _Accumulator, progress: ProgressFn | None) -> None:
+    from .formats import has_images
+
     for example in iter_examples(_counted(records, report, accumulator, progress), accumulator.issue):
         if report.format is None:
             report.format = example.source_format
+        if has_images(example.chat):
+            accumulator.vision_lines.append(example.line)
         accumulator.example(example)
 
 
 def _finish(report: DataReport, accumulator: _Accumulator, file_size: int, context_limit: int | None,
             target: str) -> None:
     from .tokens import summarize
-    from .validate import context_warnings, validate_dataset_size
+    from .validate import context_warnings, validate_dataset_size, vision_warnings
 
     report.n_examples = len(accumulator.per_example)
     if report.n_records == 0:
@@ -279,6 +309,9 @@ def _finish(report: DataReport, accumulator: _Accumulator, file_size: int, conte
     else:
         for issue in validate_dataset_size(report.n_examples, file_size):
             accumulator.issue(issue)
+    report.n_vision_examples = len(accumulator.vision_lines)
+    for issue in vision_warnings(accumulator.vision_lines, report.model):
+        accumulator.issue(issue)
     if context_limit:
         for issue in context_warnings(accumulator.lines, accumulator.per_example, context_limit, target):
             accumulator.issue(issue)

@@ -590,7 +590,7 @@ class ChecklistBuilder:
         items = [judged[id_] for id_ in CHECKLIST_IDS]
         if self.n == 0:
             for it in items:
-                it.status, it.summary, it.evidence = "pass", "No valid examples to check.", []
+                it.status, it.summary, it.evidence = "not_checked", "No valid examples to check.", []
         return items
 
     # --- 1 accurate -------------------------------------------------------------------
@@ -848,10 +848,11 @@ class ChecklistBuilder:
                     counts[name] = c
                 source, kind = "system prompt", "system"
         if counts is not None and n < BALANCE_MIN_EXAMPLES:
-            return _item("balanced", "pass", f"Only {_number(n)} examples: too few to judge the balance by {source}.",
+            return _item("balanced", "not_checked",
+                         f"Only {_number(n)} examples: too few to judge the balance by {source}.",
                          [], {"source": source, "kind": kind, "counts": counts, "imbalance_ratio": None})
         if counts is None:
-            return _item("balanced", "pass",
+            return _item("balanced", "not_checked",
                          f"No category column or label-like answers found in {_number(n)} examples: not applicable.",
                          [], {"source": None, "kind": None, "counts": {}, "imbalance_ratio": None})
         counts = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
@@ -877,7 +878,7 @@ class ChecklistBuilder:
     def _contradictions(self, classification: bool) -> ChecklistItem:
         n = self.n
         if n < 2:
-            return _item("no_contradictions", "pass", f"No prompt appears twice in {_number(n)} examples.", [],
+            return _item("no_contradictions", "not_checked", f"Only {_number(n)} example: no prompt can appear twice.", [],
                          {"n_prompts_with_conflicts": 0, "n_examples_in_conflict": 0, "classification": classification})
         conv = _as_numpy(self.conversation_hash)
         ans = _as_numpy(self.answer_hash)
@@ -913,7 +914,7 @@ class ChecklistBuilder:
     def _lengths(self) -> ChecklistItem:
         n = self.n
         if n == 0:
-            return _item("lengths", "pass", "No answers.", [],
+            return _item("lengths", "not_checked", "No answers.", [],
                          {"unit": "words", "histogram": {"counts": [], "edges": []}})
         assistant_tokens = _as_numpy(self.assistant_tokens_per_example)
         if (assistant_tokens >= 0).all():
@@ -1391,7 +1392,7 @@ def _percent(k: int, n: int) -> str:
     return f"{p:.0f}%" if p >= 10 or p == 0 else f"{p:.1f}%" if p >= 0.1 else f"{p:.2f}%"
 
 
-_RANK = {"pass": 0, "warn": 1, "fail": 2}
+_RANK = {"not_checked": -1, "pass": 0, "warn": 1, "fail": 2}
 
 
 def _worst(a: str, b: str) -> str:

@@ -19,7 +19,17 @@ from typing import Iterable
 import orjson
 
 from ftassist.data.formats import EXPORT_SUFFIX, chat_to_openai, write_export
+from ftassist.data.load import LoadError
 from ftassist.data.report import Example
+from ftassist.data.textkeys import text_of
+
+
+class NothingToKeep(LoadError):
+    """A Fix & split would keep no example: it refuses instead of writing empty files.
+
+    A LoadError, so every caller that already turns an unusable file into a one-line message
+    (the use case, the CLI's exit code 2) does so for this too.
+    """
 
 
 @dataclass
@@ -39,6 +49,8 @@ class CleanResult:
     n_dropped_empty: int = 0  # an answer that was only whitespace
     seed: int = 42
     valid_fraction: float = 0.1
+    n_recovered: int = 0  # records a file-level fix (Python literals, encoding...) kept that would be dropped
+    repaired: str = ""  # what that fix was, for the person
 
     @property
     def n_kept(self) -> int:
@@ -75,6 +87,32 @@ def trim_chat(chat: dict) -> dict:
     return out
 
 
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
+
+
+def fill_placeholders(chat: dict, values: dict[str, str]) -> dict:
+    """A copy of `chat` with `{{name}}` placeholders in its texts (contents, text parts, tool results)
+    replaced by the values the person gives; placeholders without a value stay as they are.
+
+    Tool call arguments are left alone: they are JSON, and a value could break it."""
+    if not values:
+        return chat
+
+    def fill(text: str) -> str:
+        return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), m.group(0))), text) if "{{" in text else text
+
+    msgs = []
+    for m in chat["messages"]:
+        c = m.get("content")
+        if isinstance(c, str):
+            m = {**m, "content": fill(c)}
+        elif isinstance(c, list):
+            m = {**m, "content": [{**p, "text": fill(p["text"])} if isinstance(p, dict) and isinstance(p.get("text"), str)
+                                  else p for p in c]}
+        msgs.append(m)
+    return {**chat, "messages": msgs}
+
+
 def _has_empty_answer(chat: dict) -> bool:
     for m in chat["messages"]:
         if m.get("role") == "assistant" and not m.get("content") and not (
@@ -104,7 +142,7 @@ def group_key(chat: dict) -> bytes:
         if m.get("role") == "system":
             continue
         c = m.get("content")
-        parts.append(f"{m.get('role')}:{normalise_text(c) if isinstance(c, str) else ''}")
+        parts.append(f"{m.get('role')}:{normalise_text(c if isinstance(c, str) else text_of(c))}")
     return hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
@@ -147,6 +185,7 @@ def clean_and_split(
     valid_fraction: float = 0.1,
     seed: int = 42,
     dedupe: bool = True,
+    fill: dict[str, str] | None = None,
 ) -> CleanResult:
     """Write train.jsonl / valid.jsonl (OpenAI chat), cleaned.jsonl, alpaca + sharegpt exports, dropped.jsonl.
 
@@ -156,7 +195,6 @@ def clean_and_split(
     if not 0 <= valid_fraction < 1:
         raise ValueError(f"valid_fraction must be at least 0 and below 1, got {valid_fraction}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     res = CleanResult(
         folder=out,
         train_path=out / "train.jsonl",
@@ -177,7 +215,7 @@ def clean_and_split(
     seen: dict[bytes, int] = {}
     for ex in examples:
         res.n_in += 1
-        chat = trim_chat(ex.chat)
+        chat = trim_chat(fill_placeholders(ex.chat, fill) if fill else ex.chat)
         if _has_empty_answer(chat):
             dropped.append({"line": ex.line, "reason": "empty_answer",
                             "detail": "an assistant answer is empty after trimming whitespace"})
@@ -199,6 +237,9 @@ def clean_and_split(
             seen[key] = ex.line
         kept.append((ex.line, chat))
     seen.clear()
+    if not kept:
+        raise NothingToKeep(_nothing_kept_reason(res))
+    out.mkdir(parents=True, exist_ok=True)
 
     by_key: dict[bytes, list[int]] = {}
     for i, (_, chat) in enumerate(kept):
@@ -229,8 +270,16 @@ def clean_and_split(
     return res
 
 
+def _nothing_kept_reason(res: CleanResult) -> str:
+    parts = [f"{count:,} {what}" for count, what in ((res.n_dropped_invalid, "invalid"),
+             (res.n_dropped_empty, "with an empty answer")) if count]
+    why = ("every record would be dropped (" + ", ".join(parts) + ")") if parts else "the file holds no example"
+    return f"Fix & split would keep no example: {why}; nothing was written"
+
+
 def clean_file(
-    path: str | Path, out_dir: str | Path, *, valid_fraction: float = 0.1, seed: int = 42, dedupe: bool = True
+    path: str | Path, out_dir: str | Path, *, valid_fraction: float = 0.1, seed: int = 42, dedupe: bool = True,
+    fill: dict[str, str] | None = None,
 ) -> CleanResult:
     """Read, validate and clean one file (the CLI's `ftassist clean`). LoadError if unreadable.
 
@@ -238,17 +287,67 @@ def clean_file(
     the others are dropped and listed with their error codes.
     """
     from ftassist.data.check import iter_examples
+    from ftassist.data.diagnose import diagnose, recover_records, utf16_encoding
     from ftassist.data.load import iter_records
+    from ftassist.data.report import Diagnosis
 
+    path = Path(path)
+
+    def read(records) -> tuple[list[Example], dict[int, list[str]], list]:
+        invalid: dict[int, list[str]] = {}
+        errors: list = []
+
+        def drop(issue) -> None:
+            if issue.severity == "error":
+                invalid.setdefault(issue.line, []).append(issue.code)
+                errors.append(issue)
+
+        # materialise the examples first, so `invalid` is complete before clean_and_split lists it
+        return list(iter_examples(records, drop)), invalid, errors
+
+    utf16 = utf16_encoding(path)
+    fix = Diagnosis("utf16_file", f"decoded from {utf16.upper()}", "", "file", 0, True) if utf16 else None
+    n_records = 0
+    exs: list[Example] = []
     invalid: dict[int, list[str]] = {}
+    found: list = []
+    errors: list = []
+    if fix is None:
+        def counted(records):
+            nonlocal n_records
+            for record in records:
+                n_records += 1
+                yield record
 
-    def drop(issue) -> None:
-        if issue.severity == "error":
-            invalid.setdefault(issue.line, []).append(issue.code)
+        exs, invalid, errors = read(counted(iter_records(path)))
+        found = diagnose(path, n_records, errors)
+        fix = next((d for d in found if d.fixable), None)
+    n_before = len(exs)
+    if fix is not None:
+        exs, invalid, _ = read(recover_records(path, fix))
+    try:
+        result = clean_and_split(exs, invalid, out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe,
+                                 fill=fill)
+    except NothingToKeep as exc:
+        raise NothingToKeep(f"{exc}{_why(fix, found, errors)}") from None
+    if fix is not None:
+        result.n_recovered = max(0, len(exs) - n_before)
+        result.repaired = fix.message
+    return result
 
-    # materialise the examples first, so `invalid` is complete before clean_and_split lists it
-    exs = list(iter_examples(iter_records(path), drop))
-    return clean_and_split(exs, invalid, out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe)
+
+def _why(fix, found: list, errors: list) -> str:
+    """The file-level cause (or the most common error), for the refusal's message."""
+    from ftassist.data.diagnose import group_issues
+
+    if fix is not None:
+        return f" (even after the fix: {fix.message})"
+    if found:
+        return f" — {found[0].message}; {found[0].hint}"
+    if errors:
+        group = max(group_issues(errors), key=lambda g: g.count)
+        return f" — lines {group.lines}: {group.message}" + (f" ({group.hint})" if group.hint else "")
+    return ""
 
 
-__all__ = ["CleanResult", "clean_and_split", "clean_file", "trim_chat", "exact_key", "group_key", "split_sizes"]
+__all__ = ["CleanResult", "NothingToKeep", "clean_and_split", "clean_file", "trim_chat", "exact_key", "group_key", "split_sizes"]

@@ -137,6 +137,17 @@ def _chat_to_chat(obj: dict) -> dict:
     return _keep_top(obj, {"messages": out_msgs})
 
 
+def has_images(chat: dict) -> bool:
+    """Whether a canonical chat holds an image part (a vision example). String contents cost one type check."""
+    for message in chat.get("messages") or ():
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is list:
+            for part in content:
+                if type(part) is dict and part.get("type") == "image_url":
+                    return True
+    return False
+
+
 def _text(value: Any, what: str) -> str:
     if value is None:
         return ""
@@ -174,8 +185,43 @@ def _completion_to_chat(obj: dict) -> dict:
     return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]}
 
 
+def _call_of(value: str) -> list[dict] | None:
+    """The calls a `function_call` turn's value holds (`{"name", "arguments"}` or a list of them), or None."""
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    calls = parsed if isinstance(parsed, list) else [parsed]
+    if not calls or not all(isinstance(c, dict) and isinstance(c.get("name"), str) and c["name"] for c in calls):
+        return None
+    return calls
+
+
+def _arguments_text(arguments: Any) -> str:
+    """OpenAI keeps a call's arguments as a JSON string; ShareGPT (LLaMA-Factory) as an object."""
+    if arguments is None:
+        return "{}"
+    return arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode()
+
+
+def openai_tools(tools: Any) -> list | None:
+    """A tools list in OpenAI's `{"type": "function", "function": {...}}` shape; bare
+    `{name, description, parameters}` definitions (LLaMA-Factory's) are wrapped; a JSON string is parsed."""
+    if isinstance(tools, str) and tools.strip():
+        try:
+            tools = orjson.loads(tools)  # LLaMA-Factory keeps tools as a JSON string
+        except orjson.JSONDecodeError:
+            return None
+    if not isinstance(tools, list) or not tools:
+        return None
+    return [{"type": "function", "function": t} if isinstance(t, dict) and "function" not in t and "name" in t else t
+            for t in tools]
+
+
 def sharegpt_to_chat(obj: dict) -> dict:
-    """ShareGPT record -> chat. `function_call` turns become assistant turns with their text."""
+    """ShareGPT record -> chat, tool calling kept as tool calling: a `function_call` turn whose value
+    is a call's JSON becomes an assistant message with `tool_calls`, the `observation` turns after it
+    become `tool` messages answering those calls (`tool_call_id`), `tools` take OpenAI's shape."""
     conv = obj.get("conversations")
     if not isinstance(conv, list):
         raise ValueError("`conversations` must be a list of {from, value} turns")
@@ -183,6 +229,8 @@ def sharegpt_to_chat(obj: dict) -> dict:
     system = obj.get("system")
     if isinstance(system, str) and system:
         messages.append({"role": "system", "content": system})
+    pending: list[str] = []  # ids of calls not answered yet, in order
+    n_calls = 0
     for n, turn in enumerate(conv, 1):
         if not isinstance(turn, dict):
             raise ValueError(f"turn {n} of `conversations` is not an object")
@@ -191,16 +239,31 @@ def sharegpt_to_chat(obj: dict) -> dict:
             raise ValueError(
                 f"turn {n}: unknown speaker {who!r}; expected human, gpt, system, function_call or observation"
             )
-        value = turn.get("value", turn.get("content"))
-        messages.append({"role": SHAREGPT_ROLES[who.lower()], "content": _text(value, "value")})
+        who = who.lower()
+        value = _text(turn.get("value", turn.get("content")), "value")
+        role = SHAREGPT_ROLES[who]
+        calls = _call_of(value) if who == "function_call" else None
+        if calls is not None:
+            tool_calls = []
+            for call in calls:
+                n_calls += 1
+                tool_calls.append({"id": f"call_{n_calls}", "type": "function",
+                                   "function": {"name": call["name"], "arguments": _arguments_text(call.get("arguments"))}})
+            pending = [c["id"] for c in tool_calls]
+            messages.append({"role": "assistant", "content": None, "tool_calls": tool_calls})
+            continue
+        if role == "system" and messages and messages[-1]["role"] == "system":
+            messages[-1]["content"] += "\n\n" + value  # the `system` field, then a system turn: one prompt
+            continue
+        message = {"role": role, "content": value}
+        if role == "tool" and pending:
+            message["tool_call_id"] = pending.pop(0)
+        elif role != "tool":
+            pending = []
+        messages.append(message)
     out = {"messages": messages}
-    tools = obj.get("tools")
-    if isinstance(tools, str) and tools.strip():
-        try:
-            tools = orjson.loads(tools)  # LLaMA-Factory keeps tools as a JSON string
-        except orjson.JSONDecodeError:
-            tools = None
-    if isinstance(tools, list) and tools:
+    tools = openai_tools(obj.get("tools"))
+    if tools:
         out["tools"] = tools
     return out
 
@@ -239,6 +302,8 @@ def chat_to_alpaca(chat: dict) -> dict:
             raise ValueError("alpaca needs alternating user/assistant turns (no tool or extra system turns)")
         if a.get("tool_calls") or a.get("function_call"):
             raise ValueError("alpaca cannot hold tool calls")
+        if not isinstance(u.get("content") or "", str) or not isinstance(a.get("content") or "", str):
+            raise ValueError("alpaca holds text only, not content parts")
         pairs.append([u.get("content") or "", a.get("content") or ""])
     last_u, last_a = pairs.pop()
     out: dict = {"instruction": last_u, "input": "", "output": last_a}
@@ -252,26 +317,46 @@ def chat_to_alpaca(chat: dict) -> dict:
 def chat_to_sharegpt(chat: dict) -> dict:
     """ShareGPT (LLaMA-Factory flavour): system -> `system`, turns -> `conversations` of {from, value}.
 
-    An assistant turn with tool calls becomes a `function_call` turn whose value is the JSON
-    of the calls; tools become a JSON string under `tools`.
+    An assistant turn with tool calls becomes a `function_call` turn whose value is the JSON of
+    the calls (`{"name", "arguments": {...}}`, a list for parallel calls); tool results become
+    `observation` turns; tools become a JSON string of bare function definitions under `tools`.
+    Raises ValueError for what ShareGPT cannot hold (text and tool calls in one turn, images).
     """
     system, msgs = _split_system(chat)
     conv = []
     for m in msgs:
         role = m.get("role")
-        if role == "assistant" and (m.get("tool_calls") or m.get("function_call")) and not m.get("content"):
+        content = m.get("content")
+        if content is not None and not isinstance(content, str):
+            raise ValueError("ShareGPT turns hold text only, not content parts")
+        if role == "assistant" and (m.get("tool_calls") or m.get("function_call")):
+            if content:
+                raise ValueError("ShareGPT cannot hold text and tool calls in one turn")
             calls = m.get("tool_calls") or [{"function": m.get("function_call")}]
-            value = [c.get("function", c) if isinstance(c, dict) else c for c in calls]
+            value = []
+            for call in calls:
+                function = call.get("function", call) if isinstance(call, dict) else call
+                if not isinstance(function, dict):
+                    raise ValueError("a tool call without a function")
+                arguments = function.get("arguments")
+                if isinstance(arguments, str):
+                    try:
+                        arguments = orjson.loads(arguments) if arguments.strip() else {}
+                    except orjson.JSONDecodeError:
+                        pass  # kept as the text it is
+                value.append({"name": function.get("name"), "arguments": arguments})
             conv.append({"from": "function_call", "value": orjson.dumps(value[0] if len(value) == 1 else value).decode()})
             continue
         if role not in _TO_SHAREGPT:
             raise ValueError(f"ShareGPT has no speaker for role {role!r}")
-        conv.append({"from": _TO_SHAREGPT[role], "value": m.get("content") or ""})
+        conv.append({"from": _TO_SHAREGPT[role], "value": content or ""})
     out: dict = {"conversations": conv}
     if system:
         out["system"] = system
     if chat.get("tools"):
-        out["tools"] = orjson.dumps(chat["tools"]).decode()
+        tools = [t["function"] if isinstance(t, dict) and isinstance(t.get("function"), dict) else t
+                 for t in chat["tools"]]
+        out["tools"] = orjson.dumps(tools).decode()
     return out
 
 
@@ -329,6 +414,8 @@ __all__ = [
     "extra_fields",
     "alpaca_to_chat",
     "sharegpt_to_chat",
+    "has_images",
+    "openai_tools",
     "chat_to_openai",
     "chat_to_alpaca",
     "chat_to_sharegpt",

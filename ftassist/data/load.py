@@ -179,13 +179,17 @@ def iter_records(
     *,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    kind: str | None = None,
 ) -> Iterator[Record]:
     """Yield every record of the file in order (a generator: nothing is held but the current record).
 
-    Raises LoadError (before the first record) when the file cannot be read at all.
+    `kind` (one of FILE_TYPES) overrides the detected file type: a recovery reads a JSON array
+    saved as .jsonl as the array it is. Raises LoadError (before the first record) when the file
+    cannot be read at all.
     """
     path = Path(path)
-    kind = detect_file_type(path)
+    detected = detect_file_type(path)
+    kind = kind or detected
     if kind == "jsonl":
         return _iter_jsonl(path, max_record_bytes, max_depth)
     if kind == "json":

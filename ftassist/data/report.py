@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
-Status = Literal["pass", "warn", "fail"]
+Status = Literal["pass", "warn", "fail", "not_checked"]  # not_checked: nothing to judge, never a PASS
 
 FORMATS = ("chat", "instruction", "completion", "sharegpt")
 
@@ -63,6 +63,35 @@ class Example:
 
 
 @dataclass
+class Diagnosis:
+    """One cause behind many failing lines, said once: what the file is, and how to fix it.
+
+    `lines` is the grouped text ("1-4,130"), `count` how many records it concerns; `fixable`
+    means Fix & split can convert those records safely (no guess about the person's intent).
+    """
+
+    code: str
+    message: str
+    hint: str
+    lines: str
+    count: int
+    fixable: bool = False
+
+
+@dataclass
+class IssueGroup:
+    """Identical problems (same code, same message shape) on many lines, shown as one row."""
+
+    code: str
+    message: str
+    hint: str
+    lines: str  # "1-4,130; 4,200"
+    count: int
+    first_line: int
+    severity: Severity = "error"
+
+
+@dataclass
 class ChecklistItem:
     id: str  # accurate | consistent | diverse | balanced | no_contradictions | lengths | sensitive
     title: str
@@ -92,6 +121,7 @@ class DataReport:
     n_records: int  # everything read, valid or not
     n_examples: int  # records that are valid examples
     format: str | None  # the detected format, "mixed" when several, None when nothing parsed
+    n_vision_examples: int = 0  # valid examples with an image part (OpenAI vision fine-tuning)
     errors: list[Issue] = field(default_factory=list)
     error_counts: dict[str, int] = field(default_factory=dict)
     warnings: list[Issue] = field(default_factory=list)
@@ -100,10 +130,18 @@ class DataReport:
     model: str | None = None
     file_size: int = 0
     seconds: float = 0.0
+    diagnosis: list[Diagnosis] = field(default_factory=list)  # file-level causes, said once at the top
+    error_groups: list[IssueGroup] = field(default_factory=list)  # `errors` grouped, for people
+    warning_groups: list[IssueGroup] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON values: what `ftassist check --json` prints. Through orjson, which writes the dataclasses
+        in C: the per-example token lists of a large file make a recursive copy (asdict) a sizeable part of
+        a check."""
+        import orjson
+
+        return orjson.loads(orjson.dumps(self, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))

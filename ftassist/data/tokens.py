@@ -14,7 +14,9 @@ then 3 for the reply. Assistant tokens: the encoded length of the assistant mess
 Our documented deviations (all only for data the cookbook would crash on or ignore):
 - text is encoded with `encode_ordinary` semantics: "<|endoftext|>" inside data counts as
   plain text (the cookbook's `encode()` raises ValueError on it);
-- a non-string value (`tool_calls`, `function_call`, a list `content`) counts as its compact
+- a `content` list of OpenAI's typed parts counts its text parts' texts (each as a string
+  would count) and 0 for an image part;
+- any other non-string value (`tool_calls`, `function_call`, an untyped list) counts as its compact
   JSON (`json.dumps(v, separators=(",", ":"), ensure_ascii=False)`); `None` values and
   `weight` (a training flag, not text the model reads) count 0 (the cookbook would crash);
 - an example's `tools` / `functions` definitions count as their compact JSON in the total,
@@ -103,6 +105,22 @@ def as_text(value: Any) -> str | None:
             return ""
 
 
+def parts_tokens(parts: list, count: CountFn) -> int | None:
+    """Tokens of a list of OpenAI content parts: each text part's text, as the same text as a string
+    would count; an image part counts 0 (its tokens depend on its size, which the check does not
+    fetch). None when the list is not typed parts (it then counts as its JSON)."""
+    tokens = 0
+    for part in parts:
+        if type(part) is not dict:
+            return None
+        kind = part.get("type")
+        if kind == "text" and type(part.get("text")) is str:
+            tokens += count(part["text"])
+        elif kind != "image_url":
+            return None
+    return tokens
+
+
 def encoding_counter(encoding) -> CountFn:
     """`len(encoding.encode_ordinary(text))` as a one-argument function."""
     encode_ordinary = encoding.encode_ordinary
@@ -125,10 +143,12 @@ def _chat_counts(chat: Any, count: CountFn) -> tuple[int, int]:
             for key, value in message.items():
                 if key in _SKIPPED_KEYS:
                     continue
-                text = as_text(value)
-                if text is None:
-                    continue
-                tokens = count(text)
+                tokens = parts_tokens(value, count) if key == "content" and type(value) is list else None
+                if tokens is None:
+                    text = as_text(value)
+                    if text is None:
+                        continue
+                    tokens = count(text)
                 total += tokens
                 if key == "name":
                     total += TOKENS_PER_NAME
@@ -254,6 +274,10 @@ class TokenCounter:
                     tokens = lookup(value)
                     if tokens is None:
                         tokens = count(value)
+                elif key == "content" and type(value) is list:
+                    tokens = parts_tokens(value, count)
+                    if tokens is None:
+                        tokens = count_uncached(as_text(value))
                 else:
                     tokens = count_uncached(as_text(value))
                 total += tokens
@@ -306,3 +330,116 @@ def count_chats(chats: Iterable[dict], encoding=None) -> list[tuple[int, int]]:
         return [_chat_counts(chat, count) for chat in chats]
     count_one = _shared_counter(name).count_one
     return [count_one(chat) for chat in chats]
+
+
+# --------------------------------------------------------------------------- open models' own tokenizers
+
+_OPENAI_NAMES = _O200K_PREFIXES + _CL100K_PREFIXES
+
+
+def is_openai_model(model: str | None) -> bool:
+    """Whether `model` names an OpenAI model (tiktoken counts are exact for it)."""
+    name = base_model(model)
+    return bool(name) and name.startswith(_OPENAI_NAMES) and not name.startswith("gpt-oss")
+
+
+def open_model_tokenizer(model: str | None):
+    """The open model's own tokenizer when it loads without the network, else None.
+
+    `model` is a local folder (a saved model or tokenizer) or a Hub id already in the local Hub
+    cache (`local_files_only`: HF_HUB_OFFLINE or not, nothing is downloaded during a check).
+    Why: an open model's tokenizer and chat template differ from o200k, so only its own counts
+    are exact; without it the counts are o200k's, and said to be approximate.
+    """
+    if not model or is_openai_model(model):
+        return None
+    try:
+        from pathlib import Path
+
+        from transformers import AutoTokenizer
+
+        folder = Path(model).expanduser()
+        if folder.is_dir():
+            return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        if model.count("/") == 1:
+            return AutoTokenizer.from_pretrained(model, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not cached, no tokenizer files, no transformers: count with o200k
+        return None
+    return None
+
+
+def _template_messages(chat: dict) -> list[dict]:
+    """Messages as chat templates read them: text parts joined, tool call arguments as objects."""
+    from .textkeys import text_of
+
+    out = []
+    for message in chat.get("messages") or ():
+        m = {k: v for k, v in message.items() if k != "weight"}
+        content = m.get("content")
+        if content is not None and not isinstance(content, str):
+            m["content"] = text_of(content)
+        calls = m.get("tool_calls")
+        if isinstance(calls, list):
+            m["tool_calls"] = [_call_with_object_arguments(c) for c in calls]
+        out.append(m)
+    return out
+
+
+def _call_with_object_arguments(call: Any) -> Any:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+        return call
+    try:
+        arguments = json.loads(function["arguments"] or "{}")
+    except ValueError:
+        return call
+    return {**call, "function": {**function, "arguments": arguments}}
+
+
+def count_chat_with_tokenizer(chat: dict, tokenizer) -> tuple[int, int] | None:
+    """(total, assistant) tokens of one example with an open model's tokenizer and chat template.
+
+    Total: the example rendered by the model's chat template (tools included), as the trainer sees
+    it. Assistant: the assistant messages' texts and tool calls encoded without special tokens.
+    None when the template cannot render the example (the caller counts it with o200k).
+    """
+    messages = _template_messages(chat)
+    tools = chat.get("tools")
+    try:
+        ids = tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=True)
+    except Exception:  # noqa: BLE001 - templates raise anything (jinja errors, "roles must alternate")
+        return None
+    if isinstance(ids, dict) or hasattr(ids, "keys"):  # a BatchEncoding in newer transformers
+        ids = ids["input_ids"]
+    assistant = 0
+    for message in messages:
+        if message.get("role") != "assistant":
+            continue
+        for key in ("content", "tool_calls", "function_call"):
+            text = as_text(message.get(key))
+            if text:
+                assistant += len(tokenizer.encode(text, add_special_tokens=False))
+    return len(ids), assistant
+
+
+def counts_for_model(chats: Iterable[dict], model: str | None, encoding: str | None = None
+                     ) -> tuple[list[tuple[int, int]], str, bool]:
+    """(counts, what counted them, exact) for the target model.
+
+    An OpenAI model (or an explicit tiktoken `encoding`) counts with tiktoken: exact. An open
+    model whose tokenizer loads offline (`open_model_tokenizer`) counts with its own tokenizer
+    and chat template: exact. Any other open model counts with o200k: approximate, and said so.
+    """
+    chats = list(chats)
+    tokenizer = None if encoding else open_model_tokenizer(model)
+    if tokenizer is None:
+        name = encoding or encoding_name_for_model(model)
+        exact = bool(encoding) or not model or is_openai_model(model)
+        return count_chats(chats, name), name, exact
+    counts, exact = [], True
+    for chat in chats:
+        counted = count_chat_with_tokenizer(chat, tokenizer)
+        if counted is None:  # the template refused this example: o200k for it, and no longer exact
+            counted, exact = count_chats([chat], DEFAULT_ENCODING)[0], False
+        counts.append(counted)
+    return counts, f"{model} tokenizer", exact

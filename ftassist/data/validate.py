@@ -17,13 +17,18 @@ gpt-3.5, would reject valid data or crash):
 - recognised message keys also include `tool_calls` and `tool_call_id`, roles also `tool`;
 - an assistant message with `tool_calls` or `function_call` may have no (or null) content:
   neither `message_missing_key` nor `missing_content` (the cookbook flags null content);
+- `content` may be a list of OpenAI's typed parts (`{"type": "text", "text"}`,
+  `{"type": "image_url", "image_url": {"url"}}`: the Chat Completions / vision fine-tuning
+  shape; the cookbook counts any list as `missing_content`); an unknown part is
+  `invalid_content_part`, with a hint naming the field to map;
 - a message that is not an object counts once as `message_missing_key` (the cookbook
   crashes); `messages` that is truthy but not a list is `messages_not_list` (it crashes or
   iterates characters).
 
 Further checks with their own codes: `consecutive_same_role` (Together's rule; consecutive
 `tool`/`function` results of parallel calls are allowed), `system_not_first` (Fireworks),
-`invalid_weight`, `unencodable_content`, `invalid_tools`, `invalid_tool_calls`; and for the
+`invalid_weight`, `unencodable_content`, `invalid_tools`, `invalid_tool_calls`,
+`invalid_content_part`; and for the
 other formats `missing_field` and `non_string_field`, reusing the chat codes where the
 meaning is the same.
 
@@ -35,7 +40,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftassist.data.formats import guess_format
+from ftassist.data.formats import guess_format, openai_tools
 from ftassist.data.report import Issue, Record
 
 OPENAI_MIN_EXAMPLES = 10
@@ -81,10 +86,20 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
         "Invalid tool calls",
         "Make \"tool_calls\" a list of {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\": \"<JSON string>\"}}.",
     ),
+    "invalid_content_part": (
+        "Unknown or invalid content part",
+        "Write each part of a list content as {\"type\": \"text\", \"text\": ...} or "
+        "{\"type\": \"image_url\", \"image_url\": {\"url\": ...}} (images only in user messages).",
+    ),
     "missing_field": ("Required field missing", "Add the missing field to the record."),
     "non_string_field": ("Field is not text", "Make the field a string (quote it), or convert the record."),
     "too_few_examples": ("Too few examples", "OpenAI needs at least 10 valid examples; 50-100 good ones is a better start."),
     "file_too_large": ("File too large", "OpenAI accepts files up to 512 MB: split the file or drop examples."),
+    "images_not_supported": (
+        "Images for a text-only model",
+        "Fine-tune a model that takes images (gpt-4o-2024-08-06, gpt-4.1-2025-04-14, an open vision model), "
+        "or drop the image parts.",
+    ),
     "over_context_limit": (
         "Example over the context limit",
         "Shorten or split the example, or drop it; otherwise it is truncated during training.",
@@ -200,6 +215,68 @@ def _tools_ok(rec: dict) -> str | None:
     return None
 
 
+_PART_HINT = ERROR_CODES["invalid_content_part"][1]
+
+
+def _part_hint(part: dict, j: int) -> str:
+    """A fix that names the field of an unknown part to map onto OpenAI's part shapes."""
+    kind = part.get("type")
+    kind_text = kind if type(kind) is str else ""
+    text_key = next((k for k, v in part.items() if k != "type" and type(v) is str), None)
+    if "image" in kind_text or "image" in part or "image_url" in part:
+        field = next((k for k in ("image_url", "image", "url", "source") if k in part), text_key or "image")
+        return (f"Map part {j}'s \"{field}\" to {{\"type\": \"image_url\", \"image_url\": {{\"url\": ...}}}} "
+                "(a URL or a data:image/...;base64 URL).")
+    if text_key is not None:
+        return f"Map part {j}'s \"{text_key}\" field to {{\"type\": \"text\", \"text\": ...}}."
+    return _PART_HINT
+
+
+def _check_parts(parts: list, i: int, line: int, add, role: Any) -> None:
+    """OpenAI's typed content parts: text parts are text; image parts make a vision example."""
+    if not parts:
+        add(_issue(line, "missing_content", f"Message {i}'s content is an empty list."))
+        return
+    has_text = False
+    for j, part in enumerate(parts, 1):
+        if type(part) is not dict:
+            add(_issue(line, "invalid_content_part",
+                       f"Message {i}'s content part {j} is {_kind(part)}, not an object with a \"type\"."))
+            has_text = True  # reported once, as the part
+            continue
+        kind = part.get("type")
+        if kind == "text":
+            text = part.get("text")
+            if type(text) is not str:
+                add(_issue(line, "invalid_content_part", f"Message {i}'s content part {j} has \"text\" "
+                           f"that is {_kind(text)}, not a string.", _part_hint(part, j)))
+                has_text = True  # reported once, as the part
+                continue
+            has_text = has_text or bool(text)
+            why = _bad_text(text)
+            if why:
+                add(_issue(line, "unencodable_content", f"Message {i}'s content part {j} {why}."))
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if type(image) is dict else None
+            if type(url) is not str or not url:
+                add(_issue(line, "invalid_content_part",
+                           f"Message {i}'s content part {j} is an image_url part without an \"image_url\": {{\"url\": ...}}.",
+                           _part_hint(part, j)))
+            elif role == "assistant":
+                add(_issue(line, "invalid_content_part",
+                           f"Message {i} is an assistant message with an image; images may only be in user messages.",
+                           "Move the image to the user message before it, or remove it."))
+            has_text = True  # an image is content
+        else:
+            what = f"the type {_shown(kind)}" if "type" in part else "no \"type\""
+            add(_issue(line, "invalid_content_part", f"Message {i}'s content part {j} has {what}; "
+                       "expected \"text\" or \"image_url\".", _part_hint(part, j)))
+            has_text = True  # reported once, as the unknown part
+    if not has_text:
+        add(_issue(line, "missing_content", f"Message {i}'s content parts hold no text."))
+
+
 def _check_message(m: Any, i: int, line: int, add, prev_role: str | None) -> str | None:
     """Every check of one message (the slow path); returns its role for the order checks."""
     if type(m) is not dict:
@@ -228,6 +305,8 @@ def _check_message(m: Any, i: int, line: int, add, prev_role: str | None) -> str
             why = _bad_text(content)
             if why:
                 add(_issue(line, "unencodable_content", f"Message {i}'s content {why}."))
+    elif type(content) is list:
+        _check_parts(content, i, line, add, role)
     elif not tool_call_only:
         if content is None:
             msg = f"Message {i} has no content." if "content" not in m else f"Message {i}'s content is null."
@@ -398,6 +477,14 @@ def _validate_sharegpt(rec: dict, line: int) -> list[Issue]:
             if role == "system" and i > 1:
                 add(_issue(line, "system_not_first", f"Turn {i} is a system turn but is not the first turn."))
         prev = role
+    if rec.get("tools") not in (None, "", []):
+        tools = openai_tools(rec["tools"])
+        why = "\"tools\" is not a list of function definitions (nor the JSON text of one)" if tools is None \
+            else _tools_ok({"tools": tools})
+        if why:
+            add(_issue(line, "invalid_tools", f"The record's {why}.",
+                       "Make \"tools\" a list (or the JSON text of a list) of {\"name\": ..., \"parameters\": {...}} "
+                       "function definitions."))
     if not has_gpt:
         add(_issue(line, "example_missing_assistant_message", "The conversation has no gpt turn.",
                    "Add at least one {\"from\": \"gpt\", \"value\": ...} turn."))
@@ -453,6 +540,38 @@ def validate_dataset_size(n_examples: int, file_size: int) -> list[Issue]:
         issues.append(_issue(0, "file_too_large",
                              f"The file is {file_size / 1024 ** 2:,.0f} MB; OpenAI accepts at most 512 MB per file."))
     return issues
+
+
+# Models that take images in fine-tuning data: OpenAI's vision fine-tuning snapshots (and the
+# aliases that point at them), and open models whose names say they see.
+_VISION_OPENAI = ("gpt-4o-2024-08-06", "gpt-4.1-2025-04-14")
+_VISION_ALIASES = frozenset({"gpt-4o", "gpt-4.1"})
+_VISION_MARKS = ("-vl", "vl-", "vision", "llava", "pixtral", "idefics", "paligemma", "gemma-3", "omni", "smolvlm",
+                 "llama-4", "mllama", "phi-4-multimodal", "internvl", "minicpm-v")
+
+
+def model_takes_images(model: str | None) -> bool | None:
+    """Whether fine-tuning `model` can take image parts; None when no target model is known."""
+    from ftassist.data.tokens import base_model
+
+    name = base_model(model)
+    if not name:
+        return None
+    if name.startswith(_VISION_OPENAI) or name in _VISION_ALIASES:
+        return True
+    return any(mark in (model or "").lower() for mark in _VISION_MARKS)
+
+
+def vision_warnings(vision_lines: list[int], model: str | None) -> list[Issue]:
+    """One file-level warning when examples have images but the target model takes text only."""
+    if not vision_lines or model_takes_images(model) is not False:
+        return []
+    n = len(vision_lines)
+    shown = ", ".join(map(str, vision_lines[:5])) + (", …" if n > 5 else "")
+    return [_issue(0, "images_not_supported",
+                   f"{n} example{'s' if n != 1 else ''} (line{'s' if n != 1 else ''} {shown}) "
+                   f"{'have' if n != 1 else 'has'} images, but {model} takes text only: "
+                   "the image parts cannot be trained on.", severity="warning")]
 
 
 def context_warnings(lines: list[int], tokens: list[int], limit: int, model: str) -> list[Issue]:

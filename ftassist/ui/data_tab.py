@@ -19,10 +19,11 @@ STATUS_STYLE = {
     "pass": ("#e6f4ea", "#137333", "PASS"),
     "warn": ("#fef7e0", "#b06000", "WARN"),
     "fail": ("#fce8e6", "#c5221f", "FAIL"),
+    "not_checked": ("#f1f3f4", "#5f6368", "NOT CHECKED"),  # nothing to judge: grey, never a green PASS
 }
 DEFAULT_MODELS = ["gpt-4.1-mini-2025-04-14", "gpt-4.1-2025-04-14", "gpt-4.1-nano-2025-04-14",
                   "gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06", "gpt-3.5-turbo-0125"]
-ERROR_COLUMNS = ["line", "code", "message", "hint"]
+ERROR_COLUMNS = ["line", "code", "message", "hint"]  # "line" holds the grouped lines: "1-4,130"
 MAX_ERROR_ROWS = 5000
 
 
@@ -90,14 +91,35 @@ def summary_markdown(report: dict) -> str:
             f"Tokens ({tokens['encoding']}, exact): **{tokens['total']:,}** in all; per example "
             f"min {st['min']:,}, median {st['median']:,.0f}, mean {st['mean']:,.0f}, p95 {st['p95']:,.0f}, max {st['max']:,}."
         )
+    for cause in report.get("diagnosis") or []:  # the file's problem, said once before its rows
+        where = "the whole file" if cause["lines"] == "file" else f"lines {cause['lines']}"
+        parts.append(f"⚠ **The file: {html.escape(cause['message'])}** ({where}, {cause['count']:,} records). "
+                     f"Fix: {html.escape(cause['hint'])}."
+                     + ("" if cause.get("fixable") else " **Fix & split cannot convert this: fix the file.**"))
     if report["errors"]:
         parts.append("Fix the errors below (each has a line and a hint), or press **Fix & split** to drop those records.")
     return "\n\n".join(parts)
 
 
 def errors_frame(report: dict) -> pd.DataFrame:
-    issues = report["errors"][:MAX_ERROR_ROWS] + report["warnings"][: max(0, MAX_ERROR_ROWS - len(report["errors"]))]
-    return pd.DataFrame([{c: i.get(c) for c in ERROR_COLUMNS} for i in issues], columns=ERROR_COLUMNS)
+    """One row per group of identical issues ("1-4,130"); a stored report without groups, one row per issue."""
+    groups = report.get("error_groups")
+    if groups is None:  # a report saved before issues were grouped
+        issues = report["errors"][:MAX_ERROR_ROWS] + report["warnings"][: max(0, MAX_ERROR_ROWS - len(report["errors"]))]
+        return pd.DataFrame([{c: i.get(c) for c in ERROR_COLUMNS} for i in issues], columns=ERROR_COLUMNS)
+    rows = (groups + (report.get("warning_groups") or []))[:MAX_ERROR_ROWS]
+    return pd.DataFrame([{"line": g["lines"], "code": g["code"], "message": g["message"], "hint": g["hint"]}
+                         for g in rows], columns=ERROR_COLUMNS)
+
+
+def first_line_of_row(report: dict, row: int) -> int:
+    """The first line of the row's group (0: the file as a whole), for the record preview."""
+    groups = report.get("error_groups")
+    if groups is None:
+        issues = report["errors"] + report["warnings"]
+        return int(issues[row].get("line") or 0) if row < len(issues) else 0
+    rows = groups + (report.get("warning_groups") or [])
+    return int(rows[row]["first_line"] or 0) if row < len(rows) else 0
 
 
 def token_histogram(report: dict) -> pd.DataFrame:
@@ -160,10 +182,9 @@ def show_preview(app: Context, session, evt: gr.SelectData):
     if session.dataset is None or evt is None or evt.index is None:
         return ""
     row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-    frame = errors_frame(session.dataset.report)
-    if row >= len(frame):
+    if row >= len(errors_frame(session.dataset.report)):
         return ""
-    line = int(frame.iloc[row]["line"] or 0)
+    line = first_line_of_row(session.dataset.report, row)
     return record_preview(app, session.dataset.path, line) if line else "(this problem concerns the whole file)"
 
 
@@ -178,7 +199,9 @@ def fix_and_split(app: Context, valid_fraction, seed, session, progress=gr.Progr
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     session = session.split_into(data.split_of(result))
-    message = (
+    recovered = (f"Recovered **{result.n_recovered:,} records** ({result.repaired}). "
+                 if result.n_recovered else "")
+    message = recovered + (
         f"**{result.n_train:,} train** and **{result.n_valid:,} validation** examples (seed {result.seed}, no overlap); "
         f"dropped {result.n_dropped_invalid:,} invalid records, {result.n_dropped_duplicates:,} exact duplicates "
         f"and {result.n_dropped_empty:,} empty answers "

@@ -165,7 +165,7 @@ def split_of(result: cleaning.CleanResult) -> Split:
 
 @use_case(assistant=True, confirm=True)
 def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: int = 42,
-                  out: str | None = None) -> cleaning.CleanResult:
+                  out: str | None = None, fill: dict[str, str] | None = None) -> cleaning.CleanResult:
     """Fix & split a dataset: drop invalid records, duplicates and empty answers, trim, split train/validation.
 
     Near-copies stay on one side of the split, so validation measures generalisation.
@@ -175,13 +175,14 @@ def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: in
         valid_fraction: the share of examples held out for validation, at least 0 and below 1.
         seed: the random seed of the split (the same seed gives the same split).
         out: the folder to write to (default: a new folder under the data dir).
+        fill: values for placeholders left in the texts, e.g. {"name": "Ada"} fills {{name}}.
     """
     if not 0 <= valid_fraction < 1:
         raise UseCaseError(f"The validation fraction must be at least 0 and below 1 (got {valid_fraction}).")
     folder = Path(out).expanduser() if out else ctx.settings.clean_dir / uuid.uuid4().hex[:8]
     try:
         source = load.resolve_source(path, hub_dir=ctx.settings.uploads_dir)
-        result = cleaning.clean_file(source, folder, valid_fraction=valid_fraction, seed=seed)
+        result = cleaning.clean_file(source, folder, valid_fraction=valid_fraction, seed=seed, fill=fill)
     except load.LoadError as exc:
         raise UseCaseError(str(exc)) from None
     except OSError as exc:

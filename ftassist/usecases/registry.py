@@ -8,15 +8,15 @@ is a plain function `(ctx, **arguments) -> result` registered with `@use_case`.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import enum
 import inspect
-import math
 import typing
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable
+
+import orjson
 
 from .context import Context, UseCaseError
 
@@ -82,25 +82,33 @@ def call(ctx: Context, name: str, arguments: dict[str, Any] | None = None) -> An
 
 
 def to_jsonable(value: Any) -> Any:
-    """Dataclasses, paths, dates, tuples and numpy scalars as plain JSON values (non-finite floats as null)."""
+    """Dataclasses (through their `to_dict` when they have one), paths, dates, tuples, sets and numpy values as
+    plain JSON values; non-finite floats become null. Written by orjson in C, since a check's report holds
+    long lists of numbers."""
+    return orjson.loads(orjson.dumps(value, default=_plain, option=_JSON_OPTIONS))
+
+
+_JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _plain(value: Any) -> Any:
+    """What orjson cannot write itself, one level at a time (it calls this again for what is inside)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         to_dict = getattr(value, "to_dict", None)
-        return to_jsonable(to_dict() if callable(to_dict) else dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
+        if callable(to_dict):
+            return to_dict()
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, (datetime.datetime, datetime.date)):
-        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return list(value)
     if isinstance(value, enum.Enum):
         return value.value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return to_jsonable(value.item())
-    return value
+        return value.item()
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy arrays
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def from_jsonable(value: Any, annotation: Any) -> Any:

@@ -66,7 +66,8 @@ def test_order_ids_titles_and_json():
         "accurate", "consistent", "diverse", "balanced", "no_contradictions", "lengths", "sensitive"]
     for it in items:
         assert it.title == CHECKLIST_TITLES[it.id]
-        assert it.status == "pass", (it.id, it.summary)
+        # nothing to balance in a set without categories: not checked, never a PASS without evidence
+        assert it.status == ("not_checked" if it.id == "balanced" else "pass"), (it.id, it.summary)
         assert it.summary and "\n" not in it.summary
         json.dumps(asdict(it))  # serialisable
         for e in it.evidence:
@@ -75,7 +76,7 @@ def test_order_ids_titles_and_json():
 
 def test_empty_dataset():
     items = ChecklistBuilder().finish()
-    assert [i.status for i in items] == ["pass"] * 7
+    assert [i.status for i in items] == ["not_checked"] * 7
 
 
 # --- 1 accurate ---------------------------------------------------------------------------
@@ -259,7 +260,7 @@ def test_balance_by_classification_answers_and_system_prompts():
     assert bal.details["source"] == "system prompt" and bal.status == "pass"
     assert sorted(bal.details["counts"].values()) == [12, 12]
     na = item(run_checklist(clean_set(20)), "balanced")
-    assert na.status == "pass" and "not applicable" in na.summary
+    assert na.status == "not_checked" and "not applicable" in na.summary
 
 
 # --- 5 contradictions ---------------------------------------------------------------------------------

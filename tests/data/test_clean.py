@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ftassist.data.clean import clean_and_split, clean_file, group_key, split_sizes
+from ftassist.data.clean import NothingToKeep, clean_and_split, clean_file, group_key, split_sizes
 from ftassist.data.formats import alpaca_to_chat, sharegpt_to_chat
 from ftassist.data.report import Example
 from tests.data import corpus
@@ -106,9 +106,9 @@ def test_tiny_datasets_keep_one_on_each_side(tmp_path):
     assert (res.n_train, res.n_valid) == (1, 1)
     res = clean_and_split([ex(1, "a", "b")], None, tmp_path / "one", valid_fraction=0.1)
     assert (res.n_train, res.n_valid) == (1, 0)
-    res = clean_and_split([], None, tmp_path / "none")
-    assert (res.n_train, res.n_valid) == (0, 0)
-    assert json.loads(res.exports["alpaca"].read_text()) == []
+    with pytest.raises(NothingToKeep, match="keep no example"):  # refuses instead of writing empty files
+        clean_and_split([], None, tmp_path / "none")
+    assert not (tmp_path / "none").exists()
 
 
 def test_exports_of_the_full_cleaned_set(tmp_path):

@@ -132,7 +132,12 @@ def test_sharegpt_roles():
     ], "source": "x"}
     roles = [m["role"] for m in to_chat(rec, "sharegpt")["messages"]]
     assert roles == ["system", "user", "assistant", "tool", "assistant", "user", "assistant", "tool", "assistant"]
-    assert to_chat(rec, "sharegpt")["messages"][2]["content"] == '{"name": "f", "arguments": {}}'
+    messages = to_chat(rec, "sharegpt")["messages"]
+    # the function call stays a call, and the observation answers it
+    assert messages[2] == {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+    assert messages[3] == {"role": "tool", "content": "result", "tool_call_id": "call_1"}
+    assert "tool_call_id" not in messages[7]  # a tool turn with no call before it answers none
     assert extra_fields(rec, "sharegpt") == {"source": "x"}
 
 

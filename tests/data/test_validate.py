@@ -86,8 +86,9 @@ CRAFTED = [
     {"messages": None},  # missing_messages_list
     # missing content AND an unknown key in one message: 1 each (+ missing_content, as the cookbook)
     {"messages": [U("q"), {"role": "assistant", "extra": 1}]},
-    # unknown role, list content (missing_content, the cookbook's quirk), no assistant
-    {"messages": [{"role": "bot", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": "a"}]}]},
+    # unknown role, object content (missing_content), no assistant. (A list of content parts is
+    # our documented extension, tested in test_content_parts.py, so it is not in this file.)
+    {"messages": [{"role": "bot", "content": "x"}, {"role": "user", "content": {"type": "text", "text": "a"}}]},
     # no role: missing key + unrecognized role; empty assistant content
     {"messages": [{"content": "x"}, A("")]},
     # number content, two unknown keys in one message count once
@@ -153,9 +154,11 @@ def test_problem_record_is_passed_through():
 
 
 def test_non_string_content_is_missing_content_with_its_type_named():
-    for content, word in ([{"type": "text"}], "a list"), (12, "a number"), ({"a": 1}, "an object"), (True, "true/false"):
+    for content, word in (12, "a number"), ({"a": 1}, "an object"), (True, "true/false"):
         issues = [i for i in check({"messages": [U(content), A("a")]}) if i.code == "missing_content"]
         assert len(issues) == 1 and word in issues[0].message and "not a string" in issues[0].message
+    # a list is read as content parts: a text part without its text is that part's error
+    assert codes({"messages": [U([{"type": "text"}]), A("a")]}) == Counter({"invalid_content_part": 1})
 
 
 def test_null_content_and_missing_key():

@@ -249,7 +249,8 @@ def test_content_that_is_empty_null_or_not_text():
     assert found({"messages": [U("q"), A("")]}) == [("missing_content", "Message 2 has empty content.")]
     assert found({"messages": [U(None), A("a")]}) == [("missing_content", "Message 1's content is null.")]
     assert found({"messages": [U(["a"]), A("a")]}) == [
-        ("missing_content", "Message 1's content is a list, not a string.")]
+        ("invalid_content_part", "Message 1's content part 1 is a string, not an object with a \"type\".")]
+    assert found({"messages": [U([]), A("a")]}) == [("missing_content", "Message 1's content is an empty list.")]
     assert found({"messages": [U({"t": 1}), A("a")]}) == [
         ("missing_content", "Message 1's content is an object, not a string.")]
     assert found({"messages": [U(False), A("a")]}) == [

@@ -41,7 +41,7 @@ def test_check_handler_fills_the_tab(tmp_path):
     assert "11 valid examples" in summary
     assert checklist.count("<details") >= 6
     assert "<script>" not in checklist  # dataset text is escaped, never markup
-    assert isinstance(errors, pd.DataFrame) and list(errors["line"]) == [5]
+    assert isinstance(errors, pd.DataFrame) and list(errors["line"]) == ["5"]  # grouped lines
     assert errors.iloc[0]["code"] == "example_missing_assistant_message"
     frame = data_tab.token_histogram(report)
     assert frame["examples"].sum() == 11
