@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 
 import orjson
 
+from ftassist.data.load import json_value
 from ftassist.data.report import Diagnosis, Issue, IssueGroup, Record
 
 SAMPLE_LINES = 200  # failing lines read to tell the cause apart
@@ -198,17 +199,7 @@ def _python_literal(raw: bytes) -> object | None:
         value = ast.literal_eval(raw.decode("utf-8").strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, UnicodeDecodeError):
         return None
-    return _jsonable(value) if isinstance(value, (dict, list)) else None
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (bytes, complex)):
-        return str(value)
-    return value
+    return json_value(value) if isinstance(value, (dict, list)) else None
 
 
 def _without_trailing_comma(raw: bytes) -> object | None:

@@ -679,14 +679,14 @@ def _iter_csv(path: Path, delimiter: str, max_record_bytes: int, max_depth: int)
 # --------------------------------------------------------------------------- Parquet
 
 
-def _jsonable(value: Any) -> Any:
-    """Parquet can hold bytes, dates, decimals: turn them into what JSON holds."""
+def json_value(value: Any) -> Any:
+    """What a file held (Parquet bytes, dates and decimals; Python literals' tuples and sets) as what JSON holds."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_value(v) for v in value]
     if isinstance(value, bytes):
         try:
             return value.decode("utf-8")
@@ -726,7 +726,7 @@ def _iter_parquet(path: Path) -> Iterator[Record]:
             for data in batch.to_pylist():
                 row += 1
                 if needs_conversion:
-                    data = _jsonable(data)
+                    data = json_value(data)
                 yield Record(line=row, data=data, raw_size=per_row)
     except (OSError, pa.ArrowException) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -810,7 +810,7 @@ def load_hub_dataset(
     tmp = dest.with_suffix(".jsonl.part")
     with open(tmp, "wb") as fh:
         for row in ds:
-            fh.write(orjson.dumps(_jsonable(row)))
+            fh.write(orjson.dumps(json_value(row)))
             fh.write(b"\n")
     tmp.replace(dest)
     return dest
