@@ -35,6 +35,7 @@ class Dataset:
     path: str
     report: dict[str, Any]  # DataReport.to_dict()
     model: str | None = None
+    mapping: dict[str, str] | None = None  # which of the file's fields hold the prompt, answer, ... (when mapped)
 
     @property
     def n_examples(self) -> int:
