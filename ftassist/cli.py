@@ -13,7 +13,7 @@ import sys
 from importlib import import_module
 
 # Each module exposes `register(subparsers)` and sets `func(args) -> int` on its parsers.
-COMMAND_MODULES = ("data", "plan", "train", "arena", "evaluate", "serve")
+COMMAND_MODULES = ("data", "plan", "train", "arena", "evaluate", "serve", "export")
 
 
 class CLIError(Exception):

@@ -220,3 +220,151 @@ edit `--num_processes` in run.sh, or run `accelerate launch --multi_gpu --num_pr
 ftassist.train.worker .` from this folder (`--use_fsdp --fsdp_version 2` to shard a large model).
 Stop a run with Ctrl-C or SIGTERM: it saves what it has and writes a `cancelled` event.
 """
+
+
+# -- take the model home: merged weights, Ollama, vLLM, GGUF, the Hub ---------------------------------
+# These write files from a model folder (or a base + adapter pair) and touch no database: the
+# `export_model` use case (ftassist/usecases/exporting.py) decides what the model is.
+
+# Tokens that end a turn in the common chat formats: Ollama must stop on them, or it keeps talking.
+TURN_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>")
+# Ollama's own (Go template) forms of the chat formats we can recognise in a Jinja chat template.
+OLLAMA_TEMPLATES = {
+    "chatml": (
+        "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+    ),
+    "llama3": (
+        "{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>"
+        "{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"
+    ),
+}
+# vLLM accepts these values of --max-lora-rank only; the adapter's rank is rounded up to one.
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+GGUF_CONVERTER = "convert_hf_to_gguf.py"
+GGUF_MISSING = (
+    "GGUF export needs llama.cpp's converter (convert_hf_to_gguf.py), which no package on PyPI provides "
+    "(the `gguf` package only reads and writes GGUF files). Get it with "
+    "`git clone https://github.com/ggml-org/llama.cpp` and `pip install -r llama.cpp/requirements.txt`, "
+    "then set LLAMA_CPP_DIR to that folder (or put convert_hf_to_gguf.py on PATH) and export again."
+)
+
+
+def merge_model(base: str, adapter_dir: str | Path, out_dir: str | Path) -> Path:
+    """Merge a LoRA adapter into its base and save the result (weights + tokenizer) in `out_dir`."""
+    from ftassist.train.worker import merge_adapter
+
+    return merge_adapter(base, Path(adapter_dir), Path(out_dir))
+
+
+def chat_format(chat_template: str | None) -> str | None:
+    """The chat format a Jinja chat template writes ("chatml", "llama3"), or None when not one we know."""
+    if not chat_template:
+        return None
+    if "<|im_start|>" in chat_template and "<|im_end|>" in chat_template:
+        return "chatml"
+    if "<|start_header_id|>" in chat_template and "<|eot_id|>" in chat_template:
+        return "llama3"
+    return None
+
+
+def stop_tokens(tokenizer_dir: str | Path) -> list[str]:
+    """The tokens generation should stop on: the tokenizer's eos and the turn-end tokens it knows."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    vocab = tokenizer.get_vocab()
+    stops = [tokenizer.eos_token] if tokenizer.eos_token else []
+    stops += [t for t in TURN_END_TOKENS if t in vocab]
+    return list(dict.fromkeys(stops))
+
+
+def _chat_template(tokenizer_dir: Path) -> str | None:
+    from transformers import AutoTokenizer
+
+    template = AutoTokenizer.from_pretrained(str(tokenizer_dir)).chat_template
+    return template if isinstance(template, str) else None
+
+
+def ollama_modelfile(model_dir: str | Path, *, base: str | None = None, tokenizer_dir: str | Path | None = None) -> str:
+    """The text of an Ollama Modelfile: `FROM model_dir` (merged weights), or `FROM base` + `ADAPTER
+    model_dir` when `base` is given (a LoRA adapter), with TEMPLATE and PARAMETER stop lines."""
+    tokenizer_dir = Path(tokenizer_dir or model_dir)
+    lines = ["# Ollama Modelfile written by ftassist: ollama create NAME -f Modelfile && ollama run NAME"]
+    if base is not None:
+        if not Path(base).is_dir():
+            lines.append(f"# Ollama reads local weights only: `hf download {base} --local-dir base`, "
+                         "then put that folder's path after FROM.")
+        lines += [f"FROM {base}", f"ADAPTER {Path(model_dir)}"]
+    else:
+        lines.append(f"FROM {Path(model_dir)}")
+    known = chat_format(_chat_template(tokenizer_dir))
+    if known:
+        lines.append(f'TEMPLATE """{OLLAMA_TEMPLATES[known]}"""')
+    else:
+        lines.append("# No TEMPLATE: the chat template is not one ftassist can translate; Ollama reads the "
+                     "tokenizer's own when it imports the weights.")
+    lines += [f'PARAMETER stop "{token}"' for token in stop_tokens(tokenizer_dir)]
+    return "\n".join(lines) + "\n"
+
+
+def vllm_rank(rank: int) -> int:
+    """The smallest --max-lora-rank vLLM accepts that holds an adapter of rank `rank`."""
+    for allowed in VLLM_LORA_RANKS:
+        if allowed >= rank:
+            return allowed
+    return rank
+
+
+def vllm_command(model_dir: str | Path, *, base: str | None = None, name: str = "finetuned",
+                 rank: int | None = None) -> list[str]:
+    """The `vllm serve` argv: the merged folder as is, or the base with the adapter as LoRA module `name`."""
+    if base is None:
+        return ["vllm", "serve", str(model_dir)]
+    return ["vllm", "serve", base, "--enable-lora", "--lora-modules", f"{name}={model_dir}",
+            "--max-lora-rank", str(vllm_rank(rank or 16))]
+
+
+def write_serve_sh(out_dir: str | Path, cmd: list[str]) -> Path:
+    """OUT/serve.sh holding `cmd` (an OpenAI-compatible server on port 8000)."""
+    path = Path(out_dir) / "serve.sh"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/usr/bin/env bash\n# Serves the fine-tuned model with vLLM (written by ftassist).\n"
+                    f"set -euo pipefail\n{shlex.join(cmd)}\n", encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def gguf_converter() -> Path | None:
+    """llama.cpp's HF -> GGUF converter: in $LLAMA_CPP_DIR, or on PATH; None when neither has it."""
+    import os
+
+    folder = os.environ.get("LLAMA_CPP_DIR")
+    if folder and (Path(folder).expanduser() / GGUF_CONVERTER).is_file():
+        return Path(folder).expanduser() / GGUF_CONVERTER
+    found = shutil.which(GGUF_CONVERTER)
+    return Path(found) if found else None
+
+
+def convert_to_gguf(model_dir: str | Path, outfile: str | Path, converter: Path, outtype: str = "f16") -> Path:
+    """Run llama.cpp's converter on a (merged) transformers folder; RuntimeError with its output on failure."""
+    import subprocess
+
+    cmd = [sys.executable, str(converter), str(model_dir), "--outfile", str(outfile), "--outtype", outtype]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not Path(outfile).is_file():
+        tail = (done.stderr or done.stdout or "").strip().splitlines()[-5:]
+        raise RuntimeError(f"{GGUF_CONVERTER} failed (exit {done.returncode}): " + " | ".join(tail))
+    return Path(outfile)
+
+
+def push_folder(folder: str | Path, repo_id: str, *, private: bool = True, token: str | None = None) -> str:
+    """Upload `folder` to the Hub repo `repo_id` (created private unless asked), returning its URL."""
+    import os
+
+    from huggingface_hub import HfApi
+
+    # HF_ENDPOINT (a mirror or a private Hub) is read now, not when huggingface_hub was imported.
+    api = HfApi(token=token, endpoint=os.environ.get("HF_ENDPOINT") or None)
+    url = str(api.create_repo(repo_id, private=private, exist_ok=True))
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="Upload fine-tuned model (ftassist)")
+    return url

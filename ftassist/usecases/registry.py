@@ -21,7 +21,7 @@ import orjson
 from .context import Context, UseCaseError
 
 # The modules that define use cases, imported by `load_all` (each registers on import).
-MODULES = ("data", "planning", "training", "arena", "evaluation", "assistance")
+MODULES = ("data", "planning", "training", "arena", "evaluation", "assistance", "exporting")
 
 
 @dataclass(frozen=True)
