@@ -868,13 +868,9 @@ def push_to_hub(spec: JobSpec, folder: Path, writer: EventWriter) -> str | None:
         writer.message("push_to_hub skipped: set HF_TOKEN to a write token to upload the model", level="warning")
         return None
     try:
-        from huggingface_hub import HfApi
+        from ftassist.train.export import push_folder
 
-        # HF_ENDPOINT (a mirror or a private Hub) is read now, not when huggingface_hub was imported.
-        api = HfApi(token=token, endpoint=os.environ.get("HF_ENDPOINT") or None)
-        url = str(api.create_repo(spec.hub_model_id, private=True, exist_ok=True))
-        api.upload_folder(folder_path=str(folder), repo_id=spec.hub_model_id,
-                          commit_message="Upload fine-tuned model (ftassist)")
+        url = push_folder(folder, spec.hub_model_id, private=True, token=token)
         writer.message(f"pushed to {url}")
         return url
     except Exception as e:  # noqa: BLE001 - never include the token in the message
