@@ -2,8 +2,10 @@
 
 Reads the whole file with json.loads per line, runs the cookbook's format checks, then counts
 tokens with tiktoken per message (encoding.encode per value), as in "Chat_finetuning_data_prep".
-The only change: o200k_base instead of the notebook's hard-coded cl100k_base, so both sides
-count with the same encoding.
+The changes: o200k_base instead of the notebook's hard-coded cl100k_base, so both sides
+count with the same encoding; and, so that tool-call data does not crash it, a value that is not
+a string counts as its compact JSON, None counts 0, and an example's `tools` count as their JSON
+(ftassist's documented rule: OpenAI bills them). On plain text chats it is the notebook's code.
 """
 
 import json
@@ -43,12 +45,18 @@ for ex in dataset:
 encoding = tiktoken.get_encoding("o200k_base")
 
 
+def text_of(value):
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def num_tokens_from_messages(messages, tokens_per_message=3, tokens_per_name=1):
     num_tokens = 0
     for message in messages:
         num_tokens += tokens_per_message
         for key, value in message.items():
-            num_tokens += len(encoding.encode(value))
+            if value is None:
+                continue
+            num_tokens += len(encoding.encode(text_of(value)))
             if key == "name":
                 num_tokens += tokens_per_name
     num_tokens += 3
@@ -58,7 +66,7 @@ def num_tokens_from_messages(messages, tokens_per_message=3, tokens_per_name=1):
 def num_assistant_tokens_from_messages(messages):
     num_tokens = 0
     for message in messages:
-        if message["role"] == "assistant":
+        if message["role"] == "assistant" and message["content"] is not None:
             num_tokens += len(encoding.encode(message["content"]))
     return num_tokens
 
@@ -75,7 +83,8 @@ for ex in dataset:
     if not any(message["role"] == "user" for message in messages):
         n_missing_user += 1
     n_messages.append(len(messages))
-    convo_lens.append(num_tokens_from_messages(messages))
+    convo_lens.append(num_tokens_from_messages(messages)
+                      + (len(encoding.encode(text_of(ex["tools"]))) if ex.get("tools") is not None else 0))
     assistant_message_lens.append(num_assistant_tokens_from_messages(messages))
 
 print(json.dumps({"n": len(dataset), "errors": dict(format_errors), "total_tokens": int(np.sum(convo_lens)),

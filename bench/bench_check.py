@@ -1,10 +1,18 @@
-"""Benchmark: `ftassist check` against the cookbook-style reference check, in one run.
+"""Benchmark: `ftassist check` against the cookbook-style reference check, on several shapes of data.
 
-Writes a 100,000-example chat JSONL (about 100 MB), then runs, each in its own process,
-the reference (bench/_reference_check.py: json per line, tiktoken per message) and
-`ftassist check --json` (validation, the whole checklist, exact tokens). Prints wall time,
-peak memory (the whole process tree's resident memory) and the ratios. Goal: ftassist at
-most half the reference's time and at most half its peak memory.
+For each shape it writes a chat JSONL of about --mb megabytes, then runs, each in its own process,
+the reference (bench/_reference_check.py: json per line, tiktoken per message) and `ftassist check
+--json` (validation, the whole checklist, exact tokens). It prints each shape's wall time, peak memory
+(the whole process tree's resident memory) and the ratios, then a table of all shapes. Goal, on every
+shape: ftassist at most half the reference's time and at most half its peak memory.
+
+Shapes (`--shapes`, default all):
+- support: the original mix, a shared system prompt and one or two turns of paragraphs;
+- short-qa: one short question and a one-sentence answer (per-example overhead dominates);
+- long-chats: 8 to 16 turns of long paragraphs (encoding dominates);
+- tool-calls: tool definitions, an assistant tool call, its result and the answer;
+- near-duplicates: a few hundred examples repeated with one word changed (the checklist's
+  near-duplicate search dominates).
 
 Each side runs once untimed first (see main). Time and memory are measured in separate
 runs: sampling a process tree's memory every 10 ms costs a good part of a core, which
@@ -12,7 +20,7 @@ would slow down a check that uses both cores more than a reference that uses one
 side is timed --repeat times, alternating, and the median is compared; the memory runs
 come after.
 
-    python bench/bench_check.py [--examples 100000] [--repeat 3] [--keep]
+    python bench/bench_check.py [--mb 100] [--shapes short-qa,tool-calls] [--repeat 3] [--keep]
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 WORDS = (
@@ -53,15 +62,105 @@ def paragraph(rng: random.Random, n_sentences: int) -> str:
     return " ".join(sentence(rng, rng.randint(6, 16)) for _ in range(n_sentences))
 
 
+def support_chat(rng: random.Random, i: int) -> dict:
+    messages = [{"role": "system", "content": rng.choice(SYSTEMS)}]
+    for _ in range(1 if rng.random() < 0.8 else 2):
+        messages.append({"role": "user", "content": f"Ticket {i}: " + paragraph(rng, rng.randint(2, 5))})
+        messages.append({"role": "assistant", "content": paragraph(rng, rng.randint(4, 9))})
+    return {"messages": messages}
+
+
+def short_qa(rng: random.Random, i: int) -> dict:
+    messages = [{"role": "system", "content": SYSTEMS[0]}] if rng.random() < 0.5 else []
+    messages.append({"role": "user", "content": sentence(rng, rng.randint(4, 10))})
+    messages.append({"role": "assistant", "content": sentence(rng, rng.randint(5, 14))})
+    return {"messages": messages}
+
+
+def long_chat(rng: random.Random, i: int) -> dict:
+    messages = [{"role": "system", "content": rng.choice(SYSTEMS)}]
+    for _ in range(rng.randint(8, 16)):
+        messages.append({"role": "user", "content": paragraph(rng, rng.randint(2, 6))})
+        messages.append({"role": "assistant", "content": paragraph(rng, rng.randint(5, 12))})
+    return {"messages": messages}
+
+
+TOOLS = [
+    {"type": "function", "function": {"name": "get_order_status", "description": "Look up an order's status.",
+                                      "parameters": {"type": "object", "properties": {
+                                          "order_id": {"type": "string", "description": "the order number"}},
+                                          "required": ["order_id"]}}},
+    {"type": "function", "function": {"name": "refund", "description": "Refund part of an order.",
+                                      "parameters": {"type": "object", "properties": {
+                                          "order_id": {"type": "string"}, "amount": {"type": "number"}},
+                                          "required": ["order_id", "amount"]}}},
+]
+
+
+def tool_call_chat(rng: random.Random, i: int) -> dict:
+    name = rng.choice(["get_order_status", "refund"])
+    arguments = {"order_id": f"A{i:07d}"}
+    if name == "refund":
+        arguments["amount"] = round(rng.uniform(1, 500), 2)
+    call_id = f"call_{i}"
+    return {"messages": [
+        {"role": "system", "content": SYSTEMS[0]},
+        {"role": "user", "content": f"Order A{i:07d}: " + paragraph(rng, rng.randint(1, 3))},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}]},
+        {"role": "tool", "tool_call_id": call_id, "content": json.dumps({"status": rng.choice(["shipped", "ok"]),
+                                                                         "note": sentence(rng, 8)})},
+        {"role": "assistant", "content": paragraph(rng, rng.randint(2, 5))},
+    ], "tools": TOOLS}
+
+
+def near_duplicate_maker() -> Callable[[random.Random, int], dict]:
+    """A few hundred support chats, each repeated with one word of the answer changed."""
+    bases: list[dict] = []
+
+    def make(rng: random.Random, i: int) -> dict:
+        if len(bases) < 500:
+            bases.append(support_chat(rng, i))
+        chat = rng.choice(bases)
+        messages = [dict(m) for m in chat["messages"]]
+        words = messages[-1]["content"].split(" ")
+        words[rng.randrange(len(words))] = rng.choice(WORDS)
+        messages[-1]["content"] = " ".join(words)
+        return {"messages": messages}
+
+    return make
+
+
+SHAPES: dict[str, Callable[[], Callable[[random.Random, int], dict]]] = {
+    "support": lambda: support_chat,
+    "short-qa": lambda: short_qa,
+    "long-chats": lambda: long_chat,
+    "tool-calls": lambda: tool_call_chat,
+    "near-duplicates": near_duplicate_maker,
+}
+
+
 def write_dataset(path: Path, n: int, seed: int = 0) -> None:
+    """`n` examples of the original shape (support chats); bench_estimate uses it too."""
     rng = random.Random(seed)
     with open(path, "w", encoding="utf-8") as f:
         for i in range(n):
-            messages = [{"role": "system", "content": rng.choice(SYSTEMS)}]
-            for _ in range(1 if rng.random() < 0.8 else 2):
-                messages.append({"role": "user", "content": f"Ticket {i}: " + paragraph(rng, rng.randint(2, 5))})
-                messages.append({"role": "assistant", "content": paragraph(rng, rng.randint(4, 9))})
-            f.write(json.dumps({"messages": messages}) + "\n")
+            f.write(json.dumps(support_chat(rng, i)) + "\n")
+
+
+def write_shape(path: Path, shape: str, megabytes: float, seed: int = 0) -> int:
+    """Examples of one shape until the file holds `megabytes`; returns how many."""
+    rng = random.Random(seed)
+    make = SHAPES[shape]()
+    limit = int(megabytes * 2**20)
+    written = n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        while written < limit:
+            line = json.dumps(make(rng, n)) + "\n"
+            written += len(line.encode("utf-8"))
+            f.write(line)
+            n += 1
+    return n
 
 
 def run(cmd: list[str], env: dict, sample_memory: bool = False) -> tuple[float, float | None, str]:
@@ -102,64 +201,75 @@ def run(cmd: list[str], env: dict, sample_memory: bool = False) -> tuple[float, 
         return seconds, None if peak is None else peak / 2**20, out_file.read()
 
 
+def measure(data: Path, env: dict, repeat: int) -> dict:
+    """Both sides on one file: median times, peak memories, token totals."""
+    ref_cmd = [sys.executable, str(HERE / "_reference_check.py"), str(data)]
+    ours_cmd = [sys.executable, "-m", "ftassist", "check", str(data), "--model", "gpt-4o-mini-2024-07-18", "--json"]
+    run(ref_cmd, env)  # untimed: the file in the page cache, ftassist's parsed rank copy written
+    run(ours_cmd, env)
+    ref_times, ours_times = [], []
+    for _ in range(max(1, repeat)):
+        ref_times.append(run(ref_cmd, env)[0])
+        ours_times.append(run(ours_cmd, env)[0])
+    _, ref_mb, ref_out = run(ref_cmd, env, sample_memory=True)
+    _, ours_mb, ours_out = run(ours_cmd, env, sample_memory=True)
+    return {"ref_s": statistics.median(ref_times), "ours_s": statistics.median(ours_times),
+            "ref_times": ref_times, "ours_times": ours_times, "ref_mb": ref_mb, "ours_mb": ours_mb,
+            "ref_tokens": json.loads(ref_out)["total_tokens"], "ours_tokens": json.loads(ours_out)["tokens"]["total"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=100_000)
+    parser.add_argument("--mb", type=float, default=100, help="size of each shape's file in megabytes")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated, of {', '.join(SHAPES)}")
     parser.add_argument("--repeat", type=int, default=3, help="timing runs per side (the median counts)")
-    parser.add_argument("--keep", action="store_true", help="keep the generated file")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
     args = parser.parse_args()
+    shapes = [name.strip() for name in args.shapes.split(",") if name.strip()]
+    unknown = [name for name in shapes if name not in SHAPES]
+    if unknown:
+        parser.error(f"unknown shape(s) {', '.join(unknown)}: use {', '.join(SHAPES)}")
 
     from ftassist.data.tokens import ensure_offline_encodings
 
     cache = ensure_offline_encodings()  # both sides read the same hash-checked rank files
     env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(cache))
-
-    workdir = Path(tempfile.mkdtemp(prefix="ftassist-bench-"))
-    data = workdir / "bench_chat.jsonl"
-    t0 = time.perf_counter()
-    write_dataset(data, args.examples)
-    size_mb = data.stat().st_size / 2**20
-    print(f"dataset: {args.examples:,} chat examples, {size_mb:,.1f} MB, written in {time.perf_counter() - t0:.1f} s")
-
-    ref_cmd = [sys.executable, str(HERE / "_reference_check.py"), str(data)]
-    ours_cmd = [sys.executable, "-m", "ftassist", "check", str(data), "--model", "gpt-4o-mini-2024-07-18", "--json"]
     # Both sides as installed software runs: ftassist's modules compiled once, as pip does
     # for an installed package and as the reference's tiktoken and numpy are (an editable
-    # install under PYTHONDONTWRITEBYTECODE=1 would compile every module in every run), and
-    # one untimed run each (the file in the page cache, ftassist's parsed rank copy written).
+    # install under PYTHONDONTWRITEBYTECODE=1 would compile every module in every run).
     import compileall
 
     import ftassist
 
     compileall.compile_dir(Path(ftassist.__file__).parent, quiet=1)
-    run(ref_cmd, env)
-    run(ours_cmd, env)
-    ref_times, ours_times = [], []
-    for _ in range(max(1, args.repeat)):
-        ref_times.append(run(ref_cmd, env)[0])
-        ours_times.append(run(ours_cmd, env)[0])
-    ref_s, ours_s = statistics.median(ref_times), statistics.median(ours_times)
-    print("timing runs (s): reference " + ", ".join(f"{t:.2f}" for t in ref_times)
-          + "; ftassist " + ", ".join(f"{t:.2f}" for t in ours_times))
-    _, ref_mb, ref_out = run(ref_cmd, env, sample_memory=True)
-    _, ours_mb, ours_out = run(ours_cmd, env, sample_memory=True)
+    workdir = Path(tempfile.mkdtemp(prefix="ftassist-bench-"))
+    results = {}
+    for shape in shapes:
+        data = workdir / f"{shape}.jsonl"
+        n = write_shape(data, shape, args.mb)
+        r = results[shape] = measure(data, env, args.repeat)
+        r["n"], r["mb"] = n, data.stat().st_size / 2**20
+        print(f"{shape}: {n:,} examples, {r['mb']:,.1f} MB; timing runs (s): reference "
+              + ", ".join(f"{t:.2f}" for t in r["ref_times"]) + "; ftassist " + ", ".join(f"{t:.2f}" for t in r["ours_times"])
+              + f"; tokens reference {r['ref_tokens']:,}, ftassist {r['ours_tokens']:,}", flush=True)
+        if not args.keep:
+            data.unlink()
 
-    reference = json.loads(ref_out)
-    report = json.loads(ours_out)
-    same = reference["total_tokens"] == report["tokens"]["total"]
-    print(f"reference (cookbook: json per line, tiktoken per message): {ref_s:7.2f} s, peak {ref_mb:8.1f} MB, "
-          f"{reference['total_tokens']:,} tokens")
-    print(f"ftassist check (validation + checklist + exact tokens):    {ours_s:7.2f} s, peak {ours_mb:8.1f} MB, "
-          f"{report['tokens']['total']:,} tokens")
-    print(f"time ratio ftassist/reference:   {ours_s / ref_s:.3f} (goal <= 0.50)")
-    print(f"memory ratio ftassist/reference: {ours_mb / ref_mb:.3f} (goal <= 0.50)")
-    print(f"token totals identical: {same}")
-    if not args.keep:
-        data.unlink()
-        workdir.rmdir()
+    print(f"\n{'shape':16} {'examples':>9} {'MB':>6} {'ref s':>7} {'ours s':>7} {'time':>6} "
+          f"{'ref MB':>8} {'ours MB':>8} {'memory':>7}  tokens")
+    ok = True
+    for shape, r in results.items():
+        time_ratio, memory_ratio = r["ours_s"] / r["ref_s"], r["ours_mb"] / r["ref_mb"]
+        same = r["ref_tokens"] == r["ours_tokens"]
+        ok = ok and same
+        print(f"{shape:16} {r['n']:>9,} {r['mb']:>6.1f} {r['ref_s']:>7.2f} {r['ours_s']:>7.2f} {time_ratio:>6.3f} "
+              f"{r['ref_mb']:>8.1f} {r['ours_mb']:>8.1f} {memory_ratio:>7.3f}  {'identical' if same else 'DIFFER'}")
+    print("ratios are ftassist / reference; goal <= 0.50 for time and memory on every shape")
+    if args.keep:
+        print(f"kept the files in {workdir}")
     else:
-        print(f"kept {data}")
-    return 0 if same else 1
+        workdir.rmdir()
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -11,8 +11,12 @@ import sys
 
 from ftassist.cli import CLIError
 from ftassist.commands import gateway
+from ftassist.data.mapping import MappingError, parse_mapping
 
 MAX_LISTED = 20
+MAP_HELP = ("which keys hold the example when the records are in no known format, e.g. "
+            "prompt=instruction,input=instances[].input,answer=instances[].output (roles: prompt, input, answer, "
+            "system, messages; list[].key makes one example per item)")
 STATUS_LABEL = {"not_checked": "N/A "}  # nothing to judge: never shown as a PASS
 
 
@@ -28,11 +32,22 @@ def _progress_printer():
     return progress
 
 
+def _mapping(args) -> dict | None:
+    """`--map prompt=question,answer=answer` as the use cases take it; a bad one is a one-line error."""
+    if not getattr(args, "map", None):
+        return None
+    try:
+        return parse_mapping(args.map).to_dict()
+    except MappingError as exc:
+        raise CLIError(f"--map: {exc}") from None
+
+
 def run_check(args) -> int:
+    mapping = _mapping(args)
     progress = None if args.json else _progress_printer()
     extra = {"progress": progress} if progress else {}
     result = gateway.call("check_dataset", path=args.path, model=args.model, context_limit=args.context_limit,
-                          encoding=args.encoding, **extra)
+                          encoding=args.encoding, mapping=mapping, **extra)
     if progress:
         print(file=sys.stderr)
     report = result["report"]
@@ -68,13 +83,21 @@ def render_text(report: dict) -> str:
         f"{report['path']}: {report['n_records']:,} records, {report['n_examples']:,} valid examples, "
         f"format {report.get('format') or 'unknown'}, {len(errors):,} errors, {len(warnings):,} warnings"
     ]
+    if report.get("mapping"):
+        out.append("mapped: " + ", ".join(f"{role} = {path}" for role, path in report["mapping"].items()))
     tokens = report.get("tokens") or {}
     if tokens.get("per_example"):
         st = tokens["stats"]["total"]
+        about = "" if tokens.get("exact", True) else "~"  # every figure marked when approximate
         out.append(
-            f"tokens ({tokens['encoding']}): total {tokens['total']:,}, per example min {st['min']:,} / "
-            f"median {st['median']:,.0f} / p95 {st['p95']:,.0f} / max {st['max']:,}"
+            f"tokens ({tokens['encoding']}{'' if about == '' else ', approximate'}): total {about}{tokens['total']:,}, "
+            f"per example min {about}{st['min']:,} / median {about}{st['median']:,.0f} / p95 {about}{st['p95']:,.0f} / "
+            f"max {about}{st['max']:,}"
         )
+        if about:
+            from ftassist.data.tokens import approximate_note
+
+            out.append("  " + approximate_note(tokens, report.get("model")))
     for cause in report.get("diagnosis") or []:  # said once, before the rows it explains
         where = "the whole file" if cause["lines"] == "file" else f"lines {cause['lines']}"
         out.append(f"FILE PROBLEM [{cause['code']}] {where} ({cause['count']:,} records): {cause['message']}. "
@@ -97,7 +120,7 @@ def run_clean(args) -> int:
             raise CLIError(f"--fill takes NAME=VALUE (e.g. --fill name=Ada), not {item!r}")
         fill[name.strip()] = value
     result = gateway.call("clean_dataset", path=args.path, valid_fraction=args.valid_fraction, seed=args.seed,
-                          out=args.out, fill=fill or None)
+                          out=args.out, fill=fill or None, mapping=_mapping(args))
     if args.json:
         print(json.dumps(result))
     else:
@@ -136,6 +159,7 @@ def register(sub) -> None:
     check.add_argument("--model", help="target model (sets the tokenizer and the per-example limit)")
     check.add_argument("--encoding", help="tiktoken encoding (overrides the one derived from --model)")
     check.add_argument("--context-limit", type=int, help="per-example token limit (default: the model's)")
+    check.add_argument("--map", metavar="ROLE=KEY,...", help=MAP_HELP)
     check.add_argument("--json", action="store_true", help="print the DataReport as JSON")
     check.set_defaults(func=run_check)
 
@@ -146,6 +170,7 @@ def register(sub) -> None:
     clean.add_argument("--seed", type=int, default=42)
     clean.add_argument("--fill", action="append", default=[], metavar="NAME=VALUE",
                        help="fill the placeholder {{NAME}} with VALUE in every text (repeatable)")
+    clean.add_argument("--map", metavar="ROLE=KEY,...", help=MAP_HELP)
     clean.add_argument("--json", action="store_true")
     clean.set_defaults(func=run_clean)
 

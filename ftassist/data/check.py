@@ -22,6 +22,7 @@ from .report import DataReport, Example, Issue, Record, TokenStats
 ProgressFn = Callable[[float, str], None]
 
 CHUNK = 2048  # examples counted together
+CHUNK_BYTES = 4 * 2**20  # ... or fewer, when they are long: a chunk's texts are held (and sent to the worker) at once
 CHECKLIST_BATCH = 512  # examples the checklist takes at once: its temporaries are a few copies of their texts
 BACKGROUND_COUNT_BYTES = 8 * 2**20  # from this file size on, tokens are counted in a second process
 
@@ -55,6 +56,7 @@ class _Accumulator:
         self.bytes_seen = 0  # of the file, by the records read so far
         self.checklist = checklist
         self.counter = counter  # BackgroundChatCounter, or None to count in this process
+        self.own_counter = None  # an open model's own tokenizer (`tokens.open_model_counter`), or tiktoken
         self.error_counts: dict[str, int] = {}
         # 32-bit arrays, not lists: 4 bytes an example instead of ~36 for a list of ints
         self.per_example = array("i")
@@ -63,6 +65,7 @@ class _Accumulator:
         self.vision_lines: list[int] = []  # examples with an image part
         self.pending: list[Example] = []
         self.start = 0  # index of the chunk's first example
+        self.chunk_bytes_start = 0  # bytes_seen when the current chunk began
         self.words_here = True  # this process hashes the current chunk's near-duplicate words
 
     def issue(self, issue: Issue) -> None:
@@ -75,13 +78,12 @@ class _Accumulator:
     def example(self, example: Example) -> None:
         self.lines.append(example.line)
         self.pending.append(example)
-        if len(self.pending) >= CHUNK:
+        if len(self.pending) >= CHUNK or self.bytes_seen - self.chunk_bytes_start >= CHUNK_BYTES:
             self.flush()
 
     def flush(self) -> None:
-        from .tokens import count_chats
-
         chunk, self.pending = self.pending, []
+        self.chunk_bytes_start = self.bytes_seen
         if not chunk:
             return
         start, self.start = self.start, self.start + len(chunk)
@@ -92,13 +94,22 @@ class _Accumulator:
         for i in range(0, len(chunk), CHECKLIST_BATCH):
             self.checklist.add_many(chunk[i:i + CHECKLIST_BATCH], words=words_here)
         if counter is None:
-            for total, assistant in count_chats(chats, self.report.tokens.encoding):
+            for total, assistant in self._count_here(chats):
                 self.per_example.append(total)
                 self.assistant_per_example.append(assistant)
             return
         for counted in done:
             self._take(counted)
         self.words_here = counter.backlog > self.WORDS_TO_WORKER_BACKLOG or self._near_end()
+
+    def _count_here(self, chats: list) -> list[tuple[int, int]]:
+        from .tokens import count_chats
+
+        if self.own_counter is None:
+            return count_chats(chats, self.report.tokens.encoding)
+        counts, exact = self.own_counter(chats)
+        self.report.tokens.exact = self.report.tokens.exact and exact
+        return counts
 
     def _near_end(self) -> bool:
         """Whether the rest of the file fits in the chunks the worker may hold.
@@ -134,41 +145,53 @@ def check_path(
     encoding: str | None = None,
     context_limit: int | None = None,
     progress: ProgressFn | None = None,
+    mapping=None,
 ) -> DataReport:
-    """Check one dataset file. Raises `load.LoadError` only when the file cannot be read at all."""
+    """Check one dataset file. Raises `load.LoadError` only when the file cannot be read at all.
+
+    `mapping` (a `mapping.Mapping`, its dict or `--map` text) turns records in no known format into
+    records in one before they are judged; without it, a file in no known format gets a proposed mapping."""
+    from .mapping import Mapping
     from .diagnose import utf16_encoding
     from .load import iter_records
     from .token_worker import BackgroundChatCounter
-    from .tokens import encoding_name_for_model
+    from .tokens import encoding_name_for_model, open_model_counter, tiktoken_exact
 
     started = time.perf_counter()
+    mapping = Mapping.of(mapping)  # MappingError (a ValueError) before any work when it cannot be used
     path = Path(path)
     file_size = os.path.getsize(path) if path.is_file() else 0
     encoding_name = encoding or encoding_name_for_model(model)
+    own = None if encoding else open_model_counter(model)  # an open model's tokenizer counts in this process
+    if own is not None:
+        encoding_name = own[0]
     utf16 = utf16_encoding(path) if file_size else None
     if utf16:  # read it decoded, so the report says what is in it; the file-level error says what to fix
         records = _utf16_records(path, utf16)
     else:
         records = iter_records(path)  # raises LoadError now for a missing, binary or unsupported file
     # the worker starts first: its start-up (loading the encoding) overlaps the imports below
-    counter = BackgroundChatCounter(encoding_name) if file_size >= BACKGROUND_COUNT_BYTES else None
+    counter = BackgroundChatCounter(encoding_name) if own is None and file_size >= BACKGROUND_COUNT_BYTES else None
     gc_was_enabled = gc.isenabled()
     try:
         from .checklist import ChecklistBuilder
 
         report = DataReport(path=str(path), n_records=0, n_examples=0, format=None, model=model,
-                            file_size=file_size)
-        report.tokens = TokenStats(encoding=encoding_name, exact=True, limit=context_limit)
+                            file_size=file_size, mapping=mapping.to_dict() if mapping else None)
+        # o200k counts for an open model whose tokenizer is not here: approximate, and said so
+        report.tokens = TokenStats(encoding=encoding_name, exact=own is not None or tiktoken_exact(model, encoding),
+                                   limit=context_limit)
         # the builder is referenced by the accumulator alone: `_finish` lets it go early
         accumulator = _Accumulator(report, ChecklistBuilder(context_limit=context_limit, tokens_later=True),
                                    counter, file_size)
+        accumulator.own_counter = own[1] if own is not None else None
         # the scan makes millions of short-lived objects and no reference cycles: the cyclic
         # collector would only walk the growing per-example arrays again and again
         gc.disable()
         if utf16:
             accumulator.issue(Issue(0, "utf16_file", f"the file is {utf16.upper()} encoded, not UTF-8",
                                     "save it as UTF-8 (e.g. `iconv -f utf-16 -t utf-8`); Fix & split converts it"))
-        _scan(records, report, accumulator, progress)
+        _scan(records, report, accumulator, progress, mapping)
         accumulator.drain()
     finally:
         if gc_was_enabled:
@@ -178,6 +201,8 @@ def check_path(
 
     _finish(report, accumulator, file_size, context_limit, model or encoding_name)
     _diagnose(report, path)
+    if report.n_records and (mapping is not None or report.format is None):
+        _propose(report, _utf16_records(path, utf16) if utf16 else iter_records(path), mapping is None)
     report.seconds = round(time.perf_counter() - started, 3)
     if progress:
         progress(1.0, "done")
@@ -200,21 +225,56 @@ def _diagnose(report: DataReport, path: Path) -> None:
     report.warning_groups = group_issues(report.warnings)
 
 
+def _propose(report: DataReport, records: Iterable[Record], propose: bool) -> None:
+    """The key paths the records hold (what a mapping can name); for a file in no known format and not mapped
+    (`propose`), the mapping those keys point at, and a file-level hint naming the flag."""
+    from itertools import islice
+
+    from .mapping import SAMPLE_RECORDS, key_paths, propose_mapping
+    from .report import Diagnosis
+
+    sample = [record.data for record in islice(records, SAMPLE_RECORDS) if record.problem is None]
+    report.found_keys = list(key_paths(sample))
+    proposal = propose_mapping(sample) if propose else None
+    if proposal is None:
+        return
+    report.proposed_mapping = proposal.to_dict()
+    flag = f"--map {proposal.text()}"
+    for cause in report.diagnosis:
+        if cause.code == "csv_columns":  # the columns' cause is said once: it names the flag too
+            cause.hint += f"; or check again with `{flag}`"
+            return
+    report.diagnosis.insert(0, Diagnosis(
+        "unmapped_fields", "the records are in no known format, but their keys look like "
+        f"{', '.join(f'{role} = {path}' for role, path in proposal.to_dict().items())}",
+        f"check again with `{flag}` (or pick the fields in the Data tab); "
+        "`ftassist clean --map ...` then writes them in a known format", "file", report.n_records))
+
+
 def count_tokens(path: str | Path, model: str | None = None, encoding: str | None = None) -> TokenStats:
-    """Exact token counts of a file's valid examples, without the checklist.
+    """Token counts of a file's valid examples, without the checklist: exact, with an open model's own
+    tokenizer when it loads offline, else approximate (o200k, `exact=False`).
 
     For a file whose records were already judged (a split's train file): the Estimate needs
     only its counts. Raises `load.LoadError` when the file cannot be read at all.
     """
     from .load import iter_records
-    from .tokens import count_chats, encoding_name_for_model, summarize
+    from .tokens import count_chats, encoding_name_for_model, open_model_counter, summarize, tiktoken_exact
 
     name = encoding or encoding_name_for_model(model)
-    stats = TokenStats(encoding=name, exact=True)
+    own = None if encoding else open_model_counter(model)
+    stats = TokenStats(encoding=own[0] if own else name, exact=own is not None or tiktoken_exact(model, encoding))
     chunk: list[Example] = []
 
+    def counted(chats: list[dict]) -> list[tuple[int, int]]:
+        if own is None:
+            return count_chats(chats, name)
+        counts, exact = own[1](chats)
+        stats.exact = stats.exact and exact
+        return counts
+
     def count(examples: list[Example]) -> None:
-        for ex, (total, assistant) in zip(examples, count_chats([ex.chat for ex in examples], name)):
+        for ex, (total, assistant) in zip(examples, counted([ex.chat for ex in examples])):
             stats.per_example.append(total)
             stats.assistant_per_example.append(assistant)
             stats.lines.append(ex.line)
@@ -231,8 +291,11 @@ def count_tokens(path: str | Path, model: str | None = None, encoding: str | Non
     return stats
 
 
-def iter_examples(records: Iterable[Record], on_issue: Callable[[Issue], None]) -> Iterator[Example]:
+def iter_examples(records: Iterable[Record], on_issue: Callable[[Issue], None], mapping=None) -> Iterator[Example]:
     """The valid records as canonical examples, in file order; every problem goes to `on_issue`.
+
+    With a `mapping.Mapping`, each record is mapped first (one record may give several examples, each
+    with the record's line).
 
     One place decides what a valid example is, for the check and for clean/split alike: no
     error from the validator, a detected format equal to the file's (the first valid record's:
@@ -241,6 +304,10 @@ def iter_examples(records: Iterable[Record], on_issue: Callable[[Issue], None]) 
     from .formats import detect_format, extra_fields, to_chat
     from .validate import validate_record
 
+    if mapping is not None:
+        from .mapping import map_records
+
+        records = map_records(records, mapping, on_issue)
     file_format: str | None = None
     first_format_line = 0
     for record in records:
@@ -286,10 +353,11 @@ def _counted(records: Iterable[Record], report: DataReport, accumulator: _Accumu
         yield record
 
 
-def _scan(records, report: DataReport, accumulator: _Accumulator, progress: ProgressFn | None) -> None:
+def _scan(records, report: DataReport, accumulator: _Accumulator, progress: ProgressFn | None,
+          mapping=None) -> None:
     from .formats import has_images
 
-    for example in iter_examples(_counted(records, report, accumulator, progress), accumulator.issue):
+    for example in iter_examples(_counted(records, report, accumulator, progress), accumulator.issue, mapping):
         if report.format is None:
             report.format = example.source_format
         if has_images(example.chat):

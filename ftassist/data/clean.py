@@ -279,19 +279,22 @@ def _nothing_kept_reason(res: CleanResult) -> str:
 
 def clean_file(
     path: str | Path, out_dir: str | Path, *, valid_fraction: float = 0.1, seed: int = 42, dedupe: bool = True,
-    fill: dict[str, str] | None = None,
+    fill: dict[str, str] | None = None, mapping=None,
 ) -> CleanResult:
     """Read, validate and clean one file (the CLI's `ftassist clean`). LoadError if unreadable.
 
     A record is kept exactly when the check counts it as a valid example (`check.iter_examples`);
-    the others are dropped and listed with their error codes.
+    the others are dropped and listed with their error codes. `mapping` (`mapping.Mapping`, its dict or
+    `--map` text) maps each record first, as the check does.
     """
     from ftassist.data.check import iter_examples
     from ftassist.data.diagnose import diagnose, recover_records, utf16_encoding
     from ftassist.data.load import iter_records
+    from ftassist.data.mapping import Mapping
     from ftassist.data.report import Diagnosis
 
     path = Path(path)
+    mapping = Mapping.of(mapping)
 
     def read(records) -> tuple[list[Example], dict[int, list[str]], list]:
         invalid: dict[int, list[str]] = {}
@@ -303,7 +306,7 @@ def clean_file(
                 errors.append(issue)
 
         # materialise the examples first, so `invalid` is complete before clean_and_split lists it
-        return list(iter_examples(records, drop)), invalid, errors
+        return list(iter_examples(records, drop, mapping)), invalid, errors
 
     utf16 = utf16_encoding(path)
     fix = Diagnosis("utf16_file", f"decoded from {utf16.upper()}", "", "file", 0, True) if utf16 else None

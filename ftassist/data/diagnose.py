@@ -290,7 +290,8 @@ def _jsonl_diagnosis(path: Path, failed: list[Issue]) -> Diagnosis | None:
                          lines, count, True)
     text = _read_text(path)
     values = _stream_of_values(text) if text is not None else None
-    if values and all(isinstance(value, dict) for _, value in values):
+    spread = values and len(values) < sum(1 for line in text.splitlines() if line.strip())  # not one a line
+    if spread and all(isinstance(value, dict) for _, value in values):
         return Diagnosis("pretty_printed_objects",
                          f"the file holds {len(values):,} pretty-printed JSON objects, each spread over many lines, "
                          "not one object per line",

@@ -133,6 +133,9 @@ class DataReport:
     diagnosis: list[Diagnosis] = field(default_factory=list)  # file-level causes, said once at the top
     error_groups: list[IssueGroup] = field(default_factory=list)  # `errors` grouped, for people
     warning_groups: list[IssueGroup] = field(default_factory=list)
+    mapping: dict[str, str] | None = None  # the field mapping the records went through (role -> key path)
+    proposed_mapping: dict[str, str] | None = None  # in no known format and not mapped: what the keys point at
+    found_keys: list[str] = field(default_factory=list)  # key paths a mapping can name (`key`, `list[].key`)
 
     @property
     def ok(self) -> bool:

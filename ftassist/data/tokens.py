@@ -356,16 +356,51 @@ def open_model_tokenizer(model: str | None):
     try:
         from pathlib import Path
 
-        from transformers import AutoTokenizer
-
         folder = Path(model).expanduser()
         if folder.is_dir():
+            from transformers import AutoTokenizer
+
             return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        if model.count("/") == 1:
+        if model.count("/") == 1 and _in_hub_cache(model):
+            from transformers import AutoTokenizer
+
             return AutoTokenizer.from_pretrained(model, local_files_only=True)
     except Exception:  # noqa: BLE001 - not cached, no tokenizer files, no transformers: count with o200k
         return None
     return None
+
+
+def _in_hub_cache(model: str) -> bool:
+    """Whether the Hub cache holds this model's tokenizer files: looked up before importing
+    transformers, which takes seconds, so a check for an uncached model stays quick."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return any(isinstance(try_to_load_from_cache(model, name), str)
+               for name in ("tokenizer_config.json", "tokenizer.json"))
+
+
+def has_own_tokenizer(model: str | None) -> bool:
+    """Whether `open_model_tokenizer` would find this open model's tokenizer: a cheap test (nothing is loaded)."""
+    if not model or is_openai_model(model):
+        return False
+    from pathlib import Path
+
+    if Path(model).expanduser().is_dir():
+        return True
+    try:
+        return model.count("/") == 1 and _in_hub_cache(model)
+    except Exception:  # noqa: BLE001 - an id the Hub rejects, no huggingface_hub: no tokenizer here
+        return False
+
+
+def tokenizer_name(model: str) -> str:
+    """What a report says counted its tokens when an open model's own tokenizer did."""
+    return f"{model} tokenizer"
+
+
+def counted_with_tokenizer_of(encoding: str | None, model: str | None) -> bool:
+    """Whether counts labelled `encoding` came from `model`'s own tokenizer (see `tokenizer_name`)."""
+    return bool(model) and encoding == tokenizer_name(model)
 
 
 def _template_messages(chat: dict) -> list[dict]:
@@ -403,23 +438,61 @@ def count_chat_with_tokenizer(chat: dict, tokenizer) -> tuple[int, int] | None:
     it. Assistant: the assistant messages' texts and tool calls encoded without special tokens.
     None when the template cannot render the example (the caller counts it with o200k).
     """
-    messages = _template_messages(chat)
-    tools = chat.get("tools")
-    try:
-        ids = tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=True)
-    except Exception:  # noqa: BLE001 - templates raise anything (jinja errors, "roles must alternate")
-        return None
-    if isinstance(ids, dict) or hasattr(ids, "keys"):  # a BatchEncoding in newer transformers
-        ids = ids["input_ids"]
-    assistant = 0
-    for message in messages:
-        if message.get("role") != "assistant":
-            continue
-        for key in ("content", "tool_calls", "function_call"):
-            text = as_text(message.get(key))
-            if text:
-                assistant += len(tokenizer.encode(text, add_special_tokens=False))
-    return len(ids), assistant
+    return count_chats_with_tokenizer([chat], tokenizer)[0]
+
+
+def count_chats_with_tokenizer(chats: Sequence[dict], tokenizer) -> list[tuple[int, int] | None]:
+    """`count_chat_with_tokenizer` of each chat, the texts encoded in one batch.
+
+    Rendered text encoded without special tokens is what `apply_chat_template(tokenize=True)`
+    does; rendering first and encoding a whole chunk at once lets a fast tokenizer encode the
+    chunk in one call instead of one call per example.
+    """
+    rendered: list[str | None] = []
+    answers: list[list[str]] = []
+    for chat in chats:
+        messages = _template_messages(chat)
+        try:
+            text = tokenizer.apply_chat_template(messages, tools=chat.get("tools") or None, tokenize=False)
+        except Exception:  # noqa: BLE001 - templates raise anything (jinja errors, "roles must alternate")
+            text = None
+        rendered.append(text if isinstance(text, str) else None)
+        answers.append([text for message in messages if message.get("role") == "assistant"
+                        for key in ("content", "tool_calls", "function_call")
+                        if (text := as_text(message.get(key)))])
+    texts = [text for text in rendered if text is not None]
+    answer_texts = [text for parts in answers for text in parts]
+    lengths = iter(_encoded_lengths(tokenizer, texts))
+    answer_lengths = iter(_encoded_lengths(tokenizer, answer_texts))
+    counts: list[tuple[int, int] | None] = []
+    for text, parts in zip(rendered, answers):
+        assistant = sum(next(answer_lengths) for _ in parts)
+        counts.append(None if text is None else (next(lengths), assistant))
+    return counts
+
+
+def _encoded_lengths(tokenizer, texts: list[str]) -> list[int]:
+    if not texts:
+        return []
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def tokenizer_chat_counter(tokenizer) -> Callable[[Sequence[dict]], tuple[list[tuple[int, int]], bool]]:
+    """A function counting a chunk of chats with `tokenizer`: (counts, whether all were exact).
+
+    An example the chat template refuses counts with o200k instead, and the chunk is then no
+    longer exact (the report says "approximate" rather than pretend).
+    """
+    def count(chats: Sequence[dict]) -> tuple[list[tuple[int, int]], bool]:
+        counted = count_chats_with_tokenizer(chats, tokenizer)
+        exact = all(c is not None for c in counted)
+        if not exact:
+            refused = [chat for chat, c in zip(chats, counted) if c is None]
+            fallback = iter(count_chats(refused, DEFAULT_ENCODING))
+            counted = [c if c is not None else next(fallback) for c in counted]
+        return counted, exact
+
+    return count
 
 
 def counts_for_model(chats: Iterable[dict], model: str | None, encoding: str | None = None
@@ -434,12 +507,30 @@ def counts_for_model(chats: Iterable[dict], model: str | None, encoding: str | N
     tokenizer = None if encoding else open_model_tokenizer(model)
     if tokenizer is None:
         name = encoding or encoding_name_for_model(model)
-        exact = bool(encoding) or not model or is_openai_model(model)
-        return count_chats(chats, name), name, exact
-    counts, exact = [], True
-    for chat in chats:
-        counted = count_chat_with_tokenizer(chat, tokenizer)
-        if counted is None:  # the template refused this example: o200k for it, and no longer exact
-            counted, exact = count_chats([chat], DEFAULT_ENCODING)[0], False
-        counts.append(counted)
-    return counts, f"{model} tokenizer", exact
+        return count_chats(chats, name), name, tiktoken_exact(model, encoding)
+    counts, exact = tokenizer_chat_counter(tokenizer)(chats)
+    return counts, tokenizer_name(model), exact
+
+
+def open_model_counter(model: str | None
+                       ) -> tuple[str, Callable[[Sequence[dict]], tuple[list[tuple[int, int]], bool]]] | None:
+    """(what counts, a chunk counter) when `model` is an open model whose own tokenizer loads offline;
+    None when tiktoken counts (an OpenAI model, or an open model without its tokenizer here)."""
+    tokenizer = open_model_tokenizer(model)
+    if tokenizer is None:
+        return None
+    return tokenizer_name(model), tokenizer_chat_counter(tokenizer)
+
+
+def approximate_note(tokens: dict, model: str | None) -> str:
+    """Why a report's counts are approximate and how to make them exact; empty when they are exact."""
+    if tokens.get("exact", True):
+        return ""
+    whose = f"{model}'s" if model else "the model's"
+    return (f"approximate: counted with {tokens.get('encoding')}, not {whose} own tokenizer (not found on this "
+            "machine; give a local model folder, or download the model into the Hugging Face cache, and check again)")
+
+
+def tiktoken_exact(model: str | None, encoding: str | None = None) -> bool:
+    """Whether tiktoken counts are exact for this target: an OpenAI model, an explicit encoding, or none named."""
+    return bool(encoding) or not model or is_openai_model(model)

@@ -7,8 +7,10 @@ figure carries a `how` string so it can be checked by hand.
 
 Token counts come from the Data step's report and are never recounted here (that is what
 makes the estimate after a check cheap); quick mode builds the counts from "N examples of
-about T tokens", or counts one pasted example. Those counts use an OpenAI encoding: exact for OpenAI
-rows, approximate for open models (their own tokenizers differ), and every open-model row says so.
+about T tokens", or counts one pasted example. Counts made with an OpenAI encoding are exact for OpenAI
+rows and approximate for open models (their own tokenizers differ), and every such row says so; counts made
+with an open model's own tokenizer (a check for that model, when its tokenizer was on the machine) make
+that model's rows exact.
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ def tokens_from_report(report: Any) -> TokenInput:
         exact=bool(_get(tokens, "exact", True)),
         source="report",
         path=_get(report, "path"),
-        note=f"exact counts from the Data step's check of {_get(report, 'path', 'the dataset')} "
+        note=f"{'exact' if _get(tokens, 'exact', True) else 'approximate'} counts from the Data step's check of "
+        f"{_get(report, 'path', 'the dataset')} "
         f"({_get(tokens, 'encoding')}), not recounted",
     )
 
@@ -390,12 +393,17 @@ class _Base:
     per_epoch: int
     trained: int
     tokens_how: str
+    exact: bool  # counted with this model's own tokenizer
 
 
 def _bases(tin: TokenInput, opts: EstimateOptions, epochs: int, notes: list[str]) -> list[_Base]:
+    from ftassist.data.tokens import counted_with_tokenizer_of
+
     out = []
     for base in opts.base_models or [DEFAULT_BASE_MODEL]:
         arch = hardware.resolve_model(base, allow_network=opts.allow_network)
+        exact = tin.exact and (counted_with_tokenizer_of(tin.encoding, base)
+                               or counted_with_tokenizer_of(tin.encoding, arch.name))
         cap = min(arch.max_context or MAX_DEFAULT_SEQ_LEN, MAX_DEFAULT_SEQ_LEN)
         seq_len = int(opts.seq_len) if opts.seq_len else max(1, min(tin.max, cap))
         if opts.seq_len and arch.max_context and seq_len > arch.max_context:
@@ -405,13 +413,15 @@ def _bases(tin: TokenInput, opts: EstimateOptions, epochs: int, notes: list[str]
         if truncated:
             notes.append(f"{arch.name}: {truncated:,} example(s) longer than {seq_len:,} tokens would be truncated")
         trained = per_epoch * epochs
+        counted = (f"exact: counted with {tin.encoding} and its chat template" if exact else
+                   f"approximate: counted with {tin.encoding}; {arch.name}'s own tokenizer may differ by 10-20%")
         how = (f"sum over {tin.n:,} examples of min(tokens, seq_len {seq_len:,}) = {per_epoch:,} per epoch x "
-               f"{epochs} epochs = {trained:,} (approximate: counted with {tin.encoding}; {arch.name}'s own "
-               "tokenizer may differ by 10-20%)")
-        out.append(_Base(arch, seq_len, per_epoch, trained, how))
-    if out:
-        notes.append(f"Open-model token counts are approximate: counted with {tin.encoding}, not each model's "
-                     "own tokenizer")
+               f"{epochs} epochs = {trained:,} ({counted})")
+        out.append(_Base(arch, seq_len, per_epoch, trained, how, exact))
+    approximate = [b.arch.name for b in out if not b.exact]
+    if approximate:
+        notes.append(f"Open-model token counts are approximate for {', '.join(approximate)}: counted with "
+                     f"{tin.encoding}, not each model's own tokenizer")
     return out
 
 
@@ -468,7 +478,7 @@ def _self_hosted_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, me
                     available=not here,
                     why=(f"comparison only: {gpu.name} rented elsewhere at ${gpu.usd_per_hour:g}/h; ftassist trains "
                          "on this machine's GPU or on Hugging Face Jobs") if here else "",
-                    backend="local", hardware=f"{gpu.name} ({gpu.memory_gb:g} GB)", tokens_exact=False,
+                    backend="local", hardware=f"{gpu.name} ({gpu.memory_gb:g} GB)", tokens_exact=b.exact,
                     start=_command("local", data, b.arch.name, epochs, method),
                 ))
     return rows
@@ -511,7 +521,7 @@ def _local_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, methods:
                     trained_tokens=b.trained, training_cost_usd=0.0, cost_usd=0.0, hours=hours,
                     memory_gb=mem.total_gb, gpu_memory_gb=memory, fits=ok,
                     note="" if ok else f"needs {mem.total_gb:.0f} GB > {usable:.1f} GB usable on this machine",
-                    how=how, backend="local", hardware=f"{where} (this machine, {memory:g} GB)", tokens_exact=False,
+                    how=how, backend="local", hardware=f"{where} (this machine, {memory:g} GB)", tokens_exact=b.exact,
                     start=_command("local", data, b.arch.name, epochs, method),
                 ))
     return rows
@@ -577,7 +587,7 @@ def _jobs_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, methods: 
                     memory_gb=mem.total_gb, gpu_memory_gb=f.per_gpu_gb, fits=ok,
                     note="" if ok else f"needs {mem.total_gb:.0f} GB > {usable:.1f} GB usable per GPU",
                     how=how, available=open_, why=why if open_ else why_closed, backend="hf-jobs",
-                    hardware=f.describe(), flavor=f.name, tokens_exact=False,
+                    hardware=f.describe(), flavor=f.name, tokens_exact=b.exact,
                     start=_command("hf-jobs", data, b.arch.name, epochs, method, f.name),
                 ))
     return rows
@@ -607,7 +617,7 @@ def _together_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, metho
                 trained_tokens=bill.billed_tokens, training_cost_usd=bill.usd, cost_usd=bill.usd,
                 note="Together names its models its own way: pass its model id as --base-model", how=how,
                 available=open_, why=(bill.reason if open_ else why_closed), backend="together",
-                hardware="Together AI (hosted)", tokens_exact=False,
+                hardware="Together AI (hosted)", tokens_exact=b.exact,
                 start=_command("together", data, b.arch.name, epochs, method if method == "full" else None),
             ))
     return rows
@@ -700,6 +710,7 @@ def estimate_all(source: Any, options: EstimateOptions | dict | None = None) -> 
     for r in rows:
         r.recommended = r.id == rec_id
     avg_in, avg_out = tin.averages()
+    open_rows = [r for r in rows if r.kind != "openai"]
     inputs = {
         "n_examples": tin.n,
         "total_tokens": tin.total,
@@ -720,7 +731,7 @@ def estimate_all(source: Any, options: EstimateOptions | dict | None = None) -> 
         "lora_rank": opts.lora_rank,
         "today": opts.today,
         "openai_customer": opts.openai_customer,
-        "open_model_tokens": "approximate" if tin.encoding else "unknown",
+        "open_model_tokens": "exact" if open_rows and all(r.tokens_exact for r in open_rows) else "approximate",
         "local_gpus": opts.local_gpus,
     }
     return EstimateTable(inputs, rows, rec_id, why, notes, memory, round(time.perf_counter() - started, 4))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 
 import gradio as gr
@@ -87,10 +88,18 @@ def summary_markdown(report: dict) -> str:
     ]
     if tokens.get("per_example"):
         st = tokens["stats"]["total"]
+        about = "" if tokens.get("exact", True) else "~"  # every figure marked when approximate
         parts.append(
-            f"Tokens ({tokens['encoding']}, exact): **{tokens['total']:,}** in all; per example "
-            f"min {st['min']:,}, median {st['median']:,.0f}, mean {st['mean']:,.0f}, p95 {st['p95']:,.0f}, max {st['max']:,}."
+            f"Tokens ({html.escape(tokens['encoding'])}, {'exact' if not about else '**approximate**'}): "
+            f"**{about}{tokens['total']:,}** in all; per example min {about}{st['min']:,}, "
+            f"median {about}{st['median']:,.0f}, mean {about}{st['mean']:,.0f}, p95 {about}{st['p95']:,.0f}, "
+            f"max {about}{st['max']:,}."
         )
+        if about:
+            from ftassist.data.tokens import approximate_note
+
+            note = approximate_note(tokens, report.get("model"))
+            parts.append("⚠ " + html.escape(note[:1].upper() + note[1:]) + ".")
     for cause in report.get("diagnosis") or []:  # the file's problem, said once before its rows
         where = "the whole file" if cause["lines"] == "file" else f"lines {cause['lines']}"
         parts.append(f"⚠ **The file: {html.escape(cause['message'])}** ({where}, {cause['count']:,} records). "
@@ -188,6 +197,62 @@ def show_preview(app: Context, session, evt: gr.SelectData):
     return record_preview(app, session.dataset.path, line) if line else "(this problem concerns the whole file)"
 
 
+MAPPED_ROLES = ("prompt", "input", "answer", "system")  # the dropdowns of "Map your fields", in order
+NOT_MAPPED = "(none)"
+
+
+def mapping_of(*paths) -> dict[str, str]:
+    """The dropdowns' values as a mapping (role -> key path); an empty dropdown maps nothing."""
+    return {role: path for role, path in zip(MAPPED_ROLES, paths) if path and path != NOT_MAPPED}
+
+
+def mapping_panel(session):
+    """The "Map your fields" panel: shown when the report proposes a mapping or the dataset was mapped,
+    its dropdowns offering the keys found and set to the mapping in use (else the proposal)."""
+    session = Session.of(session)
+    dataset = session.dataset
+    report = dataset.report if dataset is not None else {}
+    current = (dataset.mapping if dataset is not None else None) or report.get("proposed_mapping")
+    if not current:
+        return (gr.update(visible=False),) + (gr.skip(),) * len(MAPPED_ROLES)
+    choices = [NOT_MAPPED, *(report.get("found_keys") or [])]
+    return (gr.update(visible=True),) + tuple(gr.update(choices=choices, value=current.get(role) or NOT_MAPPED)
+                                              for role in MAPPED_ROLES)
+
+
+def mapping_preview(app: Context, session, prompt, input_path, answer, system) -> str:
+    """The first records as the chosen fields make them (a problem is said in the preview, never raised)."""
+    session = Session.of(session)
+    if session.dataset is None:
+        return ""
+    try:
+        preview = data.preview_mapping(app, session.dataset.path, mapping_of(prompt, input_path, answer, system))
+    except UseCaseError as exc:
+        return f"(no preview: {exc})"
+    text = json.dumps(preview.records, ensure_ascii=False, indent=2)
+    return text + (f"\n\n(the mapping does not fit {preview.problem})" if preview.problem else "")
+
+
+def check_with_mapping(app: Context, session, prompt, input_path, answer, system, progress=gr.Progress()):
+    """Check the dataset again through the chosen fields; the mapping stays with it for Fix & split."""
+    session = Session.of(session)
+    if session.dataset is None:
+        raise gr.Error("Check a dataset first.")
+    mapping = mapping_of(prompt, input_path, answer, system)
+    try:
+        result = data.check_dataset(app, session.dataset.path, model=session.dataset.model, mapping=mapping,
+                                    progress=lambda fraction, desc: progress(fraction, desc=desc))
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    if result.note:
+        gr.Warning(result.note)
+    report = result.report
+    session = session.checked(Dataset(path=result.path, report=report, model=session.dataset.model,
+                                      mapping=mapping or None))
+    return (session, summary_markdown(report), checklist_html(report["checklist"]), errors_frame(report),
+            _histogram(report), gr.update(interactive=True))
+
+
 def fix_and_split(app: Context, valid_fraction, seed, session, progress=gr.Progress()):
     session = Session.of(session)
     if session.dataset is None:
@@ -195,7 +260,7 @@ def fix_and_split(app: Context, valid_fraction, seed, session, progress=gr.Progr
     progress(0.1, desc="cleaning and splitting")
     try:
         result = data.clean_dataset(app, session.dataset.path, valid_fraction=float(valid_fraction),
-                                    seed=int(seed))
+                                    seed=int(seed), mapping=session.dataset.mapping)
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     session = session.split_into(data.split_of(result))
@@ -241,6 +306,13 @@ def build(ctx: UIContext) -> None:
     with gr.Accordion("Errors and warnings (click a row to see the record)", open=True):
         errors = gr.Dataframe(headers=ERROR_COLUMNS, interactive=False, wrap=True, elem_id="data-errors")
         preview = gr.Code(label="Record", language="json", interactive=False)
+    with gr.Group(visible=False, elem_id="data-mapping") as mapping_group:
+        gr.Markdown("#### Map your fields\nThe records are in no known format: say which key holds what "
+                    "(`list[].key` makes one example per item of the list).")
+        with gr.Row():
+            role_fields = [gr.Dropdown([NOT_MAPPED], label=role, allow_custom_value=True) for role in MAPPED_ROLES]
+        mapping_shown = gr.Code(label="The first records, mapped", language="json", interactive=False)
+        remap_btn = gr.Button("Check with this mapping")
     histogram = gr.BarPlot(x="tokens", y="examples", title="Tokens per example", elem_id="data-histogram")
     with gr.Row():
         valid_fraction = gr.Slider(0.0, 0.5, value=0.1, step=0.01, label="Validation fraction")
@@ -255,6 +327,13 @@ def build(ctx: UIContext) -> None:
     model.input(model_info_update, [model], [model], api_visibility="private", show_progress="hidden")
     fix_btn.click(ctx.bind(fix_and_split), [valid_fraction, seed, ctx.session], [ctx.session, fix_summary, downloads],
                   api_name="fix_and_split")
+    ctx.session.change(mapping_panel, [ctx.session], [mapping_group, *role_fields], api_visibility="private",
+                       show_progress="hidden")
+    for role_field in role_fields:
+        role_field.change(ctx.bind(mapping_preview), [ctx.session, *role_fields], [mapping_shown],
+                          api_visibility="private", show_progress="hidden")
+    remap_btn.click(ctx.bind(check_with_mapping), [ctx.session, *role_fields],
+                    [ctx.session, summary, checklist, errors, histogram, fix_btn], api_name="check_with_mapping")
     shown = gr.State("")  # hand-off: a report put in the session elsewhere (sample data, reload) is shown here
     ctx.session.change(session_report_handler, [ctx.session, shown],
                        [shown, summary, checklist, errors, histogram, fix_btn, fix_summary], api_visibility="private",

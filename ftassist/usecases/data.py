@@ -18,6 +18,7 @@ from typing import Any, Callable
 from ftassist.data import check as checking
 from ftassist.data import clean as cleaning
 from ftassist.data import load
+from ftassist.data.mapping import Mapping, MappingError
 from ftassist.plan import pricing
 
 from .context import Context, UseCaseError
@@ -44,7 +45,7 @@ class CheckResult:
 
 @use_case(assistant=True, confirm=True)
 def check_dataset(ctx: Context, path: str, model: str | None = None, context_limit: int | None = None,
-                  encoding: str | None = None, keep_copy: bool = False, *,
+                  encoding: str | None = None, keep_copy: bool = False, mapping: dict | None = None, *,
                   progress: ProgressFn | None = None) -> CheckResult:
     """Check a dataset: every record validated with its line and a fix, the quality checklist, exact tokens.
 
@@ -56,11 +57,13 @@ def check_dataset(ctx: Context, path: str, model: str | None = None, context_lim
         context_limit: the per-example token limit to check against (default: the target model's).
         encoding: a tiktoken encoding that replaces the one the target model uses.
         keep_copy: copy the file under the data dir first (an upload whose temporary file will go away).
+        mapping: for records in no known format, which key holds each part (prompt, input, answer, system, messages), e.g. {"prompt": "instruction", "answer": "instances[].output"}.
     """
     if progress is not None and not callable(progress):
         raise UseCaseError("progress is a callback for callers in the app's own process, not a JSON value.")
     if context_limit is not None and context_limit < 1:
         raise UseCaseError(f"The per-example token limit must be at least 1 (got {context_limit}).")
+    mapping = _mapping(mapping)
     if progress and path.strip().startswith("hf:"):
         progress(0.0, f"fetching {path.strip()[3:]} from the Hugging Face Hub")
     try:
@@ -69,12 +72,20 @@ def check_dataset(ctx: Context, path: str, model: str | None = None, context_lim
             source = _keep(ctx, source)
         report = checking.check_path(source, model=model or None, encoding=encoding or None,
                                      context_limit=context_limit or pricing.example_limit_for(model),
-                                     progress=progress)
+                                     progress=progress, mapping=mapping)
     except load.LoadError as exc:
         raise UseCaseError(str(exc)) from None
     hub_id = path.strip() if path.strip().startswith("hf:") else None
     dataset_id, note = _remember(ctx, report, str(source), name=hub_id)
     return CheckResult(dataset_id=dataset_id, path=str(source), report=report.to_dict(), note=note)
+
+
+def _mapping(value: dict | str | None) -> Mapping | None:
+    """The mapping a caller gave, checked: a UseCaseError that says what is wrong with it."""
+    try:
+        return Mapping.of(value or None)
+    except MappingError as exc:
+        raise UseCaseError(f"The field mapping cannot be used: {exc}.") from None
 
 
 def _keep(ctx: Context, source: Path) -> Path:
@@ -156,6 +167,45 @@ def show_record(ctx: Context, path: str, line: int) -> RecordText:
     return RecordText(path, line, "(no record starts at this line)")
 
 
+# -- map your fields -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MappingPreview:
+    """The first records of a file as a mapping makes them, or why it cannot."""
+
+    records: list[dict]  # in a known format (alpaca or chat), one per expanded item
+    problem: str = ""  # the first record the mapping does not fit, with its line
+
+
+@use_case(assistant=True)
+def preview_mapping(ctx: Context, path: str, mapping: dict, limit: int = 3) -> MappingPreview:
+    """Show the first records of a dataset as a field mapping turns them into examples, before checking with it.
+
+    Args:
+        path: the dataset file.
+        mapping: which key holds each part, e.g. {"prompt": "question", "answer": "answer"}.
+        limit: how many mapped records to show.
+    """
+    from ftassist.data.mapping import apply_mapping
+
+    checked = _mapping(mapping)
+    if checked is None:
+        raise UseCaseError("Name the fields to map: at least the prompt and the answer.")
+    out: list[dict] = []
+    try:
+        for record in load.iter_records(path):
+            if record.problem is not None:
+                continue
+            try:
+                out.extend(apply_mapping(record.data, checked))
+            except MappingError as exc:
+                return MappingPreview(out[:limit], f"line {record.line}: {exc}")
+            if len(out) >= limit:
+                break
+    except load.LoadError as exc:
+        raise UseCaseError(str(exc)) from None
+    return MappingPreview(out[:limit])
+
+
 # -- clean and split ----------------------------------------------------------------------------------
 def split_of(result: cleaning.CleanResult) -> Split:
     """What the session keeps of a Fix & split (`Session.split_into`)."""
@@ -165,7 +215,8 @@ def split_of(result: cleaning.CleanResult) -> Split:
 
 @use_case(assistant=True, confirm=True)
 def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: int = 42,
-                  out: str | None = None, fill: dict[str, str] | None = None) -> cleaning.CleanResult:
+                  out: str | None = None, fill: dict[str, str] | None = None,
+                  mapping: dict | None = None) -> cleaning.CleanResult:
     """Fix & split a dataset: drop invalid records, duplicates and empty answers, trim, split train/validation.
 
     Near-copies stay on one side of the split, so validation measures generalisation.
@@ -176,13 +227,16 @@ def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: in
         seed: the random seed of the split (the same seed gives the same split).
         out: the folder to write to (default: a new folder under the data dir).
         fill: values for placeholders left in the texts, e.g. {"name": "Ada"} fills {{name}}.
+        mapping: for records in no known format, which key holds each part (as for check_dataset).
     """
     if not 0 <= valid_fraction < 1:
         raise UseCaseError(f"The validation fraction must be at least 0 and below 1 (got {valid_fraction}).")
+    mapping = _mapping(mapping)
     folder = Path(out).expanduser() if out else ctx.settings.clean_dir / uuid.uuid4().hex[:8]
     try:
         source = load.resolve_source(path, hub_dir=ctx.settings.uploads_dir)
-        result = cleaning.clean_file(source, folder, valid_fraction=valid_fraction, seed=seed, fill=fill)
+        result = cleaning.clean_file(source, folder, valid_fraction=valid_fraction, seed=seed, fill=fill,
+                                     mapping=mapping)
     except load.LoadError as exc:
         raise UseCaseError(str(exc)) from None
     except OSError as exc:

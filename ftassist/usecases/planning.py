@@ -123,7 +123,7 @@ def estimate_options(
         chosen = dataclasses.replace(chosen, openai_customer=session.decision.answers.get("openai_customer"))
     if chosen.local_gpus is None:  # the rows "on this machine" are for the GPUs really here
         chosen = dataclasses.replace(chosen, local_gpus=list(config.detect_hardware().get("gpus") or []))
-    model = (chosen.openai_models or [None])[0]
+    model = _counting_model(chosen)
     warnings: list[str] = []
     try:
         tokens = _token_input(ctx, session if use_dataset else None, path, example, n_examples, avg_tokens,
@@ -136,6 +136,18 @@ def estimate_options(
     except (ValueError, OSError) as exc:
         raise UseCaseError(str(exc)) from None
     return EstimateResult(table=table, counted=tokens.note, prefer=chosen.prefer, warnings=warnings)
+
+
+def _counting_model(chosen: est.EstimateOptions) -> str | None:
+    """The model whose tokens a dataset file is counted for: the open base model named when its own tokenizer
+    is on this machine (its rows become exact; OpenAI rows then say they are approximate), else the OpenAI
+    model named, else the base model named (o200k, approximate for it), else none (o200k)."""
+    from ftassist.data.tokens import has_own_tokenizer
+
+    base = (chosen.base_models or [None])[0]
+    if has_own_tokenizer(base):
+        return base
+    return (chosen.openai_models or chosen.base_models or [None])[0]
 
 
 def _token_input(ctx: Context, session: Session | None, path: str | None, example: str | None,
@@ -169,7 +181,7 @@ def _from_report(report: dict[str, Any], warnings: list[str]) -> est.TokenInput:
 
 
 def _from_train_split(session: Session, model: str | None) -> est.TokenInput:
-    """The train file's exact counts: the examples training will see, not the raw records checked."""
+    """The train file's counts for the model: the examples training will see, not the raw records checked."""
     split = session.split
     train = Path(split.train)
     try:
@@ -183,10 +195,11 @@ def _from_train_split(session: Session, model: str | None) -> est.TokenInput:
     n_checked = session.dataset.n_examples if session.dataset is not None else None
     held_out = f"; the {split.n_valid:,} validation examples are held out" if split.n_valid else ""
     of = f" (of {n_checked:,} valid examples checked{held_out})" if n_checked is not None else ""
+    how = "exact" if tokens.exact else f"approximate ({tokens.encoding}, not {model}'s own tokenizer)"
     return est.TokenInput(
         per_example=list(tokens.per_example), assistant_per_example=list(tokens.assistant_per_example),
-        encoding=tokens.encoding, exact=True, source="train split", path=str(train),
-        note=f"exact counts of the train split, {len(tokens.per_example):,} examples in {train}{of}")
+        encoding=tokens.encoding, exact=tokens.exact, source="train split", path=str(train),
+        note=f"{how} counts of the train split, {len(tokens.per_example):,} examples in {train}{of}")
 
 
 @lru_cache(maxsize=8)

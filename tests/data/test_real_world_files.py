@@ -270,3 +270,13 @@ def test_the_use_case_refuses_with_the_reason(tmp_path):
     with pytest.raises(UseCaseError, match="keep no example"):
         clean_dataset(ctx, str(path), out=str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_objects_one_a_line_that_fail_validation_are_not_called_pretty_printed(tmp_path):
+    from ftassist.data.check import check_path
+
+    path = tmp_path / "seed.jsonl"
+    rows = [{"instruction": f"Task {i}", "instances": [{"input": "", "output": f"Answer {i}"}]} for i in range(12)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = check_path(path)
+    assert report.errors and not [d for d in report.diagnosis if d.code == "pretty_printed_objects"]
