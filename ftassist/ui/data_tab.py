@@ -158,6 +158,20 @@ def record_preview(app: Context, path: str, line: int) -> str:
         return f"(could not read the record: {exc})"
 
 
+def _check(app: Context, session: Session, source: str, model: str | None, progress, *, keep_copy: bool = False,
+           mapping: dict | None = None) -> tuple[Session, dict]:
+    """Run the check use case for the tab: its refusal as one clear line, its note as a warning."""
+    try:
+        result = data.check_dataset(app, source, model=model, keep_copy=keep_copy, mapping=mapping,
+                                    progress=lambda fraction, desc: progress(fraction, desc=desc))
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    if result.note:
+        gr.Warning(result.note)
+    dataset = Dataset(path=result.path, report=result.report, model=model, mapping=mapping or None)
+    return session.checked(dataset), result.report
+
+
 def check_dataset(app: Context, file_path, hub_id, model, session, progress=gr.Progress()):
     session = Session.of(session)
     hub_id = (hub_id or "").strip()
@@ -167,15 +181,7 @@ def check_dataset(app: Context, file_path, hub_id, model, session, progress=gr.P
         source, keep_copy = (hub_id if hub_id.startswith("hf:") else f"hf:{hub_id}"), False
     else:
         raise gr.Error("Upload a dataset file (JSONL, JSON, CSV or Parquet) or type a Hugging Face dataset id.")
-    try:
-        result = data.check_dataset(app, source, model=model or None, keep_copy=keep_copy,
-                                    progress=lambda fraction, desc: progress(fraction, desc=desc))
-    except UseCaseError as exc:
-        raise gr.Error(str(exc)) from None
-    if result.note:
-        gr.Warning(result.note)
-    report = result.report
-    session = session.checked(Dataset(path=result.path, report=report, model=model or None))
+    session, report = _check(app, session, source, model or None, progress, keep_copy=keep_copy)
     return (
         session,
         summary_markdown(report),
@@ -239,16 +245,7 @@ def check_with_mapping(app: Context, session, prompt, input_path, answer, system
     if session.dataset is None:
         raise gr.Error("Check a dataset first.")
     mapping = mapping_of(prompt, input_path, answer, system)
-    try:
-        result = data.check_dataset(app, session.dataset.path, model=session.dataset.model, mapping=mapping,
-                                    progress=lambda fraction, desc: progress(fraction, desc=desc))
-    except UseCaseError as exc:
-        raise gr.Error(str(exc)) from None
-    if result.note:
-        gr.Warning(result.note)
-    report = result.report
-    session = session.checked(Dataset(path=result.path, report=report, model=session.dataset.model,
-                                      mapping=mapping or None))
+    session, report = _check(app, session, session.dataset.path, session.dataset.model, progress, mapping=mapping)
     return (session, summary_markdown(report), checklist_html(report["checklist"]), errors_frame(report),
             _histogram(report), gr.update(interactive=True))
 
