@@ -1,4 +1,4 @@
-"""The plain-data contracts of the Data station (see ../shared/DESIGN.md).
+"""The plain-data contracts of the Data station (see docs/ARCHITECTURE.md, "Contracts").
 
 Everything here is a dataclass that serialises to JSON with `asdict`, because the
 report travels: to the CLI's `--json`, to DuckDB, to the Estimate step, to the UI.

@@ -3,7 +3,7 @@
 Why a data file: prices change more often than code, so they live in `prices.json` with the
 date and source of every row, and every price can be overridden (UI and `--training-price`).
 
-Billing rules (OpenAI cookbook "Chat_finetuning_data_prep", see shared/REFERENCE.md):
+Billing rules (OpenAI cookbook "Chat_finetuning_data_prep", openai-cookbook examples/Chat_finetuning_data_prep.ipynb):
 - billed tokens per epoch = sum over examples of min(tokens, the model's per-example limit);
 - epochs = the chosen value, or `auto`: 3, raised so that n x epochs reaches 100 example-passes
   (at most 25 epochs), lowered so that n x epochs stays under 25,000 (at least 1);
