@@ -1,6 +1,6 @@
 """The plain-data contracts of the Data station (see docs/ARCHITECTURE.md, "Contracts").
 
-Everything here is a dataclass that serialises to JSON with `asdict`, because the
+Everything here is a dataclass that serialises to plain JSON values (`to_dict`), because the
 report travels: to the CLI's `--json`, to DuckDB, to the Estimate step, to the UI.
 """
 

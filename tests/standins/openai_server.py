@@ -49,9 +49,8 @@ import uuid
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any, Callable
-from urllib.parse import parse_qs, urlsplit
 
-from .wire import QuietHandler, read_body, send_json, serve
+from .wire import JSONStandIn
 
 API_PREFIXES = ("/v1", "/openai")  # OpenAI's and Azure's roots
 TRAIN_KEY = "sk-test-fake-key-0123456789"  # the key the fine-tuning tests present
@@ -95,8 +94,11 @@ def _short_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-class OpenAIStandIn:
+class OpenAIStandIn(JSONStandIn):
     """State and behaviour of the stand-in; `start()` serves it, `stop()` (or `with`) ends it."""
+
+    name = "openai-stand-in"
+    methods = ("GET", "POST", "DELETE")
 
     def __init__(self, *, expected_key: str | None = None, models: list[str] | None = None,
                  script: list[Step] | None = None, any_model: bool = False,
@@ -132,57 +134,6 @@ class OpenAIStandIn:
         self.events: dict[str, list[dict]] = {}
         self.checkpoints: dict[str, list[dict]] = {}
         self._lock = threading.Lock()
-        self._server = None
-
-    # -- lifecycle ---------------------------------------------------------------------
-    def start(self) -> "OpenAIStandIn":
-        stand_in = self
-
-        class Handler(QuietHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self, method: str) -> None:
-                split = urlsplit(self.path)
-                query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, payload, extra = stand_in.handle(method, split.path, query, headers, read_body(self))
-                with stand_in._lock:  # logged before the answer leaves, so a client that has it sees the log
-                    stand_in.status_log.append(status)
-                send_json(self, status, payload, extra)
-
-            def do_GET(self) -> None:
-                self._serve("GET")
-
-            def do_POST(self) -> None:
-                self._serve("POST")
-
-            def do_DELETE(self) -> None:
-                self._serve("DELETE")
-
-        self._server = serve(Handler, "openai-stand-in")
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "OpenAIStandIn":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "start() the stand-in first"
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        """Root of the server (Azure clients take this as `azure_endpoint`)."""
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:

@@ -32,10 +32,9 @@ import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from .openai_server import _parse_multipart, _presented_key, default_answer
-from .wire import QuietHandler, read_body, send_json, serve
+from .wire import JSONStandIn
 
 TOGETHER_KEY = "together-test-key-0123456789"  # not shaped like a provider key: only scrubbing by value hides it
 BASE_MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
@@ -61,8 +60,11 @@ def _tokens(content: bytes) -> int:
     return len(content.decode("utf-8", errors="replace").split())
 
 
-class TogetherStandIn:
+class TogetherStandIn(JSONStandIn):
     """State and behaviour of the stand-in; `start()` serves it, `stop()` (or `with`) ends it."""
+
+    name = "together-stand-in"
+    methods = ("GET", "POST", "PUT")
 
     def __init__(self, *, expected_key: str | None = TOGETHER_KEY, total_steps: int = 6,
                  steps_per_poll: int = 2) -> None:
@@ -83,54 +85,8 @@ class TogetherStandIn:
         self.events: dict[str, list[dict]] = {}
         self.metrics: dict[str, list[dict]] = {}
         self._lock = threading.Lock()
-        self._server = None
 
     # -- lifecycle ---------------------------------------------------------------------
-    def start(self) -> "TogetherStandIn":
-        stand_in = self
-
-        class Handler(QuietHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self, method: str) -> None:
-                split = urlsplit(self.path)
-                query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, payload, extra = stand_in.handle(method, split.path, query, headers, read_body(self))
-                with stand_in._lock:
-                    stand_in.status_log.append(status)
-                send_json(self, status, payload, extra)
-
-            def do_GET(self) -> None:
-                self._serve("GET")
-
-            def do_POST(self) -> None:
-                self._serve("POST")
-
-            def do_PUT(self) -> None:
-                self._serve("PUT")
-
-        self._server = serve(Handler, "together-stand-in")
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "TogetherStandIn":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The API root, as the Together SDK takes it (`base_url`, or TOGETHER_BASE_URL)."""
-        assert self._server is not None, "start() the stand-in first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
     def calls(self, method: str | None = None, suffix: str | None = None) -> list[dict]:
         with self._lock:
             rows = list(self.records)

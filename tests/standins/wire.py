@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict, headers: dict | None = None) -> None:
@@ -48,3 +50,61 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args) -> None:
         pass
+
+
+class JSONStandIn:
+    """A stand-in API that answers JSON: `handle(method, path, query, headers, body)` returns
+    `(status, payload, extra headers)`. Every status is logged in `status_log` before the answer
+    leaves, so a client that has its answer also sees it logged. Subclasses set `name` and, when the
+    SDK uses more than GET and POST, `methods`; they create `status_log` and `_lock` in `__init__`."""
+
+    name = "stand-in"
+    methods: tuple[str, ...] = ("GET", "POST")
+    status_log: list[int]
+    _lock: threading.Lock
+    _server: ThreadingHTTPServer | None = None
+
+    def handle(self, method: str, path: str, query: dict, headers: dict, body: bytes) -> tuple[int, Any, dict]:
+        raise NotImplementedError
+
+    def start(self):
+        stand_in = self
+
+        class Handler(QuietHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                split = urlsplit(self.path)
+                query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, payload, extra = stand_in.handle(self.command, split.path, query, headers, read_body(self))
+                with stand_in._lock:
+                    stand_in.status_log.append(status)
+                send_json(self, status, payload, extra)
+
+        for method in self.methods:
+            setattr(Handler, f"do_{method}", Handler._serve)
+        self._server = serve(Handler, self.name)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() the stand-in first"
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """Root of the server."""
+        return f"http://127.0.0.1:{self.port}"
