@@ -15,6 +15,7 @@ from ftassist import config, store
 from ftassist.cli import main
 from ftassist.train import hf_jobs, jobs
 from ftassist.train.spec import JobSpec
+from job_waiting import wait_for
 
 TOKEN = "hf_standinTokenForJobs0123456789abcdef"
 pytestmark = [pytest.mark.usefixtures("no_stray_workers"), pytest.mark.slow]
@@ -58,14 +59,7 @@ def _spec(data, **kw) -> JobSpec:
 
 
 def _wait_for(predicate, timeout=180.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        jobs.tick(_db())
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: {jobs.list_jobs(_db())}")
+    return wait_for(predicate, timeout, what)  # a remote job starts slower than a local one
 
 
 def _file_events(run_dir) -> list[dict]:

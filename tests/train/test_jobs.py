@@ -14,6 +14,7 @@ from ftassist import config, store
 from ftassist.train import jobs
 from ftassist.train.events import EventWriter
 from ftassist.train.spec import JobSpec
+from job_waiting import wait_for
 
 
 def _write_chat(path: Path, n: int, seed: int = 0) -> str:
@@ -49,15 +50,6 @@ def _spec(data, **kw) -> JobSpec:
     return JobSpec(train_file=train, valid_file=valid, per_device_batch_size=4, logging_steps=1, **kw)
 
 
-def _wait_for(predicate, timeout=90.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        jobs.tick(_db())
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: {jobs.list_jobs(_db())}")
 
 
 def _gone(pid: int) -> bool:
@@ -88,9 +80,9 @@ def test_queue_a_killed_worker_then_the_next_job_runs_to_completion(data):
     assert (run_dir / "spec.json").is_file() and (run_dir / "run.sh").is_file()
     assert "ftassist.train.worker" in (run_dir / "run.sh").read_text()
 
-    _wait_for(lambda: (jobs.get_job(_db(), first)["last_step"] or 0) >= 1, what="a logged step")
+    wait_for(lambda: (jobs.get_job(_db(), first)["last_step"] or 0) >= 1, what="a logged step")
     os.killpg(jobs.get_job(_db(), first)["pid"], signal.SIGKILL)
-    killed = _wait_for(lambda: (j := jobs.get_job(_db(), first))["status"] != "running" and j, what="failure")
+    killed = wait_for(lambda: (j := jobs.get_job(_db(), first))["status"] != "running" and j, what="failure")
     assert killed["status"] == "failed"
     assert killed["error"] == jobs.OOM_REASON
     assert "gradient_checkpointing" in killed["hint"]
@@ -123,7 +115,7 @@ def test_queue_a_killed_worker_then_the_next_job_runs_to_completion(data):
 @pytest.mark.slow
 def test_restart_finds_a_live_worker_again_then_cancel_mid_run(data):
     job_id = jobs.start_job(_db(), _spec(data, max_steps=5000, eval_steps=1000, save_steps=1000), config.runs_dir())
-    _wait_for(lambda: (jobs.get_job(_db(), job_id)["last_step"] or 0) >= 2, what="a few logged steps")
+    wait_for(lambda: (jobs.get_job(_db(), job_id)["last_step"] or 0) >= 2, what="a few logged steps")
     seen_before = len(jobs.job_events(_db(), job_id))
 
     # The app goes away: its DB connection and its handles on child processes.

@@ -4,7 +4,6 @@ that checkpoint (through `ftassist jobs resume` and the Train tab) with its step
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import gradio as gr
@@ -17,6 +16,7 @@ from ftassist.ui import train as tab
 from ftassist.usecases import training
 from ftassist.usecases.context import Context, UseCaseError
 from ftassist.usecases.session import Session
+from job_waiting import wait_for
 
 pytestmark = pytest.mark.usefixtures("no_stray_workers")  # tests/train/conftest.py
 
@@ -29,14 +29,7 @@ def ctx() -> Context:
 
 
 def _wait_for(predicate, what: str, timeout: float = 180.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        jobs.tick(Context.open().store)
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(predicate, timeout, what)
 
 
 def _events(ctx: Context, run_id: str, kind: str) -> list[dict]:
