@@ -475,13 +475,23 @@ def _download(api, repo: str, files: list[str], folder: Path) -> str:
 def upload_checkpoint(api, folder: Path, model_repo: str) -> str:
     """Put a checkpoint folder in the model repo's `last-checkpoint/` (one commit, replacing the previous one's
     files) with its file list; returns its `hf://` path, what a resumed run's spec names."""
+    import shutil
+    import tempfile
+
     from huggingface_hub import CommitOperationAdd
 
-    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-    api.create_repo(model_repo, private=True, exist_ok=True)
-    operations = [CommitOperationAdd(f"{CHECKPOINT_PATH}/{name}", str(folder / name)) for name in files]
-    operations.append(CommitOperationAdd(f"{CHECKPOINT_PATH}/{CHECKPOINT_MANIFEST}", json.dumps(files).encode()))
-    api.create_commit(model_repo, operations, commit_message=f"ftassist: {folder.name}")
+    # A snapshot first: the trainer keeps only its last checkpoints and deletes older folders while this
+    # process is still uploading, and a checkpoint missing its weights cannot be resumed from.
+    with tempfile.TemporaryDirectory() as scratch:
+        snapshot = Path(scratch) / folder.name
+        shutil.copytree(folder, snapshot)  # fails when the folder goes away while being copied
+        files = sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if p.is_file())
+        if "trainer_state.json" not in files or not any(name.endswith((".safetensors", ".bin")) for name in files):
+            raise ValueError(f"{folder.name} was incomplete when copied (the trainer had begun to remove it)")
+        api.create_repo(model_repo, private=True, exist_ok=True)
+        operations = [CommitOperationAdd(f"{CHECKPOINT_PATH}/{name}", str(snapshot / name)) for name in files]
+        operations.append(CommitOperationAdd(f"{CHECKPOINT_PATH}/{CHECKPOINT_MANIFEST}", json.dumps(files).encode()))
+        api.create_commit(model_repo, operations, commit_message=f"ftassist: {folder.name}")
     return f"{HUB_PATH_PREFIX}{model_repo}/{CHECKPOINT_PATH}"
 
 
