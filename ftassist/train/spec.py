@@ -18,6 +18,10 @@ from typing import Any
 
 BACKENDS = ("local", "openai", "hf-jobs", "together")
 METHODS = ("lora", "qlora", "full")
+# What the run optimises: supervised fine-tuning on chats, or direct preference optimisation on pairs
+# (TRL's SFTTrainer / DPOTrainer). The method above says which weights learn; the objective says from what.
+OBJECTIVES = ("sft", "dpo")
+DPO_BETA = 0.1  # TRL's default: how far the policy may move from the reference
 PROVIDERS = ("openai", "azure", "custom")
 TINY_RANDOM = "tiny-random"
 OPENAI_SUFFIX_MAX = 64
@@ -155,6 +159,13 @@ class JobSpec:
     # training continues from, optimizer, scheduler and step included; and the run it comes from.
     resume_from_checkpoint: str | None = None
     resumed_from: str | None = None
+    # Preference tuning: objective "dpo" trains on pairs (canonical: TRL's conversational preference rows,
+    # {"prompt": [messages], "chosen": [assistant message], "rejected": [assistant message]}); dpo_beta is
+    # DPOConfig.beta. start_from: a finished run's model folder (an SFT adapter or a full model) that this
+    # run starts from instead of the bare base model (SFT, then DPO: the usual recipe).
+    objective: str = "sft"
+    dpo_beta: float = DPO_BETA
+    start_from: str | None = None
     openai: dict[str, Any] = field(default_factory=lambda: dict(OPENAI_DEFAULTS))
     hf_jobs: dict[str, Any] = field(default_factory=lambda: dict(HF_JOBS_DEFAULTS))
     together: dict[str, Any] = field(default_factory=lambda: dict(TOGETHER_DEFAULTS))
@@ -187,6 +198,14 @@ class JobSpec:
             p.append(f"backend {self.backend!r} is unknown: use one of {', '.join(repr(b) for b in BACKENDS)}.")
         if self.method not in METHODS:
             p.append(f"method {self.method!r} is unknown: use 'lora', 'qlora' or 'full'.")
+        if self.objective not in OBJECTIVES:
+            p.append(f"objective {self.objective!r} is unknown: use 'sft' (chats) or 'dpo' (preference pairs).")
+        if self.objective == "dpo" and not (_positive(self.dpo_beta) and self.dpo_beta <= 10):
+            p.append(f"dpo_beta must be a positive number (got {self.dpo_beta!r}); 0.1 is usual, lower lets the model move further.")
+        if self.start_from is not None and (not isinstance(self.start_from, str) or not self.start_from.strip()):
+            p.append(f"start_from must be a finished run's model folder or empty (got {self.start_from!r}).")
+        elif self.start_from and check_files and not Path(self.start_from).is_dir():
+            p.append(f"start_from {self.start_from} does not exist: give the output folder of a finished run.")
         if not self.train_file:
             p.append("train_file is missing: give the training JSONL from the Data step.")
         elif check_files and not Path(self.train_file).is_file():
