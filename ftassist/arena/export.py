@@ -69,7 +69,7 @@ def dpo_pairs(store, conversational: bool = True) -> list[dict[str, Any]]:
         " count(*) FILTER (WHERE v.winner = 'model_a') AS a_votes,"
         " count(*) FILTER (WHERE v.winner = 'model_b') AS b_votes"
         " FROM battles b JOIN votes v ON v.battle_id = b.id"
-        " WHERE b.flagged_reason IS NULL AND v.winner IN ('model_a', 'model_b')"
+        " WHERE b.flagged_reason IS NULL AND v.flagged_reason IS NULL AND v.winner IN ('model_a', 'model_b')"
         " GROUP BY b.id, b.prompt, b.answer_a, b.answer_b, b.created_at ORDER BY b.created_at, b.id"
     )
     pairs = []

@@ -47,11 +47,11 @@ def as_battles(votes: Any) -> pd.DataFrame:
 
 
 def votes_frame(store, include_flagged: bool = False) -> pd.DataFrame:
-    """The stored votes as a battles frame (model ids), without flagged battles' votes.
+    """The stored votes as a battles frame (model ids), without flagged battles' or flagged votes.
 
-    Imported votes have no battle row and are always included.
+    Imported votes have no battle row and are included unless the vote itself is flagged.
     """
-    flagged_clause = "" if include_flagged else "WHERE b.flagged_reason IS NULL"
+    flagged_clause = "" if include_flagged else "WHERE b.flagged_reason IS NULL AND v.flagged_reason IS NULL"
     return store.query_df(
         "SELECT v.model_a, v.model_b, v.winner, v.voter, v.battle_id, v.ts "
         f"FROM votes v LEFT JOIN battles b ON b.id = v.battle_id {flagged_clause} ORDER BY v.ts, v.id"

@@ -81,4 +81,9 @@ MIGRATIONS = [
     """
     ALTER TABLE arena_models ADD COLUMN removed_at TIMESTAMP;
     """,
+    # 5: a vote that breaks a voting rule (too fast, rate limit, a one-sided burst) is kept with its reason
+    # and left out of ratings and exports; the leaderboard says how many.
+    """
+    ALTER TABLE votes ADD COLUMN flagged_reason VARCHAR;
+    """,
 ]
