@@ -1,4 +1,9 @@
-"""`ftassist check`, `ftassist clean` and `ftassist datasets`: the Data step headless.
+"""`ftassist check`, `ftassist clean`, `ftassist pairs` and `ftassist datasets`: the Data step headless.
+
+While an app serves the data dir the command runs in the app, which reads only files under its data
+dir and uploads: a file named here that lies elsewhere goes up as a copy under the data dir's uploads
+folder (this command runs as the person who named it), and a `--out` folder elsewhere gets the files
+the app wrote.
 
 Exit codes are a contract later checks rely on: 0 no errors (warnings allowed),
 1 the dataset has errors, 2 the file cannot be read at all (one line on stderr).
@@ -7,7 +12,10 @@ Exit codes are a contract later checks rely on: 0 no errors (warnings allowed),
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import uuid
+from pathlib import Path
 
 from ftassist.cli import CLIError
 from ftassist.commands import gateway
@@ -17,6 +25,9 @@ MAX_LISTED = 20
 MAP_HELP = ("which keys hold the example when the records are in no known format, e.g. "
             "prompt=instruction,input=instances[].input,answer=instances[].output (roles: prompt, input, answer, "
             "system, messages; list[].key makes one example per item)")
+# preferences.PAIR_EXPORT_FORMATS, written out so that every command does not import the pairs module to start
+# (a test keeps the two equal)
+PAIR_EXPORT_FORMATS = ("trl", "openai_dpo", "sharegpt", "trl_standard", "trl_implicit")
 STATUS_LABEL = {"not_checked": "N/A "}  # nothing to judge: never shown as a PASS
 
 
@@ -42,11 +53,68 @@ def _mapping(args) -> dict | None:
         raise CLIError(f"--map: {exc}") from None
 
 
+def _data_dir() -> Path:
+    from ftassist.usecases.context import Settings
+
+    return Settings.from_environment().data_dir
+
+
+def _for_app(path: str) -> str:
+    """The path as the running app can read it: absolute (the app's working folder is not this one), and a
+    file outside the data dir copied under its uploads folder first. With no app running: as given."""
+    candidate = Path(path).expanduser()
+    if not candidate.is_file() or not gateway.through_app():
+        return path
+    resolved = candidate.resolve()
+    data_dir = _data_dir().resolve()
+    if resolved.is_relative_to(data_dir):
+        return str(resolved)
+    from ftassist.usecases.context import Settings
+
+    copy = Settings.from_environment().uploads_dir / f"{uuid.uuid4().hex[:8]}-{resolved.name}"
+    try:
+        shutil.copyfile(resolved, copy)
+    except OSError as exc:
+        raise CLIError(f"the running app reads only its data dir, and copying {path} there failed: "
+                       f"{exc.strerror or exc}") from None
+    print(f"ftassist: the running app reads files under its data dir: it reads a copy, {copy}", file=sys.stderr)
+    return str(copy)
+
+
+def _out_for_app(out: str | None) -> tuple[str | None, Path | None]:
+    """(the folder to ask the app for, the folder to copy its files to afterwards): the app writes only under
+    its data dir, so for a folder elsewhere it writes its own and this command copies the files over."""
+    if not out or not gateway.through_app():
+        return out, None
+    target = Path(out).expanduser().resolve()
+    if target.is_relative_to(_data_dir().resolve()):
+        return str(target), None
+    return None, target
+
+
+def _copied(result: dict, target: Path) -> dict:
+    """The clean's files copied to `target`, and the result's paths pointing at the copies."""
+    source = Path(result["folder"])
+    try:
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"the split is in {source}, but copying it to {target} failed: {exc.strerror or exc}") from None
+
+    def moved(value):
+        if isinstance(value, str) and value.startswith(str(source)):
+            return str(target / Path(value).relative_to(source))
+        if isinstance(value, dict):
+            return {k: moved(v) for k, v in value.items()}
+        return value
+
+    return {key: moved(value) for key, value in result.items()}
+
+
 def run_check(args) -> int:
     mapping = _mapping(args)
     progress = None if args.json else _progress_printer()
     extra = {"progress": progress} if progress else {}
-    result = gateway.call("check_dataset", path=args.path, model=args.model, context_limit=args.context_limit,
+    result = gateway.call("check_dataset", path=_for_app(args.path), model=args.model, context_limit=args.context_limit,
                           encoding=args.encoding, mapping=mapping, **extra)
     if progress:
         print(file=sys.stderr)
@@ -79,19 +147,30 @@ def _grouped(groups: list[dict] | None, issues: list[dict], kind: str) -> list[s
 
 def render_text(report: dict) -> str:
     errors, warnings = report["errors"], report["warnings"]
-    out = [
-        f"{report['path']}: {report['n_records']:,} records, {report['n_examples']:,} valid examples, "
-        f"format {report.get('format') or 'unknown'}, {len(errors):,} errors, {len(warnings):,} warnings"
-    ]
+    preference = report.get("preference")
+    if preference:
+        out = [f"{report['path']}: {report['n_records']:,} records, {report['n_examples']:,} valid preference pairs, "
+               f"format {preference['title']}, {len(errors):,} errors, {len(warnings):,} warnings"]
+        length = preference.get("length") or {}
+        if length.get("compared"):
+            out.append(f"pairs: chosen longer in {length['chosen_longer_share']:.0%} of {length['compared']:,} "
+                       f"compared; chosen/rejected length median x{length['median_ratio']:.2f}, "
+                       f"mean x{length['mean_ratio']:.2f}")
+    else:
+        out = [
+            f"{report['path']}: {report['n_records']:,} records, {report['n_examples']:,} valid examples, "
+            f"format {report.get('format') or 'unknown'}, {len(errors):,} errors, {len(warnings):,} warnings"
+        ]
     if report.get("mapping"):
         out.append("mapped: " + ", ".join(f"{role} = {path}" for role, path in report["mapping"].items()))
     tokens = report.get("tokens") or {}
     if tokens.get("per_example"):
         st = tokens["stats"]["total"]
         about = "" if tokens.get("exact", True) else "~"  # every figure marked when approximate
+        unit = "pair (prompt+chosen and prompt+rejected)" if preference else "example"
         out.append(
             f"tokens ({tokens['encoding']}{'' if about == '' else ', approximate'}): total {about}{tokens['total']:,}, "
-            f"per example min {about}{st['min']:,} / median {about}{st['median']:,.0f} / p95 {about}{st['p95']:,.0f} / "
+            f"per {unit} min {about}{st['min']:,} / median {about}{st['median']:,.0f} / p95 {about}{st['p95']:,.0f} / "
             f"max {about}{st['max']:,}"
         )
         if about:
@@ -119,10 +198,23 @@ def run_clean(args) -> int:
         if not equals or not name.strip():
             raise CLIError(f"--fill takes NAME=VALUE (e.g. --fill name=Ada), not {item!r}")
         fill[name.strip()] = value
-    result = gateway.call("clean_dataset", path=args.path, valid_fraction=args.valid_fraction, seed=args.seed,
-                          out=args.out, fill=fill or None, mapping=_mapping(args))
+    out, copy_to = _out_for_app(args.out)
+    result = gateway.call("clean_dataset", path=_for_app(args.path), valid_fraction=args.valid_fraction,
+                          seed=args.seed, out=out, fill=fill or None, mapping=_mapping(args))
+    if copy_to is not None:
+        result = _copied(result, copy_to)
     if args.json:
         print(json.dumps(result))
+    elif result.get("kind") == "preference":
+        print(
+            f"{result['n_in']:,} records in: {result['n_train']:,} train and {result['n_valid']:,} validation pairs "
+            f"(no prompt on both sides); dropped {result['n_dropped_invalid']:,} invalid, "
+            f"{result['n_dropped_identical']:,} with chosen = rejected, {result['n_dropped_empty']:,} with an empty "
+            f"answer and {result['n_dropped_duplicates']:,} repeated pairs"
+        )
+        print(f"  train: {result['train_path']}\n  valid: {result['valid_path']}\n  dropped: {result['dropped_path']}")
+        for fmt, path in (result.get("exports") or {}).items():
+            print(f"  {fmt}: {path}")
     else:
         if result.get("n_recovered"):
             print(f"recovered {result['n_recovered']:,} records: {result['repaired']}")
@@ -132,6 +224,34 @@ def run_clean(args) -> int:
             f"{result['n_dropped_empty']:,} empty answers"
         )
         print(f"  train: {result['train_path']}\n  valid: {result['valid_path']}\n  dropped: {result['dropped_path']}")
+    return 0
+
+
+def run_pairs_convert(args) -> int:
+    target = Path(args.out).expanduser().resolve() if args.out else None
+    through_app = gateway.through_app()
+    ask_out = str(target) if target and not (through_app and not target.is_relative_to(_data_dir().resolve())) \
+        else None
+    result = gateway.call("convert_pairs", path=_for_app(args.path), to=args.to, out=ask_out)
+    if target is not None and ask_out is None:  # the app wrote under its data dir: the copy goes where asked
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(result["path"], target)
+        except OSError as exc:
+            raise CLIError(f"the pairs are in {result['path']}, but copying them to {target} failed: "
+                           f"{exc.strerror or exc}") from None
+        result = {**result, "path": str(target)}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{result['n_written']:,} of {result['n_pairs']:,} valid pairs written as {result['format']}: {result['path']}")
+    if result["n_skipped"]:
+        print(f"  {result['n_skipped']:,} pairs left out: {result['format']} cannot hold them (tool calls, several "
+              "prompt turns in plain text...)")
+    if result["n_invalid"]:
+        print(f"  {result['n_invalid']:,} invalid records left out (`ftassist check {args.path}` lists each):")
+        for problem in result["problems"]:
+            print(f"    {problem}")
     return 0
 
 
@@ -173,6 +293,17 @@ def register(sub) -> None:
     clean.add_argument("--map", metavar="ROLE=KEY,...", help=MAP_HELP)
     clean.add_argument("--json", action="store_true")
     clean.set_defaults(func=run_clean)
+
+    pairs = sub.add_parser("pairs", help="preference pairs (DPO data): convert between formats")
+    pairs_sub = pairs.add_subparsers(dest="pairs_command", required=True)
+    convert = pairs_sub.add_parser("convert", help="write a file of preference pairs in another format")
+    convert.add_argument("path", help="OpenAI DPO, TRL (prompt/chosen/rejected) or ShareGPT pairs")
+    convert.add_argument("--to", default="trl", choices=PAIR_EXPORT_FORMATS,
+                         help="trl: conversational with an explicit prompt (what ftassist trains on; default); "
+                              "openai_dpo; sharegpt (LLaMA-Factory); trl_standard (plain text); trl_implicit")
+    convert.add_argument("--out", help="the file to write (default: under the data dir's exports folder)")
+    convert.add_argument("--json", action="store_true")
+    convert.set_defaults(func=run_pairs_convert)
 
     listing = sub.add_parser("datasets", help="list the datasets checked so far, newest first")
     listing.add_argument("--limit", type=int, default=20, help="how many to list (default 20)")

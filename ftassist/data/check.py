@@ -14,6 +14,7 @@ import gc
 import os
 import time
 from array import array
+from itertools import chain
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -170,6 +171,11 @@ def check_path(
         records = _utf16_records(path, utf16)
     else:
         records = iter_records(path)  # raises LoadError now for a missing, binary or unsupported file
+    if mapping is None:
+        first, records = peek(records)
+        if _is_preference(first):
+            return _check_pairs_file(path, records, model, encoding_name, own, encoding, context_limit, file_size,
+                                     utf16, progress, started)
     # the worker starts first: its start-up (loading the encoding) overlaps the imports below
     counter = BackgroundChatCounter(encoding_name) if own is None and file_size >= BACKGROUND_COUNT_BYTES else None
     gc_was_enabled = gc.isenabled()
@@ -207,6 +213,136 @@ def check_path(
     if progress:
         progress(1.0, "done")
     return report
+
+
+PEEK_RECORDS = 50  # records looked at to tell a file of preference pairs from the others
+
+
+def peek(records: Iterable[Record]) -> tuple[object, Iterator[Record]]:
+    """The first parsed record's data (None when none of the first PEEK_RECORDS parsed into an object),
+    and the records again, from the first: what tells pairs from chats, at the cost of one record read."""
+    records = iter(records)
+    head: list[Record] = []
+    first = None
+    for record in records:
+        head.append(record)
+        if record.problem is None and isinstance(record.data, dict):
+            first = record.data
+            break
+        if len(head) >= PEEK_RECORDS:
+            break
+    return first, chain(head, records)
+
+
+def _is_preference(data: object) -> bool:
+    """`preferences.is_preference` without importing it for the chat files that are most checks."""
+    return isinstance(data, dict) and (("chosen" in data and "rejected" in data) or "preferred_output" in data
+                                       or "non_preferred_output" in data)
+
+
+def _check_pairs_file(path: Path, records: Iterable[Record], model: str | None, encoding_name: str, own,
+                      encoding: str | None, context_limit: int | None, file_size: int, utf16: str | None,
+                      progress: ProgressFn | None, started: float) -> DataReport:
+    """The check of a file of preference pairs: each pair validated and converted (`preferences.iter_pairs`),
+    judged by the pair checks, its two conversations counted; the chosen conversations go through the chat
+    checklist items that still mean something for pairs (`checklist.preference_checklist`)."""
+    from .checklist import ChecklistBuilder, preference_checklist
+    from .preferences import PairChecks, chats_of, describe, iter_pairs
+    from .report import PreferenceSummary
+    from .tokens import summarize, tiktoken_exact
+    from .validate import context_warnings, validate_dataset_size
+
+    report = DataReport(path=str(path), n_records=0, n_examples=0, format="preference", model=model,
+                        file_size=file_size)
+    report.tokens = TokenStats(encoding=encoding_name, exact=own is not None or tiktoken_exact(model, encoding),
+                               limit=context_limit)
+    accumulator = _Accumulator(report, None, None, file_size)
+    accumulator.own_counter = own[1] if own is not None else None
+    if utf16:
+        accumulator.issue(Issue(0, "utf16_file", f"the file is {utf16.upper()} encoded, not UTF-8",
+                                "save it as UTF-8 (e.g. `iconv -f utf-16 -t utf-8`); Fix & split converts it"))
+    checks = PairChecks()
+    builder = ChecklistBuilder(context_limit=context_limit)
+    per_pair, assistant_per_pair, longest, lines = array("i"), array("i"), array("i"), array("i")
+    chunk: list = []
+    summary: PreferenceSummary | None = None
+
+    def flush() -> None:
+        chats = [chat for pair in chunk for chat in chats_of(pair.pair)]
+        counts = accumulator._count_here(chats)
+        builder.add_many([Example(pair.line, chats[2 * i], "preference") for i, pair in enumerate(chunk)],
+                         [counts[2 * i][0] for i in range(len(chunk))], [counts[2 * i][1] for i in range(len(chunk))])
+        for i, pair in enumerate(chunk):
+            (chosen_total, chosen_answer), (rejected_total, rejected_answer) = counts[2 * i], counts[2 * i + 1]
+            per_pair.append(chosen_total + rejected_total)
+            assistant_per_pair.append(chosen_answer + rejected_answer)
+            longest.append(max(chosen_total, rejected_total))
+            lines.append(pair.line)
+        chunk.clear()
+
+    for pair in iter_pairs(_counted(records, report, accumulator, progress), accumulator.issue):
+        if summary is None:
+            summary = PreferenceSummary(pair.source_format, describe(pair.source_format, pair.style, pair.prompt_kind),
+                                        style=pair.style, prompt=pair.prompt_kind)
+        for warning in checks.add(pair.line, pair.pair):
+            accumulator.issue(warning)
+        chunk.append(pair)
+        if len(chunk) >= CHECKLIST_BATCH:
+            flush()
+    if chunk:
+        flush()
+
+    report.n_examples = checks.n
+    for issue in validate_dataset_size(checks.n, file_size):
+        if issue.code == "too_few_examples":
+            issue.message = issue.message.replace("valid example", "valid pair")
+        accumulator.issue(issue)
+    if context_limit:
+        for issue in context_warnings(lines.tolist(), longest.tolist(), context_limit, model or encoding_name):
+            issue.message = issue.message.replace("The example has", "A side of this pair has")
+            accumulator.issue(issue)
+    tokens = report.tokens
+    tokens.per_example, tokens.assistant_per_example, tokens.lines = (
+        per_pair.tolist(), assistant_per_pair.tolist(), lines.tolist())
+    tokens.total, tokens.assistant_total = sum(per_pair), sum(assistant_per_pair)
+    tokens.stats = {"total": summarize(per_pair), "assistant": summarize(assistant_per_pair)}
+    tokens.over_limit = [line for line, n in zip(lines, longest) if context_limit and n > context_limit]
+    report.checklist = preference_checklist(builder.finish(), checks.finish())
+    if summary is None:
+        summary = PreferenceSummary("unknown", "preference pairs (none valid)")
+    summary.n_pairs = checks.n
+    for key, value in checks.summary().items():
+        setattr(summary, key, value)
+    report.preference = summary
+    report.error_counts = dict(sorted(accumulator.error_counts.items()))
+    _diagnose(report, path)
+    report.seconds = round(time.perf_counter() - started, 3)
+    if progress:
+        progress(1.0, "done")
+    return report
+
+
+def count_pairs_tokens(records: Iterable[Record], encoding_name: str, counted) -> TokenStats | None:
+    """A file of pairs' token counts (per pair: prompt + chosen and prompt + rejected), or None when the
+    file is not one of pairs. `counted(chats)` counts canonical chats."""
+    from .preferences import chats_of, iter_pairs
+    from .tokens import summarize
+
+    first, records = peek(records)
+    if not _is_preference(first):
+        return None
+    stats = TokenStats(encoding=encoding_name, exact=True)
+    pairs = list(iter_pairs(records, lambda issue: None))
+    for start in range(0, len(pairs), CHUNK):
+        batch = pairs[start:start + CHUNK]
+        counts = counted([chat for pair in batch for chat in chats_of(pair.pair)])
+        for i, pair in enumerate(batch):
+            stats.per_example.append(counts[2 * i][0] + counts[2 * i + 1][0])
+            stats.assistant_per_example.append(counts[2 * i][1] + counts[2 * i + 1][1])
+            stats.lines.append(pair.line)
+    stats.total, stats.assistant_total = sum(stats.per_example), sum(stats.assistant_per_example)
+    stats.stats = {"total": summarize(stats.per_example), "assistant": summarize(stats.assistant_per_example)}
+    return stats
 
 
 def _utf16_records(path: Path, encoding: str) -> Iterator[Record]:
@@ -279,6 +415,10 @@ def count_tokens(path: str | Path, model: str | None = None, encoding: str | Non
             stats.assistant_per_example.append(assistant)
             stats.lines.append(ex.line)
 
+    pairs = count_pairs_tokens(iter_records(path), stats.encoding, counted)
+    if pairs is not None:  # a split of preference pairs: what DPO trains on is both conversations of each
+        pairs.exact = stats.exact
+        return pairs
     for ex in iter_examples(iter_records(path), lambda issue: None):
         chunk.append(ex)
         if len(chunk) >= CHUNK:

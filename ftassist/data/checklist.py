@@ -1013,6 +1013,25 @@ def run_checklist(
     return b.finish()
 
 
+# What of the chat checklist still means something for preference pairs, judged on the chosen
+# conversations (prompt + chosen): the answers' quality, the token limit, secrets. Not the others:
+# several pairs per prompt are normal (so "diverse" and "no_contradictions" would misjudge them), the
+# records were all converted to one shape ("consistent"), and category balance is not a pair question.
+PREFERENCE_CHAT_ITEMS = ("accurate", "lengths", "sensitive")
+_PREFERENCE_PREFIX = {"accurate": "Chosen answers: ", "lengths": "Chosen side: ", "sensitive": "Chosen side: "}
+
+
+def preference_checklist(chat_items: list[ChecklistItem], pair_items: list[ChecklistItem]) -> list[ChecklistItem]:
+    """The checklist of a file of preference pairs: the pair checks (`preferences.PairChecks.finish`) first,
+    then the chat items in PREFERENCE_CHAT_ITEMS, said of the chosen side they judged."""
+    kept = []
+    for item in chat_items:
+        if item.id in PREFERENCE_CHAT_ITEMS:
+            item.summary = _PREFERENCE_PREFIX[item.id] + item.summary[:1].lower() + item.summary[1:]
+            kept.append(item)
+    return [*pair_items, *kept]
+
+
 # =====================================================================================
 # accuracy flags
 _F_EMPTY, _F_SHORT, _F_REPEAT, _F_NOTERM, _F_TRUNC, _F_PLACEHOLDER, _F_MOJIBAKE, _F_HTML = (1 << i for i in range(8))

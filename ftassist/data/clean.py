@@ -1,5 +1,8 @@
 """The one-click fix: drop invalid records and duplicates, trim whitespace, split train/valid.
 
+A file of preference pairs gets the same fix as pairs (`clean_pairs`): pairs that cannot teach are
+dropped with their reason, canonical pairs are written, and no prompt is on both sides of the split.
+
 Why the split works on groups: a validation set only measures generalisation if none of its
 examples is also in training. Exact duplicates are dropped first; then examples that share
 the same *normalised* prompt and answer (case, spacing and punctuation aside, system prompt
@@ -51,6 +54,8 @@ class CleanResult:
     valid_fraction: float = 0.1
     n_recovered: int = 0  # records a file-level fix (Python literals, encoding...) kept that would be dropped
     repaired: str = ""  # what that fix was, for the person
+    kind: str = "chat"  # "preference": the files hold canonical preference pairs (`preferences.py`), not chats
+    n_dropped_identical: int = 0  # pairs whose chosen answer was the rejected one
 
     @property
     def n_kept(self) -> int:
@@ -65,6 +70,8 @@ class CleanResult:
         out = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
         out["exports"] = {k: str(v) for k, v in self.exports.items()}
         out["n_kept"] = self.n_kept
+        if self.kind == "chat":  # a chat clean's dict is what it always was: only pairs say their kind
+            del out["kind"], out["n_dropped_identical"]
         return out
 
 
@@ -295,6 +302,13 @@ def clean_file(
 
     path = Path(path)
     mapping = Mapping.of(mapping)
+    if mapping is None and utf16_encoding(path) is None:
+        from ftassist.data.check import _is_preference, peek
+
+        first, records = peek(iter_records(path))
+        if _is_preference(first):
+            return clean_pairs_file(records, out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe,
+                                    fill=fill)
 
     def read(records) -> tuple[list[Example], dict[int, list[str]], list]:
         invalid: dict[int, list[str]] = {}
@@ -339,6 +353,123 @@ def clean_file(
     return result
 
 
+# --------------------------------------------------------------------------- preference pairs
+
+
+def trim_pair(pair: dict) -> dict:
+    """A copy of a canonical pair with every text content stripped (prompt and both sides)."""
+    out = dict(pair)
+    for key in ("prompt", "chosen", "rejected"):
+        out[key] = trim_chat({"messages": pair[key]})["messages"]
+    return out
+
+
+def pair_group_key(pair: dict) -> bytes:
+    """The normalised prompt without its system message: pairs sharing it stay on one side of the split,
+    so validation never asks a prompt training has seen (even under another system prompt)."""
+    parts = [f"{m.get('role')}:{normalise_text(text_of(m.get('content')))}" for m in pair["prompt"]
+             if isinstance(m, dict) and m.get("role") != "system"]
+    return hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def clean_pairs(pairs, invalid_lines: dict[int, list[str]] | None, out_dir: str | Path, *,
+                valid_fraction: float = 0.1, seed: int = 42, dedupe: bool = True,
+                fill: dict[str, str] | None = None) -> CleanResult:
+    """Fix & split for preference pairs: trim, drop the pairs that cannot teach (invalid, an empty side, chosen
+    the same as rejected, the same pair again: each listed in dropped.jsonl with its reason), and split so that
+    no prompt is on both sides. Writes canonical pairs (train/valid/cleaned.jsonl: TRL conversational with an
+    explicit prompt, what the DPO trainer reads) and the OpenAI DPO and ShareGPT exports of the whole set.
+
+    `pairs` are `preferences.Pair`s in file order; `invalid_lines` maps each invalid record's line to its reasons.
+    """
+    from ftassist.data.preferences import PAIR_EXPORT_SUFFIX, pair_key, side_text, write_pairs
+
+    if not 0 <= valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be at least 0 and below 1, got {valid_fraction}")
+    out = Path(out_dir)
+    res = CleanResult(folder=out, train_path=out / "train.jsonl", valid_path=out / "valid.jsonl",
+                      dropped_path=out / "dropped.jsonl", all_path=out / "cleaned.jsonl", seed=seed,
+                      valid_fraction=valid_fraction, kind="preference")
+    dropped = [{"line": line, "reason": "invalid", "detail": ", ".join(map(str, reasons))}
+               for line, reasons in sorted((invalid_lines or {}).items())]
+    res.n_dropped_invalid = res.n_in = len(dropped)
+    kept: list[tuple[int, dict]] = []
+    seen: dict[bytes, int] = {}
+    for item in pairs:
+        res.n_in += 1
+        pair = trim_pair(item.pair)
+        if fill:
+            pair.update({key: fill_placeholders({"messages": pair[key]}, fill)["messages"]
+                         for key in ("prompt", "chosen", "rejected")})
+        chosen, rejected = side_text(pair["chosen"]).strip(), side_text(pair["rejected"]).strip()
+        if not chosen or not rejected:
+            side = "both answers are" if not chosen and not rejected else \
+                f"the {'chosen' if not chosen else 'rejected'} answer is"
+            dropped.append({"line": item.line, "reason": "empty_answer", "detail": f"{side} empty after trimming"})
+            res.n_dropped_empty += 1
+            continue
+        if chosen == rejected:
+            dropped.append({"line": item.line, "reason": "identical",
+                            "detail": "the chosen and the rejected answers are the same"})
+            res.n_dropped_identical += 1
+            continue
+        if dedupe:
+            key = pair_key(pair)
+            first = seen.get(key)
+            if first is not None:
+                dropped.append({"line": item.line, "reason": "duplicate", "detail": f"the same pair as line {first}",
+                                "duplicate_of": first})
+                res.n_dropped_duplicates += 1
+                continue
+            seen[key] = item.line
+        kept.append((item.line, pair))
+    if not kept:
+        parts = [f"{count:,} {what}" for count, what in (
+            (res.n_dropped_invalid, "invalid"), (res.n_dropped_empty, "with an empty answer"),
+            (res.n_dropped_identical, "with chosen = rejected"), (res.n_dropped_duplicates, "repeated")) if count]
+        why = ("every pair would be dropped (" + ", ".join(parts) + ")") if parts else "the file holds no pair"
+        raise NothingToKeep(f"Fix & split would keep no pair: {why}; nothing was written")
+    out.mkdir(parents=True, exist_ok=True)
+    by_prompt: dict[bytes, list[int]] = {}
+    for i, (_, pair) in enumerate(kept):
+        by_prompt.setdefault(pair_group_key(pair), []).append(i)
+    valid = assign_split(list(by_prompt.values()), len(kept), valid_fraction, seed)
+    with open(res.train_path, "wb") as ft, open(res.valid_path, "wb") as fv, open(res.all_path, "wb") as fa:
+        for i, (_, pair) in enumerate(kept):
+            row = orjson.dumps(pair) + b"\n"
+            fa.write(row)
+            if i in valid:
+                fv.write(row)
+                res.n_valid += 1
+            else:
+                ft.write(row)
+                res.n_train += 1
+    for fmt in ("openai_dpo", "sharegpt"):
+        path = out / f"cleaned_{fmt}{PAIR_EXPORT_SUFFIX[fmt]}"
+        res.exports[fmt] = path
+        res.export_skipped[fmt] = len(kept) - write_pairs((pair for _, pair in kept), path, fmt)
+    dropped.sort(key=lambda d: d["line"])
+    with open(res.dropped_path, "wb") as fd:
+        for d in dropped:
+            fd.write(orjson.dumps(d) + b"\n")
+    return res
+
+
+def clean_pairs_file(records, out_dir: str | Path, *, valid_fraction: float = 0.1, seed: int = 42,
+                     dedupe: bool = True, fill: dict[str, str] | None = None) -> CleanResult:
+    """`clean_pairs` of a file's records: a pair is kept exactly when the check counts it as a valid pair."""
+    from ftassist.data.preferences import iter_pairs
+
+    invalid: dict[int, list[str]] = {}
+
+    def drop(issue) -> None:
+        if issue.severity == "error":
+            invalid.setdefault(issue.line, []).append(issue.code)
+
+    pairs = list(iter_pairs(records, drop))  # first, so `invalid` is complete before it is listed
+    return clean_pairs(pairs, invalid, out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe, fill=fill)
+
+
 def _why(fix, found: list, errors: list) -> str:
     """The file-level cause (or the most common error), for the refusal's message."""
     from ftassist.data.diagnose import group_issues
@@ -353,4 +484,4 @@ def _why(fix, found: list, errors: list) -> str:
     return ""
 
 
-__all__ = ["CleanResult", "NothingToKeep", "clean_and_split", "clean_file", "trim_chat", "exact_key", "group_key", "split_sizes"]
+__all__ = ["CleanResult", "NothingToKeep", "clean_and_split", "clean_file", "clean_pairs", "clean_pairs_file", "trim_chat", "exact_key", "group_key", "split_sizes"]

@@ -10,6 +10,9 @@ Formats (decided per record, first match wins, so detection is one or two dict l
 - "sharegpt":    `conversations` (items `{from, value}`; `{role, content}` items are accepted too)
 - "instruction": `instruction` + `output` (optional `input`, `system`, `history`) — alpaca
 - "completion":  `prompt` + `completion`
+- "preference":  `chosen` + `rejected`, or `preferred_output` / `non_preferred_output`: a preference
+  pair (DPO data), tried first since its formats also have `conversations` or `prompt`; pairs are
+  read, checked and converted by `data/preferences.py`, not as chat
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ CONVERSATION_KEYS = {
     "sharegpt": frozenset(("conversations", "system", "tools")),
     "instruction": frozenset(("instruction", "input", "output", "system", "history")),
     "completion": frozenset(("prompt", "completion")),
+    "preference": frozenset(("prompt", "chosen", "rejected", "conversations", "system", "tools", "input",
+                             "preferred_output", "non_preferred_output")),
 }
 
 SHAREGPT_ROLES = {
@@ -56,6 +61,9 @@ EXPORT_SUFFIX = {"openai": ".jsonl", "alpaca": ".json", "sharegpt": ".json"}
 # What marks each format, in the order formats are tried: a record is in a format when it has
 # all of its keys (detect_format), and points at it when it has any of them (guess_format).
 FORMAT_KEYS = (
+    ("preference", ("chosen", "rejected")),
+    ("preference", ("preferred_output",)),
+    ("preference", ("non_preferred_output",)),
     ("chat", ("messages",)),
     ("sharegpt", ("conversations",)),
     ("instruction", ("instruction", "output")),
@@ -70,6 +78,8 @@ def detect_format(obj: Any) -> str | None:
     the two in step)."""
     if type(obj) is not dict and not isinstance(obj, dict):
         return None
+    if ("chosen" in obj and "rejected" in obj) or "preferred_output" in obj or "non_preferred_output" in obj:
+        return "preference"
     if "messages" in obj:
         return "chat"
     if "conversations" in obj:
@@ -113,6 +123,9 @@ def to_chat(obj: dict, fmt: str) -> dict:
         return _completion_to_chat(obj)
     if fmt == "sharegpt":
         return sharegpt_to_chat(obj)
+    if fmt == "preference":
+        raise ValueError("a preference pair holds two answers, not one conversation: check or clean the file "
+                         "of pairs as a whole (`ftassist check`), or convert it with `ftassist pairs convert`")
     raise ValueError(f"unknown format {fmt!r}; expected one of chat, instruction, completion, sharegpt")
 
 

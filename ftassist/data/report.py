@@ -12,7 +12,7 @@ from typing import Any, Literal
 Severity = Literal["error", "warning"]
 Status = Literal["pass", "warn", "fail", "not_checked"]  # not_checked: nothing to judge, never a PASS
 
-FORMATS = ("chat", "instruction", "completion", "sharegpt")
+FORMATS = ("chat", "instruction", "completion", "sharegpt", "preference")
 
 
 @dataclass
@@ -116,6 +116,27 @@ class TokenStats:
 
 
 @dataclass
+class PreferenceSummary:
+    """What a check of preference pairs (DPO data) adds: the pairs' format and the pair checks' findings.
+
+    `format` is one of `preferences.PAIR_FORMATS` ("openai_dpo", "trl", "sharegpt"); `style` and
+    `prompt` say how a TRL file writes its pairs (text or messages, the prompt explicit or implicit).
+    Each list names the lines involved; `length` has the length-bias figures (the share of pairs
+    whose chosen answer is longer, the median and mean chosen/rejected length ratio)."""
+
+    format: str
+    title: str  # the format in words
+    n_pairs: int = 0
+    style: str = "conversational"
+    prompt: str = "explicit"
+    identical_lines: list[int] = field(default_factory=list)
+    empty_lines: list[int] = field(default_factory=list)
+    duplicate_lines: list[list[int]] = field(default_factory=list)  # [line, line of the first]
+    contradiction_lines: list[list[int]] = field(default_factory=list)  # [line, line of the opposite pair]
+    length: dict = field(default_factory=dict)
+
+
+@dataclass
 class DataReport:
     path: str
     n_records: int  # everything read, valid or not
@@ -136,6 +157,13 @@ class DataReport:
     mapping: dict[str, str] | None = None  # the field mapping the records went through (role -> key path)
     proposed_mapping: dict[str, str] | None = None  # in no known format and not mapped: what the keys point at
     found_keys: list[str] = field(default_factory=list)  # key paths a mapping can name (`key`, `list[].key`)
+    # a file of preference pairs: `format` is "preference", `n_examples` counts valid pairs, the token counts are
+    # per pair (prompt + chosen and prompt + rejected: what DPO trains on) and the checklist has the pair checks
+    preference: PreferenceSummary | None = None
+
+    @property
+    def is_preference(self) -> bool:
+        return self.preference is not None
 
     @property
     def ok(self) -> bool:

@@ -49,7 +49,8 @@ OPENAI_MAX_FILE_BYTES = 512 * 1024 * 1024
 FORMATS_HINT = (
     'Use one of: chat {"messages": [{"role": "user", "content": ...}, {"role": "assistant", '
     '"content": ...}]}, instruction {"instruction", "input", "output"}, completion '
-    '{"prompt", "completion"}, ShareGPT {"conversations": [{"from": "human", "value": ...}, ...]}.'
+    '{"prompt", "completion"}, ShareGPT {"conversations": [{"from": "human", "value": ...}, ...]}, '
+    'or preference pairs {"prompt", "chosen", "rejected"}.'
 )
 
 # code -> (title, default hint). Every code this module emits is here (the UI's legend).
@@ -92,6 +93,18 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
         "{\"type\": \"image_url\", \"image_url\": {\"url\": ...}} (images only in user messages).",
     ),
     "missing_field": ("Required field missing", "Add the missing field to the record."),
+    "invalid_preference_side": (
+        "Answer of a pair is not an answer",
+        "Make chosen and rejected each an assistant answer: [{\"role\": \"assistant\", \"content\": ...}] "
+        "(or text, when the prompt is text too).",
+    ),
+    "mixed_pair_styles": ("Text and messages mixed in a pair",
+                          "Write prompt, chosen and rejected all as text, or all as lists of messages."),
+    "no_shared_prompt": ("No prompt in a pair", "Add a \"prompt\", or start chosen and rejected with the same prompt."),
+    "identical_pair": ("Chosen equals rejected", "Make the rejected answer the worse one, or drop the pair."),
+    "empty_pair_side": ("Empty answer in a pair", "Give both answers text, or drop the pair."),
+    "duplicate_pair": ("Pair repeated", "Drop the copy: a repeated pair counts twice."),
+    "contradictory_pair": ("Contradictory pairs", "Keep the pair whose preference is right, drop the other."),
     "non_string_field": ("Field is not text", "Make the field a string (quote it), or convert the record."),
     "too_few_examples": ("Too few examples", "OpenAI needs at least 10 valid examples; 50-100 good ones is a better start."),
     "file_too_large": ("File too large", "OpenAI accepts files up to 512 MB: split the file or drop examples."),
@@ -491,7 +504,14 @@ def _validate_sharegpt(rec: dict, line: int) -> list[Issue]:
     return issues
 
 
+def _validate_preference(rec: dict, line: int) -> list[Issue]:
+    from ftassist.data.preferences import validate_pair  # it builds on this module's helpers
+
+    return validate_pair(rec, line)
+
+
 _VALIDATORS = {
+    "preference": _validate_preference,
     "chat": _validate_chat,
     "instruction": _validate_instruction,
     "completion": _validate_completion,
@@ -503,7 +523,7 @@ def validate_record(rec: Record, fmt: str | None) -> list[Issue]:
     """All problems of one record: errors and warnings, each with line=rec.line.
 
     `fmt` is the format detected for this record ("chat", "instruction", "completion",
-    "sharegpt" or None). Never raises, whatever `rec.data` holds.
+    "sharegpt", "preference" or None). Never raises, whatever `rec.data` holds.
     """
     if rec.problem is not None:
         return [rec.problem]

@@ -78,20 +78,51 @@ def checklist_html(items: list[dict]) -> str:
     return "<div class='ft-checklist'>" + "".join(rows) + "</div>"
 
 
+def preference_markdown(preference: dict) -> list[str]:
+    """What a file of preference pairs adds to the summary: the pair checks' findings, with their lines."""
+    parts = []
+    found = [(preference.get("identical_lines") or [], "with the same chosen and rejected answer"),
+             (preference.get("empty_lines") or [], "with an empty answer"),
+             ([line for line, _ in preference.get("duplicate_lines") or []], "repeating an earlier pair"),
+             ([line for line, _ in preference.get("contradiction_lines") or []],
+              "preferring the opposite answer of an earlier pair")]
+    for lines, what in found:
+        if lines:
+            shown = ", ".join(map(str, lines[:10])) + (", …" if len(lines) > 10 else "")
+            parts.append(f"⚠ {len(lines):,} pair{'s' if len(lines) != 1 else ''} {what} (line"
+                         f"{'s' if len(lines) != 1 else ''} {shown}).")
+    length = preference.get("length") or {}
+    if length.get("compared"):
+        parts.append(f"The chosen answer is longer in **{length['chosen_longer_share']:.0%}** of "
+                     f"{length['compared']:,} pairs (chosen/rejected length: median ×{length['median_ratio']:.2f}, "
+                     f"mean ×{length['mean_ratio']:.2f}); DPO learns length too when the data rewards it.")
+    return parts
+
+
 def summary_markdown(report: dict) -> str:
     tokens = report.get("tokens") or {}
-    parts = [
-        f"**{report['n_examples']:,} valid examples** of {report['n_records']:,} records, "
-        f"format **{report.get('format') or 'unknown'}**, "
-        f"**{len(report['errors']):,} errors**, {len(report['warnings']):,} warnings "
-        f"(checked in {report.get('seconds', 0):.1f} s)."
-    ]
+    preference = report.get("preference")
+    if preference:
+        parts = [
+            f"**{report['n_examples']:,} valid preference pairs** of {report['n_records']:,} records, "
+            f"format **{html.escape(preference.get('title') or 'preference pairs')}**, "
+            f"**{len(report['errors']):,} errors**, {len(report['warnings']):,} warnings "
+            f"(checked in {report.get('seconds', 0):.1f} s).",
+            *preference_markdown(preference),
+        ]
+    else:
+        parts = [
+            f"**{report['n_examples']:,} valid examples** of {report['n_records']:,} records, "
+            f"format **{report.get('format') or 'unknown'}**, "
+            f"**{len(report['errors']):,} errors**, {len(report['warnings']):,} warnings "
+            f"(checked in {report.get('seconds', 0):.1f} s)."
+        ]
     if tokens.get("per_example"):
         st = tokens["stats"]["total"]
         about = "" if tokens.get("exact", True) else "~"  # every figure marked when approximate
         parts.append(
             f"Tokens ({html.escape(tokens['encoding'])}, {'exact' if not about else '**approximate**'}): "
-            f"**{about}{tokens['total']:,}** in all; per example min {about}{st['min']:,}, "
+            f"**{about}{tokens['total']:,}** in all; per {'pair' if preference else 'example'} min {about}{st['min']:,}, "
             f"median {about}{st['median']:,.0f}, mean {about}{st['mean']:,.0f}, p95 {about}{st['p95']:,.0f}, "
             f"max {about}{st['max']:,}."
         )
@@ -261,6 +292,14 @@ def fix_and_split(app: Context, valid_fraction, seed, session, progress=gr.Progr
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     session = session.split_into(data.split_of(result))
+    if result.kind == "preference":
+        message = (
+            f"**{result.n_train:,} train** and **{result.n_valid:,} validation** pairs (seed {result.seed}, no prompt "
+            f"on both sides); dropped {result.n_dropped_invalid:,} invalid records, {result.n_dropped_identical:,} "
+            f"pairs with chosen = rejected, {result.n_dropped_empty:,} with an empty answer and "
+            f"{result.n_dropped_duplicates:,} repeated pairs (listed in `{Path(result.dropped_path).name}`)."
+        )
+        return session, message, [str(path) for path in result.files]
     recovered = (f"Recovered **{result.n_recovered:,} records** ({result.repaired}). "
                  if result.n_recovered else "")
     message = recovered + (
@@ -288,6 +327,7 @@ def session_report_handler(session, shown):
 
 def build(ctx: UIContext) -> None:
     gr.Markdown("### Check your dataset\nChat `messages`, alpaca/instruction, prompt/completion or ShareGPT; "
+                "preference pairs for DPO (OpenAI DPO, TRL prompt/chosen/rejected, ShareGPT pairs); "
                 "JSONL, JSON, CSV or Parquet. Every record is validated with its line number and a fix.")
     with gr.Row():
         upload = gr.File(label="Dataset file", file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet", ".ndjson"],

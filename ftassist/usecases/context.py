@@ -80,10 +80,14 @@ class Context:
 
     settings: Settings = field(default_factory=Settings.from_environment)
     _store: object | None = None
+    # False in the app: a path that reaches a use case from the page, the assistant or the socket is read
+    # only under the data dir, Gradio's upload folder or the shipped sample (`usecases/data.py: readable`);
+    # a person's own process (the CLI with no app running) may read any file they name.
+    reads_any_file: bool = True
 
     @classmethod
-    def open(cls, settings: Settings | None = None) -> "Context":
-        return cls(settings=settings or Settings.from_environment())
+    def open(cls, settings: Settings | None = None, *, reads_any_file: bool = True) -> "Context":
+        return cls(settings=settings or Settings.from_environment(), reads_any_file=reads_any_file)
 
     @property
     def store_is_open(self) -> bool:

@@ -1,4 +1,10 @@
-"""Use cases of the Data step: check a dataset (and remember it), show one record, clean and split, list.
+"""Use cases of the Data step: check a dataset (and remember it), show one record, clean and split, list,
+convert preference pairs between formats.
+
+Which files they read: in the app (`Context.reads_any_file` is False: the page, the assistant, the CLI
+through the app's socket) only files under the data dir, Gradio's upload folder and the shipped sample,
+so that nobody who reaches the page can have any file of this machine read and shown; a person's own
+command with no app running reads any file they name (`readable`).
 
 Why here: the UI, the CLI and the assistant each checked and split datasets their own way (the
 per-example limit came from the CLI module, only the UI remembered a check, a Hub id was fetched
@@ -8,7 +14,9 @@ by two different routines). One function per use case keeps them the same everyw
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -26,6 +34,59 @@ from .registry import use_case
 from .session import Split
 
 ProgressFn = Callable[[float, str], None]  # (fraction done, what is being done)
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"  # shipped with the package
+
+
+# -- which files the app reads ------------------------------------------------------------------------
+def upload_folder() -> Path:
+    """Gradio's upload folder: where the page's uploads land (what `gradio.utils.get_upload_folder` says,
+    without importing Gradio into the application layer)."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
+
+
+def readable_roots(ctx: Context) -> list[Path]:
+    """The folders the app reads datasets from: its data dir, Gradio's upload folder, the shipped sample."""
+    return [ctx.settings.data_dir.resolve(), upload_folder(), SAMPLE_DIR]
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def _is_hub_id(text: str) -> bool:
+    """What `load.resolve_source` takes for a Hugging Face id (it fetches it into the uploads folder)."""
+    if text.startswith("hf:"):
+        return True
+    path = Path(text).expanduser()
+    return not path.is_absolute() and "/" in text and not path.suffix and not path.exists()
+
+
+def readable(ctx: Context, path: str | Path) -> None:
+    """Refuse, with what to do instead, a file the app must not read (see the module's docstring).
+
+    The path is resolved first (symbolic links followed, `..` removed), so a link under the data dir that
+    points elsewhere is outside too."""
+    if ctx.reads_any_file:
+        return
+    text = str(path).strip()
+    if not text or _is_hub_id(text):
+        return
+    resolved = Path(text).expanduser().resolve()
+    if _inside(resolved, readable_roots(ctx)):
+        return
+    raise UseCaseError(
+        f"The app reads only files uploaded to it or kept under its data dir ({ctx.settings.data_dir}), "
+        f"and {text} is outside them. Upload the file on the Data step, or copy it under "
+        f"{ctx.settings.uploads_dir}; `ftassist check FILE` on this machine reads any file you name.")
+
+
+def _writable(ctx: Context, folder: Path) -> None:
+    """The app writes results only under its data dir."""
+    if ctx.reads_any_file or _inside(folder.resolve(), [ctx.settings.data_dir.resolve()]):
+        return
+    raise UseCaseError(f"The app writes only under its data dir ({ctx.settings.data_dir}), and {folder} is "
+                       "outside it. Leave the folder out (a new one under the data dir is made), or run the "
+                       "command on this machine with no app running.")
 
 
 # -- check ------------------------------------------------------------------------------------------
@@ -64,10 +125,12 @@ def check_dataset(ctx: Context, path: str, model: str | None = None, context_lim
     if context_limit is not None and context_limit < 1:
         raise UseCaseError(f"The per-example token limit must be at least 1 (got {context_limit}).")
     mapping = _mapping(mapping)
+    readable(ctx, path)
     if progress and path.strip().startswith("hf:"):
         progress(0.0, f"fetching {path.strip()[3:]} from the Hugging Face Hub")
     try:
         source = load.resolve_source(path, hub_dir=ctx.settings.uploads_dir)
+        readable(ctx, source)
         if keep_copy:
             source = _keep(ctx, source)
         report = checking.check_path(source, model=model or None, encoding=encoding or None,
@@ -150,6 +213,7 @@ def show_record(ctx: Context, path: str, line: int) -> RecordText:
     """
     if line < 1:
         raise UseCaseError(f"Line numbers start at 1 (got {line}); line 0 means the file as a whole.")
+    readable(ctx, path)
     try:
         if load.detect_file_type(path) == "jsonl":
             text = load.read_text_preview(path, line, max_chars=PREVIEW_CHARS)
@@ -190,6 +254,7 @@ def preview_mapping(ctx: Context, path: str, mapping: dict, limit: int = 3) -> M
     checked = _mapping(mapping)
     if checked is None:
         raise UseCaseError("Name the fields to map: at least the prompt and the answer.")
+    readable(ctx, path)
     out: list[dict] = []
     try:
         for record in load.iter_records(path):
@@ -219,7 +284,8 @@ def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: in
                   mapping: dict | None = None) -> cleaning.CleanResult:
     """Fix & split a dataset: drop invalid records, duplicates and empty answers, trim, split train/validation.
 
-    Near-copies stay on one side of the split, so validation measures generalisation.
+    Near-copies stay on one side of the split, so validation measures generalisation. A file of preference
+    pairs is split as pairs: broken, identical, empty and repeated pairs dropped, no prompt on both sides.
 
     Args:
         path: the dataset file (or a Hugging Face dataset id, hf:org/name).
@@ -233,8 +299,11 @@ def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: in
         raise UseCaseError(f"The validation fraction must be at least 0 and below 1 (got {valid_fraction}).")
     mapping = _mapping(mapping)
     folder = Path(out).expanduser() if out else ctx.settings.clean_dir / uuid.uuid4().hex[:8]
+    readable(ctx, path)
+    _writable(ctx, folder)
     try:
         source = load.resolve_source(path, hub_dir=ctx.settings.uploads_dir)
+        readable(ctx, source)
         result = cleaning.clean_file(source, folder, valid_fraction=valid_fraction, seed=seed, fill=fill,
                                      mapping=mapping)
     except load.LoadError as exc:
@@ -242,6 +311,69 @@ def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: in
     except OSError as exc:
         raise UseCaseError(f"Could not write the split under {folder}: {exc.strerror or exc}.") from None
     return result
+
+
+# -- preference pairs ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PairsConversion:
+    """A file of preference pairs written in another format."""
+
+    path: str  # the file written
+    format: str  # one of preferences.PAIR_EXPORT_FORMATS
+    source_format: str | None  # the pairs' format as read ("openai_dpo", "trl", "sharegpt")
+    n_pairs: int  # valid pairs read
+    n_written: int
+    n_skipped: int  # valid pairs the format cannot hold (e.g. tool calls in plain text)
+    n_invalid: int  # records dropped as invalid (check the file to see why)
+    problems: list[str]  # the first invalid records, "line N: message"
+
+
+@use_case(assistant=True, confirm=True)
+def convert_pairs(ctx: Context, path: str, to: str = "trl", out: str | None = None) -> PairsConversion:
+    """Write a file of preference pairs (DPO data) in another format: TRL, OpenAI DPO or ShareGPT (LLaMA-Factory).
+
+    Invalid records are left out and counted; run the check to see each with its line and fix.
+
+    Args:
+        path: the file of pairs (OpenAI DPO, TRL prompt/chosen/rejected, or ShareGPT pairs).
+        to: trl (conversational, explicit prompt: what ftassist trains on), openai_dpo, sharegpt, trl_standard (plain text) or trl_implicit.
+        out: the file to write (default: under the data dir's exports folder).
+    """
+    from ftassist.data.check import peek
+    from ftassist.data.preferences import PAIR_EXPORT_FORMATS, PAIR_EXPORT_SUFFIX, is_preference, iter_pairs, write_pairs
+
+    if to not in PAIR_EXPORT_FORMATS:
+        raise UseCaseError(f"Unknown pair format {to!r}: choose one of {', '.join(PAIR_EXPORT_FORMATS)}.")
+    readable(ctx, path)
+    try:
+        source = load.resolve_source(path, hub_dir=ctx.settings.uploads_dir)
+        readable(ctx, source)
+        first, records = peek(load.iter_records(source))
+        if not is_preference(first):
+            raise UseCaseError(f"{source.name} does not hold preference pairs (a prompt with a chosen and a "
+                               "rejected answer): `ftassist check` says what it holds.")
+        problems: list[str] = []
+        invalid: set[int] = set()
+
+        def on_issue(issue) -> None:
+            if issue.severity == "error" and issue.line not in invalid:
+                invalid.add(issue.line)
+                if len(problems) < 10:
+                    problems.append(f"line {issue.line}: {issue.message}")
+
+        pairs = list(iter_pairs(records, on_issue))
+    except load.LoadError as exc:
+        raise UseCaseError(str(exc)) from None
+    target = Path(out).expanduser() if out else \
+        ctx.settings.exports_dir / f"{Path(source).stem}_{to}{PAIR_EXPORT_SUFFIX[to]}"
+    _writable(ctx, target.parent)
+    try:
+        written = write_pairs((pair.pair for pair in pairs), target, to)
+    except OSError as exc:
+        raise UseCaseError(f"Could not write {target}: {exc.strerror or exc}.") from None
+    return PairsConversion(path=str(target), format=to, source_format=pairs[0].source_format if pairs else None,
+                           n_pairs=len(pairs), n_written=written, n_skipped=len(pairs) - written,
+                           n_invalid=len(invalid), problems=problems)
 
 
 # -- the checked datasets -----------------------------------------------------------------------------
