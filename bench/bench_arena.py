@@ -34,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # The app's child process is handed the parent's throw-away home.
 os.environ["FTASSIST_HOME"] = os.environ.get("FTASSIST_BENCH_HOME") or tempfile.mkdtemp(prefix="ftassist-bench-")
 os.environ["FTASSIST_ARENA_VOTES_PER_MINUTE"] = "0"
+# 50 saturated voters from one address measure throughput, not the voting rules: those are off here.
+os.environ.update(dict.fromkeys(("FTASSIST_ARENA_ROUNDS_PER_MINUTE", "FTASSIST_ARENA_ROUNDS_PER_MINUTE_PER_ADDRESS",
+                                  "FTASSIST_ARENA_VOTES_PER_MINUTE_PER_ADDRESS", "FTASSIST_ARENA_MIN_READ_SECONDS"), "0"))
 
 import httpx
 import numpy as np

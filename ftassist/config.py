@@ -82,6 +82,74 @@ def max_upload() -> str:
     return value
 
 
+def max_upload_bytes() -> int:
+    """`max_upload()` in bytes. It also bounds what a file decodes to (a compressed Parquet file, a Hub
+    dataset), not only the bytes sent: a few kilobytes must not become gigabytes in memory."""
+    value = max_upload()
+    units = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
+    number = value.rstrip("bkmgt")
+    return int(number) * units.get(value[len(number):] or "b", 1)
+
+
+# -- the arena's voting rules (a public arena must not be rigged): each one a setting -------------
+
+# name: (default, what it limits). `FTASSIST_ARENA_<NAME>` overrides one, e.g. FTASSIST_ARENA_MIN_READ_SECONDS=5.
+ARENA_LIMITS: dict[str, tuple[float, str]] = {
+    "min_read_seconds": (3.0, "seconds between a battle appearing and a vote that counts"),
+    "votes_per_minute_per_address": (60, "votes a minute from one client address that count"),
+    "rounds_per_minute": (30, "new rounds and skips a minute per voter"),
+    "rounds_per_minute_per_address": (120, "new rounds and skips a minute from one client address"),
+    "burst_window_seconds": (120, "how far back the one-sided burst test looks"),
+    "burst_min_votes": (8, "decisive votes in that window before the burst test judges"),
+    "prompt_calls_per_address_per_hour": (20, "upstream model calls an hour for one address's own prompts"),
+    "prompt_calls_per_day": (400, "upstream model calls a day for all voters' own prompts (0: own prompts off)"),
+    "serve_ttl_minutes": (30, "how long a served battle waits for its vote before it is forgotten"),
+    "skip_ttl_days": (30, "how long a skip keeps a battle from being shown to that voter again"),
+}
+ARENA_CHOICES = {"sign_in": ("off", "optional", "required"), "voter_prompts": ("review", "never")}
+
+
+def arena_limit(name: str) -> float:
+    """`$FTASSIST_ARENA_<NAME>` as a number (>= 0), else the default in `ARENA_LIMITS`."""
+    default = ARENA_LIMITS[name][0]
+    env = f"FTASSIST_ARENA_{name.upper()}"
+    raw = (os.environ.get(env) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"{env}={raw!r} is not a number of at least 0: set it like {env}={default:g} "
+                         f"({ARENA_LIMITS[name][1]}).")
+    return value
+
+
+def arena_choice(name: str) -> str:
+    """`$FTASSIST_ARENA_SIGN_IN` (off | optional | required: signing in with Hugging Face on a Space) or
+    `$FTASSIST_ARENA_VOTER_PROMPTS` (review: voters' own prompts reach others once the admin approves them;
+    never: they never do). The first choice is the default."""
+    choices = ARENA_CHOICES[name]
+    env = f"FTASSIST_ARENA_{name.upper()}"
+    value = (os.environ.get(env) or choices[0]).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{env}={value!r} is not one of {', '.join(choices)}: e.g. {env}={choices[0]}.")
+    return value
+
+
+def trusted_proxy_hops() -> int:
+    """`$FTASSIST_TRUSTED_PROXY_HOPS`: how many proxies in front of the app append to X-Forwarded-For and are
+    trusted to (default 1 on a Hugging Face Space, whose proxy does; else 0: the header is ignored)."""
+    raw = (os.environ.get("FTASSIST_TRUSTED_PROXY_HOPS") or "").strip()
+    if not raw:
+        return 1 if on_space() else 0
+    if not raw.isdigit():
+        raise ValueError(f"FTASSIST_TRUSTED_PROXY_HOPS={raw!r} is not a whole number: 0 when clients reach the "
+                         "app directly, 1 behind one proxy (a Space, nginx).")
+    return int(raw)
+
+
 _HARDWARE: dict | None = None
 
 

@@ -5,11 +5,17 @@ other process (the training worker above all) reports through files that the app
 ingests. Inside the process, Gradio handlers run on many threads: each call takes a
 cursor from the owning connection under a lock, so writes are serialised and every
 statement commits on its own unless it runs inside `transaction()`.
+
+A full or read-only disk is said as such (`disk_faults.DiskFaultError`, an OSError naming the cause and
+the file, logged once here), never as "the database is in use" nor as DuckDB's bare error: what was
+committed before stays committed, and the statement that met the fault is not.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import threading
 from contextlib import contextmanager
@@ -17,10 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from . import config
+from .disk_faults import DiskFaultError, find as find_disk_fault
 from .migrations import all_migrations
 
 if TYPE_CHECKING:
     import duckdb
+
+log = logging.getLogger(__name__)
 
 # Tables a process that does not hold the database may add rows to through the journal (below).
 JOURNAL_TABLES = ("datasets",)
@@ -35,16 +44,22 @@ class Store:
         import duckdb  # here, not at import: a command that only journals a row never loads DuckDB
 
         self.path = Path(path) if path is not None else config.db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _raise_disk_fault(exc, f"the data dir {self.path.parent} cannot be made")
+            raise
         try:
             self._con = duckdb.connect(str(self.path))
-        except duckdb.IOException as exc:  # the file lock is held by another process
+        except duckdb.IOException as exc:  # a full or read-only disk, or the file lock held by another process
+            _raise_disk_fault(exc, f"the database {self.path} cannot be opened")
             raise StoreLockedError(
                 f"The database {self.path} is in use by another ftassist process. "
                 "Stop that process, or set FTASSIST_HOME to another folder."
             ) from exc
         self._lock = threading.RLock()
-        self.migrate()
+        with self._disk_faults():
+            self.migrate()
         self.ingest_journal()
 
     # -- schema -------------------------------------------------------------------
@@ -115,35 +130,49 @@ class Store:
         return dict(self.query_rows("SELECT component, version FROM schema_versions"))
 
     # -- statements ---------------------------------------------------------------
+    @contextmanager
+    def _disk_faults(self) -> Iterator[None]:
+        """DuckDB's error for a full or read-only disk (it names the fault in the system's words) raised as
+        DiskFaultError, logged; every other error unchanged."""
+        try:
+            yield
+        except DiskFaultError:
+            raise
+        except Exception as exc:
+            if type(exc).__module__.lstrip("_").split(".")[0] != "duckdb":
+                raise
+            _raise_disk_fault(exc, f"the database {self.path} could not be written")
+            raise
+
     def execute(self, sql: str, params: list | tuple | None = None) -> None:
-        with self._lock:
+        with self._lock, self._disk_faults():
             self._con.execute(sql, params or [])
 
     def executemany(self, sql: str, rows: list) -> None:
         if not rows:
             return
-        with self._lock:
+        with self._lock, self._disk_faults():
             self._con.executemany(sql, rows)
 
     def query_rows(self, sql: str, params: list | tuple | None = None) -> list[tuple]:
-        with self._lock:
+        with self._lock, self._disk_faults():
             return self._con.execute(sql, params or []).fetchall()
 
     def query(self, sql: str, params: list | tuple | None = None) -> list[dict[str, Any]]:
         """Rows as dicts keyed by column name."""
-        with self._lock:
+        with self._lock, self._disk_faults():
             cur = self._con.execute(sql, params or [])
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
 
     def query_df(self, sql: str, params: list | tuple | None = None):
-        with self._lock:
+        with self._lock, self._disk_faults():
             return self._con.execute(sql, params or []).df()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Several statements that commit together or not at all."""
-        with self._lock:
+        with self._lock, self._disk_faults():
             self._con.execute("BEGIN TRANSACTION")
             try:
                 yield self._con
@@ -158,6 +187,16 @@ class Store:
             self._con.close()
 
 
+def _raise_disk_fault(exc: BaseException, doing: str) -> None:
+    """Raise DiskFaultError (logged, chained to `exc`) when `exc` is a disk fault; else return."""
+    fault = find_disk_fault(exc)
+    if fault is None:
+        return
+    error = DiskFaultError(fault, doing)
+    log.error("%s", error)
+    raise error from exc
+
+
 def journal_dir(data_dir: str | Path) -> Path:
     return Path(data_dir) / "journal"
 
@@ -169,17 +208,29 @@ def journal_row(data_dir: str | Path, table: str, row: dict[str, Any]) -> None:
     if table not in JOURNAL_TABLES:
         raise ValueError(f"{table} is not a journaled table")
     folder = journal_dir(data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(row, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    fd = os.open(folder / f"{table}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        import fcntl
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / f"{table}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            import fcntl
 
-        fcntl.flock(fd, fcntl.LOCK_EX)  # one whole line at a time, whatever its length
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # one whole line at a time, whatever its length
+            before = os.fstat(fd).st_size
+            try:
+                if os.write(fd, line) != len(line):  # the disk filled mid-line
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / f"{table}.jsonl"))
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, before)  # no cut line for the next row to be glued to
+                raise
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(folder / f"{table}.jsonl")
+        _raise_disk_fault(exc, f"the {table} row could not be journaled")
+        raise
 
 
 _store: Store | None = None

@@ -14,12 +14,19 @@ Noise and abuse, after FastChat: answers that name a model or its maker flag the
 (its votes stay stored but are left out of the ratings); a per-voter rate limit; voters
 whose votes agree with the other voters far less often than everyone else's do are
 flagged for review (binomial test), never silently dropped.
+
+A public arena adds the rules of `limits.VotingRules`, applied when the caller passes them
+(the use cases always do): the voter's hashed client address beside the voter id, limits per
+address, the reading time, the one-sided burst test, own-prompt budgets and review, and the
+compaction of expired serves and skips so that anonymous rounds leave no unbounded trail.
+Without rules (station tests, tools) each function behaves as it did before them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -32,6 +39,9 @@ from dataclasses import asdict, dataclass
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Iterable
+
+from ftassist.arena import limits
+from ftassist.arena.limits import VotingRules
 
 log = logging.getLogger(__name__)
 
@@ -282,23 +292,37 @@ def pregenerate(store, prompts: list[dict | str], model_ids: list[str], sampling
 
 
 # -- serving and voting ----------------------------------------------------------------------------
-def _serve(store, battle_id: str, prompt: str, answer_a: str, answer_b: str, voter: str) -> BattleView:
+def _serve(store, battle_id: str, prompt: str, answer_a: str, answer_b: str, voter: str,
+           address: str | None = None, now: float | None = None) -> BattleView:
     token = secrets.token_urlsafe(18)
     swapped = secrets.randbelow(2) == 1
     store.execute(
-        "INSERT INTO battle_serves (token, battle_id, voter, swapped) VALUES (?, ?, ?, ?)",
-        [token, battle_id, voter, swapped],
+        "INSERT INTO battle_serves (token, battle_id, voter, swapped, address_hash, served_epoch)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [token, battle_id, voter, swapped, address, time.time() if now is None else now],
     )
     left, right = (answer_b, answer_a) if swapped else (answer_a, answer_b)
     return BattleView(token=token, prompt=prompt, answer_a=left, answer_b=right)
 
 
-def next_battle(store, voter: str) -> BattleView | None:
+def next_battle(store, voter: str, *, address: str | None = None, rules: VotingRules | None = None,
+                now: float | None = None) -> BattleView | None:
     """A random unflagged battle between models still in the arena that this voter has neither
-    voted on nor skipped, sides in a random order; None when there is none left."""
+    voted on nor skipped, sides in a random order; None when there is none left.
+
+    A voter's own prompt is served to others only once the admin approved it (never, when the rules
+    say so). With `rules`: rounds are refused past the per-voter and per-address rates (RateLimited),
+    and expired serves and skips are compacted now and then.
+    """
     _check_voter(voter)
+    now = time.time() if now is None else now
+    if rules is not None:
+        check_round(voter, address, rules)
+        maybe_compact(store, rules, now)
+    shared = "FALSE" if rules is not None and rules.voter_prompts == "never" else "b.review = 'approved'"
     rows = store.query_rows(
         "SELECT id, prompt, answer_a, answer_b FROM battles b WHERE b.flagged_reason IS NULL"
+        f" AND (b.source IS DISTINCT FROM 'voter' OR {shared})"
         " AND NOT EXISTS (SELECT 1 FROM arena_models m WHERE m.id IN (b.model_a, b.model_b)"
         " AND m.removed_at IS NOT NULL)"
         " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.battle_id = b.id AND v.voter = ?)"
@@ -308,7 +332,17 @@ def next_battle(store, voter: str) -> BattleView | None:
     )
     if not rows:
         return None
-    return _serve(store, *rows[0], voter=voter)
+    return _serve(store, *rows[0], voter=voter, address=address, now=now)
+
+
+def check_round(voter: str, address: str | None, rules: VotingRules) -> None:
+    """Refuse a new round (or skip) past the per-voter or per-address rate (RateLimited)."""
+    wait = limits.windows.allow(f"round:voter:{voter}", rules.rounds_per_minute)
+    if not wait and address:
+        wait = limits.windows.allow(f"round:address:{address}", rules.rounds_per_minute_per_address)
+    if wait:
+        raise RateLimited(f"Too many new rounds in a minute: take your time with each battle; "
+                          f"try again in {math.ceil(wait)} s.")
 
 
 def _check_voter(voter: str) -> None:
@@ -373,20 +407,27 @@ def _winner(choice: str, swapped: bool) -> str:
     return "model_b" if left_won == swapped else "model_a"
 
 
-def vote(store, token: str, voter: str, choice: str) -> Reveal:
+def vote(store, token: str, voter: str, choice: str, *, address: str | None = None,
+         rules: VotingRules | None = None, now: float | None = None) -> Reveal:
     """Record `voter`'s choice on the battle served under `token` and reveal the names.
 
     choice: "A" (left is better), "B", "tie" or "bothbad". A second vote on the same
     battle changes nothing and says so (`already_voted`). Raises VoteError (or its
     RateLimited) with a message fit for the voter.
+
+    A vote on a voter's own prompt that the admin has not approved is kept but flagged. With
+    `rules`, so is a vote cast before the reading time, one past the address's rate, and every
+    vote of a one-sided burst (`_flag_burst`); the voter is told when a vote does not count.
     """
     _check_voter(voter)
     if choice not in CHOICES:
         raise VoteError(f"Unknown choice {choice!r}: use one of {', '.join(CHOICES)}.")
+    now = time.time() if now is None else now
     with store.transaction() as con:
         serve = con.execute(
             "SELECT s.battle_id, s.voter, s.swapped, b.model_a, b.model_b, b.flagged_reason,"
-            " coalesce(ma.display_name, b.model_a), coalesce(mb.display_name, b.model_b)"
+            " coalesce(ma.display_name, b.model_a), coalesce(mb.display_name, b.model_b),"
+            " s.served_epoch, b.source, b.review"
             " FROM battle_serves s JOIN battles b ON b.id = s.battle_id"
             " LEFT JOIN arena_models ma ON ma.id = b.model_a LEFT JOIN arena_models mb ON mb.id = b.model_b"
             " WHERE s.token = ?",
@@ -394,22 +435,35 @@ def vote(store, token: str, voter: str, choice: str) -> Reveal:
         ).fetchall()
         if not serve:
             raise VoteError("This battle is not known (the link may be old): start a new round.")
-        battle_id, served_to, swapped, model_a, model_b, flagged, name_a, name_b = serve[0]
+        (battle_id, served_to, swapped, model_a, model_b, flagged, name_a, name_b,
+         served_epoch, source, review) = serve[0]
         if served_to != voter:
             raise VoteError("This battle was served to another session: start a new round.")
         existing = con.execute(
             "SELECT winner, choice FROM votes WHERE battle_id = ? AND voter = ?", [battle_id, voter]
         ).fetchall()
+        reasons: list[str] = []
         if not existing:
             rate_limiter.check(voter)
             winner = _winner(choice, bool(swapped))
+            if source == "voter" and review != "approved":
+                reasons.append(REJECTED if review == "rejected" else AWAITING_REVIEW)
+            if rules is not None:
+                reasons += _rule_reasons(rules, address, served_epoch, now)
             # The store's lock is held for the whole transaction, so the check above cannot
             # race; UNIQUE (battle_id, voter) in the table is the backstop.
+            vote_id = uuid.uuid4().hex
             con.execute(
-                "INSERT INTO votes (id, battle_id, voter, model_a, model_b, winner, source, choice)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'arena', ?)",
-                [uuid.uuid4().hex, battle_id, voter, model_a, model_b, winner, choice],
+                "INSERT INTO votes (id, battle_id, voter, model_a, model_b, winner, source, choice,"
+                " flagged_reason, address_hash, voted_epoch) VALUES (?, ?, ?, ?, ?, ?, 'arena', ?, ?, ?, ?)",
+                [vote_id, battle_id, voter, model_a, model_b, winner, choice, "; ".join(reasons) or None,
+                 address, now],
             )
+            if rules is not None and winner in ("model_a", "model_b"):
+                favoured = model_a if winner == "model_a" else model_b
+                burst = _flag_burst(con, rules, favoured, voter, address, now)
+                if burst and not reasons:
+                    reasons.append(burst)
     left_name, right_name = (name_b, name_a) if swapped else (name_a, name_b)
     if existing:
         old_winner, old_choice = existing[0]
@@ -418,24 +472,129 @@ def vote(store, token: str, voter: str, choice: str) -> Reveal:
     message = "Thanks, your vote is recorded."
     if flagged:
         message += " (This battle is flagged because an answer gives a model away, so it does not count.)"
-    return Reveal(left_name, right_name, choice, winner, flagged=bool(flagged), message=message)
+    elif reasons:
+        message += f" It does not count toward the ratings: {_voter_words(reasons[0])}"
+    return Reveal(left_name, right_name, choice, winner, flagged=bool(flagged or reasons), message=message)
 
 
-def skip(store, token: str, voter: str) -> None:
-    """Do not show this battle to this voter again (no vote recorded)."""
+AWAITING_REVIEW = "own prompt awaiting review"
+REJECTED = "own prompt rejected"
+TOO_FAST = "too fast"
+ADDRESS_RATE = "address rate"
+BURST = "one-sided burst"
+
+
+def _voter_words(reason: str) -> str:
+    """What a flag reason means, said to the voter."""
+    if reason.startswith(TOO_FAST):
+        return "it came before you could have read both answers. Please read them, then vote."
+    if reason.startswith(ADDRESS_RATE):
+        return "too many votes are coming from your network right now."
+    if reason.startswith(BURST):
+        return "it is part of a run of very one-sided votes, kept for the arena's owner to review."
+    if reason.startswith(AWAITING_REVIEW):
+        return "your own question counts once the arena's owner has reviewed it."
+    return "the arena's owner did not accept this question."
+
+
+def _rule_reasons(rules: VotingRules, address: str | None, served_epoch: float | None, now: float) -> list[str]:
+    reasons = []
+    if served_epoch is not None and rules.min_read_seconds > 0:
+        elapsed = now - served_epoch
+        if elapsed < rules.min_read_seconds:
+            reasons.append(f"{TOO_FAST}: voted {max(0.0, elapsed):.1f} s after the answers appeared "
+                           f"(reading time {rules.min_read_seconds:g} s)")
+    if address and limits.windows.allow(f"vote:address:{address}", rules.votes_per_minute_per_address):
+        reasons.append(f"{ADDRESS_RATE}: over {rules.votes_per_minute_per_address} votes a minute from one address")
+    return reasons
+
+
+def _flag_burst(con, rules: VotingRules, favoured: str, voter: str, address: str | None, now: float) -> str | None:
+    """Flag the recent votes for `favoured` from this address (or voter) when they form a one-sided
+    burst (`limits.one_sided_burst`), compared with what every other voter says of that model.
+    Returns the reason when it did."""
+    since = now - rules.burst_window_seconds
+    for column, key in (("address_hash", address), ("voter", voter)):
+        if not key:
+            continue
+        (k, n), = con.execute(
+            "SELECT count(*) FILTER (WHERE (winner = 'model_a' AND model_a = ?) OR (winner = 'model_b' AND model_b = ?)),"
+            f" count(*) FROM votes WHERE {column} = ? AND voted_epoch >= ? AND source = 'arena'"
+            " AND winner IN ('model_a', 'model_b') AND ? IN (model_a, model_b)",
+            [favoured, favoured, key, since, favoured],
+        ).fetchall()
+        if n < max(1, rules.burst_min_votes):
+            continue
+        (crowd_wins, crowd_n), = con.execute(
+            "SELECT count(*) FILTER (WHERE (winner = 'model_a' AND model_a = ?) OR (winner = 'model_b' AND model_b = ?)),"
+            f" count(*) FROM votes WHERE {column} IS DISTINCT FROM ? AND flagged_reason IS NULL"
+            " AND winner IN ('model_a', 'model_b') AND ? IN (model_a, model_b)",
+            [favoured, favoured, key, favoured],
+        ).fetchall()
+        if limits.one_sided_burst(k, n, crowd_wins, crowd_n, rules):
+            reason = (f"{BURST}: {k} of {n} votes for one model within {rules.burst_window_seconds:g} s "
+                      f"from one {'address' if column == 'address_hash' else 'voter'}")
+            con.execute(
+                f"UPDATE votes SET flagged_reason = ? WHERE {column} = ? AND voted_epoch >= ?"
+                " AND flagged_reason IS NULL AND source = 'arena'"
+                " AND ((winner = 'model_a' AND model_a = ?) OR (winner = 'model_b' AND model_b = ?))",
+                [reason, key, since, favoured, favoured],
+            )
+            return reason
+    return None
+
+
+def skip(store, token: str, voter: str, now: float | None = None) -> None:
+    """Do not show this battle to this voter again (no vote recorded); the skip and the serve it
+    ends are forgotten after their time to live (`compact`)."""
     _check_voter(voter)
     rows = store.query_rows("SELECT battle_id, voter FROM battle_serves WHERE token = ?", [token or ""])
     if not rows or rows[0][1] != voter:
         raise VoteError("This battle is not known for this session: start a new round.")
     store.execute(
-        "INSERT INTO battle_skips (battle_id, voter) VALUES (?, ?) ON CONFLICT DO NOTHING", [rows[0][0], voter]
+        "INSERT INTO battle_skips (battle_id, voter, skipped_epoch) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        [rows[0][0], voter, time.time() if now is None else now],
     )
 
 
+# -- keeping the logs bounded ------------------------------------------------------------------------
+_last_compaction: dict[int, float] = {}
+
+
+def compact(store, rules: VotingRules, now: float | None = None) -> dict[str, int]:
+    """Delete what anonymous rounds leave behind once it is no use: serves older than their time to live
+    that got no vote (a vote keeps its serve), skips older than theirs, and own-prompt call records older
+    than the daily budget's window. Returns how many rows of each went."""
+    now = time.time() if now is None else now
+    deleted = {}
+    with store.transaction() as con:
+        deleted["serves"] = con.execute(
+            "DELETE FROM battle_serves s WHERE coalesce(s.served_epoch, 0) < ?"
+            " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.battle_id = s.battle_id AND v.voter = s.voter)",
+            [now - rules.serve_ttl_seconds]).fetchone()[0]
+        deleted["skips"] = con.execute(
+            "DELETE FROM battle_skips WHERE coalesce(skipped_epoch, 0) < ?", [now - rules.skip_ttl_seconds]
+        ).fetchone()[0]
+        deleted["calls"] = con.execute(
+            "DELETE FROM arena_calls WHERE ts_epoch < ?", [now - limits.DAY_S]).fetchone()[0]
+    _last_compaction[id(store)] = now
+    return deleted
+
+
+def maybe_compact(store, rules: VotingRules, now: float) -> None:
+    """Compact at most every tenth of the serves' time to live (and at least every minute)."""
+    every = max(1.0, min(60.0, rules.serve_ttl_seconds / 10))
+    if now - _last_compaction.get(id(store), float("-inf")) >= every:
+        compact(store, rules, now)
+
+
 def battle_for_prompt(store, prompt: str, voter: str, model_ids: list[str] | None = None,
-                      sampling: dict | None = None) -> BattleView:
+                      sampling: dict | None = None, *, address: str | None = None,
+                      rules: VotingRules | None = None, now: float | None = None) -> BattleView:
     """A battle on the voter's own prompt: two models (random registered ones unless
-    given) answer now, the battle is stored (source "voter") and served blind."""
+    given) answer now, the battle is stored (source "voter", awaiting the admin's review)
+    and served blind to this voter. With `rules`, the upstream calls are first taken from
+    the address's hourly and the arena's daily budget (RateLimited when either is spent)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ftassist.arena import models as arena_models
@@ -453,6 +612,9 @@ def battle_for_prompt(store, prompt: str, voter: str, model_ids: list[str] | Non
         model_ids = random.sample(registered, 2)
     if len(set(model_ids)) != 2:
         raise VoteError("A battle needs two different models.")
+    now = time.time() if now is None else now
+    if rules is not None:
+        _spend_calls(store, rules, voter, address, now)
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda m: arena_models.generate(store, m, [prompt], sampling)[0], model_ids))
     if any(r.get("error") for r in results):
@@ -461,7 +623,74 @@ def battle_for_prompt(store, prompt: str, voter: str, model_ids: list[str] | Non
         raise VoteError("One of the models could not answer right now: try again, or vote on a prepared battle.")
     battle_id = add_battle(store, prompt, model_ids[0], model_ids[1], results[0]["text"], results[1]["text"],
                            sampling=results[0].get("sampling"), source="voter")
-    return _serve(store, battle_id, prompt, results[0]["text"], results[1]["text"], voter=voter)
+    store.execute("UPDATE battles SET review = 'pending' WHERE id = ?", [battle_id])
+    return _serve(store, battle_id, prompt, results[0]["text"], results[1]["text"], voter=voter, address=address,
+                  now=now)
+
+
+def _spend_calls(store, rules: VotingRules, voter: str, address: str | None, now: float) -> None:
+    """Take an own prompt's upstream calls from the budgets, or refuse (RateLimited) without calling.
+    Checked and recorded in one transaction, so concurrent requests cannot overspend."""
+    calls = limits.CALLS_PER_PROMPT
+    if rules.prompt_calls_per_day <= 0:
+        raise RateLimited("Asking your own question is turned off in this arena: vote on the prepared battles.")
+    with store.transaction() as con:
+        (today,), = con.execute("SELECT coalesce(sum(calls), 0) FROM arena_calls WHERE ts_epoch >= ?",
+                                [now - limits.DAY_S]).fetchall()
+        if today + calls > rules.prompt_calls_per_day:
+            raise RateLimited("The arena has used today's budget for answering voters' own questions: "
+                              "vote on the prepared battles, or ask again tomorrow.")
+        if address and rules.prompt_calls_per_address_per_hour > 0:
+            rows = con.execute("SELECT ts_epoch, calls FROM arena_calls WHERE address_hash = ? AND ts_epoch >= ?"
+                               " ORDER BY ts_epoch", [address, now - limits.HOUR_S]).fetchall()
+            if sum(c for _, c in rows) + calls > rules.prompt_calls_per_address_per_hour:
+                wait = max(1, math.ceil((rows[0][0] + limits.HOUR_S - now) / 60)) if rows else 60
+                per_hour = rules.prompt_calls_per_address_per_hour // calls
+                raise RateLimited(f"At most {per_hour} own questions an hour from one network: "
+                                  f"try again in {wait} min, or vote on the prepared battles.")
+        con.execute("INSERT INTO arena_calls (ts_epoch, address_hash, voter, calls) VALUES (?, ?, ?, ?)",
+                    [now, address, voter, calls])
+
+
+# -- voters' own prompts: the admin's review ------------------------------------------------------------
+REVIEW_STATES = ("pending", "approved", "rejected")
+
+
+def voter_prompts(store, review: str = "pending", limit: int = 200) -> list[dict]:
+    """Voters' own prompts in one review state, oldest first: battle id, prompt, both answers, votes."""
+    if review not in REVIEW_STATES:
+        raise ValueError(f"Unknown review state {review!r}: use one of {', '.join(REVIEW_STATES)}.")
+    return store.query(
+        "SELECT b.id AS battle_id, b.prompt, b.answer_a, b.answer_b, CAST(b.created_at AS VARCHAR) AS asked_at,"
+        " (SELECT count(*) FROM votes v WHERE v.battle_id = b.id) AS votes"
+        " FROM battles b WHERE b.source = 'voter' AND coalesce(b.review, 'pending') = ?"
+        " ORDER BY b.created_at, b.id LIMIT ?", [review, int(limit)])
+
+
+def review_prompt(store, battle_id: str, approve: bool) -> dict:
+    """Approve a voter's prompt (it may be served to others, and its votes count) or reject it (never
+    served again, its votes stay flagged). Returns {"battle_id", "review", "prompt", "votes_counted"}."""
+    rows = store.query_rows("SELECT prompt, source FROM battles WHERE id = ?", [battle_id or ""])
+    if not rows or rows[0][1] != "voter":
+        raise VoteError(f"No voter's prompt with battle id {battle_id!r}: the pending list shows them.")
+    state = "approved" if approve else "rejected"
+    with store.transaction() as con:
+        con.execute("UPDATE battles SET review = ? WHERE id = ?", [state, battle_id])
+        if approve:  # the votes held back only for the review count now (other flags stay)
+            con.execute("UPDATE votes SET flagged_reason = NULL WHERE battle_id = ? AND flagged_reason IN (?, ?)",
+                        [battle_id, AWAITING_REVIEW, REJECTED])
+        else:
+            con.execute("UPDATE votes SET flagged_reason = ? WHERE battle_id = ? AND (flagged_reason IS NULL"
+                        " OR flagged_reason = ?)", [REJECTED, battle_id, AWAITING_REVIEW])
+        (counted,), = con.execute("SELECT count(*) FROM votes WHERE battle_id = ? AND flagged_reason IS NULL",
+                                  [battle_id]).fetchall()
+    return {"battle_id": battle_id, "review": state, "prompt": rows[0][0], "votes_counted": counted}
+
+
+def flagged_vote_count(store) -> int:
+    """Votes kept but left out of the ratings because they broke a voting rule (not counting the votes on
+    battles flagged for naming a model)."""
+    return store.query_rows("SELECT count(*) FROM votes WHERE flagged_reason IS NOT NULL")[0][0]
 
 
 # -- review ----------------------------------------------------------------------------------

@@ -3,9 +3,13 @@
 The DPO file is what TRL's `DPOTrainer` reads: one JSON object per line with `prompt`,
 `chosen`, `rejected`, in TRL's conversational form by default (`prompt` a list of
 messages ending with the user turn, `chosen`/`rejected` one assistant message each), or
-plain strings with `conversational=False`. Only decisive votes on unflagged battles make
-pairs; when a battle got several decisive votes, its majority decides and an even split
-makes no pair (the data would contradict itself).
+plain strings with `conversational=False`. `vote_pairs` holds the rules, and says why each
+vote that made no pair was dropped: a tie or "both bad" gives no pair (no answer is preferred, or
+neither is worth learning); a vote with no battle (imported: no answers), on a flagged battle
+(an answer gives a model away, or is empty), flagged itself (too fast, a burst) or from a voter
+flagged for review is left out; when a battle got several decisive votes its majority decides
+(the minority is "outvoted") and an even split makes no pair (the data would contradict itself);
+two identical answers make no pair (nothing to prefer).
 
 Import reads FastChat's cleaned-battle columns (`model_a`, `model_b`, `winner` in
 `model_a | model_b | tie | tie (bothbad)`, optional `voter`, `timestamp`) and reports
@@ -62,31 +66,118 @@ def export_votes(store, out: str | Path, fmt: str | None = None) -> int:
     return len(df)
 
 
-def dpo_pairs(store, conversational: bool = True) -> list[dict[str, Any]]:
-    """Preference pairs from decisive votes on unflagged battles, one per battle."""
+DROP_REASONS = {
+    "imported": "imported votes (no battle, so no answers to learn from)",
+    "flagged_battle": "votes on flagged battles (an answer names a model or is empty)",
+    "flagged_vote": "flagged votes (too fast, over the rate limit, or a one-sided burst)",
+    "flagged_voter": "votes of voters flagged for review",
+    "tie": "ties (neither answer preferred: no pair)",
+    "both_bad": "both bad (neither answer worth learning: no pair)",
+    "split": "votes on battles evenly split between the two answers",
+    "outvoted": "outvoted (the battle's majority made its pair)",
+    "same_answer": "votes on battles whose two answers are the same",
+}
+PAIR_RULES = ("One pair per battle: the majority of its decisive votes picks the chosen answer. Ties and "
+              "'both bad' give no pair; imported votes, flagged battles, flagged votes and flagged voters are "
+              "left out; an evenly split battle or two identical answers give no pair.")
+
+
+@dataclass
+class VotePairs:
+    """The preference pairs made from votes, and what became of every vote."""
+
+    pairs: list[dict[str, Any]]
+    votes: int  # votes considered
+    usable: int  # votes behind a pair (they agree with its chosen answer)
+    dropped: dict[str, int]  # reason key (DROP_REASONS) -> votes, only reasons that occurred
+    prompts: list[str] = field(default_factory=list)  # the battles' prompts that made pairs, in order
+
+    def dropped_text(self) -> list[str]:
+        """The drop counts in words, most common first."""
+        return [f"{n} {DROP_REASONS[key]}" for key, n in sorted(self.dropped.items(), key=lambda kv: -kv[1])]
+
+
+def _drop_reason(row: dict, exclude_flagged_voters: bool) -> str | None:
+    if not row["has_battle"]:
+        return "imported"
+    if row["battle_flag"] is not None:
+        return "flagged_battle"
+    if row["vote_flag"] is not None:
+        return "flagged_vote"
+    if exclude_flagged_voters and row["voter_flagged"]:
+        return "flagged_voter"
+    if row["winner"] == "tie":
+        return "tie"
+    if row["winner"] == "tie (bothbad)":
+        return "both_bad"
+    return None
+
+
+def vote_pairs(store, model_id: str | None = None, conversational: bool = True,
+               exclude_flagged_voters: bool = True, system_prompt: str | None = None) -> VotePairs:
+    """Preference pairs from the stored votes (only those on battles with `model_id`, when given), by
+    the rules in this module's docstring. `system_prompt` starts each conversational prompt (the one the
+    answers were generated under)."""
     rows = store.query(
-        "SELECT b.id, b.prompt, b.answer_a, b.answer_b,"
-        " count(*) FILTER (WHERE v.winner = 'model_a') AS a_votes,"
-        " count(*) FILTER (WHERE v.winner = 'model_b') AS b_votes"
-        " FROM battles b JOIN votes v ON v.battle_id = b.id"
-        " WHERE b.flagged_reason IS NULL AND v.flagged_reason IS NULL AND v.winner IN ('model_a', 'model_b')"
-        " GROUP BY b.id, b.prompt, b.answer_a, b.answer_b, b.created_at ORDER BY b.created_at, b.id"
+        "SELECT v.battle_id, v.winner, v.flagged_reason AS vote_flag, b.id IS NOT NULL AS has_battle,"
+        " b.flagged_reason AS battle_flag, b.prompt, b.answer_a, b.answer_b,"
+        " EXISTS (SELECT 1 FROM voter_flags f WHERE f.voter = v.voter) AS voter_flagged"
+        " FROM votes v LEFT JOIN battles b ON b.id = v.battle_id"
+        " WHERE ? IS NULL OR ? IN (v.model_a, v.model_b)"
+        " ORDER BY b.created_at, v.battle_id, v.ts, v.id",
+        [model_id, model_id],
     )
-    pairs = []
+    dropped: dict[str, int] = {}
+    decisive: dict[str, list[dict]] = {}
     for row in rows:
-        if row["a_votes"] == row["b_votes"]:
+        reason = _drop_reason(row, exclude_flagged_voters)
+        if reason:
+            dropped[reason] = dropped.get(reason, 0) + 1
+        else:
+            decisive.setdefault(row["battle_id"], []).append(row)
+    pairs, prompts, usable = [], [], 0
+    for votes in decisive.values():
+        battle = votes[0]
+        a_votes = sum(1 for v in votes if v["winner"] == "model_a")
+        b_votes = len(votes) - a_votes
+        if a_votes == b_votes:
+            dropped["split"] = dropped.get("split", 0) + len(votes)
             continue
-        a_won = row["a_votes"] > row["b_votes"]
-        chosen, rejected = (row["answer_a"], row["answer_b"]) if a_won else (row["answer_b"], row["answer_a"])
+        if battle["answer_a"].strip() == battle["answer_b"].strip():
+            dropped["same_answer"] = dropped.get("same_answer", 0) + len(votes)
+            continue
+        usable += max(a_votes, b_votes)
+        if min(a_votes, b_votes):
+            dropped["outvoted"] = dropped.get("outvoted", 0) + min(a_votes, b_votes)
+        a_won = a_votes > b_votes
+        chosen, rejected = ((battle["answer_a"], battle["answer_b"]) if a_won
+                            else (battle["answer_b"], battle["answer_a"]))
+        prompts.append(battle["prompt"])
         if conversational:
+            prompt = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
             pairs.append({
-                "prompt": [{"role": "user", "content": row["prompt"]}],
+                "prompt": prompt + [{"role": "user", "content": battle["prompt"]}],
                 "chosen": [{"role": "assistant", "content": chosen}],
                 "rejected": [{"role": "assistant", "content": rejected}],
             })
         else:
-            pairs.append({"prompt": row["prompt"], "chosen": chosen, "rejected": rejected})
-    return pairs
+            pairs.append({"prompt": battle["prompt"], "chosen": chosen, "rejected": rejected})
+    return VotePairs(pairs=pairs, votes=len(rows), usable=usable, dropped=dropped, prompts=prompts)
+
+
+def dpo_pairs(store, conversational: bool = True) -> list[dict[str, Any]]:
+    """Preference pairs from the decisive votes, one per battle (the rules of `vote_pairs`)."""
+    return vote_pairs(store, conversational=conversational).pairs
+
+
+def write_pairs(pairs: list[dict[str, Any]], out: str | Path) -> Path:
+    """The pairs as JSON Lines (TRL's preference rows), parent folders made."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        for pair in pairs:
+            fh.write(json.dumps(pair, ensure_ascii=False) + "\n")
+    return out
 
 
 def export_dpo(store, out: str | Path, conversational: bool = True) -> int:
@@ -97,9 +188,7 @@ def export_dpo(store, out: str | Path, conversational: bool = True) -> int:
     if out.suffix.lower() == ".parquet":
         pd.DataFrame(pairs, columns=["prompt", "chosen", "rejected"]).to_parquet(out, index=False)
     else:
-        with out.open("w", encoding="utf-8") as fh:
-            for pair in pairs:
-                fh.write(json.dumps(pair, ensure_ascii=False) + "\n")
+        write_pairs(pairs, out)
     return len(pairs)
 
 

@@ -13,6 +13,10 @@ Input everywhere is a "battles" frame with columns `model_a`, `model_b`, `winner
 - Online Elo (K=4, start 1000) in vote order, a secondary figure.
 - Wins/losses/ties, win rate with ties as half and a Wilson interval, pairwise matrix.
 - rank = 1 + number of models whose lower bound is above this model's upper bound.
+- Style control (`style.py`, FastChat's `compute_style_control`): when the votes carry their battle's
+  answers (`answer_a`, `answer_b`, as `votes_frame` gives them), every row also has the rating with
+  the answers' length and markdown held equal, its interval and rank, and how many points of the plain
+  rating style (`style_points`) and length alone (`length_points`) account for.
 """
 
 from __future__ import annotations
@@ -47,13 +51,14 @@ def as_battles(votes: Any) -> pd.DataFrame:
 
 
 def votes_frame(store, include_flagged: bool = False) -> pd.DataFrame:
-    """The stored votes as a battles frame (model ids), without flagged battles' or flagged votes.
+    """The stored votes as a battles frame (model ids), without flagged battles' or flagged votes, with
+    their battle's two answers.
 
-    Imported votes have no battle row and are included unless the vote itself is flagged.
+    Imported votes have no battle row (and no answers) and are included unless the vote itself is flagged.
     """
     flagged_clause = "" if include_flagged else "WHERE b.flagged_reason IS NULL AND v.flagged_reason IS NULL"
-    return store.query_df(
-        "SELECT v.model_a, v.model_b, v.winner, v.voter, v.battle_id, v.ts "
+    return store.query_df(  # the answers (NULL for imported votes) are what style control reads
+        "SELECT v.model_a, v.model_b, v.winner, v.voter, v.battle_id, v.ts, b.answer_a, b.answer_b "
         f"FROM votes v LEFT JOIN battles b ON b.id = v.battle_id {flagged_clause} ORDER BY v.ts, v.id"
     )
 
@@ -286,9 +291,11 @@ def rank_models(ci_low: dict[str, float], ci_high: dict[str, float]) -> dict[str
 
 # -- the table ---------------------------------------------------------------------------
 def leaderboard(votes: Any, rounds: int = 1000, seed: int = 0, names: dict[str, str] | None = None,
-                anchor: tuple[str, float] | None = None) -> list[dict[str, Any]]:
+                anchor: tuple[str, float] | None = None, style: bool = True) -> list[dict[str, Any]]:
     """One dict per model, best first: model, rating, ci_low, ci_high, wins, losses, ties,
-    votes, win_rate, win_rate_low, win_rate_high, elo, rank.
+    votes, win_rate, win_rate_low, win_rate_high, elo, rank, and the style-controlled figures
+    (`style_rating`, `style_ci_low`, `style_ci_high`, `style_rank`, `style_points`, `length_points`;
+    None where no vote of the model has its battle's answers, or with `style=False`).
 
     `votes`: a battles frame / list of dicts (`votes_frame(store)` for the stored votes).
     `names` maps ids to display names (`display_names(store)`; ids as they are by default).
@@ -297,6 +304,7 @@ def leaderboard(votes: Any, rounds: int = 1000, seed: int = 0, names: dict[str, 
     names = names or {}
     if df.empty:
         return []
+    styled = _style_figures(df, rounds, seed, anchor) if style else {}
     cells = preprocess_for_bt(df)
     bt = compute_bt(df, anchor=anchor, cells=cells)
     boot = bootstrap_bt(df, rounds=rounds, seed=seed, anchor=anchor, cells=cells)
@@ -327,10 +335,36 @@ def leaderboard(votes: Any, rounds: int = 1000, seed: int = 0, names: dict[str, 
                 "win_rate_high": round(rec["win_rate_high"], 4),
                 "elo": round(elo[model], 2),
                 "rank": ranks[model],
+                **styled.get(model, dict.fromkeys(STYLE_KEYS)),
             }
         )
     rows.sort(key=lambda r: (r["rank"], -r["rating"]))
     return rows
+
+
+STYLE_KEYS = ("style_rating", "style_ci_low", "style_ci_high", "style_rank", "style_points", "length_points")
+
+
+def _style_figures(df: pd.DataFrame, rounds: int, seed: int,
+                   anchor: tuple[str, float] | None) -> dict[str, dict[str, Any]]:
+    """Per model, the style-controlled figures of `leaderboard` ({} when no vote has answers)."""
+    from . import style
+
+    fitted = style.style_control(df, rounds=rounds, seed=seed)
+    if fitted is None:
+        return {}
+    shift = 0.0
+    if anchor is not None and anchor[0] in fitted["rating"]:
+        shift = anchor[1] - fitted["rating"][anchor[0]]
+    ranks = rank_models(fitted["ci_low"], fitted["ci_high"])
+    return {model: {
+        "style_rating": round(rating + shift, 2),
+        "style_ci_low": round(fitted["ci_low"][model] + shift, 2),
+        "style_ci_high": round(fitted["ci_high"][model] + shift, 2),
+        "style_rank": ranks[model],
+        "style_points": round(fitted["plain"][model] - rating, 2),  # plain minus controlled, same votes
+        "length_points": round(fitted["plain"][model] - fitted["length_only"][model], 2),
+    } for model, rating in fitted["rating"].items()}
 
 
 def guess_finetuned(store, model_ids: list[str]) -> str | None:
@@ -369,5 +403,15 @@ def summary(store, rounds: int = 1000, seed: int = 0) -> dict[str, Any]:
         head = headline(df, tuned, other)
         head["model"] = names.get(tuned, tuned)
         head["opponent"] = names.get(other, other)
+        head.update(_style_lead(rows, tuned, other))
     return {"leaderboard": rows, "pairwise": rates, "pairwise_counts": counts, "headline": head,
             "votes": len(df)}
+
+
+def _style_lead(rows: list[dict[str, Any]], tuned: str, other: str) -> dict[str, Any]:
+    """The fine-tuned model's lead in rating points, plain and with style controlled (None without answers)."""
+    by_id = {r["model_id"]: r for r in rows}
+    lead = round(by_id[tuned]["rating"] - by_id[other]["rating"], 2)
+    mine, theirs = by_id[tuned].get("style_rating"), by_id[other].get("style_rating")
+    style_lead = None if mine is None or theirs is None else round(mine - theirs, 2)
+    return {"lead": lead, "style_lead": style_lead}

@@ -109,15 +109,85 @@ def leaderboard(args) -> int:
         print("No votes yet.")
     else:
         _print_board(board["rows"])
+        _print_style(board["rows"])
     return 0
 
 
 def _print_board(rows: list[dict]) -> None:
-    print(f"{'rank':>4}  {'model':<30} {'rating':>8} {'95% CI':>17} {'W':>5} {'L':>5} {'T':>5} {'win rate':>9}")
+    styled = any(r.get("style_rating") is not None for r in rows)
+    print(f"{'rank':>4}  {'model':<30} {'rating':>8} {'95% CI':>17} {'W':>5} {'L':>5} {'T':>5} {'win rate':>9}"
+          + (f" {'style-ctl':>9} {'95% CI':>17}" if styled else ""))
     for r in rows:
         ci = f"{r['ci_low']:.0f}..{r['ci_high']:.0f}"
-        print(f"{r['rank']:>4}  {r['model'][:30]:<30} {r['rating']:>8.1f} {ci:>17} {r['wins']:>5} {r['losses']:>5} "
-              f"{r['ties']:>5} {r['win_rate']:>8.1%}")
+        line = (f"{r['rank']:>4}  {r['model'][:30]:<30} {r['rating']:>8.1f} {ci:>17} {r['wins']:>5} {r['losses']:>5} "
+                f"{r['ties']:>5} {r['win_rate']:>8.1%}")
+        if styled and r.get("style_rating") is not None:
+            style_ci = f"{r['style_ci_low']:.0f}..{r['style_ci_high']:.0f}"
+            line += f" {r['style_rating']:>9.1f} {style_ci:>17}"
+        print(line)
+
+
+def _print_style(rows: list[dict]) -> None:
+    """How much of each model's standing its answers' style (length, markdown) earned."""
+    styled = [r for r in rows if r.get("style_rating") is not None]
+    if not styled:
+        return
+    print("\nStyle control (FastChat's method: length and markdown of the answers held equal):")
+    for r in styled:
+        print(f"  {style_sentence(r)}")
+
+
+def style_sentence(row: dict) -> str:
+    """One model's plain vs style-controlled standing, in words: how much of its lead over the average
+    (1000) is style, and how much length alone."""
+    lead = row["style_rating"] + row["style_points"] - 1000  # the plain rating on the same votes, as a lead
+    text = (f"{row['model']}: {row['style_rating']:.0f} with style controlled ({row['style_ci_low']:.0f} to "
+            f"{row['style_ci_high']:.0f}), {row['style_points']:+.0f} points from style, "
+            f"{row['length_points']:+.0f} from length alone")
+    if lead > 1 and row["style_points"] > 0:
+        share = min(1.0, row["style_points"] / lead)
+        text += f": {share:.0%} of its {lead:.0f}-point lead is style"
+    return text + "."
+
+
+def train_on_votes(args) -> int:
+    result = gateway.call("train_on_votes", model=args.model, min_votes=args.min_votes, dpo_beta=args.beta,
+                          num_epochs=args.epochs, max_steps=args.max_steps)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0 if result["started"] else 1
+    print(result["message"], file=sys.stdout if result["started"] else sys.stderr)
+    if result["started"]:
+        print(f"Follow it with `ftassist jobs show {result['run_id']}`; `ftassist arena loops` says how the new "
+              "model does against its parent.")
+    return 0 if result["started"] else 1
+
+
+def loops(args) -> int:
+    found = gateway.call("preference_loops")
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    if not found:
+        print("No run has trained on arena votes yet: `ftassist arena train-on-votes --from MODEL` starts one.")
+    for loop in found:
+        print(loop_sentence(loop))
+    return 0
+
+
+def loop_sentence(loop: dict) -> str:
+    """One preference loop in words: the run, the new model, and how it does against its parent."""
+    text = (f"{loop['parent_name']} trained on {loop['pairs']} pairs from its votes: run {loop['run_id']}, "
+            f"{loop['status']}")
+    if loop.get("child_name"):
+        text += f"; new model {loop['child_name']}"
+    if loop.get("message"):
+        text += f" ({loop['message']})"
+    head = loop.get("head_to_head")
+    if head:
+        text += (f". Against its parent it wins {head['win_rate']:.0%} (95% interval {head['win_rate_low']:.0%} to "
+                 f"{head['win_rate_high']:.0%}) over {head['votes']} votes: {head['verdict']}")
+    return text + "."
 
 
 def judge(args) -> int:
@@ -223,6 +293,21 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list of objects")
     p.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds (default 1000)")
     p.set_defaults(func=leaderboard)
+
+    p = asub.add_parser("train-on-votes", help="train the next version of a fine-tuned model on its votes (DPO)")
+    p.add_argument("--from", dest="model", required=True, metavar="MODEL",
+                   help="the fine-tuned arena model voted on (id or name), registered from a local run")
+    p.add_argument("--min-votes", dest="min_votes", type=int, default=20,
+                   help="start only with at least this many usable preference pairs (default 20)")
+    p.add_argument("--beta", type=float, default=None, help="DPO's beta (default 0.1)")
+    p.add_argument("--epochs", type=float, default=None, help="passes over the pairs (default: the preset's)")
+    p.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=train_on_votes)
+
+    p = asub.add_parser("loops", help="the runs trained on votes, and how each new model does against its parent")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=loops)
 
     p = asub.add_parser("judge", help="an LLM judge on the battles (both orders), kept apart from human votes")
     p.add_argument("--judge", help="a registered API model (id or name) to judge with")

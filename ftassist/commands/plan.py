@@ -75,6 +75,8 @@ def build_options(args) -> dict:
         "include_together": not args.no_together and (self_filter or not openai_filter),
         "flavors": args.flavor or None,
         "together_rate": args.together_rate,
+        "objective": args.objective,
+        "precompute_reference": args.precompute_reference,
     }
 
 
@@ -124,7 +126,8 @@ def run_estimate(args) -> int:
         print(json.dumps(estimate_json(table), indent=2))
         return 0
     inp = table["inputs"]
-    print(f"{inp['n_examples']:,} examples, {inp['total_tokens']:,} tokens "
+    what = "preference pairs (prompt + chosen + prompt + rejected)" if inp.get("pairs") else "examples"
+    print(f"{inp['n_examples']:,} {what}, {inp['total_tokens']:,} tokens "
           f"({'exact' if inp['exact'] else 'estimated'}, {inp['encoding']}); {inp['epochs_how']}")
     for note in table["notes"]:
         print(f"  - {note}")
@@ -175,6 +178,12 @@ def add_estimate_parser(sub) -> None:
     p.add_argument("--no-together", action="store_true", help="leave out Together AI")
     p.add_argument("--flavor", action="append", help="Hugging Face Jobs flavor (repeatable); default: the single-GPU ones")
     p.add_argument("--together-rate", type=float, metavar="USD_PER_1M", help="Together AI's rate per 1M tokens")
+    p.add_argument("--objective", choices=("sft", "dpo"), default="sft",
+                   help="sft: chats (default); dpo: preference pairs (prompt, chosen, rejected), each counted as "
+                        "prompt + chosen + prompt + rejected; quick mode's --examples is then the pairs and "
+                        "--avg-tokens a pair's tokens")
+    p.add_argument("--precompute-reference", action="store_true",
+                   help="full DPO: the reference log-probs are computed before training (no second model copy)")
     p.add_argument("--how", action="store_true", help="print how every figure was computed")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_estimate)

@@ -7,7 +7,10 @@ no app the same use cases run in this process. `train` follows the run's events 
 (files are not the database) with a progress line on stderr, asks `show_run` for the status,
 or returns at once with `--detach`. With `--json` the last stdout line is one JSON object:
 status, job_id, run_dir, output_dir, output_model, first_loss, final_loss, best_eval_loss,
-error, hint, backend, remote_id (the provider's job id: OpenAI, Together, Hugging Face Jobs). Exit codes: 0 succeeded, 1 the run did not succeed, 2 it could not start.
+error, hint, backend, remote_id (the provider's job id: OpenAI, Together, Hugging Face Jobs); a DPO
+run (`--method dpo`, or `--objective dpo`) adds objective and its last rewards/margins and
+rewards/accuracies (and eval_rewards/... with a validation set). Exit codes: 0 succeeded, 1 the run
+did not succeed, 2 it could not start.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from ftassist.commands import gateway
 from ftassist.formatting import format_duration
 
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
+# A DPO run's result adds its last reward margin and preference accuracy (and their validation values, if any).
+PREFERENCE_KEYS = ("rewards/margins", "rewards/accuracies", "eval_rewards/margins", "eval_rewards/accuracies")
 RESULT_KEYS = ("status", "job_id", "run_dir", "output_dir", "output_model", "first_loss", "final_loss",
                "best_eval_loss", "error", "hint")
 STATUS_EVERY_S = 1.0  # how often `train` asks for the run's status while it follows the events file
@@ -33,10 +38,30 @@ def _absolute(path: str | None) -> str | None:
 
 
 # -- the spec from arguments --------------------------------------------------------------------
+def objective_and_method(args) -> tuple[str, str]:
+    """`--method dpo` is DPO with LoRA (the usual choice); `--objective dpo` with any method says the same."""
+    method = getattr(args, "method", "lora")
+    objective = getattr(args, "objective", None)
+    if method == "dpo":
+        if objective == "sft":
+            raise CLIError("--method dpo trains on preference pairs: drop --objective sft, or pick --method lora, "
+                           "qlora or full.")
+        return "dpo", "lora"
+    return objective or "sft", method
+
+
 def spec_from_args(args, train_file: str, valid_file: str | None) -> dict:
     """The run's settings from the flags (what is not given is left to the presets)."""
-    spec: dict = dict(backend=args.backend, method=args.method, train_file=train_file, valid_file=valid_file,
-                      seed=args.seed)
+    objective, method = objective_and_method(args)
+    spec: dict = dict(backend=args.backend, method=method, train_file=train_file, valid_file=valid_file,
+                      seed=args.seed, objective=objective)
+    if getattr(args, "beta", None) is not None:
+        spec["dpo_beta"] = args.beta
+    if getattr(args, "report_to", None):
+        spec["report_to"] = [name.strip() for name in args.report_to.split(",") if name.strip()]
+    start = getattr(args, "start_from", None)
+    if start:  # a run id, a run folder or a model folder (the app resolves it)
+        spec["start_from"] = _absolute(start) if Path(start).expanduser().exists() else start
     if args.backend in ("local", "hf-jobs"):  # hf-jobs: the same recipe, on a rented GPU
         base = args.base_model or "tiny-random"
         spec["base_model"] = _absolute(base) if Path(base).expanduser().exists() else base
@@ -61,7 +86,7 @@ def spec_from_args(args, train_file: str, valid_file: str | None) -> dict:
         return spec
     if args.backend == "together":
         return _together_spec(args, spec)
-    if args.method == "qlora":
+    if method == "qlora":
         raise CLIError("the OpenAI backend trains its own way: leave --method as lora.")
     openai: dict = {}
     if args.base_model:
@@ -139,8 +164,11 @@ class _Progress:
             bar = "#" * int(frac * 24) + "-" * (24 - int(frac * 24))
             loss = e.get("loss")
             tps = e.get("tokens_per_s")
+            margin, accuracy = e.get("rewards/margins"), e.get("rewards/accuracies")
             text = (f"[{bar}] step {step}/{total or '?'}"
                     + (f" loss {loss:.4f}" if isinstance(loss, (int, float)) else "")
+                    + (f" margin {margin:.3f} acc {accuracy:.0%}" if isinstance(margin, (int, float))
+                       and isinstance(accuracy, (int, float)) else "")
                     + f" eta {format_duration(e.get('eta_s'))}"
                     + (f" {tps:,.0f} tok/s" if isinstance(tps, (int, float)) else ""))
             if self.tty:
@@ -212,7 +240,8 @@ def run_train(args) -> int:
     data = gateway.call("prepare_training_data", path=_absolute(args.path), valid=_absolute(args.valid),
                         valid_fraction=args.valid_fraction, seed=args.seed)
     if data["cleaned"] and not args.json:
-        print(f"data: {data['n_train']} train / {data['n_valid']} valid examples"
+        print(f"data: {data['n_train']} train / {data['n_valid']} valid "
+              + ("pairs" if data.get("kind") == "pairs" else "examples")
               + (f", {data['n_dropped']} dropped (see {data['dropped_path']})" if data["n_dropped"] else ""),
               file=sys.stderr)
     spec = spec_from_args(args, data["train_file"], data["valid_file"])
@@ -242,6 +271,12 @@ def _report_started(started: dict, args) -> int:
     result = {key: run.get(key) for key in RESULT_KEYS}
     result["job_id"] = run_id
     result.update(backend=run.get("backend"), remote_id=run.get("external_id"))
+    if run.get("objective") == "dpo":  # what DPO users read first: reward margin and preference accuracy
+        result["objective"] = "dpo"
+        preference = run.get("preference") or {}
+        for key in PREFERENCE_KEYS:
+            if key in preference or not key.startswith("eval_"):
+                result[key] = preference.get(key)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
@@ -258,6 +293,11 @@ def render_result(r: dict) -> str:
     if r.get("first_loss") is not None and r.get("final_loss") is not None:
         lines.append(f"loss: {r['first_loss']:.4f} -> {r['final_loss']:.4f}"
                      + (f" (best valid {r['best_eval_loss']:.4f})" if r.get("best_eval_loss") is not None else ""))
+    if isinstance(r.get("rewards/margins"), (int, float)) and isinstance(r.get("rewards/accuracies"), (int, float)):
+        lines.append(f"reward margin: {r['rewards/margins']:.3f}, preference accuracy: {r['rewards/accuracies']:.0%}"
+                     + (f" (valid {r['eval_rewards/margins']:.3f}, {r['eval_rewards/accuracies']:.0%})"
+                        if isinstance(r.get("eval_rewards/margins"), (int, float))
+                        and isinstance(r.get("eval_rewards/accuracies"), (int, float)) else ""))
     if r.get("error"):
         lines.append(f"reason: {r['error']}")
     if r.get("hint"):
@@ -278,10 +318,11 @@ def run_jobs_list(args) -> int:
     if not rows:
         print("no jobs yet: start one with `ftassist train FILE`")
         return 0
-    print(f"{'id':24} {'status':11} {'backend':7} {'method':6} {'step':>11}  base model")
+    print(f"{'id':24} {'status':11} {'backend':7} {'method':6} {'obj':4} {'step':>11}  base model")
     for r in rows:
         step = f"{r.get('last_step') or 0}/{r.get('total_steps') or '?'}"
-        print(f"{r['id']:24} {r['status']:11} {r['backend']:7} {r['method']:6} {step:>11}  {r['base_model']}")
+        print(f"{r['id']:24} {r['status']:11} {r['backend']:7} {r['method']:6} {r.get('objective') or 'sft':4} "
+              f"{step:>11}  {r['base_model']}")
     return 0
 
 
@@ -290,10 +331,12 @@ def run_jobs_show(args) -> int:
     if args.json:
         print(json.dumps(job, ensure_ascii=False))
         return 0
-    for key in ("id", "status", "backend", "base_model", "method", "run_dir", "external_id", "output_model",
-                "output_dir", "first_loss", "final_loss", "best_eval_loss", "error", "hint"):
+    for key in ("id", "status", "backend", "base_model", "method", "objective", "run_dir", "external_id",
+                "output_model", "output_dir", "first_loss", "final_loss", "best_eval_loss", "error", "hint"):
         if job.get(key) not in (None, ""):
             print(f"{key:15} {job[key]}")
+    for key, value in (job.get("preference") or {}).items():
+        print(f"{key:15} {value:.4f}" if len(key) < 16 else f"{key} {value:.4f}")
     prog = job.get("progress") or {}
     if prog.get("step"):
         print(f"{'progress':15} step {prog['step']}/{prog.get('total_steps') or '?'}, "
@@ -332,11 +375,25 @@ def register(sub) -> None:
     """Add `train` and `jobs` to the `ftassist` parser."""
     p = sub.add_parser("train", help="fine-tune a model on a dataset (local TRL/PEFT worker, OpenAI or Together AI)",
                        description="Train on PATH: a chat JSONL, a raw dataset (cleaned and split first), "
-                                   "or a folder with train.jsonl/valid.jsonl from `ftassist clean`.")
+                                   "a preference-pair JSONL for DPO (split first), or a folder with "
+                                   "train.jsonl/valid.jsonl from `ftassist clean`.")
     p.add_argument("path", metavar="PATH")
     p.add_argument("--base-model", default=None,
                    help="Hub id, local folder or tiny-random (local; default tiny-random); the OpenAI model (openai)")
-    p.add_argument("--method", choices=("lora", "qlora", "full"), default="lora")
+    p.add_argument("--method", choices=("lora", "qlora", "full", "dpo"), default="lora",
+                   help="which weights learn: lora, qlora (4-bit base, NVIDIA GPU), full; dpo = --objective dpo with "
+                        "lora")
+    p.add_argument("--objective", choices=("sft", "dpo"), default=None,
+                   help="sft: learn the answers of chats (default); dpo: prefer the chosen answer of preference "
+                        "pairs (prompt, chosen, rejected), e.g. the Arena's export")
+    p.add_argument("--beta", type=float, default=None,
+                   help="DPO beta (default 0.1): how far the model may move from its reference; lower moves further")
+    p.add_argument("--start-from", default=None, metavar="RUN_ID_OR_DIR",
+                   help="start from a finished run (its id, or its model folder) instead of the base model: "
+                        "SFT, then DPO; the DPO reference is then that model")
+    p.add_argument("--report-to", default=None, metavar="NAMES",
+                   help="local runs: also report metrics to tensorboard and/or trackio (comma-separated; needs "
+                        "the package installed)")
     p.add_argument("--backend", choices=("local", "openai", "together", "hf-jobs"), default="local",
                    help="local (TRL/PEFT here), openai, together (Together AI, key from TOGETHER_API_KEY), or "
                         "hf-jobs (this recipe on a rented Hugging Face GPU, token from HF_TOKEN)")

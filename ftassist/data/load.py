@@ -180,12 +180,19 @@ def iter_records(
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     max_depth: int = DEFAULT_MAX_DEPTH,
     kind: str | None = None,
+    max_decoded_bytes: int | None = None,
 ) -> Iterator[Record]:
     """Yield every record of the file in order (a generator: nothing is held but the current record).
 
     `kind` (one of FILE_TYPES) overrides the detected file type: a recovery reads a JSON array
     saved as .jsonl as the array it is. Raises LoadError (before the first record) when the file
     cannot be read at all.
+
+    Bounded input: no record is decoded beyond `max_record_bytes` (it becomes a `record_too_large`
+    problem on its line or row). Text formats decode to no more than their own bytes, so the upload
+    limit on bytes bounds them; a Parquet file may decode to far more than it weighs, so its decoded
+    size is held to `max_decoded_bytes` (default: the upload limit), checked on the footer before
+    anything is decompressed and again while reading.
     """
     path = Path(path)
     detected = detect_file_type(path)
@@ -197,7 +204,7 @@ def iter_records(
     if kind == "csv":
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
         return _iter_csv(path, delimiter, max_record_bytes, max_depth)
-    return _iter_parquet(path)
+    return _iter_parquet(path, max_record_bytes, max_decoded_bytes)
 
 
 def iter_lines(path: str | Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[tuple[int, bytes | None, bool]]:
@@ -697,18 +704,95 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
-def _iter_parquet(path: Path) -> Iterator[Record]:
-    """Rows in file order; `line` is the row index + 1 and `raw_size` the batch's bytes per row."""
+PARQUET_BATCH_BYTES = 16 * 2**20  # decoded bytes per batch read: memory stays near this, whatever the file
+
+
+def default_max_decoded_bytes() -> int:
+    """The most a whole file may decode to: the app's upload limit (`FTASSIST_MAX_UPLOAD`, default 1 GB)."""
+    from ftassist import config
+
+    return config.max_upload_bytes()
+
+
+def _size(n: float) -> str:
+    for unit, factor in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n >= factor:
+            return f"{n / factor:.4g} {unit}"
+    return f"{int(n)} bytes"
+
+
+def _too_big_file(name: str, what: str, limit: int) -> LoadError:
+    return LoadError(f"{name}: {what}, more than the {_size(limit)} a file may decode to — split the file, "
+                     "or raise FTASSIST_MAX_UPLOAD if this machine has the memory")
+
+
+def _parquet_plan(pf, name: str, max_record_bytes: int, max_decoded_bytes: int) -> list[tuple[int, int]]:
+    """From the footer alone (nothing decompressed yet): refuse a file whose row groups decode to more than
+    the limit, and choose each row group's batch size so one batch decodes to about PARQUET_BATCH_BYTES.
+    Returns [(row group, rows per batch)]."""
+    meta = pf.metadata
+    plan, total, first_row = [], 0, 1
+    for index in range(meta.num_row_groups):
+        group = meta.row_group(index)
+        rows = max(group.num_rows, 0)
+        decoded = max(group.total_byte_size, sum(group.column(c).total_uncompressed_size
+                                                 for c in range(group.num_columns)))
+        total += decoded
+        if total > max_decoded_bytes:
+            raise _too_big_file(name, f"its data decompresses to {_size(total)} by row {first_row + rows - 1} "
+                                      f"(row group {index + 1})", max_decoded_bytes)
+        per_row = decoded / rows if rows else 0
+        batch = 1 if per_row > max_record_bytes else max(1, min(1024, int(PARQUET_BATCH_BYTES // max(per_row, 1))))
+        plan.append((index, batch))
+        first_row += rows
+    return plan
+
+
+def _row_sizes(batch, max_record_bytes: int) -> list[int]:
+    """Decoded bytes of each row of a record batch, without materialising it: a dictionary column
+    counts each row's value length (one short value repeated a million times is a million values), any
+    other column its buffers' share (per row only when the column could hold a row over the cap)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = batch.num_rows
+    sizes = [0] * rows
+    for column in batch.columns:
+        if pa.types.is_dictionary(column.type):
+            lengths = pc.fill_null(pc.take(pc.binary_length(column.dictionary), column.indices), 0).to_pylist()
+            sizes = [a + b for a, b in zip(sizes, lengths)]
+        elif column.nbytes <= max_record_bytes:
+            share = column.nbytes // max(rows, 1)
+            sizes = [a + share for a in sizes]
+        else:
+            sizes = [a + column.slice(i, 1).nbytes for i, a in enumerate(sizes)]
+    return sizes
+
+
+def _iter_parquet(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+                  max_decoded_bytes: int | None = None) -> Iterator[Record]:
+    """Rows in file order; `line` is the row index + 1 and `raw_size` the row's decoded bytes.
+
+    Bounded like the text readers: the footer is checked before anything is decompressed (a few
+    kilobytes of zstd can hold gigabytes of text), rows are read in batches of about
+    PARQUET_BATCH_BYTES, a row larger than `max_record_bytes` is reported on its row and skipped, and
+    the file stops with a LoadError naming the row where its decoded data passes `max_decoded_bytes`
+    (whatever the footer claimed)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if path.stat().st_size == 0:
         return
+    limit = default_max_decoded_bytes() if max_decoded_bytes is None else max_decoded_bytes
     try:
-        pf = pq.ParquetFile(path)
+        schema = pq.read_schema(path)
+        texts = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                 or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+        pf = pq.ParquetFile(path, read_dictionary=texts)  # repeated values stay one copy until a row is read
     except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid/OSError with long texts
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise LoadError(f"{path.name} is not a readable Parquet file ({first}) — re-export it") from None
+    plan = _parquet_plan(pf, path.name, max_record_bytes, limit)
 
     def plain(t: pa.DataType) -> bool:
         if pa.types.is_struct(t):
@@ -720,14 +804,24 @@ def _iter_parquet(path: Path) -> Iterator[Record]:
 
     needs_conversion = not all(plain(f.type) for f in pf.schema_arrow)
     row = 0
+    decoded = 0
     try:
-        for batch in pf.iter_batches(batch_size=1024):
-            per_row = batch.nbytes // max(batch.num_rows, 1)
-            for data in batch.to_pylist():
-                row += 1
-                if needs_conversion:
-                    data = json_value(data)
-                yield Record(line=row, data=data, raw_size=per_row)
+        for group, batch_rows in plan:
+            for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[group]):
+                sizes = _row_sizes(batch, max_record_bytes)
+                whole = None if sum(sizes) > PARQUET_BATCH_BYTES else batch.to_pylist()
+                for i, size in enumerate(sizes):
+                    row += 1
+                    decoded += size
+                    if decoded > limit:
+                        raise _too_big_file(path.name, f"its data passes {_size(limit)} at row {row}", limit)
+                    if size > max_record_bytes:
+                        yield Record(line=row, problem=_too_large(row, max_record_bytes), raw_size=size)
+                        continue
+                    data = whole[i] if whole is not None else batch.slice(i, 1).to_pylist()[0]
+                    if needs_conversion:
+                        data = json_value(data)
+                    yield Record(line=row, data=data, raw_size=size)
     except (OSError, pa.ArrowException) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise LoadError(f"{path.name}: Parquet data is corrupt after row {row} ({first}) — re-export it") from None
@@ -808,12 +902,32 @@ def load_hub_dataset(
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{name}_{config or ''}_{split}").strip("_")
     dest = out / f"{safe}.jsonl"
     tmp = dest.with_suffix(".jsonl.part")
-    with open(tmp, "wb") as fh:
-        for row in ds:
-            fh.write(orjson.dumps(json_value(row)))
-            fh.write(b"\n")
+    try:
+        _write_hub_rows(ds, tmp, name, default_max_decoded_bytes())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(dest)
     return dest
+
+
+def _write_hub_rows(rows, out: Path, name: str, max_decoded_bytes: int,
+                    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> int:
+    """Write a Hub dataset's rows (Arrow, decoded one at a time) as JSONL, held to the same bounds as an
+    upload: a row over `max_record_bytes` or a total over `max_decoded_bytes` stops it, naming the row."""
+    total = 0
+    with open(out, "wb") as fh:
+        for index, row in enumerate(rows, start=1):
+            line = orjson.dumps(json_value(row))
+            if len(line) > max_record_bytes:
+                raise LoadError(f"{name}: row {index} is {_size(len(line))} as JSON, more than the "
+                                f"{_size(max_record_bytes)} a record may take — pick a dataset of chat examples")
+            total += len(line) + 1
+            if total > max_decoded_bytes:
+                raise _too_big_file(name, f"its rows pass {_size(max_decoded_bytes)} at row {index}", max_decoded_bytes)
+            fh.write(line)
+            fh.write(b"\n")
+    return total
 
 
 def resolve_source(path_or_id: str, hub_dir: Path | None = None) -> Path:

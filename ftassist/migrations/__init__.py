@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-COMPONENTS = ("core", "jobs", "arena")
+COMPONENTS = ("core", "jobs", "arena", "evaluation")
 
 
 def all_migrations() -> dict[str, list[str]]:

@@ -86,4 +86,42 @@ MIGRATIONS = [
     """
     ALTER TABLE votes ADD COLUMN flagged_reason VARCHAR;
     """,
+    # 6: the preference loop: a DPO run trained on the votes a model got (parent), and what became of it:
+    # training -> finishing (registering its model, generating battles against the parent) -> done | failed.
+    """
+    CREATE TABLE preference_loops (
+        id VARCHAR PRIMARY KEY,
+        parent_model VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        pairs INTEGER NOT NULL,
+        votes INTEGER NOT NULL,
+        usable_votes INTEGER NOT NULL,
+        pairs_path VARCHAR,
+        status VARCHAR NOT NULL DEFAULT 'training',
+        child_model VARCHAR,
+        battles INTEGER,
+        message VARCHAR,
+        created_at TIMESTAMP DEFAULT current_timestamp,
+        finished_at TIMESTAMP
+    );
+    """,
+    # 7: voters who are hard to fake: each serve, vote and skip keeps the client's hashed address and the
+    # time (epoch seconds) it happened, for the reading time, the per-address limits and the burst test, and so
+    # that expired serves and skips can be deleted; a voter's own prompt waits for the admin's review; the
+    # upstream calls made for own prompts, for their budgets.
+    """
+    ALTER TABLE battle_serves ADD COLUMN address_hash VARCHAR;
+    ALTER TABLE battle_serves ADD COLUMN served_epoch DOUBLE;
+    ALTER TABLE battle_skips ADD COLUMN skipped_epoch DOUBLE;
+    ALTER TABLE votes ADD COLUMN address_hash VARCHAR;
+    ALTER TABLE votes ADD COLUMN voted_epoch DOUBLE;
+    ALTER TABLE battles ADD COLUMN review VARCHAR;
+    UPDATE battles SET review = 'pending' WHERE source = 'voter';
+    CREATE TABLE arena_calls (
+        ts_epoch DOUBLE NOT NULL,
+        address_hash VARCHAR,
+        voter VARCHAR,
+        calls INTEGER NOT NULL
+    );
+    """,
 ]

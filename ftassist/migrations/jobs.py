@@ -49,4 +49,10 @@ MIGRATIONS = [
     ALTER TABLE jobs ADD COLUMN launcher VARCHAR;
     ALTER TABLE jobs ADD COLUMN updated_at TIMESTAMP;
     """,
+    # 3: what a run optimises (sft on chats, dpo on preference pairs), so the run list can say it without
+    # reading every spec; runs from before preference tuning were all SFT.
+    """
+    ALTER TABLE jobs ADD COLUMN objective VARCHAR DEFAULT 'sft';
+    UPDATE jobs SET objective = 'sft' WHERE objective IS NULL;
+    """,
 ]

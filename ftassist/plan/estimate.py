@@ -7,7 +7,10 @@ figure carries a `how` string so it can be checked by hand.
 
 Token counts come from the Data step's report and are never recounted here (that is what
 makes the estimate after a check cheap); quick mode builds the counts from "N examples of
-about T tokens", or counts one pasted example. Counts made with an OpenAI encoding are exact for OpenAI
+about T tokens", or counts one pasted example. Preference tuning (objective "dpo") is estimated on pairs: each
+pair counts as its two sequences, prompt + chosen + prompt + rejected, and every path prices it as such (DPO
+rates on Together, OpenAI's DPO models only, two sequences and a reference model for the GPU memory and time).
+Counts made with an OpenAI encoding are exact for OpenAI
 rows and approximate for open models (their own tokenizers differ), and every such row says so; counts made
 with an open model's own tokenizer (a check for that model, when its tokenizer was on the machine) make
 that model's rows exact.
@@ -44,6 +47,8 @@ class TokenInput:
     source: str  # "report" | "quick" | "pasted example"
     note: str = ""
     path: str | None = None  # the dataset file counted, for the command lines that start a run
+    sequences: int = 1  # sequences per example: 2 for preference pairs (prompt + chosen, prompt + rejected)
+    longest_sequence: int | None = None  # pairs: the longest single sequence (what the sequence length must hold)
 
     @property
     def n(self) -> int:
@@ -62,6 +67,15 @@ class TokenInput:
     @property
     def max(self) -> int:
         return max(self.per_example) if self.per_example else 0
+
+    @property
+    def longest(self) -> int:
+        """The longest sequence training sees: an example, or one half of a pair."""
+        return self.longest_sequence if self.longest_sequence is not None else self.max
+
+    @property
+    def pairs(self) -> bool:
+        return self.sequences == 2
 
     def averages(self) -> tuple[float, float]:
         """(average input tokens, average output tokens) per request: input = total - assistant."""
@@ -99,8 +113,12 @@ def tokens_from_report(report: Any) -> TokenInput:
     )
 
 
-def tokens_quick(n_examples: int, avg_tokens: float, avg_output_tokens: float | None = None) -> TokenInput:
-    """Quick mode: `n_examples` examples of about `avg_tokens` tokens each (no dataset needed)."""
+def tokens_quick(n_examples: int, avg_tokens: float, avg_output_tokens: float | None = None,
+                 pairs: bool = False) -> TokenInput:
+    """Quick mode: `n_examples` examples of about `avg_tokens` tokens each (no dataset needed).
+
+    With `pairs`, preference pairs: `avg_tokens` is a pair's prompt + chosen + prompt + rejected, and
+    `avg_output_tokens` its chosen + rejected."""
     n = int(n_examples or 0)
     t = int(round(float(avg_tokens or 0)))
     if n < 1 or t < 1:
@@ -113,8 +131,25 @@ def tokens_quick(n_examples: int, avg_tokens: float, avg_output_tokens: float | 
         out, note = int(round(float(avg_output_tokens))), "reply tokens as given"
     if out > t:
         raise ValueError("The reply (output) tokens cannot exceed the example's total tokens.")
+    if pairs:
+        note = note.replace("of each example", "of each pair (chosen + rejected)")
+        return TokenInput([t] * n, [out] * n, "o200k_base", False, "quick",
+                          f"quick mode: {n:,} preference pairs x {t:,} tokens (prompt + chosen + prompt + rejected; "
+                          f"a guess, check the pairs file for exact counts); {note}",
+                          sequences=2, longest_sequence=max(1, (t + 1) // 2))
     return TokenInput([t] * n, [out] * n, "o200k_base", False, "quick",
                       f"quick mode: {n:,} examples x {t:,} tokens (a guess; check the dataset for exact counts); {note}")
+
+
+def tokens_from_pairs(counts: Any, path: str | None = None) -> TokenInput:
+    """Counts of preference pairs (`data.preference_pairs.count_pairs`): each pair is prompt + chosen + prompt +
+    rejected, the two sequences DPO trains on."""
+    if not counts.per_pair:
+        raise ValueError("No preference pairs to estimate.")
+    return TokenInput(list(counts.per_pair), list(counts.answer_per_pair), counts.encoding, counts.exact, "pairs",
+                      f"{'exact' if counts.exact else 'approximate'} counts of {len(counts.per_pair):,} preference "
+                      f"pairs{' in ' + str(path) if path else ''} ({counts.encoding}): each pair is prompt + chosen + "
+                      "prompt + rejected", path=path, sequences=2, longest_sequence=counts.longest_sequence)
 
 
 def tokens_from_example(example: str | dict, n_examples: int, model: str | None = None) -> TokenInput:
@@ -159,6 +194,8 @@ class EstimateOptions:
     gradient_checkpointing: bool = True
     lora_rank: int = 16
     mfu: float = hardware.DEFAULT_MFU
+    objective: str = "sft"  # sft (chats) | dpo (preference pairs: DPO rates, two sequences, a reference model)
+    precompute_reference: bool = False  # full DPO: reference log-probs computed before training (no second copy)
     requests_per_month: int = DEFAULT_REQUESTS_PER_MONTH
     include_openai: bool = True
     include_self_hosted: bool = True  # this machine's GPUs and the catalogue GPUs
@@ -189,7 +226,7 @@ class EstimateRow:
     kind: str  # openai | self_hosted | hf_jobs | together
     label: str
     model: str  # OpenAI model or base model
-    method: str  # openai_sft | openai_rft | full | lora | qlora
+    method: str  # openai_sft | openai_dpo | openai_rft | full | lora | qlora
     gpu: str | None
     epochs: int
     billing_tokens: int  # tokens per epoch (OpenAI: clipped to its limit; self-hosted: clipped to seq_len)
@@ -206,11 +243,14 @@ class EstimateRow:
     how: dict[str, str] = field(default_factory=dict)
     available: bool = True  # open to this person today (OpenAI: customers only, models not shut down)
     why: str = ""  # why not, when unavailable (or why there is no cost)
-    backend: str = "local"  # local | hf-jobs | together | openai: what `ftassist train --backend` takes
+    # local | hf-jobs | together | openai: what `ftassist train --backend` takes; "elsewhere": a catalogue GPU
+    # rented from another cloud, shown for comparison (ftassist would run there as `--backend local`)
+    backend: str = "local"
     hardware: str = ""  # where it runs, in words
     flavor: str | None = None  # the Hugging Face Jobs flavor
     tokens_exact: bool = True  # False: an OpenAI encoding's count standing in for an open model's tokenizer
     start: str = ""  # the command line that starts this run
+    objective: str = "sft"  # sft | dpo: what the run optimises
 
 
 @dataclass
@@ -315,7 +355,9 @@ def _openai_access(model: str, opts: EstimateOptions) -> tuple[bool, str, str]:
 
 
 def _openai_rows(tin: TokenInput, opts: EstimateOptions, notes: list[str]) -> list[EstimateRow]:
-    names = opts.openai_models or pricing.model_names()
+    dpo = opts.objective == "dpo"
+    dpo_models = providers.openai_dpo_models()
+    names = opts.openai_models or [n for n in pricing.model_names() if not dpo or n in dpo_models]
     avg_in, avg_out = tin.averages()
     rows = []
     closed = providers.availability("openai", opts.today, opts.openai_customer)
@@ -329,9 +371,12 @@ def _openai_rows(tin: TokenInput, opts: EstimateOptions, notes: list[str]) -> li
         if opts.training_price is not None:
             overrides["training"] = opts.training_price
         price = pricing.get_price(name, overrides)
-        cost = pricing.training_cost(tin.per_example, price, opts.epochs)
+        cost = pricing.training_cost(tin.per_example, price, opts.epochs, sequences=tin.sequences)
         inf = pricing.inference_cost(price, opts.requests_per_month, avg_in, avg_out)
         how = dict(cost.how)
+        if dpo and cost.training_cost_usd is not None:
+            how["training_cost_usd"] += (f"; DPO: {providers.provider('openai')['dpo_billing']} Each pair counts as "
+                                         "prompt + chosen + prompt + rejected (ftassist's count; OpenAI's may differ)")
         how["inference_cost_month_usd"] = inf.how + " (input = total - reply tokens, output = reply tokens, per example)"
         if tin.encoding != price.encoding:
             how["tokens"] = (f"counted with {tin.encoding}, but {price.model} uses {price.encoding}: "
@@ -344,15 +389,17 @@ def _openai_rows(tin: TokenInput, opts: EstimateOptions, notes: list[str]) -> li
         if price.overridden:
             note = (note + "; " if note else "") + "price overridden: " + ", ".join(price.overridden)
         available, why, warning = _openai_access(price.model, opts)
+        if dpo and price.model not in dpo_models:
+            available, why = False, (f"OpenAI does not train DPO on {price.model}: only on {', '.join(dpo_models)}")
         if warning:
             note = (note + "; " if note else "") + warning
         rows.append(EstimateRow(
             id=f"openai:{price.model}",
             kind="openai",
-            label=f"OpenAI {price.model}" + (" (RFT)" if price.billed_per_hour else "")
+            label=("DPO " if dpo else "") + f"OpenAI {price.model}" + (" (RFT)" if price.billed_per_hour else "")
             + ("" if available else " (unavailable)"),
             model=price.model,
-            method="openai_rft" if price.billed_per_hour else "openai_sft",
+            method="openai_rft" if price.billed_per_hour else "openai_dpo" if dpo else "openai_sft",
             gpu=None,
             epochs=cost.epochs,
             billing_tokens=cost.billing_tokens,
@@ -367,13 +414,15 @@ def _openai_rows(tin: TokenInput, opts: EstimateOptions, notes: list[str]) -> li
             backend="openai",
             hardware="OpenAI (hosted)",
             tokens_exact=tin.exact and tin.encoding == price.encoding,
-            start=_command("openai", opts.data_path or tin.path or "DATA", price.model, cost.epochs),
+            start=_command("openai", opts.data_path or tin.path or "DATA", price.model, cost.epochs,
+                           objective=opts.objective),
+            objective=opts.objective,
         ))
     return rows
 
 
 def _command(backend: str, data: str, model: str, epochs: int, method: str | None = None,
-             flavor: str | None = None) -> str:
+             flavor: str | None = None, objective: str = "sft") -> str:
     """The `ftassist train` line that starts this option (DATA stands for the file when none was counted)."""
     parts = ["ftassist", "train", shlex.quote(data) if data != "DATA" else data, "--backend", backend]
     if flavor:
@@ -381,6 +430,8 @@ def _command(backend: str, data: str, model: str, epochs: int, method: str | Non
     parts += ["--base-model", shlex.quote(model)]
     if method:
         parts += ["--method", method]
+    if objective != "sft":
+        parts += ["--objective", objective]
     return " ".join(parts + ["--epochs", str(epochs)])
 
 
@@ -405,18 +456,21 @@ def _bases(tin: TokenInput, opts: EstimateOptions, epochs: int, notes: list[str]
         exact = tin.exact and (counted_with_tokenizer_of(tin.encoding, base)
                                or counted_with_tokenizer_of(tin.encoding, arch.name))
         cap = min(arch.max_context or MAX_DEFAULT_SEQ_LEN, MAX_DEFAULT_SEQ_LEN)
-        seq_len = int(opts.seq_len) if opts.seq_len else max(1, min(tin.max, cap))
+        seq_len = int(opts.seq_len) if opts.seq_len else max(1, min(tin.longest, cap))
         if opts.seq_len and arch.max_context and seq_len > arch.max_context:
             notes.append(f"{arch.name}: sequence length {seq_len:,} is over its context of {arch.max_context:,}")
-        per_epoch = pricing.billed_tokens_per_epoch(tin.per_example, seq_len)
-        truncated = pricing.n_clipped(tin.per_example, seq_len)
+        limit = seq_len * tin.sequences  # a pair holds two sequences of up to seq_len each
+        per_epoch = pricing.billed_tokens_per_epoch(tin.per_example, limit)
+        truncated = pricing.n_clipped(tin.per_example, limit)
+        what = "pairs" if tin.pairs else "examples"
         if truncated:
-            notes.append(f"{arch.name}: {truncated:,} example(s) longer than {seq_len:,} tokens would be truncated")
+            notes.append(f"{arch.name}: {truncated:,} {what} longer than {limit:,} tokens would be truncated")
         trained = per_epoch * epochs
         counted = (f"exact: counted with {tin.encoding} and its chat template" if exact else
                    f"approximate: counted with {tin.encoding}; {arch.name}'s own tokenizer may differ by 10-20%")
-        how = (f"sum over {tin.n:,} examples of min(tokens, seq_len {seq_len:,}) = {per_epoch:,} per epoch x "
-               f"{epochs} epochs = {trained:,} ({counted})")
+        clip = f"2 x seq_len {seq_len:,}" if tin.pairs else f"seq_len {seq_len:,}"
+        how = (f"sum over {tin.n:,} {what}{' (prompt + chosen + prompt + rejected)' if tin.pairs else ''} of "
+               f"min(tokens, {clip}) = {per_epoch:,} per epoch x {epochs} epochs = {trained:,} ({counted})")
         out.append(_Base(arch, seq_len, per_epoch, trained, how, exact))
     approximate = [b.arch.name for b in out if not b.exact]
     if approximate:
@@ -425,8 +479,9 @@ def _bases(tin: TokenInput, opts: EstimateOptions, epochs: int, notes: list[str]
     return out
 
 
-def _method_label(method: str) -> str:
-    return {"qlora": "QLoRA 4-bit", "lora": "LoRA", "full": "Full"}[method]
+def _method_label(method: str, opts: EstimateOptions | None = None) -> str:
+    label = {"qlora": "QLoRA 4-bit", "lora": "LoRA", "full": "Full"}[method]
+    return f"DPO {label}" if opts is not None and opts.objective == "dpo" else label
 
 
 def _memory_how(mem: hardware.MemoryEstimate, opts: EstimateOptions) -> str:
@@ -459,7 +514,8 @@ def _self_hosted_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, me
         for method in methods:
             mem = mems[b.arch.name, method]
             for gpu in gpus:
-                t = hardware.estimate_time(b.arch, method, b.trained, gpu, opts.mfu, opts.gradient_checkpointing)
+                t = hardware.estimate_time(b.arch, method, b.trained, gpu, opts.mfu, opts.gradient_checkpointing,
+                                           opts.objective)
                 ok = hardware.fits(mem, gpu)
                 note = "" if ok else (f"needs {mem.total_gb:.0f} GB > {gpu.usable_gb:.1f} GB usable; about "
                                       f"{hardware.gpus_needed(mem.total_gb, gpu)} such cards with sharding (FSDP/ZeRO-3)")
@@ -467,7 +523,8 @@ def _self_hosted_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, me
                     note = (note + "; " if note else "") + gpu.note
                 rows.append(EstimateRow(
                     id=f"{method}:{b.arch.name}:{gpu.name}", kind="self_hosted",
-                    label=f"{_method_label(method)} {b.arch.name.split('/')[-1]} on {gpu.name}",
+                    label=f"{_method_label(method, opts)} {b.arch.name.split('/')[-1]} on {gpu.name}"
+                          + (" (rented elsewhere)" if here else ""),
                     model=b.arch.name, method=method, gpu=gpu.name, epochs=epochs, billing_tokens=b.per_epoch,
                     trained_tokens=b.trained, training_cost_usd=t.cost_usd, cost_usd=t.cost_usd, hours=t.hours,
                     memory_gb=mem.total_gb, gpu_memory_gb=gpu.memory_gb, fits=ok, note=note,
@@ -478,8 +535,11 @@ def _self_hosted_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, me
                     available=not here,
                     why=(f"comparison only: {gpu.name} rented elsewhere at ${gpu.usd_per_hour:g}/h; ftassist trains "
                          "on this machine's GPU or on Hugging Face Jobs") if here else "",
-                    backend="local", hardware=f"{gpu.name} ({gpu.memory_gb:g} GB)", tokens_exact=b.exact,
-                    start=_command("local", data, b.arch.name, epochs, method),
+                    backend="elsewhere" if here else "local",
+                    hardware=f"{gpu.name} ({gpu.memory_gb:g} GB)" + (", rented from another cloud" if here else ""),
+                    tokens_exact=b.exact, start=_command("local", data, b.arch.name, epochs, method,
+                                                         objective=opts.objective),
+                    objective=opts.objective,
                 ))
     return rows
 
@@ -508,7 +568,8 @@ def _local_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, methods:
                        "cost_usd": "$0: your own hardware (electricity not counted)"}
                 hours = None
                 if known is not None:
-                    flops, how_flops = hardware.training_flops(b.arch, method, b.trained, opts.gradient_checkpointing)
+                    flops, how_flops = hardware.training_flops(b.arch, method, b.trained, opts.gradient_checkpointing,
+                                                               opts.objective)
                     hours = flops / (known.peak_tflops * 1e12 * opts.mfu * n) / 3600
                     how["hours"] = (f"{how_flops} / ({n} x {known.peak_tflops:g} TFLOPS peak ({known.name}) x "
                                     f"{opts.mfu:.0%} MFU) = {hours:.2f} h")
@@ -516,13 +577,14 @@ def _local_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, methods:
                     how["hours"] = f"unknown: {name} is not in the GPU catalogue (no peak throughput)"
                 rows.append(EstimateRow(
                     id=f"local:{method}:{b.arch.name}:{name}", kind="self_hosted",
-                    label=f"{_method_label(method)} {b.arch.name.split('/')[-1]} on this machine ({where})",
+                    label=f"{_method_label(method, opts)} {b.arch.name.split('/')[-1]} on this machine ({where})",
                     model=b.arch.name, method=method, gpu=name, epochs=epochs, billing_tokens=b.per_epoch,
                     trained_tokens=b.trained, training_cost_usd=0.0, cost_usd=0.0, hours=hours,
                     memory_gb=mem.total_gb, gpu_memory_gb=memory, fits=ok,
                     note="" if ok else f"needs {mem.total_gb:.0f} GB > {usable:.1f} GB usable on this machine",
                     how=how, backend="local", hardware=f"{where} (this machine, {memory:g} GB)", tokens_exact=b.exact,
-                    start=_command("local", data, b.arch.name, epochs, method),
+                    start=_command("local", data, b.arch.name, epochs, method, objective=opts.objective),
+                    objective=opts.objective,
                 ))
     return rows
 
@@ -554,7 +616,8 @@ def _jobs_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, methods: 
     for b in bases:
         for method in methods:
             mem = mems[b.arch.name, method]
-            flops, how_flops = hardware.training_flops(b.arch, method, b.trained, opts.gradient_checkpointing)
+            flops, how_flops = hardware.training_flops(b.arch, method, b.trained, opts.gradient_checkpointing,
+                                                       opts.objective)
             for f in flavors:
                 usable = f.per_gpu_gb * hardware.USABLE_SHARE
                 ok = mem.total_gb <= usable
@@ -581,14 +644,15 @@ def _jobs_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, methods: 
                 how.setdefault("cost_usd", f"unknown: {why}")
                 rows.append(EstimateRow(
                     id=f"hf-jobs:{method}:{b.arch.name}:{f.name}", kind="hf_jobs",
-                    label=f"{_method_label(method)} {b.arch.name.split('/')[-1]} on HF Jobs {f.name}",
+                    label=f"{_method_label(method, opts)} {b.arch.name.split('/')[-1]} on HF Jobs {f.name}",
                     model=b.arch.name, method=method, gpu=f.gpu, epochs=epochs, billing_tokens=b.per_epoch,
                     trained_tokens=b.trained, training_cost_usd=cost, cost_usd=cost, hours=hours,
                     memory_gb=mem.total_gb, gpu_memory_gb=f.per_gpu_gb, fits=ok,
                     note="" if ok else f"needs {mem.total_gb:.0f} GB > {usable:.1f} GB usable per GPU",
                     how=how, available=open_, why=why if open_ else why_closed, backend="hf-jobs",
                     hardware=f.describe(), flavor=f.name, tokens_exact=b.exact,
-                    start=_command("hf-jobs", data, b.arch.name, epochs, method, f.name),
+                    start=_command("hf-jobs", data, b.arch.name, epochs, method, f.name, opts.objective),
+                    objective=opts.objective,
                 ))
     return rows
 
@@ -601,7 +665,7 @@ def _together_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, metho
     for b in bases:
         params_b = b.arch.params() / 1e9
         for method in [m for m in methods if m in ("lora", "full")]:  # Together has no 4-bit QLoRA
-            bill = providers.together_cost(b.per_epoch, epochs, params_b, method=method,
+            bill = providers.together_cost(b.per_epoch, epochs, params_b, objective=opts.objective, method=method,
                                            rate_usd_per_1m=opts.together_rate)
             how = {"trained_tokens": b.tokens_how}
             if bill.usd is None:
@@ -609,16 +673,18 @@ def _together_rows(bases: list[_Base], opts: EstimateOptions, epochs: int, metho
             else:
                 how["cost_usd"] = (f"{epochs} epochs x {b.per_epoch:,} tokens = {bill.billed_tokens:,} billed tokens x "
                                    f"${bill.rate_usd_per_1m:g} per 1M ({b.arch.name}: {params_b:.1f}B, "
-                                   f"{bill.bracket}, SFT {method}) = ${bill.usd:,.2f}")
+                                   f"{bill.bracket}, {opts.objective.upper()} {method}) = ${bill.usd:,.2f}")
             rows.append(EstimateRow(
                 id=f"together:{method}:{b.arch.name}", kind="together",
-                label=f"{_method_label(method)} {b.arch.name.split('/')[-1]} on Together AI",
+                label=f"{_method_label(method, opts)} {b.arch.name.split('/')[-1]} on Together AI",
                 model=b.arch.name, method=method, gpu=None, epochs=epochs, billing_tokens=b.per_epoch,
                 trained_tokens=bill.billed_tokens, training_cost_usd=bill.usd, cost_usd=bill.usd,
                 note="Together names its models its own way: pass its model id as --base-model", how=how,
                 available=open_, why=(bill.reason if open_ else why_closed), backend="together",
                 hardware="Together AI (hosted)", tokens_exact=b.exact,
-                start=_command("together", data, b.arch.name, epochs, method if method == "full" else None),
+                start=_command("together", data, b.arch.name, epochs, method if method == "full" else None,
+                               objective=opts.objective),
+                objective=opts.objective,
             ))
     return rows
 
@@ -633,10 +699,12 @@ def _open_model_rows(tin: TokenInput, opts: EstimateOptions, epochs: int, notes:
     for b in bases:
         for method in methods:
             mem = hardware.estimate_memory(b.arch, method, b.seq_len, opts.batch_size, opts.gradient_checkpointing,
-                                           opts.lora_rank)
+                                           opts.lora_rank, objective=opts.objective,
+                                           precompute_reference=opts.precompute_reference)
             mems[b.arch.name, method] = mem
             memory_out.append({"base_model": b.arch.name, "method": method, "total_gb": mem.total_gb,
-                               "parts_gb": mem.parts_gb, "seq_len": b.seq_len, "batch_size": opts.batch_size})
+                               "parts_gb": mem.parts_gb, "seq_len": b.seq_len, "batch_size": opts.batch_size,
+                               "objective": opts.objective})
     rows: list[EstimateRow] = []
     if opts.include_self_hosted:
         rows += _local_rows(bases, opts, epochs, methods, mems, data)
@@ -692,6 +760,12 @@ def estimate_all(source: Any, options: EstimateOptions | dict | None = None) -> 
         raise ValueError("Batch size must be at least 1.")
     if opts.requests_per_month < 0:
         raise ValueError("Requests per month cannot be negative.")
+    if opts.objective not in ("sft", "dpo"):
+        raise ValueError(f"Unknown objective {opts.objective!r}: use sft (chats) or dpo (preference pairs).")
+    if (opts.objective == "dpo") != tin.pairs:
+        raise ValueError("DPO is estimated on preference pairs (prompt, chosen, rejected), SFT on examples: give "
+                         "counts of the matching kind." if opts.objective == "dpo" else
+                         "These are preference pairs: estimate them with the objective dpo.")
     epochs, epochs_how = pricing.resolve_epochs(opts.epochs, tin.n)
     opts = replace(opts, today=providers.as_date(opts.today).isoformat(),  # one day for every row
                    include_hf_jobs=opts.include_self_hosted if opts.include_hf_jobs is None else opts.include_hf_jobs,
@@ -729,6 +803,8 @@ def estimate_all(source: Any, options: EstimateOptions | dict | None = None) -> 
         "batch_size": opts.batch_size,
         "gradient_checkpointing": opts.gradient_checkpointing,
         "lora_rank": opts.lora_rank,
+        "objective": opts.objective,
+        "pairs": tin.pairs,
         "today": opts.today,
         "openai_customer": opts.openai_customer,
         "open_model_tokens": "exact" if open_rows and all(r.tokens_exact for r in open_rows) else "approximate",

@@ -11,6 +11,9 @@ Three tables:
   full fine-tuning) and where it runs (a local GPU, a rented one on Hugging Face Jobs, Together AI,
   or OpenAI), among the paths open to this person on that day (`providers.availability`): OpenAI only
   for its active fine-tuning customers, and never after it stops taking jobs;
+- OBJECTIVE_RULES: when fine-tuning, the first matching row names what the run learns from: supervised
+  fine-tuning (SFT) on the answers to give, or preference tuning (DPO) on pairs of a preferred and a worse
+  answer, which pays off only once the model already does the task and format (otherwise SFT first, then DPO);
 - NOTE_RULES and PITFALL_RULES: every matching row adds a reason or a pitfall with its remedy.
 A checked dataset (its report) feeds in: its size replaces the guessed number of examples,
 and errors or a failing checklist item put "fix the data first" ahead of everything.
@@ -49,6 +52,8 @@ class Answers:
     openai_customer: bool = False  # an active OpenAI fine-tuning customer (False also means "don't know")
     high_volume: bool = False  # latency and inference cost at scale matter (many requests)
     tried_prompting: bool = False  # a good prompt with examples was already tried and fell short
+    model_does_task: bool = False  # the model already does the task in the right format; people prefer other answers
+    has_preference_data: bool = False  # pairs of a better and a worse answer to one prompt (or arena votes)
 
     def __post_init__(self) -> None:
         if self.budget not in BUDGETS:
@@ -94,6 +99,13 @@ QUESTIONS: tuple[Question, ...] = (
                   f"{providers.openai_dates()['no_new_jobs_after']}"),
     Question("high_volume", "Do latency and inference cost at scale matter (many requests)?", "bool"),
     Question("tried_prompting", "Have you already tried a good prompt with a few examples?", "bool"),
+    Question("model_does_task", "Does the model already do the task in the right format, with people preferring "
+             "some of its answers over others?", "bool",
+             help="e.g. it answers support questions in the right shape, but users like some answers better: "
+                  "that is preference tuning's job; if it cannot do the task yet, supervised fine-tuning comes first"),
+    Question("has_preference_data", "Do you have preference data: pairs of a better and a worse answer to the same "
+             "prompt (or arena votes)?", "bool",
+             help="the Arena's votes export as such pairs (prompt, chosen, rejected)"),
 )
 
 
@@ -115,6 +127,8 @@ class Recommendation:
     facts: dict = field(default_factory=dict)
     where: str | None = None  # local | hf-jobs | together | openai (None when not fine-tuning)
     deadline: str | None = None  # ISO date until which the recommended path stays open (OpenAI's last day)
+    objective: str | None = None  # sft | dpo: what the (first) run learns from (None when not fine-tuning)
+    then_objective: str | None = None  # "dpo" when SFT must come first and preference tuning follows
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,6 +139,10 @@ class Recommendation:
         methods = {"openai": "OpenAI fine-tuning", "lora": "LoRA", "qlora": "QLoRA (4-bit)", "full": "full fine-tuning"}
         places = {"hf-jobs": " on a rented GPU (Hugging Face Jobs)", "together": " on Together AI (hosted)"}
         text = names[self.approach]
+        objectives = {"sft": "SFT", "dpo": "DPO preference tuning"}
+        if self.objective:
+            then = f", then {objectives[self.then_objective]}" if self.then_objective else ""
+            text += f" ({objectives[self.objective]}{then})"
         if self.method:
             text += f", with {methods[self.method]}" + places.get(self.where or "", "")
             if self.deadline:
@@ -167,7 +185,8 @@ class Facts:
 
     @property
     def wants_tuning(self) -> bool:
-        return self.a.style_or_format or self.a.domain_terminology or self.a.high_volume
+        return (self.a.style_or_format or self.a.domain_terminology or self.a.high_volume
+                or self.a.has_preference_data)
 
     def n_is(self, pred: Callable[[int], bool]) -> bool:
         return self.n is not None and pred(self.n)
@@ -265,6 +284,22 @@ METHOD_RULES: tuple[Rule, ...] = (
          where="local"),
 )
 
+OBJECTIVE_RULES: tuple[Rule, ...] = (
+    Rule("dpo_ready", lambda f: f.a.has_preference_data and f.a.model_does_task, "dpo",
+         "The model already does the task in the right format and you have pairs of a preferred and a worse "
+         "answer: preference tuning (DPO) learns from the gap between them, which SFT on single answers cannot. "
+         "Start it from the model that already works (your SFT model, or the instruct model)."),
+    Rule("sft_before_dpo", lambda f: f.a.has_preference_data and not f.a.model_does_task, "sft",
+         "You have preference pairs, but the model does not yet do the task or its format: DPO only refines a "
+         "model that already works. Train SFT first (the preferred answers make SFT examples), then DPO from that "
+         "model on the pairs."),
+    Rule("dpo_needs_pairs", lambda f: f.a.model_does_task and not f.a.has_preference_data, "sft",
+         "The model already does the task; if people prefer some answers over others, collect pairs (the Arena's "
+         "votes export as DPO pairs) and tune with DPO. Until then, SFT on the answers you want."),
+    Rule("sft", lambda f: True, "sft",
+         "You have examples of the answers to give: supervised fine-tuning (SFT) teaches the model to give them."),
+)
+
 NOTE_RULES: tuple[Rule, ...] = (
     Rule("few_steers_from_full", lambda f: f.a.hardware == "multi_gpu" and f.n_is(lambda n: n < FULL_FT_MIN_EXAMPLES),
          None, "{n} examples are too few for full fine-tuning (it would memorise them and forget more); "
@@ -357,8 +392,13 @@ def recommend(answers: Answers | dict, report_summary: dict | Any | None = None,
     approach_rule = next(r for r in APPROACH_RULES if r.when(f))
     reasons.append(_fmt(approach_rule.reason, f))
     fired.append(approach_rule.id)
-    method = None
+    method = objective = then_objective = None
     if approach_rule.then in ("fine_tune", "both"):
+        objective_rule = next(r for r in OBJECTIVE_RULES if r.when(f))
+        objective = objective_rule.then
+        then_objective = "dpo" if objective_rule.id == "sft_before_dpo" else None
+        reasons.append(_fmt(objective_rule.reason, f))
+        fired.append(objective_rule.id)
         method_rule = next((r for r in METHOD_RULES if r.when(f)), None)
         if method_rule is not None:
             method, f.where = method_rule.then, method_rule.where
@@ -390,12 +430,14 @@ def recommend(answers: Answers | dict, report_summary: dict | Any | None = None,
                "openai_available": f.openai.available, "openai_why": f.openai.why},
         where=f.where,
         deadline=deadline.isoformat() if deadline else None,
+        objective=objective,
+        then_objective=then_objective,
     )
 
 
 def all_rule_ids() -> set[str]:
     """Every rule id (tests check there is a test per branch)."""
-    ids = {r.id for r in (*APPROACH_RULES, *METHOD_RULES, *NOTE_RULES)}
+    ids = {r.id for r in (*APPROACH_RULES, *OBJECTIVE_RULES, *METHOD_RULES, *NOTE_RULES)}
     ids |= {r.id for r, _, _ in PITFALL_RULES}
     return ids | {"fix_data_first"}
 

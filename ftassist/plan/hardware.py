@@ -22,6 +22,12 @@ Memory (bytes; "GB" below means GiB, 1024^3 bytes):
 - logits: tokens x vocab x 12 bytes (bf16 logits, their fp32 upcast for the loss, and its gradient);
 - overhead: 0.75 GB (CUDA context, cuBLAS workspace) + 8% of the rest (allocator fragmentation).
 
+Preference tuning (DPO) runs two sequences per example (prompt + chosen, prompt + rejected: TRL concatenates
+them into one batch of 2 x batch size) and needs the reference model's log-probabilities of both: with
+LoRA/QLoRA the reference is the base with the adapter switched off (no second copy); full DPO holds a second,
+frozen bf16 copy of the model (2 bytes/param) unless the reference log-probs are precomputed before training.
+Its reference forward costs 2 P FLOPs per token on top of the training step.
+
 Time: training FLOPs / (GPU peak x MFU). FLOPs per token: full 6 P (forward 2P, backward 4P);
 LoRA/QLoRA 4 P (no weight gradients for the frozen base, only activation gradients);
 + 2 P when gradient checkpointing recomputes the forward; QLoRA x 1.3 for dequantising
@@ -59,6 +65,8 @@ USABLE_SHARE = 0.95  # of a card's nominal memory, the rest goes to the driver a
 DEFAULT_MFU = 0.35
 FLOPS_PER_TOKEN = {"full": 6.0, "lora": 4.0, "qlora": 4.0}
 RECOMPUTE_FLOPS = 2.0
+REFERENCE_FLOPS = 2.0  # DPO: the reference model's forward pass over the same tokens
+OBJECTIVES = ("sft", "dpo")
 QLORA_SLOWDOWN = 1.3
 
 
@@ -355,9 +363,16 @@ class MemoryEstimate:
     parts_gb: dict[str, float]
     total_gb: float
     how: str
+    objective: str = "sft"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _check_objective(objective: str) -> str:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"Unknown objective {objective!r}: use sft (chats) or dpo (preference pairs).")
+    return objective
 
 
 def _check_method(method: str) -> str:
@@ -376,9 +391,16 @@ def estimate_memory(
     lora_rank: int = 16,
     lora_dropout: bool = True,
     double_quant: bool = True,
+    objective: str = "sft",
+    precompute_reference: bool = False,
 ) -> MemoryEstimate:
-    """Peak GPU memory of one training step on one GPU (see the module docstring for the model)."""
+    """Peak GPU memory of one training step on one GPU (see the module docstring for the model).
+
+    `objective` "dpo": two sequences per example and the reference model (see the module docstring);
+    `seq_len` is then the length of one sequence (prompt + one answer).
+    """
     method = _check_method(method)
+    _check_objective(objective)
     if seq_len < 1 or batch_size < 1:
         raise ValueError("Sequence length and batch size must be at least 1.")
     P = arch.params()
@@ -407,7 +429,20 @@ def estimate_memory(
         parts["optimizer"] = lora * 12.0
         lines.append(f"rank-{lora_rank} adapters on all linear layers: {lora / 1e6:.1f}M params x 16 bytes "
                      "(fp32 weight, grad, 2 Adam moments)")
-    tokens = seq_len * batch_size
+    if objective == "dpo":
+        if method == "full" and not precompute_reference:
+            parts["reference"] = P * BF16
+            lines.append(f"DPO reference model: a second frozen copy, {P / 1e9:.2f}B params x 2 bytes (bf16); "
+                         "precomputed reference log-probs avoid it")
+        elif method == "full":
+            lines.append("DPO reference log-probs precomputed before training: no second copy")
+        else:
+            lines.append("DPO reference: the base with the adapter switched off, no second copy")
+    sequences = 2 if objective == "dpo" else 1
+    tokens = seq_len * batch_size * sequences
+    if sequences > 1:
+        lines.append(f"two sequences per pair (chosen and rejected): {batch_size} x 2 x {seq_len:,} = {tokens:,} "
+                     "tokens a step")
     per_layer = 4 * h + 3 * arch.q_dim + 3 * arch.kv_dim + (4 if arch.gated_mlp else 2) * i
     if method != "full" and lora_dropout:  # the dropped-out input of every adapted projection
         per_layer += (5 if arch.gated_mlp else 4) * h + arch.q_dim + i
@@ -428,7 +463,7 @@ def estimate_memory(
     total = sum(parts.values()) / GIB
     how = "; ".join(lines) + " = " + " + ".join(f"{k} {v:.1f}" for k, v in parts_gb.items()) + f" = {total:.1f} GB"
     return MemoryEstimate(method, seq_len, batch_size, gradient_checkpointing, lora_rank if method != "full" else 0,
-                          parts_gb, round(total, 2), how)
+                          parts_gb, round(total, 2), how, objective)
 
 
 def fits(memory: MemoryEstimate | float, gpu: GPU) -> bool:
@@ -456,10 +491,13 @@ class TimeEstimate:
         return asdict(self)
 
 
-def training_flops(arch: ModelArch, method: str, tokens: int, gradient_checkpointing: bool = True) -> tuple[float, str]:
-    """Total training FLOPs and how they were counted."""
+def training_flops(arch: ModelArch, method: str, tokens: int, gradient_checkpointing: bool = True,
+                   objective: str = "sft") -> tuple[float, str]:
+    """Total training FLOPs and how they were counted (DPO: + the reference forward over every token)."""
     method = _check_method(method)
-    per_param = FLOPS_PER_TOKEN[method] + (RECOMPUTE_FLOPS if gradient_checkpointing else 0.0)
+    dpo = _check_objective(objective) == "dpo"
+    per_param = (FLOPS_PER_TOKEN[method] + (RECOMPUTE_FLOPS if gradient_checkpointing else 0.0)
+                 + (REFERENCE_FLOPS if dpo else 0.0))
     factor = QLORA_SLOWDOWN if method == "qlora" else 1.0
     P = arch.compute_params()
     flops = per_param * P * tokens * factor
@@ -470,6 +508,8 @@ def training_flops(arch: ModelArch, method: str, tokens: int, gradient_checkpoin
            "qlora": "4 = forward 2 + backward 2 (no base weight grads)"}[method]
     if gradient_checkpointing:
         why += ", + 2 recompute"
+    if dpo:
+        why += ", + 2 DPO reference forward"
     return flops, f"{' '.join(parts)} ({why}) = {flops:.3g} FLOPs"
 
 
@@ -480,11 +520,12 @@ def estimate_time(
     gpu: GPU,
     mfu: float = DEFAULT_MFU,
     gradient_checkpointing: bool = True,
+    objective: str = "sft",
 ) -> TimeEstimate:
     """Hours and dollars on one `gpu` at model-FLOPs utilisation `mfu`."""
     if not 0 < mfu <= 1:
         raise ValueError(f"Utilisation (MFU) must be in (0, 1], not {mfu}.")
-    flops, how_flops = training_flops(arch, method, tokens, gradient_checkpointing)
+    flops, how_flops = training_flops(arch, method, tokens, gradient_checkpointing, objective)
     seconds = flops / (gpu.peak_tflops * 1e12 * mfu)
     hours = seconds / 3600
     cost = hours * gpu.usd_per_hour

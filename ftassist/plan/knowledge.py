@@ -47,6 +47,20 @@ TOPICS: tuple[Topic, ...] = (
         "Adam) and pays off only with thousands of examples; most prone to catastrophic forgetting.",
     ),
     Topic(
+        "sft_or_dpo", "SFT or preference tuning (DPO)?",
+        ("dpo", "preference", "direct preference", "sft or dpo", "chosen", "rejected", "pairs"),
+        "- **SFT** (supervised fine-tuning) learns from examples of the answer to give: use it while the model "
+        "does not yet do the task or its format.\n"
+        "- **DPO** (direct preference optimisation) learns from pairs of a preferred and a worse answer to the "
+        "same prompt (the Arena's votes export as such pairs): use it once the model already does the task and "
+        "people prefer some of its answers over others. It refines a working model; it does not teach a new task.\n"
+        "- **SFT, then DPO**: the usual recipe when you have pairs but the model cannot do the task yet: SFT on "
+        "the preferred answers, then DPO from that model.\n"
+        "- Cost: each pair trains two sequences (prompt + chosen, prompt + rejected); with LoRA the reference "
+        "model is the base with the adapter off (no second copy), full DPO holds a second copy. Together and "
+        "OpenAI (gpt-4.1 models, for its remaining fine-tuning customers) run DPO hosted.",
+    ),
+    Topic(
         "overfitting", "Pitfall: overfitting",
         ("overfit", "overfitting", "memoris", "memoriz", "validation loss", "eval loss", "early stopping"),
         "The model memorises the training examples instead of learning the pattern: training loss keeps "

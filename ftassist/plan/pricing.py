@@ -213,20 +213,26 @@ def training_cost(
     price: ModelPrice,
     epochs: int | str | None = "auto",
     n_examples: int | None = None,
+    sequences: int = 1,
 ) -> TrainingCost:
-    """OpenAI's training bill for these per-example token counts (no tokenising here)."""
+    """OpenAI's training bill for these per-example token counts (no tokenising here).
+
+    `sequences` 2: the examples are preference pairs (prompt + chosen + prompt + rejected), each of whose two
+    sequences may reach the per-example limit."""
     n = len(per_example) if n_examples is None else n_examples
     n_epochs, epochs_how = resolve_epochs(epochs, n)
-    billed = billed_tokens_per_epoch(per_example, price.example_limit)
-    clipped = n_clipped(per_example, price.example_limit)
+    limit = price.example_limit * sequences
+    what = "pair" if sequences == 2 else "example"
+    billed = billed_tokens_per_epoch(per_example, limit)
+    clipped = n_clipped(per_example, limit)
     trained = billed * n_epochs
     clip_note = (
-        f"; {clipped:,} example(s) over the {price.example_limit:,}-token limit count as {price.example_limit:,}"
-        if clipped else f"; no example is over the {price.example_limit:,}-token limit"
+        f"; {clipped:,} {what}(s) over the {limit:,}-token limit count as {limit:,}"
+        if clipped else f"; no {what} is over the {limit:,}-token limit"
     )
     how = {
         "epochs": epochs_how,
-        "billing_tokens": f"sum over {n:,} examples of min(tokens, {price.example_limit:,}) = {billed:,}{clip_note}",
+        "billing_tokens": f"sum over {n:,} {what}s of min(tokens, {limit:,}) = {billed:,}{clip_note}",
         "trained_tokens": f"{n_epochs} epochs x {billed:,} = {trained:,}",
     }
     src = f" ({price.model}, {price.date}, {'overridden by you' if 'training' in price.overridden else price.source})"

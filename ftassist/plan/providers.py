@@ -109,6 +109,11 @@ def availability(provider_id: str, today: str | date | None = None,
                               f"only active customers may start jobs after that, and nobody after {last}", first)
 
 
+def openai_dpo_models() -> list[str]:
+    """The OpenAI base models that take preference (DPO) fine-tuning, as the provider file lists them."""
+    return list(provider("openai").get("dpo_models") or [])
+
+
 # -- model shutdowns -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Shutdown:

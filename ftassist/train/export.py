@@ -127,6 +127,9 @@ def axolotl_config(spec: JobSpec, *, train_path: str | None = None, valid_path: 
         cfg["save_steps"] = spec.save_steps or 0.1
     cfg["save_total_limit"] = 2
     cfg["seed"] = spec.seed
+    if spec.objective == "dpo":  # Axolotl's preference training; its DPO dataset types differ from SFT's
+        cfg["rl"] = "dpo"
+        cfg["rl_beta"] = spec.dpo_beta
     cfg["output_dir"] = output_dir or spec.output_dir or "./output"
     if spec.push_to_hub and spec.hub_model_id:
         cfg["hub_model_id"] = spec.hub_model_id
@@ -169,6 +172,11 @@ def export_run(run_dir: str | Path, out_dir: str | Path, num_gpus: int = 1, fsdp
     portable.output_dir = "output/model"
     if spec.base_model == TINY_RANDOM and (run_dir / "base_model" / "config.json").is_file():
         shutil.copytree(run_dir / "base_model", out / "base_model", dirs_exist_ok=True)
+    if spec.start_from and Path(spec.start_from).is_dir():  # SFT, then DPO: the start model travels too
+        shutil.copytree(spec.start_from, out / "start_from", dirs_exist_ok=True)
+        portable.start_from = "start_from"
+        if Path(portable.base_model).is_dir():  # a whole-model start is its own base
+            portable.base_model = "start_from" if Path(portable.base_model) == Path(spec.start_from) else portable.base_model
     portable.save(out)
 
     cmd = launch_command(portable, ".", num_gpus, fsdp=fsdp, python="python")

@@ -53,6 +53,9 @@ CODE_FILE = "ftassist-code.zip"
 SPEC_FILE = "spec.json"
 CHECKPOINT_PATH = "last-checkpoint"  # where, in the model repo, the job keeps its latest checkpoint (to resume from)
 CHECKPOINT_MANIFEST = "ftassist-files.json"  # the checkpoint's file list: downloading it needs no repo listing
+START_FOLDER = "start_from"  # where, in the data repo, the model a run starts from is uploaded (SFT, then DPO)
+START_BASE_FOLDER = "start_base"  # ...and the local base of a start adapter (tiny-random)
+START_MANIFEST = "start-files.json"
 SKIP_INSTALL = "FTASSIST_SKIP_INSTALL"  # set where the training stack is already importable (a test stand-in)
 # Installed in the job at these versions (this machine's), so the recipe behaves the same; torch comes from the image.
 TRAINING_PACKAGES = ("huggingface_hub", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers",
@@ -229,12 +232,55 @@ def code_zip() -> bytes:
 
 
 def remote_spec(spec: JobSpec) -> dict[str, Any]:
-    """The spec the job trains: the same hyperparameters, backend local, files named as uploaded.
-    The job's driver uploads the result itself, so the worker does not push."""
+    """The spec the job trains: the same hyperparameters (objective and DPO beta included), backend local, files
+    named as uploaded (a start model as its folder in the data repo). The job's driver uploads the result itself,
+    so the worker does not push."""
     data = spec.to_dict()
     data.update(backend="local", train_file="train.jsonl", valid_file="valid.jsonl" if spec.valid_file else None,
-                output_dir="model", push_to_hub=False)
+                output_dir="model", push_to_hub=False, start_from=START_FOLDER if spec.start_from else None)
     return data
+
+
+def _start_operations(spec: JobSpec) -> list:
+    """The start model's files (and, for an adapter whose base is a local folder, that base's) for the data repo,
+    with a list of them the job downloads by (no repo listing needed)."""
+    from huggingface_hub import CommitOperationAdd
+
+    from ftassist.train.lineage import inspect_start
+
+    if not spec.start_from:
+        return []
+    start = inspect_start(spec.start_from)
+    folders = {START_FOLDER: Path(start.folder)}
+    if start.kind == "adapter" and start.adapter_base and Path(start.adapter_base).is_dir():
+        folders[START_BASE_FOLDER] = Path(start.adapter_base)
+    listed: dict[str, list[str]] = {}
+    operations = []
+    for name, folder in folders.items():
+        files = sorted(str(f.relative_to(folder)) for f in folder.rglob("*") if f.is_file())
+        listed[name] = files
+        operations += [CommitOperationAdd(f"{name}/{f}", str(folder / f)) for f in files]
+    operations.append(CommitOperationAdd(START_MANIFEST, json.dumps(listed).encode()))
+    return operations
+
+
+def _download_start(data_repo: str, folder: Path) -> Path:
+    """The start model (from `_start_operations`) under `folder`; an adapter's local base comes along and its
+    config points at it."""
+    from huggingface_hub import hf_hub_download
+
+    listed = json.loads(Path(hf_hub_download(data_repo, START_MANIFEST, repo_type="dataset",
+                                             local_dir=str(folder))).read_text("utf-8"))
+    for name, files in listed.items():
+        for file in files:
+            hf_hub_download(data_repo, f"{name}/{file}", repo_type="dataset", local_dir=str(folder))
+    start = folder / START_FOLDER
+    config = start / "adapter_config.json"
+    if START_BASE_FOLDER in listed and config.is_file():
+        data = json.loads(config.read_text("utf-8"))
+        data["base_model_name_or_path"] = str(folder / START_BASE_FOLDER)
+        config.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return start
 
 
 # -- errors -------------------------------------------------------------------------------------------
@@ -363,6 +409,7 @@ def _upload_inputs(api, spec: JobSpec, data_repo: str) -> None:
     ]
     if spec.valid_file:
         operations.append(CommitOperationAdd("valid.jsonl", spec.valid_file))
+    operations += _start_operations(spec)
     api.create_commit(data_repo, operations, repo_type="dataset", commit_message="ftassist: training inputs")
 
 
@@ -558,6 +605,8 @@ def remote_main() -> int:
             if data.get(name):
                 data[name] = hf_hub_download(data_repo, data[name], repo_type="dataset", local_dir=str(data_dir))
         data["output_dir"] = str(run_dir / "model")
+        if data.get("start_from"):
+            data["start_from"] = str(_download_start(data_repo, work / "start"))
         if str(data.get("resume_from_checkpoint") or "").startswith(HUB_PATH_PREFIX):
             data["resume_from_checkpoint"] = str(download_checkpoint(data["resume_from_checkpoint"], work / "resume"))
         spec = JobSpec.from_dict(data)
@@ -600,10 +649,20 @@ def remote_main() -> int:
     final = held[-1] if held else None
     if final is None:
         log_tail = tail_text(log_path, max_lines=LOG_TAIL_LINES)
-        oom = rc in (-9, 137) or bool(OOM_PATTERN.search(log_tail))
-        out.write("failed", reason=("killed (likely out of memory)" if oom else
-                                    f"the worker exited with code {rc} without reporting how the run ended"),
-                  hint=OOM_HINT if oom else "See the log tail below.", log_tail=log_tail)
+        import signal  # what is known, no more (as the local job manager says it): the log's words, the signal
+
+        oom = bool(OOM_PATTERN.search(log_tail))
+        number = -rc if rc is not None and rc < 0 else rc - 128 if rc is not None and rc > 128 else None
+        if oom:
+            reason, hint = "out of memory (the worker's log says so)", OOM_HINT
+        elif number in signal.valid_signals():
+            reason = (f"the worker was stopped by {signal.Signals(number).name} (signal {number}) before it "
+                      "reported how the run ended")
+            hint = ("Something outside the worker ended it (the job's memory limit, a timeout or a cancel): the "
+                    f"job's own logs on Hugging Face say which. If it ran out of memory: {OOM_HINT}")
+        else:
+            reason, hint = f"the worker exited with code {rc} without reporting how the run ended", "See the log tail below."
+        out.write("failed", reason=reason, hint=hint, log_tail=log_tail)
         return 1
     if final["type"] != "finished":
         out.event(final)

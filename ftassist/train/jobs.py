@@ -32,6 +32,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ftassist import disk_faults
 from ftassist.train.events import TERMINAL_TYPES, read_events, tail_text
 from ftassist.train.spec import JobSpec
 from ftassist.train.worker import OOM_HINT
@@ -46,8 +47,11 @@ FINAL_STATUSES = ("succeeded", "failed", "cancelled", "interrupted")
 LOG_FILE = "worker.log"
 PID_FILE = "worker.pid"
 RUN_SCRIPT = "run.sh"
-OOM_REASON = "killed (likely out of memory): smaller batch, gradient checkpointing, or QLoRA"
-_OOM_PATTERN = re.compile(r"out of memory|outofmemory|\bkilled\b|\boom\b|cannot allocate memory", re.I)
+OOM_REASON = "out of memory: smaller batch, gradient checkpointing, or QLoRA"
+# Evidence of running out of memory in the worker's own log (the kernel's OOM killer leaves none there).
+_OOM_PATTERN = re.compile(r"out of memory|outofmemory|\boom\b|cannot allocate memory|MemoryError", re.I)
+LOW_MEMORY_FRACTION = 0.05  # the machine had less than this share of its memory free at the last sample
+_memory: dict[str, dict] = {}  # job id -> the last memory sample of its worker (while it was alive)
 _EVENT_STATUS = {"finished": "succeeded", "failed": "failed", "cancelled": "cancelled"}
 
 _lock = threading.RLock()
@@ -202,9 +206,9 @@ def start_job(store: Store, spec: JobSpec, runs_dir: Path, *, api_key: str | Non
     with _lock:  # the folder and its row appear together
         run_dir = prepare_run(spec, job_id, runs_dir)
         store.execute(
-            "INSERT INTO jobs (id, backend, base_model, method, status, run_dir, spec_json, output_dir, updated_at)"
-            " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, current_timestamp)",
-            [job_id, spec.backend, base, spec.method, str(run_dir), json.dumps(spec.to_dict()),
+            "INSERT INTO jobs (id, backend, base_model, method, objective, status, run_dir, spec_json, output_dir,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, current_timestamp)",
+            [job_id, spec.backend, base, spec.method, spec.objective, str(run_dir), json.dumps(spec.to_dict()),
              spec.output_dir or None],
         )
         if spec.backend in ("openai", "together", "hf-jobs"):  # remote work: no local GPU to wait for
@@ -220,10 +224,14 @@ def _launch(store: Store, job_id: str, api_key: str | None = None) -> None:
     try:
         proc, launcher = spawn_worker(row["run_dir"], api_key=api_key)
     except OSError as exc:
+        fault = disk_faults.find(exc)  # the run folder's disk: full, read-only...
+        error = f"could not start the worker: {fault or exc}"
+        hint = fault.hint if fault else "Check that Python and ftassist are installed."
+        log.error("job %s: %s", job_id, error)
         store.execute(
             "UPDATE jobs SET status='failed', error=?, hint=?, finished_at=current_timestamp,"
             " updated_at=current_timestamp WHERE id=?",
-            [f"could not start the worker: {exc}", "Check that Python and ftassist are installed.", job_id],
+            [error, hint, job_id],
         )
         return
     _children[job_id] = proc
@@ -312,27 +320,92 @@ def _death(job: dict, rc: int | None, after_restart: bool) -> dict:
                 hint = f"The OpenAI job {job['external_id']} may still be running: check the provider's dashboard."
             return {"status": "interrupted", "error": "interrupted: the machine restarted while this job ran",
                     "hint": hint, "log_tail": tail}
-    oom_signs = rc in (-signal.SIGKILL, 128 + signal.SIGKILL) or bool(_OOM_PATTERN.search(tail))
-    if oom_signs:
-        return {"status": "failed", "error": OOM_REASON, "hint": OOM_HINT, "log_tail": tail}
+    memory = _memory.pop(job["id"], None)
+    seen = memory_words(memory)
+    disk = _disk_evidence(run_dir, tail, rc)
+    if disk is not None:  # it could not write: its last words, or its folder's disk now, say so
+        reason = f"{disk}: the worker stopped ({_exit_words(rc)}) without reporting how the run ended"
+        log.error("job %s failed: %s", job["id"], reason)
+        return {"status": "failed", "error": reason, "hint": disk.hint, "log_tail": tail}
+    if _OOM_PATTERN.search(tail):  # the worker itself said so
+        return {"status": "failed", "error": OOM_REASON + seen, "hint": OOM_HINT, "log_tail": tail}
     if rc is not None and rc < 0:
         try:
-            name = signal.Signals(-rc).name
+            name = f"{signal.Signals(-rc).name} (signal {-rc})"
         except ValueError:
             name = f"signal {-rc}"
         reason = f"the worker was stopped by {name} before it reported how the run ended"
+    elif rc is not None and rc > 128 and rc - 128 in signal.valid_signals():
+        reason = (f"the worker exited with code {rc} (stopped by {signal.Signals(rc - 128).name}) before it "
+                  "reported how the run ended")
     elif rc is not None:
         reason = f"the worker exited with code {rc} without reporting how the run ended"
     else:
-        reason = "the worker process is gone and did not report how the run ended (killed, or out of memory)"
+        reason = "the worker process is gone and did not report how the run ended; its exit status is unknown"
+    reason += seen
     hint = "See the log tail below (worker.log in the run folder)."
-    if rc is None:  # exit unknown: out of memory is the usual silent death
-        hint += " If it ran out of memory: " + OOM_HINT
+    killed = rc in (-signal.SIGKILL, 128 + signal.SIGKILL)
+    if killed and memory and memory.get("available_fraction", 1.0) < LOW_MEMORY_FRACTION:
+        hint += " The machine was nearly out of memory at the last sample, so the kernel may have killed it: " + OOM_HINT
+    elif killed or rc is None:
+        hint += " Something outside the worker ended it (a person, a supervisor, or the kernel's out-of-memory killer: " \
+                "`dmesg` or the host's logs say which)."
     return {"status": "failed", "error": reason, "hint": hint, "log_tail": tail}
+
+
+def _disk_evidence(run_dir: Path, tail: str, rc: int | None) -> disk_faults.DiskFault | None:
+    """The disk fault that explains a worker's silent end: named in its log tail, or, when it exited on its
+    own (not by a signal, which the disk does not send), shown by its run folder's disk now."""
+    fault = disk_faults.in_text(tail)
+    if fault is None and not (rc is not None and (rc < 0 or rc > 128)):
+        fault = disk_faults.state_of(run_dir)
+    if fault is not None and not fault.where:
+        fault = disk_faults.DiskFault(fault.errno, str(run_dir), fault.detail)
+    return fault
+
+
+def _exit_words(rc: int | None) -> str:
+    return "exit status unknown" if rc is None else f"exit code {rc}"
+
+
+def memory_words(sample: dict | None) -> str:
+    """What is known of memory at the end, in words (empty when nothing was measured)."""
+    if not sample:
+        return ""
+    gb = 1024**3
+    return (f"; at the last sample ({sample.get('age_s', 0):.0f} s before it ended) the worker used "
+            f"{sample['rss'] / gb:.2f} GB and the machine had {sample['available'] / gb:.2f} GB of "
+            f"{sample['total'] / gb:.2f} GB free")
+
+
+def _sample_memory(job: dict) -> None:
+    """Remember the worker's resident memory and the machine's free memory (psutil), while it runs."""
+    pid = job.get("pid")
+    if not pid:
+        return
+    try:
+        import psutil
+
+        process = psutil.Process(int(pid))
+        rss = process.memory_info().rss
+        for child in process.children(recursive=True):
+            try:
+                rss += child.memory_info().rss
+            except psutil.Error:
+                continue
+        machine = psutil.virtual_memory()
+    except Exception:  # noqa: BLE001 - gone between the check and the sample: keep the last one
+        return
+    _memory[job["id"]] = {"rss": rss, "available": machine.available, "total": machine.total,
+                          "available_fraction": machine.available / max(machine.total, 1), "at": time.time()}
 
 
 def _ingest_one(store: Store, job: dict) -> int:
     alive, rc = _process_alive(job)  # before reading: a final event written before death is then in the file
+    if alive:
+        _sample_memory(job)
+    elif job["id"] in _memory:
+        _memory[job["id"]]["age_s"] = max(0.0, time.time() - _memory[job["id"]]["at"])
     # A worker this process did not start (an app restart, a CLI run that went away) may have died with the machine.
     after_restart = job["id"] not in _children
     events, offset = read_events(job["run_dir"], int(job.get("events_offset") or 0))
@@ -373,6 +446,11 @@ def _ingest_one(store: Store, job: dict) -> int:
                         sets[k] = float(e[k])
             elif t == "failed":
                 sets.update(error=e.get("reason"), hint=e.get("hint") or "", log_tail=e.get("log_tail") or "")
+                fault = disk_faults.in_text(e.get("reason"))
+                if fault is not None:  # the worker's own words name a full or read-only disk: lead with it
+                    sets.update(error=f"{fault.cause} ({fault.where or job['run_dir']}): {e.get('reason')}",
+                                hint=fault.hint)
+                    log.error("job %s failed: %s", job["id"], sets["error"])
                 if not sets["log_tail"]:
                     sets["log_tail"] = tail_text(Path(job["run_dir"]) / LOG_FILE, max_lines=40)
             elif t == "cancelled":  # a partial model (if saved) is in output_dir, not offered as the result
@@ -446,8 +524,12 @@ def ingest(store: Store, job_id: str | None = None) -> int:
         for job in jobs:
             try:
                 n += _ingest_one(store, job)
-            except Exception:
-                log.exception("ingesting job %s failed", job["id"])
+            except Exception as exc:
+                fault = disk_faults.find(exc)
+                if fault is None:
+                    log.exception("ingesting job %s failed", job["id"])
+                else:  # the database's disk: said once per tick, no traceback; retried on the next tick
+                    log.error("could not record the progress of job %s: %s", job["id"], fault)
         # Reap workers that already ended and were ingested.
         for jid, proc in list(_children.items()):
             if proc.poll() is not None:
@@ -519,7 +601,7 @@ def wait(store: Store, job_id: str, timeout: float | None = None, interval: floa
 def list_jobs(store: Store, limit: int = 200) -> list[dict]:
     """Jobs, newest first."""
     return store.query(
-        "SELECT id, backend, base_model, method, status, run_dir, pid, external_id, output_model, output_dir,"
+        "SELECT id, backend, base_model, method, objective, status, run_dir, pid, external_id, output_model, output_dir,"
         " error, hint, total_steps, last_step, first_loss, final_loss, best_eval_loss, created_at, started_at,"
         " finished_at FROM jobs ORDER BY created_at DESC, id DESC LIMIT ?", [limit])
 

@@ -13,6 +13,11 @@ person can do about them. Rate limits, 5xx and connection errors are retried by 
 (`max_retries`, with its exponential backoff and the server's Retry-After); a quota error is
 also a 429, so a response hook tells the SDK not to retry it (waiting does not add credit) and
 reports every other 429 as a warning event, so a slow start is explained.
+
+Preference tuning (spec.objective "dpo", on the models OpenAI's DPO guide lists): the canonical pairs are
+converted to OpenAI's preference rows (`ftassist.data.preference_pairs`) in the run folder and those are
+uploaded; the job's method is `dpo` with the spec's beta; spec.start_from, an `ft:` model of an earlier run,
+is the model the job fine-tunes (SFT first, then DPO).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ KEY_ENV = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "custom"
 
 DEFAULT_POLL_INTERVAL = 10.0  # seconds between status polls (jobs take minutes to hours)
 DEFAULT_RETRIES = 6  # the SDK's retries per request: its backoff doubles from 0.5 s up to 8 s
+PREFERENCE_FILES = {"train": "openai_train_pairs.jsonl", "valid": "openai_valid_pairs.jsonl"}
 
 
 class OpenAIBackendError(RuntimeError):
@@ -282,6 +288,41 @@ def supervised_method(n_epochs: Any = "auto", batch_size: Any = "auto", learning
     return {"type": "supervised", "supervised": {"hyperparameters": hyper}}
 
 
+def dpo_method(beta: Any = "auto", n_epochs: Any = "auto", batch_size: Any = "auto",
+               learning_rate_multiplier: Any = "auto") -> dict:
+    """The `method` body of a preference (DPO) job; None values are left to the API ("auto")."""
+    hyper = {
+        k: v
+        for k, v in (("beta", beta), ("n_epochs", n_epochs), ("batch_size", batch_size),
+                     ("learning_rate_multiplier", learning_rate_multiplier))
+        if v is not None
+    }
+    return {"type": "dpo", "dpo": {"hyperparameters": hyper}}
+
+
+def upload_paths(spec, run_dir: str | Path, writer) -> dict[str, str | None]:
+    """The files to upload by role: the spec's own for SFT; for DPO, its pairs converted to OpenAI's preference
+    rows in the run folder (a pair that cannot be converted fails the run, naming its line)."""
+    from ftassist.data.preference_pairs import PairError, write_provider_file
+
+    given = {"train": spec.train_file, "valid": getattr(spec, "valid_file", None) or None}
+    if getattr(spec, "objective", "sft") != "dpo":
+        return given
+    out: dict[str, str | None] = {"train": None, "valid": None}
+    for role, path in given.items():
+        if not path:
+            continue
+        target = Path(run_dir) / PREFERENCE_FILES[role]
+        try:
+            count = write_provider_file(path, target)
+        except PairError as exc:
+            raise OpenAIBackendError(f"{Path(path).name} {exc}", param="training_file", hint=exc.hint) from None
+        writer.message(f"{count:,} preference pairs of {Path(path).name} written as OpenAI's preference rows "
+                       f"({target.name})")
+        out[role] = str(target)
+    return out
+
+
 def upload_file(client, path: str | Path, *, poll_interval: float = 2.0, max_wait: float = 1800.0,
                 should_stop: Callable[[], bool] | None = None) -> str:
     """Upload a JSONL file for fine-tuning and wait until the API has processed it; returns its id."""
@@ -307,13 +348,15 @@ def upload_file(client, path: str | Path, *, poll_interval: float = 2.0, max_wai
 
 def create_job(client, *, model: str, training_file: str, validation_file: str | None = None,
                n_epochs: Any = "auto", batch_size: Any = "auto", learning_rate_multiplier: Any = "auto",
-               suffix: str | None = None, seed: int | None = None):
-    """Create a supervised fine-tuning job; returns the SDK's FineTuningJob."""
-    kwargs: dict[str, Any] = {
-        "model": model,
-        "training_file": training_file,
-        "method": supervised_method(n_epochs, batch_size, learning_rate_multiplier),
-    }
+               suffix: str | None = None, seed: int | None = None, objective: str = "sft",
+               beta: Any = "auto"):
+    """Create a supervised (objective "sft") or preference (objective "dpo", with `beta`) fine-tuning job;
+    returns the SDK's FineTuningJob."""
+    if objective == "dpo":
+        method = dpo_method(beta, n_epochs, batch_size, learning_rate_multiplier)
+    else:
+        method = supervised_method(n_epochs, batch_size, learning_rate_multiplier)
+    kwargs: dict[str, Any] = {"model": model, "training_file": training_file, "method": method}
     if validation_file:
         kwargs["validation_file"] = validation_file
     suffix = validate_suffix(suffix)
@@ -399,15 +442,18 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
         if client is None:
             client = client_from_spec(spec, api_key=api_key, on_rate_limit=on_rate_limit)
         secrets = (api_key, _client_key(client))
-        model = o.get("model") or getattr(spec, "base_model", None)
+        objective = getattr(spec, "objective", "sft") or "sft"
+        start = (getattr(spec, "start_from", None) or "").strip()
+        model = start if start.startswith("ft:") else o.get("model") or getattr(spec, "base_model", None)
         suffix = validate_suffix(o.get("suffix"))
 
-        writer.message(f"uploading {Path(spec.train_file).name} (purpose fine-tune)")
-        train_id = upload_file(client, spec.train_file, should_stop=stop, poll_interval=min(poll, 2.0))
+        paths = upload_paths(spec, run_dir, writer)
+        writer.message(f"uploading {Path(paths['train']).name} (purpose fine-tune)")
+        train_id = upload_file(client, paths["train"], should_stop=stop, poll_interval=min(poll, 2.0))
         valid_id = None
-        if getattr(spec, "valid_file", None) and not stop():
-            writer.message(f"uploading {Path(spec.valid_file).name} (purpose fine-tune)")
-            valid_id = upload_file(client, spec.valid_file, should_stop=stop, poll_interval=min(poll, 2.0))
+        if paths["valid"] and not stop():
+            writer.message(f"uploading {Path(paths['valid']).name} (purpose fine-tune)")
+            valid_id = upload_file(client, paths["valid"], should_stop=stop, poll_interval=min(poll, 2.0))
         if stop():
             writer.cancelled(step=None, output_dir=None)
             result["status"] = "cancelled"
@@ -417,15 +463,17 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
             client, model=model, training_file=train_id, validation_file=valid_id,
             n_epochs=o.get("n_epochs", "auto"), batch_size=o.get("batch_size", "auto"),
             learning_rate_multiplier=o.get("learning_rate_multiplier", "auto"),
-            suffix=suffix, seed=getattr(spec, "seed", None),
+            suffix=suffix, seed=getattr(spec, "seed", None), objective=objective,
+            beta=float(getattr(spec, "dpo_beta", 0.1)) if objective == "dpo" else "auto",
         )
         job_id = job.id
         result["external_id"] = job_id
+        dpo = {"dpo_beta": float(getattr(spec, "dpo_beta", 0.1))} if objective == "dpo" else {}
         writer.started(
             pid=os.getpid(), total_steps=None, num_examples=count_records(spec.train_file),
             method=getattr(spec, "method", "lora"), base_model=model, device=provider,
             backend="openai", external_id=job_id, provider=provider,
-            training_file=train_id, validation_file=valid_id,
+            training_file=train_id, validation_file=valid_id, objective=objective, **dpo,
         )
 
         seen_events: set[str] = set()
@@ -466,15 +514,12 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
                     epoch = None
                     if isinstance(epochs, int) and total_steps:
                         epoch = round(step * epochs / total_steps, 4)
-                    writer.log(
-                        step=step, total_steps=total_steps, epoch=epoch, loss=loss, eta_s=eta,
-                        train_mean_token_accuracy=data.get("train_mean_token_accuracy"),
-                    )
+                    writer.log(step=step, total_steps=total_steps, epoch=epoch, loss=loss, eta_s=eta,
+                               **_other_metrics(data, "train_"))
                     valid = data.get("full_valid_loss", data.get("valid_loss"))
                     if valid is not None:
                         best_eval = valid if best_eval is None else min(best_eval, valid)
-                        writer.eval(step=step, eval_loss=valid,
-                                    valid_mean_token_accuracy=data.get("valid_mean_token_accuracy"))
+                        writer.eval(step=step, eval_loss=valid, **_other_metrics(data, "valid_"))
                 else:
                     level = {"warn": "warning"}.get(event.level, event.level)
                     writer.message(scrub(event.message, *secrets), level=level)
@@ -530,6 +575,14 @@ def run_job(spec, run_dir: str | Path, writer, *, client=None, api_key: str | No
         return result
     finally:
         stop.restore()
+
+
+def _other_metrics(data: dict, prefix: str) -> dict[str, float]:
+    """The job's other numeric metrics of one kind (train_mean_token_accuracy; a DPO job's reward figures), as
+    the job named them, so a log or eval event carries what the job reported."""
+    return {key: float(value) for key, value in data.items()
+            if key.startswith(prefix) and key not in ("train_loss", "valid_loss")
+            and isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
 def _failure_hint(code: str | None, param: str | None) -> str:

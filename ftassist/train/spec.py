@@ -21,6 +21,7 @@ METHODS = ("lora", "qlora", "full")
 # What the run optimises: supervised fine-tuning on chats, or direct preference optimisation on pairs
 # (TRL's SFTTrainer / DPOTrainer). The method above says which weights learn; the objective says from what.
 OBJECTIVES = ("sft", "dpo")
+REPORT_TO = ("tensorboard", "trackio", "none")
 DPO_BETA = 0.1  # TRL's default: how far the policy may move from the reference
 PROVIDERS = ("openai", "azure", "custom")
 TINY_RANDOM = "tiny-random"
@@ -35,6 +36,9 @@ HUB_PATH_PREFIX = "hf://"  # a file in a Hub model repo, as huggingface_hub's fi
 _LR_BY_METHOD = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5}
 # A random-weight toy model has nothing to preserve and only seconds to show learning.
 _LR_TINY = {"lora": 5e-3, "qlora": 5e-3, "full": 2e-3}
+# DPO moves a model that already answers well by small steps away from its reference: ten times below SFT's.
+_LR_DPO = {"lora": 5e-5, "qlora": 5e-5, "full": 5e-6}
+_LR_DPO_TINY = {"lora": 5e-3, "qlora": 5e-3, "full": 1e-3}
 
 OPENAI_DEFAULTS: dict[str, Any] = {
     "model": "gpt-4o-mini-2024-07-18",
@@ -63,12 +67,13 @@ HF_JOBS_DEFAULTS: dict[str, Any] = {
 # Together AI (backend "together"): hosted fine-tuning of open models (see ftassist.train.together_ft). The
 # base model is spec.base_model (a Together model id); epochs, learning rate, method and LoRA r/alpha come
 # from the spec too. base_url None: TOGETHER_BASE_URL or Together's; inference_base_url None: base_url + /v1;
-# n_evals: evaluations over the validation file (each one is billed as a pass over it).
+# n_evals: evaluations over the validation file (each one is billed as a pass over it); training_method None:
+# the spec's objective ("sft" or "dpo"; an explicit value must agree with it).
 TOGETHER_DEFAULTS: dict[str, Any] = {
     "suffix": None,
     "n_evals": 5,
     "batch_size": "max",
-    "training_method": "sft",
+    "training_method": None,
     "base_url": None,
     "inference_base_url": None,
 }
@@ -166,6 +171,9 @@ class JobSpec:
     objective: str = "sft"
     dpo_beta: float = DPO_BETA
     start_from: str | None = None
+    # Extra views of a local run's metrics (TrainingArguments.report_to): "tensorboard", "trackio". The events
+    # file stays the run's record; an integration whose package is not installed is skipped with a warning.
+    report_to: list[str] = field(default_factory=list)
     openai: dict[str, Any] = field(default_factory=lambda: dict(OPENAI_DEFAULTS))
     hf_jobs: dict[str, Any] = field(default_factory=lambda: dict(HF_JOBS_DEFAULTS))
     together: dict[str, Any] = field(default_factory=lambda: dict(TOGETHER_DEFAULTS))
@@ -183,7 +191,11 @@ class JobSpec:
         """The learning rate to use: the spec's, else the method's preset (higher for tiny-random)."""
         if self.learning_rate is not None:
             return float(self.learning_rate)
-        table = _LR_TINY if self.base_model == TINY_RANDOM else _LR_BY_METHOD
+        tiny = self.base_model == TINY_RANDOM
+        if self.objective == "dpo":
+            table = _LR_DPO_TINY if tiny else _LR_DPO
+        else:
+            table = _LR_TINY if tiny else _LR_BY_METHOD
         return table.get(self.method, 2e-4)
 
     @property
@@ -204,8 +216,15 @@ class JobSpec:
             p.append(f"dpo_beta must be a positive number (got {self.dpo_beta!r}); 0.1 is usual, lower lets the model move further.")
         if self.start_from is not None and (not isinstance(self.start_from, str) or not self.start_from.strip()):
             p.append(f"start_from must be a finished run's model folder or empty (got {self.start_from!r}).")
-        elif self.start_from and check_files and not Path(self.start_from).is_dir():
+        elif (self.start_from and check_files and self.backend in ("local", "hf-jobs")
+              and not Path(self.start_from).is_dir()):  # hosted backends start from a job or model they name
             p.append(f"start_from {self.start_from} does not exist: give the output folder of a finished run.")
+        if not (isinstance(self.report_to, list) and all(isinstance(n, str) for n in self.report_to)):
+            p.append(f"report_to must be a list of names (got {self.report_to!r}): e.g. ['tensorboard'].")
+        else:
+            unknown = [n for n in self.report_to if n.strip().lower() not in REPORT_TO]
+            if unknown:
+                p.append(f"report_to {', '.join(map(repr, unknown))} is unknown: use {' or '.join(REPORT_TO)}.")
         if not self.train_file:
             p.append("train_file is missing: give the training JSONL from the Data step.")
         elif check_files and not Path(self.train_file).is_file():
@@ -264,7 +283,7 @@ class JobSpec:
         if self.push_to_hub and not self.hub_model_id:
             p.append("push_to_hub needs hub_model_id (e.g. your-name/my-model).")
         if self.backend == "openai":
-            p.extend(_validate_openai({**OPENAI_DEFAULTS, **(self.openai or {})}))
+            p.extend(_validate_openai({**OPENAI_DEFAULTS, **(self.openai or {})}, self))
             if self.method != "lora" and self.method != "full":
                 p.append("the OpenAI backend trains its own way: method must be 'lora' or 'full' (it is ignored), not 'qlora'.")
         if self.backend == "hf-jobs":
@@ -308,8 +327,10 @@ def _positive_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
-def _validate_openai(o: dict[str, Any]) -> list[str]:
+def _validate_openai(o: dict[str, Any], spec: JobSpec | None = None) -> list[str]:
     p: list[str] = []
+    if spec is not None:
+        p.extend(_validate_openai_dpo(o, spec))
     if not o.get("model"):
         p.append("openai.model is missing: give a fine-tunable model such as gpt-4o-mini-2024-07-18.")
     for name in ("n_epochs", "batch_size"):
@@ -334,6 +355,26 @@ def _validate_openai(o: dict[str, Any]) -> list[str]:
         p.append("openai.api_version is required for Azure OpenAI (e.g. 2024-10-21).")
     if provider == "custom" and not o.get("base_url"):
         p.append("openai.base_url is required for a custom provider (a server that speaks the OpenAI fine-tuning API).")
+    return p
+
+
+def _validate_openai_dpo(o: dict[str, Any], spec: JobSpec) -> list[str]:
+    """OpenAI's DPO: only on the models its guide lists (or a fine-tune of one, given as start_from to continue an
+    SFT model), and start_from, when given, must be such an `ft:` model."""
+    p: list[str] = []
+    start = (spec.start_from or "").strip()
+    if start and not start.startswith("ft:"):
+        p.append(f"start_from {start!r}: an OpenAI run continues from a fine-tuned OpenAI model (ft:...), the output "
+                 "of an earlier OpenAI run; leave it empty to start from openai.model.")
+    if spec.objective != "dpo" or o.get("provider", "openai") != "openai":
+        return p
+    from ftassist.plan import providers  # the provider file lists the DPO models (light: json only)
+
+    model = start if start.startswith("ft:") else str(o.get("model") or "")
+    known = providers.openai_dpo_models()
+    if model and providers.base_model_name(model) not in known:
+        p.append(f"OpenAI trains DPO only on {', '.join(known)} (or a fine-tune of one): {model} cannot; pick one "
+                 "of those as openai.model, or train DPO on an open model (local, Hugging Face Jobs or Together).")
     return p
 
 
@@ -367,9 +408,17 @@ def _validate_together(spec: JobSpec) -> list[str]:
     if suffix is not None and (not isinstance(suffix, str) or len(suffix.strip()) > TOGETHER_SUFFIX_MAX):
         p.append(f"together.suffix must be a string of at most {TOGETHER_SUFFIX_MAX} characters (it becomes part of "
                  "the model name).")
-    if o.get("training_method") != "sft":
-        p.append(f"together.training_method {o.get('training_method')!r} is not supported yet: use 'sft' "
-                 "(DPO needs preference data the Data step does not check yet).")
+    method = o.get("training_method")
+    if method not in (None, "sft", "dpo"):
+        p.append(f"together.training_method {method!r} is unknown: leave it empty (it follows the objective), or "
+                 "'sft' or 'dpo'.")
+    elif method is not None and method != spec.objective:
+        p.append(f"together.training_method {method!r} does not match the objective {spec.objective!r}: leave it "
+                 "empty (it follows the objective) or make the two agree.")
+    start = (spec.start_from or "").strip()
+    if start and (start.startswith((".", "/", "~")) or Path(start).is_dir()):
+        p.append(f"start_from {start!r} is a local folder: a Together run continues from an earlier Together job "
+                 "(its ft-... id) or its output model name, optionally with :STEP.")
     if not (isinstance(o.get("n_evals"), int) and o["n_evals"] >= 0):
         p.append(f"together.n_evals must be a non-negative integer (got {o.get('n_evals')!r}).")
     return p

@@ -9,6 +9,12 @@ Together's price estimate, create the job, then poll the job, its events (-> `me
 and finish with the output model's name (the arena calls it on Together's OpenAI-compatible
 endpoint, see `ftassist.arena.models.run_model_config`).
 
+Preference tuning (spec.objective "dpo"): the canonical pairs are converted to Together's preference
+rows (`ftassist.data.preference_pairs`) in the run folder and those are uploaded; the job is created with
+training_method "dpo" and the spec's dpo_beta, and, when spec.start_from names an earlier Together job or
+its output model (SFT first, then DPO), from that checkpoint (`from_checkpoint`) instead of the bare base
+model.
+
 The key comes from the caller (the session) or TOGETHER_API_KEY and lives only in the client:
 never in the spec, the events, the log or an error (every text that could carry it goes through
 `scrub`). Rate limits, 5xx and connection errors are retried by the SDK itself (`max_retries`,
@@ -34,7 +40,8 @@ DEFAULT_POLL_INTERVAL = 15.0  # seconds between status polls (jobs take minutes 
 DEFAULT_RETRIES = 5  # the SDK's retries per request: its backoff doubles from 1 s up to 10 s
 FILE_CHECK_WAIT_S = 1800.0  # how long the server-side file check may take
 SUFFIX_MAX = 40  # "Up to 40 character suffix" (the SDK's create() docstring)
-TRAINING_METHODS = ("sft",)  # DPO is a hook: see `_method_arguments`
+TRAINING_METHODS = ("sft", "dpo")  # training_method of `fine_tuning.create`: it follows spec.objective
+PREFERENCE_FILES = {"train": "together_train_pairs.jsonl", "valid": "together_valid_pairs.jsonl"}
 FILE_DONE = ("COMPLETED",)
 FILE_REFUSED = ("FAILED", "INVALID_FORMAT")
 JOB_RUNNING = ("pending", "queued", "running", "compressing", "uploading", "cancel_requested")
@@ -143,15 +150,37 @@ def validate_suffix(suffix: str | None) -> str | None:
     return suffix
 
 
-def _method_arguments(settings: dict) -> dict[str, Any]:
-    """The training method's part of `fine_tuning.create`. DPO goes here: training_method="dpo" with
-    dpo_beta (and preference data: a JSONL of preferred/non_preferred outputs); spec.validate refuses it
-    until the Data step checks such files."""
-    method = settings.get("training_method") or "sft"
-    if method not in TRAINING_METHODS:
-        raise TogetherBackendError(f"training method {method!r} is not supported yet: use 'sft'.",
-                                   code="invalid_settings")
+def training_method(spec) -> str:
+    """Together's training method for `spec`: its objective ("sft" or "dpo"), which together.training_method
+    may only repeat (spec.validate refuses a mismatch)."""
+    settings = dict(getattr(spec, "together", None) or {})
+    objective = getattr(spec, "objective", "sft") or "sft"
+    method = settings.get("training_method") or objective
+    if method not in TRAINING_METHODS or method != objective:
+        raise TogetherBackendError(f"together.training_method {method!r} does not match the objective {objective!r}: "
+                                   "leave it empty (it follows the objective).", code="invalid_settings")
+    return method
+
+
+def _method_arguments(spec) -> dict[str, Any]:
+    """The training method's part of `fine_tuning.create`: SFT with train_on_inputs, or DPO with its beta."""
+    settings = dict(getattr(spec, "together", None) or {})
+    if training_method(spec) == "dpo":
+        return {"training_method": "dpo", "dpo_beta": float(spec.dpo_beta)}
     return {"training_method": "sft", "train_on_inputs": settings.get("train_on_inputs", "auto")}
+
+
+def _estimate_method(spec) -> dict[str, Any]:
+    """The same method as the price estimate takes it."""
+    if training_method(spec) == "dpo":
+        return {"method": "dpo", "dpo_beta": float(spec.dpo_beta)}
+    return {"method": "sft", "train_on_inputs": "auto"}
+
+
+def start_checkpoint(spec) -> str | None:
+    """The Together job id or output model (optionally `:STEP`) a DPO run continues from; None: the base model."""
+    start = (getattr(spec, "start_from", None) or "").strip()
+    return start or None
 
 
 def _training_type(spec) -> dict[str, Any]:
@@ -169,8 +198,11 @@ def create_arguments(spec, training_file: str, validation_file: str | None) -> d
         "training_file": training_file, "model": spec.base_model, "n_epochs": int(spec.num_epochs),
         "lora": spec.method != "full", "suffix": validate_suffix(settings.get("suffix")),
         "batch_size": settings.get("batch_size") or "max", "random_seed": int(spec.seed),
-        **_method_arguments(settings),
+        **_method_arguments(spec),
     }
+    checkpoint = start_checkpoint(spec)
+    if checkpoint:  # the SDK takes a model or a checkpoint, not both; the limits still come from the base model
+        args.update(model=None, from_checkpoint=checkpoint)
     if spec.learning_rate is not None:  # None: Together's default for the model
         args["learning_rate"] = float(spec.learning_rate)
     if args["lora"]:
@@ -183,6 +215,29 @@ def create_arguments(spec, training_file: str, validation_file: str | None) -> d
 
 
 # -- files ------------------------------------------------------------------------------------
+def upload_paths(spec, run_dir: str | Path, writer) -> dict[str, str | None]:
+    """The files to upload by role: the spec's own for SFT; for DPO, its pairs converted to Together's
+    preference rows in the run folder (a pair that cannot be converted fails the run, naming its line)."""
+    from ftassist.data.preference_pairs import PairError, write_provider_file
+
+    given = {"train": spec.train_file, "valid": getattr(spec, "valid_file", None) or None}
+    if training_method(spec) != "dpo":
+        return given
+    out: dict[str, str | None] = {"train": None, "valid": None}
+    for role, path in given.items():
+        if not path:
+            continue
+        target = Path(run_dir) / PREFERENCE_FILES[role]
+        try:
+            count = write_provider_file(path, target)
+        except PairError as exc:
+            raise TogetherBackendError(f"{Path(path).name} {exc}", code="invalid_file", hint=exc.hint) from None
+        writer.message(f"{count:,} preference pairs of {Path(path).name} written as Together's preference rows "
+                       f"({target.name})")
+        out[role] = str(target)
+    return out
+
+
 def upload_file(client, path: str | Path, *, should_stop: Callable[[], bool], poll_interval: float = 2.0,
                 max_wait: float = FILE_CHECK_WAIT_S) -> str:
     """Upload a JSONL for fine-tuning (the SDK checks its format first), wait for Together's own check; its id."""
@@ -223,8 +278,9 @@ def show_estimate(client, writer, spec, training_file: str, validation_file: str
     try:
         kwargs: dict[str, Any] = dict(training_file=training_file, model=spec.base_model,
                                       n_epochs=int(spec.num_epochs), n_evals=n_evals,
-                                      training_method={"method": "sft", "train_on_inputs": "auto"},
-                                      training_type=_training_type(spec))
+                                      training_method=_estimate_method(spec), training_type=_training_type(spec))
+        if start_checkpoint(spec):
+            kwargs["from_checkpoint"] = start_checkpoint(spec)
         if validation_file:
             kwargs["validation_file"] = validation_file
         estimate = client.fine_tuning.estimate_price(**kwargs)
@@ -266,6 +322,17 @@ def _eval_loss(row: dict) -> float | None:
         if key.startswith("eval/") and key.endswith("loss") and isinstance(value, (int, float)):
             return float(value)
     return None
+
+
+_LOGGED_TRAIN_KEYS = ("train/loss", "train/epoch", "train/learning_rate", "train/global_step")
+
+
+def _other_train_metrics(row: dict) -> dict[str, float]:
+    """Every other numeric train/ metric of a row (a DPO job's reward accuracy and margins, for instance), under
+    its name without the prefix and with '/' as '_', so a log event carries what the job reported."""
+    return {key[len("train/"):].replace("/", "_"): float(value) for key, value in row.items()
+            if key.startswith("train/") and key not in _LOGGED_TRAIN_KEYS
+            and isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
 class _Follower:
@@ -321,7 +388,7 @@ class _Follower:
                 self.final_loss = loss
                 self.step = step
                 self.writer.log(step=step, total_steps=self.total_steps, epoch=row.get("train/epoch"), loss=loss,
-                                learning_rate=row.get("train/learning_rate"), eta_s=eta)
+                                learning_rate=row.get("train/learning_rate"), eta_s=eta, **_other_train_metrics(row))
             eval_loss = _eval_loss(row)
             if eval_loss is not None:
                 self.best_eval = eval_loss if self.best_eval is None else min(self.best_eval, eval_loss)
@@ -367,7 +434,7 @@ def run_job(spec, run_dir: str | Path, writer, stop: StopFlag | Callable[[], boo
         # The limits first: a wrong key or model fails here, before the data is uploaded.
         limits = client.fine_tuning.model_limits(model_name=spec.base_model)
         files: dict[str, str | None] = {"train": None, "valid": None}
-        for role, path in (("train", spec.train_file), ("valid", getattr(spec, "valid_file", None))):
+        for role, path in upload_paths(spec, run_dir, writer).items():
             if path and not flag():
                 writer.message(f"uploading {Path(path).name} to Together (purpose fine-tune), then its check")
                 files[role] = upload_file(client, path, should_stop=flag, poll_interval=min(poll, 2.0))
@@ -387,6 +454,8 @@ def run_job(spec, run_dir: str | Path, writer, stop: StopFlag | Callable[[], boo
             validation_file=files["valid"], n_epochs=args["n_epochs"], n_evals=args.get("n_evals", 0),
             learning_rate=job.learning_rate if job.learning_rate is not None else args.get("learning_rate"),
             lora_r=args.get("lora_r"), lora_alpha=args.get("lora_alpha"), training_method=args["training_method"],
+            objective=args["training_method"], dpo_beta=args.get("dpo_beta"),
+            from_checkpoint=args.get("from_checkpoint"),
         )
         follower = _Follower(client, writer, job_id, secrets)
         announced: str | None = None

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftassist.train import reporting
 from ftassist.train.events import EventWriter, jsonable, perplexity_of, tail_text
 from ftassist.train.spec import TINY_RANDOM, JobSpec
 from ftassist.train.stop import Cancelled, StopFlag
@@ -393,8 +394,22 @@ def prepare_tokenizer(tokenizer) -> str:
 # --------------------------------------------------------------------------------------------
 # The trainer callback: events, ETA, tokens/s, graceful stop
 # --------------------------------------------------------------------------------------------
+# What a DPO run logs beyond its loss, and what DPO users watch: the implicit rewards (beta x the policy's
+# log-probability ratio to the reference) of the chosen and rejected answers, their margin, and how often the
+# chosen one wins (preference accuracy). Evaluation logs the same with the `eval_` prefix.
+PREFERENCE_METRICS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
+
+
+def preference_fields(logs: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The preference metrics present in a trainer log (`prefix` "eval_" for an evaluation's)."""
+    return {prefix + name: float(logs[prefix + name]) for name in PREFERENCE_METRICS
+            if isinstance(logs.get(prefix + name), (int, float))}
+
+
 def make_events_callback(writer: EventWriter, stop: StopFlag, started_fields: dict[str, Any]):
     from transformers import TrainerCallback
+
+    dpo = started_fields.get("objective") == "dpo"
 
     class EventsCallback(TrainerCallback):
         """Turns trainer logs into events; turns a stop request into should_training_stop."""
@@ -408,6 +423,7 @@ def make_events_callback(writer: EventWriter, stop: StopFlag, started_fields: di
             self.best_eval: float | None = None
             self.tokens_per_s: list[float] = []
             self.start_step = 0
+            self.preference: dict[str, float] = {}  # DPO: the last logged rewards, train and eval
 
         def on_train_begin(self, args, state, control, **kw):
             self.t0 = self.last_t = time.time()
@@ -456,10 +472,12 @@ def make_events_callback(writer: EventWriter, stop: StopFlag, started_fields: di
             if self.first_loss is None and math.isfinite(loss):
                 self.first_loss = loss
             self.last_loss = loss if math.isfinite(loss) else self.last_loss
+            rewards = preference_fields(logs)
+            self.preference.update(rewards)
             writer.log(step=step, total_steps=state.max_steps, epoch=logs.get("epoch", state.epoch), loss=loss,
                        learning_rate=logs.get("learning_rate"), tokens_per_s=tps, eta_s=eta,
                        grad_norm=logs.get("grad_norm"), num_tokens=tokens or None,
-                       mean_token_accuracy=logs.get("mean_token_accuracy"))
+                       mean_token_accuracy=logs.get("mean_token_accuracy"), **rewards)
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             loss = (metrics or {}).get("eval_loss")
@@ -468,6 +486,11 @@ def make_events_callback(writer: EventWriter, stop: StopFlag, started_fields: di
             loss = float(loss)
             if math.isfinite(loss) and (self.best_eval is None or loss < self.best_eval):
                 self.best_eval = loss
+            if dpo:  # a preference loss is no language-model loss: no perplexity
+                rewards = preference_fields(metrics or {}, "eval_")
+                self.preference.update(rewards)
+                writer.write("eval", step=state.global_step, eval_loss=loss, perplexity=None, **rewards)
+                return
             writer.eval(step=state.global_step, eval_loss=loss, perplexity=perplexity_of(loss),
                         mean_token_accuracy=(metrics or {}).get("eval_mean_token_accuracy"))
 
@@ -526,15 +549,181 @@ class Prepared:
     early: bool
 
 
-def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFlag) -> Prepared:
-    """Steps 1-5 of the recipe: data, base model, tokenizer/template, model (+LoRA/4-bit), SFTTrainer."""
+def resolve_base(spec: JobSpec, run_dir: Path, writer: EventWriter, texts) -> tuple[str, Any]:
+    """The folder or Hub id the run's model loads from, and its start model (`lineage.StartModel`) if any.
+
+    A whole-model start is the base itself. An adapter start goes on the base it was trained on: the spec's
+    base model, or for tiny-random (built per run from its own texts) that run's very model, copied into this
+    run folder so the run stands alone and the Arena finds its base where it finds every tiny run's.
+    Otherwise tiny-random is built here from `texts()` (the training texts).
+    """
+    import shutil
+
+    from ftassist.train.lineage import StartError, inspect_start
+
+    start = None
+    if spec.start_from:
+        try:
+            start = inspect_start(spec.start_from)
+        except StartError as exc:
+            raise SetupError(str(exc), "Give the output folder of a finished local run, or its id, as start_from.") from None
+    base = spec.base_model
+    base_dir = run_dir / "base_model"
+    if start is not None and start.kind == "model":
+        base = start.folder
+    elif base == TINY_RANDOM and start is not None:
+        source = Path(start.adapter_base or "")
+        if not (base_dir / "config.json").is_file() and not (source / "config.json").is_file():
+            raise SetupError(f"the adapter in {start.folder} was trained on a tiny-random model that is gone "
+                             f"({start.adapter_base})", "Start from a run whose folder is still complete.")
+        if _rank() == 0 and not (base_dir / "config.json").is_file():
+            shutil.copytree(source, base_dir, dirs_exist_ok=True)
+        _barrier()
+        base = str(base_dir)
+    elif base == TINY_RANDOM:
+        if not (base_dir / "config.json").is_file():
+            from ftassist.train.tiny import build_tiny_model
+
+            if _rank() == 0:
+                writer.message("building the tiny-random model from the training texts")
+                build_tiny_model(base_dir, texts(), seed=spec.seed)
+            _barrier()
+        base = str(base_dir)
+    check_base_model(base)
+    if start is not None:
+        writer.message(f"starting from {start.folder} ("
+                       + ("its LoRA adapter, trained further" if start.kind == "adapter" else "a whole model") + ")")
+    return base, start
+
+
+def tokenizer_source(base: str, start) -> str:
+    """Where the tokenizer comes from: the start model's folder when it saved one (with the chat template its
+    run trained with), else the base."""
+    if start is not None and (Path(start.folder) / "tokenizer_config.json").is_file():
+        return start.folder
+    return base
+
+
+def load_model(spec: JobSpec, base: str, start, *, cuda: bool, bf16_ok: bool):
+    """The model to train and whether FlashAttention's variable-length kernels are on.
+
+    QLoRA: 4-bit NF4 weights; LoRA: frozen weights in bf16 where supported; full: fp32 master weights.
+    An adapter start's adapter is put on, trainable (the run trains it further; see `ftassist.train.lineage`).
+    """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
+    from transformers import AutoModelForCausalLM
+
+    want_bf16 = (cuda and bf16_ok) if spec.bf16 is None else spec.bf16
+    model_kwargs: dict[str, Any] = {}
+    if spec.method == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        model_kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if bf16_ok else torch.float16,
+        )
+        model_kwargs["dtype"] = torch.bfloat16 if bf16_ok else torch.float16
+        if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
+            # FSDP shards parameters of one dtype: store the 4-bit weights in the compute dtype.
+            model_kwargs["quantization_config"].bnb_4bit_quant_storage = model_kwargs["dtype"]
+        else:
+            model_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    elif spec.method == "lora":
+        # Frozen base weights can live in bf16 (half the memory); adapters stay fp32 (PEFT autocasts).
+        model_kwargs["dtype"] = torch.bfloat16 if want_bf16 else torch.float32
+    else:
+        model_kwargs["dtype"] = torch.float32  # full: fp32 master weights, bf16 autocast in the trainer
+    varlen = bool(cuda and _has_flash_attn() and want_bf16)
+    if varlen:
+        model_kwargs["attn_implementation"] = "flash_attention_2"
+    model = AutoModelForCausalLM.from_pretrained(base, **model_kwargs)
+    if start is not None and start.kind == "adapter":
+        from peft import PeftModel
+
+        if spec.method == "full":  # every weight learns: the adapter becomes part of them
+            model = PeftModel.from_pretrained(model, start.folder).merge_and_unload()
+        else:
+            model = PeftModel.from_pretrained(model, start.folder, is_trainable=True)
+    return model, varlen
+
+
+def lora_config(spec: JobSpec, start):
+    """The new LoRA adapter to train (None for full fine-tuning, or when an adapter start is trained further)."""
+    if not spec.uses_adapter or (start is not None and start.kind == "adapter"):
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=spec.lora_r,
+        lora_alpha=spec.lora_alpha,
+        lora_dropout=spec.lora_dropout,
+        target_modules=spec.target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def trainer_arguments(spec: JobSpec, run_dir: Path, *, cuda: bool, auto: dict[str, Any], lr: float,
+                      has_eval: bool, early: bool) -> dict[str, Any]:
+    """The TrainingArguments both recipes (SFT and DPO) share: schedule, batch, precision, evaluation ~10 times
+    a run with early stopping on validation loss, checkpoints that can be resumed, no reporting."""
+    # Ratios (< 1) are fractions of the total steps in transformers: ~10 evals, ~50 log points.
+    eval_steps = spec.eval_steps or 0.1
+    save_steps = spec.save_steps or eval_steps
+    if early and float(save_steps) % float(eval_steps):
+        save_steps = eval_steps  # load_best_model_at_end needs saves aligned with evals
+    return dict(
+        output_dir=str(run_dir / "checkpoints"),
+        num_train_epochs=float(spec.num_epochs),
+        max_steps=spec.max_steps or -1,
+        learning_rate=lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.03,
+        weight_decay=0.0,
+        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        per_device_train_batch_size=spec.per_device_batch_size,
+        per_device_eval_batch_size=spec.per_device_batch_size,
+        gradient_accumulation_steps=spec.gradient_accumulation_steps,
+        activation_checkpointing=auto["gradient_checkpointing"],  # transformers 5 name of gradient_checkpointing
+        activation_checkpointing_kwargs={"use_reentrant": False} if auto["gradient_checkpointing"] else None,
+        bf16=auto["bf16"],
+        fp16=False,
+        logging_steps=spec.logging_steps or 0.02,
+        logging_first_step=True,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps if has_eval else None,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=2,
+        save_only_model=False,  # with the optimizer, scheduler and RNG states, so a stopped run can resume
+        load_best_model_at_end=early,
+        metric_for_best_model="eval_loss" if early else None,
+        greater_is_better=False if early else None,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        report_to=reporting.report_to(spec.report_to)[0],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=cuda,
+        push_to_hub=False,
+    )
+
+
+def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFlag) -> Prepared:
+    """Steps 1-5 of the recipe: data, base model, tokenizer/template, model (+LoRA/4-bit), SFTTrainer
+    (DPOTrainer on preference pairs for objective "dpo": `ftassist.train.dpo`)."""
+    if spec.objective == "dpo":
+        from ftassist.train.dpo import build_dpo_trainer
+
+        return build_dpo_trainer(spec, run_dir, writer, stop)
+    import torch
+    from transformers import AutoTokenizer, EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
 
     from datasets import Dataset
 
-    is_main = _rank() == 0
     cuda = torch.cuda.is_available()
 
     # 1. Data
@@ -545,25 +734,14 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
     if skipped:
         writer.message(f"skipped {skipped} training lines without a usable conversation", level="warning")
 
-    # 2. Base model folder (tiny-random is built here, from the training texts)
-    base = spec.base_model
-    if base == TINY_RANDOM:
-        base_dir = run_dir / "base_model"
-        if not (base_dir / "config.json").is_file():
-            from ftassist.train.tiny import build_tiny_model
-
-            if is_main:
-                writer.message("building the tiny-random model from the training texts")
-                texts = [m["content"] for c in train_convs + valid_convs for m in c]
-                build_tiny_model(base_dir, texts, seed=spec.seed)
-            _barrier()
-        base = str(base_dir)
-    check_base_model(base)
+    # 2. Base model folder (tiny-random is built here, from the training texts; a start_from run's own base)
+    base, start = resolve_base(spec, run_dir, writer,
+                               lambda: [m["content"] for c in train_convs + valid_convs for m in c])
     stop.check()
 
     # 3. Tokenizer, template, sequence length
     writer.message(f"loading tokenizer and model {spec.base_model}")
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(base, start))
     template_mode = prepare_tokenizer(tokenizer)
     training_template = None
     if template_mode == "assistant_only":
@@ -606,51 +784,14 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
         writer.message(f"{too_long} training examples are longer than max_seq_length={max_len} tokens and will be "
                        "truncated; set max_seq_length to keep them whole", level="warning")
     bf16_ok = cuda and torch.cuda.is_bf16_supported()
-    want_bf16 = (cuda and bf16_ok) if spec.bf16 is None else spec.bf16
-    model_kwargs: dict[str, Any] = {}
-    if spec.method == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        model_kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if bf16_ok else torch.float16,
-        )
-        model_kwargs["dtype"] = torch.bfloat16 if bf16_ok else torch.float16
-        if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
-            # FSDP shards parameters of one dtype: store the 4-bit weights in the compute dtype.
-            model_kwargs["quantization_config"].bnb_4bit_quant_storage = model_kwargs["dtype"]
-        else:
-            model_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    elif spec.method == "lora":
-        # Frozen base weights can live in bf16 (half the memory); adapters stay fp32 (PEFT autocasts).
-        model_kwargs["dtype"] = torch.bfloat16 if want_bf16 else torch.float32
-    else:
-        model_kwargs["dtype"] = torch.float32  # full: fp32 master weights, bf16 autocast in the trainer
-    varlen = bool(cuda and _has_flash_attn() and want_bf16)
-    if varlen:
-        model_kwargs["attn_implementation"] = "flash_attention_2"
-    model = AutoModelForCausalLM.from_pretrained(base, **model_kwargs)
+    model, varlen = load_model(spec, base, start, cuda=cuda, bf16_ok=bf16_ok)
     n_params = sum(p.numel() for p in model.parameters())
     stop.check()
 
     auto = resolve_auto(spec, cuda=cuda, bf16_ok=bf16_ok, n_params=n_params, seq_len=max_len,
                         varlen_attention=varlen)
     lr = spec.resolved_learning_rate
-
-    peft_config = None
-    if spec.uses_adapter:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=spec.lora_r,
-            lora_alpha=spec.lora_alpha,
-            lora_dropout=spec.lora_dropout,
-            target_modules=spec.target_modules,
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
+    peft_config = lora_config(spec, start)
 
     # 5. Datasets in the shape TRL expects (conversational)
     pretokenized = False
@@ -685,27 +826,8 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
 
     has_eval = eval_ds is not None and len(eval_ds) > 0
     early = bool(has_eval and spec.early_stopping_patience)
-    # Ratios (< 1) are fractions of the total steps in transformers: ~10 evals, ~50 log points.
-    eval_steps = spec.eval_steps or 0.1
-    save_steps = spec.save_steps or eval_steps
-    if early and float(save_steps) % float(eval_steps):
-        save_steps = eval_steps  # load_best_model_at_end needs saves aligned with evals
     args = SFTConfig(
-        output_dir=str(run_dir / "checkpoints"),
-        num_train_epochs=float(spec.num_epochs),
-        max_steps=spec.max_steps or -1,
-        learning_rate=lr,
-        lr_scheduler_type="cosine",
-        warmup_steps=0.03,
-        weight_decay=0.0,
-        optim="adamw_torch_fused" if cuda else "adamw_torch",
-        per_device_train_batch_size=spec.per_device_batch_size,
-        per_device_eval_batch_size=spec.per_device_batch_size,
-        gradient_accumulation_steps=spec.gradient_accumulation_steps,
-        activation_checkpointing=auto["gradient_checkpointing"],  # transformers 5 name of gradient_checkpointing
-        activation_checkpointing_kwargs={"use_reentrant": False} if auto["gradient_checkpointing"] else None,
-        bf16=auto["bf16"],
-        fp16=False,
+        **trainer_arguments(spec, run_dir, cuda=cuda, auto=auto, lr=lr, has_eval=has_eval, early=early),
         max_length=max_len,
         packing=auto["packing"],
         packing_strategy="bfd",
@@ -713,25 +835,7 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
         # Pre-tokenized rows carry their own assistant_masks, which TRL turns into labels as they are.
         assistant_only_loss=template_mode == "assistant_only" and not pretokenized,
         completion_only_loss=None if template_mode == "assistant_only" else True,
-        logging_steps=spec.logging_steps or 0.02,
-        logging_first_step=True,
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=eval_steps if has_eval else None,
-        save_strategy="steps",
-        save_steps=save_steps,
-        save_total_limit=2,
-        save_only_model=False,  # with the optimizer, scheduler and RNG states, so a stopped run can resume
-        load_best_model_at_end=early,
-        metric_for_best_model="eval_loss" if early else None,
-        greater_is_better=False if early else None,
-        seed=spec.seed,
-        data_seed=spec.seed,
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=cuda,
         dataset_num_proc=None,
-        push_to_hub=False,
     )
     callbacks = []
     if early:
@@ -751,8 +855,11 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
         untrained_turns=untrained_turns,
         world_size=_world_size(),
         total_params=n_params,
+        objective="sft",
         **auto,
     )
+    if start is not None:
+        started_fields.update(start_from=start.folder)
     if spec.resume_from_checkpoint:
         started_fields.update(resumed_from_checkpoint=spec.resume_from_checkpoint, resumed_from=spec.resumed_from)
     events = make_events_callback(writer, stop, started_fields)
@@ -768,7 +875,7 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
         peft_config=peft_config,
         callbacks=callbacks,
     )
-    if peft_config is not None:
+    if spec.uses_adapter:
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         started_fields["trainable_params"] = trainable
     stop.check()
@@ -779,6 +886,10 @@ def train_local(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFla
     """Train per `spec`, writing events; raises Cancelled/exceptions for main() to report."""
     output_dir = Path(spec.output_dir).resolve()
     is_main = _rank() == 0
+    missing = reporting.report_to(spec.report_to)[1]
+    if missing and is_main:
+        writer.message(f"report_to {', '.join(missing)}: not installed here, so this run reports only to its events "
+                       f"file (pip install {' '.join(reporting.INTEGRATIONS[n] for n in missing)}).", level="warning")
     prep = build_trainer(spec, run_dir, writer, stop)
     trainer, events, tokenizer, base, auto, started_fields, early = (
         prep.trainer, prep.events, prep.tokenizer, prep.base, prep.auto, prep.started_fields, prep.early)
@@ -792,6 +903,14 @@ def train_local(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFla
     trainer.save_model(str(output_dir))
     if is_main:
         tokenizer.save_pretrained(str(output_dir))
+        # DPO from an adapter keeps its reference as a second adapter, "ref": the result is the trained one alone.
+        reference_copy = output_dir / "ref"
+        if spec.objective == "dpo" and (reference_copy / "adapter_config.json").is_file():
+            import shutil
+
+            shutil.rmtree(reference_copy)
+        if spec.start_from:
+            point_adapter_at(output_dir, base)
     if stop.requested:
         writer.cancelled(step=step, output_dir=str(output_dir))
         return
@@ -802,7 +921,7 @@ def train_local(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFla
         first_loss=events.first_loss,
         final_loss=events.last_loss,
         best_eval_loss=best_eval,
-        best_eval_perplexity=perplexity_of(best_eval),
+        best_eval_perplexity=perplexity_of(best_eval) if spec.objective == "sft" else None,
         best_checkpoint=trainer.state.best_model_checkpoint,
         steps=step,
         total_steps=trainer.state.max_steps,
@@ -814,8 +933,9 @@ def train_local(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFla
         base_model_path=base,
         method=spec.method,
         **{k: v for k, v in started_fields.items() if k not in ("device", "num_examples", "method", "base_model")},
+        **events.preference,
     )
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(events.preference)  # DPO: the last reward margin and preference accuracy
     if is_main:
         (output_dir / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=2) + "\n", encoding="utf-8")
         if spec.merge_adapter and spec.uses_adapter:
@@ -827,6 +947,18 @@ def train_local(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFla
                 extra["hub_url"] = url
     writer.finished(output_dir=str(output_dir), final_loss=events.last_loss, first_loss=events.first_loss,
                     best_eval_loss=best_eval, metrics=jsonable(metrics), step=step, **extra)
+
+
+def point_adapter_at(adapter_dir: Path, base: str) -> None:
+    """Record `base` as the base of the adapter in `adapter_dir`: an adapter trained further from another run's
+    keeps that run's record, while its base is the one this run loaded (for tiny-random, its own copy)."""
+    config_path = adapter_dir / "adapter_config.json"
+    if not config_path.is_file():
+        return
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if config.get("base_model_name_or_path") != base:
+        config["base_model_name_or_path"] = base
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _barrier() -> None:

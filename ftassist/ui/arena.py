@@ -10,17 +10,20 @@ or a dataset is ever rendered.
 from __future__ import annotations
 
 import html
+import os
 import re
-import uuid
 from typing import get_args
 
 import gradio as gr
 
+from ftassist import config
 from ftassist.usecases import arena as arena_cases
 from ftassist.usecases.context import Context, UseCaseError
 from ftassist.usecases.session import Session
 
+from . import voter_cookie
 from .context import UIContext
+from .voter_cookie import Identity
 
 VOTE_BUTTONS = (("A", "👈 A is better"), ("B", "👉 B is better"), ("tie", "🤝 Tie"), ("bothbad", "👎 Both are bad"))
 _PANE = {"label": None, "interactive": False, "lines": 10, "max_lines": 30, "buttons": ["copy"]}
@@ -28,11 +31,18 @@ _PANE = {"label": None, "interactive": False, "lines": 10, "max_lines": 30, "but
 
 
 
-def _voter(state: dict) -> str:
-    state = state if isinstance(state, dict) else {}
-    if not state.get("voter"):
-        state["voter"] = uuid.uuid4().hex
-    return state["voter"]
+def _who(app: Context, state: dict, request: gr.Request | None, profile: gr.OAuthProfile | None) -> Identity:
+    """The voter of this request (see ui/voter_cookie.py); `state` keeps the session's fallback id."""
+    try:
+        return voter_cookie.identify(app.settings.data_dir, state, request,
+                                     getattr(profile, "username", None) if profile is not None else None)
+    except ValueError as exc:  # a wrong FTASSIST_TRUSTED_PROXY_HOPS: the owner's setting, said as such
+        raise gr.Error(f"The arena's settings are wrong: {exc}") from None
+
+
+def install_voter_cookie(server, app: Context) -> None:
+    """Give voters their signed cookie on the served FastAPI app (called by ui/layout.create_server)."""
+    voter_cookie.install(server, app.settings.data_dir)
 
 
 def _md_text(text: str) -> str:
@@ -46,7 +56,6 @@ def _buttons(enabled: bool) -> list:
 
 def _show(state: dict, view, empty_message: str) -> list:
     state = dict(state or {})
-    _voter(state)
     if view is None:
         state["token"] = None
         return [state, "", gr.update(value="", label="Model A"), gr.update(value="", label="Model B"),
@@ -57,29 +66,37 @@ def _show(state: dict, view, empty_message: str) -> list:
 
 
 _ALL_VOTED = "You have voted on every battle there is. Thank you! Come back later for more."
+_NO_CHANGE = 5 + len(VOTE_BUTTONS)
 
 
-def new_round(app: Context, state: dict) -> list:
+def new_round(app: Context, state: dict, request: gr.Request, profile: gr.OAuthProfile | None = None) -> list:
     state = dict(state or {})
+    who = _who(app, state, request, profile)
     try:
-        view = arena_cases.next_battle(app, _voter(state))
+        view = arena_cases.next_battle(app, who.voter, address=who.address, signed_in=who.signed_in)
+    except arena_cases.SignInRequired as exc:
+        return _show(state, None, str(exc))
+    except arena_cases.VotingTooFast as exc:
+        gr.Warning(str(exc))
+        return [gr.skip()] * _NO_CHANGE
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     return _show(state, view, _ALL_VOTED)
 
 
 def _make_vote(app: Context, choice: str):
-    def do_vote(state: dict) -> list:
+    def do_vote(state: dict, request: gr.Request, profile: gr.OAuthProfile | None = None) -> list:
         state = dict(state or {})
-        voter = _voter(state)
+        who = _who(app, state, request, profile)
         if not state.get("token"):
             gr.Warning("Start a new round first.")
-            return [gr.skip()] * (5 + len(VOTE_BUTTONS))
+            return [gr.skip()] * _NO_CHANGE
         try:
-            reveal = arena_cases.vote(app, state["token"], voter, choice)
-        except arena_cases.VotingTooFast as exc:
+            reveal = arena_cases.vote(app, state["token"], who.voter, choice, address=who.address,
+                                      signed_in=who.signed_in)
+        except (arena_cases.VotingTooFast, arena_cases.SignInRequired) as exc:
             gr.Warning(str(exc))
-            return [gr.skip()] * (5 + len(VOTE_BUTTONS))
+            return [gr.skip()] * _NO_CHANGE
         except UseCaseError as exc:
             raise gr.Error(str(exc)) from None
         state["token"] = None
@@ -92,22 +109,50 @@ def _make_vote(app: Context, choice: str):
     return do_vote
 
 
-def skip_battle(app: Context, state: dict) -> list:
+def skip_battle(app: Context, state: dict, request: gr.Request, profile: gr.OAuthProfile | None = None) -> list:
     state = dict(state or {})
+    who = _who(app, state, request, profile)
     try:
-        view = arena_cases.skip_battle(app, _voter(state), state.get("token"))
+        view = arena_cases.skip_battle(app, who.voter, state.get("token"), address=who.address,
+                                       signed_in=who.signed_in)
+    except (arena_cases.VotingTooFast, arena_cases.SignInRequired) as exc:
+        gr.Warning(str(exc))
+        return [gr.skip()] * _NO_CHANGE
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     return _show(state, view, _ALL_VOTED)
 
 
-def ask_own(app: Context, prompt: str, state: dict) -> list:
+def ask_own(app: Context, prompt: str, state: dict, request: gr.Request,
+            profile: gr.OAuthProfile | None = None) -> list:
     state = dict(state or {})
+    who = _who(app, state, request, profile)
     try:
-        view = arena_cases.ask_own_prompt(app, prompt, _voter(state))
+        view = arena_cases.ask_own_prompt(app, prompt, who.voter, address=who.address, signed_in=who.signed_in)
+    except (arena_cases.VotingTooFast, arena_cases.SignInRequired) as exc:
+        gr.Warning(str(exc))
+        return [gr.skip()] * _NO_CHANGE
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     return _show(state, view, "")
+
+
+def _sign_in_row() -> None:
+    """The Hugging Face sign-in, when the settings ask for it and the Space has OAuth (`hf_oauth: true`)."""
+    try:
+        mode = config.arena_choice("sign_in")
+    except ValueError as exc:
+        gr.Markdown(f"⚠️ {_md_text(str(exc))}")
+        return
+    if mode == "off":
+        return
+    if config.on_space() and os.environ.get("OAUTH_CLIENT_ID"):
+        gr.LoginButton()
+        if mode == "required":
+            gr.Markdown("Sign in with Hugging Face to vote: one account, one vote per battle.")
+    elif mode == "required":
+        gr.Markdown("This arena asks voters to sign in with Hugging Face, but sign-in is not set up here "
+                    "(a Space needs `hf_oauth: true` in its README), so voting is closed.")
 
 
 def build(ctx: UIContext) -> None:
@@ -116,6 +161,7 @@ def build(ctx: UIContext) -> None:
         "Two anonymous models answer the same prompt. Read both, then pick the better one. "
         "The names are shown after your vote."
     )
+    _sign_in_row()
     prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, max_lines=12, elem_id="arena-prompt")
     with gr.Row():
         answer_a = gr.Textbox(**{**_PANE, "label": "Model A"}, elem_id="arena-answer-a")
@@ -152,7 +198,9 @@ def _refresh_admin(app: Context):
     listed = arena_cases.list_models(app)
     counts = arena_cases.arena_counts(app)
     summary = (f"{counts.models} models, {counts.battles} battles ({counts.flagged_battles} flagged), "
-               f"{counts.votes} votes from {counts.voters} voters, {counts.flagged_voters} voters flagged for review.")
+               f"{counts.votes} votes from {counts.voters} voters ({counts.flagged_votes} votes kept but not counted: "
+               f"they broke a voting rule), {counts.flagged_voters} voters flagged for review, "
+               f"{counts.pending_prompts} voters' questions awaiting review.")
     choices = [(m.display_name, m.id) for m in listed]
     return ([[m.id, m.kind, m.display_name] for m in listed], gr.update(choices=choices),
             gr.update(choices=choices), summary)
@@ -234,6 +282,35 @@ def _flag_voters(app: Context):
     return table, chosen, managed, f"{len(flagged.voters)} voter(s) flagged for review.\n\n{summary}"
 
 
+PROMPT_HEADERS = ["battle id", "question", "answer 1", "answer 2", "asked at", "votes"]
+
+
+def _pending_prompts(app: Context):
+    """The voters' own questions awaiting review, and the ids to pick from."""
+    pending = arena_cases.voter_prompts(app, "pending").prompts
+    rows = [[p["battle_id"], p["prompt"], p["answer_a"], p["answer_b"], p["asked_at"], p["votes"]] for p in pending]
+    return rows, gr.update(choices=[(p["prompt"][:80], p["battle_id"]) for p in pending], value=None)
+
+
+def _review(app: Context, battle_id, approve: bool):
+    if not battle_id:
+        raise gr.Error("Pick the question to approve or reject.")
+    try:
+        reviewed = arena_cases.review_voter_prompt(app, battle_id, approve)
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    gr.Info(f"{'Approved' if approve else 'Rejected'}: {reviewed.prompt[:60]} ({reviewed.votes_counted} vote(s) count).")
+    return _pending_prompts(app)
+
+
+def _approve(app: Context, battle_id):
+    return _review(app, battle_id, True)
+
+
+def _reject(app: Context, battle_id):
+    return _review(app, battle_id, False)
+
+
 def _build_admin(ctx: UIContext) -> None:
     with gr.Accordion("Manage the arena (models, battles): the owner's view", open=False):
         summary = gr.Markdown()
@@ -268,6 +345,14 @@ def _build_admin(ctx: UIContext) -> None:
             generate_button = gr.Button("Generate battles", variant="primary")
             refresh_button = gr.Button("Refresh")
             flag_button = gr.Button("Flag suspicious voters")
+        gr.Markdown("### Voters' own questions awaiting review\nA voter's question is shown to other voters, and "
+                    "its votes count, only once you approve it (never, with FTASSIST_ARENA_VOTER_PROMPTS=never).")
+        pending_table = gr.Dataframe(headers=PROMPT_HEADERS, label="Awaiting review", interactive=False, wrap=True)
+        with gr.Row():
+            pending_pick = gr.Dropdown(choices=[], label="Question")
+            approve_button = gr.Button("Approve")
+            reject_button = gr.Button("Reject", variant="stop")
+            pending_refresh = gr.Button("Refresh the list")
     outputs = [models_table, chosen, managed, summary]
     refresh_button.click(ctx.bind(_refresh_admin), None, outputs, api_name=False)
     add_button.click(ctx.bind(_add_model), [kind, name, model, base_url, adapter_dir, api_key_env, ctx.session],
@@ -278,3 +363,7 @@ def _build_admin(ctx: UIContext) -> None:
     generate_button.click(ctx.bind(_pregenerate), [ctx.session, chosen, upload, n, temperature, max_new_tokens], outputs,
                           api_name=False)
     flag_button.click(ctx.bind(_flag_voters), None, outputs, api_name=False)
+    pending_outputs = [pending_table, pending_pick]
+    pending_refresh.click(ctx.bind(_pending_prompts), None, pending_outputs, api_name=False)
+    approve_button.click(ctx.bind(_approve), [pending_pick], pending_outputs, api_name=False)
+    reject_button.click(ctx.bind(_reject), [pending_pick], pending_outputs, api_name=False)

@@ -112,6 +112,7 @@ def estimate_handler(app: Context,
     mfu,
     requests_per_month,
     only_fitting: bool,
+    objective: str = "sft",
 ):
     """Event handler: inputs -> (summary, table, cost chart, memory chart, how, option choices, table state, session)."""
     session = Session.of(session)
@@ -133,6 +134,7 @@ def estimate_handler(app: Context,
         "requests_per_month": _number(requests_per_month, int) or 0,
         "include_openai": models is None or bool(models),
         "include_self_hosted": methods is None or bool(methods),
+        "objective": objective or "sft",
     }
     try:
         result = planning.estimate_options(
@@ -143,7 +145,8 @@ def estimate_handler(app: Context,
         raise gr.Error(f"Cannot estimate: {exc}") from None
     table = result.table.to_dict()
     inp = table["inputs"]
-    summary = [f"**{inp['n_examples']:,} examples, {inp['total_tokens']:,} tokens** "
+    what = "preference pairs" if inp.get("pairs") else "examples"
+    summary = [f"**{inp['n_examples']:,} {what}, {inp['total_tokens']:,} tokens** "
                f"({_SOURCES.get(inp['source'], inp['source'])}, {inp['encoding']}); {inp['epochs_how']}.", "",
                f"**{table['recommendation']}**"]
     if result.prefer:
@@ -175,6 +178,10 @@ def choose_handler(session, table: dict | None, option_id: str | None):
 def build(ctx: UIContext) -> None:
     gr.Markdown("## What will each option cost, and will it fit?\nType a rough size (quick mode) or check a dataset "
                 "in the Data tab for exact token counts. Every figure says how it was computed (see *How*).")
+    objective = gr.Radio(label="What to train", value="sft", elem_id="estimate-objective",
+                         choices=[("SFT: chats (the answers to give)", "sft"),
+                                  ("DPO: preference pairs (a better and a worse answer)", "dpo")],
+                         info="With DPO, examples are pairs and each counts as prompt + chosen + prompt + rejected")
     with gr.Row():
         use_report = gr.Checkbox(label="Use the checked dataset's exact counts (of its train split once split)", value=True)
         n_examples = gr.Number(label="Examples", value=1000, precision=0, minimum=1)
@@ -229,7 +236,7 @@ def build(ctx: UIContext) -> None:
     table_state = gr.State(None)
     inputs = [ctx.session, use_report, n_examples, avg_tokens, output_tokens, pasted, models, epochs, training_price,
               input_price, output_price, base_model, methods, gpu_table, gpus, seq_len, batch_size, gc, lora_rank,
-              mfu, requests, only_fitting]
+              mfu, requests, only_fitting, objective]
     button.click(ctx.bind(estimate_handler), inputs=inputs,
                  outputs=[summary, table, cost_plot, memory_plot, how, option, table_state, ctx.session],
                  api_name="estimate")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from contextlib import contextmanager
 from functools import partial
 
 import gradio as gr
@@ -20,7 +21,8 @@ from ftassist import config
 from ftassist.usecases.context import Context, UseCaseError
 from ftassist.usecases.session import Session
 
-from . import arena, auth, data_tab, decide, estimate, leaderboard, session_store, train, wizard
+from . import arena, auth, data_tab, decide, estimate, faults, leaderboard, session_store, train, wizard
+from . import evaluate, playground
 from .context import UIContext
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ TABS = (
     ("Train", train),
     ("Arena", arena),
     ("Leaderboard", leaderboard),
+    ("Evaluate", evaluate),
+    ("Playground", playground),
 )
 TITLE = "ftassist: fine-tuning assistant"
 SESSION_STORAGE_KEY = "ftassist-session-id"
@@ -140,35 +144,96 @@ def build_app(arena_only: bool = False, app: Context | None = None) -> gr.Blocks
     """The page. `app` is the application context its handlers use (default: this data dir's)."""
     with gr.Blocks(title="ftassist arena" if arena_only else TITLE) as demo:
         session = gr.State(Session())
-        ctx = UIContext(session=session, demo=demo, arena_only=arena_only, app=app or Context.open())
+        ctx = UIContext(session=session, demo=demo, arena_only=arena_only, app=app or Context.open(reads_any_file=False))
         if arena_only:
             gr.Markdown("# Which answer is better?\nVote blind: the models' names are shown after your vote.")
             arena.build(ctx)
         else:
             _build_full(demo, ctx)
+    for block_fn in demo.fns.values():  # a full or read-only disk: its cause to the person and the log
+        if block_fn.fn is not None:
+            block_fn.fn = faults.with_disk_faults_explained(block_fn.fn)
     return demo
 
 
 # -- serving ------------------------------------------------------------------------------------------
+ADMIN_CACHE_CLEANUP = (3600, 86400)  # every hour, delete Gradio's copies of uploads/downloads older than a day
+
+
 def _mount_options() -> dict:
-    return {"show_error": False, "max_file_size": config.max_upload(), "footer_links": ["api", "settings"]}
+    """What both mounts share. `run_history=False`: Gradio would otherwise keep every call's inputs
+    (API keys included) in the browser's localStorage, beyond logout; off, it also deletes what an
+    earlier version kept there."""
+    return {"show_error": False, "max_file_size": config.max_upload(), "footer_links": ["api", "settings"],
+            "run_history": False}
+
+
+@contextmanager
+def _own_temp_dir(folder: str):
+    """Build Blocks whose components cache their files in `folder` (Gradio reads GRADIO_TEMP_DIR when a
+    component is made), so the voting page shares no temp directory with the admin's app."""
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = folder
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = before
+
+
+def _mounted_app(server, path: str):
+    """The Gradio `App` that `mount_gradio_app` put at `path` on `server`."""
+    from starlette.routing import Mount
+
+    for route in server.routes:
+        if isinstance(route, Mount) and route.path == path.rstrip("/"):
+            return route.app
+    raise LookupError(f"nothing is mounted at {path}")
+
+
+def _voting_blocks(app_context: Context) -> tuple[gr.Blocks, str]:
+    """The voting page, built with its own private temp folder (mode 0700, removed at exit)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="ftassist-voting-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    with _own_temp_dir(folder):
+        voting = build_app(arena_only=True, app=app_context).queue(default_concurrency_limit=8)
+    return voting, folder
 
 
 def create_server(arena_only: bool = False, host: str = "127.0.0.1", port: int = 7860,
                   context: Context | None = None):
-    """The FastAPI app to serve: `/arena` (open) and `/` (the full app, behind the admin login if set)."""
+    """The FastAPI app to serve: `/arena` (open, sealed) and `/` (the full app, behind the admin login if set).
+
+    In front of both: `guard.Guard` (the voting mount answers only the voting page's routes, the page
+    before login lists no endpoints, logins are throttled) and a CORS policy that allows no other origin."""
     from fastapi import FastAPI
+    from starlette.middleware.cors import CORSMiddleware
+
+    from . import guard
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    # Gradio adds its own CORS headers (any origin, when the host is not localhost) unless the parent
+    # app has a CORSMiddleware: this one allows no origin but the page's own (which needs no header).
+    app.add_middleware(CORSMiddleware, allow_origins=[], allow_credentials=False)
     try:
         session_store.prune()
     except OSError as exc:
         log.warning("could not prune old sessions: %s", exc)
     where = {"server_name": host, "server_port": port}
-    app_context = context or Context.open()
-    voting = build_app(arena_only=True, app=app_context).queue(default_concurrency_limit=8)
+    app_context = context or Context.open(reads_any_file=False)
+    arena.install_voter_cookie(app, app_context)  # each voter's signed cookie (ui/voter_cookie.py)
+    voting, voting_dir = _voting_blocks(app_context)
     if arena_only:
-        return gr.mount_gradio_app(app, voting, path="/", **where, **_mount_options())
+        gr.mount_gradio_app(app, voting, path="/", **where, **_mount_options())
+        _mounted_app(app, "/").uploaded_file_dir = voting_dir
+        app.add_middleware(guard.Guard, voting_prefix="")
+        return app
     # Order matters: the `/` mount matches every path, so `/arena` goes first.
     from fastapi.responses import RedirectResponse
 
@@ -178,9 +243,14 @@ def create_server(arena_only: bool = False, host: str = "127.0.0.1", port: int =
         return RedirectResponse(url=f"arena/{query}", status_code=307)
 
     gr.mount_gradio_app(app, voting, path="/arena", **where, **_mount_options())
+    _mounted_app(app, "/arena").uploaded_file_dir = voting_dir
     full = build_app(app=app_context).queue(default_concurrency_limit=8)
-    return gr.mount_gradio_app(app, full, path="/", auth=auth.gradio_auth(), auth_message=auth.AUTH_MESSAGE,
-                               **where, **_mount_options())
+    full.delete_cache = ADMIN_CACHE_CLEANUP
+    gr.mount_gradio_app(app, full, path="/", auth=auth.gradio_auth(), auth_message=auth.AUTH_MESSAGE,
+                        **where, **_mount_options())
+    admin = _mounted_app(app, "/") if auth.auth_enabled() else None
+    app.add_middleware(guard.Guard, voting_prefix="/arena", admin_app=admin)
+    return app
 
 
 def resolve_address(host: str | None, port: int | None) -> tuple[str, int]:
@@ -199,7 +269,7 @@ def launch(host: str | None = None, port: int | None = None, arena_only: bool = 
 
     arena_only = arena_only or os.environ.get("FTASSIST_ARENA_ONLY", "") not in ("", "0", "false")
     host, port = resolve_address(host, port)
-    context = Context.open()
+    context = Context.open(reads_any_file=False)  # the page, the assistant, the socket: uploads and the data dir
     try:
         context.store.schema_versions()  # open it now: a database held elsewhere is a start-up error
         socket_server = app_socket.serve(context)
@@ -213,7 +283,7 @@ def launch(host: str | None = None, port: int | None = None, arena_only: bool = 
         if share:  # a share link needs Gradio's own launcher: one Blocks, the login (if any) on all of it
             demo = build_app(arena_only=arena_only, app=context).queue(default_concurrency_limit=8)
             demo.launch(server_name=host, server_port=port, share=True, show_error=False,
-                        max_file_size=config.max_upload(),
+                        max_file_size=config.max_upload(), run_history=False,
                         auth=None if arena_only else auth.gradio_auth(), auth_message=auth.AUTH_MESSAGE)
             return
         import uvicorn
@@ -223,6 +293,7 @@ def launch(host: str | None = None, port: int | None = None, arena_only: bool = 
         print(f"* ftassist running on http://{shown}:{port}/"
               + ("" if arena_only else f" (voting page: http://{shown}:{port}/arena/)")
               + (" · admin login required" if auth.auth_enabled() and not arena_only else ""), flush=True)
-        uvicorn.run(server, host=host, port=port, log_level="warning")
+        # proxy_headers=False: X-Forwarded-For is believed only as config.trusted_proxy_hops() says
+        uvicorn.run(server, host=host, port=port, log_level="warning", proxy_headers=False)
     finally:
         app_socket.stop(socket_server)

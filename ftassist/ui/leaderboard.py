@@ -1,6 +1,7 @@
-"""The `Leaderboard` tab: ratings with intervals, the pairwise matrix, the two-model
-headline, the exports (votes CSV/Parquet, DPO pairs) and the optional LLM judge. All
-figures come from the arena use cases (`ftassist.usecases.arena`); this module only lays them out."""
+"""The `Leaderboard` tab: ratings with intervals (plain and style-controlled), the pairwise matrix,
+the two-model headline, the exports (votes CSV/Parquet, DPO pairs), "Train on these votes" with the
+loops it started, and the optional LLM judge. All figures come from the use cases
+(`ftassist.usecases.arena`, `ftassist.usecases.preference_loop`); this module only lays them out."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import gradio as gr
 import pandas as pd
 
 from ftassist.usecases import arena as arena_cases
+from ftassist.usecases import preference_loop
 from ftassist.usecases.context import Context, UseCaseError
 
 from .context import UIContext
 
 TABLE_COLUMNS = ["rank", "model", "rating", "95% CI", "wins", "losses", "ties", "votes", "win rate",
-                 "win rate 95% CI", "online Elo"]
+                 "win rate 95% CI", "online Elo", "style-controlled rating", "style-controlled 95% CI",
+                 "points from style", "points from length"]
 VERDICTS = {
     "better": "Above 50% across the whole interval: the fine-tuned model is better.",
     "worse": "Below 50% across the whole interval: the fine-tuned model is worse.",
@@ -26,23 +29,58 @@ VERDICTS = {
 
 
 
+def _styled(r: dict) -> bool:
+    return r.get("style_rating") is not None
+
+
 def _table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(
         [[r["rank"], r["model"], round(r["rating"], 1), f"{r['ci_low']:.0f} to {r['ci_high']:.0f}",
           r["wins"], r["losses"], r["ties"], r["votes"], f"{r['win_rate']:.1%}",
-          f"{r['win_rate_low']:.1%} to {r['win_rate_high']:.1%}", round(r["elo"], 1)] for r in rows],
+          f"{r['win_rate_low']:.1%} to {r['win_rate_high']:.1%}", round(r["elo"], 1),
+          round(r["style_rating"], 1) if _styled(r) else "",
+          f"{r['style_ci_low']:.0f} to {r['style_ci_high']:.0f}" if _styled(r) else "",
+          f"{r['style_points']:+.0f}" if _styled(r) else "",
+          f"{r['length_points']:+.0f}" if _styled(r) else ""] for r in rows],
         columns=TABLE_COLUMNS,
     )
 
 
 def _chart(rows: list[dict]) -> pd.DataFrame:
-    """Long form for a scatter plot: each model's rating and its two 95% bounds."""
+    """Long form for a scatter plot: each model's rating and its two 95% bounds (and, when the votes
+    have answers, its style-controlled rating)."""
     points = []
     for r in rows:
         points += [{"model": r["model"], "rating": r["rating"], "figure": "Bradley-Terry rating"},
                    {"model": r["model"], "rating": r["ci_low"], "figure": "95% CI low"},
                    {"model": r["model"], "rating": r["ci_high"], "figure": "95% CI high"}]
+        if _styled(r):
+            points.append({"model": r["model"], "rating": r["style_rating"], "figure": "style-controlled rating"})
     return pd.DataFrame(points, columns=["model", "rating", "figure"])
+
+
+def _style_text(rows: list[dict], head: dict | None) -> str:
+    """What the answers' style (length, markdown) did to the ranking, per model, in words."""
+    styled = [r for r in rows if _styled(r)]
+    if not styled:
+        return ""
+    lines = ["", "**Style control** (FastChat's method): the same votes with the answers' length and markdown "
+                 "(headers, lists, bold) held equal, so a model cannot climb by writing more."]
+    if head is not None and head.get("style_lead") is not None:
+        lead, kept = head["lead"], head["style_lead"]
+        lines.append(f"{head['model']} leads {head['opponent']} by {lead:+.0f} rating points; with style "
+                     f"controlled, by {kept:+.0f}" + (f", so {min(1.0, (lead - kept) / lead):.0%} of its lead is "
+                                                    "style." if lead > 1 and lead > kept else "."))
+    for r in styled:
+        plain = r["style_rating"] + r["style_points"]  # the plain rating on the votes that have answers
+        line = (f"- {r['model']}: {plain:.0f} plain, {r['style_rating']:.0f} style-controlled "
+                f"({r['style_ci_low']:.0f} to {r['style_ci_high']:.0f}); style is worth {r['style_points']:+.0f} "
+                f"points to it, length alone {r['length_points']:+.0f}")
+        lead = plain - 1000
+        if lead > 1 and r["style_points"] > 0:
+            line += f": {min(1.0, r['style_points'] / lead):.0%} of its {lead:.0f}-point lead over the average is style"
+        lines.append(line + ".")
+    return "\n".join(lines)
 
 
 def _pairwise(models: list[str], pairwise: dict) -> pd.DataFrame:
@@ -70,8 +108,57 @@ def refresh(app: Context, rounds: float = 1000):
         data = arena_cases.leaderboard_summary(app, rounds=int(rounds or 0))
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
-    return (_headline(data.headline, data.votes, len(data.rows)), _table(data.rows), _chart(data.rows),
-            _pairwise(data.models, data.pairwise))
+    return (_headline(data.headline, data.votes, len(data.rows)) + _style_text(data.rows, data.headline)
+            + (f"\n\nLeft out: {data.flagged_votes} flagged vote(s), kept for review (too fast, a one-sided burst, "
+               "an unreviewed question)." if data.flagged_votes else ""),
+            _table(data.rows), _chart(data.rows), _pairwise(data.models, data.pairwise))
+
+
+# -- the preference loop: votes train the next model --------------------------------------------------
+def tuned_choices(app: Context):
+    """The arena models a training run made (the ones whose votes can train a next version)."""
+    models = [m for m in arena_cases.list_models(app) if m.config.get("run_dir")]
+    return gr.update(choices=[(m.display_name, m.id) for m in models])
+
+
+def _loops_text(loops: list) -> str:
+    if not loops:
+        return "No run has trained on the votes yet."
+    lines = []
+    for loop in loops:
+        line = f"- **{loop.parent_name}** trained on {loop.pairs} pairs: run `{loop.run_id}`, {loop.status}"
+        if loop.child_name:
+            line += f"; new model **{loop.child_name}**"
+        if loop.message:
+            line += f" ({loop.message})"
+        head = loop.head_to_head
+        if head:
+            line += (f". Against its parent it wins **{head['win_rate']:.0%}** (95% interval {head['win_rate_low']:.0%}"
+                     f" to {head['win_rate_high']:.0%}, {head['votes']} votes): "
+                     + {"better": "the votes made it better.", "worse": "the votes made it worse.",
+                        "undecided": "not told apart yet, vote on more battles."}[head["verdict"]])
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def refresh_loops(app: Context) -> str:
+    """The loops, after taking any whose run ended one step further."""
+    return _loops_text(preference_loop.finish_preference_loops(app))
+
+
+def train_on_votes(app: Context, model: str | None, min_votes: float = preference_loop.DEFAULT_MIN_VOTES):
+    """Start a DPO run on the chosen model's votes; the result (or why it did not start) and the loops."""
+    if not model:
+        raise gr.Error("Pick the fine-tuned model whose votes to train on (a model registered from a run).")
+    try:
+        result = preference_loop.train_on_votes(app, model, min_votes=int(min_votes or 1))
+    except UseCaseError as exc:
+        raise gr.Error(str(exc)) from None
+    text = result.message
+    if result.dropped_text:
+        text += "\n\n" + "\n".join(f"- {line}" for line in result.dropped_text)
+    text += f"\n\n*{result.rules}*"
+    return text, _loops_text(preference_loop.preference_loops(app))
 
 
 def _export_dir() -> Path:
@@ -150,6 +237,19 @@ def build(ctx: UIContext) -> None:
         dpo_button = gr.Button("DPO preference dataset (JSONL)")
     download = gr.File(label="Download", interactive=False)
 
+    gr.Markdown("### Train on these votes")
+    gr.Markdown("The votes on a fine-tuned model become preference pairs (the chosen answer against the other) "
+                "and train its next version with DPO, starting from the model itself. When the run ends, the new "
+                "model joins the arena with battles against its parent on the same prompts: vote on them, and "
+                "this table says whether the votes made it better.")
+    with gr.Row():
+        tuned_model = gr.Dropdown(choices=[], label="Fine-tuned model (registered from a run)", interactive=True)
+        min_votes = gr.Number(value=preference_loop.DEFAULT_MIN_VOTES, precision=0,
+                              label="Start with at least this many usable pairs")
+        train_button = gr.Button("Train on these votes")
+    train_result = gr.Markdown(elem_id="train-on-votes-result")
+    loops = gr.Markdown(elem_id="preference-loops")
+
     with gr.Accordion("LLM judge (a second opinion, kept apart from the votes)", open=False):
         gr.Markdown("An API model reads each battle twice, with the answers in both orders (MT-Bench's pairwise "
                     "method). Its verdicts never count as votes: they get their own ratings below, and the "
@@ -164,6 +264,10 @@ def build(ctx: UIContext) -> None:
                                    interactive=False, wrap=True)
 
     refresh_button.click(ctx.bind(refresh), [rounds], [headline, table, chart, pairwise], api_name="leaderboard")
+    refresh_button.click(ctx.bind(refresh_loops), None, loops, api_name="preference_loops")
+    tuned_model.focus(ctx.bind(tuned_choices), None, tuned_model, api_name=False)
+    train_button.click(ctx.bind(train_on_votes), [tuned_model, min_votes], [train_result, loops],
+                       api_name="train_on_votes")
     judge_model.focus(ctx.bind(judge_choices), None, judge_model, api_name=False)
     judge_button.click(ctx.bind(run_judge), [judge_model, use_reference, redo, rounds], [judge_summary, judge_table],
                        api_name="judge_battles")

@@ -83,10 +83,15 @@ def _text(value) -> str | None:
 
 
 def build_spec(backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_steps, train_file, valid_file,
-               openai_model, suffix, provider, base_url, azure_endpoint, api_version, flavor=None) -> dict:
+               openai_model, suffix, provider, base_url, azure_endpoint, api_version, flavor=None, objective=None,
+               dpo_beta=None, start_from=None) -> dict:
     """The run's settings from the form (`start_run` checks them and says what to change)."""
     spec: dict = dict(backend=backend or "local", method=method or "lora", train_file=_text(train_file) or "",
-                      valid_file=_text(valid_file))
+                      valid_file=_text(valid_file), objective=objective or "sft")
+    if spec["objective"] == "dpo" and _opt_number(dpo_beta) is not None:
+        spec["dpo_beta"] = float(dpo_beta)
+    if _text(start_from):  # a finished run's id (or a model folder): SFT, then DPO
+        spec["start_from"] = _text(start_from)
     if spec["backend"] == "openai":
         openai = dict(model=_text(openai_model) or OPENAI_MODELS[0], provider=provider or "openai",
                       suffix=_text(suffix), base_url=_text(base_url), azure_endpoint=_text(azure_endpoint),
@@ -112,13 +117,15 @@ def build_spec(backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_
 
 
 def start_handler(app: Context, backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_steps, train_file, valid_file,
-                  openai_model, suffix, provider, base_url, azure_endpoint, api_version, api_key, session, flavor=None):
+                  openai_model, suffix, provider, base_url, azure_endpoint, api_version, api_key, session, flavor=None,
+                  objective=None, dpo_beta=None, start_from=None):
     """Start (or queue) a run; returns (session, message, selected run)."""
     session = Session.of(session)
     if not (train_file or "").strip():
         raise gr.Error("No training file: check and split your dataset in the Data tab, or type a chat JSONL path.")
     spec = build_spec(backend, base_model, method, epochs, lr, lora_r, lora_alpha, max_steps, train_file,
-                      valid_file, openai_model, suffix, provider, base_url, azure_endpoint, api_version, flavor)
+                      valid_file, openai_model, suffix, provider, base_url, azure_endpoint, api_version, flavor,
+                      objective, dpo_beta, start_from)
     try:
         started = training.start_run(app, spec, api_key=api_key)
     except UseCaseError as exc:
@@ -174,6 +181,50 @@ def loss_frame(points: list[training.LossPoint]) -> pd.DataFrame:
     return frame
 
 
+def preference_frame(points: list[training.PreferencePoint]) -> pd.DataFrame | None:
+    """A DPO run's reward margin and preference accuracy by step, train and validation (None: nothing to draw)."""
+    if not points:
+        return None
+    frame = pd.DataFrame([(p.step, p.value, p.series) for p in points], columns=["step", "value", "series"])
+    # As for the loss chart: every series in the colour domain from the first draw (a NaN point is not drawn).
+    every = [f"{words} ({where})" for words in ("reward margin", "preference accuracy")
+             for where in ("train", "validation")]
+    missing = [name for name in every if name not in set(frame["series"])]
+    if missing:
+        frame = pd.concat([frame, pd.DataFrame({"step": frame["step"].min(), "value": float("nan"),
+                                                "series": missing})], ignore_index=True)
+    return frame
+
+
+def preference_handler(app: Context, run_id, session):
+    """The DPO chart of `run_id` (default: the session's run, else the most recent one): shown for DPO runs only."""
+    session = Session.of(session)
+    chosen = run_id or session.run_id
+    if not chosen:
+        runs = training.list_runs(app, limit=1)
+        chosen = runs[0].id if runs else None
+    if not chosen:
+        return gr.update(value=None, visible=False)
+    try:
+        points = training.preference_points(app, chosen)
+    except UseCaseError:  # NotFound included: a run id typed that does not exist
+        return gr.update(value=None, visible=False)
+    frame = preference_frame(points)
+    return gr.update(value=frame, visible=frame is not None)
+
+
+def start_choices(app: Context) -> list[tuple[str, str]]:
+    """The finished local and Hugging Face Jobs runs a new run can start from (SFT, then DPO)."""
+    runs = training.list_runs(app, limit=100)
+    return [(f"{r.id} · {r.objective} · {r.base_model}", r.id) for r in runs
+            if r.status == "succeeded" and r.backend in ("local", "hf-jobs")]
+
+
+def start_from_handler(app: Context):
+    """The start-from list, fresh each time it is opened (a run that just finished is in it)."""
+    return gr.update(choices=start_choices(app))
+
+
 def progress_html(prog: training.Progress) -> str:
     frac = prog.fraction
     pct = 0 if frac is None else max(0.0, min(1.0, frac)) * 100
@@ -192,12 +243,16 @@ def progress_html(prog: training.Progress) -> str:
 def status_markdown(run: training.Run | None, has_points: bool) -> str:
     if run is None:
         return "No run yet: fill in the form and press **Start training**."
-    lines = [f"**Run `{run.id}`: {run.status}** ({run.backend}, {run.base_model}, {run.method})"]
+    how = f"{run.method}, DPO" if run.objective == "dpo" else run.method
+    lines = [f"**Run `{run.id}`: {run.status}** ({run.backend}, {run.base_model}, {how})"]
     if run.external_id:
         where = {"together": "Together", "hf-jobs": "Hugging Face"}.get(run.backend, "OpenAI")
         lines.append(f"{where} job: `{run.external_id}`")
     if run.output_model and run.status == "succeeded":
         lines.append(f"Model: `{run.output_model}` (use it in the Arena tab)")
+    margin, accuracy = run.preference.get("rewards/margins"), run.preference.get("rewards/accuracies")
+    if margin is not None and accuracy is not None:
+        lines.append(f"Reward margin {margin:.3f}, preference accuracy {accuracy:.0%} (last logged step)")
     if run.error:
         lines.append(f"**Why:** {run.error}")
     if run.hint:
@@ -211,7 +266,8 @@ def history_frame(runs: list[training.Run]) -> pd.DataFrame:
     rows = []
     for r in runs:
         losses = f"{r.first_loss:.3f} → {r.final_loss:.3f}" if r.first_loss is not None and r.final_loss is not None else ""
-        rows.append([r.id, r.status, r.backend, r.base_model, r.method, f"{r.last_step or 0}/{r.total_steps or '?'}",
+        method = f"{r.method} (dpo)" if r.objective == "dpo" else r.method
+        rows.append([r.id, r.status, r.backend, r.base_model, method, f"{r.last_step or 0}/{r.total_steps or '?'}",
                      losses, "" if r.best_eval_loss is None else f"{r.best_eval_loss:.3f}", (r.created_at or "")[:19],
                      r.output_model or ""])
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
@@ -266,12 +322,20 @@ def build(ctx: UIContext) -> None:
         method = gr.Radio(["lora", "qlora", "full"], value="lora", label="Method", info=_method_info())
     with gr.Row():
         epochs = gr.Number(value=3, minimum=0.1, label="Epochs")
-        lr = gr.Number(value=None, minimum=0, label="Learning rate (0 or blank: 2e-4 LoRA, 2e-5 full)")
+        lr = gr.Number(value=None, minimum=0, label="Learning rate (0 or blank: 2e-4 LoRA, 2e-5 full; DPO 5e-5, 5e-6)")
         lora_r = gr.Number(value=16, precision=0, minimum=1, label="LoRA r")
         lora_alpha = gr.Number(value=32, precision=0, minimum=1, label="LoRA alpha")
         max_steps = gr.Number(value=None, precision=0, minimum=0, label="Max steps (0 or blank: all epochs)")
     with gr.Row():
-        train_file = gr.Textbox(label="Training file (chat JSONL)", placeholder="from the Data step")
+        objective = gr.Radio(["sft", "dpo"], value="sft", label="Objective",
+                             info="sft: learn the answers of chats; dpo: prefer the chosen answer of preference pairs "
+                                  "(prompt, chosen, rejected: the Arena's DPO export)")
+        dpo_beta = gr.Number(value=0.1, minimum=0, label="DPO beta (lower: moves further from the reference)")
+        start_from = gr.Dropdown(choices=[], value=None, allow_custom_value=True, label="Start from (optional)",
+                                 info="A finished run (its id or model folder): SFT, then DPO, the SFT model as reference")
+    with gr.Row():
+        train_file = gr.Textbox(label="Training file (chat JSONL, or preference pairs for DPO)",
+                                placeholder="from the Data step")
         valid_file = gr.Textbox(label="Validation file (optional)", placeholder="from the Data step")
     with gr.Accordion("OpenAI settings", open=False):
         with gr.Row():
@@ -302,6 +366,10 @@ def build(ctx: UIContext) -> None:
     progress = gr.HTML(elem_id="train-progress")
     chart = gr.LinePlot(x="step", y="loss", color="series", title="Loss (train and validation)",
                         x_title="step", y_title="loss", height=320, elem_id="train-loss")
+    preference_chart = gr.LinePlot(x="step", y="value", color="series",
+                                   title="DPO: reward margin and preference accuracy (train and validation)",
+                                   x_title="step", y_title="margin / accuracy", height=320, visible=False,
+                                   elem_id="train-preference")
     with gr.Accordion("Log (last lines of worker.log)", open=False):
         log = gr.Code(label="worker.log", language=None, interactive=False)
     history = gr.Dataframe(headers=HISTORY_COLUMNS, interactive=False, wrap=True, label="All jobs")
@@ -314,8 +382,9 @@ def build(ctx: UIContext) -> None:
                        [gate, prefilled, train_file, valid_file, backend, base_model, method, epochs, openai_model,
                         flavor],
                        api_visibility="private")
-    start.click(ctx.bind(start_handler), [*form, ctx.session, flavor], [ctx.session, message, job_select],
-                api_name="start_training")
+    start.click(ctx.bind(start_handler), [*form, ctx.session, flavor, objective, dpo_beta, start_from],
+                [ctx.session, message, job_select], api_name="start_training")
+    start_from.focus(ctx.bind(start_from_handler), None, [start_from], api_visibility="private")
     cancel.click(ctx.bind(cancel_handler), [job_select], [message], api_name="cancel_training")
     resume.click(ctx.bind(resume_handler), [job_select, api_key, ctx.session], [ctx.session, message, job_select],
                  api_name="resume_training")
@@ -323,4 +392,8 @@ def build(ctx: UIContext) -> None:
     job_select.input(ctx.bind(refresh_handler), [job_select, ctx.session], monitor, api_visibility="private")
     job_select.input(select_handler, [ctx.session, job_select], [ctx.session], api_visibility="private")
     timer.tick(ctx.bind(refresh_handler), [job_select, ctx.session], monitor, api_visibility="private",
+               show_progress="hidden")
+    for trigger in (refresh.click, job_select.input):
+        trigger(ctx.bind(preference_handler), [job_select, ctx.session], [preference_chart], api_visibility="private")
+    timer.tick(ctx.bind(preference_handler), [job_select, ctx.session], [preference_chart], api_visibility="private",
                show_progress="hidden")

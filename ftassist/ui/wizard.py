@@ -17,7 +17,7 @@ from ftassist.usecases.session import Session
 STEPS = ("Decide", "Data", "Estimate", "Train", "Evaluate")
 # Which step each tab belongs to (the arena and the leaderboard are both "Evaluate").
 TAB_STEP = {"decide": "Decide", "data": "Data", "estimate": "Estimate", "train": "Train",
-            "arena": "Evaluate", "leaderboard": "Evaluate"}
+            "arena": "Evaluate", "leaderboard": "Evaluate", "evaluate": "Evaluate", "playground": "Evaluate"}
 _APPROACH = {"fine_tune": "fine-tune", "rag": "RAG", "both": "RAG + fine-tune",
              "prompt_engineering": "prompting first"}
 _METHOD = {"openai": "OpenAI fine-tuning", "lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tuning"}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from ftassist.arena import battles as arena_battles
+from ftassist.arena import limits as arena_limits
 from ftassist.arena import models as arena_models
 
 from .context import Context, NotFound, UseCaseError
@@ -26,6 +27,10 @@ Choice = Literal["A", "B", "tie", "bothbad"]
 
 class VotingTooFast(UseCaseError):
     """A voter hit the rate limit: a warning to show, not a failure."""
+
+
+class SignInRequired(UseCaseError):
+    """The arena asks voters to sign in (FTASSIST_ARENA_SIGN_IN=required) and this one has not."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class BattlesGenerated:
 class Leaderboard:
     rows: list[dict[str, Any]]  # best first: model, model_id, rating, ci_low, ci_high, wins, losses, ties, votes, ...
     votes: int
+    flagged_votes: int = 0  # kept but left out: they broke a voting rule (too fast, a burst, an unreviewed prompt)
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class LeaderboardSummary:
     models: list[str]  # display names, in the pairwise table's order
     pairwise: dict[str, dict[str, dict[str, Any]]]  # row model -> column model -> {"rate": 0..1, "n": votes}
     headline: dict[str, Any] | None  # two models: the fine-tuned one's win rate, interval, and "verdict"
+    flagged_votes: int = 0  # kept but left out: they broke a voting rule
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,22 @@ class ArenaCounts:
     votes: int
     voters: int
     flagged_voters: int
+    flagged_votes: int = 0
+    pending_prompts: int = 0  # voters' own prompts waiting for the admin's review
+
+
+@dataclass(frozen=True)
+class VoterPrompts:
+    review: str  # pending | approved | rejected
+    prompts: list[dict[str, Any]]  # battle_id, prompt, answer_a, answer_b, asked_at, votes
+
+
+@dataclass(frozen=True)
+class ReviewedPrompt:
+    battle_id: str
+    review: str  # approved | rejected
+    prompt: str
+    votes_counted: int
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -258,64 +281,129 @@ def _vote_error(exc: arena_battles.VoteError) -> UseCaseError:
     return VotingTooFast(str(exc)) if isinstance(exc, arena_battles.RateLimited) else UseCaseError(str(exc))
 
 
+def voting_rules() -> arena_limits.VotingRules:
+    """The voting rules the settings give (FTASSIST_ARENA_*), or a UseCaseError saying which setting is wrong."""
+    try:
+        return arena_limits.VotingRules.from_environment()
+    except ValueError as exc:
+        raise UseCaseError(f"The arena's settings are wrong: {exc}") from None
+
+
+def _allowed(signed_in: bool) -> arena_limits.VotingRules:
+    rules = voting_rules()
+    if rules.sign_in == "required" and not signed_in:
+        raise SignInRequired("This arena asks voters to sign in with Hugging Face first: use the "
+                             "\"Sign in with Hugging Face\" button, then start a round.")
+    return rules
+
+
 @use_case
-def next_battle(ctx: Context, voter: str) -> arena_battles.BattleView | None:
+def next_battle(ctx: Context, voter: str, address: str | None = None,
+                signed_in: bool = False) -> arena_battles.BattleView | None:
     """A battle this voter has not seen (prompt and two anonymous answers), or None when none is left.
 
     Args:
-        voter: The voter's session id.
+        voter: The voter's id (signed cookie, Hugging Face account, or session).
+        address: The voter's hashed client address, for the limits per address.
+        signed_in: Whether the voter signed in with Hugging Face.
     """
+    rules = _allowed(signed_in)
     try:
-        return arena_battles.next_battle(ctx.store, voter)
+        return arena_battles.next_battle(ctx.store, voter, address=address, rules=rules)
     except arena_battles.VoteError as exc:
         raise _vote_error(exc) from None
 
 
 @use_case
-def vote(ctx: Context, token: str, voter: str, choice: Choice) -> arena_battles.Reveal:
+def vote(ctx: Context, token: str, voter: str, choice: Choice, address: str | None = None,
+         signed_in: bool = False) -> arena_battles.Reveal:
     """Record a vote on the battle served under `token`, then reveal the two models' names.
+
+    A vote that breaks a voting rule (before the reading time, past the address's rate, part of a
+    one-sided burst, on an own prompt not yet reviewed) is kept but flagged, and left out of the ratings.
 
     Args:
         token: The opaque token the battle was served under.
-        voter: The voter's session id.
+        voter: The voter's id.
         choice: A (left is better), B, tie, or bothbad.
+        address: The voter's hashed client address.
+        signed_in: Whether the voter signed in with Hugging Face.
     """
+    rules = _allowed(signed_in)
     try:
-        return arena_battles.vote(ctx.store, token, voter, choice)
+        return arena_battles.vote(ctx.store, token, voter, choice, address=address, rules=rules)
     except arena_battles.VoteError as exc:
         raise _vote_error(exc) from None
 
 
 @use_case
-def skip_battle(ctx: Context, voter: str, token: str | None = None) -> arena_battles.BattleView | None:
+def skip_battle(ctx: Context, voter: str, token: str | None = None, address: str | None = None,
+                signed_in: bool = False) -> arena_battles.BattleView | None:
     """Skip the battle on screen (it is not shown to this voter again) and serve the next one.
 
     Args:
-        voter: The voter's session id.
+        voter: The voter's id.
         token: The token of the battle skipped; an unknown or missing one just serves the next battle.
+        address: The voter's hashed client address.
+        signed_in: Whether the voter signed in with Hugging Face.
     """
+    _allowed(signed_in)
     if token:
         try:
             arena_battles.skip(ctx.store, token, voter)
         except arena_battles.VoteError:
             pass  # an old or foreign token: nothing to skip, move on
-    return next_battle(ctx, voter)
+    return next_battle(ctx, voter, address=address, signed_in=signed_in)
 
 
 @use_case
-def ask_own_prompt(ctx: Context, prompt: str, voter: str) -> arena_battles.BattleView:
+def ask_own_prompt(ctx: Context, prompt: str, voter: str, address: str | None = None,
+                   signed_in: bool = False) -> arena_battles.BattleView:
     """Two random arena models answer the voter's own prompt now, served blind like any battle.
+
+    The calls come out of the address's hourly and the arena's daily budget; the prompt is shown to
+    other voters only once the admin approves it.
 
     Args:
         prompt: The voter's question.
-        voter: The voter's session id.
+        voter: The voter's id.
+        address: The voter's hashed client address.
+        signed_in: Whether the voter signed in with Hugging Face.
     """
+    rules = _allowed(signed_in)
     try:
-        return arena_battles.battle_for_prompt(ctx.store, prompt, voter)
+        return arena_battles.battle_for_prompt(ctx.store, prompt, voter, address=address, rules=rules)
     except arena_battles.VoteError as exc:
         raise _vote_error(exc) from None
     except Exception:  # noqa: BLE001 - the voter gets no traceback, and no model name, from a failure
         raise UseCaseError("The models could not answer right now; try again later.") from None
+
+
+@use_case(assistant=True)
+def voter_prompts(ctx: Context, review: Literal["pending", "approved", "rejected"] = "pending") -> VoterPrompts:
+    """Voters' own questions waiting for review (or those approved or rejected), with both answers.
+
+    Args:
+        review: Which ones: pending (default), approved or rejected.
+    """
+    try:
+        return VoterPrompts(review=review, prompts=arena_battles.voter_prompts(ctx.store, review))
+    except ValueError as exc:
+        raise UseCaseError(str(exc)) from None
+
+
+@use_case(assistant=True, confirm=True)
+def review_voter_prompt(ctx: Context, battle_id: str, approve: bool) -> ReviewedPrompt:
+    """Approve a voter's own question (other voters may then get it, and its votes count) or reject it.
+
+    Args:
+        battle_id: The battle of that question (from voter_prompts).
+        approve: True to approve, False to reject.
+    """
+    try:
+        return ReviewedPrompt(**arena_battles.review_prompt(ctx.store, battle_id, bool(approve)))
+    except arena_battles.VoteError as exc:
+        raise NotFound(str(exc)) from None
 
 
 # -- ratings -----------------------------------------------------------------------------------------
@@ -330,7 +418,7 @@ def leaderboard(ctx: Context, rounds: int = 1000) -> Leaderboard:
 
     votes = arena_ratings.votes_frame(ctx.store)
     rows = arena_ratings.leaderboard(votes, rounds=max(0, int(rounds)), names=arena_ratings.display_names(ctx.store))
-    return Leaderboard(rows=rows, votes=len(votes))
+    return Leaderboard(rows=rows, votes=len(votes), flagged_votes=arena_battles.flagged_vote_count(ctx.store))
 
 
 @use_case(assistant=True)
@@ -357,7 +445,7 @@ def leaderboard_summary(ctx: Context, rounds: int = 1000) -> LeaderboardSummary:
                    else "undecided")
         head = dict(head, verdict=verdict)
     return LeaderboardSummary(rows=data["leaderboard"], votes=int(data["votes"]), models=names, pairwise=pairwise,
-                              headline=head)
+                              headline=head, flagged_votes=arena_battles.flagged_vote_count(ctx.store))
 
 
 # -- the LLM judge ---------------------------------------------------------------------------------
@@ -471,5 +559,6 @@ def flag_voters(ctx: Context, alpha: float = 0.01, min_votes: int = 10) -> Flagg
 
 @use_case(assistant=True)
 def arena_counts(ctx: Context) -> ArenaCounts:
-    """How far the arena is: models, battles, votes, voters, and what is flagged."""
-    return ArenaCounts(**arena_battles.arena_stats(ctx.store))
+    """How far the arena is: models, battles, votes, voters, what is flagged, and the prompts to review."""
+    return ArenaCounts(**arena_battles.arena_stats(ctx.store), flagged_votes=arena_battles.flagged_vote_count(ctx.store),
+                       pending_prompts=len(arena_battles.voter_prompts(ctx.store, "pending", limit=100_000)))

@@ -8,6 +8,7 @@ training is the cost of that file, not of the raw records the check counted.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -44,7 +45,10 @@ def recommend_approach(ctx: Context, answers: dict[str, Any], report: dict[str, 
     Args:
         answers: the questionnaire's answers by key: needs_current_info, style_or_format, domain_terminology,
             n_examples, budget (low|medium|high), hardware (none|consumer_gpu|datacenter_gpu|multi_gpu),
-            data_can_leave, openai_customer, high_volume, tried_prompting. A missing answer keeps its default.
+            data_can_leave, openai_customer, high_volume, tried_prompting, model_does_task (the model already does
+            the task and format; people prefer some answers), has_preference_data (pairs of a better and a worse
+            answer, or arena votes). A missing answer keeps its default. The advice names the objective: SFT,
+            DPO, or SFT first and then DPO.
         report: the checked dataset's report: its size and quality replace the guessed number of examples.
     """
     unknown = sorted(set(answers) - {q.key for q in guide.QUESTIONS})
@@ -95,7 +99,9 @@ def estimate_options(
 
     The counts come from, in order: a dataset file given by `path`; the session's train split (what training
     will see) or else its checked dataset; one pasted example repeated `n_examples` times; or quick mode,
-    `n_examples` examples of about `avg_tokens` tokens.
+    `n_examples` examples of about `avg_tokens` tokens. With options objective "dpo" the data are preference
+    pairs (prompt, chosen, rejected), each counted as prompt + chosen + prompt + rejected; in quick mode
+    `n_examples` is then the number of pairs and `avg_tokens` a pair's tokens.
 
     Args:
         session: the person's session: its dataset or split, and the method the Decide step suggested.
@@ -108,7 +114,8 @@ def estimate_options(
         options: what to compare (EstimateOptions fields): openai_models, epochs, training_price, prices,
             base_models, methods, gpus, gpu_prices, seq_len, batch_size, lora_rank, mfu, requests_per_month,
             include_openai, include_self_hosted, include_hf_jobs, include_together, flavors (Hugging Face Jobs
-            flavors), together_rate (USD per 1M tokens), prefer, openai_customer (true for an active OpenAI
+            flavors), together_rate (USD per 1M tokens), objective (sft for chats, dpo for preference pairs),
+            precompute_reference (full DPO without a second model copy), prefer, openai_customer (true for an active OpenAI
             fine-tuning customer; default: the Decide answer), today (YYYY-MM-DD the availability is judged on),
             local_gpus (default: the GPUs found on this machine).
     """
@@ -126,8 +133,12 @@ def estimate_options(
     model = _counting_model(chosen)
     warnings: list[str] = []
     try:
-        tokens = _token_input(ctx, session if use_dataset else None, path, example, n_examples, avg_tokens,
-                              output_tokens, model, warnings)
+        if chosen.objective == "dpo":
+            tokens = _pair_input(session if use_dataset else None, path, example, n_examples, avg_tokens,
+                                 output_tokens, model)
+        else:
+            tokens = _token_input(ctx, session if use_dataset else None, path, example, n_examples, avg_tokens,
+                                  output_tokens, model, warnings)
         table = est.estimate_all(tokens, chosen)
     except UseCaseError:
         raise
@@ -169,6 +180,47 @@ def _token_input(ctx: Context, session: Session | None, path: str | None, exampl
         raise UseCaseError("Nothing to estimate: check a dataset first, or give the number of examples and "
                            "their average tokens (quick mode).")
     return est.tokens_quick(n_examples or 0, avg_tokens or 0, output_tokens)
+
+
+def _pair_input(session: Session | None, path: str | None, example: str | None, n_examples: int | None,
+                avg_tokens: float | None, output_tokens: float | None, model: str | None) -> est.TokenInput:
+    """Preference pairs' counts: a pairs file (`path`, else the session's train split or checked dataset), one
+    pasted pair repeated `n_examples` times, or quick mode (`avg_tokens` a pair's prompt + chosen + prompt +
+    rejected)."""
+    from ftassist.data.load import LoadError
+    from ftassist.data.preference_pairs import PairError, count_pairs, pair_from_record, read_pairs
+
+    quick = n_examples is not None or avg_tokens is not None or bool(example and example.strip())
+    files = [path] if path else []
+    if session is not None and not path:
+        if session.split is not None and session.split.train:
+            files.append(session.split.train)
+        if session.dataset is not None:
+            files.append(session.dataset.path)
+    files = [f for f in files if f and (path or Path(f).is_file())]
+    try:
+        if files:
+            if path and quick:
+                raise UseCaseError("Give either a pairs file or the number of pairs and their tokens, not both.")
+            pairs = read_pairs(files[0])
+            return est.tokens_from_pairs(count_pairs(pairs, model), files[0])
+        if example and example.strip():
+            try:
+                record = json.loads(example)
+            except ValueError:
+                raise UseCaseError('The pasted pair is not JSON: paste one line like {"prompt": [...], "chosen": '
+                                   '[...], "rejected": [...]}.') from None
+            counts = count_pairs([pair_from_record(record, 1)] * max(1, int(n_examples or 1)), model)
+            return est.tokens_from_pairs(counts)
+    except PairError as exc:
+        where = f"{files[0]} " if files else "the pasted pair: "
+        raise UseCaseError(f"{where}{str(exc).rstrip('.')}. DPO trains on preference pairs. {exc.hint}") from None
+    except LoadError as exc:
+        raise UseCaseError(str(exc)) from None
+    if not quick:
+        raise UseCaseError("Nothing to estimate: give a preference pairs file, or the number of pairs and their "
+                           "average tokens (prompt + chosen + prompt + rejected).")
+    return est.tokens_quick(n_examples or 0, avg_tokens or 0, output_tokens, pairs=True)
 
 
 def _from_report(report: dict[str, Any], warnings: list[str]) -> est.TokenInput:

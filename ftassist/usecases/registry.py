@@ -21,7 +21,8 @@ import orjson
 from .context import Context, UseCaseError
 
 # The modules that define use cases, imported by `load_all` (each registers on import).
-MODULES = ("data", "planning", "training", "arena", "evaluation", "assistance", "exporting")
+MODULES = ("data", "planning", "training", "arena", "evaluation", "assistance", "exporting", "preference_loop",
+           "playground")
 
 
 @dataclass(frozen=True)

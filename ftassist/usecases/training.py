@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from ftassist.plan import pricing, providers
 from ftassist.redact import scrub
-from ftassist.train import jobs
+from ftassist.train import jobs, lineage, pairs
 from ftassist.train.spec import METHODS, OPENAI_DEFAULTS, TINY_RANDOM, JobSpec, looks_like_openai_model
 
 from .context import Context, NotFound, UseCaseError
@@ -55,6 +55,7 @@ class Run:
     started_at: str | None = None
     finished_at: str | None = None
     spec: dict[str, Any] = field(default_factory=dict)
+    objective: str = "sft"  # sft (chats) | dpo (preference pairs)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class RunDetails(Run):
 
     progress: Progress | None = None
     log_tail: str = ""
+    # A DPO run's last reward metrics: rewards/margins, rewards/accuracies (train) and their eval_ versions.
+    preference: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,16 @@ class LossPoint:
     loss: float
     series: str  # train | validation
     epoch: float | None = None
+
+
+@dataclass(frozen=True)
+class PreferencePoint:
+    """A DPO run's reward margin or preference accuracy at a step (`metric`: margin | accuracy)."""
+
+    step: int
+    value: float
+    series: str  # e.g. "reward margin (train)", "preference accuracy (validation)"
+    metric: str
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,7 @@ class RunView:
     run: RunDetails | None
     points: list[LossPoint]
     runs: list[Run]
+    preference: list[PreferencePoint] = field(default_factory=list)  # DPO runs: margin and accuracy by step
 
 
 @dataclass(frozen=True)
@@ -154,6 +168,7 @@ class TrainingData:
     n_valid: int | None = None
     n_dropped: int = 0
     dropped_path: str | None = None
+    kind: str = "chat"  # chat (SFT) | pairs (preference pairs, DPO)
 
 
 # -- starting a run -------------------------------------------------------------------------------------
@@ -172,6 +187,9 @@ def start_run(ctx: Context, spec: dict, api_key: str | None = None) -> RunStarte
         raise UseCaseError(f"The run's settings cannot be read ({exc}): give the fields of a spec.json.") from None
     if job_spec.backend == "openai":  # one name for the model trained, whichever field was given
         job_spec.base_model = job_spec.openai.get("model") or job_spec.base_model
+    if job_spec.backend in ("local", "hf-jobs"):  # the worker's recipe: a local start model, data it can read
+        _resolve_start(ctx, job_spec)
+        _check_data_fits(job_spec)
     try:
         run_id = jobs.start_job(ctx.store, job_spec, ctx.settings.runs_dir, api_key=api_key)
     except jobs.JobError as exc:
@@ -315,13 +333,26 @@ def prepare_training_data(ctx: Context, path: str, valid: str | None = None, val
             raise UseCaseError(f"{given}: a folder must hold train.jsonl (and valid.jsonl) from `ftassist clean`.")
         held_out = given / "valid.jsonl"
         use_valid = str(held_out) if held_out.is_file() and held_out.stat().st_size else valid
-        return TrainingData(train_file=str(train), valid_file=use_valid, cleaned=False)
+        return TrainingData(train_file=str(train), valid_file=use_valid, cleaned=False,
+                            kind=pairs.file_kind(train) or "chat")
     if not given.is_file():
         raise NotFound(f"{path}: no such file")
+    kind = pairs.file_kind(given) if given.suffix.lower() == ".jsonl" else None
     if valid is not None:
-        if not _is_chat_jsonl(given):
-            raise UseCaseError(f"{path}: with a validation file, give chat JSONL files (run `ftassist clean` first).")
-        return TrainingData(train_file=str(given), valid_file=valid, cleaned=False)
+        if kind is None:
+            raise UseCaseError(f"{path}: with a validation file, give chat JSONL files (run `ftassist clean` first) "
+                               "or preference-pair JSONL files.")
+        return TrainingData(train_file=str(given), valid_file=valid, cleaned=False, kind=kind)
+    if kind == "pairs":  # preference pairs: checked line by line and split here (the Data step checks chats)
+        try:
+            split = pairs.split_pairs(given, ctx.settings.prepared_dir / jobs.new_job_id(),
+                                      valid_fraction=valid_fraction, seed=seed)
+        except (ValueError, OSError) as exc:
+            raise UseCaseError(f"{path}: {exc}") from None
+        return TrainingData(train_file=str(split["train_path"]),
+                            valid_file=str(split["valid_path"]) if split["valid_path"] else None, cleaned=True,
+                            n_train=split["n_train"], n_valid=split["n_valid"], n_dropped=split["n_dropped"],
+                            dropped_path=str(split["dropped_path"]) if split["dropped_path"] else None, kind="pairs")
     from ftassist.data.clean import clean_file
     from ftassist.data.load import LoadError
 
@@ -419,7 +450,21 @@ def run_view(ctx: Context, run_id: str | None = None, log_lines: int = 30, histo
     if not run_id or jobs.get_job(ctx.store, run_id) is None:
         return RunView(run=None, points=[], runs=runs)
     points = [LossPoint(**point) for point in jobs.loss_points(ctx.store, run_id)]
-    return RunView(run=_details(ctx, run_id, log_lines), points=points, runs=runs)
+    run = _details(ctx, run_id, log_lines)
+    preference = _preference_points(ctx, run_id) if run.objective == "dpo" else []
+    return RunView(run=run, points=points, runs=runs, preference=preference)
+
+
+@use_case(assistant=True)
+def preference_points(ctx: Context, run_id: str) -> list[PreferencePoint]:
+    """A DPO run's reward margin (how much more the model prefers the chosen answer than the reference does) and
+    preference accuracy (the share of pairs where it prefers the chosen one), train and validation, by step.
+
+    Args:
+        run_id: the run
+    """
+    _row(ctx, run_id)
+    return _preference_points(ctx, run_id)
 
 
 @use_case
@@ -427,6 +472,9 @@ def follow_runs(ctx: Context) -> bool:
     """Follow every run in the background (ingest their events, move the queue, notice dead workers)
     whether or not a browser is open; the app calls it once at start. Returns True."""
     jobs.start_ingest_loop(ctx.store)
+    from . import preference_loop  # a run trained on arena votes: its model meets its parent when it ends
+
+    preference_loop.follow_loops(ctx)
     return True
 
 
@@ -441,25 +489,92 @@ def _source(session: Session) -> str:
     return ""
 
 
-def _is_chat_jsonl(path: Path, probe: int = 20) -> bool:
-    """True when the first lines are JSON objects with a `messages` list (OpenAI chat format)."""
-    if path.suffix.lower() != ".jsonl":
-        return False
-    seen = 0
+# The DPO metrics the Train tab draws: TRL's key, the series' words, and which chart line it is.
+_PREFERENCE_SERIES = {"rewards/margins": ("reward margin", "margin"),
+                      "rewards/accuracies": ("preference accuracy", "accuracy")}
+
+
+def _preference_points(ctx: Context, run_id: str) -> list[PreferencePoint]:
+    out: list[PreferencePoint] = []
+    for event in jobs.job_events(ctx.store, run_id, types=("log", "eval")):
+        prefix, where = ("eval_", "validation") if event.get("type") == "eval" else ("", "train")
+        step = event.get("step")
+        for key, (words, metric) in _PREFERENCE_SERIES.items():
+            value = event.get(prefix + key)
+            if isinstance(step, int) and isinstance(value, (int, float)):
+                out.append(PreferencePoint(step=step, value=float(value), series=f"{words} ({where})", metric=metric))
+    return out
+
+
+def _last_preference(ctx: Context, run_id: str) -> dict[str, float]:
+    """The last logged value of each DPO reward metric (train and eval_), for `show_run` and the CLI."""
+    last: dict[str, float] = {}
+    for event in jobs.job_events(ctx.store, run_id, types=("log", "eval")):
+        for key, value in event.items():
+            if "rewards/" in key and isinstance(value, (int, float)):
+                last[key] = float(value)
+    return last
+
+
+def _resolve_start(ctx: Context, spec: JobSpec) -> None:
+    """Turn spec.start_from (a run id, a run folder or a model folder) into the start model's folder, and name
+    the base model it goes with; UseCaseError says what to give instead."""
+    value = (spec.start_from or "").strip()
+    if not value:
+        spec.start_from = None
+        return
+    folder = Path(value).expanduser()
+    row = jobs.get_job(ctx.store, value) if not folder.exists() else None
+    if row is not None:
+        if row["status"] != "succeeded":
+            raise UseCaseError(f"Run {value} is {row['status']}: start from a run that finished.")
+        if row["backend"] in ("openai", "together"):
+            raise UseCaseError(f"Run {value} trained on {'OpenAI' if row['backend'] == 'openai' else 'Together AI'}, "
+                               "which keeps its model: a local run cannot start from it. Start from a local or "
+                               "Hugging Face Jobs run.")
+        folder = Path(row.get("output_model") or row.get("output_dir") or "")
+    elif (folder / "spec.json").is_file() and not any((folder / f).is_file() for f in ("config.json",
+                                                                                       lineage.ADAPTER_CONFIG)):
+        from ftassist.arena import models as arena_models  # a run folder: its finished model, as the Arena reads it
+
+        try:
+            kind, config = arena_models.run_model_config(folder)
+        except arena_models.ModelError as exc:
+            raise UseCaseError(str(exc)) from None
+        folder = Path(config.get("adapter_dir") or config.get("model") or "")
+    elif not folder.exists():
+        raise UseCaseError(f"start_from {value!r} is neither a run id nor a folder: give a finished run's id "
+                           "(`ftassist jobs`) or its model folder.")
     try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                obj = json.loads(line)
-                if not (isinstance(obj, dict) and isinstance(obj.get("messages"), list)):
-                    return False
-                seen += 1
-                if seen >= probe:
-                    break
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
-    return seen > 0
+        start = lineage.inspect_start(folder)
+    except lineage.StartError as exc:
+        raise UseCaseError(str(exc)) from None
+    spec.start_from = start.folder
+    given = (spec.base_model or "").strip()
+    if start.kind == "model":  # the whole model is the base (tiny-random keeps its name, and its presets)
+        if not (given == TINY_RANDOM and start.run_base_model == TINY_RANDOM):
+            spec.base_model = start.folder
+        return
+    expected = start.base_model
+    if given and given not in (TINY_RANDOM, expected):
+        raise UseCaseError(f"start_from {start.folder} is a LoRA adapter trained on {expected}: it cannot go on "
+                           f"{given}. Leave the base model empty or give {expected}.")
+    spec.base_model = expected
+
+
+def _check_data_fits(spec: JobSpec) -> None:
+    """Refuse a file that does not fit the objective: chats for DPO, preference pairs for SFT."""
+    for path in (spec.train_file, spec.valid_file):
+        if not path:
+            continue
+        kind = pairs.file_kind(path)
+        if spec.objective == "dpo" and kind == "chat":
+            raise UseCaseError(f'{path} holds chats ({{"messages": ...}}), but a DPO run trains on preference pairs. '
+                               f"{pairs.PAIRS_HINT} To train on these chats, use objective sft.")
+        if spec.objective != "dpo" and kind == "pairs":
+            raise UseCaseError(f"{path} holds preference pairs (prompt, chosen, rejected): train on them with "
+                               "objective dpo (`ftassist train FILE --method dpo`), or give chats "
+                               '({"messages": ...}) for SFT.')
 
 
 def _row(ctx: Context, run_id: str) -> dict:
@@ -483,6 +598,7 @@ _RUN_FIELDS = tuple(f.name for f in fields(Run))
 
 def _run(row: dict, kind: type[Run] = Run, **extra: Any) -> Run:
     values = {name: row.get(name) for name in _RUN_FIELDS if name != "spec"}
+    values["objective"] = values.get("objective") or (row.get("spec") or {}).get("objective") or "sft"
     for name in ("created_at", "started_at", "finished_at"):
         value = values.get(name)
         values[name] = value.isoformat(sep=" ", timespec="seconds") if hasattr(value, "isoformat") else value
@@ -493,7 +609,8 @@ def _details(ctx: Context, run_id: str, log_lines: int) -> RunDetails:
     row = _row(ctx, run_id)
     progress = Progress(**jobs.progress(ctx.store, run_id))
     tail = jobs.log_tail(ctx.store, run_id, max_lines=log_lines) if log_lines > 0 else ""
-    return _run(row, RunDetails, progress=progress, log_tail=tail)
+    preference = _last_preference(ctx, run_id) if (row.get("objective") or "sft") == "dpo" else {}
+    return _run(row, RunDetails, progress=progress, log_tail=tail, preference=preference)
 
 
 # -- resuming ----------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ def _app_env(home: Path, extra: dict | None = None) -> dict:
     env.update(FTASSIST_HOME=str(home), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1",
                HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                PYTHONUNBUFFERED="1")
+    env["FTASSIST_ARENA_MIN_READ_SECONDS"] = "0"  # a robot votes at once; the reading time has its own tests
     env.update(extra or {})
     return env
 

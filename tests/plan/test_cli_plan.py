@@ -118,7 +118,7 @@ def test_guide_reads_answers_from_stdin(monkeypatch, capsys):
     # OpenAI fine-tuning customer n; volume n; tried prompting y
     out = _guide(monkeypatch, capsys, "n\ny\nn\n40\nhigh\n4\ny\nn\nn\ny\n")
     assert "active OpenAI fine-tuning customer? [y/n] (default n)" in out
-    assert "Fine-tuning, with LoRA" in out
+    assert "Fine-tuning (SFT), with LoRA" in out
     assert "40 examples are too few for full fine-tuning" in out
     assert "Overfitting" in out
 

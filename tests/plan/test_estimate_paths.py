@@ -107,6 +107,10 @@ def test_cli_json_options_have_the_six_keys(capsys, monkeypatch):
     assert d["options"]
     for option in d["options"]:
         assert {"backend", "hardware", "fits", "hours", "cost_usd", "available", "why"} <= set(option)
-    assert {o["backend"] for o in d["options"]} == {"local", "hf-jobs", "together"}
+    # no GPU here: the catalogue GPUs are rented elsewhere (a comparison), and no row claims this machine
+    assert {o["backend"] for o in d["options"]} == {"elsewhere", "hf-jobs", "together"}
+    elsewhere = [o for o in d["options"] if o["backend"] == "elsewhere"]
+    assert all(o["kind"] == "self_hosted" and not o["available"] and "rented from another cloud" in o["hardware"]
+               and o["label"].endswith("(rented elsewhere)") for o in elsewhere)
     assert d["recommended_id"].startswith("hf-jobs:")
     assert len(est.display_rows(d | {"rows": d["options"]})[0]) == len(est.DISPLAY_HEADERS)

@@ -49,6 +49,11 @@ CASES = {
     "privacy": (dict(**STYLE, n_examples=1000, data_can_leave=False, hardware="consumer_gpu"), None, "fine_tune",
                 "qlora", "local"),
     "unknown_size": (dict(**STYLE), None, "fine_tune", "lora", "hf-jobs"),
+    "sft": (dict(**STYLE, n_examples=1000), None, "fine_tune", "lora", "hf-jobs"),
+    "dpo_ready": (dict(**STYLE, n_examples=1000, has_preference_data=True, model_does_task=True), None, "fine_tune",
+                  "lora", "hf-jobs"),
+    "sft_before_dpo": (dict(**STYLE, n_examples=1000, has_preference_data=True), None, "fine_tune", "lora", "hf-jobs"),
+    "dpo_needs_pairs": (dict(**STYLE, n_examples=1000, model_does_task=True), None, "fine_tune", "lora", "hf-jobs"),
 }
 
 
@@ -126,3 +131,38 @@ def test_bad_answers_and_parsing():
     with pytest.raises(ValueError):
         guide.parse_answer(q["hardware"], "9")
     assert Answers.from_dict({"style_or_format": True, "ignored": 1}).style_or_format
+
+
+# -- the objective: SFT, DPO, or SFT first -------------------------------------------------------------
+def test_preference_tuning_when_the_model_already_does_the_task_and_there_are_pairs():
+    rec = recommend(Answers(has_preference_data=True, model_does_task=True, n_examples=2000), today=TODAY)
+    assert rec.approach == "fine_tune"  # preference data alone is something to teach: no "nothing to teach"
+    assert (rec.objective, rec.then_objective) == ("dpo", None)
+    assert rec.headline() == "Fine-tuning (DPO preference tuning), with LoRA on a rented GPU (Hugging Face Jobs)"
+    assert "dpo_ready" in rec.rule_ids and any("gap between them" in r for r in rec.reasons)
+    assert rec.to_dict()["objective"] == "dpo"
+
+
+def test_sft_comes_first_when_the_model_cannot_do_the_task_yet():
+    rec = recommend(Answers(**STYLE, has_preference_data=True, model_does_task=False, n_examples=2000), today=TODAY)
+    assert (rec.objective, rec.then_objective) == ("sft", "dpo")
+    assert "(SFT, then DPO preference tuning)" in rec.headline()
+    assert any("Train SFT first" in r for r in rec.reasons)
+
+
+def test_no_pairs_means_sft_even_for_a_model_that_works_and_the_objective_is_named_only_when_tuning():
+    works = recommend(Answers(**STYLE, model_does_task=True, n_examples=2000), today=TODAY)
+    assert works.objective == "sft" and any("collect pairs" in r for r in works.reasons)
+    plain = recommend(Answers(**STYLE, n_examples=2000), today=TODAY)
+    assert plain.objective == "sft" and "sft" in plain.rule_ids and plain.headline().startswith("Fine-tuning (SFT)")
+    rag = recommend(Answers(needs_current_info=True, has_preference_data=True, model_does_task=True), today=TODAY)
+    assert rag.approach == "both" and rag.objective == "dpo"  # facts by retrieval, preferences by DPO
+    prompting = recommend(Answers(n_examples=1000), today=TODAY)
+    assert prompting.objective is None and prompting.approach == "prompt_engineering"
+
+
+def test_the_assistant_can_quote_when_to_use_dpo():
+    from ftassist.plan import knowledge
+
+    (first, *_) = knowledge.search("should I use DPO or SFT with my preference pairs?")
+    assert first.id == "sft_or_dpo" and "SFT, then DPO" in first.text

@@ -170,7 +170,7 @@ def test_short_names_and_gpus():
         hardware.find_gpu("Voodoo2")
     gpus = hardware.gpu_catalogue({"L4": 0.5})
     assert gpus["L4"].usd_per_hour == 0.5 and gpus["T4"].memory_gb == 16
-    assert {g.memory_gb for g in gpus.values()} == {16, 24, 40, 80}
+    assert {g.memory_gb for g in gpus.values()} == {16, 24, 40, 48, 80, 96, 141}
 
 
 def test_time_from_flops():

@@ -117,8 +117,9 @@ def test_recommend_approach_gives_the_sessions_decision(ctx):
     decision = advice.decision
     assert (decision.approach, decision.method) == ("fine_tune", "qlora")
     assert decision.answers["hardware"] == "consumer_gpu" and decision.answers["budget"] == "medium"  # defaults filled
-    assert decision.headline == "Fine-tuning, with QLoRA (4-bit)" and decision.recommendation["method"] == "qlora"
-    assert advice.markdown.startswith("### Fine-tuning, with QLoRA")
+    assert decision.headline == "Fine-tuning (SFT), with QLoRA (4-bit)" and decision.recommendation["method"] == "qlora"
+    assert decision.recommendation["objective"] == "sft" and decision.recommendation["then_objective"] is None
+    assert advice.markdown.startswith("### Fine-tuning (SFT), with QLoRA")
     assert Session().decided(decision).decision == decision
     report = {"n_examples": 40, "errors": [{"line": 3}], "checklist": []}
     fixed = planning.recommend_approach(ctx, answers, report=report).decision

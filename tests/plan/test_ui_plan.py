@@ -23,7 +23,7 @@ def _session_with_report(per=(100, 200, 300), failing=False) -> Session:
 def _answers(**kw):
     values = {"needs_current_info": False, "style_or_format": True, "domain_terminology": False, "n_examples": 500,
               "budget": "medium", "hardware": "consumer_gpu", "data_can_leave": True, "openai_customer": False,
-              "high_volume": False, "tried_prompting": True}
+              "high_volume": False, "tried_prompting": True, "model_does_task": False, "has_preference_data": False}
     values.update(kw)
     return [values[k] for k in decide.ANSWER_KEYS]
 
@@ -163,3 +163,21 @@ def test_every_gpu_ticked_keeps_the_catalogue_a_comparison(monkeypatch):
     assert session.option["backend"] == "hf-jobs"
     assert all(not r["available"] for r in table["rows"] if r["kind"] == "self_hosted")
     assert {"backend", "available"} <= set(out[1].columns) and "hf-jobs" in set(out[1]["backend"])
+
+
+def test_estimate_handler_for_dpo_pairs(monkeypatch, tmp_path):
+    from ftassist import config
+
+    monkeypatch.setattr(config, "detect_hardware", lambda refresh=False: {"cuda": False, "gpus": [], "source": "none"})
+    out = estimate.estimate_handler(Context.open(), *_estimate_args({}, avg_tokens=600, methods=["lora"],
+                                                                    objective="dpo"))
+    summary, table, session = out[0], out[6], out[7]
+    assert "1,000 preference pairs, 600,000 tokens" in summary
+    assert table["inputs"]["objective"] == "dpo" and all(r["objective"] == "dpo" for r in table["rows"])
+    assert session.option["objective"] == "dpo" and session.option["label"].startswith("DPO ")
+    # a checked chat dataset is not pairs: the tab says so instead of pricing chats as DPO
+    chat = tmp_path / "train.jsonl"
+    chat.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n')
+    checked = Session().checked(Dataset(path=str(chat), report=_session_with_report().report))
+    with pytest.raises(gr.Error, match=r"train.jsonl line 1: this record is in chat format, but the file holds"):
+        estimate.estimate_handler(Context.open(), *_estimate_args(checked, objective="dpo"))

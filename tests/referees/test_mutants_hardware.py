@@ -220,7 +220,7 @@ def test_the_estimate_reports_what_it_was_asked():
         (1024, 1, True, 16)
     assert default.to_dict() == {
         "method": "qlora", "seq_len": 1024, "batch_size": 1, "gradient_checkpointing": True, "lora_rank": 16,
-        "parts_gb": default.parts_gb, "total_gb": default.total_gb, "how": default.how}
+        "parts_gb": default.parts_gb, "total_gb": default.total_gb, "how": default.how, "objective": "sft"}
 
 
 def test_qwen_half_b_lora_in_gib_worked_by_hand():

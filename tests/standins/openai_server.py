@@ -16,7 +16,10 @@ the JSON bodies, the multipart uploads, the headers that carry the key, the Azur
 - `/v1/fine_tuning/jobs`: create, list, retrieve (each retrieve moves a job one step along
   validating_files -> queued -> running -> succeeded, `steps_per_poll` metric steps at a time out of
   `total_steps`, emitting metrics events and checkpoints), `events` (newest first, `after`/`limit`),
-  `checkpoints`, `cancel`.
+  `checkpoints`, `cancel`. A job whose `method.type` is "dpo" fails while validating its files unless they
+  hold preference rows (`input.messages`, one-message `preferred_output` and `non_preferred_output`), as
+  OpenAI's check would, and its metrics start at ln 2 with two DPO figures (`train_reward_accuracy`,
+  `train_reward_margin`: examples of metrics the backend passes through, not OpenAI's documented names).
 
 Errors to inject (attributes, set before the calls):
 
@@ -361,10 +364,12 @@ class OpenAIStandIn(JSONStandIn):
         """One retrieve = one step of the job's life (the real service takes minutes)."""
         job = self.jobs[job_id]
         if job["status"] == "validating_files":
-            if self.fail_job:
+            problem = self._preference_problem(job) if job["method"].get("type") == "dpo" else None
+            if self.fail_job or problem:
+                message = (f"The job failed due to an invalid training file. {problem}" if problem else
+                           "The job failed due to an invalid training file. Line 3: missing assistant message.")
                 job.update(status="failed", finished_at=_now(), error={
-                    "code": "invalid_training_file", "param": "training_file",
-                    "message": "The job failed due to an invalid training file. Line 3: missing assistant message."})
+                    "code": "invalid_training_file", "param": "training_file", "message": message})
                 self._event(job_id, "The job failed due to an invalid training file.", level="error")
                 return
             job["status"] = "queued"
@@ -386,11 +391,27 @@ class OpenAIStandIn(JSONStandIn):
                 self._event(job_id, f"New fine-tuned model created: {name}")
                 self._event(job_id, "The job has successfully completed")
 
+    def _preference_problem(self, job: dict) -> str | None:
+        from .together_server import preference_problem  # the providers take the same preference rows
+
+        for field in ("training_file", "validation_file"):
+            if job.get(field):
+                problem = preference_problem(self.files[job[field]]["content"])
+                if problem:
+                    return f"{field}: {problem}"
+        return None
+
     def _metrics_step(self, job_id: str, step: int) -> None:
         job = self.jobs[job_id]
-        train_loss = round(2.0 / (1 + 0.5 * step), 4)
-        data = {"step": step, "train_loss": train_loss, "total_steps": self.total_steps,
-                "train_mean_token_accuracy": round(0.4 + 0.05 * step, 3)}
+        if job["method"].get("type") == "dpo":
+            train_loss = round(0.6931 / (1 + 0.3 * step), 4)  # DPO's loss starts at ln 2
+            data = {"step": step, "train_loss": train_loss, "total_steps": self.total_steps,
+                    "train_reward_accuracy": round(min(1.0, 0.5 + 0.08 * step), 3),
+                    "train_reward_margin": round(0.05 * step, 3)}
+        else:
+            train_loss = round(2.0 / (1 + 0.5 * step), 4)
+            data = {"step": step, "train_loss": train_loss, "total_steps": self.total_steps,
+                    "train_mean_token_accuracy": round(0.4 + 0.05 * step, 3)}
         if step % 2 == 0:
             data["valid_loss"] = round(train_loss + 0.1, 4)
             data["valid_mean_token_accuracy"] = round(0.35 + 0.05 * step, 3)

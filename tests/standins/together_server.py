@@ -12,6 +12,11 @@ parses (`together/resources/fine_tuning.py`, `together/lib/resources/files.py`):
   `POST /v1/fine-tunes` (create), `GET /v1/fine-tunes/{id}` (each retrieve moves the job one step:
   pending -> queued -> running, `steps_per_poll` steps at a time out of `total_steps`, -> completed),
   `GET .../events`, `GET .../metrics` (`train/loss` rows, `eval/loss` rows), `POST .../cancel`;
+- preference (DPO) jobs: a create with `training_method.method` "dpo" is refused unless its files hold
+  preference rows (`input.messages`, one-message `preferred_output` and `non_preferred_output`), as
+  Together's check would; its metrics start at ln 2 and carry TRL's DPO names (`train/rewards/accuracies`,
+  `train/rewards/margins`, as an example of metrics the backend passes through); `from_checkpoint` must
+  name a job here (its id or output model, optionally `:STEP`), whose base model the new job inherits;
 - the OpenAI-compatible layer the arena uses: `GET /v1/models` (base models and finished fine-tunes),
   `POST /v1/chat/completions`.
 
@@ -53,6 +58,28 @@ def _short_id(prefix: str) -> str:
 
 def _error(message: str, type_: str = "invalid_request_error", code: str | None = None) -> dict:
     return {"error": {"message": message, "type": type_, "code": code}}
+
+
+def preference_problem(content: bytes) -> str | None:
+    """Why a file is not Together's preference format (None when every line is a preference row)."""
+    for number, line in enumerate(content.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return f"line {number}: not JSON"
+        if not isinstance(row, dict):
+            return f"line {number}: not a JSON object"
+        messages = (row.get("input") or {}).get("messages") if isinstance(row.get("input"), dict) else None
+        if not messages:
+            return f"line {number}: no input.messages"
+        for key in ("preferred_output", "non_preferred_output"):
+            output = row.get(key)
+            if not (isinstance(output, list) and len(output) == 1 and isinstance(output[0], dict)
+                    and output[0].get("role") == "assistant"):
+                return f"line {number}: {key} must be exactly one assistant message"
+    return None
 
 
 def _tokens(content: bytes) -> int:
@@ -181,7 +208,8 @@ class TogetherStandIn(JSONStandIn):
             obj["validation_report"] = {"valid": False, "error": entry["refusal"], "error_type": "INVALID_FORMAT",
                                         "file_id": file_id}
         elif entry["status"] == "COMPLETED":
-            obj["validation_report"] = {"valid": True, "dataset_format": "CONVERSATION", "file_id": file_id,
+            kind = "CONVERSATION" if preference_problem(entry["content"] or b"") else "PREFERENCE_OPENAI"
+            obj["validation_report"] = {"valid": True, "dataset_format": kind, "file_id": file_id,
                                         "nlines": (entry["content"] or b"").count(b"\n")}
         return obj
 
@@ -234,8 +262,21 @@ class TogetherStandIn(JSONStandIn):
             file_id = body.get(field)
             if file_id and (file_id not in self.files or self.files[file_id]["status"] != "COMPLETED"):
                 return 400, _error(f"{field} {file_id} has not passed validation"), {}
-        job_id = "ft-" + uuid.uuid4().hex[:8] + "-" + uuid.uuid4().hex[:4]
+        method = (body.get("training_method") or {}).get("method")
+        if method == "dpo":
+            for field in ("training_file", "validation_file"):
+                file_id = body.get(field)
+                problem = preference_problem(self.files[file_id]["content"] or b"") if file_id else None
+                if problem:
+                    return 400, _error(f"{field} {file_id} is not in the preference format: {problem}"), {}
         model = body.get("model") or ""
+        checkpoint = body.get("from_checkpoint")
+        if checkpoint:
+            parent = self._job_named(checkpoint.split(":")[0])
+            if parent is None:
+                return 400, _error(f"from_checkpoint {checkpoint}: no such job or output model"), {}
+            model = parent["model"]
+        job_id = "ft-" + uuid.uuid4().hex[:8] + "-" + uuid.uuid4().hex[:4]
         suffix = body.get("suffix")
         name = f"user/{model.split('/')[-1]}-{(suffix + '-') if suffix else ''}{job_id[3:11]}"
         now = _iso()
@@ -246,12 +287,16 @@ class TogetherStandIn(JSONStandIn):
             "n_epochs": body.get("n_epochs"), "n_evals": body.get("n_evals"), "learning_rate": body.get("learning_rate"),
             "batch_size": body.get("batch_size"), "training_type": body.get("training_type"),
             "training_method": body.get("training_method"), "suffix": suffix, "token_count": None,
+            "from_checkpoint": checkpoint,
             "total_price": None, "param_count": 8_000_000_000, "_step": 0,
         }
         self.events[job_id] = []
         self.metrics[job_id] = []
         self._event(job_id, "job_pending", "Fine tune request created")
         return 200, self._public(job_id), {}
+
+    def _job_named(self, name: str) -> dict | None:
+        return next((j for j in self.jobs.values() if name in (j["id"], j["model_output_name"])), None)
 
     def _public(self, job_id: str) -> dict:
         return {k: v for k, v in self.jobs[job_id].items() if not k.startswith("_")}
@@ -294,9 +339,15 @@ class TogetherStandIn(JSONStandIn):
                             model_path=f"s3://together/{job['model_output_name']}")
 
     def _train_step(self, job_id: str, step: int) -> None:
-        loss = round(2.0 / (1 + 0.5 * step), 4)
-        self.metrics[job_id].append({"train/loss": loss, "train/learning_rate": 1e-5,
-                                     "train/global_step": step, "train/epoch": step / self.total_steps})
+        row: dict[str, Any] = {"train/learning_rate": 1e-5, "train/global_step": step,
+                               "train/epoch": step / self.total_steps}
+        if (self.jobs[job_id]["training_method"] or {}).get("method") == "dpo":
+            loss = round(0.6931 / (1 + 0.3 * step), 4)  # DPO's loss starts at ln 2
+            row.update({"train/rewards/accuracies": round(min(1.0, 0.5 + 0.08 * step), 4),
+                        "train/rewards/margins": round(0.05 * step, 4)})
+        else:
+            loss = round(2.0 / (1 + 0.5 * step), 4)
+        self.metrics[job_id].append({"train/loss": loss, **row})
         if step % 2 == 0 and self.jobs[job_id]["validation_file"]:
             self.metrics[job_id].append({"eval/loss": round(loss + 0.1, 4), "eval/global_step": step})
         if step % 3 == 0:

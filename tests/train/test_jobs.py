@@ -84,8 +84,9 @@ def test_queue_a_killed_worker_then_the_next_job_runs_to_completion(data):
     os.killpg(jobs.get_job(_db(), first)["pid"], signal.SIGKILL)
     killed = wait_for(lambda: (j := jobs.get_job(_db(), first))["status"] != "running" and j, what="failure")
     assert killed["status"] == "failed"
-    assert killed["error"] == jobs.OOM_REASON
-    assert "gradient_checkpointing" in killed["hint"]
+    # What is known, no more: the signal and the memory last measured, not a guess of "out of memory".
+    assert "SIGKILL" in killed["error"] and "out of memory" not in killed["error"]
+    assert "the worker used" in killed["error"] and "dmesg" in killed["hint"]
     assert killed["log_tail"].strip()  # the last lines of worker.log
     assert jobs.job_events(_db(), first)[-1]["source"] == "job manager"
     assert killed["last_step"] >= 1  # what was logged before the kill is kept

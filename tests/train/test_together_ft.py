@@ -310,7 +310,8 @@ def test_spec_validation_of_a_together_run(tmp_path):
     assert JobSpec(backend="together", base_model=BASE_MODEL, train_file=train).validate() == []
     problems = " ".join(JobSpec(backend="together", train_file=train, method="qlora", num_epochs=1.5,
                                 together={"suffix": "x" * 41, "training_method": "dpo"}).validate())
-    for words in ("not a local model", "not 'qlora'", "whole number", "at most 40 characters", "'dpo' is not supported"):
+    for words in ("not a local model", "not 'qlora'", "whole number", "at most 40 characters",
+                  "'dpo' does not match the objective 'sft'"):
         assert words in problems
     assert JobSpec.from_dict(JobSpec(backend="together", together={"n_evals": 2}).to_dict()).together["n_evals"] == 2
 

@@ -25,7 +25,7 @@ def test_full_page_has_the_wizard_parts():
     assert "Hardware:" in ids["ft-hardware"]["props"]["value"]
     assert ids["ft-sample"]["props"]["value"] == "Try with sample data"
     tabs = [c["props"]["label"] for c in config["components"] if c.get("type") == "tabitem"]
-    assert tabs == ["Decide", "Data", "Estimate", "Train", "Arena", "Leaderboard"]
+    assert tabs == ["Decide", "Data", "Estimate", "Train", "Arena", "Leaderboard", "Evaluate", "Playground"]
     browser_state = [c for c in config["components"] if c.get("type") == "browserstate"]
     assert len(browser_state) == 1 and browser_state[0]["props"]["storage_key"] == layout.SESSION_STORAGE_KEY
     names = {d.get("api_name") for d in config["dependencies"]}

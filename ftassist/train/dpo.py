@@ -1,0 +1,166 @@
+"""The DPO recipe: the worker's steps 1-5 for objective "dpo", on preference pairs, with TRL's DPOTrainer.
+
+Everything around it is the SFT run's: the same worker process, events file, batch/epochs/schedule,
+evaluation and early stopping on validation loss, checkpoints that resume, cancel that saves, and
+output folder (`ftassist.train.worker.train_local` trains, saves and reports both).
+
+The reference model, per method, and why:
+- LoRA / QLoRA, new adapter: the base with the adapter disabled (TRL's PEFT path): no second copy;
+- LoRA / QLoRA from an SFT adapter (`start_from`): that adapter, trained further, and a frozen copy of it
+  ("ref") as the reference, i.e. the SFT model (see `ftassist.train.lineage`);
+- full: the reference log-probabilities of every pair are computed once, before the first step, by the
+  model as it starts (`precompute_ref_log_probs`). A second copy would hold all the weights again on the
+  GPU, and run a forward pass each step, for numbers that never change; the precomputed ones cost one
+  pass over the data. A resumed run recomputes them from the start model before its checkpoint is
+  loaded, so they stay the reference's.
+
+Data: `ftassist.train.pairs` (canonical conversational pairs, rendered with the model's chat template).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ftassist.train.events import EventWriter
+from ftassist.train.pairs import PAIRS_HINT, PairFile, load_pairs, pair_texts
+from ftassist.train.spec import JobSpec
+from ftassist.train.stop import StopFlag
+
+
+def pair_lengths(tokenizer, pairs: list[dict[str, Any]], limit: int = 2000) -> list[int]:
+    """Tokens of each pair's longer side (prompt + answer, as the chat template renders it)."""
+    out = []
+    for pair in pairs[:limit]:
+        longest = 0
+        for answer in ("chosen", "rejected"):
+            ids = tokenizer.apply_chat_template(pair["prompt"] + pair[answer], tokenize=True,
+                                                return_dict=True)["input_ids"]
+            longest = max(longest, len(ids))
+        out.append(longest)
+    return out
+
+
+def reference_of(spec: JobSpec, start) -> str:
+    """The reference model in words (recorded in the `started` event)."""
+    if start is not None and start.kind == "adapter" and spec.uses_adapter:
+        return "the start adapter, frozen (the SFT model)"
+    if spec.uses_adapter:
+        return "the base with the adapter off" + (" (the start model)" if start is not None else "")
+    return "log-probabilities precomputed from the model as it starts"
+
+
+def build_dpo_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFlag):
+    """Data, base model, tokenizer/template, model (+LoRA/4-bit), DPOTrainer: a `worker.Prepared`."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback
+    from trl import DPOConfig, DPOTrainer
+
+    from datasets import Dataset
+    from ftassist.train.spec import preset_max_seq_length
+    from ftassist.train.worker import (
+        Prepared, SetupError, _world_size, describe_device, load_model, lora_config, make_events_callback,
+        percentile, prepare_tokenizer, resolve_auto, resolve_base, tokenizer_source, trainer_arguments,
+    )
+
+    cuda = torch.cuda.is_available()
+
+    # 1. Data
+    train = load_pairs(spec.train_file)
+    valid = load_pairs(spec.valid_file) if spec.valid_file else PairFile()
+    if not train.pairs:
+        raise SetupError(f"no usable preference pairs in {spec.train_file} "
+                         f"({train.problem_text() or 'the file is empty'})", PAIRS_HINT)
+    for name, read in (("training", train), ("validation", valid)):
+        if read.problems:
+            writer.message(f"left out {len(read.problems)} {name} lines that are not preference pairs: "
+                           f"{read.problem_text()}", level="warning")
+
+    # 2. Base model folder (tiny-random built from the pairs' texts; a start_from run's own base)
+    base, start = resolve_base(spec, run_dir, writer, lambda: pair_texts(train.pairs + valid.pairs))
+    stop.check()
+
+    # 3. Tokenizer and chat template (the start model's, when it saved one), sequence length
+    writer.message(f"loading tokenizer and model {spec.base_model}")
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(base, start))
+    prepare_tokenizer(tokenizer)  # a model with no chat template gets the one SFT runs get
+    lengths = pair_lengths(tokenizer, train.pairs)
+    p95, longest = percentile(lengths, 95), max(lengths)
+    context = getattr(AutoConfig.from_pretrained(base), "max_position_embeddings", None)
+    if spec.max_seq_length:
+        max_len = min(spec.max_seq_length, context) if context else spec.max_seq_length
+    else:  # fit the longest pair unless it is an outlier (over 1.5x the p95): then the p95
+        max_len = preset_max_seq_length(longest if longest <= 1.5 * p95 else p95, context)
+    too_long = sum(1 for n in lengths if n > max_len)
+    if too_long:
+        writer.message(f"{too_long} training pairs are longer than max_seq_length={max_len} tokens: their answers "
+                       "are cut at the end; set max_seq_length to keep them whole", level="warning")
+    stop.check()
+
+    # 4. Model
+    bf16_ok = cuda and torch.cuda.is_bf16_supported()
+    model, _ = load_model(spec, base, start, cuda=cuda, bf16_ok=bf16_ok)
+    n_params = sum(p.numel() for p in model.parameters())
+    stop.check()
+    # TRL's DPO batches are padded (its padding-free mode is off in this version): no packing here.
+    auto = resolve_auto(spec, cuda=cuda, bf16_ok=bf16_ok, n_params=n_params, seq_len=max_len)
+    auto.update(packing=False, batching="padded")
+    lr = spec.resolved_learning_rate
+    peft_config = lora_config(spec, start)
+
+    # 5. Datasets (conversational preference rows) and the trainer
+    train_ds = Dataset.from_list(train.pairs)
+    eval_ds = Dataset.from_list(valid.pairs) if valid.pairs else None
+    has_eval = eval_ds is not None
+    early = bool(has_eval and spec.early_stopping_patience)
+    args = DPOConfig(
+        **trainer_arguments(spec, run_dir, cuda=cuda, auto=auto, lr=lr, has_eval=has_eval, early=early),
+        beta=float(spec.dpo_beta),
+        max_length=max_len,
+        precompute_ref_log_probs=spec.method == "full",
+        train_sampling_strategy="random",
+        dataset_num_proc=None,
+    )
+    callbacks: list[Any] = []
+    if early:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
+    started_fields: dict[str, Any] = dict(
+        num_examples=len(train.pairs),
+        method=spec.method,
+        base_model=spec.base_model,
+        device=describe_device(),
+        backend="local",
+        num_valid_examples=len(valid.pairs),
+        max_seq_length=max_len,
+        token_p95=p95,
+        token_max=longest,
+        learning_rate=lr,
+        loss_on="preference",
+        objective="dpo",
+        dpo_beta=float(spec.dpo_beta),
+        reference=reference_of(spec, start),
+        world_size=_world_size(),
+        total_params=n_params,
+        **auto,
+    )
+    if start is not None:
+        started_fields.update(start_from=start.folder)
+    if spec.resume_from_checkpoint:
+        started_fields.update(resumed_from_checkpoint=spec.resume_from_checkpoint, resumed_from=spec.resumed_from)
+    events = make_events_callback(writer, stop, started_fields)
+    callbacks.append(events)
+    stop.check()
+
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
+    if spec.uses_adapter:
+        started_fields["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    stop.check()
+    return Prepared(trainer, events, tokenizer, base, auto, started_fields, early)

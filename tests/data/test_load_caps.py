@@ -1,0 +1,101 @@
+"""Bounded input: what a file decodes to is capped per row and per file, and the row that broke the cap is named.
+
+The Parquet bomb of the security review (2,048 rows of 1 MB text, a few dozen KB with zstd) once took the app
+to 7 GB; it must now be refused from its footer, before anything is decompressed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ftassist.data import load
+
+MB = 2**20
+READ = r"""
+import json, resource, sys, time
+from ftassist.data.load import LoadError, iter_records
+start = time.monotonic()
+try:
+    n = sum(1 for _ in iter_records(sys.argv[1]))
+    out = {"records": n}
+except LoadError as exc:
+    out = {"error": str(exc)}
+out.update(seconds=time.monotonic() - start, max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(json.dumps(out))
+"""
+
+
+def _read_in_subprocess(path, **env) -> dict:
+    import os
+
+    result = subprocess.run([sys.executable, "-c", READ, str(path)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_parquet_bomb_is_refused_from_its_footer(tmp_path):
+    bomb = tmp_path / "bomb.parquet"
+    make = ("import sys, pyarrow as pa, pyarrow.parquet as pq\n"
+            "pq.write_table(pa.table({'text': ['x' * 2**20] * 2048}), sys.argv[1], compression='zstd')")
+    subprocess.run([sys.executable, "-c", make, str(bomb)], check=True, timeout=300)  # its memory is not ours
+    assert bomb.stat().st_size < 200_000  # tiny on the wire
+    out = _read_in_subprocess(bomb, FTASSIST_MAX_UPLOAD="1gb")
+    assert "error" in out and "decompresses to" in out["error"] and "row 2048" in out["error"]
+    assert "FTASSIST_MAX_UPLOAD" in out["error"]
+    assert out["max_rss_mb"] < 400 and out["seconds"] < 30, out  # nothing was decoded
+
+
+def test_a_dictionary_bomb_is_stopped_at_the_row_where_it_passes_the_cap(tmp_path):
+    """One 1 MB value repeated 5,000 times: the footer says ~1 MB, the rows say 5 GB. Counted per row as read."""
+    path = tmp_path / "dict.parquet"
+    column = pa.DictionaryArray.from_arrays(pa.array([0] * 5000, pa.int32()), pa.array(["y" * MB]))
+    pq.write_table(pa.table({"text": column}), path, compression="zstd", dictionary_pagesize_limit=4 * MB)
+    assert pq.ParquetFile(path).metadata.row_group(0).total_byte_size < 64 * MB  # the footer does not tell
+    with pytest.raises(load.LoadError, match=r"passes 20 MB at row 21\b"):
+        list(load.iter_records(path, max_decoded_bytes=20 * MB))
+
+
+def test_a_parquet_row_over_the_record_cap_is_reported_on_its_row(tmp_path):
+    path = tmp_path / "rows.parquet"
+    texts = ["short", "z" * (3 * MB), "also short"]
+    pq.write_table(pa.table({"prompt": texts, "completion": ["a", "b", "c"]}), path, use_dictionary=False)
+    records = list(load.iter_records(path, max_record_bytes=MB))
+    assert [r.line for r in records] == [1, 2, 3]
+    assert records[0].data == {"prompt": "short", "completion": "a"}
+    assert records[1].data is None and records[1].problem.code == "record_too_large" and records[1].problem.line == 2
+    assert records[2].data == {"prompt": "also short", "completion": "c"}
+
+
+def test_an_ordinary_parquet_file_reads_whole(tmp_path):
+    path = tmp_path / "ok.parquet"
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+            for i in range(3000)]
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    records = list(load.iter_records(path))
+    assert len(records) == 3000 and records[-1].line == 3000 and records[-1].data == rows[-1]
+    assert all(r.problem is None for r in records)
+
+
+def test_a_jsonl_record_over_the_cap_names_its_line(tmp_path):
+    path = tmp_path / "big.jsonl"
+    path.write_text('{"text": "a"}\n' + json.dumps({"text": "b" * (2 * MB)}) + '\n{"text": "c"}\n')
+    records = list(load.iter_records(path, max_record_bytes=MB))
+    assert [r.line for r in records] == [1, 2, 3]
+    assert records[1].problem.code == "record_too_large" and records[2].data == {"text": "c"}
+
+
+def test_hub_rows_are_held_to_the_same_caps(tmp_path):
+    rows = [{"text": "x" * 1000} for _ in range(100)]
+    out = tmp_path / "hub.jsonl"
+    with pytest.raises(load.LoadError, match=r"at row 51\b"):
+        load._write_hub_rows(iter(rows), out, "org/name", max_decoded_bytes=50 * 1014)
+    with pytest.raises(load.LoadError, match=r"row 2 is"):
+        load._write_hub_rows(iter([{"t": "a"}, {"t": "b" * 5000}]), out, "org/name", max_decoded_bytes=MB,
+                             max_record_bytes=1000)
+    assert load._write_hub_rows(iter(rows), out, "org/name", max_decoded_bytes=MB) == out.stat().st_size
