@@ -82,7 +82,7 @@ class DiskFaultError(OSError):
 
 def in_text(text: str | None) -> DiskFault | None:
     """The fault an error's text names in the system's words ("No space left on device"...), with the
-    path it quotes, if any; None when it names none."""
+    path quoted on that line, if any; None when it names none."""
     if not text:
         return None
     lowered = text.lower()
@@ -93,7 +93,7 @@ def in_text(text: str | None) -> DiskFault | None:
         line_start = text.rfind("\n", 0, at) + 1
         line_end = text.find("\n", at)
         line = text[line_start:line_end if line_end >= 0 else len(text)].strip()
-        match = _PATH.search(line) or _PATH.search(text)
+        match = _PATH.search(line)  # the path on the line that names the fault (never a traceback's file)
         where = next((group for group in match.groups() if group), "") if match else ""
         return DiskFault(number, where, os.strerror(number))
     return None

@@ -191,10 +191,9 @@ def test_a_vote_on_a_full_disk_says_so_and_the_votes_acknowledged_before_survive
     assert error.startswith("Not saved: the disk is full (" + str(home)), error  # the cause and the file
     assert "No space left on device" in error and "Free some space" in error
     _no_traceback(raw, capfd.readouterr().err)
-    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert any(endpoint.split("_", 1)[1] in m.replace("new_round", "round") or "failed: the disk is full" in m
-               for m in logged), logged
-    assert any("the disk is full (" + str(home) in m for m in logged), logged
+    handler = "do_vote" if endpoint == "arena_vote_a" else "new_round"  # the handler the page called
+    logged = [r.getMessage() for r in caplog.records if r.name == "ftassist.faults"]
+    assert any(handler in m and "failed: the disk is full (" + str(home) in m for m in logged), logged
     assert not any(r.exc_info for r in caplog.records if r.name.startswith("ftassist"))
 
     # Every vote the page acknowledged is still there after the store is opened again on a freed disk.
@@ -245,11 +244,11 @@ def test_starting_a_run_on_a_read_only_disk_says_so_in_the_train_tab(tmpfs, capl
     assert store_mod.get_store().query_rows("SELECT count(*) FROM jobs")[0][0] == 0  # no run without its folder
 
 
-def tmp_chat(folder: Path) -> Path:
-    path = folder / "train.jsonl"
-    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Hi {i}"},
-                                                     {"role": "assistant", "content": f"Hello {i}."}]}) + "\n"
-                            for i in range(12)), encoding="utf-8")
+def tmp_chat(folder: Path, n: int = 12, name: str = "train.jsonl") -> Path:
+    path = folder / name
+    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
+                                                     {"role": "assistant", "content": f"It is {2 * i}."}]}) + "\n"
+                            for i in range(n)), encoding="utf-8")
     return path
 
 
@@ -364,17 +363,26 @@ def test_a_vote_past_the_file_size_limit_is_said_with_its_cause_on_the_page_and_
 
 
 # -- training runs ---------------------------------------------------------------------------------------
-def _chat_pair(folder: Path) -> tuple[str, str]:
-    from conftest import make_chat_rows, write_jsonl  # tests/train/conftest.py
+@pytest.fixture
+def workers_stopped(monkeypatch):
+    """Offline, one thread per worker (a shared box); every worker a test started is stopped when it ends."""
+    from ftassist.train import jobs
 
-    rows = make_chat_rows(40)
-    folder.mkdir(parents=True, exist_ok=True)
-    return str(write_jsonl(folder / "train.jsonl", rows[:32])), str(write_jsonl(folder / "valid.jsonl", rows[32:]))
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("OMP_NUM_THREADS", "1")):
+        monkeypatch.setenv(name, value)
+    yield
+    jobs.stop_ingest_loop()
+    for (pid,) in store_mod.get_store().query_rows("SELECT pid FROM jobs WHERE pid IS NOT NULL"):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    jobs.forget_children()
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("no_stray_workers")
-def test_a_run_whose_disk_fills_fails_with_that_reason_and_the_next_on_a_read_only_disk_too(tmpfs, caplog):
+def test_a_run_whose_disk_fills_fails_with_that_reason_and_the_next_on_a_read_only_disk_too(tmpfs, workers_stopped,
+                                                                                          caplog):
     """Job one trains with its run folder on a small disk that fills while it runs; job two waits in the queue
     with its run folder on a disk made read-only meanwhile. Both fail with the disk's fault as the reason."""
     from job_waiting import wait_for
@@ -384,7 +392,8 @@ def test_a_run_whose_disk_fills_fails_with_that_reason_and_the_next_on_a_read_on
 
     base = Path(tempfile.mkdtemp())
     full_runs, read_only_runs = tmpfs(base / "full", "64m"), tmpfs(base / "read-only", "1m")
-    train, valid = _chat_pair(base / "data")
+    (base / "data").mkdir()
+    train, valid = str(tmp_chat(base / "data", 40)), str(tmp_chat(base / "data", 8, "valid.jsonl"))
     store = store_mod.get_store()
     spec = {"train_file": train, "valid_file": valid, "per_device_batch_size": 4, "logging_steps": 1}
     first = jobs.start_job(store, JobSpec(max_steps=5000, eval_steps=1000, save_steps=1000, **spec), full_runs)
@@ -402,7 +411,10 @@ def test_a_run_whose_disk_fills_fails_with_that_reason_and_the_next_on_a_read_on
     assert run_dir in failed["error"] and "Free some space" in failed["hint"]
     assert "out of memory" not in failed["error"]
     assert failed["last_step"] >= 1  # what the run reported before the disk filled is kept
-    assert [e["type"] for e in jobs.job_events(store, first)][:2] == ["started", "log"]
+    events = jobs.job_events(store, first)
+    assert {"started", "log"} <= {e["type"] for e in events}
+    assert events[-1]["type"] == "failed" and events[-1]["source"] == "job manager"
+    assert events[-1]["reason"] == failed["error"]
     assert any(f"job {first} failed: the disk is full" in r.getMessage() for r in caplog.records)
 
     refused = wait_for(lambda: (j := jobs.get_job(store, second))["status"] == "failed" and j, what="the second")
@@ -411,6 +423,42 @@ def test_a_run_whose_disk_fills_fails_with_that_reason_and_the_next_on_a_read_on
     assert any(f"job {second}: could not start the worker: the disk is read-only" in r.getMessage()
                for r in caplog.records)
     assert not any(r.exc_info for r in caplog.records if r.name.startswith("ftassist"))
+
+
+JOB_CHILD = r"""
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+from test_faults import tmp_chat
+from pathlib import Path
+from ftassist import config, store as store_mod
+from ftassist.train import jobs
+from ftassist.train.spec import JobSpec
+
+data = Path(sys.argv[2])
+store = store_mod.get_store()
+spec = JobSpec(train_file=str(tmp_chat(data, 40)), valid_file=str(tmp_chat(data, 8, "valid.jsonl")),
+               per_device_batch_size=4, logging_steps=1, max_steps=2)
+limit = 256 * 1024  # the worker inherits it: its run folder takes no file larger than this
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+job_id = jobs.start_job(store, spec, config.runs_dir())
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+job = jobs.wait(store, job_id, timeout=240, interval=0.2)
+print(json.dumps({k: job[k] for k in ("status", "error", "hint", "run_dir", "last_step")}))
+"""
+
+
+@pytest.mark.slow
+def test_a_run_whose_files_pass_the_size_limit_fails_with_that_reason(ftassist_home, workers_stopped, tmp_path):
+    """Always runs (no mount needed): the worker meets a real EFBIG in its run folder, and the run fails saying so."""
+    done = _run_child(JOB_CHILD, ftassist_home, str(ROOT / "tests"), str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    job = json.loads(done.stdout.strip().splitlines()[-1])
+    assert job["status"] == "failed", job
+    assert job["error"].startswith("a file grew past the size allowed (" + job["run_dir"]), job
+    assert "File too large" in job["error"] and "ulimit -f" in job["hint"]
+    assert "out of memory" not in job["error"]
+    assert f"failed: a file grew past the size allowed ({job['run_dir']}" in done.stderr  # the app's log
+    _no_traceback(done.stderr)
 
 
 # -- the words -------------------------------------------------------------------------------------------

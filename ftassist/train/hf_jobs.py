@@ -59,7 +59,8 @@ START_MANIFEST = "start-files.json"
 SKIP_INSTALL = "FTASSIST_SKIP_INSTALL"  # set where the training stack is already importable (a test stand-in)
 # Installed in the job at these versions (this machine's), so the recipe behaves the same; torch comes from the image.
 TRAINING_PACKAGES = ("huggingface_hub", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers",
-                     "safetensors", "bitsandbytes", "psutil", "pyyaml")
+                     "safetensors", "bitsandbytes", "psutil", "pyyaml",
+                     "orjson")  # the DPO recipe reads pairs with the Data step's reader (`data/preference_pairs.py`)
 OOM_PATTERN = re.compile(r"CUDA out of memory|OutOfMemoryError|out of memory", re.IGNORECASE)
 LOG_TAIL_LINES = 40
 TOKEN_HINT = ("Set HF_TOKEN to a Hugging Face token with write access (fine-grained: repos and Jobs), or enter it "

@@ -48,7 +48,7 @@ def test_parquet_bomb_is_refused_from_its_footer(tmp_path):
     out = _read_in_subprocess(bomb, FTASSIST_MAX_UPLOAD="1gb")
     assert "error" in out and "decompresses to" in out["error"] and "row 2048" in out["error"]
     assert "FTASSIST_MAX_UPLOAD" in out["error"]
-    assert out["max_rss_mb"] < 400 and out["seconds"] < 30, out  # nothing was decoded
+    assert out["max_rss_mb"] < 400, out  # nothing was decoded
 
 
 def test_a_dictionary_bomb_is_stopped_at_the_row_where_it_passes_the_cap(tmp_path):
