@@ -1,26 +1,41 @@
-"""Preference pairs read strictly, counted, and written in the hosted providers' shape.
+"""Preference pairs read for what trains on them, prices them and uploads them: the one reader of pair files.
 
-What a pair is (the formats people have, the canonical pair, the validation) is `preferences.py`'s; this
-module adds what the paths that spend money need on top of it:
+What a pair is (the formats people have, the canonical pair, validation with lines and fixes) is
+`preferences.py`'s, and every file is read through it (`load.iter_records`, then `preferences.iter_pairs`).
+So a file the Data step accepts (OpenAI DPO, TRL explicit or implicit, text or messages, ShareGPT pairs;
+JSONL, JSON, CSV or Parquet) trains, is priced and uploads, and a record refused here is refused with the
+line, message and fix the Data step's check gives it. On top, what each user needs:
 
-- strictness: a file that is uploaded to a provider, or priced, must hold nothing but valid pairs, so the
-  first invalid record stops it with its line and fix (the Data step's check reports them all and Fix &
-  split drops them; here nothing is dropped silently);
+- the worker (`load_pairs`, for `train/dpo.py`): every usable pair, and the lines left out, each with the
+  Data step's reason and fix: invalid records, and pairs that cannot teach (an empty side, chosen the same
+  as rejected: the check's warnings that Fix & split drops). The run trains on the rest and says so;
+- strictness (`read_pairs`): a file that is uploaded to a provider, or priced, must hold nothing but valid
+  pairs, so the first invalid record stops it with its line and fix (nothing is dropped silently);
+- the probe (`file_kind`): chats or pairs, so the use cases refuse a file that does not fit the objective;
 - the provider file: OpenAI and Together take the same preference rows, `{"input": {"messages": [...]},
   "preferred_output": [assistant message], "non_preferred_output": [assistant message]}`;
 - the counts: a pair is its two sequences, prompt + chosen and prompt + rejected, as DPO trains on them.
+
+The split of a pairs file into train and validation is the Data step's (`clean.clean_file`, which splits by
+prompt so that no prompt is on both sides), not this module's.
+
+Light at import (the standard library and orjson): the app imports it at start through
+`usecases/training.py`, and the DPO worker on a rented GPU (`train/hf_jobs.py` installs orjson there).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
-from .preferences import Pair, chats_of, iter_pairs, pair_to_openai_dpo
+from .preferences import Pair, PairChecks, chats_of, is_preference, iter_pairs, pair_to_openai_dpo
+from .report import Issue
 
 PAIR_HINT = ('Each record must be a preference pair, e.g. {"prompt": [messages ending with the user turn], '
              '"chosen": [{"role": "assistant", "content": ...}], "rejected": [{"role": "assistant", "content": ...}]} '
              "(the arena's DPO export writes this); `ftassist check FILE` lists every problem.")
+CANNOT_TEACH = ("empty_pair_side", "identical_pair")  # the check's warnings whose pairs Fix & split drops
 
 
 class PairError(ValueError):
@@ -32,9 +47,33 @@ class PairError(ValueError):
         self.hint = hint or PAIR_HINT
 
 
+@dataclass
+class PairFile:
+    """The usable pairs of a file (canonical, in file order) and the lines left out, one Issue a line."""
+
+    pairs: list[dict] = field(default_factory=list)
+    problems: list[Issue] = field(default_factory=list)
+
+    def problem_text(self, limit: int = 3) -> str:
+        """The first lines left out, as the Data step's check says them: line, reason and fix (a fix once)."""
+        parts, fixes = [], set()
+        for issue in self.problems[:limit]:
+            fix = issue.hint.rstrip(".")
+            parts.append(f"line {issue.line}: {issue.message.rstrip('.')}"
+                         + (f" (fix: {fix})" if fix and fix not in fixes else ""))
+            fixes.add(fix)
+        more = len(self.problems) - limit
+        return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+    @property
+    def hint(self) -> str:
+        """The fix for the first line left out, or what a pair looks like."""
+        return next((issue.hint for issue in self.problems if issue.hint), PAIR_HINT)
+
+
 def pair_from_record(record: object, line: int = 1) -> Pair:
     """One record (a pasted pair, say) as a canonical Pair; PairError when it is not a valid pair."""
-    from .preferences import is_preference, shape_of, to_pair, validate_pair
+    from .preferences import shape_of, to_pair, validate_pair
 
     if not is_preference(record):
         raise PairError(line, "not a preference pair (no \"chosen\" and \"rejected\", nor OpenAI's preferred and "
@@ -43,6 +82,29 @@ def pair_from_record(record: object, line: int = 1) -> Pair:
     if errors:
         raise PairError(line, errors[0].message.rstrip("."), errors[0].hint or PAIR_HINT)
     return Pair(line, to_pair(record), *shape_of(record))
+
+
+def load_pairs(path: str | Path) -> PairFile:
+    """Every pair of a file that can teach (canonical), and each line left out with the Data step's reason
+    and fix. `load.LoadError` when the file cannot be read at all."""
+    from .load import iter_records
+
+    out = PairFile()
+    errors: dict[int, Issue] = {}  # the first error of each line
+
+    def on_issue(issue: Issue) -> None:
+        if issue.severity == "error":
+            errors.setdefault(issue.line, issue)
+
+    checks = PairChecks()
+    for pair in iter_pairs(iter_records(path), on_issue):
+        cannot_teach = [issue for issue in checks.add(pair.line, pair.pair) if issue.code in CANNOT_TEACH]
+        if cannot_teach:
+            errors.setdefault(pair.line, cannot_teach[0])
+        else:
+            out.pairs.append(pair.pair)
+    out.problems = [errors[line] for line in sorted(errors)]
+    return out
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
@@ -61,6 +123,36 @@ def read_pairs(path: str | Path) -> list[Pair]:
     if not pairs:
         raise PairError(1, f"{Path(path).name} has no preference pairs")
     return pairs
+
+
+def file_kind(path: str | Path, probe: int = 20) -> str | None:
+    """"pairs" (preference records, in any format the Data step reads), "chat" (`{"messages": [...]}` records,
+    what the SFT worker reads as they are) or None (neither, a mix, a record that does not parse, or an
+    unreadable file), from the first `probe` records: the use cases refuse a file that does not fit the run's
+    objective, and split a pairs file as pairs."""
+    from .load import LoadError, iter_records
+
+    kinds: set[str] = set()
+    try:
+        records = iter_records(path)
+        try:
+            for record in islice(records, probe):
+                data = record.data
+                if record.problem is not None:
+                    return None
+                if is_preference(data):
+                    kinds.add("pairs")
+                elif isinstance(data, dict) and isinstance(data.get("messages"), list):
+                    kinds.add("chat")
+                else:
+                    return None
+                if len(kinds) > 1:
+                    return None
+        finally:
+            getattr(records, "close", lambda: None)()  # the file is closed now, not when collected
+    except (LoadError, OSError, ValueError):
+        return None
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def provider_row(pair: Pair) -> dict:

@@ -253,8 +253,9 @@ def _validate_trl(rec: dict, line: int, issues: list[Issue]) -> None:
     if wrong:
         code = "mixed_pair_styles" if any(isinstance(kinds[k], list) for k in wrong) else "non_string_field"
         names = ", ".join(f'"{k}"' for k in wrong)
-        issues.append(v._issue(line, code, f"{names} "
-                               f"{'is' if len(wrong) == 1 else 'are'} not text (\"chosen\" is).",
+        message = (f"\"chosen\" is {v._kind(chosen)}, neither text nor a list of messages." if "chosen" in wrong
+                   else f"{names} {'is' if len(wrong) == 1 else 'are'} not text (\"chosen\" is).")
+        issues.append(v._issue(line, code, message,
                                "Write prompt, chosen and rejected all as text, or all as lists of messages."))
         return
     for key, value in kinds.items():

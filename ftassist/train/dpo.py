@@ -14,16 +14,19 @@ The reference model, per method, and why:
   pass over the data. A resumed run recomputes them from the start model before its checkpoint is
   loaded, so they stay the reference's.
 
-Data: `ftassist.train.pairs` (canonical conversational pairs, rendered with the model's chat template).
+Data: `ftassist.data.preference_pairs.load_pairs`, the Data step's own reader: every format it accepts
+becomes canonical conversational pairs, rendered with the model's chat template, and a line left out is
+named with the reason and fix the Data step's check gives it.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+from ftassist.data.preference_pairs import PairFile, load_pairs
 from ftassist.train.events import EventWriter
-from ftassist.train.pairs import PAIRS_HINT, PairFile, load_pairs, pair_texts
 from ftassist.train.spec import JobSpec
 from ftassist.train.stop import StopFlag
 
@@ -34,11 +37,31 @@ def pair_lengths(tokenizer, pairs: list[dict[str, Any]], limit: int = 2000) -> l
     for pair in pairs[:limit]:
         longest = 0
         for answer in ("chosen", "rejected"):
-            ids = tokenizer.apply_chat_template(pair["prompt"] + pair[answer], tokenize=True,
-                                                return_dict=True)["input_ids"]
+            ids = tokenizer.apply_chat_template(pair["prompt"] + pair[answer], tools=pair.get("tools") or None,
+                                                tokenize=True, return_dict=True)["input_ids"]
             longest = max(longest, len(ids))
         out.append(longest)
     return out
+
+
+def pair_texts(pairs: list[dict[str, Any]]) -> list[str]:
+    """Every message's text (what a tiny-random tokenizer should learn to encode)."""
+    return [m["content"] for p in pairs for key in ("prompt", "chosen", "rejected") for m in p[key]
+            if isinstance(m.get("content"), str)]
+
+
+def uses_tools(pair: dict[str, Any]) -> bool:
+    return bool(pair.get("tools")) or any(m.get("role") == "tool" or m.get("tool_calls")
+                                          for key in ("prompt", "chosen", "rejected") for m in pair[key])
+
+
+def dataset_rows(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pairs as DPOTrainer's rows: tools, when any pair has some, as JSON text on every row (TRL reads it so),
+    since Arrow would make one schema of every pair's different tool definitions."""
+    if not any(pair.get("tools") for pair in pairs):
+        return [{key: pair[key] for key in ("prompt", "chosen", "rejected")} for pair in pairs]
+    return [{"prompt": pair["prompt"], "chosen": pair["chosen"], "rejected": pair["rejected"],
+             "tools": json.dumps(pair["tools"]) if pair.get("tools") else None} for pair in pairs]
 
 
 def reference_of(spec: JobSpec, start) -> str:
@@ -60,17 +83,24 @@ def build_dpo_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: S
     from ftassist.train.spec import preset_max_seq_length
     from ftassist.train.worker import (
         Prepared, SetupError, _world_size, describe_device, load_model, lora_config, make_events_callback,
-        percentile, prepare_tokenizer, resolve_auto, resolve_base, tokenizer_source, trainer_arguments,
+        percentile, prepare_tokenizer, renders_tools, resolve_auto, resolve_base, tokenizer_source,
+        trainer_arguments,
     )
 
     cuda = torch.cuda.is_available()
 
     # 1. Data
-    train = load_pairs(spec.train_file)
-    valid = load_pairs(spec.valid_file) if spec.valid_file else PairFile()
+    from ftassist.data.load import LoadError
+
+    try:
+        train = load_pairs(spec.train_file)
+        valid = load_pairs(spec.valid_file) if spec.valid_file else PairFile()
+    except LoadError as exc:
+        raise SetupError(str(exc), "Give a file of preference pairs the Data step reads (JSONL, JSON, CSV or "
+                                   "Parquet); `ftassist check FILE` says what is wrong with it.") from None
     if not train.pairs:
         raise SetupError(f"no usable preference pairs in {spec.train_file} "
-                         f"({train.problem_text() or 'the file is empty'})", PAIRS_HINT)
+                         f"({train.problem_text() or 'the file is empty'})", train.hint)
     for name, read in (("training", train), ("validation", valid)):
         if read.problems:
             writer.message(f"left out {len(read.problems)} {name} lines that are not preference pairs: "
@@ -84,6 +114,19 @@ def build_dpo_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: S
     writer.message(f"loading tokenizer and model {spec.base_model}")
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(base, start))
     prepare_tokenizer(tokenizer)  # a model with no chat template gets the one SFT runs get
+    if not renders_tools(tokenizer.chat_template):
+        # A template that cannot write tools or tool calls out would prefer answers it cannot see.
+        kept = [pair for pair in train.pairs if not uses_tools(pair)]
+        dropped = len(train.pairs) - len(kept)
+        valid.pairs = [pair for pair in valid.pairs if not uses_tools(pair)]
+        if dropped:
+            if not kept:
+                raise SetupError("every training pair uses tools, and this model's chat template cannot write "
+                                 "tool calls", "Pick a base model whose chat template supports tools (Qwen2.5, "
+                                 "Llama 3.1 and later), or leave tools out of the pairs.")
+            writer.message(f"left out {dropped} training pairs that use tools: this model's chat template cannot "
+                           "write tool calls", level="warning")
+        train.pairs = kept
     lengths = pair_lengths(tokenizer, train.pairs)
     p95, longest = percentile(lengths, 95), max(lengths)
     context = getattr(AutoConfig.from_pretrained(base), "max_position_embeddings", None)
@@ -109,8 +152,8 @@ def build_dpo_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: S
     peft_config = lora_config(spec, start)
 
     # 5. Datasets (conversational preference rows) and the trainer
-    train_ds = Dataset.from_list(train.pairs)
-    eval_ds = Dataset.from_list(valid.pairs) if valid.pairs else None
+    train_ds = Dataset.from_list(dataset_rows(train.pairs))
+    eval_ds = Dataset.from_list(dataset_rows(valid.pairs)) if valid.pairs else None
     has_eval = eval_ds is not None
     early = bool(has_eval and spec.early_stopping_patience)
     args = DPOConfig(

@@ -1011,4 +1011,8 @@ def push_to_hub(spec: JobSpec, folder: Path, writer: EventWriter) -> str | None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy's: the recipes (train/dpo.py) raise the imported
+    # module's SetupError, which only its own `hint_for` recognises (else their fix is lost).
+    from ftassist.train.worker import main as imported_main
+
+    sys.exit(imported_main())

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from ftassist.data import preference_pairs as pairs
 from ftassist.plan import pricing, providers
 from ftassist.redact import scrub
-from ftassist.train import jobs, lineage, pairs
+from ftassist.train import jobs, lineage
 from ftassist.train.spec import METHODS, OPENAI_DEFAULTS, TINY_RANDOM, JobSpec, looks_like_openai_model
 
 from .context import Context, NotFound, UseCaseError
@@ -337,22 +338,13 @@ def prepare_training_data(ctx: Context, path: str, valid: str | None = None, val
                             kind=pairs.file_kind(train) or "chat")
     if not given.is_file():
         raise NotFound(f"{path}: no such file")
-    kind = pairs.file_kind(given) if given.suffix.lower() == ".jsonl" else None
     if valid is not None:
-        if kind is None:
+        kind = pairs.file_kind(given)
+        if kind is None or (kind == "chat" and given.suffix.lower() != ".jsonl"):  # the SFT worker reads chat JSONL
             raise UseCaseError(f"{path}: with a validation file, give chat JSONL files (run `ftassist clean` first) "
-                               "or preference-pair JSONL files.")
+                               "or preference-pair files.")
         return TrainingData(train_file=str(given), valid_file=valid, cleaned=False, kind=kind)
-    if kind == "pairs":  # preference pairs: checked line by line and split here (the Data step checks chats)
-        try:
-            split = pairs.split_pairs(given, ctx.settings.prepared_dir / jobs.new_job_id(),
-                                      valid_fraction=valid_fraction, seed=seed)
-        except (ValueError, OSError) as exc:
-            raise UseCaseError(f"{path}: {exc}") from None
-        return TrainingData(train_file=str(split["train_path"]),
-                            valid_file=str(split["valid_path"]) if split["valid_path"] else None, cleaned=True,
-                            n_train=split["n_train"], n_valid=split["n_valid"], n_dropped=split["n_dropped"],
-                            dropped_path=str(split["dropped_path"]) if split["dropped_path"] else None, kind="pairs")
+    # chats and preference pairs alike: the Data step's clean and split (pairs: no prompt on both sides)
     from ftassist.data.clean import clean_file
     from ftassist.data.load import LoadError
 
@@ -363,10 +355,12 @@ def prepare_training_data(ctx: Context, path: str, valid: str | None = None, val
         raise UseCaseError(f"{path}: {exc}") from None
     if not result.n_train:
         raise UseCaseError(f"{path}: no usable examples after cleaning: run `ftassist check {path}` to see why.")
-    dropped = result.n_dropped_invalid + result.n_dropped_duplicates + result.n_dropped_empty
+    dropped = (result.n_dropped_invalid + result.n_dropped_duplicates + result.n_dropped_empty
+               + result.n_dropped_identical)
     return TrainingData(train_file=str(result.train_path), valid_file=str(result.valid_path) if result.n_valid else None,
                         cleaned=True, n_train=result.n_train, n_valid=result.n_valid, n_dropped=dropped,
-                        dropped_path=str(result.dropped_path) if dropped else None)
+                        dropped_path=str(result.dropped_path) if dropped else None,
+                        kind="pairs" if result.kind == "preference" else "chat")
 
 
 # -- following and stopping -------------------------------------------------------------------------------
@@ -570,7 +564,7 @@ def _check_data_fits(spec: JobSpec) -> None:
         kind = pairs.file_kind(path)
         if spec.objective == "dpo" and kind == "chat":
             raise UseCaseError(f'{path} holds chats ({{"messages": ...}}), but a DPO run trains on preference pairs. '
-                               f"{pairs.PAIRS_HINT} To train on these chats, use objective sft.")
+                               f"{pairs.PAIR_HINT} To train on these chats, use objective sft.")
         if spec.objective != "dpo" and kind == "pairs":
             raise UseCaseError(f"{path} holds preference pairs (prompt, chosen, rejected): train on them with "
                                "objective dpo (`ftassist train FILE --method dpo`), or give chats "

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ftassist.data.preference_pairs import PairError, file_kind, load_pairs, read_pairs
 from ftassist.train.events import read_events
-from ftassist.train.pairs import PairError, file_kind, load_pairs, normalize_pair, split_pairs
 from ftassist.train.spec import JobSpec
 from tests.train.conftest import make_chat_rows, run_worker, write_jsonl
 from tests.train.job_waiting import wait_for
@@ -74,39 +74,66 @@ def mean_margin(model, tokenizer, rows: list[dict]) -> float:
 
 
 # -- preference files ----------------------------------------------------------------------------------------
-def test_pairs_in_every_accepted_shape_become_conversational_rows(tmp_path):
-    plain = normalize_pair({"prompt": "Hi?", "chosen": "Hello!", "rejected": "Go away."})
-    assert plain == {"prompt": [{"role": "user", "content": "Hi?"}],
-                     "chosen": [{"role": "assistant", "content": "Hello!"}],
-                     "rejected": [{"role": "assistant", "content": "Go away."}]}
-    single = normalize_pair({"prompt": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi?"}],
-                             "chosen": {"role": "assistant", "content": "Hello!"}, "rejected": "Go away."})
-    assert [m["role"] for m in single["prompt"]] == ["system", "user"] and single["rejected"] == plain["rejected"]
-    implicit = normalize_pair({"chosen": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello!"}],
-                               "rejected": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "No."}]})
-    assert implicit["prompt"] == [{"role": "user", "content": "Hi?"}] and implicit["chosen"][0]["content"] == "Hello!"
-    for bad, why in (({"messages": []}, "a chat"), ({"prompt": "x", "chosen": "a"}, "no rejected"),
-                     ({"prompt": "x", "chosen": "a", "rejected": "a"}, "the same answer"),
-                     ({"prompt": "x", "chosen": "", "rejected": "b"}, "chosen is empty"),
-                     ({"prompt": [{"role": "assistant", "content": "x"}], "chosen": "a", "rejected": "b"}, "ends with")):
-        with pytest.raises(PairError, match=why):
-            normalize_pair(bad)
+def test_the_worker_reads_every_format_the_data_step_accepts_and_refuses_as_it_does(tmp_path):
+    """One reader: the worker's pairs are the Data step's (`data/preference_pairs.py` over `preferences.py`), and a
+    line it leaves out carries the reason and fix the Data step's check gives that line."""
+    from ftassist.data.check import check_path
+    from ftassist.data.clean import clean_file
 
+    canonical = {"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "assistant", "content": "Hello!"}],
+                 "rejected": [{"role": "assistant", "content": "Go away."}]}
+    shapes = {
+        "trl_conversational": canonical,
+        "trl_plain": {"prompt": "Hi?", "chosen": "Hello!", "rejected": "Go away."},
+        "trl_implicit": {"chosen": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello!"}],
+                         "rejected": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Go away."}]},
+        "openai_dpo": {"input": {"messages": canonical["prompt"]}, "preferred_output": canonical["chosen"],
+                       "non_preferred_output": canonical["rejected"]},
+        "sharegpt": {"conversations": [{"from": "human", "value": "Hi?"}], "chosen": {"from": "gpt", "value": "Hello!"},
+                     "rejected": {"from": "gpt", "value": "Go away."}},
+    }
+    for name, row in shapes.items():
+        path = write_jsonl(tmp_path / f"{name}.jsonl", [row, row])
+        read = load_pairs(path)
+        assert (read.pairs, read.problems, file_kind(path)) == ([canonical, canonical], [], "pairs"), name
+    sharegpt_array = tmp_path / "sharegpt.json"  # the Data step's ShareGPT export: a JSON array
+    sharegpt_array.write_text(json.dumps([shapes["sharegpt"]] * 3), encoding="utf-8")
+    assert load_pairs(sharegpt_array).pairs == [canonical] * 3 and file_kind(sharegpt_array) == "pairs"
+
+    rows = [shapes["trl_plain"], "", "{oops",
+            {"prompt": "x", "chosen": "a", "rejected": "a"},  # chosen = rejected: teaches nothing
+            {"prompt": "Hi?", "chosen": {"role": "assistant", "content": "a"}, "rejected": "b"},  # neither style
+            {"prompt": "x", "chosen": "", "rejected": "b"},  # an empty side
+            {"messages": [{"role": "user", "content": "Hi?"}]},  # a chat among pairs
+            {"prompt": "x", "chosen": "a"}]  # no rejected
     path = tmp_path / "mixed.jsonl"
-    path.write_text(json.dumps({"prompt": "Hi?", "chosen": "Hello!", "rejected": "No."}) + "\n\n{oops\n"
-                    + json.dumps({"prompt": "x", "chosen": "a", "rejected": "a"}) + "\n", encoding="utf-8")
+    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows),
+                    encoding="utf-8")
     read = load_pairs(path)
-    assert len(read.pairs) == 1 and [n for n, _ in read.problems] == [3, 4]
-    assert "line 3: not valid JSON" in read.problem_text() and "line 4: chosen and rejected" in read.problem_text()
+    assert read.pairs == [canonical]
+    assert [issue.line for issue in read.problems] == [3, 4, 5, 6, 7, 8]
+    report = check_path(path)
+    said = {(issue.line, issue.message, issue.hint) for issue in report.errors + report.warnings}
+    for issue in read.problems:  # the very line, reason and fix the Data step's check gives
+        assert (issue.line, issue.message, issue.hint) in said, issue
+    codes = [issue.code for issue in read.problems]
+    assert codes == ["invalid_json", "identical_pair", "non_string_field", "empty_pair_side", "mixed_formats",
+                     "missing_field"]
+    text = read.problem_text()
+    assert text.startswith("line 3: malformed JSON") and "(fix: " in text and text.endswith("and 3 more")
+    assert "neither text nor a list of messages" in read.problems[2].message
+    assert read.hint == read.problems[0].hint
     assert file_kind(path) is None  # a broken line among the first: neither kind for sure
+    with pytest.raises(PairError, match=r"line 3: malformed JSON") as refused:
+        read_pairs(path)  # strict (hosted upload, the estimate): the first refused line stops it, with its fix
+    assert refused.value.hint == read.problems[0].hint
     chats = write_jsonl(tmp_path / "chats.jsonl", make_chat_rows(4))
-    pairs = write_jsonl(tmp_path / "pairs.jsonl", preference_rows(10, 0))
-    assert (file_kind(chats), file_kind(pairs)) == ("chat", "pairs")
+    assert file_kind(chats) == "chat" and load_pairs(chats).pairs == []
 
-    split = split_pairs(pairs, tmp_path / "split", valid_fraction=0.2, seed=1)
-    assert (split["n_train"], split["n_valid"], split["n_dropped"]) == (8, 2, 0)
-    train_rows = [json.loads(x) for x in split["train_path"].read_text().splitlines()]
-    valid_rows = [json.loads(x) for x in split["valid_path"].read_text().splitlines()]
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", preference_rows(10, 0) + preference_rows(2, 0))  # 2 repeated
+    split = clean_file(pairs, tmp_path / "split", valid_fraction=0.2, seed=1)  # the Data step's split, by prompt
+    assert (split.kind, split.n_train, split.n_valid, split.n_dropped_duplicates) == ("preference", 8, 2, 2)
+    train_rows, valid_rows = load_pairs(split.train_path).pairs, load_pairs(split.valid_path).pairs
     assert sorted(r["prompt"][0]["content"] for r in train_rows + valid_rows) == sorted(
         r["prompt"][0]["content"] for r in preference_rows(10, 0))
 
@@ -179,6 +206,45 @@ def test_qlora_dpo_is_refused_on_cpu(tmp_path, pair_data):
     (event,) = _events(run_dir)
     assert event["type"] == "failed" and "CUDA" in event["reason"] and event["hint"] == QLORA_HINT
     assert not (run_dir / "model").exists()
+
+
+@pytest.mark.slow
+def test_dpo_trains_on_sharegpt_and_openai_pairs_and_names_the_lines_it_leaves_out(tmp_path, pair_data):
+    """The worker takes the Data step's formats as they are: ShareGPT pairs (a JSON array) to train, OpenAI DPO to
+    validate; a refused record is named with the Data step's reason, and a file with no pair fails with its fix."""
+    from ftassist.data.preferences import write_pairs
+
+    train, valid, _ = pair_data
+    rows = [json.loads(line) for line in train.read_text().splitlines()]
+    sharegpt = tmp_path / "train.json"
+    assert write_pairs(rows[:16], sharegpt, "sharegpt") == 16
+    broken = json.loads(sharegpt.read_text())
+    broken.insert(3, {**broken[3], "chosen": {"from": "gpt", "value": 5}})  # record 4: an answer that is no text
+    sharegpt.write_text("[\n" + ",\n".join(json.dumps(row) for row in broken) + "\n]\n", encoding="utf-8")
+    openai = tmp_path / "valid.jsonl"
+    assert write_pairs([json.loads(line) for line in valid.read_text().splitlines()], openai, "openai_dpo") == 8
+    run_dir = tmp_path / "run"
+    JobSpec(train_file=str(sharegpt), valid_file=str(openai), output_dir=str(run_dir / "model"), objective="dpo",
+            per_device_batch_size=8, max_steps=2).save(run_dir)
+    assert run_worker(run_dir) == 0, _log(run_dir)
+    events = _events(run_dir)
+    started = next(e for e in events if e["type"] == "started")
+    assert (started["num_examples"], started["num_valid_examples"]) == (16, 8)
+    left_out = [e["text"] for e in events if e["type"] == "message" and "left out" in e.get("text", "")]
+    assert left_out == ['left out 1 training lines that are not preference pairs: line 5: "chosen"\'s value is a '
+                        "number, not text (fix: Give the answer as text in \"value\")"], left_out
+    assert events[-1]["type"] == "finished"
+
+    chats = write_jsonl(tmp_path / "chats.jsonl", make_chat_rows(3))
+    run_dir = tmp_path / "refused"
+    JobSpec(train_file=str(chats), output_dir=str(run_dir / "model"), objective="dpo").save(run_dir)
+    assert run_worker(run_dir, timeout=60) != 0
+    (failed,) = [e for e in _events(run_dir) if e["type"] == "failed"]
+    assert (f"no usable preference pairs in {chats} (line 1: this record is in chat format, but the file holds "
+            "preference pairs (fix: give every record a prompt with a chosen and a rejected answer, or split the "
+            "file); line 2: this record is in chat format, but the file holds preference pairs; line 3: ") \
+        in failed["reason"]
+    assert failed["hint"] == "give every record a prompt with a chosen and a rejected answer, or split the file"
 
 
 # -- SFT, then DPO, through the use cases ---------------------------------------------------------------------
