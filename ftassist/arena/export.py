@@ -25,11 +25,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from .ratings import WINNERS
+if TYPE_CHECKING:  # pandas and the ratings (scipy) load only when used: every command imports this module
+    import pandas as pd
 
 VOTE_COLUMNS = ["battle_id", "voter", "model_a", "model_b", "winner", "choice", "timestamp", "source",
                 "battle_flagged", "model_a_id", "model_b_id", "model_a_removed", "model_b_removed"]
@@ -186,6 +185,8 @@ def export_dpo(store, out: str | Path, conversational: bool = True) -> int:
     pairs = dpo_pairs(store, conversational=conversational)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".parquet":
+        import pandas as pd
+
         pd.DataFrame(pairs, columns=["prompt", "chosen", "rejected"]).to_parquet(out, index=False)
     else:
         write_pairs(pairs, out)
@@ -269,6 +270,8 @@ def import_votes(store, path: str | Path, skip_bad: bool = False) -> ImportResul
 
 
 def _row_problem(row: dict) -> str | None:
+    from .ratings import WINNERS
+
     for column in ("model_a", "model_b", "winner"):
         if not row.get(column):
             return f"{column} is empty"

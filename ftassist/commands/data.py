@@ -114,7 +114,10 @@ def run_check(args) -> int:
     mapping = _mapping(args)
     progress = None if args.json else _progress_printer()
     extra = {"progress": progress} if progress else {}
-    result = gateway.call("check_dataset", path=_for_app(args.path), model=args.model, context_limit=args.context_limit,
+    paths = [_for_app(path) for path in args.paths]
+    if len(paths) > 1:  # several sources, one dataset; a single one is asked exactly as before
+        extra["paths"] = paths[1:]
+    result = gateway.call("check_dataset", path=paths[0], model=args.model, context_limit=args.context_limit,
                           encoding=args.encoding, mapping=mapping, **extra)
     if progress:
         print(file=sys.stderr)
@@ -131,13 +134,22 @@ def run_check(args) -> int:
     return 1 if report["errors"] else 0
 
 
+def _where(group: dict) -> str:
+    """Where a group of issues is: "line 3" / "lines 1-4,130", or `file:3` / `file:1-4,130` when the check read
+    several files, and "file" (`file: file`) for the file as a whole."""
+    source = group.get("source")
+    if source:
+        return f"{source}: the file" if group["lines"] == "file" else f"{source}:{group['lines']}"
+    return "file" if group["lines"] == "file" else f"line{'s' if group['count'] > 1 else ''} {group['lines']}"
+
+
 def _grouped(groups: list[dict] | None, issues: list[dict], kind: str) -> list[str]:
     """One row per group of identical issues ("lines 1-4,130: ..."); a report without groups lists its issues."""
     if groups is None:
         groups = [{"lines": str(i["line"]) if i.get("line") else "file", "count": 1, **i} for i in issues]
     out = []
     for group in groups[:MAX_LISTED]:
-        where = "file" if group["lines"] == "file" else f"line{'s' if group['count'] > 1 else ''} {group['lines']}"
+        where = _where(group)
         hint = f" (fix: {group['hint']})" if kind == "error" and group.get("hint") else ""
         out.append(f"  {kind} {where}: [{group['code']}] {group['message']}{hint}")
     if len(groups) > MAX_LISTED:
@@ -161,6 +173,14 @@ def render_text(report: dict) -> str:
             f"{report['path']}: {report['n_records']:,} records, {report['n_examples']:,} valid examples, "
             f"format {report.get('format') or 'unknown'}, {len(errors):,} errors, {len(warnings):,} warnings"
         ]
+    sources = report.get("sources") or []
+    if sources:  # several files as one dataset: what each gave, in its own format
+        out[0] = (f"{len(sources)} sources: {report['n_records']:,} records, {report['n_examples']:,} valid "
+                  f"{'preference pairs' if preference else 'examples'}, format {report.get('format') or 'unknown'}, "
+                  f"{len(errors):,} errors, {len(warnings):,} warnings")
+        for source in sources:
+            out.append(f"  {source['name']}: {source['n_records']:,} records, {source['n_examples']:,} valid, "
+                       f"format {source.get('format') or 'unknown'} ({source['path']})")
     if report.get("mapping"):
         out.append("mapped: " + ", ".join(f"{role} = {path}" for role, path in report["mapping"].items()))
     tokens = report.get("tokens") or {}
@@ -179,6 +199,8 @@ def render_text(report: dict) -> str:
             out.append("  " + approximate_note(tokens, report.get("model")))
     for cause in report.get("diagnosis") or []:  # said once, before the rows it explains
         where = "the whole file" if cause["lines"] == "file" else f"lines {cause['lines']}"
+        if cause.get("source"):
+            where = f"{cause['source']}: the whole file" if cause["lines"] == "file" else f"{cause['source']}:{cause['lines']}"
         out.append(f"FILE PROBLEM [{cause['code']}] {where} ({cause['count']:,} records): {cause['message']}. "
                    f"Fix: {cause['hint']}" + ("" if cause.get("fixable") else " (by hand: `ftassist clean` cannot)"))
     if report.get("error_counts"):
@@ -199,8 +221,10 @@ def run_clean(args) -> int:
             raise CLIError(f"--fill takes NAME=VALUE (e.g. --fill name=Ada), not {item!r}")
         fill[name.strip()] = value
     out, copy_to = _out_for_app(args.out)
-    result = gateway.call("clean_dataset", path=_for_app(args.path), valid_fraction=args.valid_fraction,
-                          seed=args.seed, out=out, fill=fill or None, mapping=_mapping(args))
+    paths = [_for_app(path) for path in args.paths]
+    several = {"paths": paths[1:]} if len(paths) > 1 else {}
+    result = gateway.call("clean_dataset", path=paths[0], valid_fraction=args.valid_fraction,
+                          seed=args.seed, out=out, fill=fill or None, mapping=_mapping(args), **several)
     if copy_to is not None:
         result = _copied(result, copy_to)
     if args.json:
@@ -275,7 +299,9 @@ def run_datasets(args) -> int:
 
 def register(sub) -> None:
     check = sub.add_parser("check", help="validate a dataset, score it against the checklist, count tokens")
-    check.add_argument("path", help="a .jsonl/.json/.csv/.parquet file, or a Hugging Face dataset id (hf:org/name)")
+    check.add_argument("paths", nargs="+", metavar="PATH",
+                       help="a .jsonl/.json/.csv/.parquet file, or a Hugging Face dataset id (hf:org/name, "
+                            "hf:org/name:subset@split); several are checked as one dataset, each issue as file:line")
     check.add_argument("--model", help="target model (sets the tokenizer and the per-example limit)")
     check.add_argument("--encoding", help="tiktoken encoding (overrides the one derived from --model)")
     check.add_argument("--context-limit", type=int, help="per-example token limit (default: the model's)")
@@ -284,7 +310,9 @@ def register(sub) -> None:
     check.set_defaults(func=run_check)
 
     clean = sub.add_parser("clean", help="drop invalid records and duplicates, trim, split train/validation")
-    clean.add_argument("path")
+    clean.add_argument("paths", nargs="+", metavar="PATH",
+                       help="the dataset file(s) or Hugging Face id(s); several make one split, duplicates dropped "
+                            "across them")
     clean.add_argument("--out", required=True, help="output folder")
     clean.add_argument("--valid-fraction", type=float, default=0.1)
     clean.add_argument("--seed", type=int, default=42)

@@ -23,7 +23,8 @@ from .report import DataReport, Example, Issue, Record, TokenStats
 ProgressFn = Callable[[float, str], None]
 
 CHUNK = 2048  # examples counted together
-CHUNK_BYTES = 4 * 2**20  # ... or fewer, when they are long: a chunk's texts are held (and sent to the worker) at once
+CHUNK_BYTES = 1 * 2**20  # ... or fewer, when they are long: a chunk's texts are held (and sent to the worker) at once;
+# up to max_pending chunks are in flight on both sides, so 4 MB made long chats' peak ~35 MB higher (bench_check)
 CHECKLIST_BATCH = 512  # examples the checklist takes at once: its temporaries are a few copies of their texts
 BACKGROUND_COUNT_BYTES = 8 * 2**20  # from this file size on, tokens are counted in a second process
 
@@ -155,8 +156,7 @@ def check_path(
     from .mapping import Mapping
     from .diagnose import utf16_encoding
     from .load import iter_records
-    from .token_worker import BackgroundChatCounter
-    from .tokens import encoding_name_for_model, open_model_counter, tiktoken_exact
+    from .tokens import encoding_name_for_model, open_model_counter
 
     started = time.perf_counter()
     mapping = Mapping.of(mapping)  # MappingError (a ValueError) before any work when it cannot be used
@@ -176,13 +176,41 @@ def check_path(
         if _is_preference(first):
             return _check_pairs_file(path, records, model, encoding_name, own, encoding, context_limit, file_size,
                                      utf16, progress, started)
+    issues = [_utf16_issue(utf16)] if utf16 else []
+    report = check_streams([records], str(path), file_size, model, encoding, encoding_name, own, context_limit,
+                           progress, mapping, issues)
+    _diagnose(report, path)
+    if report.n_records and (mapping is not None or report.format is None):
+        _propose(report, _utf16_records(path, utf16) if utf16 else iter_records(path), mapping is None)
+    report.seconds = round(time.perf_counter() - started, 3)
+    if progress:
+        progress(1.0, "done")
+    return report
+
+
+def _utf16_issue(utf16: str) -> Issue:
+    return Issue(0, "utf16_file", f"the file is {utf16.upper()} encoded, not UTF-8",
+                 "save it as UTF-8 (e.g. `iconv -f utf-16 -t utf-8`); Fix & split converts it")
+
+
+def check_streams(streams: Iterable[Iterable[Record]], path: str, file_size: int, model: str | None,
+                  encoding: str | None, encoding_name: str, own, context_limit: int | None,
+                  progress: ProgressFn | None, mapping=None, issues: Iterable[Issue] = (),
+                  formats: list | None = None) -> DataReport:
+    """The chat check of one or more streams of records, in one pass: a stream is one source (a file), so
+    the mixed-format rule applies within each (`iter_examples` per stream); the checklist and the token
+    counts span them all. `formats`, when given, gets each stream's own format (None: no valid example).
+    The file-level diagnosis and the proposed mapping are the caller's (they read a file again)."""
+    from .token_worker import BackgroundChatCounter
+    from .tokens import tiktoken_exact
+
     # the worker starts first: its start-up (loading the encoding) overlaps the imports below
     counter = BackgroundChatCounter(encoding_name) if own is None and file_size >= BACKGROUND_COUNT_BYTES else None
     gc_was_enabled = gc.isenabled()
     try:
         from .checklist import ChecklistBuilder
 
-        report = DataReport(path=str(path), n_records=0, n_examples=0, format=None, model=model,
+        report = DataReport(path=path, n_records=0, n_examples=0, format=None, model=model,
                             file_size=file_size, mapping=mapping.to_dict() if mapping else None)
         # o200k counts for an open model whose tokenizer is not here: approximate, and said so
         report.tokens = TokenStats(encoding=encoding_name, exact=own is not None or tiktoken_exact(model, encoding),
@@ -194,10 +222,9 @@ def check_path(
         # the scan makes millions of short-lived objects and no reference cycles: the cyclic
         # collector would only walk the growing per-example arrays again and again
         gc.disable()
-        if utf16:
-            accumulator.issue(Issue(0, "utf16_file", f"the file is {utf16.upper()} encoded, not UTF-8",
-                                    "save it as UTF-8 (e.g. `iconv -f utf-16 -t utf-8`); Fix & split converts it"))
-        _scan(records, report, accumulator, progress, mapping)
+        for issue in issues:
+            accumulator.issue(issue)
+        _scan(streams, report, accumulator, progress, mapping, formats)
         accumulator.drain()
     finally:
         if gc_was_enabled:
@@ -206,12 +233,6 @@ def check_path(
             counter.close()
 
     _finish(report, accumulator, file_size, context_limit, model or encoding_name)
-    _diagnose(report, path)
-    if report.n_records and (mapping is not None or report.format is None):
-        _propose(report, _utf16_records(path, utf16) if utf16 else iter_records(path), mapping is None)
-    report.seconds = round(time.perf_counter() - started, 3)
-    if progress:
-        progress(1.0, "done")
     return report
 
 
@@ -259,8 +280,7 @@ def _check_pairs_file(path: Path, records: Iterable[Record], model: str | None, 
     accumulator = _Accumulator(report, None, None, file_size)
     accumulator.own_counter = own[1] if own is not None else None
     if utf16:
-        accumulator.issue(Issue(0, "utf16_file", f"the file is {utf16.upper()} encoded, not UTF-8",
-                                "save it as UTF-8 (e.g. `iconv -f utf-16 -t utf-8`); Fix & split converts it"))
+        accumulator.issue(_utf16_issue(utf16))
     checks = PairChecks()
     builder = ChecklistBuilder(context_limit=context_limit)
     per_pair, assistant_per_pair, longest, lines = array("i"), array("i"), array("i"), array("i")
@@ -493,16 +513,29 @@ def _counted(records: Iterable[Record], report: DataReport, accumulator: _Accumu
         yield record
 
 
-def _scan(records, report: DataReport, accumulator: _Accumulator, progress: ProgressFn | None,
-          mapping=None) -> None:
+def _scan(streams: Iterable[Iterable[Record]], report: DataReport, accumulator: _Accumulator,
+          progress: ProgressFn | None, mapping=None, formats: list | None = None) -> None:
+    """Each stream's valid examples into the accumulator; `report.format` is the first example's format, or
+    "mixed" when the streams (sources) differ."""
     from .formats import has_images
 
-    for example in iter_examples(_counted(records, report, accumulator, progress), accumulator.issue, mapping):
-        if report.format is None:
-            report.format = example.source_format
-        if has_images(example.chat):
-            accumulator.vision_lines.append(example.line)
-        accumulator.example(example)
+    for index, records in enumerate(streams):
+        if index:  # another source: the checklist judges formats and keys within each (`start_source`)
+            accumulator.flush()
+            accumulator.checklist.start_source()
+        stream_format = None
+        for example in iter_examples(_counted(records, report, accumulator, progress), accumulator.issue, mapping):
+            if stream_format is None:
+                stream_format = example.source_format
+                if report.format is None:
+                    report.format = stream_format
+                elif report.format != stream_format:
+                    report.format = "mixed"
+            if has_images(example.chat):
+                accumulator.vision_lines.append(example.line)
+            accumulator.example(example)
+        if formats is not None:
+            formats.append(stream_format)
 
 
 def _finish(report: DataReport, accumulator: _Accumulator, file_size: int, context_limit: int | None,

@@ -207,6 +207,8 @@ class ChecklistBuilder:
         self.format_lines: dict[str, list[int]] = {}
         self.keysets: dict[tuple, int] = {}
         self.keyset_lines: dict[tuple, list[int]] = {}
+        # per source (`start_source`): each file is consistent on its own terms (its format, its keys)
+        self.source_keysets: list[tuple[dict[tuple, int], dict[tuple, list[int]]]] = [(self.keysets, self.keyset_lines)]
         self.system_counts: Counter = Counter()
         self.system_sample: dict[int, str] = {}
         self._system_cache: dict[str, int] = {}
@@ -387,6 +389,13 @@ class ChecklistBuilder:
             for template_hash, key in zip(template_hashes, template_keys):
                 if template_hash not in template_texts and len(template_texts) < _TEMPLATE_TEXTS:
                     template_texts[template_hash] = key.decode("utf-8", "replace")
+
+    def start_source(self) -> None:
+        """The examples added from now on come from another source (file) of the same dataset: formats and
+        top-level keys are judged within each source (a CSV's columns are not a JSONL's keys), the rest across
+        all of them."""
+        self.keysets, self.keyset_lines = {}, {}
+        self.source_keysets.append((self.keysets, self.keyset_lines))
 
     def _add_formats(self, examples: Sequence[Example]) -> None:
         format_counts = self.formats
@@ -638,7 +647,8 @@ class ChecklistBuilder:
         evidence: list[dict] = []
         formats = Counter(self.formats)
         main_fmt = formats.most_common(1)[0][0] if formats else None
-        if len(self.formats) > 1:
+        several_sources = len(self.source_keysets) > 1
+        if len(self.formats) > 1 and not several_sources:  # several sources: one format each, held by mixed_formats
             status = "fail"
             others = [f for f in self.formats if f != main_fmt]
             notes.append(
@@ -647,19 +657,25 @@ class ChecklistBuilder:
             for f in others:
                 for ln in self.format_lines[f]:
                     evidence.append({"line": ln, "sample": f"format {f}", "note": f"not {main_fmt} like most records"})
-        main_keys = Counter(self.keysets).most_common(1)[0][0] if self.keysets else ()
-        n_diff_keys = n - self.keysets[main_keys] if self.keysets else 0
+        main_keys, n_diff_keys = (), 0
+        for keysets, keyset_lines in self.source_keysets:  # one source unless the dataset combines several
+            if not keysets:
+                continue
+            source_main = Counter(keysets).most_common(1)[0][0]
+            main_keys = main_keys or source_main
+            n_diff_keys += sum(keysets.values()) - keysets[source_main]
+            for ks, lns in keyset_lines.items():
+                if ks != source_main:
+                    for ln in lns:
+                        evidence.append({"line": ln, "sample": f"keys {list(ks)}",
+                                         "note": f"most records {'of its file ' if several_sources else ''}have "
+                                                 f"{list(source_main)}"})
         if n_diff_keys:
             status = _worst(status, "warn")
             notes.append(
                 f"{_number(n_diff_keys)} of {_number(n)} records ({_percent(n_diff_keys, n)}) have other top-level keys than "
-                f"{list(main_keys)}"
+                + (f"{list(main_keys)}" if not several_sources else "most of their file")
             )
-            for ks, lns in self.keyset_lines.items():
-                if ks != main_keys:
-                    for ln in lns:
-                        evidence.append({"line": ln, "sample": f"keys {list(ks)}",
-                                         "note": f"most records have {list(main_keys)}"})
         hs = _as_numpy(self.has_system)
         n_sys = int(hs.sum())
         distinct_sys = len([h for h in self.system_counts if h != 0])
@@ -687,7 +703,11 @@ class ChecklistBuilder:
                 "no system prompt" if distinct_sys == 0 else
                 "one system prompt" if distinct_sys == 1 else f"{_number(distinct_sys)} distinct system prompts"
             )
-            summary = f"All {_number(n)} records are {main_fmt or 'empty'} with the same keys and {sysword}."
+            formats_said = main_fmt or "empty"
+            if several_sources and len(self.formats) > 1:
+                formats_said = ", ".join(f"{_number(c)} {f}" for f, c in formats.most_common()) + " (one format per file)"
+            keys_said = "the same keys" + (" within each file" if several_sources else "")
+            summary = f"All {_number(n)} records are {formats_said} with {keys_said} and {sysword}."
         else:
             summary = "; ".join(notes) + "."
         evidence.sort(key=lambda e: e["line"])

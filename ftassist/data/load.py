@@ -930,23 +930,41 @@ def _write_hub_rows(rows, out: Path, name: str, max_decoded_bytes: int,
     return total
 
 
+def parse_hub_id(text: str) -> tuple[str, str | None, str | None]:
+    """(id, subset, split) of `org/name[:subset][@split]` (what follows `hf:`): a subset (a `datasets` config)
+    and a split may be named with the id, e.g. `openai/gsm8k:main@test`; each is None when not named."""
+    rest, at, split = text.partition("@")
+    name, colon, subset = rest.partition(":")
+    return name.strip(), (subset.strip() or None) if colon else None, (split.strip() or None) if at else None
+
+
+def _fetch_hub(text: str, hub_dir: Path | None) -> Path:
+    name, subset, split = parse_hub_id(text)
+    named = {"config": subset} if subset else {}
+    if split:
+        named["split"] = split
+    return load_hub_dataset(name, out_dir=hub_dir, **named)
+
+
 def resolve_source(path_or_id: str, hub_dir: Path | None = None) -> Path:
     """The file to read for a local path or a Hugging Face dataset id, fetched into `hub_dir` when needed.
 
     An id is `hf:org/name`, or a string that is not an existing file, contains a slash and has no
     file extension (`org/name`); anything else is a local path and must exist. LoadError otherwise.
+    An id may name its subset and split: `hf:org/name:subset@split` (`parse_hub_id`; default: the
+    dataset's only subset, split train).
     """
     text = (path_or_id or "").strip()
     if not text:
         raise LoadError("no dataset given — pass a file path or a Hugging Face dataset id (hf:org/name)")
     if text.startswith("hf:"):
-        return load_hub_dataset(text[3:], out_dir=hub_dir)
+        return _fetch_hub(text[3:], hub_dir)
     path = Path(text).expanduser()
     if path.exists() or "/" not in text or path.suffix:
         if not path.exists():
             raise LoadError(f"{text}: no such file — check the path")
         return path
-    return load_hub_dataset(text, out_dir=hub_dir)
+    return _fetch_hub(text, hub_dir)
 
 
 def read_text_preview(path: str | Path, line: int, max_chars: int = 2000) -> str:
@@ -969,6 +987,7 @@ __all__ = [
     "iter_lines",
     "json_depth",
     "load_hub_dataset",
+    "parse_hub_id",
     "read_text_preview",
     "resolve_source",
 ]

@@ -41,6 +41,7 @@ class Issue:
     hint: str = ""
     severity: Severity = "error"
     column: int | None = None
+    source: str | None = None  # the file (or Hub dataset) it is in, when a check reads several; `line` is its line
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,6 +77,7 @@ class Diagnosis:
     lines: str
     count: int
     fixable: bool = False
+    source: str | None = None  # the file it concerns, when a check reads several
 
 
 @dataclass
@@ -89,6 +91,7 @@ class IssueGroup:
     count: int
     first_line: int
     severity: Severity = "error"
+    source: str | None = None  # the file the lines are in, when a check reads several
 
 
 @dataclass
@@ -137,6 +140,21 @@ class PreferenceSummary:
 
 
 @dataclass
+class SourceSummary:
+    """One of several sources combined into one check: what it is and what it gave.
+
+    Its examples are contiguous in the report's per-example token lists, in the order of `DataReport.sources`;
+    every line the report names for it reads `name:line`, the line being the source's own."""
+
+    name: str  # as shown: the file's name, or the Hub id with its subset and split
+    path: str  # the file read (a Hub dataset as the JSONL it was written to)
+    format: str | None = None  # this source's own format (the mixed-format rule applies within one source)
+    n_records: int = 0
+    n_examples: int = 0
+    file_size: int = 0
+
+
+@dataclass
 class DataReport:
     path: str
     n_records: int  # everything read, valid or not
@@ -160,6 +178,9 @@ class DataReport:
     # a file of preference pairs: `format` is "preference", `n_examples` counts valid pairs, the token counts are
     # per pair (prompt + chosen and prompt + rejected: what DPO trains on) and the checklist has the pair checks
     preference: PreferenceSummary | None = None
+    # several sources combined (`sources.check_sources`): each with its own format and counts; `format` is
+    # "mixed" when they differ; every issue, evidence entry and group names its source (`source`, `name:line`)
+    sources: list[SourceSummary] = field(default_factory=list)
 
     @property
     def is_preference(self) -> bool:

@@ -65,7 +65,7 @@ def checklist_html(items: list[dict]) -> str:
     for item in items:
         bg, fg, label = STATUS_STYLE.get(item["status"], STATUS_STYLE["warn"])
         evidence = "".join(
-            f"<li><b>line {int(ev.get('line') or 0)}</b>: {html.escape(str(ev.get('note', '')))}"
+            f"<li><b>{_where_line(ev)}</b>: {html.escape(str(ev.get('note', '')))}"
             f"<pre style='white-space:pre-wrap;margin:2px 0'>{html.escape(str(ev.get('sample', '')))}</pre></li>"
             for ev in item.get("evidence", [])
         ) or "<li>nothing to show</li>"
@@ -76,6 +76,18 @@ def checklist_html(items: list[dict]) -> str:
             f"{html.escape(item['summary'])}</summary><ul>{evidence}</ul></details>"
         )
     return "<div class='ft-checklist'>" + "".join(rows) + "</div>"
+
+
+def _where_line(evidence: dict) -> str:
+    """"line 3", or `file:3` when the check read several files (escaped: a file name is the person's)."""
+    line = int(evidence.get("line") or 0)
+    return f"{html.escape(str(evidence['source']))}:{line}" if evidence.get("source") else f"line {line}"
+
+
+def sources_markdown(report: dict) -> list[str]:
+    """Several files checked as one dataset: one line each, with what it gave and its own format."""
+    return [f"- `{html.escape(source['name'])}`: {source['n_records']:,} records, {source['n_examples']:,} valid, "
+            f"format **{source.get('format') or 'unknown'}**" for source in report.get("sources") or []]
 
 
 def preference_markdown(preference: dict) -> list[str]:
@@ -117,6 +129,8 @@ def summary_markdown(report: dict) -> str:
             f"**{len(report['errors']):,} errors**, {len(report['warnings']):,} warnings "
             f"(checked in {report.get('seconds', 0):.1f} s)."
         ]
+    if report.get("sources"):
+        parts.append(f"From **{len(report['sources'])} sources**:\n" + "\n".join(sources_markdown(report)))
     if tokens.get("per_example"):
         st = tokens["stats"]["total"]
         about = "" if tokens.get("exact", True) else "~"  # every figure marked when approximate
@@ -133,6 +147,8 @@ def summary_markdown(report: dict) -> str:
             parts.append("⚠ " + html.escape(note[:1].upper() + note[1:]) + ".")
     for cause in report.get("diagnosis") or []:  # the file's problem, said once before its rows
         where = "the whole file" if cause["lines"] == "file" else f"lines {cause['lines']}"
+        if cause.get("source"):
+            where = f"{cause['source']}: {where}"
         parts.append(f"⚠ **The file: {html.escape(cause['message'])}** ({where}, {cause['count']:,} records). "
                      f"Fix: {html.escape(cause['hint'])}."
                      + ("" if cause.get("fixable") else " **Fix & split cannot convert this: fix the file.**"))
@@ -148,8 +164,24 @@ def errors_frame(report: dict) -> pd.DataFrame:
         issues = report["errors"][:MAX_ERROR_ROWS] + report["warnings"][: max(0, MAX_ERROR_ROWS - len(report["errors"]))]
         return pd.DataFrame([{c: i.get(c) for c in ERROR_COLUMNS} for i in issues], columns=ERROR_COLUMNS)
     rows = (groups + (report.get("warning_groups") or []))[:MAX_ERROR_ROWS]
-    return pd.DataFrame([{"line": g["lines"], "code": g["code"], "message": g["message"], "hint": g["hint"]}
+    return pd.DataFrame([{"line": _group_where(g), "code": g["code"], "message": g["message"], "hint": g["hint"]}
                          for g in rows], columns=ERROR_COLUMNS)
+
+
+def _group_where(group: dict) -> str:
+    """The group's lines ("1-4,130"), as `file:1-4,130` when the check read several files."""
+    if not group.get("source"):
+        return group["lines"]
+    return f"{group['source']}: the file" if group["lines"] == "file" else f"{group['source']}:{group['lines']}"
+
+
+def source_of_row(report: dict, row: int, default: str) -> str:
+    """The file the row's lines are in: its source's path when the check read several files, else `default`."""
+    groups = report.get("error_groups")
+    rows = (groups + (report.get("warning_groups") or [])) if groups is not None else \
+        report["errors"] + report["warnings"]
+    name = rows[row].get("source") if row < len(rows) else None
+    return next((source["path"] for source in report.get("sources") or [] if source["name"] == name), default)
 
 
 def first_line_of_row(report: dict, row: int) -> int:
@@ -190,11 +222,12 @@ def record_preview(app: Context, path: str, line: int) -> str:
 
 
 def _check(app: Context, session: Session, source: str, model: str | None, progress, *, keep_copy: bool = False,
-           mapping: dict | None = None) -> tuple[Session, dict]:
-    """Run the check use case for the tab: its refusal as one clear line, its note as a warning."""
+           mapping: dict | None = None, more: list[str] | None = None) -> tuple[Session, dict]:
+    """Run the check use case for the tab: its refusal as one clear line, its note as a warning. `more`: the
+    other sources of a dataset made of several."""
     try:
         result = data.check_dataset(app, source, model=model, keep_copy=keep_copy, mapping=mapping,
-                                    progress=lambda fraction, desc: progress(fraction, desc=desc))
+                                    paths=more or None, progress=lambda fraction, desc: progress(fraction, desc=desc))
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     if result.note:
@@ -203,16 +236,24 @@ def _check(app: Context, session: Session, source: str, model: str | None, progr
     return session.checked(dataset), result.report
 
 
+def sources_of(file_paths, hub_ids: str | None) -> list[str]:
+    """The uploads (one path or several) then the Hub ids typed (comma or line separated, `org/name:subset@split`),
+    as the use case takes them."""
+    files = [file_paths] if isinstance(file_paths, (str, Path)) else list(file_paths or [])
+    hubs = [text.strip() for text in (hub_ids or "").replace("\n", ",").split(",") if text.strip()]
+    return [str(path) for path in files if path] + [text if text.startswith("hf:") else f"hf:{text}" for text in hubs]
+
+
 def check_dataset(app: Context, file_path, hub_id, model, session, progress=gr.Progress()):
+    """Check the uploaded file(s) and/or Hub dataset(s): several make one dataset, each issue naming its file."""
     session = Session.of(session)
-    hub_id = (hub_id or "").strip()
-    if file_path:
-        source, keep_copy = file_path, True
-    elif hub_id:
-        source, keep_copy = (hub_id if hub_id.startswith("hf:") else f"hf:{hub_id}"), False
-    else:
+    sources = sources_of(file_path, hub_id)
+    if not sources:
         raise gr.Error("Upload a dataset file (JSONL, JSON, CSV or Parquet) or type a Hugging Face dataset id.")
-    session, report = _check(app, session, source, model or None, progress, keep_copy=keep_copy)
+    # uploads are kept (their temporary files go away); a Hub dataset is already written under the data dir
+    keep_copy = any(not source.startswith("hf:") for source in sources)
+    session, report = _check(app, session, sources[0], model or None, progress, keep_copy=keep_copy,
+                             more=sources[1:])
     return (
         session,
         summary_markdown(report),
@@ -231,7 +272,8 @@ def show_preview(app: Context, session, evt: gr.SelectData):
     if row >= len(errors_frame(session.dataset.report)):
         return ""
     line = first_line_of_row(session.dataset.report, row)
-    return record_preview(app, session.dataset.path, line) if line else "(this problem concerns the whole file)"
+    path = source_of_row(session.dataset.report, row, session.dataset.path)
+    return record_preview(app, path, line) if line else "(this problem concerns the whole file)"
 
 
 MAPPED_ROLES = ("prompt", "input", "answer", "system")  # the dropdowns of "Map your fields", in order
@@ -276,9 +318,15 @@ def check_with_mapping(app: Context, session, prompt, input_path, answer, system
     if session.dataset is None:
         raise gr.Error("Check a dataset first.")
     mapping = mapping_of(prompt, input_path, answer, system)
-    session, report = _check(app, session, session.dataset.path, session.dataset.model, progress, mapping=mapping)
+    session, report = _check(app, session, session.dataset.path, session.dataset.model, progress, mapping=mapping,
+                             more=other_sources(session.dataset.report))
     return (session, summary_markdown(report), checklist_html(report["checklist"]), errors_frame(report),
             _histogram(report), gr.update(interactive=True))
+
+
+def other_sources(report: dict) -> list[str]:
+    """The files after the first of a dataset checked from several (the session's path is the first)."""
+    return [source["path"] for source in (report.get("sources") or [])[1:]]
 
 
 def fix_and_split(app: Context, valid_fraction, seed, session, progress=gr.Progress()):
@@ -288,7 +336,8 @@ def fix_and_split(app: Context, valid_fraction, seed, session, progress=gr.Progr
     progress(0.1, desc="cleaning and splitting")
     try:
         result = data.clean_dataset(app, session.dataset.path, valid_fraction=float(valid_fraction),
-                                    seed=int(seed), mapping=session.dataset.mapping)
+                                    seed=int(seed), mapping=session.dataset.mapping,
+                                    paths=other_sources(session.dataset.report) or None)
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     session = session.split_into(data.split_of(result))
@@ -330,10 +379,12 @@ def build(ctx: UIContext) -> None:
                 "preference pairs for DPO (OpenAI DPO, TRL prompt/chosen/rejected, ShareGPT pairs); "
                 "JSONL, JSON, CSV or Parquet. Every record is validated with its line number and a fix.")
     with gr.Row():
-        upload = gr.File(label="Dataset file", file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet", ".ndjson"],
-                         type="filepath")
+        upload = gr.File(label="Dataset file(s): several make one dataset",
+                         file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet", ".ndjson"], type="filepath",
+                         file_count="multiple")
         with gr.Column():
-            hub_id = gr.Textbox(label="…or a Hugging Face dataset id", placeholder="org/name")
+            hub_id = gr.Textbox(label="…or Hugging Face dataset id(s), comma separated",
+                                placeholder="org/name, or org/name:subset@split")
             default = default_model()
             model = gr.Dropdown(model_options(), value=default, label="Target model (tokenizer and limits)",
                                 info=model_info(default), allow_custom_value=True)

@@ -106,41 +106,79 @@ class CheckResult:
 
 @use_case(assistant=True, confirm=True)
 def check_dataset(ctx: Context, path: str, model: str | None = None, context_limit: int | None = None,
-                  encoding: str | None = None, keep_copy: bool = False, mapping: dict | None = None, *,
-                  progress: ProgressFn | None = None) -> CheckResult:
+                  encoding: str | None = None, keep_copy: bool = False, mapping: dict | None = None,
+                  paths: list[str] | None = None, *, progress: ProgressFn | None = None) -> CheckResult:
     """Check a dataset: every record validated with its line and a fix, the quality checklist, exact tokens.
 
-    The check is remembered in the list of checked datasets (`list_datasets`).
+    The check is remembered in the list of checked datasets (`list_datasets`). With `paths`, several files
+    (or Hub datasets) are checked as one dataset, each issue naming its file and line (`file:line`).
 
     Args:
-        path: a .jsonl/.json/.csv/.parquet file, or a Hugging Face dataset id (hf:org/name).
+        path: a .jsonl/.json/.csv/.parquet file, or a Hugging Face dataset id (hf:org/name, or hf:org/name:subset@split).
         model: the target model: sets the tokenizer and the per-example token limit.
         context_limit: the per-example token limit to check against (default: the target model's).
         encoding: a tiktoken encoding that replaces the one the target model uses.
         keep_copy: copy the file under the data dir first (an upload whose temporary file will go away).
         mapping: for records in no known format, which key holds each part (prompt, input, answer, system, messages), e.g. {"prompt": "instruction", "answer": "instances[].output"}.
+        paths: more files or Hugging Face dataset ids, combined with path into one dataset (each file judged in its own format).
     """
     if progress is not None and not callable(progress):
         raise UseCaseError("progress is a callback for callers in the app's own process, not a JSON value.")
     if context_limit is not None and context_limit < 1:
         raise UseCaseError(f"The per-example token limit must be at least 1 (got {context_limit}).")
     mapping = _mapping(mapping)
-    readable(ctx, path)
-    if progress and path.strip().startswith("hf:"):
-        progress(0.0, f"fetching {path.strip()[3:]} from the Hugging Face Hub")
+    given = _given(path, paths)
+    for text in given:
+        readable(ctx, text)
     try:
-        source = load.resolve_source(path, hub_dir=ctx.settings.uploads_dir)
+        named = _sources(ctx, given, progress, keep_copy)
+        limit = context_limit or pricing.example_limit_for(model)
+        if len(named) == 1:
+            report = checking.check_path(named[0][1], model=model or None, encoding=encoding or None,
+                                         context_limit=limit, progress=progress, mapping=mapping)
+        else:
+            from ftassist.data.sources import check_sources
+
+            report = check_sources(named, model=model or None, encoding=encoding or None, context_limit=limit,
+                                   progress=progress, mapping=mapping)
+    except load.LoadError as exc:
+        raise UseCaseError(str(exc)) from None
+    if len(named) == 1:
+        hub_id = given[0] if given[0].startswith("hf:") else None
+        name = hub_id
+    else:  # the row names every source; its report lists them with their paths (`report["sources"]`)
+        name = " + ".join(source_name for source_name, _ in named)
+    dataset_id, note = _remember(ctx, report, str(named[0][1]), name=name)
+    return CheckResult(dataset_id=dataset_id, path=str(named[0][1]), report=report.to_dict(), note=note)
+
+
+def _given(path: str, paths: list[str] | None) -> list[str]:
+    """The sources a caller named: `path`, then `paths`; blanks dropped, the first of a repeat kept."""
+    given: list[str] = []
+    for text in [path, *(paths or [])]:
+        text = str(text or "").strip()
+        if text and text not in given:
+            given.append(text)
+    if not given:
+        raise UseCaseError("Name a dataset: a file path or a Hugging Face dataset id (hf:org/name).")
+    return given
+
+
+def _sources(ctx: Context, given: list[str], progress: ProgressFn | None, keep_copy: bool) -> list[tuple[str, Path]]:
+    """(name, file to read) for each source named: Hub ids fetched into the uploads folder, uploads kept when asked.
+    Raises load.LoadError."""
+    from ftassist.data.sources import source_names
+
+    out = []
+    for name, text in zip(source_names(given), given):
+        if progress and text.startswith("hf:"):
+            progress(0.0, f"fetching {text[3:]} from the Hugging Face Hub")
+        source = load.resolve_source(text, hub_dir=ctx.settings.uploads_dir)
         readable(ctx, source)
         if keep_copy:
             source = _keep(ctx, source)
-        report = checking.check_path(source, model=model or None, encoding=encoding or None,
-                                     context_limit=context_limit or pricing.example_limit_for(model),
-                                     progress=progress, mapping=mapping)
-    except load.LoadError as exc:
-        raise UseCaseError(str(exc)) from None
-    hub_id = path.strip() if path.strip().startswith("hf:") else None
-    dataset_id, note = _remember(ctx, report, str(source), name=hub_id)
-    return CheckResult(dataset_id=dataset_id, path=str(source), report=report.to_dict(), note=note)
+        out.append((name, source))
+    return out
 
 
 def _mapping(value: dict | str | None) -> Mapping | None:
@@ -281,31 +319,40 @@ def split_of(result: cleaning.CleanResult) -> Split:
 @use_case(assistant=True, confirm=True)
 def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: int = 42,
                   out: str | None = None, fill: dict[str, str] | None = None,
-                  mapping: dict | None = None) -> cleaning.CleanResult:
+                  mapping: dict | None = None, paths: list[str] | None = None) -> cleaning.CleanResult:
     """Fix & split a dataset: drop invalid records, duplicates and empty answers, trim, split train/validation.
 
     Near-copies stay on one side of the split, so validation measures generalisation. A file of preference
     pairs is split as pairs: broken, identical, empty and repeated pairs dropped, no prompt on both sides.
+    With `paths`, several files make one split, duplicates dropped across them.
 
     Args:
-        path: the dataset file (or a Hugging Face dataset id, hf:org/name).
+        path: the dataset file (or a Hugging Face dataset id, hf:org/name or hf:org/name:subset@split).
         valid_fraction: the share of examples held out for validation, at least 0 and below 1.
         seed: the random seed of the split (the same seed gives the same split).
         out: the folder to write to (default: a new folder under the data dir).
         fill: values for placeholders left in the texts, e.g. {"name": "Ada"} fills {{name}}.
         mapping: for records in no known format, which key holds each part (as for check_dataset).
+        paths: more files or Hugging Face dataset ids, split together with path (each dropped record names its file).
     """
     if not 0 <= valid_fraction < 1:
         raise UseCaseError(f"The validation fraction must be at least 0 and below 1 (got {valid_fraction}).")
     mapping = _mapping(mapping)
     folder = Path(out).expanduser() if out else ctx.settings.clean_dir / uuid.uuid4().hex[:8]
-    readable(ctx, path)
+    given = _given(path, paths)
+    for text in given:
+        readable(ctx, text)
     _writable(ctx, folder)
     try:
-        source = load.resolve_source(path, hub_dir=ctx.settings.uploads_dir)
-        readable(ctx, source)
-        result = cleaning.clean_file(source, folder, valid_fraction=valid_fraction, seed=seed, fill=fill,
-                                     mapping=mapping)
+        named = _sources(ctx, given, None, keep_copy=False)
+        if len(named) == 1:
+            result = cleaning.clean_file(named[0][1], folder, valid_fraction=valid_fraction, seed=seed, fill=fill,
+                                         mapping=mapping)
+        else:
+            from ftassist.data.sources import clean_sources
+
+            result = clean_sources(named, folder, valid_fraction=valid_fraction, seed=seed, fill=fill,
+                                   mapping=mapping)
     except load.LoadError as exc:
         raise UseCaseError(str(exc)) from None
     except OSError as exc:

@@ -106,10 +106,12 @@ class Session:
     # -- what later steps ask -----------------------------------------------------------------------
     @property
     def training_files(self) -> tuple[str, str | None] | None:
-        """(train, valid or None) for a run: the split when there is one, else the checked file itself."""
+        """(train, valid or None) for a run: the split when there is one, else the checked file itself.
+
+        A dataset combined from several sources has no one file to train on until Fix & split writes it."""
         if self.split is not None and self.split.train:
             return self.split.train, (self.split.valid if self.split.n_valid else None)
-        if self.dataset is not None:
+        if self.dataset is not None and len(self.dataset.report.get("sources") or []) <= 1:
             return self.dataset.path, None
         return None
 

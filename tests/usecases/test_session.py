@@ -36,6 +36,13 @@ def test_training_files_prefer_the_split_and_skip_an_empty_validation_file():
     assert checked.split_into(no_valid).training_files == ("t.jsonl", None)
 
 
+def test_a_dataset_of_several_sources_trains_only_from_its_split():
+    sources = [{"name": "a.jsonl", "path": "a.jsonl"}, {"name": "b.csv", "path": "b.csv"}]
+    combined = Session().checked(Dataset("a.jsonl", dict(REPORT, sources=sources)))
+    assert combined.training_files is None  # not the first file alone
+    assert combined.split_into(_split()).training_files == ("t.jsonl", "v.jsonl")
+
+
 def test_registered_models_are_unique_newest_last():
     session = Session().registered_model("m1").registered_model("m2").registered_model("m1")
     assert session.model_ids == ("m2", "m1")
