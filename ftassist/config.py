@@ -101,6 +101,9 @@ ARENA_LIMITS: dict[str, tuple[float, str]] = {
     "rounds_per_minute_per_address": (120, "new rounds and skips a minute from one client address"),
     "burst_window_seconds": (120, "how far back the one-sided burst test looks"),
     "burst_min_votes": (8, "decisive votes in that window before the burst test judges"),
+    "votes_per_day_per_voter": (300, "votes a day from one voter that count (0: no cap)"),
+    "votes_per_day_per_address": (1000, "votes a day from one client address that count (0: no cap)"),
+    "daily_min_votes": (30, "decisive votes on one pair in a day before the day's one-sided test judges"),
     "prompt_calls_per_address_per_hour": (20, "upstream model calls an hour for one address's own prompts"),
     "prompt_calls_per_day": (400, "upstream model calls a day for all voters' own prompts (0: own prompts off)"),
     "serve_ttl_minutes": (30, "how long a served battle waits for its vote before it is forgotten"),
@@ -136,6 +139,21 @@ def arena_choice(name: str) -> str:
     if value not in choices:
         raise ValueError(f"{env}={value!r} is not one of {', '.join(choices)}: e.g. {env}={choices[0]}.")
     return value
+
+
+def arena_sign_in_refusal(arena_only: bool) -> str | None:
+    """Why the app must not start with this `FTASSIST_ARENA_SIGN_IN`, or None. Hugging Face sends a voter who
+    signed in back to `/login/callback` at the root of the Space, and Gradio's sign-in button sends voters to
+    `/login/huggingface` at the root too: both belong to the voting page only when it is served alone; in the
+    full app the root is the admin's, so sign-in would fail there (and `required` would close voting)."""
+    try:
+        mode = arena_choice("sign_in")
+    except ValueError as exc:
+        return str(exc)
+    if mode != "off" and not arena_only:
+        return (f"FTASSIST_ARENA_SIGN_IN={mode} needs the voting page served alone: start it with "
+                "`python app.py --arena-only` (or FTASSIST_ARENA_ONLY=1), or set FTASSIST_ARENA_SIGN_IN=off.")
+    return None
 
 
 def trusted_proxy_hops() -> int:

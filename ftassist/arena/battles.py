@@ -17,8 +17,9 @@ flagged for review (binomial test), never silently dropped.
 
 A public arena adds the rules of `limits.VotingRules`, applied when the caller passes them
 (the use cases always do): the voter's hashed client address beside the voter id, limits per
-address, the reading time, the one-sided burst test, own-prompt budgets and review, and the
-compaction of expired serves and skips so that anonymous rounds leave no unbounded trail.
+address, the reading time, the one-sided burst test, the daily caps and the day's one-sided test,
+own-prompt budgets and review, and the compaction of expired serves and skips so that anonymous
+rounds leave no unbounded trail.
 Without rules (station tests, tools) each function behaves as it did before them.
 """
 
@@ -416,8 +417,9 @@ def vote(store, token: str, voter: str, choice: str, *, address: str | None = No
     RateLimited) with a message fit for the voter.
 
     A vote on a voter's own prompt that the admin has not approved is kept but flagged. With
-    `rules`, so is a vote cast before the reading time, one past the address's rate, and every
-    vote of a one-sided burst (`_flag_burst`); the voter is told when a vote does not count.
+    `rules`, so is a vote cast before the reading time, one past the address's rate or past a daily
+    cap, and every vote of a one-sided burst (`_flag_burst`) or of a one-sided day (`_flag_day`); the
+    voter is told when a vote does not count.
     """
     _check_voter(voter)
     if choice not in CHOICES:
@@ -450,6 +452,8 @@ def vote(store, token: str, voter: str, choice: str, *, address: str | None = No
                 reasons.append(REJECTED if review == "rejected" else AWAITING_REVIEW)
             if rules is not None:
                 reasons += _rule_reasons(rules, address, served_epoch, now)
+                if not reasons:
+                    reasons += _daily_cap_reasons(con, rules, voter, address, now)
             # The store's lock is held for the whole transaction, so the check above cannot
             # race; UNIQUE (battle_id, voter) in the table is the backstop.
             vote_id = uuid.uuid4().hex
@@ -464,6 +468,10 @@ def vote(store, token: str, voter: str, choice: str, *, address: str | None = No
                 burst = _flag_burst(con, rules, favoured, voter, address, now)
                 if burst and not reasons:
                     reasons.append(burst)
+                other = model_b if favoured == model_a else model_a
+                day = _flag_day(con, rules, favoured, other, voter, address, now)
+                if day and not reasons:
+                    reasons.append(day)
     left_name, right_name = (name_b, name_a) if swapped else (name_a, name_b)
     if existing:
         old_winner, old_choice = existing[0]
@@ -482,6 +490,8 @@ REJECTED = "own prompt rejected"
 TOO_FAST = "too fast"
 ADDRESS_RATE = "address rate"
 BURST = "one-sided burst"
+DAILY_CAP = "daily cap"
+ONE_SIDED_DAY = "one-sided day"
 
 
 def _voter_words(reason: str) -> str:
@@ -492,6 +502,11 @@ def _voter_words(reason: str) -> str:
         return "too many votes are coming from your network right now."
     if reason.startswith(BURST):
         return "it is part of a run of very one-sided votes, kept for the arena's owner to review."
+    if reason.startswith(DAILY_CAP):
+        return "today's votes that count are used up for you or your network. Thank you; come back tomorrow."
+    if reason.startswith(ONE_SIDED_DAY):
+        return ("today's votes from you or your network are far more one-sided than other voters', so they are "
+                "kept for the arena's owner to review.")
     if reason.startswith(AWAITING_REVIEW):
         return "your own question counts once the arena's owner has reviewed it."
     return "the arena's owner did not accept this question."
@@ -539,6 +554,59 @@ def _flag_burst(con, rules: VotingRules, favoured: str, voter: str, address: str
                 " AND flagged_reason IS NULL AND source = 'arena'"
                 " AND ((winner = 'model_a' AND model_a = ?) OR (winner = 'model_b' AND model_b = ?))",
                 [reason, key, since, favoured, favoured],
+            )
+            return reason
+    return None
+
+
+def _daily_cap_reasons(con, rules: VotingRules, voter: str, address: str | None, now: float) -> list[str]:
+    """The daily caps (after FastChat's): a vote past the counted votes one voter, or one address, may cast in
+    the last 24 hours is kept but flagged. Only counted votes use up a cap."""
+    since = now - limits.DAY_S
+    for column, key, cap, who in (("voter", voter, rules.votes_per_day_per_voter, "voter"),
+                                  ("address_hash", address, rules.votes_per_day_per_address, "address")):
+        if not key or cap <= 0:
+            continue
+        (counted,), = con.execute(
+            f"SELECT count(*) FROM votes WHERE {column} = ? AND voted_epoch >= ? AND flagged_reason IS NULL"
+            " AND source = 'arena'", [key, since]).fetchall()
+        if counted >= cap:
+            return [f"{DAILY_CAP}: over {cap} counted votes in a day from one {who}"]
+    return []
+
+
+_WINS = "count(*) FILTER (WHERE (winner = 'model_a' AND model_a = ?) OR (winner = 'model_b' AND model_b = ?))"
+_PAIR = "winner IN ('model_a', 'model_b') AND ((model_a = ? AND model_b = ?) OR (model_a = ? AND model_b = ?))"
+
+
+def _flag_day(con, rules: VotingRules, favoured: str, other: str, voter: str, address: str | None,
+              now: float) -> str | None:
+    """Flag this address's (or voter's) decisive votes of the last day for `favoured` against `other` when,
+    taken together, they are far more one-sided than what every other voter says of that pair
+    (`limits.one_sided_day`): the stuffer who votes slowly, under every rate and outside any burst.
+    Returns the reason when it did."""
+    since = now - limits.DAY_S
+    for column, key in (("address_hash", address), ("voter", voter)):
+        if not key:
+            continue
+        (k, n), = con.execute(
+            f"SELECT {_WINS}, count(*) FROM votes WHERE {column} = ? AND voted_epoch >= ? AND source = 'arena'"
+            f" AND {_PAIR}", [favoured, favoured, key, since, favoured, other, other, favoured]).fetchall()
+        if n < max(1, rules.daily_min_votes):
+            continue
+        (crowd_wins, crowd_n), = con.execute(
+            f"SELECT {_WINS}, count(*) FROM votes WHERE {column} IS DISTINCT FROM ? AND flagged_reason IS NULL"
+            f" AND {_PAIR}", [favoured, favoured, key, favoured, other, other, favoured]).fetchall()
+        if limits.one_sided_day(k, n, crowd_wins, crowd_n, rules):
+            reason = (f"{ONE_SIDED_DAY}: {k} of {n} votes on one pair for one model within a day from one "
+                      f"{'address' if column == 'address_hash' else 'voter'} (other voters: "
+                      f"{crowd_wins} of {crowd_n})")
+            con.execute(
+                f"UPDATE votes SET flagged_reason = ? WHERE {column} = ? AND voted_epoch >= ?"
+                " AND flagged_reason IS NULL AND source = 'arena'"
+                " AND ((winner = 'model_a' AND model_a = ? AND model_b = ?)"
+                " OR (winner = 'model_b' AND model_b = ? AND model_a = ?))",
+                [reason, key, since, favoured, other, favoured, other],
             )
             return reason
     return None

@@ -9,6 +9,11 @@ What a vote or round must respect (`VotingRules`, each a setting in `ftassist.co
 - **one-sided bursts** (`one_sided_burst`): many decisive votes from one address or voter in a
   short window, nearly all for the same model, and far more than the other voters give that model,
   flag the whole burst. A voter who reads at a human pace and agrees with the crowd is not flagged;
+- **daily caps** (after FastChat): votes past `votes_per_day_per_voter` from one voter, or past
+  `votes_per_day_per_address` from one address, in the last 24 hours are kept but flagged;
+- **one-sided days** (`one_sided_day`): a voter or address voting slowly, under every rate and outside
+  any burst, whose decisive votes on one pair over the last 24 hours are far more one-sided than the
+  other voters' on that pair (binomial test), has that day's votes for the favoured model flagged;
 - **own prompts**: budgets of upstream model calls per address (hourly) and for everyone (daily),
   counted in the database so that they hold across restarts; voters' prompts reach other voters only
   once the admin approves them, or never.
@@ -43,6 +48,11 @@ class VotingRules:
     burst_min_votes: int = int(config.ARENA_LIMITS["burst_min_votes"][0])
     burst_share: float = 0.9  # at least this share of the burst for one model
     burst_alpha: float = 0.001  # and this unlikely given the other voters' verdict on that model
+    votes_per_day_per_voter: int = int(config.ARENA_LIMITS["votes_per_day_per_voter"][0])
+    votes_per_day_per_address: int = int(config.ARENA_LIMITS["votes_per_day_per_address"][0])
+    daily_min_votes: int = int(config.ARENA_LIMITS["daily_min_votes"][0])
+    daily_share: float = 0.85  # the day's test: at least this share for one model of a pair
+    daily_alpha: float = 0.0001  # and this unlikely given the other addresses' (or voters') verdict on that pair
     prompt_calls_per_address_per_hour: int = int(config.ARENA_LIMITS["prompt_calls_per_address_per_hour"][0])
     prompt_calls_per_day: int = int(config.ARENA_LIMITS["prompt_calls_per_day"][0])
     serve_ttl_seconds: float = config.ARENA_LIMITS["serve_ttl_minutes"][0] * 60
@@ -61,6 +71,9 @@ class VotingRules:
             rounds_per_minute_per_address=int(limit("rounds_per_minute_per_address")),
             burst_window_seconds=limit("burst_window_seconds"),
             burst_min_votes=int(limit("burst_min_votes")),
+            votes_per_day_per_voter=int(limit("votes_per_day_per_voter")),
+            votes_per_day_per_address=int(limit("votes_per_day_per_address")),
+            daily_min_votes=int(limit("daily_min_votes")),
             prompt_calls_per_address_per_hour=int(limit("prompt_calls_per_address_per_hour")),
             prompt_calls_per_day=int(limit("prompt_calls_per_day")),
             serve_ttl_seconds=limit("serve_ttl_minutes") * 60,
@@ -104,9 +117,20 @@ windows = Windows()
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p), exactly (n is small: the votes of one burst)."""
+    """P(X >= k) for X ~ Binomial(n, p), summed in log space so that a day's thousands of votes do not
+    overflow (no scipy: this runs on every vote)."""
     p = min(max(p, 0.0), 1.0)
-    return min(1.0, sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+    if k <= 0:
+        return 1.0
+    if k > n or p == 0.0:
+        return 0.0
+    if p == 1.0:
+        return 1.0
+    log_p, log_q, log_n = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+    terms = [log_n - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+             for i in range(k, n + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
 def one_sided_burst(k: int, n: int, crowd_wins: int, crowd_n: int, rules: VotingRules) -> bool:
@@ -118,3 +142,31 @@ def one_sided_burst(k: int, n: int, crowd_wins: int, crowd_n: int, rules: Voting
         return False
     crowd_rate = min(0.75, max(0.25, (crowd_wins + 1) / (crowd_n + 2)))
     return binomial_tail(k, n, crowd_rate) < rules.burst_alpha
+
+
+def one_sided_day(k: int, n: int, crowd_wins: int, crowd_n: int, rules: VotingRules) -> bool:
+    """Whether `k` wins for one model of a pair out of the `n` decisive votes on that pair from one address
+    or voter over the last day is far more one-sided than the other voters' verdict on the pair: enough
+    votes, at least `daily_share` for that model, and unlikely (below `daily_alpha`) at the others' rate.
+
+    The others' rate is smoothed and kept within [0.25, 0.9]: with no one to compare with, half; a model the
+    crowd picks every time still leaves room to tell a stuffer (hundreds of votes, all one way) from a fan."""
+    if n < max(1, rules.daily_min_votes) or k < rules.daily_share * n:
+        return False
+    crowd_rate = min(0.9, max(0.25, (crowd_wins + 1) / (crowd_n + 2)))
+    return binomial_tail(k, n, crowd_rate) < rules.daily_alpha
+
+
+def settings_table() -> str:
+    """The public arena's settings as a Markdown table, defaults from `config` (README.md holds a copy between
+    its `arena-settings` markers; tests/arena/test_settings_doc.py keeps the two equal)."""
+    rows = [f"| `FTASSIST_ARENA_{name.upper()}` | {default:g} | {what} |"
+            for name, (default, what) in config.ARENA_LIMITS.items()]
+    sign_in, prompts = config.ARENA_CHOICES["sign_in"], config.ARENA_CHOICES["voter_prompts"]
+    rows.append(f"| `FTASSIST_ARENA_SIGN_IN` | {sign_in[0]} | {', '.join(sign_in)}: voters sign in with Hugging Face "
+                "(a Space with `hf_oauth: true`, the arena served with `--arena-only`) |")
+    rows.append(f"| `FTASSIST_ARENA_VOTER_PROMPTS` | {prompts[0]} | {' or '.join(prompts)}: a voter's own question "
+                "reaches other voters once the admin approves it, or never |")
+    rows.append("| `FTASSIST_TRUSTED_PROXY_HOPS` | 0 (1 on a Space) | proxies in front of the app that append to "
+                "X-Forwarded-For and are trusted to |")
+    return "\n".join(["| Setting | Default | What it sets |", "| --- | --- | --- |", *rows])

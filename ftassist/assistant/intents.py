@@ -26,6 +26,7 @@ from . import actions
 
 # The use cases behind the actions: a check and a run are proposed (confirm=True), the estimate is read.
 CHECK, ESTIMATE, PLAN, TRAIN = "check_dataset", "estimate_options", "plan_run", "start_run_from_session"
+VOTES = "train_on_votes"  # the preference loop: an arena model's votes train its next version (DPO)
 
 
 @dataclass
@@ -148,6 +149,32 @@ _TRIED = ("tried prompting", "tried a prompt", "prompt didn't", "prompting isn't
           "already tried", "prompts don't", "prompting didn't")
 
 
+_PREFERENCES = ("preference pairs", "preference data", "chosen and rejected", "chosen/rejected", "better and a worse",
+                "better and worse answer", "arena votes", "votes", "pairs of answers", "dpo")
+_DOES_TASK = ("already does the task", "already does it", "already answers", "already works", "right format already",
+              "already in the right format", "users prefer", "people prefer", "prefer some answers")
+
+
+def find_objective(t: str) -> str | None:
+    """"dpo" or "sft" when the message names one ("DPO", "preference tuning", "SFT", "supervised")."""
+    if re.search(r"\bdpo\b|preference (tuning|optimi[sz]ation|training)", t):
+        return "dpo"
+    if re.search(r"\bsft\b|supervised", t):
+        return "sft"
+    return None
+
+
+def find_beta(t: str) -> float | None:
+    m = re.search(r"\bbeta\s*(?:=|of|at)?\s*(\d*\.?\d+)", t)
+    return float(m.group(1)) if m else None
+
+
+def find_run_id(t: str) -> str | None:
+    """A run id after "from" ("DPO from run 20250101-000000-abcdef"): SFT, then DPO."""
+    m = re.search(r"\bfrom (?:run |the run |job )?`?([0-9]{8}-[0-9]{6}-[0-9a-f]{6})`?", t)
+    return m.group(1) if m else None
+
+
 def decide_answers(t: str) -> tuple[dict, list[str]]:
     """Questionnaire answers read from the question, and the phrases that led to them."""
     answers: dict = {}
@@ -177,6 +204,14 @@ def decide_answers(t: str) -> tuple[dict, list[str]]:
         answers["budget"], _ = "low", why.append("a low budget")
     elif re.search(r"\b(big|large|high) budget\b", t):
         answers["budget"], _ = "high", why.append("a high budget")
+    hits = _any(t, _PREFERENCES)
+    if hits:
+        answers["has_preference_data"] = True
+        why.append(f"preference data (“{hits[0]}”)")
+    hits = _any(t, _DOES_TASK)
+    if hits:
+        answers["model_does_task"] = True
+        why.append(f"the model already does the task (“{hits[0]}”)")
     n = find_n_examples(t)
     if n is not None:
         answers["n_examples"] = n
@@ -205,6 +240,10 @@ def _s_action_estimate(t: str) -> float:
 def _s_action_train(t: str) -> float:
     return 6.0 if re.search(r"\b(start|launch|begin|kick off|run)\b.{0,25}\b(train|training|fine-?tun\w*|run|job)\b"
                             r"|\btrain (it|a model|the model|my model|now)\b", t) else 0.0
+
+
+def _s_action_votes(t: str) -> float:
+    return 7.0 if re.search(r"\b(train|tune|improve|fine-?tune)\b.{0,40}\b(on|from|with)\b.{0,12}\bvotes\b", t) else 0.0
 
 
 def _s_loss(t: str) -> float:
@@ -270,7 +309,8 @@ def _s_thanks(t: str) -> float:
 
 
 SCORERS: tuple[tuple[str, Callable[[str], float]], ...] = (
-    ("action_check", _s_action_check), ("action_estimate", _s_action_estimate), ("action_train", _s_action_train),
+    ("action_check", _s_action_check), ("action_estimate", _s_action_estimate), ("action_votes", _s_action_votes),
+    ("action_train", _s_action_train),
     ("loss", _s_loss), ("cost", _s_cost), ("job_status", _s_status), ("data", _s_data), ("method", _s_method),
     ("decide", _s_decide),
     ("topic", _s_topic), ("help", _s_help), ("thanks", _s_thanks),
@@ -297,7 +337,8 @@ FALLBACK = (
     "- **Cost**: “How much for 5,000 examples on gpt-4.1-mini?” (add “with 800 tokens each” or “on QLoRA”)\n"
     "- **Your data**: “Is my dataset OK?” (after a check in the Data tab)\n"
     "- **Training**: “Why did my loss go up?”, “How is my training going?”\n"
-    "- **Actions** (you confirm first): “Check my data”, “Make the estimate”, “Start training with tiny-random”\n"
+    "- **Actions** (you confirm first): “Check my data”, “Make the estimate”, “Start training with tiny-random”, "
+    "“Start DPO training from run RUN_ID”, “Train 'my-model' on its votes”\n"
     "- **Concepts**: " + ", ".join(t.title for t in knowledge.TOPICS) + "."
 )
 
@@ -395,7 +436,10 @@ def _h_loss(t: str, call: _Calls) -> str:
     if "error" in r:
         return _text(r)
     text = r["text"]
-    if r.get("run_id") and not any(f["kind"] in ("overfitting", "spike", "diverging") for f in r["findings"]):
+    kinds = {f["kind"] for f in r["findings"]}
+    if r.get("objective") == "dpo":  # its own rules; the SFT curves' guide would mislead
+        return text
+    if r.get("run_id") and not kinds & {"overfitting", "spike", "diverging"}:
         text += "\n\n" + knowledge.as_markdown(knowledge.get("loss_curves"))
     return text
 
@@ -443,7 +487,8 @@ def _h_estimate(t: str, call: _Calls) -> str:
 def _h_train(t: str, call: _Calls) -> str:
     """The Train tab's run for this session, as the person changed it; proposed with its own description."""
     arguments = dict(base_model=find_open_model(t), method=find_method(t), num_epochs=find_epochs(t),
-                     max_steps=find_steps(t))
+                     max_steps=find_steps(t), objective=find_objective(t), dpo_beta=find_beta(t),
+                     start_from=find_run_id(t))
     plan = call(PLAN, **arguments)
     if "error" in plan:
         return f"I can't do that yet: {plan['error']}"
@@ -454,10 +499,24 @@ def _h_train(t: str, call: _Calls) -> str:
     return outcome.result["text"]
 
 
+def _h_votes(t: str, call: _Calls) -> str:
+    """"Train it on the votes": the arena model named (in quotes), else the one this person registered last, trains
+    on its votes (DPO from its own run); proposed, as every run is."""
+    named = re.search(r"[`'\"“]([^`'\"”]+)[`'\"”]", t)
+    model = named.group(1) if named else (call.session.model_ids[-1] if call.session.model_ids else None)
+    if not model:
+        return ("Which arena model should train on its votes? Name it in quotes (e.g. train 'my-model' on its votes), "
+                "or register your fine-tuned model in the **Arena** tab first.")
+    least = re.search(r"\b(?:at least|min(?:imum)?(?: of)?)\s*(\d+)\s*(?:usable )?(?:votes?|pairs?)?\b", t)
+    r = call(VOTES, model=model, max_steps=find_steps(t), dpo_beta=find_beta(t),
+             min_votes=int(least.group(1)) if least else None)
+    return r.get("text") or f"I can't do that yet: {r.get('error', 'unknown error')}"
+
+
 HANDLERS: dict[str, Callable[[str, _Calls], str]] = {
     "decide": _h_decide, "method": _h_method, "cost": _h_cost, "loss": _h_loss, "job_status": _h_status,
     "data": _h_data, "topic": _h_topic, "action_check": _h_check, "action_estimate": _h_estimate,
-    "action_train": _h_train, "help": lambda t, c: FALLBACK,
+    "action_train": _h_train, "action_votes": _h_votes, "help": lambda t, c: FALLBACK,
     "thanks": lambda t, c: "You're welcome! Ask me anything else about your data, the cost or your training run.",
 }
 

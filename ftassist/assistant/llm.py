@@ -66,7 +66,11 @@ def context_summary(session: Session) -> str:
     if session.decision is not None:
         d = session.decision
         given = ", ".join(f"{k}={v}" for k, v in d.answers.items()) or "none"
-        lines.append(f"- Decide step recommended: {d.approach} (method {d.method}); answers given: {given}. "
+        objective = (d.recommendation or {}).get("objective")
+        then = (d.recommendation or {}).get("then_objective")
+        learns = f", objective {objective}" + (f" then {then} from the {objective} run" if then else "") \
+            if objective else ""
+        lines.append(f"- Decide step recommended: {d.approach} (method {d.method}){learns}; answers given: {given}. "
                      "advise_approach starts from these answers: pass only what the person says differently.")
     if session.dataset is not None:
         lines.append(f"- Checked dataset: {session.dataset.n_examples:,} valid examples, "
@@ -76,9 +80,12 @@ def context_summary(session: Session) -> str:
     if session.split is not None:
         lines.append(f"- Split into {session.split.n_train:,} train / {session.split.n_valid:,} validation examples.")
     if session.option:
-        lines.append(f"- Chosen estimate option: {session.option.get('label')} (cost {session.option.get('cost_usd')}).")
+        lines.append(f"- Chosen estimate option: {session.option.get('label')} (cost {session.option.get('cost_usd')}, "
+                     f"objective {session.option.get('objective') or 'sft'}).")
     if session.run_id:
-        lines.append(f"- Current training run: {session.run_id}.")
+        lines.append(f"- Current training run: {session.run_id} (start_from for a DPO run after it, SFT then DPO).")
+    if session.model_ids:
+        lines.append(f"- Arena models this person registered: {', '.join(session.model_ids)} (train_on_votes takes one).")
     if session.pending_action:
         lines.append(f"- Waiting for the person's confirmation: {session.pending_action.get('summary')}")
     return "\n".join(lines)
@@ -91,7 +98,7 @@ def system_prompt(session: Session) -> str:
         "(compare models). Answer briefly and concretely in Markdown.\n"
         "Rules: every number about cost, data or training must come from a tool result; quote the numbers and "
         "the assumptions the tool states. For concepts use explain_topic. Tools that change the person's work "
-        "(checking the data, estimating, starting a run) are only proposed when you call them: the person then "
+        "(checking the data, estimating, starting a run, training on votes) are only proposed when you call them: the person then "
         "presses Confirm. Never claim such an action ran.\n\nThe person's current state:\n"
         + context_summary(session) +
         "\n\nGuidance topics (explain_topic):\n" + knowledge.overview()

@@ -241,6 +241,33 @@ def flag_voters(args) -> int:
     return 0
 
 
+def prompts(args) -> int:
+    found = gateway.call("voter_prompts", review=args.review)["prompts"]
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    if not found:
+        print(f"No voters' questions {args.review}.")
+        return 0
+    for item in found:
+        print(f"{item['battle_id']}\t{item['asked_at']}\t{item['votes']} vote(s)\t{_one_line(item['prompt'])}")
+    if args.review == "pending":
+        print(f"{len(found)} question(s) awaiting review: `ftassist arena review PROMPT_ID --approve` (or --reject)")
+    return 0
+
+
+def _one_line(text: str, width: int = 100) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def review(args) -> int:
+    reviewed = gateway.call("review_voter_prompt", battle_id=args.prompt_id, approve=args.approve)
+    print(f"{reviewed['review'].capitalize()}: {_one_line(reviewed['prompt'], 60)} "
+          f"({reviewed['votes_counted']} vote(s) on it count)")
+    return 0
+
+
 def register(sub) -> None:
     """Add this station's subcommands to the `ftassist` parser."""
     arena = sub.add_parser("arena", help="blind A/B arena: models, battles, votes, leaderboard")
@@ -330,6 +357,21 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--plain", action="store_true", help="plain strings instead of chat messages")
     p.set_defaults(func=export_dpo)
+
+    p = asub.add_parser("prompts", help="voters' own questions awaiting review (or approved, rejected)")
+    p.add_argument("--review", choices=("pending", "approved", "rejected"), default="pending",
+                   help="which ones (default: pending)")
+    p.add_argument("--json", action="store_true", help="print a JSON list of objects (with both answers)")
+    p.set_defaults(func=prompts)
+
+    p = asub.add_parser("review", help="approve a voter's question (others may get it, its votes count) or reject it")
+    p.add_argument("prompt_id", metavar="PROMPT_ID", help="its battle id, from `ftassist arena prompts`")
+    decision = p.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--approve", dest="approve", action="store_true", default=None,
+                          help="share it with other voters and count its votes")
+    decision.add_argument("--reject", dest="approve", action="store_false",
+                          help="never serve it again; its votes stay left out")
+    p.set_defaults(func=review)
 
     p = asub.add_parser("flag-voters", help="flag voters whose votes are unlikely given the others'")
     p.add_argument("--alpha", type=float, default=0.01)

@@ -224,31 +224,43 @@ def run_clean(args) -> int:
     paths = [_for_app(path) for path in args.paths]
     several = {"paths": paths[1:]} if len(paths) > 1 else {}
     result = gateway.call("clean_dataset", path=paths[0], valid_fraction=args.valid_fraction,
-                          seed=args.seed, out=out, fill=fill or None, mapping=_mapping(args), **several)
+                          seed=args.seed, out=out, fill=fill or None, mapping=_mapping(args),
+                          test_fraction=args.test_fraction, **several)
     if copy_to is not None:
         result = _copied(result, copy_to)
     if args.json:
         print(json.dumps(result))
     elif result.get("kind") == "preference":
         print(
-            f"{result['n_in']:,} records in: {result['n_train']:,} train and {result['n_valid']:,} validation pairs "
-            f"(no prompt on both sides); dropped {result['n_dropped_invalid']:,} invalid, "
+            f"{result['n_in']:,} records in: {result['n_train']:,} train, {result['n_valid']:,} validation"
+            f"{_test_count(result)} pairs (no prompt on both sides); dropped {result['n_dropped_invalid']:,} invalid, "
             f"{result['n_dropped_identical']:,} with chosen = rejected, {result['n_dropped_empty']:,} with an empty "
             f"answer and {result['n_dropped_duplicates']:,} repeated pairs"
         )
-        print(f"  train: {result['train_path']}\n  valid: {result['valid_path']}\n  dropped: {result['dropped_path']}")
+        print(_split_files(result))
         for fmt, path in (result.get("exports") or {}).items():
             print(f"  {fmt}: {path}")
     else:
         if result.get("n_recovered"):
             print(f"recovered {result['n_recovered']:,} records: {result['repaired']}")
         print(
-            f"{result['n_in']:,} records in: {result['n_train']:,} train, {result['n_valid']:,} validation; dropped "
+            f"{result['n_in']:,} records in: {result['n_train']:,} train, {result['n_valid']:,} validation"
+            f"{_test_count(result)}; dropped "
             f"{result['n_dropped_invalid']:,} invalid, {result['n_dropped_duplicates']:,} duplicates and "
             f"{result['n_dropped_empty']:,} empty answers"
         )
-        print(f"  train: {result['train_path']}\n  valid: {result['valid_path']}\n  dropped: {result['dropped_path']}")
+        print(_split_files(result))
     return 0
+
+
+def _test_count(result: dict) -> str:
+    return f", {result['n_test']:,} test" if result.get("n_test") else ""
+
+
+def _split_files(result: dict) -> str:
+    """Where the split went, one file a line (the test split only when there is one)."""
+    test = f"\n  test: {result['test_path']} (for `ftassist eval`: never trained on)" if result.get("n_test") else ""
+    return f"  train: {result['train_path']}\n  valid: {result['valid_path']}{test}\n  dropped: {result['dropped_path']}"
 
 
 def run_pairs_convert(args) -> int:
@@ -315,6 +327,9 @@ def register(sub) -> None:
                             "across them")
     clean.add_argument("--out", required=True, help="output folder")
     clean.add_argument("--valid-fraction", type=float, default=0.1)
+    clean.add_argument("--test-fraction", type=float, default=None,
+                       help="share held out as a test split for `ftassist eval`, never trained on (default: 0.1 when "
+                            "at least 200 examples are kept, none below; 0: no test split)")
     clean.add_argument("--seed", type=int, default=42)
     clean.add_argument("--fill", action="append", default=[], metavar="NAME=VALUE",
                        help="fill the placeholder {{NAME}} with VALUE in every text (repeatable)")

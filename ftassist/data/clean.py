@@ -1,4 +1,4 @@
-"""The one-click fix: drop invalid records and duplicates, trim whitespace, split train/valid.
+"""The one-click fix: drop invalid records and duplicates, trim whitespace, split train/valid (and test).
 
 A file of preference pairs gets the same fix as pairs (`clean_pairs`): pairs that cannot teach are
 dropped with their reason, canonical pairs are written, and no prompt is on both sides of the split.
@@ -7,12 +7,18 @@ Why the split works on groups: a validation set only measures generalisation if 
 examples is also in training. Exact duplicates are dropped first; then examples that share
 the same *normalised* prompt and answer (case, spacing and punctuation aside, system prompt
 ignored) are kept together on one side, so near-copies cannot leak across the split either.
+
+The test split (optional, `test_fraction`) is held out the same way, by whole groups, from what validation
+left: training never sees it and, unlike validation, no checkpoint is chosen by it, so the Evaluate step
+measures on it by default. Validation is drawn first and exactly as without a test split, so adding one
+never moves an example between train and valid that the same seed kept apart before.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+from contextlib import ExitStack
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -41,8 +47,9 @@ class CleanResult:
     train_path: Path
     valid_path: Path
     dropped_path: Path  # JSONL: {"line", "reason", "detail"} per dropped record
-    all_path: Path  # the whole cleaned set (train + valid, in source order), OpenAI chat JSONL
+    all_path: Path  # the whole cleaned set (train + valid + test, in source order), OpenAI chat JSONL
     exports: dict[str, Path] = field(default_factory=dict)  # "alpaca" / "sharegpt" -> path of the full set
+    test_path: Path | None = None  # the held-out test split (None: no test split was written)
     export_skipped: dict[str, int] = field(default_factory=dict)  # conversations a format cannot hold
     n_in: int = 0  # examples + invalid records seen
     n_train: int = 0
@@ -56,15 +63,18 @@ class CleanResult:
     repaired: str = ""  # what that fix was, for the person
     kind: str = "chat"  # "preference": the files hold canonical preference pairs (`preferences.py`), not chats
     n_dropped_identical: int = 0  # pairs whose chosen answer was the rejected one
+    n_test: int = 0
+    test_fraction: float = 0.0  # the share asked for (after the automatic rule, when none was given)
 
     @property
     def n_kept(self) -> int:
-        return self.n_train + self.n_valid
+        return self.n_train + self.n_valid + self.n_test
 
     @property
     def files(self) -> list[Path]:
         """Every file written, for downloads."""
-        return [self.train_path, self.valid_path, self.dropped_path, *self.exports.values()]
+        test = [self.test_path] if self.test_path is not None else []
+        return [self.train_path, self.valid_path, *test, self.dropped_path, *self.exports.values()]
 
     def to_dict(self) -> dict:
         out = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
@@ -167,18 +177,81 @@ def assign_split(groups: list[list[int]], n: int, valid_fraction: float, seed: i
         return set()
     order = list(range(len(groups)))
     random.Random(seed).shuffle(order)
-    valid: set[int] = set()
-    for g in order:
-        members = groups[g]
-        if len(valid) + len(members) <= target:
-            valid.update(members)
-            if len(valid) == target:
+    return _take_groups([groups[g] for g in order], target, n)
+
+
+def _take_groups(groups: list[list[int]], target: int, n_left: int) -> set[int]:
+    """Whole groups, in the order given, up to `target` indices; when every group is bigger than the target,
+    the smallest one that still leaves training (`n_left` examples to draw from) non-empty."""
+    taken: set[int] = set()
+    for members in groups:
+        if len(taken) + len(members) <= target:
+            taken.update(members)
+            if len(taken) == target:
                 break
-    if not valid:  # every group is bigger than the target: take the smallest that leaves training non-empty
-        smallest = min((groups[g] for g in order), key=len)
-        if len(smallest) < n:
-            valid.update(smallest)
-    return valid
+    if not taken and groups:
+        smallest = min(groups, key=len)
+        if len(smallest) < n_left:
+            taken.update(smallest)
+    return taken
+
+
+AUTO_TEST_MIN = 200  # examples (or pairs) kept before Fix & split holds out a test split unasked
+AUTO_TEST_FRACTION = 0.1
+
+
+def share_for_test(n_kept: int, test_fraction: float | None) -> float:
+    """The test split's share: the one asked for, or (None) 10% once 200 examples are kept and none below,
+    so a small dataset keeps its few examples for training, and a test split is big enough to tell models apart."""
+    if test_fraction is None:
+        return AUTO_TEST_FRACTION if n_kept >= AUTO_TEST_MIN else 0.0
+    return float(test_fraction)
+
+
+def check_fractions(valid_fraction: float, test_fraction: float | None) -> None:
+    """ValueError unless both shares are at least 0 and together leave something to train on."""
+    if not 0 <= valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be at least 0 and below 1, got {valid_fraction}")
+    if test_fraction is not None and not (0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
+        raise ValueError(f"test_fraction must be at least 0 and, with valid_fraction {valid_fraction}, below 1; "
+                         f"got {test_fraction}")
+
+
+def assign_test(groups: list[list[int]], n: int, test_fraction: float, seed: int, valid: set[int]) -> set[int]:
+    """Indices that go to the test split: whole groups that are not in `valid`, in their own seeded order, up to
+    round(n * test_fraction) (at least 1), always leaving training at least one example."""
+    free = [members for members in groups if members[0] not in valid]  # groups are whole: one member says it
+    n_left = n - len(valid)
+    if n_left < 2 or test_fraction <= 0:
+        return set()
+    target = min(max(1, round(n * test_fraction)), n_left - 1)
+    random.Random(f"{seed}:test").shuffle(free)
+    return _take_groups(free, target, n_left)
+
+
+def _write_split(res: CleanResult, rows: Iterable[bytes], valid: set[int], test: set[int]) -> None:
+    """train/valid(/test).jsonl and the whole set (cleaned.jsonl), each row where the split put it; the counts
+    into `res`. A folder written again keeps no stale test split."""
+    test_path = res.folder / "test.jsonl"
+    if test:
+        res.test_path = test_path
+    else:
+        test_path.unlink(missing_ok=True)
+    with ExitStack() as stack:
+        train, valid_file, whole = (stack.enter_context(open(path, "wb"))
+                                    for path in (res.train_path, res.valid_path, res.all_path))
+        test_file = stack.enter_context(open(test_path, "wb")) if test else None
+        for i, row in enumerate(rows):
+            whole.write(row)
+            if i in valid:
+                valid_file.write(row)
+                res.n_valid += 1
+            elif i in test:
+                test_file.write(row)
+                res.n_test += 1
+            else:
+                train.write(row)
+                res.n_train += 1
 
 
 # --------------------------------------------------------------------------- the fix
@@ -193,14 +266,16 @@ def clean_and_split(
     seed: int = 42,
     dedupe: bool = True,
     fill: dict[str, str] | None = None,
+    test_fraction: float | None = 0.0,
 ) -> CleanResult:
-    """Write train.jsonl / valid.jsonl (OpenAI chat), cleaned.jsonl, alpaca + sharegpt exports, dropped.jsonl.
+    """Write train.jsonl / valid.jsonl (/ test.jsonl) (OpenAI chat), cleaned.jsonl, alpaca + sharegpt exports
+    of the whole set, dropped.jsonl.
 
     `examples` are the valid records (converted to canonical chat); `invalid_lines` maps the
     line of each invalid record to its reasons (error codes or messages), listed as dropped.
+    `test_fraction`: the share held out as the test split (None: `share_for_test`'s automatic rule).
     """
-    if not 0 <= valid_fraction < 1:
-        raise ValueError(f"valid_fraction must be at least 0 and below 1, got {valid_fraction}")
+    check_fractions(valid_fraction, test_fraction)
     out = Path(out_dir)
     res = CleanResult(
         folder=out,
@@ -251,18 +326,11 @@ def clean_and_split(
     by_key: dict[bytes, list[int]] = {}
     for i, (_, chat) in enumerate(kept):
         by_key.setdefault(group_key(chat), []).append(i)
-    valid = assign_split(list(by_key.values()), len(kept), valid_fraction, seed)
-
-    with open(res.train_path, "wb") as ft, open(res.valid_path, "wb") as fv, open(res.all_path, "wb") as fa:
-        for i, (_, chat) in enumerate(kept):
-            row = orjson.dumps(chat_to_openai(chat)) + b"\n"
-            fa.write(row)
-            if i in valid:
-                fv.write(row)
-                res.n_valid += 1
-            else:
-                ft.write(row)
-                res.n_train += 1
+    groups = list(by_key.values())
+    valid = assign_split(groups, len(kept), valid_fraction, seed)
+    res.test_fraction = share_for_test(len(kept), test_fraction)
+    test = assign_test(groups, len(kept), res.test_fraction, seed, valid)
+    _write_split(res, (orjson.dumps(chat_to_openai(chat)) + b"\n" for _, chat in kept), valid, test)
 
     for fmt in ("alpaca", "sharegpt"):
         path = out / f"cleaned_{fmt}{EXPORT_SUFFIX[fmt]}"
@@ -286,7 +354,7 @@ def _nothing_kept_reason(res: CleanResult) -> str:
 
 def clean_file(
     path: str | Path, out_dir: str | Path, *, valid_fraction: float = 0.1, seed: int = 42, dedupe: bool = True,
-    fill: dict[str, str] | None = None, mapping=None,
+    fill: dict[str, str] | None = None, mapping=None, test_fraction: float | None = 0.0,
 ) -> CleanResult:
     """Read, validate and clean one file (the CLI's `ftassist clean`). LoadError if unreadable.
 
@@ -308,7 +376,7 @@ def clean_file(
         first, records = peek(iter_records(path))
         if _is_preference(first):
             return clean_pairs_file(records, out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe,
-                                    fill=fill)
+                                    fill=fill, test_fraction=test_fraction)
 
     def read(records) -> tuple[list[Example], dict[int, list[str]], list]:
         invalid: dict[int, list[str]] = {}
@@ -344,7 +412,7 @@ def clean_file(
         exs, invalid, _ = read(recover_records(path, fix))
     try:
         result = clean_and_split(exs, invalid, out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe,
-                                 fill=fill)
+                                 fill=fill, test_fraction=test_fraction)
     except NothingToKeep as exc:
         raise NothingToKeep(f"{exc}{_why(fix, found, errors)}") from None
     if fix is not None:
@@ -374,18 +442,18 @@ def pair_group_key(pair: dict) -> bytes:
 
 def clean_pairs(pairs, invalid_lines: dict[int, list[str]] | None, out_dir: str | Path, *,
                 valid_fraction: float = 0.1, seed: int = 42, dedupe: bool = True,
-                fill: dict[str, str] | None = None) -> CleanResult:
+                fill: dict[str, str] | None = None, test_fraction: float | None = 0.0) -> CleanResult:
     """Fix & split for preference pairs: trim, drop the pairs that cannot teach (invalid, an empty side, chosen
     the same as rejected, the same pair again: each listed in dropped.jsonl with its reason), and split so that
-    no prompt is on both sides. Writes canonical pairs (train/valid/cleaned.jsonl: TRL conversational with an
-    explicit prompt, what the DPO trainer reads) and the OpenAI DPO and ShareGPT exports of the whole set.
+    no prompt is on any two sides (train, validation, test). Writes canonical pairs (train/valid(/test)/cleaned.jsonl:
+    TRL conversational with an explicit prompt, what the DPO trainer reads) and the OpenAI DPO and ShareGPT exports
+    of the whole set.
 
     `pairs` are `preferences.Pair`s in file order; `invalid_lines` maps each invalid record's line to its reasons.
     """
     from ftassist.data.preferences import PAIR_EXPORT_SUFFIX, pair_key, side_text, write_pairs
 
-    if not 0 <= valid_fraction < 1:
-        raise ValueError(f"valid_fraction must be at least 0 and below 1, got {valid_fraction}")
+    check_fractions(valid_fraction, test_fraction)
     out = Path(out_dir)
     res = CleanResult(folder=out, train_path=out / "train.jsonl", valid_path=out / "valid.jsonl",
                       dropped_path=out / "dropped.jsonl", all_path=out / "cleaned.jsonl", seed=seed,
@@ -433,17 +501,11 @@ def clean_pairs(pairs, invalid_lines: dict[int, list[str]] | None, out_dir: str 
     by_prompt: dict[bytes, list[int]] = {}
     for i, (_, pair) in enumerate(kept):
         by_prompt.setdefault(pair_group_key(pair), []).append(i)
-    valid = assign_split(list(by_prompt.values()), len(kept), valid_fraction, seed)
-    with open(res.train_path, "wb") as ft, open(res.valid_path, "wb") as fv, open(res.all_path, "wb") as fa:
-        for i, (_, pair) in enumerate(kept):
-            row = orjson.dumps(pair) + b"\n"
-            fa.write(row)
-            if i in valid:
-                fv.write(row)
-                res.n_valid += 1
-            else:
-                ft.write(row)
-                res.n_train += 1
+    groups = list(by_prompt.values())
+    valid = assign_split(groups, len(kept), valid_fraction, seed)
+    res.test_fraction = share_for_test(len(kept), test_fraction)
+    test = assign_test(groups, len(kept), res.test_fraction, seed, valid)
+    _write_split(res, (orjson.dumps(pair) + b"\n" for _, pair in kept), valid, test)
     for fmt in ("openai_dpo", "sharegpt"):
         path = out / f"cleaned_{fmt}{PAIR_EXPORT_SUFFIX[fmt]}"
         res.exports[fmt] = path
@@ -456,7 +518,8 @@ def clean_pairs(pairs, invalid_lines: dict[int, list[str]] | None, out_dir: str 
 
 
 def clean_pairs_file(records, out_dir: str | Path, *, valid_fraction: float = 0.1, seed: int = 42,
-                     dedupe: bool = True, fill: dict[str, str] | None = None) -> CleanResult:
+                     dedupe: bool = True, fill: dict[str, str] | None = None,
+                     test_fraction: float | None = 0.0) -> CleanResult:
     """`clean_pairs` of a file's records: a pair is kept exactly when the check counts it as a valid pair."""
     from ftassist.data.preferences import iter_pairs
 
@@ -467,7 +530,8 @@ def clean_pairs_file(records, out_dir: str | Path, *, valid_fraction: float = 0.
             invalid.setdefault(issue.line, []).append(issue.code)
 
     pairs = list(iter_pairs(records, drop))  # first, so `invalid` is complete before it is listed
-    return clean_pairs(pairs, invalid, out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe, fill=fill)
+    return clean_pairs(pairs, invalid, out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe, fill=fill,
+                       test_fraction=test_fraction)
 
 
 def _why(fix, found: list, errors: list) -> str:
@@ -484,4 +548,4 @@ def _why(fix, found: list, errors: list) -> str:
     return ""
 
 
-__all__ = ["CleanResult", "NothingToKeep", "clean_and_split", "clean_file", "clean_pairs", "clean_pairs_file", "trim_chat", "exact_key", "group_key", "split_sizes"]
+__all__ = ["CleanResult", "NothingToKeep", "clean_and_split", "clean_file", "clean_pairs", "clean_pairs_file", "trim_chat", "exact_key", "group_key", "split_sizes", "share_for_test"]

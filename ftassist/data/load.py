@@ -356,7 +356,7 @@ def _iter_jsonl(path: Path, max_record_bytes: int, max_depth: int) -> Iterator[R
                 yield Record(line=lineno, problem=_too_deep(lineno, depth, max_depth), raw_size=size)
                 continue
         try:
-            yield Record(line=lineno, data=loads(line), raw_size=size)
+            yield Record(lineno, loads(line), None, size)  # positional: twice as fast, once per record
             continue
         except decode_error:
             pass
@@ -726,6 +726,25 @@ def _too_big_file(name: str, what: str, limit: int) -> LoadError:
                      "or raise FTASSIST_MAX_UPLOAD if this machine has the memory")
 
 
+_PHYSICAL_WIDTH = {"BOOLEAN": 1 / 8, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12, "BYTE_ARRAY": 4}
+
+
+def _decoded_floor(column, schema_column) -> float:
+    """The least a column chunk can decode to, from its footer: every non-null value takes its width (a byte
+    array at least its 4-byte offset, or index when read as a dictionary), and when the statistics say every
+    value is the same byte string (min == max), its length each time. Catches what the uncompressed sizes
+    hide: a run-length-encoded index repeating one value millions of times, in a nested column as anywhere."""
+    stats = column.statistics
+    if stats is None or not stats.has_null_count:
+        return 0.0
+    values = max(column.num_values - stats.null_count, 0)
+    kind = column.physical_type
+    width = schema_column.length if kind == "FIXED_LEN_BYTE_ARRAY" else _PHYSICAL_WIDTH.get(kind, 0)
+    if kind == "BYTE_ARRAY" and stats.has_min_max and stats.min == stats.max and isinstance(stats.min, (str, bytes)):
+        width += len(stats.min.encode() if isinstance(stats.min, str) else stats.min)
+    return values * (width or 0)
+
+
 def _parquet_plan(pf, name: str, max_record_bytes: int, max_decoded_bytes: int) -> list[tuple[int, int]]:
     """From the footer alone (nothing decompressed yet): refuse a file whose row groups decode to more than
     the limit, and choose each row group's batch size so one batch decodes to about PARQUET_BATCH_BYTES.
@@ -736,7 +755,8 @@ def _parquet_plan(pf, name: str, max_record_bytes: int, max_decoded_bytes: int) 
         group = meta.row_group(index)
         rows = max(group.num_rows, 0)
         decoded = max(group.total_byte_size, sum(group.column(c).total_uncompressed_size
-                                                 for c in range(group.num_columns)))
+                                                 for c in range(group.num_columns)),
+                      sum(_decoded_floor(group.column(c), meta.schema.column(c)) for c in range(group.num_columns)))
         total += decoded
         if total > max_decoded_bytes:
             raise _too_big_file(name, f"its data decompresses to {_size(total)} by row {first_row + rows - 1} "

@@ -263,7 +263,8 @@ def _counts(errors: list[Issue]) -> dict[str, int]:
 
 # -- Fix & split ------------------------------------------------------------------------------------------
 def clean_sources(sources: Sequence[tuple[str, str | Path]], out_dir: str | Path, *, valid_fraction: float = 0.1,
-                  seed: int = 42, dedupe: bool = True, fill: dict[str, str] | None = None, mapping=None):
+                  seed: int = 42, dedupe: bool = True, fill: dict[str, str] | None = None, mapping=None,
+                  test_fraction: float | None = 0.0):
     """Fix & split several sources into one train/validation split: duplicates dropped across them, each
     dropped record listed with its `source` and own line. One source is `clean.clean_file`'s.
 
@@ -277,7 +278,7 @@ def clean_sources(sources: Sequence[tuple[str, str | Path]], out_dir: str | Path
 
     if len(sources) == 1:
         return cleaning.clean_file(sources[0][1], out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe,
-                                   fill=fill, mapping=mapping)
+                                   fill=fill, mapping=mapping, test_fraction=test_fraction)
     if not sources:
         raise LoadError("no dataset given — pass one or more files or Hugging Face dataset ids")
     mapping = Mapping.of(mapping)
@@ -289,7 +290,7 @@ def clean_sources(sources: Sequence[tuple[str, str | Path]], out_dir: str | Path
             records = chain.from_iterable(space.records(i, stream) for i, stream in enumerate(streams))
             try:
                 result = cleaning.clean_pairs_file(records, out_dir, valid_fraction=valid_fraction, seed=seed,
-                                                   dedupe=dedupe, fill=fill)
+                                                   dedupe=dedupe, fill=fill, test_fraction=test_fraction)
             except cleaning.NothingToKeep as exc:
                 raise cleaning.NothingToKeep(space.relabel(str(exc))) from None
             _relabel_dropped(space, result.dropped_path)
@@ -326,7 +327,7 @@ def clean_sources(sources: Sequence[tuple[str, str | Path]], out_dir: str | Path
         invalid.update(found_invalid)
     try:
         result = cleaning.clean_and_split(examples, invalid, out_dir, valid_fraction=valid_fraction, seed=seed,
-                                          dedupe=dedupe, fill=fill)
+                                          dedupe=dedupe, fill=fill, test_fraction=test_fraction)
     except cleaning.NothingToKeep as exc:
         raise cleaning.NothingToKeep(space.relabel(str(exc))) from None
     result.n_recovered, result.repaired = n_recovered, "; ".join(repaired)

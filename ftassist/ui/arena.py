@@ -29,8 +29,6 @@ VOTE_BUTTONS = (("A", "👈 A is better"), ("B", "👉 B is better"), ("tie", "�
 _PANE = {"label": None, "interactive": False, "lines": 10, "max_lines": 30, "buttons": ["copy"]}
 
 
-
-
 def _who(app: Context, state: dict, request: gr.Request | None, profile: gr.OAuthProfile | None) -> Identity:
     """The voter of this request (see ui/voter_cookie.py); `state` keeps the session's fallback id."""
     try:
@@ -137,6 +135,14 @@ def ask_own(app: Context, prompt: str, state: dict, request: gr.Request,
     return _show(state, view, "")
 
 
+def _oauth_installed() -> bool:
+    """Whether Gradio's sign-in can run here (its extra `gradio[oauth]`: authlib, itsdangerous); without it
+    the page would fail to start."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in ("authlib", "itsdangerous"))
+
+
 def _sign_in_row() -> None:
     """The Hugging Face sign-in, when the settings ask for it and the Space has OAuth (`hf_oauth: true`)."""
     try:
@@ -146,7 +152,10 @@ def _sign_in_row() -> None:
         return
     if mode == "off":
         return
-    if config.on_space() and os.environ.get("OAUTH_CLIENT_ID"):
+    if config.on_space() and os.environ.get("OAUTH_CLIENT_ID") and not _oauth_installed():
+        gr.Markdown("This arena asks voters to sign in with Hugging Face, but the sign-in needs `gradio[oauth]` "
+                    "installed (add it to requirements.txt)" + (", so voting is closed." if mode == "required" else "."))
+    elif config.on_space() and os.environ.get("OAUTH_CLIENT_ID"):
         gr.LoginButton()
         if mode == "required":
             gr.Markdown("Sign in with Hugging Face to vote: one account, one vote per battle.")

@@ -329,7 +329,27 @@ def other_sources(report: dict) -> list[str]:
     return [source["path"] for source in (report.get("sources") or [])[1:]]
 
 
-def fix_and_split(app: Context, valid_fraction, seed, session, progress=gr.Progress()):
+# The Test split choices: (label, value); "auto" leaves the share to the use case's rule.
+TEST_SPLIT_CHOICES = [("auto: 10% from 200 examples up", "auto"), ("none", "0"), ("5%", "0.05"), ("10%", "0.1"),
+                      ("15%", "0.15"), ("20%", "0.2")]
+
+
+def held_out_share(choice) -> float | None:
+    """The Test split control's value as the use case's `test_fraction` (None: the automatic rule)."""
+    if choice in (None, "", "auto"):
+        return None
+    return float(choice)
+
+
+def _split_counts(result, unit: str) -> str:
+    """'**N train** and **M validation** examples', with the test split when Fix & split held one out."""
+    if not result.n_test:
+        return f"**{result.n_train:,} train** and **{result.n_valid:,} validation** {unit}"
+    return (f"**{result.n_train:,} train**, **{result.n_valid:,} validation** and **{result.n_test:,} test** {unit} "
+            "(the test split is for the Evaluate step: never trained on)")
+
+
+def fix_and_split(app: Context, valid_fraction, seed, session, test_split="auto", progress=gr.Progress()):
     session = Session.of(session)
     if session.dataset is None:
         raise gr.Error("Check a dataset first.")
@@ -337,14 +357,15 @@ def fix_and_split(app: Context, valid_fraction, seed, session, progress=gr.Progr
     try:
         result = data.clean_dataset(app, session.dataset.path, valid_fraction=float(valid_fraction),
                                     seed=int(seed), mapping=session.dataset.mapping,
-                                    paths=other_sources(session.dataset.report) or None)
+                                    paths=other_sources(session.dataset.report) or None,
+                                    test_fraction=held_out_share(test_split))
     except UseCaseError as exc:
         raise gr.Error(str(exc)) from None
     session = session.split_into(data.split_of(result))
     if result.kind == "preference":
         message = (
-            f"**{result.n_train:,} train** and **{result.n_valid:,} validation** pairs (seed {result.seed}, no prompt "
-            f"on both sides); dropped {result.n_dropped_invalid:,} invalid records, {result.n_dropped_identical:,} "
+            f"{_split_counts(result, 'pairs')} (seed {result.seed}, no prompt on both sides); dropped "
+            f"{result.n_dropped_invalid:,} invalid records, {result.n_dropped_identical:,} "
             f"pairs with chosen = rejected, {result.n_dropped_empty:,} with an empty answer and "
             f"{result.n_dropped_duplicates:,} repeated pairs (listed in `{Path(result.dropped_path).name}`)."
         )
@@ -352,7 +373,7 @@ def fix_and_split(app: Context, valid_fraction, seed, session, progress=gr.Progr
     recovered = (f"Recovered **{result.n_recovered:,} records** ({result.repaired}). "
                  if result.n_recovered else "")
     message = recovered + (
-        f"**{result.n_train:,} train** and **{result.n_valid:,} validation** examples (seed {result.seed}, no overlap); "
+        f"{_split_counts(result, 'examples')} (seed {result.seed}, no overlap); "
         f"dropped {result.n_dropped_invalid:,} invalid records, {result.n_dropped_duplicates:,} exact duplicates "
         f"and {result.n_dropped_empty:,} empty answers "
         f"(listed in `{Path(result.dropped_path).name}`)."
@@ -368,8 +389,7 @@ def session_report_handler(session, shown):
     if dataset is None or key == shown:  # the same dataset (e.g. only the split changed): leave the tab as it is
         return (key,) + (gr.skip(),) * 6
     report = dataset.report
-    note = (f"**{split.n_train:,} train** and **{split.n_valid:,} validation** examples in `{split.folder}`."
-            if split is not None else "")
+    note = f"{_split_counts(split, 'examples')} in `{split.folder}`." if split is not None else ""
     return (key, summary_markdown(report), checklist_html(report.get("checklist") or []), errors_frame(report),
             _histogram(report), gr.update(interactive=True), note)
 
@@ -404,6 +424,8 @@ def build(ctx: UIContext) -> None:
     histogram = gr.BarPlot(x="tokens", y="examples", title="Tokens per example", elem_id="data-histogram")
     with gr.Row():
         valid_fraction = gr.Slider(0.0, 0.5, value=0.1, step=0.01, label="Validation fraction")
+        test_split = gr.Dropdown(TEST_SPLIT_CHOICES, value="auto", label="Test split (for the Evaluate step)",
+                                 elem_id="data-test-split")
         seed = gr.Number(value=42, precision=0, label="Seed")
         fix_btn = gr.Button("Fix & split", interactive=False)
     fix_summary = gr.Markdown()
@@ -413,7 +435,8 @@ def build(ctx: UIContext) -> None:
                     [ctx.session, summary, checklist, errors, histogram, fix_btn], api_name="check_dataset")
     errors.select(ctx.bind(show_preview), [ctx.session], [preview], api_name=False)
     model.input(model_info_update, [model], [model], api_visibility="private", show_progress="hidden")
-    fix_btn.click(ctx.bind(fix_and_split), [valid_fraction, seed, ctx.session], [ctx.session, fix_summary, downloads],
+    fix_btn.click(ctx.bind(fix_and_split), [valid_fraction, seed, ctx.session, test_split],
+                  [ctx.session, fix_summary, downloads],
                   api_name="fix_and_split")
     ctx.session.change(mapping_panel, [ctx.session], [mapping_group, *role_fields], api_visibility="private",
                        show_progress="hidden")

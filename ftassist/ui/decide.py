@@ -27,7 +27,9 @@ def dataset_status(session) -> str:
         extra.append(f"{s['n_errors']:,} error(s)")
     if s["failing"]:
         extra.append("failing: " + ", ".join(s["failing"]))
-    return f"Using your checked dataset: {s['n_examples']:,} valid examples" + (f" ({'; '.join(extra)})" if extra else "") + "."
+    what = "preference pairs (answer yes to the preference data question: DPO)" \
+        if (report or {}).get("format") == "preference" else "valid examples"
+    return f"Using your checked dataset: {s['n_examples']:,} {what}" + (f" ({'; '.join(extra)})" if extra else "") + "."
 
 
 def recommend_handler(app: Context, session, *values) -> tuple[str, Session]:

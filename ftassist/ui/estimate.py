@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import gradio as gr
@@ -161,6 +162,26 @@ def estimate_handler(app: Context,
             table, session)
 
 
+def objective_key(session) -> str:
+    """Changes exactly when what decides the default objective changes: the data, or the Decide advice."""
+    session = Session.of(session)
+    recommendation = session.decision.recommendation if session.decision is not None else {}
+    return json.dumps([session.dataset.path if session.dataset is not None else None,
+                       session.split.train if session.split is not None else None,
+                       (recommendation or {}).get("objective"), (recommendation or {}).get("then_objective")])
+
+
+def objective_prefill(session, last_key: str | None):
+    """On a session change: set "What to train" to the session's objective (a checked file of preference pairs:
+    DPO; chats: SFT; else the Decide recommendation), only when the data or the advice changed (keeps a choice)."""
+    key = objective_key(session)
+    if key == last_key:
+        return gr.update(), gr.update(), last_key
+    choice = planning.default_objective(Session.of(session))
+    then = " Then DPO, from the SFT run, on preference pairs." if choice.then_objective == "dpo" else ""
+    return gr.update(value=choice.objective), f"{choice.objective.upper()}: {choice.why}.{then}", key
+
+
 def choose_handler(session, table: dict | None, option_id: str | None):
     """Event handler: keep the chosen option in the session for the Train step."""
     session = Session.of(session)
@@ -182,6 +203,8 @@ def build(ctx: UIContext) -> None:
                          choices=[("SFT: chats (the answers to give)", "sft"),
                                   ("DPO: preference pairs (a better and a worse answer)", "dpo")],
                          info="With DPO, examples are pairs and each counts as prompt + chosen + prompt + rejected")
+    objective_why = gr.Markdown(elem_id="estimate-objective-why")
+    objective_set_for = gr.State(None)
     with gr.Row():
         use_report = gr.Checkbox(label="Use the checked dataset's exact counts (of its train split once split)", value=True)
         n_examples = gr.Number(label="Examples", value=1000, precision=0, minimum=1)
@@ -240,5 +263,8 @@ def build(ctx: UIContext) -> None:
     button.click(ctx.bind(estimate_handler), inputs=inputs,
                  outputs=[summary, table, cost_plot, memory_plot, how, option, table_state, ctx.session],
                  api_name="estimate")
+    # The Data step's file and the Decide advice set the objective (a preference file: DPO), once per change.
+    ctx.session.change(objective_prefill, inputs=[ctx.session, objective_set_for],
+                       outputs=[objective, objective_why, objective_set_for], api_visibility="private")
     choose.click(choose_handler, inputs=[ctx.session, table_state, option], outputs=[chosen, ctx.session],
                  api_name="choose_estimate")

@@ -201,7 +201,8 @@ def build(ctx: UIContext) -> None:
     with gr.Row():
         max_examples = gr.Number(value=50, precision=0, label="At most this many examples")
         temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0: repeatable)")
-        max_new_tokens = gr.Slider(8, 1024, value=256, step=8, label="Longest answer (tokens)")
+        max_new_tokens = gr.Slider(8, 1024, value=256, step=8, label="Longest answer (tokens)",
+                                   elem_id="eval-max-new-tokens")
     run = gr.Button("Evaluate", variant="primary", elem_id="eval-run")
     verdicts = gr.Markdown(elem_id="eval-verdicts")
     measures = gr.Dataframe(headers=MEASURE_COLUMNS, label="Measures (95% interval) beside the votes",

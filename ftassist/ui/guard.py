@@ -6,7 +6,9 @@ and keys, so:
 
 - The voting mount is sealed: only the routes the voting page uses answer (its page, config, assets,
   the queue that runs its events). Uploads, `file=` downloads, proxies, streams and everything else
-  are 404 there, so nobody can store a file on the server or fetch one, the admin's included.
+  are 404 there, so nobody can store a file on the server or fetch one, the admin's included. Served
+  alone (`--arena-only`) with FTASSIST_ARENA_SIGN_IN on, it also answers Gradio's Hugging Face sign-in
+  routes (`/login/huggingface`, `/login/callback`, `/logout`).
 - The page served before the admin login carries no list of endpoints: Gradio embeds its API info in
   every page; before login it is replaced by an empty one.
 - Login attempts are throttled per client address with a growing delay (`auth.LoginThrottle`).
@@ -35,15 +37,20 @@ VOTING_GET_EXACT = frozenset({"/", "/config", "/config/", "/theme.css", "/favico
 VOTING_GET_PREFIXES = ("/assets/", "/static/", "/svelte/", "/gradio_api/heartbeat/", "/gradio_api/call/")
 VOTING_POST_EXACT = frozenset({"/gradio_api/queue/join", "/gradio_api/cancel"})
 VOTING_POST_PREFIXES = ("/gradio_api/call/", "/gradio_api/run/", "/gradio_api/api/")
+# Gradio's "Sign in with Hugging Face" routes: answered only on the voting page served alone (`--arena-only`)
+# with FTASSIST_ARENA_SIGN_IN on; Hugging Face sends voters back to the root's /login/callback.
+VOTING_OAUTH_GET = frozenset({"/login/huggingface", "/login/callback", "/logout"})
 LOGIN_PATHS = frozenset({"/login", "/login/"})
 _API_INFO = re.compile(rb"window\.gradio_api_info = .*?;</script>", re.S)
 EMPTY_API_INFO = b'window.gradio_api_info = {"named_endpoints": {}, "unnamed_endpoints": {}};</script>'
 
 
-def voting_route_allowed(method: str, path: str) -> bool:
-    """Whether the sealed voting mount answers `method path` (path relative to the mount)."""
+def voting_route_allowed(method: str, path: str, sign_in: bool = False) -> bool:
+    """Whether the sealed voting mount answers `method path` (path relative to the mount); `sign_in`: also
+    the Hugging Face sign-in routes."""
     if method in ("GET", "HEAD"):
-        return path in VOTING_GET_EXACT or path.startswith(VOTING_GET_PREFIXES)
+        return (path in VOTING_GET_EXACT or path.startswith(VOTING_GET_PREFIXES)
+                or (sign_in and path in VOTING_OAUTH_GET))
     if method == "POST":
         return path in VOTING_POST_EXACT or path.startswith(VOTING_POST_PREFIXES)
     return method == "OPTIONS"  # preflights: answered (and refused) by the CORS middleware
@@ -62,6 +69,7 @@ class Guard:
         self.voting_prefix = voting_prefix
         self.admin_app = admin_app
         self.throttle = throttle or auth.LoginThrottle()
+        self.sign_in = voting_prefix == "" and _sign_in_on()
 
     def _voting_path(self, path: str) -> str | None:
         """The path inside the voting mount, or None when `path` is the full app's."""
@@ -87,7 +95,7 @@ class Guard:
             return
         inner = self._voting_path(path)
         if inner is not None:
-            if not voting_route_allowed(method, inner):
+            if not voting_route_allowed(method, inner, self.sign_in):
                 await _plain(send, 404, "Not Found")
                 return
             await self.app(scope, receive, send)
@@ -145,6 +153,16 @@ class Guard:
         out.append((b"content-length", str(len(page)).encode()))
         await send({"type": "http.response.start", "status": start.get("status", 200), "headers": out})
         await send({"type": "http.response.body", "body": page})
+
+
+def _sign_in_on() -> bool:
+    """Whether FTASSIST_ARENA_SIGN_IN asks for the Hugging Face sign-in (a wrong value: no)."""
+    from ftassist import config
+
+    try:
+        return config.arena_choice("sign_in") != "off"
+    except ValueError:
+        return False
 
 
 def client_address(scope: Scope) -> str:

@@ -268,6 +268,9 @@ def launch(host: str | None = None, port: int | None = None, arena_only: bool = 
     from ftassist.store import StoreLockedError
 
     arena_only = arena_only or os.environ.get("FTASSIST_ARENA_ONLY", "") not in ("", "0", "false")
+    refusal = config.arena_sign_in_refusal(arena_only)  # sign-in works only on the voting page served alone
+    if refusal:
+        raise SystemExit(f"ftassist: cannot start: {refusal}")
     host, port = resolve_address(host, port)
     context = Context.open(reads_any_file=False)  # the page, the assistant, the socket: uploads and the data dir
     try:

@@ -30,7 +30,8 @@ OPENAI_MODELS = ["gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14", "gpt-4.1-
 HISTORY_COLUMNS = ["id", "status", "backend", "base model", "method", "steps", "loss first → last",
                    "best valid loss", "created", "output"]
 NO_STEPS = "No steps logged yet: the chart starts at the first logged step."
-PREFILLED = ("train_file", "valid_file", "backend", "base_model", "method", "num_epochs", "openai_model", "flavor")
+PREFILLED = ("train_file", "valid_file", "backend", "base_model", "method", "num_epochs", "openai_model", "flavor",
+             "objective", "dpo_beta", "start_from")
 
 
 
@@ -56,10 +57,16 @@ def prefill_handler(app: Context, session, last_key):
     session = Session.of(session)
     defaults = training.training_defaults(app, session)
     gate = gate_message(session, defaults.train_file)
+    if defaults.objective == "dpo":
+        gate += (" This run trains **DPO** on preference pairs"
+                 + (f", going on from run `{defaults.start_from}` (SFT, then DPO)." if defaults.start_from else "."))
+    if defaults.objective_warning:
+        gate += f"\n\n⚠️ {defaults.objective_warning}"
     if defaults.key == last_key:
         return (gate, last_key) + (gr.update(),) * len(PREFILLED)
     updates = {name: gr.update(value=getattr(defaults, name)) for name in PREFILLED}
     updates["openai_model"] = gr.update(value=defaults.openai_model, info=defaults.openai_model_warning or None)
+    updates["start_from"] = gr.update(value=defaults.start_from or None, choices=start_choices(app))
     return (gate, defaults.key) + tuple(updates[name] for name in PREFILLED)
 
 
@@ -214,10 +221,11 @@ def preference_handler(app: Context, run_id, session):
 
 
 def start_choices(app: Context) -> list[tuple[str, str]]:
-    """The finished local and Hugging Face Jobs runs a new run can start from (SFT, then DPO)."""
+    """The finished runs a new run can start from (SFT, then DPO): local and Hugging Face Jobs runs for a run
+    here, a Together or OpenAI run for a run there (its id becomes the model the provider made)."""
     runs = training.list_runs(app, limit=100)
-    return [(f"{r.id} · {r.objective} · {r.base_model}", r.id) for r in runs
-            if r.status == "succeeded" and r.backend in ("local", "hf-jobs")]
+    return [(f"{r.id} · {r.objective} · {r.backend} · {r.base_model}", r.id) for r in runs
+            if r.status == "succeeded" and (r.backend in ("local", "hf-jobs") or r.output_model)]
 
 
 def start_from_handler(app: Context):
@@ -332,7 +340,8 @@ def build(ctx: UIContext) -> None:
                                   "(prompt, chosen, rejected: the Arena's DPO export)")
         dpo_beta = gr.Number(value=0.1, minimum=0, label="DPO beta (lower: moves further from the reference)")
         start_from = gr.Dropdown(choices=[], value=None, allow_custom_value=True, label="Start from (optional)",
-                                 info="A finished run (its id or model folder): SFT, then DPO, the SFT model as reference")
+                                 info="A finished run (its id or model folder): SFT, then DPO, the SFT model as "
+                                      "reference; a Together or OpenAI run goes on from the model it made there")
     with gr.Row():
         train_file = gr.Textbox(label="Training file (chat JSONL, or preference pairs for DPO)",
                                 placeholder="from the Data step")
@@ -380,7 +389,7 @@ def build(ctx: UIContext) -> None:
     monitor = [status, progress, chart, log, history, job_select]
     ctx.session.change(ctx.bind(prefill_handler), [ctx.session, prefilled],
                        [gate, prefilled, train_file, valid_file, backend, base_model, method, epochs, openai_model,
-                        flavor],
+                        flavor, objective, dpo_beta, start_from],
                        api_visibility="private")
     start.click(ctx.bind(start_handler), [*form, ctx.session, flavor, objective, dpo_beta, start_from],
                 [ctx.session, message, job_select], api_name="start_training")

@@ -62,6 +62,8 @@ class Advice:
     from_decide_step: list[str]  # which of them came from the Decide step of this session
     defaults_assumed_for: list[str]
     text: str
+    objective: str | None = None  # sft | dpo: what the first run learns from (None when not fine-tuning)
+    then_objective: str | None = None  # "dpo": SFT first, then DPO from the SFT run
 
 
 @use_case(assistant=True)
@@ -78,10 +80,13 @@ def advise_approach(
     high_volume: bool | None = None,
     tried_prompting: bool | None = None,
     openai_customer: bool | None = None,
+    model_does_task: bool | None = None,
+    has_preference_data: bool | None = None,
 ) -> Advice:
-    """Fine-tuning, retrieval (RAG), both, or prompt engineering first, and which method (OpenAI, LoRA, QLoRA,
-    full), with reasons and pitfalls. Starts from the answers given in the Decide step; pass only what the
-    person says differently. Uses the checked dataset's size when there is one.
+    """Fine-tuning, retrieval (RAG), both, or prompt engineering first, which method (OpenAI, LoRA, QLoRA,
+    full) and which objective (SFT, DPO, or SFT then DPO), with reasons and pitfalls. Starts from the answers
+    given in the Decide step; pass only what the person says differently. Uses the checked dataset's size when
+    there is one.
 
     Args:
         session: the person's session (its Decide answers and checked dataset)
@@ -96,6 +101,9 @@ def advise_approach(
         tried_prompting: a good prompt with a few examples was already tried and fell short
         openai_customer: the person's organisation is an active OpenAI fine-tuning customer (OpenAI takes no
             one else's jobs, and nobody's after 2027-01-06)
+        model_does_task: the model already does the task in the right format, and people prefer some of its answers
+        has_preference_data: there are pairs of a better and a worse answer to the same prompt, or arena votes
+            (with model_does_task: DPO; without: SFT first, then DPO)
     """
     session = session or Session()
     decided = dict(session.decision.answers) if session.decision is not None else {}
@@ -103,7 +111,8 @@ def advise_approach(
         needs_current_info=needs_current_info, style_or_format=style_or_format,
         domain_terminology=domain_terminology, n_examples=n_examples, budget=budget, hardware=hardware,
         data_can_leave=data_can_leave, high_volume=high_volume, tried_prompting=tried_prompting,
-        openai_customer=openai_customer).items()
+        openai_customer=openai_customer, model_does_task=model_does_task,
+        has_preference_data=has_preference_data).items()
         if v is not None}
     answers = {k: v for k, v in {**decided, **said}.items() if v is not None and v != ""}
     advice = planning.recommend_approach(ctx, answers, session.report)
@@ -116,7 +125,8 @@ def advise_approach(
     recommendation = decision.recommendation
     return Advice(decision.approach, decision.method, decision.headline, list(recommendation.get("reasons") or []),
                   [{"name": p["name"], "remedy": p["remedy"]} for p in recommendation.get("pitfalls") or []],
-                  answers, from_decide, [q.key for q in guide.QUESTIONS if q.key not in answers], text)
+                  answers, from_decide, [q.key for q in guide.QUESTIONS if q.key not in answers], text,
+                  recommendation.get("objective"), recommendation.get("then_objective"))
 
 
 # -- the checked dataset --------------------------------------------------------------------------------
@@ -373,12 +383,15 @@ class LossExplanation:
     status: str | None
     findings: list[dict[str, Any]]
     text: str
+    objective: str = "sft"  # sft | dpo: which rules read the run (`loss_rules.diagnose` or `diagnose_dpo`)
 
 
 @use_case(assistant=True)
 def explain_loss(ctx: Context, session: Session | None = None, run_id: str | None = None) -> LossExplanation:
     """Why a training run's loss went up (or did not go down): reads its train and validation loss and says whether
-    it is overfitting, a learning-rate spike, divergence or a flat curve, with the numbers and what to change.
+    it is overfitting, a learning-rate spike, divergence or a flat curve, with the numbers and what to change. A DPO
+    run is read by its reward metrics: preference accuracy at chance, margins not growing, chosen rewards falling
+    with the rejected ones, a loss stuck at ln 2, rewards exploding with a low beta.
 
     Args:
         session: the person's session (its current run and dataset size)
@@ -402,6 +415,9 @@ def explain_loss(ctx: Context, session: Session | None = None, run_id: str | Non
     session = session or Session()
     n_examples = session.split.n_train if session.split is not None else (
         session.dataset.n_examples if session.dataset is not None else None)
+    if run.objective == "dpo":  # the session's pairs are the run's only when it trains on the session's file
+        ours = session.training_files is not None and session.training_files[0] == spec.get("train_file")
+        return _explain_dpo(ctx, run, which, learning_rate, (n_examples or None) if ours else None)
     findings = loss.diagnose(points, learning_rate=learning_rate, epochs=spec.get("num_epochs"),
                              early_stopping_patience=spec.get("early_stopping_patience"),
                              n_examples=n_examples or None, epoch_at_step=epoch_at_step)
@@ -411,6 +427,21 @@ def explain_loss(ctx: Context, session: Session | None = None, run_id: str | Non
     return LossExplanation(run.id, run.status,
                            [{"kind": f.kind, "summary": f.summary, "remedies": f.remedies, "numbers": f.numbers}
                             for f in findings], head + loss.to_markdown(findings))
+
+
+def _explain_dpo(ctx: Context, run: training.RunDetails, which: str, learning_rate: float | None,
+                 n_pairs: int | None) -> LossExplanation:
+    """A DPO run read by the DPO rules: its loss starts at ln 2 and the reward metrics say what it learns."""
+    train, valid = training.dpo_log(ctx, run.id)
+    spec = run.spec or {}
+    beta = spec.get("dpo_beta") or JobSpec().dpo_beta
+    findings = loss.diagnose_dpo(train, valid, beta=float(beta), learning_rate=learning_rate, n_pairs=n_pairs)
+    start = f", from run {spec['start_from']}" if spec.get("start_from") else ""
+    head = (f"{_title(run, which)} (DPO, beta {float(beta):g}, {run.method} on {run.base_model}{start}, {run.status}): "
+            f"{sum(1 for e in train if e.get('loss') is not None)} training and {len(valid)} validation points.\n\n")
+    return LossExplanation(run.id, run.status,
+                           [{"kind": f.kind, "summary": f.summary, "remedies": f.remedies, "numbers": f.numbers}
+                            for f in findings], head + loss.to_markdown(findings), objective="dpo")
 
 
 @dataclass(frozen=True)

@@ -311,20 +311,24 @@ def preview_mapping(ctx: Context, path: str, mapping: dict, limit: int = 3) -> M
 
 # -- clean and split ----------------------------------------------------------------------------------
 def split_of(result: cleaning.CleanResult) -> Split:
-    """What the session keeps of a Fix & split (`Session.split_into`)."""
+    """What the session keeps of a Fix & split (`Session.split_into`): the test split too, which only the
+    Evaluate step reads (`Session.training_files` never names it)."""
+    test = str(result.test_path) if result.test_path is not None and result.n_test else None
     return Split(train=str(result.train_path), valid=str(result.valid_path), folder=str(result.folder),
-                 n_train=result.n_train, n_valid=result.n_valid)
+                 n_train=result.n_train, n_valid=result.n_valid, test=test, n_test=result.n_test if test else 0)
 
 
 @use_case(assistant=True, confirm=True)
 def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: int = 42,
                   out: str | None = None, fill: dict[str, str] | None = None,
-                  mapping: dict | None = None, paths: list[str] | None = None) -> cleaning.CleanResult:
-    """Fix & split a dataset: drop invalid records, duplicates and empty answers, trim, split train/validation.
+                  mapping: dict | None = None, paths: list[str] | None = None,
+                  test_fraction: float | None = None) -> cleaning.CleanResult:
+    """Fix & split a dataset: drop invalid records, duplicates and empty answers, trim, split train/validation/test.
 
     Near-copies stay on one side of the split, so validation measures generalisation. A file of preference
-    pairs is split as pairs: broken, identical, empty and repeated pairs dropped, no prompt on both sides.
-    With `paths`, several files make one split, duplicates dropped across them.
+    pairs is split as pairs: broken, identical, empty and repeated pairs dropped, no prompt on two sides.
+    With `paths`, several files make one split, duplicates dropped across them. The test split is never
+    trained on; the Evaluate step measures the models on it.
 
     Args:
         path: the dataset file (or a Hugging Face dataset id, hf:org/name or hf:org/name:subset@split).
@@ -334,9 +338,14 @@ def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: in
         fill: values for placeholders left in the texts, e.g. {"name": "Ada"} fills {{name}}.
         mapping: for records in no known format, which key holds each part (as for check_dataset).
         paths: more files or Hugging Face dataset ids, split together with path (each dropped record names its file).
+        test_fraction: the share held out as the test split, for the Evaluate step (default: 0.1 when at least
+            200 examples are kept, none below; 0: no test split).
     """
     if not 0 <= valid_fraction < 1:
         raise UseCaseError(f"The validation fraction must be at least 0 and below 1 (got {valid_fraction}).")
+    if test_fraction is not None and not (0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
+        raise UseCaseError(f"The test fraction must be at least 0, and with the validation fraction "
+                           f"({valid_fraction}) below 1, so something is left to train on (got {test_fraction}).")
     mapping = _mapping(mapping)
     folder = Path(out).expanduser() if out else ctx.settings.clean_dir / uuid.uuid4().hex[:8]
     given = _given(path, paths)
@@ -347,12 +356,12 @@ def clean_dataset(ctx: Context, path: str, valid_fraction: float = 0.1, seed: in
         named = _sources(ctx, given, None, keep_copy=False)
         if len(named) == 1:
             result = cleaning.clean_file(named[0][1], folder, valid_fraction=valid_fraction, seed=seed, fill=fill,
-                                         mapping=mapping)
+                                         mapping=mapping, test_fraction=test_fraction)
         else:
             from ftassist.data.sources import clean_sources
 
             result = clean_sources(named, folder, valid_fraction=valid_fraction, seed=seed, fill=fill,
-                                   mapping=mapping)
+                                   mapping=mapping, test_fraction=test_fraction)
     except load.LoadError as exc:
         raise UseCaseError(str(exc)) from None
     except OSError as exc:

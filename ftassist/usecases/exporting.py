@@ -4,6 +4,10 @@ A model is named as the arena knows it (id or display name) or by the run that m
 models whose weights are here can leave: a LoRA adapter with its base, or a whole model folder.
 The files are written by the stations in `ftassist.train.export`; here the model is found, the
 request checked and the answer phrased for the person.
+
+Where it writes: in the app (`Context.reads_any_file` False) only under the data dir, as the Data step
+(`usecases/data.py`), so nobody who reaches the page or the socket can have files written elsewhere on this
+machine; a person's own command with no app running writes where they say.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from ftassist.redact import scrub
 from ftassist.train import export
 
 from .context import Context, NotFound, UseCaseError
+from .data import _writable as writable
 from .registry import use_case
 from .training import show_run
 
@@ -121,8 +126,11 @@ def export_model(ctx: Context, model: str, to: Literal["merged", "ollama", "vllm
     """
     if to not in TARGETS:
         raise UseCaseError(f"Unknown export target {to!r}: choose one of {', '.join(TARGETS)}.")
+    out_dir = Path(out).expanduser().resolve() if out else None
+    if out_dir is not None:
+        writable(ctx, out_dir)  # before looking the model up or loading anything
     weights = _weights(ctx, model)
-    out_dir = Path(out).expanduser().resolve() if out else ctx.settings.exports_dir / f"{_slug(weights.name)}-{to}"
+    out_dir = out_dir or ctx.settings.exports_dir / f"{_slug(weights.name)}-{to}"
     if to == "gguf" and export.gguf_converter() is None:  # before any slow merge
         raise UseCaseError(export.GGUF_MISSING)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -75,11 +75,60 @@ class EstimateResult:
     counted: str  # which examples the figures are for, in words (the train split, a file, a guess)
     prefer: str | None = None  # the method the Decide step suggested, which the recommendation prefers
     warnings: list[str] = field(default_factory=list)
+    objective: str = "sft"  # sft | dpo: what was estimated (given, else `default_objective` of the session)
+    objective_why: str = ""  # why that objective, in words, when it was not given
 
     @property
     def recommended(self) -> dict[str, Any] | None:
         row = self.table.recommended
         return dataclasses.asdict(row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class ObjectiveChoice:
+    """What a session's run learns from, and why: the Estimate and Train steps start from it."""
+
+    objective: str  # sft | dpo
+    why: str
+    then_objective: str | None = None  # "dpo": the Decide step recommends SFT first, then DPO
+
+
+def data_kind(session: Session | None) -> str | None:
+    """"pairs" or "chat" for the session's data (the split, else the checked dataset); None without data.
+
+    The checked report says it (its format is "preference" for pairs); a report without a format, as the
+    first versions kept, is answered by peeking at the training file."""
+    if session is None or (session.dataset is None and session.split is None):
+        return None
+    report = session.report or {}
+    if report.get("format") == "preference" or report.get("preference"):
+        return "pairs"
+    if report.get("format"):
+        return "chat"
+    files = session.training_files
+    if files is None:
+        return None
+    from ftassist.data.preference_pairs import file_kind
+
+    return file_kind(files[0])
+
+
+def default_objective(session: Session | None) -> ObjectiveChoice:
+    """What to estimate and train when the person has not said: the checked data decide (a file of preference
+    pairs trains DPO, chats train SFT), else the Decide recommendation's objective, else SFT."""
+    recommendation = (session.decision.recommendation or {}) if session is not None and session.decision else {}
+    then = recommendation.get("then_objective")
+    kind = data_kind(session)
+    if kind == "pairs":
+        return ObjectiveChoice("dpo", "the checked dataset holds preference pairs", None)
+    if kind == "chat":
+        why = "the checked dataset holds chats"
+        if then == "dpo":
+            why += " (the Decide step recommends SFT first, then DPO on preference pairs)"
+        return ObjectiveChoice("sft", why, then)
+    if recommendation.get("objective") in ("sft", "dpo"):
+        return ObjectiveChoice(recommendation["objective"], "the Decide step recommends it", then)
+    return ObjectiveChoice("sft", "no preference pairs and no Decide recommendation", None)
 
 
 @use_case(assistant=True)
@@ -114,11 +163,27 @@ def estimate_options(
         options: what to compare (EstimateOptions fields): openai_models, epochs, training_price, prices,
             base_models, methods, gpus, gpu_prices, seq_len, batch_size, lora_rank, mfu, requests_per_month,
             include_openai, include_self_hosted, include_hf_jobs, include_together, flavors (Hugging Face Jobs
-            flavors), together_rate (USD per 1M tokens), objective (sft for chats, dpo for preference pairs),
+            flavors), together_rate (USD per 1M tokens), objective (sft for chats, dpo for preference pairs;
+            default: dpo when the session's data are preference pairs, sft for chats, else the Decide step's),
             precompute_reference (full DPO without a second model copy), prefer, openai_customer (true for an active OpenAI
             fine-tuning customer; default: the Decide answer), today (YYYY-MM-DD the availability is judged on),
             local_gpus (default: the GPUs found on this machine).
     """
+    if path:
+        data.readable(ctx, path)  # before any byte of it is read, whichever objective reads it
+    options = dict(options or {})
+    objective_why = ""
+    if not options.get("objective"):  # not said: the session's data, else the Decide recommendation
+        decided = Session(decision=session.decision) if session is not None else None
+        default = default_objective(session if use_dataset and not path else decided)
+        if path:  # the file given decides, as a checked dataset would
+            from ftassist.data.preference_pairs import file_kind
+
+            kind = file_kind(path) if Path(path).is_file() else None
+            if kind is not None:
+                words = "preference pairs" if kind == "pairs" else "chats"
+                default = ObjectiveChoice("dpo" if kind == "pairs" else "sft", f"{Path(path).name} holds {words}")
+        options["objective"], objective_why = default.objective, default.why
     try:
         chosen = est.EstimateOptions.from_dict(options)
     except (ValueError, TypeError) as exc:
@@ -130,6 +195,9 @@ def estimate_options(
         chosen = dataclasses.replace(chosen, openai_customer=session.decision.answers.get("openai_customer"))
     if chosen.local_gpus is None:  # the rows "on this machine" are for the GPUs really here
         chosen = dataclasses.replace(chosen, local_gpus=list(config.detect_hardware().get("gpus") or []))
+    if chosen.objective == "sft" and use_dataset and not path and data_kind(session) == "pairs":
+        raise UseCaseError("The checked dataset holds preference pairs: estimate them with the objective dpo "
+                           "(DPO), or check a file of chats for SFT.")
     model = _counting_model(chosen)
     warnings: list[str] = []
     try:
@@ -146,7 +214,13 @@ def estimate_options(
         raise UseCaseError(f"Unknown name: {exc.args[0]}.") from None
     except (ValueError, OSError) as exc:
         raise UseCaseError(str(exc)) from None
-    return EstimateResult(table=table, counted=tokens.note, prefer=chosen.prefer, warnings=warnings)
+    then = default_objective(session).then_objective if session is not None else None
+    if chosen.objective == "sft" and then == "dpo":
+        warnings.append("The Decide step recommends SFT first, then DPO: this is the SFT run; once it is trained, "
+                        "check a file of preference pairs and estimate the DPO run (objective dpo), which starts "
+                        "from the SFT run")
+    return EstimateResult(table=table, counted=tokens.note, prefer=chosen.prefer, warnings=warnings,
+                          objective=chosen.objective, objective_why=objective_why)
 
 
 def _counting_model(chosen: est.EstimateOptions) -> str | None:

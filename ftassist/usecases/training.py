@@ -19,7 +19,8 @@ from ftassist.data import preference_pairs as pairs
 from ftassist.plan import pricing, providers
 from ftassist.redact import scrub
 from ftassist.train import jobs, lineage
-from ftassist.train.spec import METHODS, OPENAI_DEFAULTS, TINY_RANDOM, JobSpec, looks_like_openai_model
+from ftassist.train.spec import (DPO_BETA, METHODS, OBJECTIVES, OPENAI_DEFAULTS, TINY_RANDOM, JobSpec,
+                                 looks_like_openai_model)
 
 from .context import Context, NotFound, UseCaseError
 from .registry import use_case
@@ -147,6 +148,10 @@ class TrainingDefaults:
     key: str  # changes exactly when the data or the option changes (the form refills only then)
     openai_model_warning: str = ""  # "MODEL shuts down on DATE (N days)" when it does within 90 days, to show beside it
     flavor: str = ""  # the Hugging Face Jobs flavor of a Jobs option ("": the cheapest that fits)
+    objective: str = "sft"  # sft | dpo: the chosen option's, else the data's (preference pairs: dpo)
+    dpo_beta: float = DPO_BETA
+    start_from: str = ""  # a DPO run: the session's finished SFT run on the same kind of backend ("": the base)
+    objective_warning: str = ""  # the option's objective does not fit the data, in words (what to do)
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,8 @@ def start_run(ctx: Context, spec: dict, api_key: str | None = None) -> RunStarte
     if job_spec.backend in ("local", "hf-jobs"):  # the worker's recipe: a local start model, data it can read
         _resolve_start(ctx, job_spec)
         _check_data_fits(job_spec)
+    else:  # a provider's job or model to go on from: a run id here becomes the model the provider made
+        _resolve_hosted_start(ctx, job_spec)
     try:
         run_id = jobs.start_job(ctx.store, job_spec, ctx.settings.runs_dir, api_key=api_key)
     except jobs.JobError as exc:
@@ -233,12 +240,49 @@ def training_defaults(ctx: Context, session: Session) -> TrainingDefaults:
         method = option.get("method") if option.get("method") in METHODS else "lora"
         flavor = (option.get("flavor") or "") if kind == "hf_jobs" else ""
     epochs = option.get("epochs") if kind else None
+    objective, warning = _objective(session, option, train)
+    start_from = _default_start(ctx, session, backend) if objective == "dpo" else ""
     return TrainingDefaults(
         train_file=train or "", valid_file=valid or "", backend=backend, base_model=base_model,
         openai_model=openai_model, method=method, num_epochs=float(epochs) if epochs else None,
-        source=_source(session), key=json.dumps([train, valid, option.get("id"), kind, option.get("model")]),
-        openai_model_warning=providers.model_warning(openai_model), flavor=flavor,
+        source=_source(session),
+        key=json.dumps([train, valid, option.get("id"), kind, option.get("model"), objective, start_from]),
+        openai_model_warning=providers.model_warning(openai_model), flavor=flavor, objective=objective,
+        start_from=start_from, objective_warning=warning,
     )
+
+
+def _objective(session: Session, option: dict, train: str | None) -> tuple[str, str]:
+    """(objective, warning): the chosen Estimate option's objective (a DPO option starts a DPO run), else what the
+    data are (preference pairs: dpo); the warning says when the option's objective does not fit the data."""
+    from .planning import data_kind
+
+    kind = data_kind(session) if train else None
+    from_data = "dpo" if kind == "pairs" else "sft"
+    chosen = option.get("objective") if option.get("objective") in OBJECTIVES else None
+    if chosen is None:
+        return from_data, ""
+    if kind is not None and chosen != from_data:
+        what = "preference pairs" if kind == "pairs" else "chats"
+        return chosen, (f"The chosen Estimate option trains {chosen.upper()}, but the Data step's file holds {what}: "
+                        + ("check a file of preference pairs (prompt, chosen, rejected) in the Data step, or choose "
+                           "an SFT option." if chosen == "dpo" else "choose a DPO option in the Estimate step."))
+    return chosen, ""
+
+
+_SAME_MODELS = {"local": ("local", "hf-jobs"), "hf-jobs": ("local", "hf-jobs"), "together": ("together",),
+                "openai": ("openai",)}  # which runs' models a run on each backend can start from
+
+
+def _default_start(ctx: Context, session: Session, backend: str) -> str:
+    """The session's run when it is a finished SFT run a DPO run on `backend` can go on from ("" otherwise):
+    SFT, then DPO, without looking the run up."""
+    if not session.run_id:
+        return ""
+    row = jobs.get_job(ctx.store, session.run_id)
+    if row is None or row["status"] != "succeeded" or (row.get("objective") or "sft") != "sft":
+        return ""
+    return session.run_id if row["backend"] in _SAME_MODELS.get(backend, ()) else ""
 
 
 def _default_openai_model() -> str:
@@ -249,7 +293,9 @@ def _default_openai_model() -> str:
 @use_case(assistant=True)
 def plan_run(ctx: Context, session: Session, base_model: str | None = None, method: str | None = None,
              num_epochs: float | None = None, max_steps: int | None = None,
-             backend: Literal["local", "hf-jobs", "together", "openai"] | None = None) -> RunPlan:
+             backend: Literal["local", "hf-jobs", "together", "openai"] | None = None,
+             objective: Literal["sft", "dpo"] | None = None, dpo_beta: float | None = None,
+             start_from: str | None = None) -> RunPlan:
     """Describe the training run this session would start (nothing starts): the Train form's defaults,
     changed by what is given.
 
@@ -260,6 +306,9 @@ def plan_run(ctx: Context, session: Session, base_model: str | None = None, meth
         num_epochs: passes over the data; empty: the chosen option's, else the preset
         max_steps: stop after this many optimizer steps (a quick trial; local runs)
         backend: local (this machine), hf-jobs (a rented GPU on Hugging Face Jobs), together (Together AI, a Together model id as base_model) or openai; empty: openai for an OpenAI model name, else the chosen option's
+        objective: sft (learn the answers of chats) or dpo (prefer the chosen answer of preference pairs); empty: the chosen option's, else dpo when the data are preference pairs
+        dpo_beta: DPO's beta (default 0.1; lower lets the model move further from where it starts)
+        start_from: a finished run's id (or model folder) to go on from: SFT, then DPO with the SFT model as reference; empty: the session's finished SFT run for a DPO run, else the base model
     """
     defaults = training_defaults(ctx, session)
     if not defaults.train_file:
@@ -267,9 +316,20 @@ def plan_run(ctx: Context, session: Session, base_model: str | None = None, meth
     base_model = (base_model or "").strip() or None
     if backend is None:
         backend = ("openai" if looks_like_openai_model(base_model) else "local") if base_model else defaults.backend
+    objective = objective or defaults.objective
+    if objective not in OBJECTIVES:
+        raise UseCaseError(f"Unknown objective {objective!r}: use sft (chats) or dpo (preference pairs).")
+    if (start_from or "").strip():
+        start = start_from.strip()
+    else:  # SFT, then DPO: a DPO run goes on from the session's finished SFT run when it can
+        start = _default_start(ctx, Session.of(session), backend) if objective == "dpo" else ""
     epochs = float(num_epochs) if num_epochs else defaults.num_epochs
     spec: dict[str, Any] = {"backend": backend, "train_file": defaults.train_file,
-                            "valid_file": defaults.valid_file or None}
+                            "valid_file": defaults.valid_file or None, "objective": objective}
+    if objective == "dpo":
+        spec["dpo_beta"] = float(dpo_beta) if dpo_beta else defaults.dpo_beta
+    if start:
+        spec["start_from"] = start
     if backend == "openai":
         model = base_model or defaults.openai_model
         spec.update(base_model=model, method="lora", openai={"model": model})
@@ -290,7 +350,13 @@ def plan_run(ctx: Context, session: Session, base_model: str | None = None, meth
         where = (f"{how} on {spec['base_model']}, {spec.get('num_epochs', JobSpec().num_epochs):g} epochs"
                  + (f" (at most {spec['max_steps']} steps)" if spec.get("max_steps") else "")
                  + {"hf-jobs": ", on a rented GPU (Hugging Face Jobs)", "together": ", on Together AI"}.get(backend, ""))
+    if objective == "dpo":
+        where = f"DPO (beta {spec['dpo_beta']:g}) with " + where + (f", going on from run {start}" if start else "")
+    elif start:
+        where += f", going on from {start}"
     summary = f"Start a training run: {where}, on {defaults.source}."
+    if defaults.objective_warning and objective == defaults.objective:
+        summary += f" Note: {defaults.objective_warning}"
     return RunPlan(spec=spec, summary=summary, source=defaults.source)
 
 
@@ -298,7 +364,8 @@ def plan_run(ctx: Context, session: Session, base_model: str | None = None, meth
 def start_run_from_session(ctx: Context, session: Session, base_model: str | None = None,
                            method: str | None = None, num_epochs: float | None = None,
                            max_steps: int | None = None, backend: Literal["local", "hf-jobs", "together", "openai"] | None = None,
-                           api_key: str | None = None) -> RunStarted:
+                           objective: Literal["sft", "dpo"] | None = None, dpo_beta: float | None = None,
+                           start_from: str | None = None, api_key: str | None = None) -> RunStarted:
     """Start the training run this session leads to (the Train form's defaults, changed by what is given).
 
     Args:
@@ -308,10 +375,14 @@ def start_run_from_session(ctx: Context, session: Session, base_model: str | Non
         num_epochs: passes over the data; empty: the chosen option's, else the preset
         max_steps: stop after this many optimizer steps (a quick trial; local runs)
         backend: local (this machine), hf-jobs (a rented GPU on Hugging Face Jobs), together (Together AI, a Together model id as base_model) or openai; empty: openai for an OpenAI model name, else the chosen option's
+        objective: sft (learn the answers of chats) or dpo (prefer the chosen answer of preference pairs); empty: the chosen option's, else dpo when the data are preference pairs
+        dpo_beta: DPO's beta (default 0.1; lower lets the model move further from where it starts)
+        start_from: a finished run's id (or model folder) to go on from: SFT, then DPO; empty: the session's finished SFT run for a DPO run, else the base model
         api_key: the OpenAI or Together key for this run only; never stored
     """
     plan = plan_run(ctx, session, base_model=base_model, method=method, num_epochs=num_epochs,
-                    max_steps=max_steps, backend=backend)
+                    max_steps=max_steps, backend=backend, objective=objective, dpo_beta=dpo_beta,
+                    start_from=start_from)
     return start_run(ctx, plan.spec, api_key=api_key)
 
 
@@ -500,6 +571,17 @@ def _preference_points(ctx: Context, run_id: str) -> list[PreferencePoint]:
     return out
 
 
+def dpo_log(ctx: Context, run_id: str) -> tuple[list[dict], list[dict]]:
+    """A DPO run's logged rows (train, validation): each a step with its loss and TRL's reward metrics, as
+    `train.loss_rules.diagnose_dpo` reads them."""
+    _row(ctx, run_id)
+    train: list[dict] = []
+    valid: list[dict] = []
+    for event in jobs.job_events(ctx.store, run_id, types=("log", "eval")):
+        (valid if event.get("type") == "eval" else train).append(event)
+    return train, valid
+
+
 def _last_preference(ctx: Context, run_id: str) -> dict[str, float]:
     """The last logged value of each DPO reward metric (train and eval_), for `show_run` and the CLI."""
     last: dict[str, float] = {}
@@ -554,6 +636,33 @@ def _resolve_start(ctx: Context, spec: JobSpec) -> None:
         raise UseCaseError(f"start_from {start.folder} is a LoRA adapter trained on {expected}: it cannot go on "
                            f"{given}. Leave the base model empty or give {expected}.")
     spec.base_model = expected
+
+
+def _resolve_hosted_start(ctx: Context, spec: JobSpec) -> None:
+    """A Together or OpenAI run's start_from given as an ftassist run id becomes that run's remote output model
+    (Together's output model name, an OpenAI `ft:` model), which is what the provider continues from; anything
+    else (a Together job id or model name, an `ft:` model) goes through as given. UseCaseError says what to give
+    when the run cannot be continued there."""
+    value = (spec.start_from or "").strip()
+    spec.start_from = value or None
+    row = jobs.get_job(ctx.store, value) if value else None
+    if row is None:
+        return
+    names = {"openai": "OpenAI", "together": "Together AI", "local": "this machine", "hf-jobs": "Hugging Face Jobs"}
+    here = names.get(spec.backend, spec.backend)
+    if row["status"] != "succeeded":
+        raise UseCaseError(f"Run {value} is {row['status']}: start from a run that finished.")
+    if row["backend"] != spec.backend:
+        raise UseCaseError(f"Run {value} trained on {names.get(row['backend'], row['backend'])}, and a run on {here} "
+                           f"can only go on from a model {here} made: start from a {here} run, or run this one "
+                           f"where run {value} ran.")
+    model = row.get("output_model") or (row.get("external_id") if spec.backend == "together" else None)
+    if not model:
+        raise UseCaseError(f"Run {value} finished without naming its model on {here}: give the model "
+                           + ("(ft:...)" if spec.backend == "openai" else "name or job id (ft-...)") + " itself.")
+    spec.start_from = model
+    if spec.backend == "together" and (spec.base_model in ("", TINY_RANDOM, None)):
+        spec.base_model = row.get("base_model") or spec.base_model  # the model the earlier job tuned
 
 
 def _check_data_fits(spec: JobSpec) -> None:

@@ -1,6 +1,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from ftassist import store as store_mod
 from ftassist.arena import battles
@@ -120,3 +121,50 @@ def test_judge_from_the_cli(tmp_path, capsys, fake_llm, tiny_model_dir):
     assert "must be an API model" in capsys.readouterr().err
     assert main(["arena", "judge"]) == 2
     assert "Pick the judge" in capsys.readouterr().err
+
+
+def _voter_question(st, prompt, voter):
+    """A voter's own question as the voting page stores it (answered, pending review) and that voter's vote."""
+    bid = battles.add_battle(st, prompt, "m1", "m2", f"first answer to {prompt}", f"second answer to {prompt}",
+                             source="voter")
+    st.execute("UPDATE battles SET review = 'pending' WHERE id = ?", [bid])
+    view = battles._serve(st, bid, prompt, "x", "y", voter=voter)
+    assert battles.vote(st, view.token, voter, "A").flagged  # held back until reviewed
+    return bid
+
+
+def test_voters_questions_are_reviewed_from_the_cli(capsys):
+    st = store_mod.get_store()
+    kind = _voter_question(st, "What is a kind word?\nSay it twice.", "asker")
+    spam = _voter_question(st, "BUY CHEAP PILLS", "spammer")
+    assert main(["arena", "prompts", "--json"]) == 0
+    pending = json.loads(capsys.readouterr().out)
+    assert [p["battle_id"] for p in pending] == [kind, spam]
+    assert pending[0]["prompt"] == "What is a kind word?\nSay it twice." and pending[0]["votes"] == 1
+    assert pending[0]["answer_a"].startswith("first answer") and pending[0]["answer_b"].startswith("second answer")
+    assert main(["arena", "prompts"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{kind}\t") and lines[0].endswith("What is a kind word? Say it twice.")
+    assert "2 question(s) awaiting review" in lines[-1]
+
+    assert main(["arena", "review", kind, "--approve"]) == 0
+    assert "Approved: What is a kind word? Say it twice. (1 vote(s) on it count)" in capsys.readouterr().out
+    assert main(["arena", "review", spam, "--reject"]) == 0
+    assert "Rejected: BUY CHEAP PILLS (0 vote(s) on it count)" in capsys.readouterr().out
+    assert main(["arena", "prompts", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["arena", "prompts", "--review", "approved", "--json"]) == 0
+    assert [p["battle_id"] for p in json.loads(capsys.readouterr().out)] == [kind]
+    assert st.query_rows("SELECT count(*) FROM votes WHERE flagged_reason IS NULL") == [(1,)]
+    assert st.query_rows("SELECT review FROM battles WHERE id = ?", [spam]) == [("rejected",)]
+
+
+def test_reviewing_an_unknown_question_or_without_a_decision_is_one_line(capsys):
+    assert main(["arena", "review", "not-a-battle", "--approve"]) == 2
+    err = capsys.readouterr().err
+    assert "No voter's prompt with battle id 'not-a-battle'" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exited:
+        main(["arena", "review", "some-id"])
+    assert exited.value.code == 2 and "one of the arguments --approve --reject is required" in capsys.readouterr().err
+    assert main(["arena", "prompts"]) == 0
+    assert "No voters' questions pending." in capsys.readouterr().out

@@ -152,6 +152,69 @@ def test_voters_who_agree_with_the_crowd_or_take_their_time_are_not_flagged(stor
     assert _counted(store) == 50
 
 
+def _crowd(store, favoured, other, n, share, start=100.0):
+    """`n` voters, each on an address of their own, `share` of them for `favoured`."""
+    for i in range(n):
+        pick = favoured if i < round(n * share) else other
+        _vote_for(store, f"crowd-{i}", pick, address=f"home-{i}", now=start + i)
+
+
+def test_a_slow_stuffer_for_the_crowds_favourite_is_flagged_over_the_day(store):
+    _register(store, "kappa", "omega")
+    _battles(store, 60)
+    _crowd(store, "omega", "kappa", 40, 0.75)  # most voters already prefer omega
+    # one address, a throwaway voter each time, one vote every 10 s (6 a minute): no rate, no burst
+    reveals = [_vote_for(store, f"slow-{i}", "omega", address="slow-nat", now=10_000.0 + 10 * i) for i in range(45)]
+    assert not any(r.flagged for r in reveals[:29])  # too few to judge yet ...
+    flagged_at = next(i for i, r in enumerate(reveals) if r.flagged)
+    assert 29 <= flagged_at < 45 and "far more one-sided than other voters'" in reveals[flagged_at].message
+    reasons = [r for (r,) in store.query_rows("SELECT flagged_reason FROM votes WHERE address_hash = 'slow-nat'")]
+    assert all(r and r.startswith("one-sided day: ") for r in reasons), reasons  # ... then the whole day goes
+    assert not any("burst" in r for r in reasons)
+    assert _counted(store) == 40
+    # a fan of the crowd's favourite who votes a dozen times a day is no stuffer
+    for i in range(12):
+        assert not _vote_for(store, "fan", "omega", address="fan-home", now=20_000.0 + 300 * i).flagged
+
+
+def test_an_honest_address_with_mixed_votes_is_not_flagged_over_the_day(store):
+    _register(store, "kappa", "omega")
+    _battles(store, 80)
+    _crowd(store, "omega", "kappa", 20, 0.75)
+    # a campus behind one address: sixty voters, mostly for omega as the crowd is, a vote a minute
+    reveals = [_vote_for(store, f"student-{i}", "omega" if i % 4 else "kappa", address="campus",
+                         now=10_000.0 + 60 * i) for i in range(60)]
+    assert not any(r.flagged for r in reveals), [r.message for r in reveals if r.flagged][:1]
+
+
+def test_daily_caps_keep_votes_past_them_flagged(store):
+    _register(store, "kappa", "omega")
+    _battles(store, 12)
+    rules = dataclasses.replace(RULES, votes_per_day_per_voter=4, votes_per_day_per_address=6, burst_min_votes=1000,
+                                daily_min_votes=1000)
+    one = [_vote_for(store, "keen", "kappa" if i % 2 else "omega", address="keen-home", rules=rules,
+                     now=1000.0 + 60 * i) for i in range(6)]
+    assert [r.flagged for r in one] == [False] * 4 + [True] * 2
+    assert "come back tomorrow" in one[-1].message
+    # throwaway voters from one address: six count, then the address's cap
+    many = [_vote_for(store, f"nat-{i}", "kappa" if i % 2 else "omega", address="nat", rules=rules,
+                      now=1000.0 + 60 * i) for i in range(8)]
+    assert [r.flagged for r in many] == [False] * 6 + [True] * 2
+    reasons = {r for (r,) in store.query_rows("SELECT flagged_reason FROM votes WHERE flagged_reason IS NOT NULL")}
+    assert reasons == {"daily cap: over 4 counted votes in a day from one voter",
+                       "daily cap: over 6 counted votes in a day from one address"}
+    # a day later the caps are fresh
+    assert not _vote_for(store, "keen", "omega", address="keen-home", rules=rules, now=1000.0 + limits.DAY_S + 1).flagged
+    assert _counted(store) == 4 + 6 + 1
+
+
+def test_the_binomial_tail_holds_for_a_days_votes():
+    assert limits.binomial_tail(3, 5, 0.5) == pytest.approx(0.5)
+    assert limits.binomial_tail(20, 20, 0.75) == pytest.approx(0.75**20)
+    assert limits.binomial_tail(1500, 3000, 0.5) == pytest.approx(0.5073, abs=1e-3)  # no overflow
+    assert limits.binomial_tail(0, 10, 0.3) == 1.0 and limits.binomial_tail(11, 10, 0.3) == 0.0
+
+
 # -- the logs stay bounded -------------------------------------------------------------------------------
 def test_serves_and_skips_stay_bounded_over_many_anonymous_rounds(store):
     _register(store, "kappa", "omega")
@@ -253,6 +316,63 @@ def test_sign_in_required_refuses_anonymous_voters_and_takes_signed_in_ones(ctx,
     voter = voters.signed_in_voter(voters.load_secret(ctx.settings.data_dir), "alice")
     view = arena_cases.next_battle(ctx, voter, address="a", signed_in=True)
     assert arena_cases.vote(ctx, view.token, voter, "A", address="a", signed_in=True).model_a
+
+
+def _through_guard(guard_app, path: str) -> int:
+    """The status the guard (with a stand-in app behind it that answers 200 to everything) gives `GET path`."""
+    import asyncio
+
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "headers": [], "client": ("203.0.113.9", 1)}
+    asyncio.run(guard_app(scope, receive, send))
+    return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+
+async def _answers_everything(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.mark.parametrize("mode", ["optional", "required"])
+def test_sign_in_routes_answer_only_on_the_voting_page_served_alone(monkeypatch, mode):
+    from ftassist.ui import guard
+
+    oauth = ["/login/huggingface", "/login/callback", "/logout"]
+    monkeypatch.setenv("FTASSIST_ARENA_SIGN_IN", "off")
+    alone = guard.Guard(_answers_everything, voting_prefix="")
+    assert [_through_guard(alone, path) for path in oauth] == [404] * 3  # sealed: no sign-in asked for
+    monkeypatch.setenv("FTASSIST_ARENA_SIGN_IN", mode)
+    alone = guard.Guard(_answers_everything, voting_prefix="")
+    assert [_through_guard(alone, path) for path in oauth] == [200] * 3
+    assert _through_guard(alone, "/gradio_api/upload") == 404  # the rest stays sealed
+    mounted = guard.Guard(_answers_everything, voting_prefix="/arena")
+    assert [_through_guard(mounted, "/arena" + path) for path in oauth] == [404] * 3
+
+
+@pytest.mark.parametrize("mode", ["optional", "required"])
+def test_the_full_app_refuses_to_start_with_sign_in_on(tmp_path, mode):
+    """Hugging Face sends voters back to the root's /login/callback, which only the voting page served alone
+    has: the full app says so in one line and does not start (nor touch the data dir's database)."""
+    import subprocess
+
+    from voting_http import ROOT as APP_ROOT
+    from voting_http import _app_env
+
+    home = tmp_path / "home"
+    result = subprocess.run([sys.executable, "app.py", "--port", "9"], cwd=APP_ROOT, capture_output=True, text=True,
+                            timeout=120, env=_app_env(home, {"FTASSIST_ARENA_SIGN_IN": mode}))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"ftassist: cannot start: FTASSIST_ARENA_SIGN_IN={mode} needs the voting page served alone: start it with "
+        "`python app.py --arena-only` (or FTASSIST_ARENA_ONLY=1), or set FTASSIST_ARENA_SIGN_IN=off."]
+    assert not (home / "ftassist.duckdb").exists()
 
 
 def test_a_wrong_setting_is_refused_with_its_fix(ctx, monkeypatch):
@@ -374,6 +494,67 @@ def test_throwaway_sessions_from_one_address_cannot_stuff_the_ratings(proxy_app)
     board = _ask_app(proxy_app, "leaderboard", rounds=0)
     assert (board["votes"], board["flagged_votes"]) == (12, 48)
     assert {row["model"]: row["win_rate"] for row in board["rows"]} == {"Kappa Seven": 0.5, "Omega Nine": 0.5}
+
+
+@pytest.fixture(scope="module")
+def daily_app(tmp_path_factory, llm):
+    """Behind a trusted proxy, with small daily caps, and a burst window so short that no burst is ever seen:
+    what stops a slow stuffer here is the day's test alone."""
+    app = _app(tmp_path_factory, llm, "daily", 30, {
+        "FTASSIST_TRUSTED_PROXY_HOPS": "1", "FTASSIST_ARENA_MIN_READ_SECONDS": "0",
+        "FTASSIST_ARENA_ROUNDS_PER_MINUTE": "1000", "FTASSIST_ARENA_ROUNDS_PER_MINUTE_PER_ADDRESS": "1000",
+        "FTASSIST_ARENA_VOTES_PER_MINUTE_PER_ADDRESS": "1000", "FTASSIST_ARENA_BURST_WINDOW_SECONDS": "0.01",
+        "FTASSIST_ARENA_VOTES_PER_DAY_PER_VOTER": "5", "FTASSIST_ARENA_VOTES_PER_DAY_PER_ADDRESS": "45",
+        "FTASSIST_ARENA_DAILY_MIN_VOTES": "20"})
+    yield app
+    app.stop()
+
+
+def _vote_once(url: str, forwarded_for: str, for_styled: bool):
+    """A throwaway browser profile's one vote: for the styled side (Omega Nine's) or against it."""
+    from voting_http import STYLE, Browser
+
+    browser = Browser(url, forwarded_for=forwarded_for)
+    try:
+        session = browser.session()
+        served = session.new_round()
+        assert served.success and served.prompt, served.raw
+        side = served.side_of(STYLE.strip()[-2:])
+        return session.vote(side if for_styled else {"a": "b", "b": "a"}[side])
+    finally:
+        browser.close()
+
+
+def test_a_slow_stuffer_behind_one_address_is_flagged_over_the_day(daily_app):
+    for i in range(16):  # the crowd, each on an address of its own: three in four prefer Omega Nine already
+        assert "does not count" not in _vote_once(daily_app.url, f"198.51.100.{i + 1}", i % 4 != 0).status
+    stuffed = [_vote_once(daily_app.url, f"10.7.{i}.1, 203.0.113.99", True) for i in range(40)]
+    assert all(vote.success for vote in stuffed)
+    assert "does not count" not in stuffed[0].status
+    assert "far more one-sided than other" in stuffed[-1].status
+    counts = _ask_app(daily_app, "arena_counts")
+    assert counts["flagged_votes"] == 40  # the whole day's stuffing, the first votes too
+    board = _ask_app(daily_app, "leaderboard", rounds=0)
+    assert (board["votes"], board["flagged_votes"]) == (16, 40)
+    assert {row["model"]: row["wins"] for row in board["rows"]} == {"Kappa Seven": 4, "Omega Nine": 12}
+
+
+def test_daily_caps_hold_per_voter_and_per_address(daily_app):
+    from voting_http import Browser
+
+    before = _ask_app(daily_app, "arena_counts")["flagged_votes"]
+    session = Browser(daily_app.url, forwarded_for="192.0.2.200").session()  # one browser, cookie kept
+    votes = []
+    for k in range(7):
+        served = session.new_round()
+        assert served.prompt, served.raw
+        votes.append(session.vote("a" if k % 2 else "b"))
+    assert ["does not count" in v.status for v in votes] == [False] * 5 + [True] * 2
+    assert "come back tomorrow" in votes[-1].status
+    # throwaway profiles behind one address, votes split evenly: 45 count, then the address's cap
+    shared = [_vote_once(daily_app.url, f"10.8.{i}.1, 203.0.113.50", i % 2 == 0) for i in range(47)]
+    assert ["does not count" in v.status for v in shared] == [False] * 45 + [True] * 2
+    assert _ask_app(daily_app, "arena_counts")["flagged_votes"] - before == 2 + 2
 
 
 def test_own_prompts_keep_to_their_budgets_and_reach_nobody_unapproved(proxy_app, llm):

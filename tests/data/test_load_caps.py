@@ -61,6 +61,36 @@ def test_a_dictionary_bomb_is_stopped_at_the_row_where_it_passes_the_cap(tmp_pat
         list(load.iter_records(path, max_decoded_bytes=20 * MB))
 
 
+# One row whose list holds N copies of a value (and, for the second bomb, one other value so that the statistics'
+# min and max differ), written through a dictionary so neither writer nor file ever holds the copies.
+NESTED = r"""
+import sys, numpy as np, pyarrow as pa, pyarrow.parquet as pq
+n, length, odd = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+indices = np.zeros(n + odd, np.int32)
+indices[n:] = 1
+values = pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(["q" * length, "a"]))
+rows = pa.ListArray.from_arrays(pa.array([0, n + odd], pa.int32()), values)
+pq.write_table(pa.table({"messages": rows}), sys.argv[1], compression="zstd")
+"""
+
+
+@pytest.mark.parametrize("n, length, odd", [(2_000_000, 200, False), (27_000_000, 30, True)],
+                         ids=["one-value-repeated", "values-counted"])
+def test_a_nested_column_repeating_a_value_is_refused_from_its_footer(tmp_path, n, length, odd):
+    """A list in one row holding one value millions of times: the footer's sizes say a few hundred bytes, the
+    row decodes to ~400 MB (once 800 MB of memory with a 100 MB cap). The footer still tells: its value count
+    (4 bytes each at least), and, when every value is the same, that value's length."""
+    bomb = tmp_path / "nested.parquet"
+    subprocess.run([sys.executable, "-c", NESTED, str(bomb), str(n), str(length), "1" if odd else "0"], check=True,
+                   timeout=300)
+    assert bomb.stat().st_size < 200_000
+    column = pq.ParquetFile(bomb).metadata.row_group(0).column(0)
+    assert column.total_uncompressed_size < 1_000_000 and column.num_values >= n  # the sizes do not tell
+    out = _read_in_subprocess(bomb, FTASSIST_MAX_UPLOAD="100mb")
+    assert "error" in out and "decompresses to" in out["error"] and "row 1 " in out["error"], out
+    assert out["max_rss_mb"] < 400, out  # nothing was decoded
+
+
 def test_a_parquet_row_over_the_record_cap_is_reported_on_its_row(tmp_path):
     path = tmp_path / "rows.parquet"
     texts = ["short", "z" * (3 * MB), "also short"]

@@ -93,7 +93,7 @@ def test_a_parquet_bomb_is_refused_and_the_app_stays_small(secured, tmp_path):
     client = Client(secured.url, auth=("admin", ADMIN_PASSWORD), verbose=False)
     started = time.monotonic()
     with pytest.raises(Exception) as refused:
-        client.predict(handle_file(str(bomb)), "", "gpt-4.1-mini-2025-04-14", api_name="/check_dataset")
+        client.predict([handle_file(str(bomb))], "", "gpt-4.1-mini-2025-04-14", api_name="/check_dataset")
     assert time.monotonic() - started < 120
     assert "decompresses to" in str(refused.value) or "FTASSIST_MAX_UPLOAD" in str(refused.value) \
         or "decompresses to" in secured.log_tail(), str(refused.value)

@@ -166,7 +166,7 @@ def test_04_train(module_page, app, shots):
     goto_tab(page, "Train")
     # The Data step's split is handed over: the gate says so and the paths are filled in.
     expect(page.locator("#train-gate")).to_contain_text("54 train / 6 validation")
-    expect(page.get_by_label("Training file (chat JSONL)")).to_have_value(re.compile(r"train\.jsonl$"))
+    expect(page.get_by_label("Training file (chat JSONL")).to_have_value(re.compile(r"train\.jsonl$"))
     expect(page.get_by_label("Validation file (optional)")).to_have_value(re.compile(r"valid\.jsonl$"))
 
     # Whatever option the estimate chose (a GPU elsewhere, most likely), train locally on tiny-random here.
@@ -239,7 +239,7 @@ def test_05_state_survives_a_reload(module_page, app, shots):
     expect(bar).to_contain_text("split 54/6")
     goto_tab(page, "Train")
     expect(page.locator("#train-gate")).to_contain_text("54 train / 6 validation")
-    expect(page.get_by_label("Training file (chat JSONL)")).to_have_value(re.compile(r"train\.jsonl$"))
+    expect(page.get_by_label("Training file (chat JSONL")).to_have_value(re.compile(r"train\.jsonl$"))
     shots(page, "reloaded")
 
 
@@ -258,7 +258,7 @@ def test_06_sample_data_button(page, app, shots):
     expect(bar).to_contain_text("tiny-random")
     goto_tab(page, "Train")
     expect(page.get_by_label("Base model (Hub id, local folder, or tiny-random)")).to_have_value("tiny-random")
-    expect(page.get_by_label("Training file (chat JSONL)")).to_have_value(re.compile(r"train\.jsonl$"))
+    expect(page.get_by_label("Training file (chat JSONL")).to_have_value(re.compile(r"train\.jsonl$"))
     expect(page.get_by_role("radio", name="local", exact=True)).to_be_checked()
     shots(page, "sample-ready")
     no_traceback(page)

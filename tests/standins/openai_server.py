@@ -9,7 +9,11 @@ the JSON bodies, the multipart uploads, the headers that carry the key, the Azur
   order); or a `script` shared by every model: one step per request (a dict, or a callable(body) ->
   dict, of `{"content": str}` and/or `{"tool_calls": [(name, arguments), ...]}`), past the end the
   last step again. Otherwise a stable answer from (model, last user turn) that never names the
-  model, so two models answer differently without revealing who they are.
+  model, so two models answer differently without revealing who they are. With `stream: true` the
+  same answer comes as server-sent events, as OpenAI sends them: `chat.completion.chunk` objects (the
+  role first, then the text a word at a time, tool calls as one delta, then the finish reason; the usage
+  last when `stream_options.include_usage`), each flushed at once over chunked transfer encoding
+  (`stream_pause_s` apart), then `data: [DONE]`.
 - `GET /v1/models` (and `/v1/models/{id}`): the `models` list. A chat request for a model not in it
   is a 404, unless `any_model` is set.
 - `POST /v1/files`, `GET /v1/files/{id}`: uploads (processed after `file_polls_before_processed` polls).
@@ -34,26 +38,30 @@ Errors to inject (attributes, set before the calls):
 - `quota`: chat requests and job creates get a 429 `insufficient_quota` (not worth retrying);
 - `fail_marker`: a chat request whose last user turn contains it gets a 500, always;
 - `fail_job`: a created job fails while validating its file, with an error object;
-- `delay_s`: seconds each chat request takes (to observe concurrency).
+- `delay_s`: seconds each chat request takes (to observe concurrency);
+- `stream_pause_s`: seconds between two events of a streamed answer (to observe it arrive in pieces).
 
 What it saw: `records` (every request: method, path, route, query, headers, json, form) and
 `calls(method, path_suffix)` to filter them; `requests` (the chat request bodies); `auth_headers`
 (every request's Authorization header); `status_log` (every status answered); `max_in_flight`
-(peak concurrent chat requests); `files`, `jobs`, `events`, `checkpoints`.
+(peak concurrent chat requests); `stream_chunks` (the content pieces of each streamed answer, in order);
+`files`, `jobs`, `events`, `checkpoints`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 import uuid
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
 
-from .wire import JSONStandIn
+from .wire import JSONStandIn, QuietHandler, read_body, send_json, serve
 
 API_PREFIXES = ("/v1", "/openai")  # OpenAI's and Azure's roots
 TRAIN_KEY = "sk-test-fake-key-0123456789"  # the key the fine-tuning tests present
@@ -124,6 +132,7 @@ class OpenAIStandIn(JSONStandIn):
         self.fail_marker: str | None = None
         self.fail_job = False
         self.delay_s = 0.0
+        self.stream_pause_s = 0.0
         self.file_polls_before_processed = 1
         # what it saw
         self.records: list[dict] = []
@@ -132,6 +141,7 @@ class OpenAIStandIn(JSONStandIn):
         self.status_log: list[int] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.stream_chunks: list[list[str]] = []
         self.files: dict[str, dict] = {}
         self.jobs: dict[str, dict] = {}
         self.events: dict[str, list[dict]] = {}
@@ -245,12 +255,63 @@ class OpenAIStandIn(JSONStandIn):
             finish = "tool_calls"
         text = message["content"] or ""
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
+                 "total_tokens": prompt_tokens + len(text.split())}
+        if body.get("stream"):
+            return 200, self._stream(f"chatcmpl-{turn + 1}", model, message, finish, usage,
+                                     bool((body.get("stream_options") or {}).get("include_usage"))), {}
         return 200, {
             "id": f"chatcmpl-{turn + 1}", "object": "chat.completion", "created": _now(), "model": model,
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
-                      "total_tokens": prompt_tokens + len(text.split())},
+            "usage": usage,
         }, {}
+
+    def _stream(self, answer_id: str, model: str, message: dict, finish: str, usage: dict,
+                include_usage: bool) -> "EventStream":
+        """The answer as OpenAI streams it: `chat.completion.chunk`s whose deltas add up to `message`."""
+        created = _now()
+
+        def chunk(delta: dict | None, finish_reason: str | None = None, **extra: Any) -> dict:
+            choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+            return {"id": answer_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                    "choices": choices, **extra}
+
+        pieces = re.findall(r"\s*\S+|\s+$", message["content"] or "")  # a word at a time, spaces kept
+        with self._lock:
+            self.stream_chunks.append(pieces)
+        events = [chunk({"role": "assistant", "content": ""})]
+        events += [chunk({"content": piece}) for piece in pieces]
+        if message.get("tool_calls"):
+            events.append(chunk({"tool_calls": [{"index": k, **call}
+                                                for k, call in enumerate(message["tool_calls"])]}))
+        events.append(chunk({}, finish))
+        if include_usage:
+            events.append(chunk(None, usage=usage))
+        return EventStream(events, self.stream_pause_s)
+
+    # -- serving: JSON replies, and streamed answers as server-sent events ---------------
+    def start(self):
+        stand_in = self
+
+        class Handler(QuietHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                split = urlsplit(self.path)
+                query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, payload, extra = stand_in.handle(self.command, split.path, query, headers, read_body(self))
+                with stand_in._lock:
+                    stand_in.status_log.append(status)
+                if isinstance(payload, EventStream):
+                    payload.send(self)
+                else:
+                    send_json(self, status, payload, extra)
+
+        for method in self.methods:
+            setattr(Handler, f"do_{method}", Handler._serve)
+        self._server = serve(Handler, self.name)
+        return self
 
     def _reply(self, model: str, body: dict, turn: int) -> dict:
         """{"content": ..., "tool_calls": [...]} for this request."""
@@ -439,6 +500,30 @@ class OpenAIStandIn(JSONStandIn):
             newest_first = newest_first[ids.index(after) + 1:] if after in ids else []
         limit = int(query.get("limit", 20))
         return 200, {"object": "list", "data": newest_first[:limit], "has_more": len(newest_first) > limit}, {}
+
+
+class EventStream:
+    """A streamed answer: each event a `data: {json}` line and a blank line, sent as one HTTP chunk and
+    flushed, so the client reads it before the next is written; `data: [DONE]` ends it, as OpenAI's does."""
+
+    def __init__(self, events: list[dict], pause_s: float = 0.0) -> None:
+        self.events = events
+        self.pause_s = pause_s
+
+    def send(self, handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        handler.send_header("Cache-Control", "no-cache")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for n, data in enumerate([json.dumps(event) for event in self.events] + ["[DONE]"]):
+            if n and self.pause_s:
+                time.sleep(self.pause_s)
+            line = f"data: {data}\n\n".encode()
+            handler.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+            handler.wfile.flush()
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.wfile.flush()
 
 
 def _quota_error() -> dict:

@@ -27,7 +27,8 @@ def test_tab_prefills_every_field_from_data_and_estimate_steps():
     values = dict(zip(tab.PREFILLED, (u["value"] for u in updates)))
     assert values == {"train_file": "/d/train.jsonl", "valid_file": "/d/valid.jsonl", "backend": "local",
                       "base_model": "Qwen/Qwen2.5-7B", "method": "qlora", "num_epochs": 2.0,
-                      "openai_model": "gpt-4o-mini-2024-07-18", "flavor": ""}
+                      "openai_model": "gpt-4o-mini-2024-07-18", "flavor": "", "objective": "sft", "dpo_beta": 0.1,
+                      "start_from": None}
     assert "90 train / 10 validation" in gate
     again = tab.prefill_handler(Context.open(), session, key)  # same results: the person's edits are kept
     assert again[1] == key and all("value" not in u for u in again[2:])
