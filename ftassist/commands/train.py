@@ -183,8 +183,10 @@ class _Progress:
         elif t == "message" and e.get("level") in ("warning", "error"):
             self._line(f"{e.get('level')}: {e.get('text')}")
         elif t == "started":
-            self._line(f"started on {e.get('device')}: {e.get('base_model')} ({e.get('method')}), "
-                       f"{e.get('num_examples')} examples"
+            dpo = e.get("objective") == "dpo"
+            self._line(f"started on {e.get('device')}: {e.get('base_model')} ({e.get('method')}"
+                       f"{', DPO beta ' + format(e.get('dpo_beta'), 'g') if dpo and e.get('dpo_beta') else ''}), "
+                       f"{e.get('num_examples')} {'pairs' if dpo else 'examples'}"
                        + (f", resumed at step {e['resumed_from_step']}" if e.get("resumed_from_step") else ""))
         elif t in ("finished", "failed", "cancelled"):
             self.close()

@@ -4,6 +4,7 @@ model as reference, the events and the Train tab's points, the CLI's final line,
 from __future__ import annotations
 
 import json
+import re
 import random
 from pathlib import Path
 
@@ -368,6 +369,7 @@ def test_cli_method_dpo_prints_the_final_line_with_margin_and_accuracy(tmp_path,
                 "first_loss", "final_loss"):
         assert isinstance(result[key], float), (key, result)
     assert 0 <= result["rewards/accuracies"] <= 1 and "margin" in captured.err  # the progress line shows it
+    assert re.search(r"started on cpu: tiny-random \(lora, DPO beta 0\.2\), \d+ pairs", captured.err), captured.err
     spec = json.loads(Path(result["run_dir"], "spec.json").read_text())
     assert (spec["objective"], spec["method"], spec["dpo_beta"]) == ("dpo", "lora", 0.2)
     assert spec["valid_file"] and file_kind(spec["valid_file"]) == "pairs"  # split before training
