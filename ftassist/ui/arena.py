@@ -135,6 +135,10 @@ def ask_own(app: Context, prompt: str, state: dict, request: gr.Request,
     return _show(state, view, "")
 
 
+# What a Space with `hf_oauth: true` sets; Gradio's sign-in routes refuse to start without any of them.
+OAUTH_VARIABLES = ("OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOPES", "OPENID_PROVIDER_URL")
+
+
 def _oauth_installed() -> bool:
     """Whether Gradio's sign-in can run here (its extra `gradio[oauth]`: authlib, itsdangerous); without it
     the page would fail to start."""
@@ -143,8 +147,22 @@ def _oauth_installed() -> bool:
     return all(find_spec(name) is not None for name in ("authlib", "itsdangerous"))
 
 
+def _oauth_set_up() -> bool:
+    """Whether this is a Space with OAuth on, so that Gradio signs voters in with Hugging Face for real.
+
+    Gradio reads the same variables (`gradio.oauth`): on a Space (SYSTEM=spaces and SPACE_ID) it sends voters
+    to OPENID_PROVIDER_URL; anywhere else it would sign everyone in as the machine's own Hugging Face account
+    (its local-development mock), which is no sign-in for a public arena; a missing variable stops it at start."""
+    from gradio.utils import get_space
+
+    return config.on_space() and get_space() is not None and all(os.environ.get(v) for v in OAUTH_VARIABLES)
+
+
 def _sign_in_row() -> None:
-    """The Hugging Face sign-in, when the settings ask for it and the Space has OAuth (`hf_oauth: true`)."""
+    """The Hugging Face sign-in, when the settings ask for it and the Space has OAuth (`hf_oauth: true`).
+
+    The button makes Gradio add its sign-in routes (`/login/huggingface`, `/login/callback`, `/logout`) and
+    the session cookie they keep the account in; a handler then gets the account as its `gr.OAuthProfile`."""
     try:
         mode = config.arena_choice("sign_in")
     except ValueError as exc:
@@ -152,10 +170,10 @@ def _sign_in_row() -> None:
         return
     if mode == "off":
         return
-    if config.on_space() and os.environ.get("OAUTH_CLIENT_ID") and not _oauth_installed():
+    if _oauth_set_up() and not _oauth_installed():
         gr.Markdown("This arena asks voters to sign in with Hugging Face, but the sign-in needs `gradio[oauth]` "
                     "installed (add it to requirements.txt)" + (", so voting is closed." if mode == "required" else "."))
-    elif config.on_space() and os.environ.get("OAUTH_CLIENT_ID"):
+    elif _oauth_set_up():
         gr.LoginButton()
         if mode == "required":
             gr.Markdown("Sign in with Hugging Face to vote: one account, one vote per battle.")
