@@ -18,7 +18,11 @@ Each side runs once untimed first (see main). Time and memory are measured in se
 runs: sampling a process tree's memory every 10 ms costs a good part of a core, which
 would slow down a check that uses both cores more than a reference that uses one. Each
 side is timed --repeat times, alternating, and the median is compared; the memory runs
-come after.
+come after. The goal is on wall time, but on a shared machine wall time says as much about
+the other users as about the code (the check's two processes only help when a second core
+is free), so each timing run's CPU time (user + system, the whole process tree) is printed
+too, with the machine's load average before and after: a ratio measured under load is read
+with them.
 
     python bench/bench_check.py [--mb 100] [--shapes short-qa,tool-calls] [--repeat 3] [--keep]
 """
@@ -163,17 +167,21 @@ def write_shape(path: Path, shape: str, megabytes: float, seed: int = 0) -> int:
     return n
 
 
-def run(cmd: list[str], env: dict, sample_memory: bool = False) -> tuple[float, float | None, str]:
-    """Wall seconds, peak memory (MB, when sampled) and stdout of one command.
+def run(cmd: list[str], env: dict, sample_memory: bool = False) -> tuple[float, float | None, str, float]:
+    """Wall seconds, peak memory (MB, when sampled), stdout and CPU seconds (user + system of
+    the process and its descendants) of one command.
 
     Peak memory is the largest sum of the resident sets of the process and all its
     descendants, sampled every 10 ms: ftassist counts tokens in a helper process, and its
     memory counts too (shared pages are counted in each process, so this errs high). The
     sampling slows the command down, so a timing run does not sample.
     """
+    import resource
+
     import psutil
 
     with tempfile.TemporaryFile("w+") as out_file, tempfile.TemporaryFile("w+") as err_file:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out_file, stderr=err_file, env=env)
         peak = None
@@ -194,27 +202,34 @@ def run(cmd: list[str], env: dict, sample_memory: bool = False) -> tuple[float, 
                 time.sleep(0.01)
         proc.wait()
         seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         if proc.returncode not in (0, 1):
             err_file.seek(0)
             raise SystemExit(f"{cmd} failed ({proc.returncode}):\n{err_file.read()[-2000:]}")
         out_file.seek(0)
-        return seconds, None if peak is None else peak / 2**20, out_file.read()
+        return seconds, None if peak is None else peak / 2**20, out_file.read(), cpu
 
 
 def measure(data: Path, env: dict, repeat: int) -> dict:
     """Both sides on one file: median times, peak memories, token totals."""
     ref_cmd = [sys.executable, str(HERE / "_reference_check.py"), str(data)]
     ours_cmd = [sys.executable, "-m", "ftassist", "check", str(data), "--model", "gpt-4o-mini-2024-07-18", "--json"]
-    run(ref_cmd, env)  # untimed: the file in the page cache, ftassist's parsed rank copy written
+    run(ref_cmd, env)  # untimed: the file in the page cache, both sides' modules compiled
     run(ours_cmd, env)
-    ref_times, ours_times = [], []
+    ref_times, ours_times, ref_cpu, ours_cpu = [], [], [], []
     for _ in range(max(1, repeat)):
-        ref_times.append(run(ref_cmd, env)[0])
-        ours_times.append(run(ours_cmd, env)[0])
-    _, ref_mb, ref_out = run(ref_cmd, env, sample_memory=True)
-    _, ours_mb, ours_out = run(ours_cmd, env, sample_memory=True)
+        seconds, _, _, cpu = run(ref_cmd, env)
+        ref_times.append(seconds)
+        ref_cpu.append(cpu)
+        seconds, _, _, cpu = run(ours_cmd, env)
+        ours_times.append(seconds)
+        ours_cpu.append(cpu)
+    _, ref_mb, ref_out, _ = run(ref_cmd, env, sample_memory=True)
+    _, ours_mb, ours_out, _ = run(ours_cmd, env, sample_memory=True)
     return {"ref_s": statistics.median(ref_times), "ours_s": statistics.median(ours_times),
             "ref_times": ref_times, "ours_times": ours_times, "ref_mb": ref_mb, "ours_mb": ours_mb,
+            "ref_cpu": statistics.median(ref_cpu), "ours_cpu": statistics.median(ours_cpu),
             "ref_tokens": json.loads(ref_out)["total_tokens"], "ours_tokens": json.loads(ours_out)["tokens"]["total"]}
 
 
@@ -244,6 +259,7 @@ def main() -> int:
     compileall.compile_dir(Path(ftassist.__file__).parent, quiet=1)
     workdir = Path(tempfile.mkdtemp(prefix="ftassist-bench-"))
     results = {}
+    load_before = os.getloadavg()
     for shape in shapes:
         data = workdir / f"{shape}.jsonl"
         n = write_shape(data, shape, args.mb)
@@ -251,20 +267,25 @@ def main() -> int:
         r["n"], r["mb"] = n, data.stat().st_size / 2**20
         print(f"{shape}: {n:,} examples, {r['mb']:,.1f} MB; timing runs (s): reference "
               + ", ".join(f"{t:.2f}" for t in r["ref_times"]) + "; ftassist " + ", ".join(f"{t:.2f}" for t in r["ours_times"])
+              + f"; CPU (s, median) reference {r['ref_cpu']:.2f}, ftassist {r['ours_cpu']:.2f}"
               + f"; tokens reference {r['ref_tokens']:,}, ftassist {r['ours_tokens']:,}", flush=True)
         if not args.keep:
             data.unlink()
 
     print(f"\n{'shape':16} {'examples':>9} {'MB':>6} {'ref s':>7} {'ours s':>7} {'time':>6} "
-          f"{'ref MB':>8} {'ours MB':>8} {'memory':>7}  tokens")
+          f"{'ref MB':>8} {'ours MB':>8} {'memory':>7} {'cpu':>6}  tokens")
     ok = True
     for shape, r in results.items():
         time_ratio, memory_ratio = r["ours_s"] / r["ref_s"], r["ours_mb"] / r["ref_mb"]
         same = r["ref_tokens"] == r["ours_tokens"]
         ok = ok and same
         print(f"{shape:16} {r['n']:>9,} {r['mb']:>6.1f} {r['ref_s']:>7.2f} {r['ours_s']:>7.2f} {time_ratio:>6.3f} "
-              f"{r['ref_mb']:>8.1f} {r['ours_mb']:>8.1f} {memory_ratio:>7.3f}  {'identical' if same else 'DIFFER'}")
-    print("ratios are ftassist / reference; goal <= 0.50 for time and memory on every shape")
+              f"{r['ref_mb']:>8.1f} {r['ours_mb']:>8.1f} {memory_ratio:>7.3f} {r['ours_cpu'] / r['ref_cpu']:>6.3f}  "
+              f"{'identical' if same else 'DIFFER'}")
+    print("ratios are ftassist / reference; goal <= 0.50 for time and memory on every shape "
+          "(cpu: CPU time, for reading a time ratio measured on a busy machine)")
+    print("load average (1, 5, 15 min) before: " + ", ".join(f"{x:.2f}" for x in load_before)
+          + "; after: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f"; {os.cpu_count()} CPUs")
     if args.keep:
         print(f"kept the files in {workdir}")
     else:

@@ -23,8 +23,9 @@ from .report import DataReport, Example, Issue, Record, TokenStats
 ProgressFn = Callable[[float, str], None]
 
 CHUNK = 2048  # examples counted together
-CHUNK_BYTES = 1 * 2**20  # ... or fewer, when they are long: a chunk's texts are held (and sent to the worker) at once;
-# up to max_pending chunks are in flight on both sides, so 4 MB made long chats' peak ~35 MB higher (bench_check)
+CHUNK_BYTES = 2**19  # ... or fewer, when they are long: a chunk's texts are held (and sent to the worker) at once;
+# up to max_pending chunks are in flight on both sides, so 4 MB made long chats' peak ~35 MB higher, and 1 MB ~5 MB
+# higher than this half (bench_check)
 CHECKLIST_BATCH = 512  # examples the checklist takes at once: its temporaries are a few copies of their texts
 BACKGROUND_COUNT_BYTES = 8 * 2**20  # from this file size on, tokens are counted in a second process
 
@@ -68,7 +69,9 @@ class _Accumulator:
         self.pending: list[Example] = []
         self.start = 0  # index of the chunk's first example
         self.chunk_bytes_start = 0  # bytes_seen when the current chunk began
-        self.words_here = True  # this process hashes the current chunk's near-duplicate words
+        # this process hashes the current chunk's near-duplicate words; not while the worker starts: the
+        # MinHash of words hashed here would import numpy (~15 MB) at the moment the worker's memory peaks
+        self.words_here = counter is None
 
     def issue(self, issue: Issue) -> None:
         if issue.severity == "error":
@@ -102,7 +105,7 @@ class _Accumulator:
             return
         for counted in done:
             self._take(counted)
-        self.words_here = counter.backlog > self.WORDS_TO_WORKER_BACKLOG or self._near_end()
+        self.words_here = counter.started and (counter.backlog > self.WORDS_TO_WORKER_BACKLOG or self._near_end())
 
     def _count_here(self, chats: list) -> list[tuple[int, int]]:
         from .tokens import count_chats
@@ -461,7 +464,7 @@ def iter_examples(records: Iterable[Record], on_issue: Callable[[Issue], None], 
     error from the validator, a detected format equal to the file's (the first valid record's:
     others are `mixed_formats`), and a conversion to canonical chat that succeeds.
     """
-    from .formats import detect_format, extra_fields, to_chat
+    from .formats import CONVERSATION_KEYS, detect_format, extra_fields, to_chat
     from .validate import validate_record
 
     if mapping is not None:
@@ -470,6 +473,9 @@ def iter_examples(records: Iterable[Record], on_issue: Callable[[Issue], None], 
         records = map_records(records, mapping, on_issue)
     file_format: str | None = None
     first_format_line = 0
+    # per (format, keys in file order): the sorted keys, and whether any is an extra field; most
+    # files have one or two key sets, so sorting and sifting once each saves both per record
+    key_sets: dict[tuple, tuple[tuple[str, ...], bool]] = {}
     for record in records:
         data = record.data
         record_format = detect_format(data) if record.problem is None else None
@@ -494,7 +500,14 @@ def iter_examples(records: Iterable[Record], on_issue: Callable[[Issue], None], 
             on_issue(Issue(record.line, "conversion_failed", f"could not convert this record: {exc}",
                            "check the record's fields against the format's documentation"))
             continue
-        yield Example(record.line, chat, record_format, extra_fields(data, record_format), tuple(sorted(data)))
+        key_set = (record_format, *data)
+        known = key_sets.get(key_set)
+        if known is None:
+            conversation_keys = CONVERSATION_KEYS.get(record_format, frozenset())
+            known = (tuple(sorted(data)), any(key not in conversation_keys for key in data))
+            if len(key_sets) < 1024:
+                key_sets[key_set] = known
+        yield Example(record.line, chat, record_format, extra_fields(data, record_format) if known[1] else {}, known[0])
 
 
 def _counted(records: Iterable[Record], report: DataReport, accumulator: _Accumulator,

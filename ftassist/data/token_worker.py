@@ -81,8 +81,8 @@ class _Chunk(NamedTuple):
     size: int  # number of chats
 
 
-def pack_chats(chats: list, words: bool = False) -> bytes:
-    """One chunk of chats as a frame for the worker.
+def pack_chats(chats: list, words: bool = False, split: bool = False) -> bytes:
+    """One chunk of chats as a frame for the worker (`split`: see `count_packed`).
 
     Why not pickle the dicts: a chat of plain {role, content} messages travels as its texts
     and one role code per message, which is cheaper to pickle on this side and to unpickle
@@ -118,18 +118,63 @@ def pack_chats(chats: list, words: bool = False) -> bytes:
                 continue
         layout.append(-1)
         whole[index] = chat
-    return _frame((list(role_codes), layout.tobytes(), bytes(roles), texts, whole, words))
+    return _frame((list(role_codes), layout.tobytes(), bytes(roles), texts, whole, words, split))
+
+
+SPLIT_MIN_CHARS = 1 << 18  # a chunk's texts are split between two threads only from this many characters ...
+SPLIT_MIN_MEAN_CHARS = 200  # ... and this many a text on average (for short texts the GIL-held loop dominates)
+
+
+def _split_counts(counter: TokenCounter, texts: list[str]) -> list[int] | None:
+    """Each text's tokens, the later half of the characters counted in a second thread; None when the
+    texts are too short for that to pay.
+
+    Why: tiktoken's encoding lets go of the GIL, and when the parent waits for this worker (long
+    texts: counting is most of the work), the parent's core is idle; a second thread counts on it.
+    Texts are counted one by one, as `counter.count` does, so the counts are the same.
+    """
+    total = sum(map(len, texts))
+    if total < SPLIT_MIN_CHARS or total < SPLIT_MIN_MEAN_CHARS * len(texts):
+        return None
+    half, running = len(texts), 0
+    for index, text in enumerate(texts):
+        running += len(text)
+        if running >= total // 2:
+            half = index + 1
+            break
+    count = counter.count
+    later = _helper().submit(lambda: [count(text) for text in texts[half:]])
+    counts = [count(text) for text in texts[:half]]
+    counts += later.result()
+    return counts
+
+
+_HELPER = None
+
+
+def _helper():
+    """The worker's one helper thread (`_split_counts`), started on first use."""
+    global _HELPER
+    if _HELPER is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-count-helper")
+    return _HELPER
 
 
 def count_packed(counter: TokenCounter, frame: tuple) -> tuple[bytes, bytes, tuple[bytes, bytes] | None]:
     """The worker's answer to one `pack_chats` frame: totals, assistant tokens, word hashes.
 
     Equal to `counter.count_one` and `textkeys.chat_word_hashes` on each chat (tests hold
-    both paths to that); the plain-message path just skips the dict walking.
+    both paths to that); the plain-message path just skips the dict walking. A frame packed
+    with `split=True` (the parent is waiting for this worker) has its texts counted by two
+    threads (`_split_counts`).
     """
     from .textkeys import WORD_HASH_CODE, add_word_hashes, chat_word_hashes, final_user_text
 
-    role_names, layout_bytes, roles, texts, whole, words = frame
+    role_names, layout_bytes, roles, texts, whole, words = frame[:6]
+    split = len(frame) > 6 and frame[6]
+    counted = _split_counts(counter, texts) if split else None
     layout = array("i")
     layout.frombytes(layout_bytes)
     lookup = counter.known_counts.get
@@ -153,10 +198,13 @@ def count_packed(counter: TokenCounter, frame: tuple) -> tuple[bytes, bytes, tup
             assistant = 0
             end = position + n_messages
             for text_index in range(position, end):
-                text = texts[text_index]
-                tokens = lookup(text)
-                if tokens is None:
-                    tokens = count(text)
+                if counted is not None:
+                    tokens = counted[text_index]
+                else:
+                    text = texts[text_index]
+                    tokens = lookup(text)
+                    if tokens is None:
+                        tokens = count(text)
                 code = roles[text_index]
                 total += TOKENS_PER_MESSAGE + role_tokens[code] + tokens
                 if code == assistant_code:
@@ -267,11 +315,14 @@ class BackgroundChatCounter:
         self._here: TokenCounter | None = None  # counts the chunks the worker does not
         self._proc = None
         self.in_process = True  # becomes False once the worker answered "ready"
+        self._started = threading.Event()  # set once the worker answered "ready" or is gone
         try:
             self._start_worker()
         except Exception:  # noqa: BLE001 - no worker: count here
             self._stop_worker()
-        if self._proc is not None:
+        if self._proc is None:
+            self._started.set()
+        else:
             self._reader = threading.Thread(target=self._read_loop, name="token-count-reader", daemon=True)
             self._writer = threading.Thread(target=self._write_loop, name="token-count-writer", daemon=True)
             self._reader.start()
@@ -319,6 +370,7 @@ class BackgroundChatCounter:
             first = _read_frame(proc.stdout)
             if first == "ready":
                 self.in_process = False
+                self._started.set()
                 while True:
                     answer = _read_frame(proc.stdout)
                     if answer is _EOF:
@@ -326,6 +378,7 @@ class BackgroundChatCounter:
                     self._results.put(("ok", answer))
         except Exception:  # noqa: BLE001 - a broken pipe ends the worker's turn
             pass
+        self._started.set()
         self._results.put(("dead", None))
 
     def _write_loop(self) -> None:
@@ -401,6 +454,16 @@ class BackgroundChatCounter:
     # -- public API
 
     @property
+    def started(self) -> bool:
+        """Whether the worker has loaded its encoding (or is known to be gone, or never started).
+
+        Why a caller asks: while it loads, the worker's memory peaks (tiktoken's rank table is
+        alive both as a Python dict and in the Rust core, ~25 MB above what it keeps), so a
+        caller whose own memory would grow (the check's numpy) leaves that for later.
+        """
+        return self._started.is_set()
+
+    @property
     def backlog(self) -> int:
         """Chunks submitted and not yet returned: how far behind the worker is."""
         return len(self._inflight)
@@ -417,7 +480,8 @@ class BackgroundChatCounter:
         frame = None
         if self._proc is not None:
             try:
-                frame = pack_chats(chats, words)
+                # the worker is behind (this call is about to wait for it): it may count on two threads
+                frame = pack_chats(chats, words, split=len(self._inflight) >= self.max_pending)
             except Exception:  # noqa: BLE001 - e.g. absurdly nested data: count it here
                 frame = None
         self._inflight.append(_Chunk(payload, None if frame is not None else chats, frame, words, len(chats)))

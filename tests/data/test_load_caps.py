@@ -17,7 +17,7 @@ from ftassist.data import load
 
 MB = 2**20
 READ = r"""
-import json, resource, sys, time
+import json, re, sys, time
 from ftassist.data.load import LoadError, iter_records
 start = time.monotonic()
 try:
@@ -25,7 +25,9 @@ try:
     out = {"records": n}
 except LoadError as exc:
     out = {"error": str(exc)}
-out.update(seconds=time.monotonic() - start, max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# VmHWM is this process's own peak; ru_maxrss would carry the parent's peak over into the child.
+peak_kb = int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1))
+out.update(seconds=time.monotonic() - start, max_rss_mb=peak_kb / 1024)
 print(json.dumps(out))
 """
 
