@@ -110,7 +110,59 @@ def leaderboard(args) -> int:
     else:
         _print_board(board["rows"])
         _print_style(board["rows"])
+        _print_beside(board)
     return 0
+
+
+MEASURES = (("rouge_l", "ROUGE-L"), ("bleu", "BLEU"), ("exact_match", "exact match"), ("perplexity", "perplexity"))
+
+
+def figure(value: float | None, interval: list[float] | None = None) -> str:
+    """A stored measure with its 95% interval when it has one ('-' when it does not apply)."""
+    if value is None:
+        return "-"
+    return f"{value:.3g}" + (f" ({interval[0]:.3g} to {interval[1]:.3g})" if interval else "")
+
+
+def measures_sentence(evaluation: dict) -> str:
+    """A model's newest stored automatic measures, the data they were measured on, and its general answers."""
+    parts = []
+    for key, name in MEASURES:
+        if evaluation.get(key) is not None:
+            label = "task accuracy" if key == "exact_match" and evaluation["labels"] else name
+            parts.append(f"{label} {figure(evaluation[key], evaluation['intervals'].get(key))}")
+    forgetting = evaluation.get("forgetting")
+    if forgetting and forgetting.get("accuracy_change") is not None:
+        parts.append(f"general answers {forgetting['accuracy_change'] * 100:+.0f} points vs the base"
+                     + (" (it forgot)" if forgetting.get("forgot") else ""))
+    return (", ".join(parts) + f"; on {evaluation['data']} (sha256 {evaluation['data_hash_short']}, "
+            f"{evaluation['n_scored']} examples, {evaluation['evaluated_at'][:16]})")
+
+
+def agreement_words(record: dict | None) -> str:
+    """How often the judge's verdict matched the human majority, with its interval when the sample allows."""
+    if not record:
+        return "no battle with both its verdict and human votes"
+    text = f"agrees with the human majority on {record['agree']} of {record['battles']} battles ({record['rate']:.0%}"
+    if record["interval"]:
+        text += f", 95% CI {record['interval'][0]:.0%} to {record['interval'][1]:.0%}"
+    return text + ")"
+
+
+def _print_beside(board: dict) -> None:
+    """Beside the human ratings: each model's newest stored automatic measures and the LLM judge's figures."""
+    print("\nAutomatic measures (the newest stored evaluation of each model):")
+    for r in board["rows"]:
+        print(f"  {r['model']}: " + (measures_sentence(r["evaluation"]) if r["evaluation"] else r["evaluation_note"]))
+    judge = board.get("judge")
+    if judge:
+        print(f"\nLLM judge {judge['judge']}: {agreement_words(judge['agreement'])}; its ratings, from its verdicts "
+              "alone:")
+        for r in board["rows"]:
+            mine = r.get("judge")
+            print(f"  {r['model']}: " + ("no verdict" if not mine else
+                                        f"rating {mine['rating']:.0f} ({mine['ci_low']:.0f} to {mine['ci_high']:.0f}, "
+                                        f"{mine['verdicts']} verdicts), {agreement_words(mine['agreement'])}"))
 
 
 def _print_board(rows: list[dict]) -> None:

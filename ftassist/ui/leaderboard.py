@@ -1,4 +1,5 @@
-"""The `Leaderboard` tab: ratings with intervals (plain and style-controlled), the pairwise matrix,
+"""The `Leaderboard` tab: ratings with intervals (plain and style-controlled) and beside them each model's
+newest stored automatic measures (the Evaluate step's) and the LLM judge's rating, the pairwise matrix,
 the two-model headline, the exports (votes CSV/Parquet, DPO pairs), "Train on these votes" with the
 loops it started, and the optional LLM judge. All figures come from the use cases
 (`ftassist.usecases.arena`, `ftassist.usecases.preference_loop`); this module only lays them out."""
@@ -20,6 +21,12 @@ from .context import UIContext
 TABLE_COLUMNS = ["rank", "model", "rating", "95% CI", "wins", "losses", "ties", "votes", "win rate",
                  "win rate 95% CI", "online Elo", "style-controlled rating", "style-controlled 95% CI",
                  "points from style", "points from length"]
+# beside the human ratings: the newest stored automatic measures and the LLM judge's (the main table only)
+MEASURES = (("rouge_l", "ROUGE-L"), ("bleu", "BLEU"), ("exact_match", "exact match / task accuracy"),
+            ("perplexity", "perplexity"))
+BESIDE_COLUMNS = [name for _, name in MEASURES] + ["general answers vs base", "measured on", "LLM judge rating",
+                                                   "judge agrees with human majority"]
+BOARD_COLUMNS = TABLE_COLUMNS + BESIDE_COLUMNS
 VERDICTS = {
     "better": "Above 50% across the whole interval: the fine-tuned model is better.",
     "worse": "Below 50% across the whole interval: the fine-tuned model is worse.",
@@ -33,17 +40,57 @@ def _styled(r: dict) -> bool:
     return r.get("style_rating") is not None
 
 
+def _cells(r: dict) -> list:
+    return [r["rank"], r["model"], round(r["rating"], 1), f"{r['ci_low']:.0f} to {r['ci_high']:.0f}",
+            r["wins"], r["losses"], r["ties"], r["votes"], f"{r['win_rate']:.1%}",
+            f"{r['win_rate_low']:.1%} to {r['win_rate_high']:.1%}", round(r["elo"], 1),
+            round(r["style_rating"], 1) if _styled(r) else "",
+            f"{r['style_ci_low']:.0f} to {r['style_ci_high']:.0f}" if _styled(r) else "",
+            f"{r['style_points']:+.0f}" if _styled(r) else "",
+            f"{r['length_points']:+.0f}" if _styled(r) else ""]
+
+
 def _table(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [[r["rank"], r["model"], round(r["rating"], 1), f"{r['ci_low']:.0f} to {r['ci_high']:.0f}",
-          r["wins"], r["losses"], r["ties"], r["votes"], f"{r['win_rate']:.1%}",
-          f"{r['win_rate_low']:.1%} to {r['win_rate_high']:.1%}", round(r["elo"], 1),
-          round(r["style_rating"], 1) if _styled(r) else "",
-          f"{r['style_ci_low']:.0f} to {r['style_ci_high']:.0f}" if _styled(r) else "",
-          f"{r['style_points']:+.0f}" if _styled(r) else "",
-          f"{r['length_points']:+.0f}" if _styled(r) else ""] for r in rows],
-        columns=TABLE_COLUMNS,
-    )
+    return pd.DataFrame([_cells(r) for r in rows], columns=TABLE_COLUMNS)
+
+
+def _figure(value: float | None, interval: list[float] | None = None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}" + (f" ({interval[0]:.3g} to {interval[1]:.3g})" if interval else "")
+
+
+def _agreement(record: dict | None) -> str:
+    if not record:
+        return "no battle with both"
+    text = f"{record['rate']:.0%} of {record['battles']} battles"
+    return text + (f" ({record['interval'][0]:.0%} to {record['interval'][1]:.0%})" if record["interval"] else "")
+
+
+def _general(forgetting: dict | None) -> str:
+    if not forgetting or forgetting.get("accuracy_change") is None:
+        return "-"
+    interval = forgetting.get("accuracy_change_interval")
+    return (f"{forgetting['accuracy_change'] * 100:+.0f} points" + (
+        f" ({interval[0] * 100:+.0f} to {interval[1] * 100:+.0f})" if interval else "")
+        + (": forgot" if forgetting.get("forgot") else ""))
+
+
+def _beside(r: dict) -> list:
+    """The row's newest stored automatic measures and the LLM judge's figures, as cells."""
+    judge = r.get("judge")
+    judged = (["no verdict", "-"] if not judge else
+              [f"{judge['rating']:.0f} ({judge['ci_low']:.0f} to {judge['ci_high']:.0f})", _agreement(judge["agreement"])])
+    measured = r.get("evaluation")
+    if not measured:
+        return ["not evaluated: run the Evaluate step", "", "", "", "", "", *judged]
+    return [*[_figure(measured.get(key), measured["intervals"].get(key)) for key, _ in MEASURES],
+            _general(measured.get("forgetting")), f"{measured['data']} ({measured['data_hash_short']})", *judged]
+
+
+def _board(rows: list[dict]) -> pd.DataFrame:
+    """The main table: the human ratings, and beside them the stored measures and the judge's."""
+    return pd.DataFrame([_cells(r) + _beside(r) for r in rows], columns=BOARD_COLUMNS)
 
 
 def _chart(rows: list[dict]) -> pd.DataFrame:
@@ -103,6 +150,25 @@ def _headline(head: dict | None, n_votes: int, n_models: int) -> str:
     )
 
 
+def _beside_text(judge: dict | None, not_evaluated: list[str]) -> str:
+    """Under the headline: what the judge's figures rest on, and which models still need the Evaluate step."""
+    lines = []
+    if judge:
+        record = judge["agreement"]
+        if record:
+            line = (f"**LLM judge** {judge['judge']}: its verdict matches the human majority on {record['agree']} of "
+                    f"{record['battles']} battles both judged ({record['rate']:.0%}")
+            line += (f", 95% interval {record['interval'][0]:.0%} to {record['interval'][1]:.0%})" if record["interval"]
+                     else "; too few battles for an interval)")
+        else:
+            line = f"**LLM judge** {judge['judge']}: no battle has both its verdict and a human majority yet"
+        lines.append(line + ". Its ratings are in the table, kept apart from the votes.")
+    if not_evaluated:
+        lines.append(f"Not evaluated: {', '.join(not_evaluated)}. Run the Evaluate step (the Evaluate tab, or "
+                     "`ftassist eval`) to see ROUGE-L, BLEU, exact match, perplexity and forgetting beside the votes.")
+    return "".join(f"\n\n{line}" for line in lines)
+
+
 def refresh(app: Context, rounds: float = 1000):
     try:
         data = arena_cases.leaderboard_summary(app, rounds=int(rounds or 0))
@@ -110,8 +176,9 @@ def refresh(app: Context, rounds: float = 1000):
         raise gr.Error(str(exc)) from None
     return (_headline(data.headline, data.votes, len(data.rows)) + _style_text(data.rows, data.headline)
             + (f"\n\nLeft out: {data.flagged_votes} flagged vote(s), kept for review (too fast, a one-sided burst, "
-               "an unreviewed question)." if data.flagged_votes else ""),
-            _table(data.rows), _chart(data.rows), _pairwise(data.models, data.pairwise))
+               "an unreviewed question)." if data.flagged_votes else "")
+            + _beside_text(data.judge, data.not_evaluated),
+            _board(data.rows), _chart(data.rows), _pairwise(data.models, data.pairwise))
 
 
 # -- the preference loop: votes train the next model --------------------------------------------------
@@ -224,7 +291,7 @@ def build(ctx: UIContext) -> None:
     with gr.Row():
         rounds = gr.Number(value=1000, precision=0, label="Bootstrap rounds (for the 95% intervals)")
         refresh_button = gr.Button("Refresh", variant="primary")
-    table = gr.Dataframe(headers=TABLE_COLUMNS, label="Leaderboard", interactive=False, wrap=True,
+    table = gr.Dataframe(headers=BOARD_COLUMNS, label="Leaderboard", interactive=False, wrap=True,
                          elem_id="leaderboard-table")
     chart = gr.ScatterPlot(x="model", y="rating", color="figure", title="Ratings with 95% intervals",
                            label="Ratings", height=320)

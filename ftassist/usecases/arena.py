@@ -67,6 +67,10 @@ class Leaderboard:
     rows: list[dict[str, Any]]  # best first: model, model_id, rating, ci_low, ci_high, wins, losses, ties, votes, ...
     votes: int
     flagged_votes: int = 0  # kept but left out: they broke a voting rule (too fast, a burst, an unreviewed prompt)
+    # each row also has `evaluation` (its newest stored measures, else None and `evaluation_note`) and `judge`;
+    # here: the judge's agreement with the human majority overall, and the models never evaluated
+    judge: dict[str, Any] | None = None
+    not_evaluated: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class LeaderboardSummary:
     pairwise: dict[str, dict[str, dict[str, Any]]]  # row model -> column model -> {"rate": 0..1, "n": votes}
     headline: dict[str, Any] | None  # two models: the fine-tuned one's win rate, interval, and "verdict"
     flagged_votes: int = 0  # kept but left out: they broke a voting rule
+    judge: dict[str, Any] | None = None  # as in Leaderboard
+    not_evaluated: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -409,27 +415,35 @@ def review_voter_prompt(ctx: Context, battle_id: str, approve: bool) -> Reviewed
 # -- ratings -----------------------------------------------------------------------------------------
 @use_case(assistant=True)
 def leaderboard(ctx: Context, rounds: int = 1000) -> Leaderboard:
-    """The arena's ratings: Bradley-Terry with 95% bootstrap intervals, Elo, wins, losses, ties.
+    """The arena's ratings: Bradley-Terry with 95% bootstrap intervals, Elo, wins, losses, ties, and beside
+    them each model's newest stored automatic measures and the LLM judge's rating and agreement with people.
 
     Args:
         rounds: Bootstrap rounds for the intervals (0: none).
     """
     from ftassist.arena import ratings as arena_ratings  # scipy: loaded when a figure is asked for
 
+    from . import leaderboard_measures
+
     votes = arena_ratings.votes_frame(ctx.store)
     rows = arena_ratings.leaderboard(votes, rounds=max(0, int(rounds)), names=arena_ratings.display_names(ctx.store))
-    return Leaderboard(rows=rows, votes=len(votes), flagged_votes=arena_battles.flagged_vote_count(ctx.store))
+    rows, judge, not_evaluated = leaderboard_measures.beside_votes(ctx, rows, max(0, int(rounds)))
+    return Leaderboard(rows=rows, votes=len(votes), flagged_votes=arena_battles.flagged_vote_count(ctx.store),
+                       judge=judge, not_evaluated=not_evaluated)
 
 
 @use_case(assistant=True)
 def leaderboard_summary(ctx: Context, rounds: int = 1000) -> LeaderboardSummary:
-    """Everything the Leaderboard shows: the ratings, the pairwise win rates, and with two models
-    whether the fine-tuned one is better, worse, or not yet told apart.
+    """Everything the Leaderboard shows: the ratings, the pairwise win rates, with two models whether the
+    fine-tuned one is better, worse, or not yet told apart, and beside the ratings the stored automatic
+    measures and the LLM judge's.
 
     Args:
         rounds: Bootstrap rounds for the intervals (0: none).
     """
     from ftassist.arena import ratings as arena_ratings  # scipy: loaded when a figure is asked for
+
+    from . import leaderboard_measures
 
     try:
         data = arena_ratings.summary(ctx.store, rounds=max(0, int(rounds)))
@@ -444,8 +458,10 @@ def leaderboard_summary(ctx: Context, rounds: int = 1000) -> LeaderboardSummary:
         verdict = ("better" if head["win_rate_low"] > 0.5 else "worse" if head["win_rate_high"] < 0.5
                    else "undecided")
         head = dict(head, verdict=verdict)
-    return LeaderboardSummary(rows=data["leaderboard"], votes=int(data["votes"]), models=names, pairwise=pairwise,
-                              headline=head, flagged_votes=arena_battles.flagged_vote_count(ctx.store))
+    rows, judge, not_evaluated = leaderboard_measures.beside_votes(ctx, data["leaderboard"], max(0, int(rounds)))
+    return LeaderboardSummary(rows=rows, votes=int(data["votes"]), models=names, pairwise=pairwise,
+                              headline=head, flagged_votes=arena_battles.flagged_vote_count(ctx.store),
+                              judge=judge, not_evaluated=not_evaluated)
 
 
 # -- the LLM judge ---------------------------------------------------------------------------------

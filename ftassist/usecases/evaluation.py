@@ -330,3 +330,48 @@ def evaluation_history(ctx: Context, model: str | None = None, limit: int = 20) 
                              data_hash=r["data_hash"], data_source=r["data_source"],
                              sampling=json.loads(r["sampling_json"]), measures=json.loads(r["measures_json"]),
                              verdict=r["verdict"]) for r in rows]
+
+
+# -- what the Leaderboard shows beside the votes ------------------------------------------------------
+NOT_EVALUATED = ("not evaluated: run the Evaluate step (the Evaluate tab, or `ftassist eval --models BASE,MODEL`) "
+                 "to measure it on held-out data")
+SHORT_HASH = 8  # characters of the data's sha256 shown beside its file name
+
+
+def latest_by_model(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per model id, its newest stored evaluation, as the Leaderboard shows it: the measures and their
+    intervals as stored (nothing recomputed), which data (file name, sha256 and its short form) and settings.
+
+    `rows`: one per stored (evaluation, model), with the columns `stored_rows` reads. The newest is the one
+    with the latest `created_at` (an evaluation stores all its models at once, so they share it)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: str(r["created_at"]), reverse=True):
+        if row["model_id"] in newest:
+            continue
+        measures = json.loads(row["measures_json"]) if isinstance(row["measures_json"], str) else row["measures_json"]
+        sampling = json.loads(row["sampling_json"]) if isinstance(row["sampling_json"], str) else row["sampling_json"]
+        newest[row["model_id"]] = {
+            "evaluation_id": row["evaluation_id"], "evaluated_at": str(row["created_at"]),
+            "data": Path(row["data_path"]).name, "data_path": row["data_path"], "data_hash": row["data_hash"],
+            "data_hash_short": row["data_hash"][:SHORT_HASH], "data_source": row["data_source"],
+            "n_scored": row["n_scored"], "labels": bool(row["labels"]), "sampling": sampling,
+            "base": row["base_model_id"],
+            **{key: measures.get(key) for key in ("rouge_l", "bleu", "exact_match", "loss", "perplexity")},
+            "intervals": measures.get("intervals") or {},
+            "forgetting": measures.get("forgetting"),
+            "verdict": row["verdict"],
+        }
+    return newest
+
+
+def stored_rows(ctx: Context) -> list[dict[str, Any]]:
+    """Every stored (evaluation, model) row with its evaluation's data and settings (read for the Leaderboard)."""
+    return ctx.store.query(
+        "SELECT s.evaluation_id, e.created_at, s.model_id, s.base_model_id, e.data_path, e.data_hash, "
+        "e.data_source, e.n_scored, e.labels, e.sampling_json, s.measures_json, s.verdict "
+        "FROM evaluation_scores s JOIN evaluations e ON e.id = s.evaluation_id")
+
+
+def latest_evaluations(ctx: Context) -> dict[str, dict[str, Any]]:
+    """Per model id, its newest stored evaluation (see `latest_by_model`)."""
+    return latest_by_model(stored_rows(ctx))
