@@ -273,7 +273,7 @@ def diagnose_dpo(train: list[dict], valid: list[dict] | None = None, beta: float
                  "Watch the validation preference accuracy: when it stops rising, stop."],
                 {"last_margin": m1, "beta": beta, "log_prob_gap": gap},
             ))
-        elif abs(growing) < MARGIN_GROWTH and m1 < EXPLODING_MARGIN:
+        elif growing < MARGIN_GROWTH and m1 < EXPLODING_MARGIN:  # flat or shrinking: neither is learning
             findings.append(Finding(
                 "margins_flat",
                 f"The reward margin did not grow ({_f(m0)} at the start, {_f(m1)} at step {m1_step}): the model "
