@@ -104,13 +104,27 @@ def test_other_formats_convert_and_count(tmp_path):
     assert all(t > 0 for t in report.tokens.per_example)
 
 
+_FLAGGED_ANSWERS = (  # answers the accuracy and secrets items flag, more than max_evidence of each kind
+    "Write to jane.doe{i}@acme.io or call +1 415-555-01{i2:02d}.",
+    "Dear [insert name], your code is sk-proj-{i:04d}abcdefghijklmnopqrstuv",
+    "<div>Open Settings {i}</div> &nbsp;then reset",
+    "Open Settings and choose {i}",
+    "Card 4111 1111 1111 1111 for order {i}...",
+)
+
+
 def _shared_work_dataset(path):
-    """Near-duplicates, exact duplicates, multi-turn chats, tools and a bad record: every part
-    of the checklist that the near-duplicate words feed, spread over many chunks."""
+    """Near-duplicates, exact duplicates, multi-turn chats, tools, a bad record and answers with
+    flags and secrets (more than the evidence kept of each): every part of the checklist, spread
+    over many chunks."""
     rows = []
     for i in range(300):
         ask = f"How do I reset password number {i % 40} on my account {'today' if i % 3 else 'now'}?"
-        if i % 7 == 0:
+        if i % 3 == 1:
+            answer = _FLAGGED_ANSWERS[i % len(_FLAGGED_ANSWERS)].format(i=i, i2=i % 100)
+            rows.append({"messages": [{"role": "user", "content": f"Question {i}: {ask}"},
+                                      {"role": "assistant", "content": answer}]})
+        elif i % 7 == 0:
             rows.append({"messages": [{"role": "user", "content": "Earlier question"},
                                       {"role": "assistant", "content": "Earlier answer."},
                                       {"role": "user", "content": ask},
@@ -152,8 +166,11 @@ def test_worker_path_gives_the_same_report_however_the_word_hashing_is_shared(
     for report in (here, shared):
         report.pop("seconds", None)
     assert shared == here
-    diverse = next(item for item in shared["checklist"] if item["id"] == "diverse")
-    assert diverse["details"]["n_near_duplicates"] > 0  # the shared hashes were used
+    items = {item["id"]: item for item in shared["checklist"]}
+    assert items["diverse"]["details"]["n_near_duplicates"] > 0  # the shared hashes were used
+    # the evidence kept is the first found, whichever process judged which chunk
+    assert len(items["sensitive"]["evidence"]) == 20 and items["sensitive"]["details"]["n_examples"] > 40
+    assert items["accurate"]["status"] == "fail" and items["accurate"]["evidence"]
     assert len(handed) > 10
     if words_to_worker_backlog < 0:
         # the words go to the worker only while it starts (the chunks sent before its first answer: at most

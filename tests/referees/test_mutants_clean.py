@@ -91,6 +91,7 @@ def test_to_dict_is_plain_json(tmp_path):
         "export_skipped": {"alpaca": 0, "sharegpt": 0},
         "n_in": 4, "n_train": 1, "n_valid": 0, "n_dropped_invalid": 1, "n_dropped_duplicates": 1,
         "n_dropped_empty": 1, "seed": 3, "valid_fraction": 0.0, "n_kept": 1, "n_recovered": 0, "repaired": "",
+        "n_test": 0, "test_fraction": 0.0, "test_path": None,  # below 200 examples no test split is held out
     }
 
 
