@@ -56,7 +56,7 @@ def seed_battles(n: int, tag: str) -> None:
     models = [f"{tag}-model-{i}" for i in range(4)]
     for i in range(n):
         a, b = random.sample(models, 2)
-        battles.add_battle(f"{tag} prompt {i}", a, b, f"answer {i} one", f"answer {i} two")
+        battles.add_battle(get_store(), f"{tag} prompt {i}", a, b, f"answer {i} one", f"answer {i} two")
 
 
 def build_app():
@@ -171,9 +171,9 @@ def bench_direct(n_voters: int, n_votes: int) -> dict:
     def run(i):
         voter = f"direct-voter-{i}"
         for _ in range(n_votes):
-            view = battles.next_battle(voter)
+            view = battles.next_battle(get_store(), voter)
             t0 = time.perf_counter()
-            battles.vote(view.token, voter, random.choice(("A", "B", "tie", "bothbad")))
+            battles.vote(get_store(), view.token, voter, random.choice(("A", "B", "tie", "bothbad")))
             with lock:
                 latency.append(time.perf_counter() - t0)
 
