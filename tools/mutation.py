@@ -54,6 +54,23 @@ TESTS_BY_MODULE = {
         "tests/arena/test_battles.py",
         "tests/referees/test_referee_arena.py",
     ],
+    # the voting rules' station tests; tests/arena/test_voting_security.py also starts the app over HTTP,
+    # which mutmut's copy cannot (pass its station tests by node id with --tests to add them)
+    "ftassist/arena/limits.py": ["tests/referees/test_mutants_voting.py"],
+    "ftassist/arena/voters.py": ["tests/referees/test_mutants_voting.py"],
+    "ftassist/train/loss_rules.py": [
+        "tests/referees/test_mutants_loss_rules.py",
+        "tests/train/test_dpo_loss_rules.py",
+        "tests/assistant/test_loss.py",
+    ],
+    "ftassist/data/preferences.py": [
+        "tests/referees/test_mutants_preferences.py",
+        "tests/data/test_preferences.py",
+    ],
+    "ftassist/arena/style.py": [
+        "tests/referees/test_mutants_style.py",
+        "tests/arena/test_style.py",
+    ],
 }
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-q", "-W", "ignore"]
 KILLED = {"killed", "timeout", "caught by type check"}

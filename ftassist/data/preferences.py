@@ -605,8 +605,9 @@ class PairChecks:
             which = empty[0] if len(empty) == 1 else "both"
             self.empty.append((line, which))
             self.samples[line] = sample
-            warnings.append(Issue(line, "empty_pair_side", f"the {which} answer{'s are' if which == 'both' else ' is'} "
-                                  "empty", "give both answers text, or drop the pair (Fix & split drops it)", "warning"))
+            side = "both answers are" if which == "both" else f"the {which} answer is"
+            warnings.append(Issue(line, "empty_pair_side", f"{side} empty",
+                                  "give both answers text, or drop the pair (Fix & split drops it)", "warning"))
         elif chosen_key == rejected_key:
             self.identical.append(line)
             self.samples[line] = sample
@@ -734,15 +735,17 @@ class PairChecks:
                 f"chosen/rejected length: median ×{figures['median_ratio']:.2f}, mean ×{figures['mean_ratio']:.2f}.")
         if compared < LENGTH_MIN_PAIRS:
             return self._item("pair_length_bias", "pass", f"{text} Too few pairs to judge a bias.", [], figures)
-        lean = max(share, 1 - share)
+        # equal lengths lean neither way: a file of same-length answers has no length bias
+        lean = max(figures["chosen_longer"], figures["chosen_shorter"]) / compared
         status = "fail" if lean >= LENGTH_FAIL_SHARE else "warn" if lean >= LENGTH_WARN_SHARE else "pass"
         if status == "pass":
             return self._item("pair_length_bias", "pass", f"{text} No strong length bias.", [], figures)
-        direction = "longer" if share >= 0.5 else "shorter"
+        direction = "longer" if figures["chosen_longer"] > figures["chosen_shorter"] else "shorter"
         advice = (f" {why[:1].upper()}{why[1:]}." if direction == "longer" else
                   " DPO learns whatever tells chosen from rejected: here it is brevity as much as quality.")
         advice += (" Add pairs where the better answer is the shorter one, or trim the chosen answers; "
-                   "a length-normalised loss (e.g. SimPO, or DPO's `ld_alpha`) also helps.")
+                   if direction == "longer" else " Add pairs where the better answer is the longer one; ")
+        advice += "a length-normalised loss (e.g. SimPO, or DPO's `ld_alpha`) also helps."
         ranked = sorted(zip(self.length_lines, self.chosen_lengths, self.rejected_lengths),
                         key=lambda t: (t[1] / t[2]) if direction == "longer" else (t[2] / t[1]), reverse=True)
         evidence = [{"line": line, "sample": "", "note": f"chosen {c:,} characters, rejected {r:,}"}
