@@ -457,6 +457,10 @@ def _validate_sharegpt(rec: dict, line: int) -> list[Issue]:
         return [_issue(line, "messages_not_list", f"\"{key}\" is {_kind(turns)}, not a list of turns.")]
     issues: list[Issue] = []
     add = issues.append
+    system = rec.get("system")
+    if system is not None and type(system) is not str:  # converting would drop it without a word
+        add(_issue(line, "non_string_field", f"\"system\" is {_kind(system)}, not text.",
+                   "Give the system prompt as text, or remove the \"system\" key."))
     has_gpt = False
     prev = None
     for i, t in enumerate(turns, 1):

@@ -435,3 +435,17 @@ def test_the_cli_through_the_app_still_reads_the_file_the_person_names(tmp_path)
         assert len((tmp_path / "dpo.jsonl").read_text().splitlines()) == 16
     finally:
         app_socket.stop(server)
+
+
+def test_a_system_prompt_that_is_not_text_is_an_error_not_silently_dropped(tmp_path):
+    """ShareGPT chats and ShareGPT pairs alike: converting would lose a non-text system prompt without a word."""
+    turns = [{"from": "human", "value": "hi"}]
+    rows = [{"conversations": turns + [{"from": "gpt", "value": "hello"}], "system": {"text": "be kind"}},
+            {"conversations": turns, "system": ["be", "kind"], "chosen": {"from": "gpt", "value": "hello"},
+             "rejected": {"from": "gpt", "value": "go away"}}]
+    for n, row in enumerate(rows):
+        path = tmp_path / f"f{n}.jsonl"
+        path.write_text(json.dumps(row) + "\n")
+        errors = [(e.line, e.code, e.message) for e in check_path(path).errors]
+        assert any(line == 1 and code == "non_string_field" and '"system"' in message
+                   for line, code, message in errors), errors
