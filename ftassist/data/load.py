@@ -850,26 +850,6 @@ def _iter_parquet(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 # --------------------------------------------------------------------------- Hugging Face Hub
 
 
-def _hub_offline() -> bool:
-    import os
-
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hub's host answers a TCP connection: offline, `datasets` retries for half a minute."""
-    import os
-    import socket
-    from urllib.parse import urlparse
-
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    try:
-        with socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def load_hub_dataset(
     name: str, split: str = "train", out_dir: Path | None = None, config: str | None = None
 ) -> Path:
@@ -878,14 +858,14 @@ def load_hub_dataset(
     Every failure (offline, unknown id, gated, bad split) becomes a one-line LoadError,
     because the UI and CLI show it to a person, never a traceback.
     """
-    import os
-
     from ftassist import config as app_config
 
     name = (name or "").strip()
     if not name or any(c.isspace() for c in name):
         raise LoadError(f"'{name}' is not a Hugging Face dataset id — use the form owner/name")
-    if not _hub_offline() and not _hub_reachable():  # fail in seconds, not after the client's retries
+    from ftassist.hub_reach import hub_offline, hub_reachable
+
+    if not hub_offline() and not hub_reachable():  # fail in seconds, not after the client's retries
         raise LoadError(
             f"could not reach the Hugging Face Hub to fetch {name} (offline?) — "
             "download the file and upload it instead"
@@ -898,9 +878,7 @@ def load_hub_dataset(
         ds = datasets.load_dataset(name, config, split=split)
     except Exception as exc:  # noqa: BLE001 - the datasets library raises a zoo of types
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True", "YES", "yes") or os.environ.get(
-            "HF_DATASETS_OFFLINE"
-        ) in ("1", "true", "True")
+        offline = hub_offline()
         kind = type(exc).__name__
         if offline or isinstance(exc, ConnectionError) or "Offline" in text or "Connection" in kind:
             raise LoadError(

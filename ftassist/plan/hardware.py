@@ -309,6 +309,11 @@ def fetch_hub_config(repo_id: str, timeout: float = 5.0) -> dict:
         if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false"):
             raise ValueError(f"Cannot read {repo_id}'s config.json: HF_HUB_OFFLINE is set and it is not cached. "
                              "Pick a catalogue model or give a local model folder with a config.json.")
+        from ftassist.hub_reach import hub_reachable
+
+        if not hub_reachable(timeout):  # fail in seconds, not after the client's half a minute of retries
+            raise ValueError(f"Could not reach the Hugging Face Hub to read {repo_id}'s config.json (offline?). "
+                             "Pick a catalogue model, or give a local model folder containing config.json.")
         try:
             path = hf_hub_download(repo_id, "config.json", etag_timeout=timeout)
         except Exception as exc:  # noqa: BLE001 - offline, gated, missing: one clear line

@@ -129,6 +129,7 @@ def test_hub_id_offline_gives_clear_message(monkeypatch):
         raise OSError("no network")
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    monkeypatch.setattr("ftassist.hub_reach.hub_reachable", lambda timeout=3.0: True)  # the host answers, the file not
     with pytest.raises(ValueError, match="Could not fetch config.json of 'someone/some-model'"):
         hardware.resolve_model("someone/some-model")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -156,6 +157,7 @@ def test_hub_id_uses_downloaded_config(monkeypatch, tmp_path):
         return str(path)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    monkeypatch.setattr("ftassist.hub_reach.hub_reachable", lambda timeout=3.0: True)  # as faked as the download
     arch = hardware.resolve_model("someone/qwen-clone")
     assert arch.params() == hardware.resolve_model("Qwen/Qwen2.5-0.5B").params()
     assert calls[-1]["etag_timeout"] <= 10  # a short timeout
@@ -205,3 +207,19 @@ def test_lora_param_formula_matches_peft():
                                LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert hardware.arch_from_config(config.to_dict()).lora_params(4) == trainable
+
+
+def test_an_unreachable_hub_is_said_at_once_not_after_the_clients_retries(tmp_path, monkeypatch):
+    """The probe answers before the Hub client's half a minute of retries: its own message says so."""
+    import socket
+
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{port}")  # as HF_ENDPOINT at start
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(ValueError, match=r"Could not reach the Hugging Face Hub to read someone/not-cached's config\.json"):
+        hardware.resolve_model("someone/not-cached")
