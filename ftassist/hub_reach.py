@@ -17,6 +17,14 @@ def hub_offline() -> bool:
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
+def client_offline() -> bool:
+    """Whether the Hub client itself is in offline mode (it read HF_HUB_OFFLINE once, at import): then it
+    answers from its cache and never touches the network, so there is nothing to probe."""
+    from huggingface_hub import constants
+
+    return bool(constants.is_offline_mode())
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hub's host accepts a TCP connection within `timeout`: the endpoint the Hub clients will
     call (huggingface_hub reads HF_ENDPOINT once, at import), so the probe and the download agree."""

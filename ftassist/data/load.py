@@ -863,9 +863,9 @@ def load_hub_dataset(
     name = (name or "").strip()
     if not name or any(c.isspace() for c in name):
         raise LoadError(f"'{name}' is not a Hugging Face dataset id — use the form owner/name")
-    from ftassist.hub_reach import hub_offline, hub_reachable
+    from ftassist.hub_reach import client_offline, hub_offline, hub_reachable
 
-    if not hub_offline() and not hub_reachable():  # fail in seconds, not after the client's retries
+    if not client_offline() and not hub_reachable():  # fail in seconds, not after the client's retries
         raise LoadError(
             f"could not reach the Hugging Face Hub to fetch {name} (offline?) — "
             "download the file and upload it instead"

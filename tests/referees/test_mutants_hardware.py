@@ -578,6 +578,7 @@ def hub(monkeypatch, tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(MIXTRAL_8X7B_CONFIG), encoding="utf-8")
     state = {"calls": [], "cached": True, "online": True}
+    monkeypatch.setattr("ftassist.hub_reach.hub_reachable", lambda timeout=3.0: True)  # the host answers; files are faked
 
     def download(repo_id, filename, **kwargs):
         state["calls"].append((repo_id, filename, kwargs))
