@@ -407,6 +407,7 @@ def test_hub_dataset_is_written_as_jsonl(tmp_path, monkeypatch):
         return rows
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr("ftassist.hub_reach.hub_reachable", lambda timeout=3.0: True)  # as faked as the download
     path = load_hub_dataset("org/support-chats", split="validation", out_dir=tmp_path, config="en")
     assert seen == {"name": "org/support-chats", "config": "en", "split": "validation"}
     assert path.parent == tmp_path and path.suffix == ".jsonl"
@@ -421,7 +422,10 @@ def test_hub_unreachable_fails_fast_without_client_retries(monkeypatch):
     import time
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    import huggingface_hub
+
+    # nothing listens on the discard port; the client read HF_ENDPOINT at import, so it is set where it looks
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
     start = time.perf_counter()
     with pytest.raises(LoadError, match="could not reach the Hugging Face Hub"):
         load_hub_dataset("someone/some-dataset")

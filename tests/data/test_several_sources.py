@@ -140,6 +140,7 @@ def test_a_check_of_several_sources_is_recorded_with_its_sources(ctx, three, tmp
         return [_chat(i) for i in range(100, 112)]
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr("ftassist.hub_reach.hub_reachable", lambda timeout=3.0: True)  # as faked as the download
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the stand-in above answers; nothing is fetched
     result = data.check_dataset(ctx, str(a), paths=[str(b), "hf:org/support:en@validation"])
     assert asked == {"name": "org/support", "config": "en", "split": "validation"}
