@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import Callable
 
 from .preferences import Pair, PairChecks, chats_of, is_preference, iter_pairs, pair_to_openai_dpo
 from .report import Issue
@@ -177,6 +178,33 @@ def write_provider_file(source: str | Path, destination: str | Path) -> int:
     temporary.write_bytes(b"\n".join(rows) + b"\n")
     temporary.replace(destination)
     return len(rows)
+
+
+class ProviderFileError(ValueError):
+    """A file that could not be converted for a provider: the file's name and the refused line, with the fix."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
+
+
+def write_provider_files(given: dict[str, str | None], run_dir: str | Path, names: dict[str, str], provider: str,
+                         say: Callable[[str], object]) -> dict[str, str | None]:
+    """Each role's pairs (train, valid) converted into the run folder as `names[role]`, as the hosted providers
+    take them; `say` tells the run's log what was written. A refused record raises ProviderFileError naming the
+    file and its line, which the backend turns into its own error."""
+    out: dict[str, str | None] = {role: None for role in given}
+    for role, path in given.items():
+        if not path:
+            continue
+        target = Path(run_dir) / names[role]
+        try:
+            count = write_provider_file(path, target)
+        except PairError as exc:
+            raise ProviderFileError(f"{Path(path).name} {exc}", exc.hint) from None
+        say(f"{count:,} preference pairs of {Path(path).name} written as {provider} preference rows ({target.name})")
+        out[role] = str(target)
+    return out
 
 
 @dataclass

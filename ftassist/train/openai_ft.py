@@ -303,24 +303,15 @@ def dpo_method(beta: Any = "auto", n_epochs: Any = "auto", batch_size: Any = "au
 def upload_paths(spec, run_dir: str | Path, writer) -> dict[str, str | None]:
     """The files to upload by role: the spec's own for SFT; for DPO, its pairs converted to OpenAI's preference
     rows in the run folder (a pair that cannot be converted fails the run, naming its line)."""
-    from ftassist.data.preference_pairs import PairError, write_provider_file
+    from ftassist.data.preference_pairs import ProviderFileError, write_provider_files
 
     given = {"train": spec.train_file, "valid": getattr(spec, "valid_file", None) or None}
     if getattr(spec, "objective", "sft") != "dpo":
         return given
-    out: dict[str, str | None] = {"train": None, "valid": None}
-    for role, path in given.items():
-        if not path:
-            continue
-        target = Path(run_dir) / PREFERENCE_FILES[role]
-        try:
-            count = write_provider_file(path, target)
-        except PairError as exc:
-            raise OpenAIBackendError(f"{Path(path).name} {exc}", param="training_file", hint=exc.hint) from None
-        writer.message(f"{count:,} preference pairs of {Path(path).name} written as OpenAI's preference rows "
-                       f"({target.name})")
-        out[role] = str(target)
-    return out
+    try:
+        return write_provider_files(given, run_dir, PREFERENCE_FILES, "OpenAI's", writer.message)
+    except ProviderFileError as exc:
+        raise OpenAIBackendError(str(exc), param="training_file", hint=exc.hint) from None
 
 
 def upload_file(client, path: str | Path, *, poll_interval: float = 2.0, max_wait: float = 1800.0,

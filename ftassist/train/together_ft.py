@@ -218,24 +218,15 @@ def create_arguments(spec, training_file: str, validation_file: str | None) -> d
 def upload_paths(spec, run_dir: str | Path, writer) -> dict[str, str | None]:
     """The files to upload by role: the spec's own for SFT; for DPO, its pairs converted to Together's
     preference rows in the run folder (a pair that cannot be converted fails the run, naming its line)."""
-    from ftassist.data.preference_pairs import PairError, write_provider_file
+    from ftassist.data.preference_pairs import ProviderFileError, write_provider_files
 
     given = {"train": spec.train_file, "valid": getattr(spec, "valid_file", None) or None}
     if training_method(spec) != "dpo":
         return given
-    out: dict[str, str | None] = {"train": None, "valid": None}
-    for role, path in given.items():
-        if not path:
-            continue
-        target = Path(run_dir) / PREFERENCE_FILES[role]
-        try:
-            count = write_provider_file(path, target)
-        except PairError as exc:
-            raise TogetherBackendError(f"{Path(path).name} {exc}", code="invalid_file", hint=exc.hint) from None
-        writer.message(f"{count:,} preference pairs of {Path(path).name} written as Together's preference rows "
-                       f"({target.name})")
-        out[role] = str(target)
-    return out
+    try:
+        return write_provider_files(given, run_dir, PREFERENCE_FILES, "Together's", writer.message)
+    except ProviderFileError as exc:
+        raise TogetherBackendError(str(exc), code="invalid_file", hint=exc.hint) from None
 
 
 def upload_file(client, path: str | Path, *, should_stop: Callable[[], bool], poll_interval: float = 2.0,
