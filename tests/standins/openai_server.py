@@ -59,9 +59,8 @@ import uuid
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any, Callable
-from urllib.parse import parse_qs, urlsplit
 
-from .wire import JSONStandIn, QuietHandler, read_body, send_json, serve
+from .wire import JSONStandIn
 
 API_PREFIXES = ("/v1", "/openai")  # OpenAI's and Azure's roots
 TRAIN_KEY = "sk-test-fake-key-0123456789"  # the key the fine-tuning tests present
@@ -290,28 +289,11 @@ class OpenAIStandIn(JSONStandIn):
         return EventStream(events, self.stream_pause_s)
 
     # -- serving: JSON replies, and streamed answers as server-sent events ---------------
-    def start(self):
-        stand_in = self
-
-        class Handler(QuietHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                split = urlsplit(self.path)
-                query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, payload, extra = stand_in.handle(self.command, split.path, query, headers, read_body(self))
-                with stand_in._lock:
-                    stand_in.status_log.append(status)
-                if isinstance(payload, EventStream):
-                    payload.send(self)
-                else:
-                    send_json(self, status, payload, extra)
-
-        for method in self.methods:
-            setattr(Handler, f"do_{method}", Handler._serve)
-        self._server = serve(Handler, self.name)
-        return self
+    def send(self, handler, status: int, payload, extra: dict) -> None:
+        if isinstance(payload, EventStream):
+            payload.send(handler)
+        else:
+            super().send(handler, status, payload, extra)
 
     def _reply(self, model: str, body: dict, turn: int) -> dict:
         """{"content": ..., "tool_calls": [...]} for this request."""

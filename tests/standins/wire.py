@@ -67,6 +67,10 @@ class JSONStandIn:
     def handle(self, method: str, path: str, query: dict, headers: dict, body: bytes) -> tuple[int, Any, dict]:
         raise NotImplementedError
 
+    def send(self, handler, status: int, payload: Any, extra: dict) -> None:
+        """Write the answer `handle` gave: JSON here; a stand-in that streams overrides this."""
+        send_json(handler, status, payload, extra)
+
     def start(self):
         stand_in = self
 
@@ -80,7 +84,7 @@ class JSONStandIn:
                 status, payload, extra = stand_in.handle(self.command, split.path, query, headers, read_body(self))
                 with stand_in._lock:
                     stand_in.status_log.append(status)
-                send_json(self, status, payload, extra)
+                stand_in.send(self, status, payload, extra)
 
         for method in self.methods:
             setattr(Handler, f"do_{method}", Handler._serve)
