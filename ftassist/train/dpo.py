@@ -76,13 +76,13 @@ def reference_of(spec: JobSpec, start) -> str:
 def build_dpo_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopFlag):
     """Data, base model, tokenizer/template, model (+LoRA/4-bit), DPOTrainer: a `worker.Prepared`."""
     import torch
-    from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback
+    from transformers import AutoConfig, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
     from datasets import Dataset
     from ftassist.train.spec import preset_max_seq_length
     from ftassist.train.worker import (
-        Prepared, SetupError, _world_size, describe_device, load_model, lora_config, make_events_callback,
+        SetupError, _world_size, assemble_trainer, describe_device, load_model, lora_config,
         percentile, prepare_tokenizer, renders_tools, resolve_auto, resolve_base, tokenizer_source,
         trainer_arguments,
     )
@@ -164,9 +164,6 @@ def build_dpo_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: S
         train_sampling_strategy="random",
         dataset_num_proc=None,
     )
-    callbacks: list[Any] = []
-    if early:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
     started_fields: dict[str, Any] = dict(
         num_examples=len(train.pairs),
         method=spec.method,
@@ -186,24 +183,6 @@ def build_dpo_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: S
         total_params=n_params,
         **auto,
     )
-    if start is not None:
-        started_fields.update(start_from=start.folder)
-    if spec.resume_from_checkpoint:
-        started_fields.update(resumed_from_checkpoint=spec.resume_from_checkpoint, resumed_from=spec.resumed_from)
-    events = make_events_callback(writer, stop, started_fields)
-    callbacks.append(events)
-    stop.check()
-
-    trainer = DPOTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=callbacks,
-    )
-    if spec.uses_adapter:
-        started_fields["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    stop.check()
-    return Prepared(trainer, events, tokenizer, base, auto, started_fields, early)
+    return assemble_trainer(DPOTrainer, spec, writer, stop, started_fields=started_fields, start=start, early=early,
+                            tokenizer=tokenizer, base=base, auto=auto, model=model, args=args,
+                            train_dataset=train_ds, eval_dataset=eval_ds, peft_config=peft_config)

@@ -719,7 +719,7 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
 
         return build_dpo_trainer(spec, run_dir, writer, stop)
     import torch
-    from transformers import AutoTokenizer, EarlyStoppingCallback
+    from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     from datasets import Dataset
@@ -837,9 +837,6 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
         completion_only_loss=None if template_mode == "assistant_only" else True,
         dataset_num_proc=None,
     )
-    callbacks = []
-    if early:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
     started_fields = dict(
         num_examples=len(train_convs),
         method=spec.method,
@@ -858,6 +855,21 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
         objective="sft",
         **auto,
     )
+    return assemble_trainer(SFTTrainer, spec, writer, stop, started_fields=started_fields, start=start, early=early,
+                            tokenizer=tokenizer, base=base, auto=auto, model=model, args=args,
+                            train_dataset=train_ds, eval_dataset=eval_ds, peft_config=peft_config)
+
+
+def assemble_trainer(trainer_class, spec: JobSpec, writer: EventWriter, stop: StopFlag, *,
+                     started_fields: dict[str, Any], start, early: bool, tokenizer, base: str,
+                     auto: dict[str, Any], **trainer_kwargs: Any) -> Prepared:
+    """The last step both recipes (SFT and DPO) share: early stopping and the events callback, the started
+    event's record of where the run starts from, the trainer itself, and its trainable parameters."""
+    from transformers import EarlyStoppingCallback
+
+    callbacks: list[Any] = []
+    if early:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
     if start is not None:
         started_fields.update(start_from=start.folder)
     if spec.resume_from_checkpoint:
@@ -866,18 +878,9 @@ def build_trainer(spec: JobSpec, run_dir: Path, writer: EventWriter, stop: StopF
     callbacks.append(events)
     stop.check()
 
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=callbacks,
-    )
+    trainer = trainer_class(processing_class=tokenizer, callbacks=callbacks, **trainer_kwargs)
     if spec.uses_adapter:
-        trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-        started_fields["trainable_params"] = trainable
+        started_fields["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     stop.check()
     return Prepared(trainer, events, tokenizer, base, auto, started_fields, early)
 
