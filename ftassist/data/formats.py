@@ -18,7 +18,7 @@ Formats (decided per record, first match wins, so detection is one or two dict l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import orjson
 
@@ -391,25 +391,31 @@ def write_export(chats: Iterable[dict], path: str | Path, fmt: str) -> int:
     """
     if fmt not in _EXPORTERS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    convert = _EXPORTERS[fmt]
+    return write_converted(chats, path, _EXPORTERS[fmt], as_array=fmt != "openai")
+
+
+def write_converted(records: Iterable[dict], path: str | Path, convert: Callable[[dict], Any], *, as_array: bool,
+                    skip: tuple[type[BaseException], ...] = (ValueError, TypeError, KeyError)) -> int:
+    """Stream `convert(record)` for each record to `path` as JSONL, or as one JSON array; a record whose
+    conversion raises one of `skip` is left out (the caller compares counts). Written to a `.part` file and
+    moved into place, so a reader never sees half a file. Returns the number written."""
+    skip = (*skip, orjson.JSONEncodeError)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     tmp = path.with_name(path.name + ".part")
     with open(tmp, "wb") as fh:
-        as_array = fmt != "openai"
         if as_array:
             fh.write(b"[")
-        for chat in chats:
+        for record in records:
             try:
-                rec = orjson.dumps(convert(chat))
-            except (ValueError, TypeError, KeyError, orjson.JSONEncodeError):
+                row = orjson.dumps(convert(record))
+            except skip:
                 continue
             if as_array:
                 fh.write(b"\n" if n == 0 else b",\n")
-                fh.write(rec)
-            else:
-                fh.write(rec)
+            fh.write(row)
+            if not as_array:
                 fh.write(b"\n")
             n += 1
         if as_array:

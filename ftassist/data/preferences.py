@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
-from .formats import MESSAGE_KEYS, chat_to_sharegpt, sharegpt_to_chat
+from .formats import MESSAGE_KEYS, chat_to_sharegpt, sharegpt_to_chat, write_converted
 from .report import ChecklistItem, Issue, Record
 from .textkeys import text_of
 
@@ -459,30 +459,8 @@ def write_pairs(pairs: Iterable[dict], path: str | Path, fmt: str = "trl") -> in
     examples are). Returns how many were written: pairs the format cannot hold are skipped."""
     if fmt not in _PAIR_EXPORTERS:
         raise ValueError(f"unknown pair format {fmt!r}; choose one of {', '.join(PAIR_EXPORT_FORMATS)}")
-    convert = _PAIR_EXPORTERS[fmt]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    as_array = fmt == "sharegpt"
-    n = 0
-    with open(tmp, "wb") as fh:
-        if as_array:
-            fh.write(b"[")
-        for pair in pairs:
-            try:
-                row = orjson.dumps(convert(pair))
-            except (ValueError, TypeError, KeyError, AttributeError, orjson.JSONEncodeError):
-                continue
-            if as_array:
-                fh.write(b"\n" if n == 0 else b",\n")
-            fh.write(row)
-            if not as_array:
-                fh.write(b"\n")
-            n += 1
-        if as_array:
-            fh.write(b"\n]\n" if n else b"]\n")
-    tmp.replace(path)
-    return n
+    return write_converted(pairs, path, _PAIR_EXPORTERS[fmt], as_array=fmt == "sharegpt",
+                           skip=(ValueError, TypeError, KeyError, AttributeError))
 
 
 # --------------------------------------------------------------------------- reading
