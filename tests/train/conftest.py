@@ -172,3 +172,16 @@ def running_app(ftassist_home, no_stray_workers):
         except subprocess.TimeoutExpired:
             app.kill()
             app.wait()
+
+
+JOBS_TOKEN = "hf_standinTokenForJobs0123456789abcdef"
+
+
+@pytest.fixture
+def hub(jobs_server, no_stray_workers, monkeypatch):
+    """The Jobs stand-in as HF_ENDPOINT (modules with another Hub stand-in define their own `hub`), a token in HF_TOKEN, the Hub reachable (the suite is offline by default)."""
+    monkeypatch.setenv("HF_ENDPOINT", jobs_server.url)
+    monkeypatch.setenv("HF_TOKEN", JOBS_TOKEN)
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # huggingface_hub reads both
+        monkeypatch.delenv(name, raising=False)
+    return jobs_server

@@ -15,18 +15,7 @@ from job_waiting import wait_for
 from tests.train.conftest import write_jsonl
 from tests.train.test_dpo import preference_rows
 
-TOKEN = "hf_standinTokenForJobs0123456789abcdef"
 pytestmark = [pytest.mark.usefixtures("no_stray_workers"), pytest.mark.slow]
-
-
-@pytest.fixture
-def hub(jobs_server, no_stray_workers, monkeypatch):
-    """The stand-in as HF_ENDPOINT, a token in HF_TOKEN, the Hub reachable (the suite is offline by default)."""
-    monkeypatch.setenv("HF_ENDPOINT", jobs_server.url)
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
-    return jobs_server
 
 
 def _ended(job_id: str):
