@@ -59,9 +59,9 @@ def near_copy_pair(rng: random.Random, n: int, k: int) -> tuple[str, str]:
     Shared shingles: the first word and the n-k-1 bigrams of the kept words; so Jaccard =
     (n-k) / (n+k)."""
     letters = string.ascii_lowercase
-    words = set()
+    words: dict[str, None] = {}  # insertion order, not a set's: a set's order follows the process's hash seed
     while len(words) < n + k:
-        words.add("".join(rng.choice(letters) for _ in range(7)))
+        words["".join(rng.choice(letters) for _ in range(7))] = None
     words = list(words)
     first = words[:n]
     second = words[: n - k] + words[n:]
@@ -108,7 +108,7 @@ def near_duplicates_in(path: Path, rows: list[dict]) -> tuple[int, set[int]]:
 def test_near_duplicates_follow_the_documented_threshold_on_word_bigrams(tmp_path):
     """The checklist estimates Jaccard with a 32-bin MinHash, so a pair near 0.8 may land on either
     side. What must hold, over 100 pairs per similarity: (almost) nothing at 0.55, at most 1 in 10
-    at 0.65, at least 85 in 100 at 0.9 and 97 at 0.95, more flagged the more alike, and the same
+    at 0.65, at least 85 in 100 at 0.9 and 97 at 0.95, more flagged the more alike (levels 0.1 apart), and the same
     words in another order (word bigrams, not a bag of words) never."""
     from ftassist.data.checklist import NEAR_DUP_JACCARD
 
@@ -122,8 +122,11 @@ def test_near_duplicates_follow_the_documented_threshold_on_word_bigrams(tmp_pat
     assert reordered == 0
     assert rates[0.55] <= 0.02 and rates[0.65] <= 0.10, rates
     assert rates[0.9] >= 0.85 and rates[0.95] >= 0.97, rates
-    ordered = [rates[t] for t in sorted(SHAPES)]
-    assert ordered == sorted(ordered), rates
+    # more flagged the more alike, between levels far enough apart that 100 pairs tell them apart
+    for lower in SHAPES:
+        for higher in SHAPES:
+            if higher - lower >= 0.1 - 1e-9:
+                assert rates[higher] >= rates[lower], (lower, higher, rates)
 
 
 @pytest.mark.xfail(strict=True, reason="issue 18 finding: the 32-bin MinHash estimate is too coarse on prompts of "
