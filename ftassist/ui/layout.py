@@ -261,6 +261,9 @@ def resolve_address(host: str | None, port: int | None) -> tuple[str, int]:
     return host, port
 
 
+GRACEFUL_STOP_S = 3  # what a browser's open event streams get to finish when the app is told to stop
+
+
 def launch(host: str | None = None, port: int | None = None, arena_only: bool = False, share: bool = False) -> None:
     """Serve the app. It owns this data dir's database: a second app on the same data dir is refused
     with one clear line, and the CLI reaches the database through this app's socket."""
@@ -296,7 +299,9 @@ def launch(host: str | None = None, port: int | None = None, arena_only: bool = 
         print(f"* ftassist running on http://{shown}:{port}/"
               + ("" if arena_only else f" (voting page: http://{shown}:{port}/arena/)")
               + (" · admin login required" if auth.auth_enabled() and not arena_only else ""), flush=True)
-        # proxy_headers=False: X-Forwarded-For is believed only as config.trusted_proxy_hops() says
-        uvicorn.run(server, host=host, port=port, log_level="warning", proxy_headers=False)
+        # proxy_headers=False: X-Forwarded-For is believed only as config.trusted_proxy_hops() says;
+        # on SIGTERM (a Space restarting, a service manager) open streams get a few seconds, not forever
+        uvicorn.run(server, host=host, port=port, log_level="warning", proxy_headers=False,
+                    timeout_graceful_shutdown=GRACEFUL_STOP_S)
     finally:
         app_socket.stop(socket_server)

@@ -4,8 +4,6 @@ over HTTP and in Chromium; each must now be refused. See SECURITY.md, "For the a
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 
@@ -13,6 +11,7 @@ import httpx
 import psutil
 import pytest
 from e2e_helpers import ADMIN_PASSWORD, App, seed_arena
+from tests.data.test_load_caps import write_parquet_bomb
 from playwright.sync_api import expect
 
 KEY = "sk-e2e-MARKER-0123456789abcdef"
@@ -85,9 +84,7 @@ def test_a_parquet_bomb_is_refused_and_the_app_stays_small(secured, tmp_path):
     from gradio_client import Client, handle_file
 
     bomb = tmp_path / "bomb.parquet"
-    make = ("import sys, pyarrow as pa, pyarrow.parquet as pq\n"
-            "pq.write_table(pa.table({'text': ['x' * 2**20] * 2048}), sys.argv[1], compression='zstd')")
-    subprocess.run([sys.executable, "-c", make, str(bomb)], check=True, timeout=300)
+    write_parquet_bomb(bomb)  # 2 GiB of text, about 10 KB on disk
     app = psutil.Process(secured.proc.pid)
     before = app.memory_info().rss
     client = Client(secured.url, auth=("admin", ADMIN_PASSWORD), verbose=False)
