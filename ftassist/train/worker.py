@@ -93,6 +93,14 @@ def _world_size() -> int:
 # --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
+def _without_bitsandbytes() -> None:
+    """Hide bitsandbytes from this worker when the run does not quantise: PEFT imports it whenever it is
+    installed, and its import pulls in torch's compiler stack, a second of start-up for every LoRA or full run.
+    A None in sys.modules makes `importlib.util.find_spec` (how PEFT and transformers ask) answer "absent"."""
+    if "bitsandbytes" not in sys.modules:
+        sys.modules["bitsandbytes"] = None  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 1:
@@ -133,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                       log_tail="")
         return 3
 
+    if spec.method != "qlora":
+        _without_bitsandbytes()
     try:
         train_local(spec, run_dir, writer, stop)
         return 0
