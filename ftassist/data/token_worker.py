@@ -1,8 +1,11 @@
 """Token counting in a second process, so that it overlaps the check's parsing and checks.
 
-Why a process: counting is most of a check's CPU time, and tiktoken's own threads gain
-nothing on 2 cores (measured: 2 threads of `encode_ordinary` took as long as 1), so the only
-way to run it beside parsing, validation and the checklist is another process. That process
+Why a process: counting is most of a check's CPU time, and tiktoken's encoders do not scale
+over threads of one process (measured on 2 cores: two threads counting halves of a file's
+texts took 0.9 of one thread's time for 1.6 times its CPU; two processes took 0.5), so the only
+way to run it beside parsing, validation and the checklist is another process. Nor does this
+worker split a chunk over two threads when the parent waits: it did, and a long-text check took
+a fifth longer, the second thread's extra CPU taken from the parent, which is rarely idle for long. That process
 counts with `fast_tiktoken.lean_counter`: its memory adds to the check's peak.
 
 The parent sends frames (an 8-byte big-endian length, then a pickle): first the encoding
@@ -81,8 +84,8 @@ class _Chunk(NamedTuple):
     size: int  # number of chats
 
 
-def pack_chats(chats: list, words: bool = False, split: bool = False) -> bytes:
-    """One chunk of chats as a frame for the worker (`split`: see `count_packed`).
+def pack_chats(chats: list, words: bool = False) -> bytes:
+    """One chunk of chats as a frame for the worker.
 
     Why not pickle the dicts: a chat of plain {role, content} messages travels as its texts
     and one role code per message, which is cheaper to pickle on this side and to unpickle
@@ -118,63 +121,18 @@ def pack_chats(chats: list, words: bool = False, split: bool = False) -> bytes:
                 continue
         layout.append(-1)
         whole[index] = chat
-    return _frame((list(role_codes), layout.tobytes(), bytes(roles), texts, whole, words, split))
-
-
-SPLIT_MIN_CHARS = 1 << 18  # a chunk's texts are split between two threads only from this many characters ...
-SPLIT_MIN_MEAN_CHARS = 200  # ... and this many a text on average (for short texts the GIL-held loop dominates)
-
-
-def _split_counts(counter: TokenCounter, texts: list[str]) -> list[int] | None:
-    """Each text's tokens, the later half of the characters counted in a second thread; None when the
-    texts are too short for that to pay.
-
-    Why: tiktoken's encoding lets go of the GIL, and when the parent waits for this worker (long
-    texts: counting is most of the work), the parent's core is idle; a second thread counts on it.
-    Texts are counted one by one, as `counter.count` does, so the counts are the same.
-    """
-    total = sum(map(len, texts))
-    if total < SPLIT_MIN_CHARS or total < SPLIT_MIN_MEAN_CHARS * len(texts):
-        return None
-    half, running = len(texts), 0
-    for index, text in enumerate(texts):
-        running += len(text)
-        if running >= total // 2:
-            half = index + 1
-            break
-    count = counter.count
-    later = _helper().submit(lambda: [count(text) for text in texts[half:]])
-    counts = [count(text) for text in texts[:half]]
-    counts += later.result()
-    return counts
-
-
-_HELPER = None
-
-
-def _helper():
-    """The worker's one helper thread (`_split_counts`), started on first use."""
-    global _HELPER
-    if _HELPER is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-count-helper")
-    return _HELPER
+    return _frame((list(role_codes), layout.tobytes(), bytes(roles), texts, whole, words))
 
 
 def count_packed(counter: TokenCounter, frame: tuple) -> tuple[bytes, bytes, tuple[bytes, bytes] | None]:
     """The worker's answer to one `pack_chats` frame: totals, assistant tokens, word hashes.
 
     Equal to `counter.count_one` and `textkeys.chat_word_hashes` on each chat (tests hold
-    both paths to that); the plain-message path just skips the dict walking. A frame packed
-    with `split=True` (the parent is waiting for this worker) has its texts counted by two
-    threads (`_split_counts`).
+    both paths to that); the plain-message path just skips the dict walking.
     """
     from .textkeys import WORD_HASH_CODE, add_word_hashes, chat_word_hashes, final_user_text
 
-    role_names, layout_bytes, roles, texts, whole, words = frame[:6]
-    split = len(frame) > 6 and frame[6]
-    counted = _split_counts(counter, texts) if split else None
+    role_names, layout_bytes, roles, texts, whole, words = frame
     layout = array("i")
     layout.frombytes(layout_bytes)
     lookup = counter.known_counts.get
@@ -198,13 +156,10 @@ def count_packed(counter: TokenCounter, frame: tuple) -> tuple[bytes, bytes, tup
             assistant = 0
             end = position + n_messages
             for text_index in range(position, end):
-                if counted is not None:
-                    tokens = counted[text_index]
-                else:
-                    text = texts[text_index]
-                    tokens = lookup(text)
-                    if tokens is None:
-                        tokens = count(text)
+                text = texts[text_index]
+                tokens = lookup(text)
+                if tokens is None:
+                    tokens = count(text)
                 code = roles[text_index]
                 total += TOKENS_PER_MESSAGE + role_tokens[code] + tokens
                 if code == assistant_code:
@@ -480,8 +435,7 @@ class BackgroundChatCounter:
         frame = None
         if self._proc is not None:
             try:
-                # the worker is behind (this call is about to wait for it): it may count on two threads
-                frame = pack_chats(chats, words, split=len(self._inflight) >= self.max_pending)
+                frame = pack_chats(chats, words)
             except Exception:  # noqa: BLE001 - e.g. absurdly nested data: count it here
                 frame = None
         self._inflight.append(_Chunk(payload, None if frame is not None else chats, frame, words, len(chats)))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import random
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 
 from ftassist.data import token_worker as W
 from ftassist.data.tiktoken_files import ENCODING_FILES, cache_file_name, ensure_offline_encodings
-from ftassist.data.tokens import TokenCounter, count_chat, get_encoding
+from ftassist.data.tokens import count_chat, get_encoding
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,31 +91,13 @@ def long_chats(n: int, seed: int = 5) -> list[dict]:
     return chats
 
 
-def test_chunk_counted_on_two_threads_equals_one_thread():
-    chats = long_chats(120)
-    counter = TokenCounter("o200k_base", lean=True)
-    one = W.count_packed(counter, pickle.loads(W.pack_chats(chats, words=True)[W._LENGTH_BYTES:]))
-    body = pickle.loads(W.pack_chats(chats, words=True, split=True)[W._LENGTH_BYTES:])
-    assert sum(map(len, body[3])) >= W.SPLIT_MIN_CHARS  # long enough to be split
-    assert W._split_counts(counter, body[3]) is not None
-    two = W.count_packed(counter, body)
-    assert two == one
-    encoding = get_encoding("o200k_base")
-    assert W._unpack_answer(None, two).counts == [count_chat(chat, encoding) for chat in chats]
-
-
-def test_short_texts_are_not_split():
-    counter = TokenCounter("o200k_base", lean=True)
-    assert W._split_counts(counter, ["short text"] * 50_000) is None  # many characters, short texts
-
-
-def test_background_counter_splits_when_it_is_behind_and_counts_alike():
+def test_background_counter_counts_long_chats_alike_when_it_is_behind():
     chats = long_chats(160, seed=9)
     encoding = get_encoding("o200k_base")
     expected = [count_chat(chat, encoding) for chat in chats]
     with W.BackgroundChatCounter("o200k_base", max_pending=1) as counter:
         done = []
-        for start in range(0, len(chats), 40):  # ~350,000 characters a chunk: split when the worker is behind
+        for start in range(0, len(chats), 40):  # ~350,000 characters a chunk: the worker falls behind
             done += counter.submit(chats[start:start + 40], start)
         done += counter.drain()
     assert [count for chunk in done for count in chunk.counts] == expected
