@@ -83,14 +83,34 @@ def group_issues(issues: Iterable[Issue]) -> list[IssueGroup]:
 # --------------------------------------------------------------------------- when to look
 
 
+_UTF16_SNIFF_BYTES = 512  # what tells UTF-16 without a byte-order mark: the file's first bytes
+
+
 def utf16_encoding(path: str | Path) -> str | None:
-    """'utf-16-le' / 'utf-16-be' for a file that starts with a UTF-16 byte-order mark, else None."""
+    """'utf-16-le' / 'utf-16-be' for a UTF-16 file, else None.
+
+    With a byte-order mark, the mark says which. Without one (some Windows tools and .NET's
+    `Encoding.Unicode` writers leave it out), a data file's structure is ASCII (`{`, `"role"`,
+    a CSV header), so at least half of the head's characters have a NUL high byte: on the odd
+    bytes for little-endian, on the even ones for big-endian, and almost none on the others. A
+    UTF-8 or Latin-1 text file holds no NUL at all. It must also start as data does: `{`, `[`
+    or a letter."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(2)
+            head = fh.read(_UTF16_SNIFF_BYTES)
     except OSError:
         return None
-    return _UTF16_BOMS.get(head)
+    marked = _UTF16_BOMS.get(head[:2])
+    if marked or len(head) < 4:
+        return marked
+    head = head[: len(head) // 2 * 2]
+    for encoding, high_bytes, low_bytes in (("utf-16-le", head[1::2], head[0::2]),
+                                            ("utf-16-be", head[0::2], head[1::2])):
+        if high_bytes.count(0) * 2 >= len(high_bytes) and low_bytes.count(0) * 50 <= len(low_bytes):
+            first = head.decode(encoding, errors="replace").lstrip()[:1]
+            if first in ("{", "[") or first.isalpha():
+                return encoding
+    return None
 
 
 def needs_diagnosis(n_records: int, errors: list[Issue]) -> bool:

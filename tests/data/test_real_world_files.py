@@ -135,6 +135,23 @@ def test_utf16_file(tmp_path):
     assert_recovered_encoding(tmp_path, path, rows)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_file_without_a_byte_order_mark(tmp_path, encoding):
+    """What .NET's Encoding.Unicode and some Windows exports write: UTF-16 with no mark to say so."""
+    rows = records()
+    rows[0]["messages"][0]["content"] = "東京はどこ？ 一 Ā"  # characters whose low or high byte is NUL
+    path = tmp_path / "chat.jsonl"
+    encoded = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode(encoding)
+    assert not encoded.startswith((b"\xff\xfe", b"\xfe\xff"))
+    path.write_bytes(encoded)
+    report = check_path(path)
+    cause = only_diagnosis(report)
+    assert (cause.code, cause.lines, cause.fixable) == ("utf16_file", "file", True)
+    assert encoding.upper() in report.errors[0].message
+    assert report.n_examples == N
+    assert_recovered_encoding(tmp_path, path, rows)
+
+
 def test_latin1_file(tmp_path):
     rows = records()
     path = tmp_path / "chat.jsonl"
