@@ -269,10 +269,12 @@ def _check_pairs_file(path: Path, records: Iterable[Record], model: str | None, 
                       progress: ProgressFn | None, started: float) -> DataReport:
     """The check of a file of preference pairs: each pair validated and converted (`preferences.iter_pairs`),
     judged by the pair checks, its two conversations counted; the chosen conversations go through the chat
-    checklist items that still mean something for pairs (`checklist.preference_checklist`)."""
+    checklist items that still mean something for pairs (`checklist.preference_checklist`), and the rejected
+    answers through its secrets scan too."""
     from .checklist import ChecklistBuilder, preference_checklist
     from .preferences import PairChecks, chats_of, describe, iter_pairs
     from .report import PreferenceSummary
+    from .textkeys import text_of
     from .tokens import summarize, tiktoken_exact
     from .validate import context_warnings, validate_dataset_size
 
@@ -295,6 +297,9 @@ def _check_pairs_file(path: Path, records: Iterable[Record], model: str | None, 
         counts = accumulator._count_here(chats)
         builder.add_many([Example(pair.line, chats[2 * i], "preference") for i, pair in enumerate(chunk)],
                          [counts[2 * i][0] for i in range(len(chunk))], [counts[2 * i][1] for i in range(len(chunk))])
+        for pair in chunk:  # the rejected side is trained on too: its secrets count (the prompt is scanned above)
+            rejected = "\n".join(text_of(message.get("content")) for message in pair.pair["rejected"])
+            builder.scan_sensitive(pair.line, rejected, "rejected answer")
         for i, pair in enumerate(chunk):
             (chosen_total, chosen_answer), (rejected_total, rejected_answer) = counts[2 * i], counts[2 * i + 1]
             per_pair.append(chosen_total + rejected_total)

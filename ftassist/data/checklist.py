@@ -241,6 +241,7 @@ class ChecklistBuilder:
         self.sensitive_counts: Counter = Counter()
         self.sensitive_examples = 0
         self.sensitive_evidence: list[dict] = []
+        self._sensitive_lines: set[int] = set()  # lines already counted in sensitive_examples (flagged ones only)
         self._word_hashes = array(_WORD_HASH_CODE)  # of the examples since _words_start, not yet MinHashed
         self._word_counts: list[int] = []
         self._words_start = 0
@@ -535,6 +536,7 @@ class ChecklistBuilder:
                 found = (found or []) + _scan_digits(full)
             if found:
                 self.sensitive_examples += 1
+                self._sensitive_lines.add(examples[index].line)
                 for kind, _start, _end in found:
                     self.sensitive_counts[kind] += 1
                 if len(self.sensitive_evidence) < self.max_evidence:
@@ -543,6 +545,32 @@ class ChecklistBuilder:
                         {"line": examples[index].line, "sample": _masked_sample(full, found),
                          "note": "likely " + ", ".join(kinds)}
                     )
+
+    def scan_sensitive(self, line: int, text: str, side: str) -> None:
+        """Scan one more text of the example at `line` for secrets and personal data, e.g. a preference
+        pair's rejected answer: it is uploaded and trained on too, but `add_many` sees only one conversation.
+
+        Adds to the same counts and evidence (the note names `side`); the example is counted once in
+        `sensitive_examples` however many of its texts hold something."""
+        found: list[tuple[str, int, int]] = []
+        if "-" in text or "_" in text or "AKIA" in text:  # every key pattern has one of them
+            found += _scan_keys(text)
+        if "@" in text:
+            found += _scan_emails(text)
+        if _count_digits(text) >= 10:  # a phone or card number has at least 10
+            found += _scan_digits(text)
+        if not found:
+            return
+        if line not in self._sensitive_lines:
+            self._sensitive_lines.add(line)
+            self.sensitive_examples += 1
+        for kind, _start, _end in found:
+            self.sensitive_counts[kind] += 1
+        if len(self.sensitive_evidence) < self.max_evidence:
+            kinds = sorted({kind_found for kind_found, _, _ in found})
+            self.sensitive_evidence.append({"line": line, "sample": _masked_sample(text, found),
+                                            "note": f"likely {', '.join(kinds)} ({side})"})
+        self._version += 1
 
     # ---------------------------------------------------------------------------------
     def _keep_accurate_evidence(self, flags: int, line: int, stripped: str, answer: str, user: str) -> None:
@@ -1057,16 +1085,18 @@ def run_checklist(
 
 
 # What of the chat checklist still means something for preference pairs, judged on the chosen
-# conversations (prompt + chosen): the answers' quality, the token limit, secrets. Not the others:
+# conversations (prompt + chosen): the answers' quality, the token limit, secrets (also in the rejected
+# answers, through `ChecklistBuilder.scan_sensitive`: they are uploaded and trained on too). Not the others:
 # several pairs per prompt are normal (so "diverse" and "no_contradictions" would misjudge them), the
 # records were all converted to one shape ("consistent"), and category balance is not a pair question.
 PREFERENCE_CHAT_ITEMS = ("accurate", "lengths", "sensitive")
-_PREFERENCE_PREFIX = {"accurate": "Chosen answers: ", "lengths": "Chosen side: ", "sensitive": "Chosen side: "}
+_PREFERENCE_PREFIX = {"accurate": "Chosen answers: ", "lengths": "Chosen side: ", "sensitive": "Both sides: "}
 
 
 def preference_checklist(chat_items: list[ChecklistItem], pair_items: list[ChecklistItem]) -> list[ChecklistItem]:
     """The checklist of a file of preference pairs: the pair checks (`preferences.PairChecks.finish`) first,
-    then the chat items in PREFERENCE_CHAT_ITEMS, said of the chosen side they judged."""
+    then the chat items in PREFERENCE_CHAT_ITEMS, said of the side they judged (the chosen one; both for secrets,
+    whose rejected answers come through `ChecklistBuilder.scan_sensitive`)."""
     kept = []
     for item in chat_items:
         if item.id in PREFERENCE_CHAT_ITEMS:
