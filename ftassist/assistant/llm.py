@@ -78,7 +78,7 @@ def context_summary(session: Session) -> str:
     else:
         lines.append("- No dataset checked yet.")
     if session.split is not None:
-        lines.append(f"- Split into {session.split.n_train:,} train / {session.split.n_valid:,} validation examples.")
+        lines.append(f"- Split into {session.split.counts()} examples.")
     if session.option:
         lines.append(f"- Chosen estimate option: {session.option.get('label')} (cost {session.option.get('cost_usd')}, "
                      f"objective {session.option.get('objective') or 'sft'}).")

@@ -41,7 +41,7 @@ def gate_message(session: Session | dict | None, train_file: str | None = None) 
     """A gentle warning when there is no validated data yet (training still allowed with a path)."""
     session = Session.of(session)
     if session.split is not None:
-        return (f"Data from the Data step: **{session.split.n_train} train / {session.split.n_valid} validation** "
+        return (f"Data from the Data step: **{session.split.counts()}** "
                 "examples, checked and split.")
     if session.dataset is not None:
         return ("⚠️ The dataset was checked but not split: press **Fix & split** in the Data tab to get a "

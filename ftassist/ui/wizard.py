@@ -55,7 +55,7 @@ def _data(session: Session, live: Live) -> tuple[str, str]:
         if n_warn:
             parts.append(plural(n_warn, "warning"))
     if split is not None:
-        parts.append(f"split {split.n_train:,}/{split.n_valid:,}")
+        parts.append(f"split {split.n_train:,}/{split.n_valid:,}" + (f"/{split.n_test:,} test" if split.n_test else ""))
         return ("done" if split.n_train else "warn"), ", ".join(parts)
     if dataset is not None and not dataset.n_examples:  # nothing valid to train on: never green
         return "warn", ", ".join(parts)
@@ -172,7 +172,6 @@ def bar_html(app: Context, session: Session | dict | None, current: str | None =
 def sample_message(session: Session) -> str:
     dataset, split = session.dataset, session.split
     n_examples = dataset.n_examples if dataset else 0
-    n_train, n_valid = (split.n_train, split.n_valid) if split else (0, 0)
     return (f"Sample data loaded: **{n_examples:,} examples** checked, split into "
-            f"{n_train:,} train / {n_valid:,} validation; the Train form is set "
+            f"{split.counts() if split else '0 train / 0 validation'}; the Train form is set "
             "to a `tiny-random` LoRA run that works offline. Open the **Train** tab and press *Start training*.")

@@ -182,7 +182,7 @@ def dataset_summary(ctx: Context, session: Session | None = None) -> DatasetSumm
                      f"95% under {stats.get('p95', 0):,.0f}, longest {stats.get('max', 0):,}.")
     split = session.split
     if split is not None:
-        lines.append(f"\nSplit: {split.n_train:,} train / {split.n_valid:,} validation examples.")
+        lines.append(f"\nSplit: {split.counts()} examples.")
     next_steps = []
     if errors:
         next_steps.append("fix the errors listed above (or press **Fix & split** in the Data tab to drop invalid records)")

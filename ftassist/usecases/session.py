@@ -58,6 +58,12 @@ class Split:
     test: str | None = None
     n_test: int = 0
 
+    def counts(self) -> str:
+        """'54 train / 6 validation', and '/ 5 test' when a test split is held out: every step that names the
+        split says all of it, so nobody wonders where the held-out examples went."""
+        text = f"{self.n_train:,} train / {self.n_valid:,} validation"
+        return text + (f" / {self.n_test:,} test" if self.n_test else "")
+
 
 @dataclass(frozen=True)
 class Session:

@@ -546,8 +546,7 @@ def follow_runs(ctx: Context) -> bool:
 # -- helpers ------------------------------------------------------------------------------------------------
 def _source(session: Session) -> str:
     if session.split is not None and session.split.train:
-        return (f"the split from the Data step ({session.split.n_train:,} train / {session.split.n_valid:,} "
-                "validation examples)")
+        return f"the split from the Data step ({session.split.counts()} examples)"
     if session.dataset is not None:
         return ("the checked dataset, unsplit (no validation set: press Fix & split in the Data tab first to see "
                 "overfitting)")

@@ -128,3 +128,17 @@ def test_choosing_a_run_in_the_list_makes_it_the_sessions_run():
     chosen = tab.select_handler(session, "run-the-person-looks-at")
     assert chosen.run_id == "run-the-person-looks-at" and session.run_id == "run-started-last"
     assert tab.select_handler(chosen, None) == chosen  # an emptied list keeps the choice
+
+
+def test_a_held_out_test_split_is_named_wherever_the_split_is():
+    """Fix & split can hold a test split out for Evaluate: the Train gate, the step bar and the run's plan say
+    so, instead of a train / validation count that seems to have lost examples."""
+    from dataclasses import replace
+
+    from ftassist.ui.wizard import step_summaries
+
+    with_test = replace(SPLIT, test="/d/test.jsonl", n_test=12)
+    assert "90 train / 10 validation / 12 test" in tab.gate_message(Session(split=with_test))
+    assert "90 train / 10 validation**" in tab.gate_message(Session(split=SPLIT))  # no test split: none named
+    (data_row,) = [row for row in step_summaries(Session(split=with_test)) if row["step"] == "Data"]
+    assert "split 90/10/12 test" in data_row["summary"]
