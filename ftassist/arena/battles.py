@@ -450,6 +450,8 @@ def vote(store, token: str, voter: str, choice: str, *, address: str | None = No
             winner = _winner(choice, bool(swapped))
             if source == "voter" and review != "approved":
                 reasons.append(REJECTED if review == "rejected" else AWAITING_REVIEW)
+            if _linked_voter_voted(con, battle_id, voter):
+                reasons.append(LINKED_VOTER)
             if rules is not None:
                 reasons += _rule_reasons(rules, address, served_epoch, now)
                 if not reasons:
@@ -485,7 +487,18 @@ def vote(store, token: str, voter: str, choice: str, *, address: str | None = No
     return Reveal(left_name, right_name, choice, winner, flagged=bool(flagged or reasons), message=message)
 
 
+def _linked_voter_voted(con, battle_id: str, voter: str) -> bool:
+    """Whether the same person already voted on this battle as a linked voter: anonymously before signing
+    in, or signed in before signing out (`voters.link_alias`). Such a vote is kept but flagged, not refused,
+    so the battle is not served to this voter again."""
+    return bool(con.execute(
+        "SELECT 1 FROM votes v WHERE v.battle_id = ? AND v.voter IN"
+        " (SELECT alias FROM voter_links WHERE account = ? UNION SELECT account FROM voter_links WHERE alias = ?)"
+        " LIMIT 1", [battle_id, voter, voter]).fetchall())
+
+
 AWAITING_REVIEW = "own prompt awaiting review"
+LINKED_VOTER = "already voted as a linked voter"
 REJECTED = "own prompt rejected"
 TOO_FAST = "too fast"
 ADDRESS_RATE = "address rate"
@@ -507,6 +520,8 @@ def _voter_words(reason: str) -> str:
     if reason.startswith(ONE_SIDED_DAY):
         return ("today's votes from you or your network are far more one-sided than other voters', so they are "
                 "kept for the arena's owner to review.")
+    if reason.startswith(LINKED_VOTER):
+        return "you already voted on this battle from this browser, signed in or not; your first vote stands."
     if reason.startswith(AWAITING_REVIEW):
         return "your own question counts once the arena's owner has reviewed it."
     return "the arena's owner did not accept this question."

@@ -9,7 +9,10 @@ A browser session's random id is free to throw away, so limits keyed on it alone
 - the **client address**, stored only as a keyed hash (`hash_address`), for limits per address:
   throwaway sessions from one machine share it. Behind a proxy (a Space) the address is read from
   X-Forwarded-For only as far as the trusted proxies append to it (`client_address`);
-- optionally a **Hugging Face account** (OAuth on a Space): its id is derived from the user name.
+- optionally a **Hugging Face account** (OAuth on a Space): its id is a keyed hash of the account's
+  stable OpenID `sub`, not of its user name, which the owner may change and someone else may later take;
+  the browser's anonymous (cookie) voter is linked to it (`link_alias`), so one person cannot vote on a
+  battle once anonymously and again signed in.
 
 The signing key is made once and kept in the data dir (`.voter_secret`, mode 0600); it never
 leaves the server. No web code here: the cookie's transport is `ui/voter_cookie.py`.
@@ -25,6 +28,7 @@ import os
 import re
 import secrets
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -93,10 +97,26 @@ def verify(secret: bytes, value: str | None) -> str | None:
     return parts[1]
 
 
-def signed_in_voter(secret: bytes, username: str) -> str:
-    """The voter id of a Hugging Face account: a keyed hash of its user name (the name itself is not stored)."""
-    digest = hmac.new(secret, f"hf-user:{username.strip().lower()}".encode(), hashlib.sha256).hexdigest()
+def signed_in_voter(secret: bytes, username: str, sub: str | None = None) -> str:
+    """The voter id of a Hugging Face account: a keyed hash of its OpenID `sub` (neither is stored).
+
+    The `sub` is the account's stable id: a renamed account stays one voter, and a new account that takes
+    an old name does not inherit its votes or limits. The user name is the fallback only where a profile
+    carries no `sub`; the two are hashed under different labels, so a name never equals some account's id."""
+    sub = (sub or "").strip()
+    label = f"hf-sub:{sub}" if sub else f"hf-user:{username.strip().lower()}"
+    digest = hmac.new(secret, label.encode(), hashlib.sha256).hexdigest()
     return "hf-" + digest[:32]
+
+
+def link_alias(store, account: str, alias: str, now: float | None = None) -> None:
+    """Record that the anonymous voter `alias` (the browser's signed cookie) is the person signed in as
+    `account`, so that the one-vote-per-battle rule (`battles.vote`) holds across both ids: without the
+    link, a battle voted on anonymously could be voted on again after signing in, or after signing out."""
+    store.execute(
+        "INSERT INTO voter_links (account, alias, linked_epoch) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        [account, alias, time.time() if now is None else now],
+    )
 
 
 def hash_address(secret: bytes, address: str | None) -> str | None:

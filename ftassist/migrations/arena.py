@@ -124,4 +124,14 @@ MIGRATIONS = [
         calls INTEGER NOT NULL
     );
     """,
+    # 8: one person, one vote per battle across sign-in: the browser's anonymous (cookie) voter linked to the
+    # Hugging Face account it signed in as (both ids as stored in votes: a random id and a keyed hash).
+    """
+    CREATE TABLE voter_links (
+        account VARCHAR NOT NULL,
+        alias VARCHAR NOT NULL,
+        linked_epoch DOUBLE,
+        PRIMARY KEY (account, alias)
+    );
+    """,
 ]

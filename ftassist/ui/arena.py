@@ -17,6 +17,7 @@ from typing import get_args
 import gradio as gr
 
 from ftassist import config
+from ftassist.arena import voters
 from ftassist.usecases import arena as arena_cases
 from ftassist.usecases.context import Context, UseCaseError
 from ftassist.usecases.session import Session
@@ -30,12 +31,21 @@ _PANE = {"label": None, "interactive": False, "lines": 10, "max_lines": 30, "but
 
 
 def _who(app: Context, state: dict, request: gr.Request | None, profile: gr.OAuthProfile | None) -> Identity:
-    """The voter of this request (see ui/voter_cookie.py); `state` keeps the session's fallback id."""
+    """The voter of this request (see ui/voter_cookie.py); `state` keeps the session's fallback id.
+
+    A signed-in voter is known by the profile's `sub` (Gradio's profile is the OpenID userinfo), which stays
+    when the account is renamed; the user name is the fallback only where there is no `sub`. The browser's
+    cookie voter is linked to the account once per session, for the one-vote-per-battle rule."""
+    username = getattr(profile, "username", None) if profile is not None else None
+    sub = profile.get("sub") if isinstance(profile, dict) else None
     try:
-        return voter_cookie.identify(app.settings.data_dir, state, request,
-                                     getattr(profile, "username", None) if profile is not None else None)
+        who = voter_cookie.identify(app.settings.data_dir, state, request, username, str(sub) if sub else None)
     except ValueError as exc:  # a wrong FTASSIST_TRUSTED_PROXY_HOPS: the owner's setting, said as such
         raise gr.Error(f"The arena's settings are wrong: {exc}") from None
+    if who.alias and state.get("linked") != [who.voter, who.alias]:
+        voters.link_alias(app.store, who.voter, who.alias)
+        state["linked"] = [who.voter, who.alias]
+    return who
 
 
 def install_voter_cookie(server, app: Context) -> None:

@@ -5,9 +5,9 @@ every browser that has no valid `ftassist_voter` cookie a new signed one on its 
 (the page itself), so the handlers that follow see the same voter across new sessions and reloads.
 A cookie that does not verify is replaced by a fresh one: tampering gains nothing.
 
-`identify` turns a handler's request into an `Identity`: a Hugging Face account when signed in,
-else the signed cookie, else the session's own id (a client that keeps no cookies); plus the
-client address, hashed, read from X-Forwarded-For only as far as `FTASSIST_TRUSTED_PROXY_HOPS`
+`identify` turns a handler's request into an `Identity`: a Hugging Face account when signed in
+(known by its stable `sub`, with the browser's cookie voter as its alias), else the signed cookie,
+else the session's own id (a client that keeps no cookies); plus the client address, hashed, read from X-Forwarded-For only as far as `FTASSIST_TRUSTED_PROXY_HOPS`
 says proxies stand in front of the app. The signing key never leaves the server.
 """
 
@@ -26,6 +26,7 @@ class Identity:
     voter: str
     address: str | None  # hashed
     signed_in: bool
+    alias: str | None = None  # signed in: the browser's anonymous (cookie) voter, the same person
 
 
 def _header(scope_headers: list, name: bytes) -> str | None:
@@ -100,16 +101,18 @@ def _request_parts(request: Any) -> tuple[str | None, str | None, str | None]:
     return cookie, getattr(client, "host", None), headers.get("x-forwarded-for")
 
 
-def identify(data_dir: str | Path, state: dict, request: Any = None, username: str | None = None) -> Identity:
-    """Who is voting: an account when signed in, else the signed cookie, else this session's id (kept in
-    `state["voter"]`, which the caller's session holds)."""
+def identify(data_dir: str | Path, state: dict, request: Any = None, username: str | None = None,
+             sub: str | None = None) -> Identity:
+    """Who is voting: an account when signed in (`sub` is its stable id, `username` the fallback where a
+    profile has none), else the signed cookie, else this session's id (kept in `state["voter"]`, which the
+    caller's session holds). A signed-in voter whose browser has a valid cookie carries it as `alias`."""
     secret = voters.load_secret(data_dir)
     cookie, peer, forwarded = _request_parts(request)
     address = voters.hash_address(secret, voters.client_address(peer, forwarded, config.trusted_proxy_hops()))
-    if username:
-        state["voter"] = voters.signed_in_voter(secret, username)
-        return Identity(state["voter"], address, True)
     from_cookie = voters.verify(secret, cookie)
+    if username or sub:
+        state["voter"] = voters.signed_in_voter(secret, username or "", sub)
+        return Identity(state["voter"], address, True, alias=from_cookie)
     if from_cookie:
         state["voter"] = from_cookie
     elif not state.get("voter") or str(state["voter"]).startswith("hf-"):

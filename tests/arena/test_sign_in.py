@@ -64,17 +64,22 @@ def _visitor(app, address: str, user: str | None = None):
 
     browser = Browser(app.url, forwarded_for=address)
     browser.http.close()
-    headers = {"X-Forwarded-For": address, **({"X-Standin-User": user} if user else {})}
-    browser.http = httpx.Client(headers=headers, timeout=60)
+    browser.http = httpx.Client(headers={"X-Forwarded-For": address}, timeout=60)
     _as_a_browser_on_127_0_0_1(browser.http)
     browser.get("/")  # the page, and with it the voter cookie
     if user:
-        arrived = browser.http.get(browser.url + "/login/huggingface", params={"_target_url": "/"},
-                                   follow_redirects=True)
-        assert arrived.status_code == 200 and str(arrived.url).rstrip("/") == browser.url, app.log_tail()
-        hops = [str(r.url) for r in arrived.history]
-        assert len(hops) == 3 and "/oauth/authorize?" in hops[1] and "/login/callback?" in hops[2], hops
+        _sign_in(app, browser, user)
     return browser
+
+
+def _sign_in(app, browser, user: str) -> None:
+    """Sign this browser in as `user` through Gradio's routes and the provider (its voter cookie stays)."""
+    browser.http.headers["X-Standin-User"] = user
+    arrived = browser.http.get(browser.url + "/login/huggingface", params={"_target_url": "/"},
+                               follow_redirects=True)
+    assert arrived.status_code == 200 and str(arrived.url).rstrip("/") == browser.url, app.log_tail()
+    hops = [str(r.url) for r in arrived.history]
+    assert len(hops) == 3 and "/oauth/authorize?" in hops[1] and "/login/callback?" in hops[2], hops
 
 
 def _ask_app(app, use_case: str, **arguments):
@@ -86,17 +91,18 @@ def _ask_app(app, use_case: str, **arguments):
     return client.call(use_case, arguments)
 
 
-def _vote_on_everything(session) -> list[str]:
-    prompts = []
+def _vote_on_everything(session) -> list:
+    """Vote on each battle served until none is left; the outcomes of the votes, in order."""
+    votes = []
     outcome = session.new_round()
     while outcome.prompt:
-        prompts.append(outcome.prompt)
-        assert len(prompts) <= N_BATTLES
+        assert len(votes) < N_BATTLES
         voted = session.vote("a")
         assert voted.success and "your vote is recorded" in voted.status, voted.raw
+        votes.append(voted)
         outcome = session.new_round()
     assert "voted on every battle" in outcome.status
-    return prompts
+    return votes
 
 
 def _voters_stored(app) -> set[str]:
@@ -106,6 +112,21 @@ def _voters_stored(app) -> set[str]:
     app.stop()
     with duckdb.connect(str(app.home / "ftassist.duckdb"), read_only=True) as db:
         return {voter for (voter,) in db.execute("SELECT DISTINCT voter FROM votes").fetchall()}
+
+
+def _secret(app) -> bytes:
+    return (app.home / voters.SECRET_FILE).read_text().strip().encode()
+
+
+def _counted_votes_per_battle(app) -> dict[str, int]:
+    """How many votes that count (not flagged) each battle has, read from the stopped app's database."""
+    import duckdb
+
+    app.stop()
+    with duckdb.connect(str(app.home / "ftassist.duckdb"), read_only=True) as db:
+        rows = db.execute("SELECT b.id, count(v.id) FROM battles b LEFT JOIN votes v ON v.battle_id = b.id"
+                          " AND v.flagged_reason IS NULL GROUP BY b.id").fetchall()
+    return dict(rows)
 
 
 def test_sign_in_required_on_a_space_takes_accounts_not_cookies(tmp_path_factory, provider, llm):
@@ -148,9 +169,10 @@ def test_sign_in_required_on_a_space_takes_accounts_not_cookies(tmp_path_factory
         assert provider.signed_in[-3:] == ["alice", "bob", "alice"] and provider.refusals == []
     finally:
         app.stop()
-    # each account is stored as a keyed hash of its user name, never the name
-    secret = (app.home / voters.SECRET_FILE).read_text().strip().encode()
-    assert _voters_stored(app) == {voters.signed_in_voter(secret, "alice"), voters.signed_in_voter(secret, "bob")}
+    # each account is stored as a keyed hash of its stable id (the OpenID `sub`), never the id or the name
+    secret = _secret(app)
+    assert _voters_stored(app) == {voters.signed_in_voter(secret, "alice", provider.subs["alice"]),
+                                   voters.signed_in_voter(secret, "bob", provider.subs["bob"])}
 
 
 def test_sign_in_optional_counts_anonymous_voters_and_accounts_apart(tmp_path_factory, provider, llm):
@@ -165,9 +187,82 @@ def test_sign_in_optional_counts_anonymous_voters_and_accounts_apart(tmp_path_fa
         assert (counts["votes"], counts["voters"]) == (2 * N_BATTLES, 2)
     finally:
         app.stop()
-    secret = (app.home / voters.SECRET_FILE).read_text().strip().encode()
     stored = _voters_stored(app)
-    assert voters.signed_in_voter(secret, "alice") in stored and len(stored) == 2
+    assert voters.signed_in_voter(_secret(app), "alice", provider.subs["alice"]) in stored and len(stored) == 2
+
+
+def test_a_renamed_account_is_the_same_voter(tmp_path_factory, provider, llm):
+    app = _space_app(tmp_path_factory, provider, llm, "required")
+    try:
+        before = _visitor(app, "203.0.113.7", "alice")
+        assert len(_vote_on_everything(before.session())) == N_BATTLES
+        provider.rename("alice", "alicia")  # same account (same sub), new user name
+        after = _visitor(app, "198.51.100.7", "alicia")
+        assert provider.signed_in[-2:] == ["alice", "alicia"] and provider.refusals == []
+        left = after.session().new_round()
+        assert left.prompt == "" and "voted on every battle" in left.status
+        counts = _ask_app(app, "arena_counts")
+        assert (counts["votes"], counts["voters"]) == (N_BATTLES, 1)
+    finally:
+        app.stop()
+        if "alicia" in provider.users:
+            provider.rename("alicia", "alice")
+    stored = _voters_stored(app)
+    sub = provider.subs["alice"]
+    assert stored == {voters.signed_in_voter(_secret(app), "alicia", sub)}
+    assert not any(sub in voter or "ali" in voter for voter in stored)
+
+
+def test_a_new_account_under_an_old_name_is_another_voter(tmp_path_factory, provider, llm):
+    old_sub = provider.new_account("carol", "Carol Example")
+    app = _space_app(tmp_path_factory, provider, llm, "required")
+    try:
+        first = _visitor(app, "203.0.113.8", "carol")
+        assert len(_vote_on_everything(first.session())) == N_BATTLES
+        # the first carol deletes her account (or renames it); someone else now signs up as carol
+        new_sub = provider.new_account("carol", "Another Carol")
+        second = _visitor(app, "198.51.100.8", "carol")
+        assert provider.signed_in[-2:] == ["carol", "carol"] and provider.refusals == []
+        assert len(_vote_on_everything(second.session())) == N_BATTLES  # nothing of the first carol's is hers
+        counts = _ask_app(app, "arena_counts")
+        assert (counts["votes"], counts["voters"]) == (2 * N_BATTLES, 2)
+    finally:
+        app.stop()
+    secret = _secret(app)
+    assert old_sub != new_sub
+    assert _voters_stored(app) == {voters.signed_in_voter(secret, "carol", old_sub),
+                                   voters.signed_in_voter(secret, "carol", new_sub)}
+
+
+def test_sign_in_optional_one_browser_votes_once_per_battle_signed_in_or_not(tmp_path_factory, provider, llm):
+    """The browser's anonymous voter and the account it signs in as are one person: a battle voted on one way
+    is voted on again the other way only as a kept but flagged vote, which does not count."""
+    app = _space_app(tmp_path_factory, provider, llm, "optional")
+    try:
+        browser = _visitor(app, "203.0.113.9")
+        anonymous = _vote_on_everything(browser.session())
+        assert len(anonymous) == N_BATTLES and not any("does not count" in v.status for v in anonymous)
+        _sign_in(app, browser, "alice")  # the same browser, so the same voter cookie
+        signed_in = _vote_on_everything(browser.session())
+        assert len(signed_in) == N_BATTLES
+        assert all("does not count" in v.status and "already voted on this battle" in v.status for v in signed_in)
+
+        # the reverse: bob votes signed in, then signs out in the same browser and votes anonymously
+        other = _visitor(app, "203.0.113.10", "bob")
+        assert len(_vote_on_everything(other.session())) == N_BATTLES
+        other.http.get(other.url + "/logout", follow_redirects=True)
+        signed_out = _vote_on_everything(other.session())
+        assert len(signed_out) == N_BATTLES and all("does not count" in v.status for v in signed_out)
+
+        # another browser's anonymous voter is someone else: its votes count
+        stranger = _visitor(app, "203.0.113.11")
+        assert not any("does not count" in v.status for v in _vote_on_everything(stranger.session()))
+        counts = _ask_app(app, "arena_counts")
+        assert (counts["votes"], counts["flagged_votes"]) == (5 * N_BATTLES, 2 * N_BATTLES)
+    finally:
+        app.stop()
+    counted = _counted_votes_per_battle(app)  # one vote per person: the first browser, bob's, the stranger's
+    assert len(counted) == N_BATTLES and set(counted.values()) == {3}
 
 
 @pytest.mark.parametrize("missing", ["SYSTEM", "OAUTH_SCOPES", "OPENID_PROVIDER_URL"])

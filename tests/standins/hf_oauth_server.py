@@ -9,9 +9,13 @@ sign-in is tested through the real client with no network:
   client id, `response_type=code`, the redirect URI, state and nonce, and sends the browser back to the
   redirect URI with a one-time code;
 - `/oauth/token`: the code for an access token and an ID token (RS256, signed with a key made at start,
-  carrying the nonce, `preferred_username`, `name`, `profile`, `picture`); the client must authenticate
+  carrying the nonce, `sub`, `preferred_username`, `name`, `profile`, `picture`); the client must authenticate
   with its id and secret, and a code works once, for the redirect URI it was issued for;
 - `/oauth/jwks`: the public key the ID token verifies with; `/oauth/userinfo`: the user of a token.
+
+Each account has a stable `sub` (random, as hf.co's account ids are not derived from names) that stays when
+the account is renamed (`rename`); a name freed by a rename or a deleted account can be taken by a new
+account with a new `sub` (`new_account`).
 
 Anything else, or a request that breaks a rule, is answered 400/401/404 and recorded in `refusals`.
 """
@@ -46,10 +50,11 @@ class HFOAuthStandIn(JSONStandIn):
 
         self.client_id = client_id
         self.client_secret = client_secret
-        self.users = users or {"alice": "Alice Example"}
+        self.users = dict(users or {"alice": "Alice Example"})
+        self.subs = {user: secrets.token_hex(12) for user in self.users}  # user name -> stable account id
         self.key = RSAKey.generate_key(2048, parameters={"kid": "standin-key", "use": "sig", "alg": "RS256"})
         self.codes: dict[str, dict[str, Any]] = {}
-        self.tokens: dict[str, str] = {}  # access token -> user name
+        self.tokens: dict[str, str] = {}  # access token -> the account's sub (its name may change)
         self.signed_in: list[str] = []  # the user of each token issued, in order
         self.refusals: list[str] = []
         self.status_log = []
@@ -72,7 +77,8 @@ class HFOAuthStandIn(JSONStandIn):
         if method == "GET" and path == "/oauth/jwks":
             return 200, {"keys": [self.key.as_dict(private=False)]}, {}
         if method == "GET" and path == "/oauth/userinfo":
-            user = self.tokens.get(headers.get("authorization", "").removeprefix("Bearer ").strip())
+            sub = self.tokens.get(headers.get("authorization", "").removeprefix("Bearer ").strip())
+            user = next((name for name, held in self.subs.items() if held == sub), None)
             if user is None:
                 return self._refuse(401, "userinfo without a valid access token")
             return 200, self._profile(user), {}
@@ -134,15 +140,29 @@ class HFOAuthStandIn(JSONStandIn):
                   "nonce": issued["nonce"], "at_hash": _at_hash(access_token), **self._profile(user)}
         id_token = jwt.encode({"alg": "RS256", "kid": self.key.kid}, claims, self.key)
         with self._lock:
-            self.tokens[access_token] = user
+            self.tokens[access_token] = self.subs[user]
             self.signed_in.append(user)
         return 200, {"access_token": access_token, "token_type": "bearer", "expires_in": 28800, "scope": SCOPES,
                      "id_token": id_token}, {}
 
     def _profile(self, user: str) -> dict:
-        return {"sub": hashlib.sha256(user.encode()).hexdigest()[:24], "name": self.users[user],
+        return {"sub": self.subs[user], "name": self.users[user],
                 "preferred_username": user, "profile": f"https://huggingface.co/{user}",
                 "picture": f"https://huggingface.co/avatars/{user}.svg"}
+
+    # -- what people do with their accounts at hf.co ----------------------------------------------------
+    def rename(self, old: str, new: str) -> None:
+        """The account `old` is now called `new`: same `sub`, new `preferred_username`."""
+        with self._lock:
+            self.users[new] = self.users.pop(old)
+            self.subs[new] = self.subs.pop(old)
+
+    def new_account(self, user: str, name: str) -> str:
+        """A new account called `user` (a name nobody holds now, or held once by another): a new `sub`."""
+        with self._lock:
+            self.users[user] = name
+            self.subs[user] = secrets.token_hex(12)
+            return self.subs[user]
 
     def _refuse(self, status: int, why: str) -> tuple[int, Any, dict]:
         with self._lock:
