@@ -715,7 +715,8 @@ def _spend_calls(store, rules: VotingRules, voter: str, address: str | None, now
     """Take an own prompt's upstream calls from the budgets, or refuse (RateLimited) without calling.
     Checked and recorded in one transaction, so concurrent requests cannot overspend."""
     calls = limits.CALLS_PER_PROMPT
-    if rules.prompt_calls_per_day <= 0:
+    # a budget below one question's calls can never be met: that is "off", not "wait" (waiting never helps)
+    if rules.prompt_calls_per_day < calls or 0 < rules.prompt_calls_per_address_per_hour < calls:
         raise RateLimited("Asking your own question is turned off in this arena: vote on the prepared battles.")
     with store.transaction() as con:
         (today,), = con.execute("SELECT coalesce(sum(calls), 0) FROM arena_calls WHERE ts_epoch >= ?",

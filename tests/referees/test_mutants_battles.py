@@ -918,8 +918,9 @@ def test_the_arenas_daily_budget_of_calls(monkeypatch, unlimited):
     assert len(calls) == 6
     assert store.query_rows("SELECT ts_epoch, address_hash, voter, calls FROM arena_calls ORDER BY ts_epoch") == [
         (100.0, None, "v1", 2), (200.0, None, "v2", 2), (100.5 + DAY, None, "v3", 2)]
-    assert message(battles.RateLimited, ask, store, "v4", 0.0, budget=rules(prompt_calls_per_day=0)) == (
-        "Asking your own question is turned off in this arena: vote on the prepared battles.")
+    for per_day in (0, 1):  # 1 is below one question's 2 calls: off too, not "ask again tomorrow"
+        assert message(battles.RateLimited, ask, store, "v4", 0.0, budget=rules(prompt_calls_per_day=per_day)) == (
+            "Asking your own question is turned off in this arena: vote on the prepared battles.")
 
 
 def test_the_addresss_hourly_budget_of_calls(monkeypatch, unlimited):
@@ -936,8 +937,9 @@ def test_the_addresss_hourly_budget_of_calls(monkeypatch, unlimited):
     assert message(battles.RateLimited, ask, store, "v3", 100.0 + HOUR, "nat", budget).startswith(
         "At most 2 own questions an hour from one network: try again in 1 min,")  # the call at 100 is still in
     ask(store, "v3", 100.5 + HOUR, "nat", budget)
+    # an hourly budget below one question's 2 calls can never be met: off, not "try again in 60 min"
     assert message(battles.RateLimited, ask, store, "v4", 0.0, "cafe", rules(prompt_calls_per_address_per_hour=1)) == (
-        "At most 0 own questions an hour from one network: try again in 60 min, or vote on the prepared battles.")
+        "Asking your own question is turned off in this arena: vote on the prepared battles.")
     for i in range(3):
         ask(store, f"nat-{i}", 5000.0, "nat", rules(prompt_calls_per_address_per_hour=0))
 
@@ -1062,13 +1064,6 @@ def test_with_a_minimum_of_one_vote_or_none_a_single_vote_is_judged(unlimited):
 def test_a_reading_time_under_a_second_still_counts(unlimited):
     store = get_store()
     assert cast(store, "quick", "kappa", rules=rules(min_read_seconds=0.5), read=0.2).flagged
-
-
-def test_a_daily_budget_of_one_call_is_spent_not_off(monkeypatch, unlimited):
-    store = get_store()
-    monkeypatch.setattr(arena_models, "generate", fake_generate([]))
-    assert message(battles.RateLimited, ask, store, "v", 0.0, budget=rules(prompt_calls_per_day=1)).startswith(
-        "The arena has used today's budget")
 
 
 def test_a_vote_on_an_own_prompt_keeps_the_review_flag_beside_the_rules(unlimited):
