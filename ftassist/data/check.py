@@ -95,14 +95,9 @@ class _Accumulator:
         chats = [example.chat for example in chunk]
         counter = self.counter
         words_here = self.words_here or counter is None
-        from .checklist import take_apart
-
-        # one walk over the chunk's messages serves both the worker's frame and the checklist
-        parts = take_apart(chunk) if counter else None
-        done = counter.submit(chats, start, words=not words_here, parts=parts) if counter else []  # worker starts
+        done = counter.submit(chats, start, words=not words_here) if counter else []  # the worker starts at once
         for i in range(0, len(chunk), CHECKLIST_BATCH):
-            self.checklist.add_many(chunk[i:i + CHECKLIST_BATCH], words=words_here,
-                                    parts=parts.batch(i, i + CHECKLIST_BATCH) if parts else None)
+            self.checklist.add_many(chunk[i:i + CHECKLIST_BATCH], words=words_here)
         if counter is None:
             for total, assistant in self._count_here(chats):
                 self.per_example.append(total)

@@ -257,8 +257,7 @@ class ChecklistBuilder:
         self.add_many((example,), (tokens,), (assistant_tokens,), words)
 
     def add_many(self, examples: Sequence[Example], tokens: Sequence[int | None] | None = None,
-                 assistant_tokens: Sequence[int | None] | None = None, words: bool = True,
-                 parts: "_Parts | None" = None) -> None:
+                 assistant_tokens: Sequence[int | None] | None = None, words: bool = True) -> None:
         """Take valid canonical examples, in record order (a check passes one chunk at a time).
 
         Why batches: this runs for every example of 100k+ example files, and what costs is
@@ -271,14 +270,13 @@ class ChecklistBuilder:
         `tokens` / `assistant_tokens`: each example's counts (None: unknown), or None when
         they come later through `set_tokens`. `words=False`: the near-duplicate word hashes
         of these examples are computed elsewhere (`textkeys.chat_word_hashes`, in the token
-        worker) and handed over with `add_words`. `parts`: these examples already taken apart (`take_apart`).
+        worker) and handed over with `add_words`.
         """
         batch_size = len(examples)
         if not batch_size:
             return
         self._version += 1
-        if parts is None:
-            parts = _take_apart(examples)
+        parts = _take_apart(examples)
         self.example_hash.extend(parts.example_hashes)
         prompt_keys, system_hashes = self._add_prompts(parts)
         answer_keys, answer_words = self._add_answers(examples, parts, assistant_tokens)
@@ -1348,21 +1346,6 @@ class _Parts(NamedTuple):
     joined_answers: str  # the answers joined by NUL, for the batch's pre-filters
     n_parts: list[int]  # how many turns user_texts joins
     texts: list[list[str]]  # every message's content
-    role_sequences: list[tuple]  # every message's role, in order
-    plain: list[bool]  # only {role, content} messages with string role and content, and no other chat key
-
-    def batch(self, start: int, end: int) -> "_Parts":
-        """The examples start..end of a chunk taken apart at once (`take_apart`)."""
-        answers = self.answers[start:end]
-        return _Parts(self.example_hashes[start:end], self.systems[start:end], self.user_texts[start:end],
-                      self.finals[start:end], answers, "\x00".join(answers), self.n_parts[start:end],
-                      self.texts[start:end], self.role_sequences[start:end], self.plain[start:end])
-
-
-def take_apart(examples: Sequence[Example]) -> _Parts:
-    """A chunk's chats taken apart once for both of the check's walks over them: the checklist (`add_many`'s
-    `parts`, a batch at a time) and the token worker's frame (`token_worker.pack_parts`)."""
-    return _take_apart(examples)
 
 
 def _take_apart(examples: Sequence[Example]) -> _Parts:
@@ -1377,13 +1360,9 @@ def _take_apart(examples: Sequence[Example]) -> _Parts:
     answers: list[str] = []
     n_parts: list[int] = []
     texts: list[list[str]] = []
-    role_sequences: list[tuple] = []
-    plain_chats: list[bool] = []
     for example in examples:
         chat = example.chat
-        messages = chat.get("messages")
-        plain = chat.__class__ is dict and len(chat) == 1 and messages.__class__ is list
-        messages = messages or []
+        messages = chat.get("messages") or []
         contents: list[str] = []
         roles: list = []
         extra_keys = None
@@ -1391,19 +1370,13 @@ def _take_apart(examples: Sequence[Example]) -> _Parts:
             content = message.get("content")
             if content.__class__ is not str:
                 content = _text_of(content)
-                plain = False
             contents.append(content)
-            role = message.get("role")
-            roles.append(role)
-            n_keys = len(message)
-            if n_keys != 2 or role.__class__ is not str or message.__class__ is not dict:
-                plain = False
-                if n_keys > 2:  # name, weight, tool_calls...: part of the example's identity
-                    if extra_keys is None:
-                        extra_keys = []
-                    extra_keys.append(_stable({key: value for key, value in message.items()
-                                               if key != "role" and key != "content"}))
-        role_sequence = tuple(roles)
+            roles.append(message.get("role"))
+            if len(message) > 2:  # name, weight, tool_calls...: part of the example's identity
+                if extra_keys is None:
+                    extra_keys = []
+                extra_keys.append(_stable({key: value for key, value in message.items()
+                                           if key != "role" and key != "content"}))
         answer_index = len(roles) - 1
         if answer_index == 1 and roles[1] == "assistant" and roles[0] == "user":
             system, user_text, final_user, n_user = "", contents[0], contents[0], 1
@@ -1432,7 +1405,7 @@ def _take_apart(examples: Sequence[Example]) -> _Parts:
         else:
             answer = ""
         tools = chat.get("tools")
-        example_hashes.append(hash((role_sequence, tuple(contents), extra_keys and tuple(extra_keys),
+        example_hashes.append(hash((tuple(roles), tuple(contents), extra_keys and tuple(extra_keys),
                                None if tools is None else _stable(tools))))
         systems.append(system)
         user_texts.append(user_text)
@@ -1440,10 +1413,7 @@ def _take_apart(examples: Sequence[Example]) -> _Parts:
         answers.append(answer)
         n_parts.append(n_user)
         texts.append(contents)
-        role_sequences.append(role_sequence)
-        plain_chats.append(plain)
-    return _Parts(example_hashes, systems, user_texts, finals, answers, "\x00".join(answers), n_parts, texts,
-                  role_sequences, plain_chats)
+    return _Parts(example_hashes, systems, user_texts, finals, answers, "\x00".join(answers), n_parts, texts)
 
 
 def _keys(texts: list[str], delete: bytes, joined: str | None = None) -> list[bytes]:

@@ -124,50 +124,6 @@ def pack_chats(chats: list, words: bool = False) -> bytes:
     return _frame((list(role_codes), layout.tobytes(), bytes(roles), texts, whole, words))
 
 
-_ROLE_SEQUENCES_MAX = 4096  # distinct role sequences whose codes `pack_parts` keeps
-
-
-def pack_parts(chats: list, parts: Any, words: bool = False) -> bytes:
-    """`pack_chats` of a chunk the checklist has already taken apart (`checklist.take_apart`): the same frame,
-    without walking every message a second time. A plain chat's role codes are looked up once per distinct
-    sequence of roles (most chats share one or two), its texts are the contents the checklist took."""
-    texts: list[str] = []
-    roles = bytearray()
-    layout = array("i")
-    whole: dict[int, Any] = {}
-    role_codes: dict[str, int] = {}
-    sequence_codes: dict[tuple, bytes | None] = {}
-    for index, (plain, sequence, contents) in enumerate(zip(parts.plain, parts.role_sequences, parts.texts)):
-        if plain:
-            codes = sequence_codes.get(sequence)
-            if codes is None and sequence not in sequence_codes:
-                codes = _codes_of(sequence, role_codes)
-                if len(sequence_codes) < _ROLE_SEQUENCES_MAX:
-                    sequence_codes[sequence] = codes
-            if codes is not None:
-                texts += contents
-                roles += codes
-                layout.append(len(contents))
-                continue
-        layout.append(-1)
-        whole[index] = chats[index]
-    return _frame((list(role_codes), layout.tobytes(), bytes(roles), texts, whole, words))
-
-
-def _codes_of(sequence: tuple, role_codes: dict[str, int]) -> bytes | None:
-    """The one-byte codes of a sequence of roles, new roles numbered as met; None past 255 roles (the chat
-    then travels whole, as in `pack_chats`)."""
-    codes = bytearray()
-    for role in sequence:
-        code = role_codes.get(role)
-        if code is None:
-            if len(role_codes) >= 255:
-                return None
-            code = role_codes[role] = len(role_codes)
-        codes.append(code)
-    return bytes(codes)
-
-
 def count_packed(counter: TokenCounter, frame: tuple) -> tuple[bytes, bytes, tuple[bytes, bytes] | None]:
     """The worker's answer to one `pack_chats` frame: totals, assistant tokens, word hashes.
 
@@ -472,15 +428,14 @@ class BackgroundChatCounter:
         """Whether a chunk still in flight was sent with words=True (its word hashes are to come)."""
         return any(chunk.words for chunk in self._inflight)
 
-    def submit(self, chats: list, payload: Any = None, words: bool = False, parts: Any = None) -> list[Counted]:
-        """Queue one chunk; return the chunks finished so far (oldest first). `parts`: the chunk already taken
-        apart by the checklist (`checklist.take_apart`), which saves packing a second walk over it."""
+    def submit(self, chats: list, payload: Any = None, words: bool = False) -> list[Counted]:
+        """Queue one chunk; return the chunks finished so far (oldest first)."""
         chats = list(chats)
         done = []
         frame = None
         if self._proc is not None:
             try:
-                frame = pack_chats(chats, words) if parts is None else pack_parts(chats, parts, words)
+                frame = pack_chats(chats, words)
             except Exception:  # noqa: BLE001 - e.g. absurdly nested data: count it here
                 frame = None
         self._inflight.append(_Chunk(payload, None if frame is not None else chats, frame, words, len(chats)))

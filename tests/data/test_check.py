@@ -157,9 +157,9 @@ def test_worker_path_gives_the_same_report_however_the_word_hashing_is_shared(
 
     real_submit = token_worker.BackgroundChatCounter.submit
 
-    def submit(self, chats, payload=None, words=False, parts=None):
+    def submit(self, chats, payload=None, words=False):
         handed.append(words)
-        return real_submit(self, chats, payload, words, parts)
+        return real_submit(self, chats, payload, words)
 
     monkeypatch.setattr(token_worker.BackgroundChatCounter, "submit", submit)
     shared = check_path(path, model="gpt-4o-mini-2024-07-18").to_dict()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import random
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 
 from ftassist.data import token_worker as W
 from ftassist.data.tiktoken_files import ENCODING_FILES, cache_file_name, ensure_offline_encodings
-from ftassist.data.tokens import TokenCounter, count_chat, get_encoding
+from ftassist.data.tokens import count_chat, get_encoding
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -143,57 +142,3 @@ def test_numpy_comes_only_when_the_checklist_needs_it(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True", "7"]
-
-
-def varied_chats() -> list[dict]:
-    """Plain chats of several role sequences, and every way a chat stops being plain."""
-    chats = long_chats(30, seed=11)
-    chats += [
-        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
-        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello", "weight": 0}]},
-        {"messages": [{"role": "user", "name": "ann", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
-        {"messages": [{"role": "user", "content": [{"type": "text", "text": "look"}]},
-                      {"role": "assistant", "content": "seen"}]},
-        {"messages": [{"role": "user", "content": "call it"},
-                      {"role": "assistant", "content": None, "tool_calls": [
-                          {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-                      {"role": "tool", "tool_call_id": "c1", "content": "42"},
-                      {"role": "assistant", "content": "It is 42."}]},
-        {"messages": [{"role": "user", "content": "t"}, {"role": "assistant", "content": "x"}],
-         "tools": [{"type": "function", "function": {"name": "f"}}]},
-        {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "q"},
-                      {"role": "assistant", "content": "a"}]},
-    ]
-    # more distinct roles than one byte can code: the chats past the 255th travel whole
-    chats += [{"messages": [{"role": f"role-{i}", "content": f"text {i}"}, {"role": "assistant", "content": "ok"}]}
-              for i in range(300)]
-    return chats
-
-
-def test_a_chunk_taken_apart_packs_into_the_same_frame_as_the_chats():
-    """The check packs the worker's frame from the checklist's walk (`pack_parts`); the worker must get
-    exactly what `pack_chats` makes of the chats themselves, so the counts cannot differ."""
-    from ftassist.data.checklist import take_apart
-    from ftassist.data.report import Example
-
-    chats = varied_chats()
-    parts = take_apart([Example(line, chat, "chat") for line, chat in enumerate(chats, 1)])
-    for words in (False, True):
-        assert W.pack_parts(chats, parts, words) == W.pack_chats(chats, words)
-    frame = pickle.loads(W.pack_parts(chats, parts)[W._LENGTH_BYTES:])
-    # whole: 6 chats that are not plain ({role, content} only), and the 48 whose role is past the 255th code
-    # (system, user and assistant take 3 codes, role-0 to role-251 the other 252)
-    assert len(frame[4]) == 6 + (300 - 252)
-    counter = TokenCounter("o200k_base", lean=True)
-    encoding = get_encoding("o200k_base")
-    assert W._unpack_answer(None, W.count_packed(counter, frame)).counts == [count_chat(c, encoding) for c in chats]
-
-
-def test_a_batch_of_a_chunk_taken_apart_is_that_batch_taken_apart():
-    from ftassist.data.checklist import take_apart
-    from ftassist.data.report import Example
-
-    examples = [Example(line, chat, "chat") for line, chat in enumerate(varied_chats(), 1)]
-    whole = take_apart(examples)
-    for start, end in ((0, 7), (7, 36), (30, len(examples))):
-        assert whole.batch(start, end) == take_apart(examples[start:end])
