@@ -326,10 +326,12 @@ def next_battle(store, voter: str, *, address: str | None = None, rules: VotingR
         f" AND (b.source IS DISTINCT FROM 'voter' OR {shared})"
         " AND NOT EXISTS (SELECT 1 FROM arena_models m WHERE m.id IN (b.model_a, b.model_b)"
         " AND m.removed_at IS NOT NULL)"
-        " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.battle_id = b.id AND v.voter = ?)"
+        # nor one this person voted on as a linked voter (anonymously before signing in, or the reverse)
+        " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.battle_id = b.id AND (v.voter = ? OR v.voter IN"
+        " (SELECT alias FROM voter_links WHERE account = ? UNION SELECT account FROM voter_links WHERE alias = ?)))"
         " AND NOT EXISTS (SELECT 1 FROM battle_skips s WHERE s.battle_id = b.id AND s.voter = ?)"
         " ORDER BY random() LIMIT 1",
-        [voter, voter],
+        [voter, voter, voter, voter],
     )
     if not rows:
         return None
@@ -489,8 +491,8 @@ def vote(store, token: str, voter: str, choice: str, *, address: str | None = No
 
 def _linked_voter_voted(con, battle_id: str, voter: str) -> bool:
     """Whether the same person already voted on this battle as a linked voter: anonymously before signing
-    in, or signed in before signing out (`voters.link_alias`). Such a vote is kept but flagged, not refused,
-    so the battle is not served to this voter again."""
+    in, or signed in before signing out (`voters.link_alias`). `next_battle` does not serve such a battle; a
+    vote on one served before the link was made is kept but flagged, not refused."""
     return bool(con.execute(
         "SELECT 1 FROM votes v WHERE v.battle_id = ? AND v.voter IN"
         " (SELECT alias FROM voter_links WHERE account = ? UNION SELECT account FROM voter_links WHERE alias = ?)"
