@@ -327,8 +327,7 @@ def next_battle(store, voter: str, *, address: str | None = None, rules: VotingR
         " AND NOT EXISTS (SELECT 1 FROM arena_models m WHERE m.id IN (b.model_a, b.model_b)"
         " AND m.removed_at IS NOT NULL)"
         # nor one this person voted on as a linked voter (anonymously before signing in, or the reverse)
-        " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.battle_id = b.id AND (v.voter = ? OR v.voter IN"
-        " (SELECT alias FROM voter_links WHERE account = ? UNION SELECT account FROM voter_links WHERE alias = ?)))"
+        f" AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.battle_id = b.id AND (v.voter = ? OR v.voter IN {_LINKED}))"
         " AND NOT EXISTS (SELECT 1 FROM battle_skips s WHERE s.battle_id = b.id AND s.voter = ?)"
         " ORDER BY random() LIMIT 1",
         [voter, voter, voter, voter],
@@ -489,14 +488,16 @@ def vote(store, token: str, voter: str, choice: str, *, address: str | None = No
     return Reveal(left_name, right_name, choice, winner, flagged=bool(flagged or reasons), message=message)
 
 
+# the voters linked to a voter (its two ? are that voter): the aliases of an account, or the account of an alias
+_LINKED = "(SELECT alias FROM voter_links WHERE account = ? UNION SELECT account FROM voter_links WHERE alias = ?)"
+
+
 def _linked_voter_voted(con, battle_id: str, voter: str) -> bool:
     """Whether the same person already voted on this battle as a linked voter: anonymously before signing
     in, or signed in before signing out (`voters.link_alias`). `next_battle` does not serve such a battle; a
     vote on one served before the link was made is kept but flagged, not refused."""
-    return bool(con.execute(
-        "SELECT 1 FROM votes v WHERE v.battle_id = ? AND v.voter IN"
-        " (SELECT alias FROM voter_links WHERE account = ? UNION SELECT account FROM voter_links WHERE alias = ?)"
-        " LIMIT 1", [battle_id, voter, voter]).fetchall())
+    return bool(con.execute(f"SELECT 1 FROM votes v WHERE v.battle_id = ? AND v.voter IN {_LINKED} LIMIT 1",
+                            [battle_id, voter, voter]).fetchall())
 
 
 AWAITING_REVIEW = "own prompt awaiting review"

@@ -119,7 +119,6 @@ _EMPTY_BIN = 0xFFFFFFFFFFFFFFFF  # an empty bin's minimum (a uint64 array's larg
 _NEAR_DUP_MIN_EQUAL_BINS = next(k for k in range(_BINS + 1) if k / _BINS >= NEAR_DUP_JACCARD)
 
 
-
 class _Numpy:
     """numpy, imported on first use: `np.x` imports it, and from then on `np` is numpy itself.
 
@@ -537,14 +536,7 @@ class ChecklistBuilder:
             if found:
                 self.sensitive_examples += 1
                 self._sensitive_lines.add(examples[index].line)
-                for kind, _start, _end in found:
-                    self.sensitive_counts[kind] += 1
-                if len(self.sensitive_evidence) < self.max_evidence:
-                    kinds = sorted({kind_found for kind_found, _, _ in found})
-                    self.sensitive_evidence.append(
-                        {"line": examples[index].line, "sample": _masked_sample(full, found),
-                         "note": "likely " + ", ".join(kinds)}
-                    )
+                self._keep_sensitive(examples[index].line, full, found)
 
     def scan_sensitive(self, line: int, text: str, side: str) -> None:
         """Scan one more text of the example at `line` for secrets and personal data, e.g. a preference
@@ -564,13 +556,18 @@ class ChecklistBuilder:
         if line not in self._sensitive_lines:
             self._sensitive_lines.add(line)
             self.sensitive_examples += 1
+        self._keep_sensitive(line, text, found, side)
+        self._version += 1
+
+    def _keep_sensitive(self, line: int, text: str, found: list, side: str | None = None) -> None:
+        """What was found in one text: its kinds counted, and (up to max_evidence) a masked sample whose note
+        names the kinds, and the side of a pair it was in (`side`)."""
         for kind, _start, _end in found:
             self.sensitive_counts[kind] += 1
         if len(self.sensitive_evidence) < self.max_evidence:
-            kinds = sorted({kind_found for kind_found, _, _ in found})
+            kinds = ", ".join(sorted({kind for kind, _, _ in found}))
             self.sensitive_evidence.append({"line": line, "sample": _masked_sample(text, found),
-                                            "note": f"likely {', '.join(kinds)} ({side})"})
-        self._version += 1
+                                            "note": f"likely {kinds}" + (f" ({side})" if side else "")})
 
     # ---------------------------------------------------------------------------------
     def _keep_accurate_evidence(self, flags: int, line: int, stripped: str, answer: str, user: str) -> None:
