@@ -17,7 +17,6 @@ from typing import get_args
 import gradio as gr
 
 from ftassist import config
-from ftassist.arena import voters
 from ftassist.usecases import arena as arena_cases
 from ftassist.usecases.context import Context, UseCaseError
 from ftassist.usecases.session import Session
@@ -43,7 +42,7 @@ def _who(app: Context, state: dict, request: gr.Request | None, profile: gr.OAut
     except ValueError as exc:  # a wrong FTASSIST_TRUSTED_PROXY_HOPS: the owner's setting, said as such
         raise gr.Error(f"The arena's settings are wrong: {exc}") from None
     if who.alias and state.get("linked") != [who.voter, who.alias]:
-        voters.link_alias(app.store, who.voter, who.alias)
+        arena_cases.link_voter(app, who.voter, who.alias)
         state["linked"] = [who.voter, who.alias]
     return who
 

@@ -321,6 +321,20 @@ def next_battle(ctx: Context, voter: str, address: str | None = None,
 
 
 @use_case
+def link_voter(ctx: Context, account: str, alias: str) -> None:
+    """Record that a browser's anonymous voter is the person signed in as `account`: a battle voted on as
+    either is then not served to the other, and a vote by the other on it does not count.
+
+    Args:
+        account: The signed-in voter's id (a keyed hash of the Hugging Face account).
+        alias: The same browser's anonymous voter id (its signed cookie).
+    """
+    from ftassist.arena import voters as arena_voters
+
+    arena_voters.link_alias(ctx.store, account, alias)
+
+
+@use_case
 def vote(ctx: Context, token: str, voter: str, choice: Choice, address: str | None = None,
          signed_in: bool = False) -> arena_battles.Reveal:
     """Record a vote on the battle served under `token`, then reveal the two models' names.
