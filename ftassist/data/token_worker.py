@@ -5,8 +5,8 @@ over threads of one process (measured on 2 cores: two threads counting halves of
 texts took 0.9 of one thread's time for 1.6 times its CPU; two processes took 0.5), so the only
 way to run it beside parsing, validation and the checklist is another process. Nor does this
 worker split a chunk over two threads when the parent waits: it did, and a long-text check took
-a fifth longer, the second thread's extra CPU taken from the parent, which is rarely idle for long. That process
-counts with `fast_tiktoken.lean_counter`: its memory adds to the check's peak.
+a fifth longer, the second thread's extra CPU taken from the parent, which is rarely idle for
+long. That process counts with `fast_tiktoken.lean_counter`: its memory adds to the check's peak.
 
 The parent sends frames (an 8-byte big-endian length, then a pickle): first the encoding
 name, then one `pack_chats` chunk per frame; the worker answers "ready", then one

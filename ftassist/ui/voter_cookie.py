@@ -7,8 +7,9 @@ A cookie that does not verify is replaced by a fresh one: tampering gains nothin
 
 `identify` turns a handler's request into an `Identity`: a Hugging Face account when signed in
 (known by its stable `sub`, with the browser's cookie voter as its alias), else the signed cookie,
-else the session's own id (a client that keeps no cookies); plus the client address, hashed, read from X-Forwarded-For only as far as `FTASSIST_TRUSTED_PROXY_HOPS`
-says proxies stand in front of the app. The signing key never leaves the server.
+else the session's own id (a client that keeps no cookies); plus the client address, hashed, read
+from X-Forwarded-For only as far as `FTASSIST_TRUSTED_PROXY_HOPS` says proxies stand in front of
+the app. The signing key never leaves the server.
 """
 
 from __future__ import annotations

@@ -41,8 +41,9 @@ def labelled(tmp_path):
     return path
 
 
-@pytest.fixture
-def api_models(ctx, fake_llm):
+def register_api_models(ctx, fake_llm) -> None:
+    """"api base" and "api tuned" on the OpenAI stand-in: the tuned one answers TUNED's labels and has forgotten
+    the last 10 general questions; the base one knows every general answer and nothing of the task."""
     general = _general_answers()
     questions = list(general)
 
@@ -60,6 +61,11 @@ def api_models(ctx, fake_llm):
     for model in ("base", "tuned"):
         arena_cases.register_model(ctx, "openai_compatible", f"api {model}", {"base_url": fake_llm.base_url,
                                                                                "model": model})
+
+
+@pytest.fixture
+def api_models(ctx, fake_llm):
+    register_api_models(ctx, fake_llm)
     return fake_llm
 
 

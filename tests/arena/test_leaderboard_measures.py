@@ -10,7 +10,7 @@ import json
 import uuid
 
 import pytest
-from test_evaluate_step import LABELS, TUNED, _general_answers
+from test_evaluate_step import LABELS, register_api_models
 from test_judge import prefers_good
 
 from ftassist.arena import battles
@@ -33,20 +33,7 @@ def _chat_file(path, labels: list[str]):
 def arena(ctx, fake_llm, tmp_path):
     """Two evaluations (the second, on later.jsonl, is the newest), judged battles with human votes, and a
     third model with votes that was never evaluated."""
-    general = _general_answers()
-    questions = list(general)
-
-    def tuned(messages):
-        asked = messages[-1]["content"]
-        if asked in TUNED:
-            return TUNED[asked]
-        return general[asked] if questions.index(asked) < 30 else "positive"  # forgot the last 10 questions
-
-    fake_llm.answers["tuned"] = tuned
-    fake_llm.answers["base"] = lambda messages: general.get(messages[-1]["content"], "I think it is fine")
-    for model in ("base", "tuned"):
-        arena_cases.register_model(ctx, "openai_compatible", f"api {model}", {"base_url": fake_llm.base_url,
-                                                                               "model": model})
+    register_api_models(ctx, fake_llm)
     arena_cases.register_model(ctx, "openai_compatible", "Referee", {"base_url": fake_llm.base_url, "model": "judge"})
     first = evaluation.evaluate_models(ctx, ["api base", "api tuned"], str(_chat_file(tmp_path / "first.jsonl", LABELS)),
                                        rounds=200)
