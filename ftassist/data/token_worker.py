@@ -210,7 +210,9 @@ def _worker_main() -> None:
     while True:
         frame = _read_frame(stdin)
         if frame is _EOF:
-            return
+            # straight out: the parent waits for this exit, and tearing the interpreter down (the encoder's
+            # tables freed piece by piece) would only delay it; every answer is written and flushed already
+            os._exit(0)
         try:
             answer: Any = count_packed(counter, frame)
         except Exception:  # noqa: BLE001 - the parent recounts this chunk itself

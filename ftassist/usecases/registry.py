@@ -57,7 +57,13 @@ def load_all() -> dict[str, UseCase]:
 
 
 def get(name: str) -> UseCase:
-    load_all()
+    """The use case `name`, importing the defining modules in order only until it is found: a command runs one
+    use case, and importing every station first would delay each command's start (a check's token worker starts
+    only once its use case runs)."""
+    for module in MODULES:
+        if name in USE_CASES:
+            break
+        import_module(f"{__package__}.{module}")
     try:
         return USE_CASES[name]
     except KeyError:

@@ -345,6 +345,20 @@ def test_background_counter_matches_count_chat_in_order():
     assert got == expected
 
 
+def test_background_counter_worker_exits_cleanly_on_close():
+    """The worker leaves with status 0 once its input ends (straight out, without the interpreter's teardown),
+    and only after answering every chunk."""
+    chats = list(varied_chats(30, seed=5))
+    bc = W.BackgroundChatCounter("o200k_base")
+    done = bc.submit(chats) + bc.drain()
+    proc = bc._proc
+    assert not bc.in_process and proc is not None
+    bc.close()
+    assert proc.returncode == 0  # close() waited for it: not killed (-9) after its 2 s grace
+    enc = get_encoding("o200k_base")
+    assert [c for d in done for c in d.counts] == [count_chat(c, enc) for c in chats]
+
+
 def test_background_counter_falls_back_when_no_worker(monkeypatch):
     monkeypatch.setattr(W.sys, "executable", "/nonexistent/python")
     chats = list(varied_chats(40, seed=2))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,28 @@ def test_every_registered_use_case_is_documented_and_takes_a_context_first():
         assert case.summary, f"{name} has no docstring"
         first = next(iter(__import__("inspect").signature(case.function).parameters))
         assert first == "ctx", f"{name} does not take the context first"
+
+
+def test_a_use_case_is_found_without_importing_the_stations_after_its_own():
+    """A command runs one use case: finding it imports the defining modules only up to its own, so a check does
+    not wait for training, the arena or evaluation to import."""
+    code = ("import sys; from ftassist.usecases import registry; registry.get('check_dataset'); "
+            "print(sorted(m for m in sys.modules if m.startswith('ftassist.usecases.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(ast.literal_eval(out.stdout))
+    assert "ftassist.usecases.data" in loaded
+    assert not loaded & {f"ftassist.usecases.{name}" for name in registry.MODULES if name != "data"}
+
+
+def test_every_use_case_name_is_defined_once():
+    """Lookup stops at the first module that defines a name, so a name defined twice would depend on what was
+    imported before."""
+    defined: dict[str, str] = {}
+    for module in registry.MODULES:
+        source = (Path(registry.__file__).parent / f"{module}.py").read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef) and any("use_case" in ast.unparse(d) for d in node.decorator_list):
+                assert node.name not in defined, f"{node.name} is defined in {defined[node.name]} and {module}"
+                defined[node.name] = module
+    assert set(defined) <= set(registry.load_all())
+    assert len(defined) > 50
