@@ -31,6 +31,7 @@ from typing import Callable
 from .tiktoken_files import ensure_offline_encodings
 
 CountFn = Callable[[str], int]
+CountManyFn = Callable[[list[str]], list[int]]  # the counts of many texts at once, in order
 
 
 def reference_counter(name: str) -> CountFn:
@@ -49,6 +50,15 @@ def reference_counter(name: str) -> CountFn:
 def lean_counter(name: str) -> CountFn:
     """Token count of a text from tiktoken's Rust core alone: the same counts as
     `reference_counter`, without the Python copy of the rank table (see the module doc)."""
+    return lean_counters(name)[0]
+
+
+def lean_counters(name: str) -> tuple[CountFn, CountManyFn]:
+    """`lean_counter`'s count, and a count of many texts at once from one core.
+
+    Why the second: it maps the core's encoder over the texts from C, without a Python call
+    per text, which is most of the cost beyond tiktoken's own on a file of many texts.
+    """
     import gc
     import types
 
@@ -74,7 +84,13 @@ def lean_counter(name: str) -> CountFn:
         except UnicodeEncodeError:  # as tiktoken's Encoding does: lone surrogates become U+FFFD
             return len(encode_ordinary(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")))
 
-    return count
+    def count_many(texts: list[str]) -> list[int]:
+        try:
+            return list(map(len, map(encode_ordinary, texts)))
+        except UnicodeEncodeError:  # a lone surrogate somewhere: text by text, as `count` does
+            return list(map(count, texts))
+
+    return count, count_many
 
 
 def _streamed_ranks(blob_path: str, expected_hash: str | None = None) -> dict[bytes, int]:

@@ -135,9 +135,13 @@ def count_packed(counter: TokenCounter, frame: tuple) -> tuple[bytes, bytes, tup
     role_names, layout_bytes, roles, texts, whole, words = frame
     layout = array("i")
     layout.frombytes(layout_bytes)
-    lookup = counter.known_counts.get
     count = counter.count
     role_tokens = [count(role) for role in role_names]
+    # every distinct text counted once (a system prompt repeated in most chats, say), the texts mapped through
+    # the encoder from C: a Python call per text would be most of the cost beyond tiktoken's own
+    distinct = list(dict.fromkeys(texts))
+    text_tokens = list(map(dict(zip(distinct, counter.count_many(distinct))).__getitem__, texts))
+    del distinct
     assistant_code = role_names.index("assistant") if "assistant" in role_names else -1
     user_code = role_names.index("user") if "user" in role_names else -1
     totals = array("i")
@@ -156,10 +160,7 @@ def count_packed(counter: TokenCounter, frame: tuple) -> tuple[bytes, bytes, tup
             assistant = 0
             end = position + n_messages
             for text_index in range(position, end):
-                text = texts[text_index]
-                tokens = lookup(text)
-                if tokens is None:
-                    tokens = count(text)
+                tokens = text_tokens[text_index]
                 code = roles[text_index]
                 total += TOKENS_PER_MESSAGE + role_tokens[code] + tokens
                 if code == assistant_code:

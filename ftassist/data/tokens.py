@@ -218,11 +218,13 @@ class TokenCounter:
             raise ValueError(f"Unknown encoding {encoding!r}: use one of {', '.join(ENCODINGS)}.")
         self.encoding = encoding
         if lean:
-            from .fast_tiktoken import lean_counter
+            from .fast_tiktoken import lean_counters
 
-            self.count_uncached = lean_counter(encoding)
+            self.count_uncached, self.count_many = lean_counters(encoding)
         else:
+            encode_ordinary = get_encoding(encoding).encode_ordinary
             self.count_uncached = encoding_counter(get_encoding(encoding))
+            self.count_many = lambda texts: list(map(len, map(encode_ordinary, texts)))  # uncached, in order
         self.known_counts: dict[str, int] = {}  # text -> tokens; hot loops may look texts up here first
         self.per_example: list[int] = []
         self.assistant_per_example: list[int] = []

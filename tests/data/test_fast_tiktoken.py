@@ -46,6 +46,19 @@ def test_lean_counter_gives_the_references_counts(name):
     assert expected[:200] == [len(encoding.encode_ordinary(text)) for text in texts[:200]]
 
 
+@pytest.mark.parametrize("lean", [True, False])
+def test_counting_many_texts_at_once_gives_each_texts_count(lean):
+    """`count_many` maps the encoder over a list from C; a lone surrogate anywhere in the list sends the whole list
+    through the one-text count (which repairs it as tiktoken does), so the counts stay each text's own."""
+    counter = TokenCounter("o200k_base", lean=lean)
+    reference = reference_counter("o200k_base")
+    texts = varied_texts(seed=5)
+    assert counter.count_many(texts) == [reference(text) for text in texts]
+    with_surrogate = texts[:50] + ["a\ud800b"] + texts[50:100]
+    assert counter.count_many(with_surrogate) == [reference(text) for text in with_surrogate]
+    assert counter.count_many([]) == []
+
+
 def test_reference_counts_special_token_text_as_plain_text():
     count = reference_counter("o200k_base")
     assert count("<|endoftext|>") > 1  # plain text: several tokens, not the one special token
