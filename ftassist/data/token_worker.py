@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 from array import array
+from operator import add, mul
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
@@ -144,6 +145,10 @@ def count_packed(counter: TokenCounter, frame: tuple) -> tuple[bytes, bytes, tup
     del distinct
     assistant_code = role_names.index("assistant") if "assistant" in role_names else -1
     user_code = role_names.index("user") if "user" in role_names else -1
+    # per text, from C as well: what the message adds to its chat's total, and to its assistant tokens
+    message_tokens = list(map(add, text_tokens, map(role_tokens.__getitem__, roles)))
+    is_assistant = bytes(int(code == assistant_code) for code in range(256))  # role code -> 1 for the assistant
+    answer_tokens = list(map(mul, text_tokens, roles.translate(is_assistant)))
     totals = array("i")
     assistants = array("i")
     word_hashes = array(WORD_HASH_CODE)
@@ -156,15 +161,9 @@ def count_packed(counter: TokenCounter, frame: tuple) -> tuple[bytes, bytes, tup
             if words:
                 word_counts.append(chat_word_hashes(chat, word_hashes))
         else:
-            total = TOKENS_PER_REPLY
-            assistant = 0
             end = position + n_messages
-            for text_index in range(position, end):
-                tokens = text_tokens[text_index]
-                code = roles[text_index]
-                total += TOKENS_PER_MESSAGE + role_tokens[code] + tokens
-                if code == assistant_code:
-                    assistant += tokens
+            total = TOKENS_PER_REPLY + TOKENS_PER_MESSAGE * n_messages + sum(message_tokens[position:end])
+            assistant = sum(answer_tokens[position:end])
             if words:
                 prompt = final_user_text(roles[position:end], texts[position:end], user=user_code,
                                          assistant=assistant_code)
@@ -256,7 +255,8 @@ class BackgroundChatCounter:
     on each chat; `words=True` also asks for the near-duplicate word hashes, so that a
     caller with more work than the worker can hand some over (`backlog` says how far behind
     the worker is). If the worker cannot start or dies, chunks are counted in this process
-    instead (slower, same numbers), so callers never handle worker errors.
+    instead (slower, same numbers), so callers never handle worker errors;
+    `chunks_counted_here` says how many were (none, while the worker does its job).
     """
 
     def __init__(self, encoding: str = DEFAULT_ENCODING, max_pending: int = 4):
@@ -271,6 +271,7 @@ class BackgroundChatCounter:
         self._results: queue.Queue = queue.Queue()
         self._outbox: queue.Queue = queue.Queue(maxsize=self.max_pending + 1)
         self._here: TokenCounter | None = None  # counts the chunks the worker does not
+        self.chunks_counted_here = 0
         self._proc = None
         self.in_process = True  # becomes False once the worker answered "ready"
         self._started = threading.Event()  # set once the worker answered "ready" or is gone
@@ -360,6 +361,7 @@ class BackgroundChatCounter:
 
         from .textkeys import WORD_HASH_CODE, chat_word_hashes
 
+        self.chunks_counted_here += 1
         if self._here is None:
             self._here = TokenCounter(self.encoding)
         if chunk.chats is None:

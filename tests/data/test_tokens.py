@@ -339,10 +339,22 @@ def test_background_counter_matches_count_chat_in_order():
         for done in bc.drain():
             payloads.append(done.payload)
             got.extend(done.counts)
-        assert not bc.in_process  # the worker did the counting
+        assert not bc.in_process and bc.chunks_counted_here == 0  # the worker did the counting, all of it
         assert bc.drain() == []
     assert payloads == list(range(len(payloads))) and len(payloads) == 12
     assert got == expected
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are a Linux setting")
+def test_the_pipes_to_the_worker_hold_a_whole_chunk():
+    """Both pipes are widened to 1 MiB (or the system's maximum), so a chunk goes over in one write."""
+    import fcntl
+
+    expected = min(1 << 20, int(Path("/proc/sys/fs/pipe-max-size").read_text()))
+    with W.BackgroundChatCounter("o200k_base") as bc:
+        assert bc._proc is not None
+        for stream in (bc._proc.stdin, bc._proc.stdout):
+            assert fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_GETPIPE_SZ", 1032)) == expected
 
 
 def test_background_counter_worker_exits_cleanly_on_close():
@@ -364,13 +376,17 @@ def test_background_counter_falls_back_when_no_worker(monkeypatch):
     chats = list(varied_chats(40, seed=2))
     with W.BackgroundChatCounter("cl100k_base") as bc:
         done = bc.submit(chats[:20], "a") + bc.submit(chats[20:], "b") + bc.drain()
-        assert bc.in_process
+        assert bc.in_process and bc.chunks_counted_here == 2
     enc = get_encoding("cl100k_base")
     assert [d.payload for d in done] == ["a", "b"]
     assert [c for d in done for c in d.counts] == [count_chat(c, enc) for c in chats]
 
 
 def test_background_counter_survives_a_dead_worker_and_unpicklable_data():
+    from array import array
+
+    from ftassist.data.textkeys import WORD_HASH_CODE, chat_word_hashes
+
     chats = list(varied_chats(60, seed=4))
     enc = get_encoding("o200k_base")
     deep: list = []
@@ -381,16 +397,21 @@ def test_background_counter_survives_a_dead_worker_and_unpicklable_data():
     odd = [{"messages": [{"role": "assistant", "content": "a", "tool_calls": deep}]}]
     with W.BackgroundChatCounter("o200k_base", max_pending=8) as bc:
         done = bc.submit(chats[:30], 1)
-        done += bc.submit(odd, 2)  # cannot be pickled: counted here, order kept
+        done += bc.submit(odd + chats[:1], 2, words=True)  # cannot be pickled: counted here, order kept
         done += bc.drain()
+        assert bc.chunks_counted_here == 1 and not bc.in_process  # that chunk only; the worker goes on
         bc._proc.kill()
         bc._proc.wait()
         done += bc.submit(chats[30:], 3)
         done += bc.drain()
+        assert bc.chunks_counted_here == 2 and bc.in_process  # the dead worker's chunk, recounted here
     assert [d.payload for d in done] == [1, 2, 3]
     counts = [c for d in done for c in d.counts]
-    assert counts[:30] + counts[31:] == [count_chat(c, enc) for c in chats]
-    assert counts[30][1] >= 1
+    assert counts[:30] + counts[32:] == [count_chat(c, enc) for c in chats]
+    assert counts[30][1] >= 1 and counts[31] == count_chat(chats[0], enc)
+    word_hashes = array(WORD_HASH_CODE)
+    word_counts = [chat_word_hashes(chat, word_hashes) for chat in odd + chats[:1]]
+    assert list(done[1].words[1]) == word_counts and done[1].words[0] == word_hashes and word_counts[1] > 0
 
 
 def test_unwritable_cache_dir_falls_back_to_a_temp_dir(tmp_path, monkeypatch):
@@ -451,6 +472,30 @@ def test_packed_chunk_counts_and_word_hashes_equal_the_plain_functions():
     assert wc[150] == 0 and wc[153] == 3  # no user message; no answer: the last user message counts
 
 
+def test_a_packed_chunk_without_any_answer_counts_like_the_plain_function():
+    """A chunk whose chats have no assistant turn at all (and roles in an unusual order) counts 0 assistant tokens
+    and the same totals as `count_chat`."""
+    import pickle
+
+    chats = [{"messages": [{"role": "tool", "content": "42"}, U("why?"), U("why?")]},
+             {"messages": [U("only a question")]}, {"messages": []},
+             {"messages": [{"role": "system", "content": "be brief"}, {"role": "tool", "content": "why?"}]}]
+    body = pickle.loads(W.pack_chats(chats)[W._LENGTH_BYTES:])
+    assert body[4] == {}  # every chat travelled packed
+    answer = W.count_packed(TokenCounter("o200k_base", lean=True), body)
+    assert answer[2] is None  # no word hashes unless asked for
+    got = W._unpack_answer(None, answer)
+    enc = get_encoding("o200k_base")
+    assert got.counts == [count_chat(c, enc) for c in chats]
+    assert list(got.assistants) == [0, 0, 0, 0]
+    # and with no user turn in the whole chunk, no chat has words to compare (the tool's text is not a prompt)
+    no_user = [chats[0]["messages"][:1], chats[3]["messages"]]
+    no_user = [{"messages": messages} for messages in no_user]
+    body = pickle.loads(W.pack_chats(no_user, words=True)[W._LENGTH_BYTES:])
+    got = W._unpack_answer(None, W.count_packed(TokenCounter("o200k_base", lean=True), body))
+    assert list(got.words[1]) == [0, 0] and got.counts == [count_chat(c, enc) for c in no_user]
+
+
 def test_background_counter_hashes_words_when_asked_and_recounts_alike():
     from array import array
 
@@ -461,10 +506,11 @@ def test_background_counter_hashes_words_when_asked_and_recounts_alike():
     wc = [chat_word_hashes(c, wh) for c in chats]
     with W.BackgroundChatCounter("o200k_base") as bc:
         worker = bc.submit(chats, "w", words=True) + bc.drain()
-        assert not bc.in_process
+        assert not bc.in_process and bc.chunks_counted_here == 0
         bc._proc.kill()
         bc._proc.wait()
         here = bc.submit(chats, "h", words=True) + bc.drain()  # recounted in this process
+        assert bc.chunks_counted_here == 1
     for done in (worker[0], here[0]):
         assert list(done.words[1]) == wc and done.words[0] == wh
         assert done.counts == [count_chat(c, get_encoding("o200k_base")) for c in chats]
