@@ -95,3 +95,42 @@ def test_lean_counter_keeps_no_python_rank_table(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0", "0"]
+
+
+def _never_load(*args, **kwargs):
+    raise AssertionError("tiktoken's own loader was used")
+
+
+def test_lean_counter_reads_the_rank_file_itself(monkeypatch):
+    """The lean counter builds its table from the cached rank file line by line, never through tiktoken's loader
+    (which holds the whole file, its lines and the dict at once: the memory the module exists to save)."""
+    import tiktoken.load
+    import tiktoken_ext.openai_public as openai_public
+
+    monkeypatch.setattr(tiktoken.load, "load_tiktoken_bpe", _never_load)
+    monkeypatch.setattr(openai_public, "load_tiktoken_bpe", _never_load)
+    assert lean_counter("cl100k_base")("Hello world") == 2
+
+
+def test_a_rank_file_that_fails_its_hash_is_not_used(tmp_path, monkeypatch):
+    """A cached rank file whose sha256 differs from tiktoken's pinned one (a tampered or truncated download) is
+    not read: the call goes to tiktoken's own loader, which fetches or refuses it."""
+    import tiktoken.load
+
+    from ftassist.data import fast_tiktoken
+    from ftassist.data.tiktoken_files import ENCODING_FILES, cache_file_name
+
+    url, expected = ENCODING_FILES["cl100k_base"]
+    good = Path(os.environ["TIKTOKEN_CACHE_DIR"]) / cache_file_name("cl100k_base")
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    tampered = good.read_bytes().replace(b" 100\n", b" 101\n", 1)
+    assert tampered != good.read_bytes()
+    (tmp_path / cache_file_name("cl100k_base")).write_bytes(tampered)
+    calls = []
+    monkeypatch.setattr(tiktoken.load, "load_tiktoken_bpe", lambda *args: calls.append(args) or {"tiktoken": 1})
+    assert fast_tiktoken._streamed_ranks(url, expected) == {"tiktoken": 1}
+    assert calls == [(url, expected)]
+    # the same file untouched is read here, to the same table tiktoken builds
+    (tmp_path / cache_file_name("cl100k_base")).write_bytes(good.read_bytes())
+    ranks = fast_tiktoken._streamed_ranks(url, expected)
+    assert calls == [(url, expected)] and len(ranks) == 100256 and ranks[b"!"] == 0
