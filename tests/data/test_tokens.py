@@ -371,6 +371,20 @@ def test_background_counter_worker_exits_cleanly_on_close():
     assert [c for d in done for c in d.counts] == [count_chat(c, enc) for c in chats]
 
 
+def test_background_counter_keeps_at_most_max_pending_chunks_in_flight():
+    """Bounded memory: submit returns only once no more than `max_pending` chunks wait for the worker."""
+    chats = list(varied_chats(120, seed=9))
+    done = []
+    with W.BackgroundChatCounter("o200k_base", max_pending=2) as bc:
+        for n, chunk in enumerate(_chunks(chats, 10)):
+            done += bc.submit(chunk, payload=n)
+            assert bc.backlog <= 2
+            assert len(done) + bc.backlog == n + 1  # every chunk is either returned or still in flight
+        done += bc.drain()
+        assert bc.chunks_counted_here == 0
+    assert [d.payload for d in done] == list(range(12))
+
+
 def test_background_counter_falls_back_when_no_worker(monkeypatch):
     monkeypatch.setattr(W.sys, "executable", "/nonexistent/python")
     chats = list(varied_chats(40, seed=2))
