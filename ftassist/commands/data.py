@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import uuid
 from pathlib import Path
 
 from ftassist.cli import CLIError
 from ftassist.commands import gateway
+from ftassist.commands.app_paths import brought, data_dir, for_app, out_for_app
 from ftassist.data.mapping import MappingError, parse_mapping
 
 MAX_LISTED = 20
@@ -53,68 +53,11 @@ def _mapping(args) -> dict | None:
         raise CLIError(f"--map: {exc}") from None
 
 
-def _data_dir() -> Path:
-    from ftassist.usecases.context import Settings
-
-    return Settings.from_environment().data_dir
-
-
-def _for_app(path: str) -> str:
-    """The path as the running app can read it: absolute (the app's working folder is not this one), and a
-    file outside the data dir copied under its uploads folder first. With no app running: as given."""
-    candidate = Path(path).expanduser()
-    if not candidate.is_file() or not gateway.through_app():
-        return path
-    resolved = candidate.resolve()
-    data_dir = _data_dir().resolve()
-    if resolved.is_relative_to(data_dir):
-        return str(resolved)
-    from ftassist.usecases.context import Settings
-
-    copy = Settings.from_environment().uploads_dir / f"{uuid.uuid4().hex[:8]}-{resolved.name}"
-    try:
-        shutil.copyfile(resolved, copy)
-    except OSError as exc:
-        raise CLIError(f"the running app reads only its data dir, and copying {path} there failed: "
-                       f"{exc.strerror or exc}") from None
-    print(f"ftassist: the running app reads files under its data dir: it reads a copy, {copy}", file=sys.stderr)
-    return str(copy)
-
-
-def _out_for_app(out: str | None) -> tuple[str | None, Path | None]:
-    """(the folder to ask the app for, the folder to copy its files to afterwards): the app writes only under
-    its data dir, so for a folder elsewhere it writes its own and this command copies the files over."""
-    if not out or not gateway.through_app():
-        return out, None
-    target = Path(out).expanduser().resolve()
-    if target.is_relative_to(_data_dir().resolve()):
-        return str(target), None
-    return None, target
-
-
-def _copied(result: dict, target: Path) -> dict:
-    """The clean's files copied to `target`, and the result's paths pointing at the copies."""
-    source = Path(result["folder"])
-    try:
-        shutil.copytree(source, target, dirs_exist_ok=True)
-    except OSError as exc:
-        raise CLIError(f"the split is in {source}, but copying it to {target} failed: {exc.strerror or exc}") from None
-
-    def moved(value):
-        if isinstance(value, str) and value.startswith(str(source)):
-            return str(target / Path(value).relative_to(source))
-        if isinstance(value, dict):
-            return {k: moved(v) for k, v in value.items()}
-        return value
-
-    return {key: moved(value) for key, value in result.items()}
-
-
 def run_check(args) -> int:
     mapping = _mapping(args)
     progress = None if args.json else _progress_printer()
     extra = {"progress": progress} if progress else {}
-    paths = [_for_app(path) for path in args.paths]
+    paths = [for_app(path) for path in args.paths]
     if len(paths) > 1:  # several sources, one dataset; a single one is asked exactly as before
         extra["paths"] = paths[1:]
     result = gateway.call("check_dataset", path=paths[0], model=args.model, context_limit=args.context_limit,
@@ -220,14 +163,14 @@ def run_clean(args) -> int:
         if not equals or not name.strip():
             raise CLIError(f"--fill takes NAME=VALUE (e.g. --fill name=Ada), not {item!r}")
         fill[name.strip()] = value
-    out, copy_to = _out_for_app(args.out)
-    paths = [_for_app(path) for path in args.paths]
+    out, copy_to = out_for_app(args.out)
+    paths = [for_app(path) for path in args.paths]
     several = {"paths": paths[1:]} if len(paths) > 1 else {}
     result = gateway.call("clean_dataset", path=paths[0], valid_fraction=args.valid_fraction,
                           seed=args.seed, out=out, fill=fill or None, mapping=_mapping(args),
                           test_fraction=args.test_fraction, **several)
     if copy_to is not None:
-        result = _copied(result, copy_to)
+        result = brought(result, Path(result["folder"]), copy_to, "the split is")
     if args.json:
         print(json.dumps(result))
     elif result.get("kind") == "preference":
@@ -266,9 +209,9 @@ def _split_files(result: dict) -> str:
 def run_pairs_convert(args) -> int:
     target = Path(args.out).expanduser().resolve() if args.out else None
     through_app = gateway.through_app()
-    ask_out = str(target) if target and not (through_app and not target.is_relative_to(_data_dir().resolve())) \
+    ask_out = str(target) if target and not (through_app and not target.is_relative_to(data_dir().resolve())) \
         else None
-    result = gateway.call("convert_pairs", path=_for_app(args.path), to=args.to, out=ask_out)
+    result = gateway.call("convert_pairs", path=for_app(args.path), to=args.to, out=ask_out)
     if target is not None and ask_out is None:  # the app wrote under its data dir: the copy goes where asked
         try:
             target.parent.mkdir(parents=True, exist_ok=True)

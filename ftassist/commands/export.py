@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 from ftassist.cli import CLIError
 
 from . import gateway
+from .app_paths import brought, out_for_app
 
 TARGETS = ("merged", "ollama", "vllm", "gguf")
 
@@ -29,7 +31,10 @@ def run_export(args) -> int:
         return 0
     if not args.to:
         raise CLIError(f"say where the model goes: --to {{{','.join(TARGETS)}}} (or --push-to OWNER/NAME)")
-    result = gateway.call("export_model", model=args.model, to=args.to, out=args.out or "")
+    out, bring_to = out_for_app(args.out)
+    result = gateway.call("export_model", model=args.model, to=args.to, out=out or "")
+    if bring_to is not None:  # the running app wrote under its data dir: the files go where the person said
+        result = brought(result, Path(result["out_dir"]), bring_to, "the export is", move=True)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0

@@ -3,6 +3,8 @@ socket) only under its data dir, links followed; a person's own command wherever
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ftassist.arena import models as arena_models
@@ -42,3 +44,36 @@ def test_a_persons_own_command_exports_anywhere(store, bot, tmp_path):
     mine = Context.open(reads_any_file=True)
     result = exporting.export_model(mine, "tiny bot", "vllm", str(tmp_path / "mine"))
     assert result.files == [str(tmp_path / "mine" / "serve.sh")] and (tmp_path / "mine" / "serve.sh").is_file()
+
+
+def test_the_cli_through_the_app_brings_the_export_where_the_person_said(store, bot, tmp_path):
+    """With an app serving the data dir, `ftassist export --out DIR` outside it is not refused: the app writes under
+    its data dir and the command moves the files to DIR (weights are not kept twice), the printed paths and commands
+    pointing there."""
+    import json
+    import subprocess
+    import sys
+
+    from ftassist import app_socket
+
+    served = Context.open(reads_any_file=False)
+    server = app_socket.serve(served)
+    try:
+        run = dict(capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        merged = subprocess.run([sys.executable, "-m", "ftassist", "export", "tiny bot", "--to", "merged", "--out",
+                                 "home/merged", "--json"], **run)
+        assert merged.returncode == 0, merged.stderr
+        result = json.loads(merged.stdout)
+        target = tmp_path / "home" / "merged"
+        assert result["out_dir"] == str(target) and result["files"]
+        assert all(path.startswith(str(target) + "/") and Path(path).is_file() for path in result["files"])
+        assert (target / "config.json").is_file() and str(target) in result["message"]
+        assert not any(served.settings.exports_dir.rglob("*.safetensors"))  # moved, not copied
+        served_sh = subprocess.run([sys.executable, "-m", "ftassist", "export", "tiny bot", "--to", "ollama",
+                                    "--out", "home/ollama"], **run)
+        assert served_sh.returncode == 0, served_sh.stderr
+        printed = served_sh.stdout.splitlines()
+        modelfile = tmp_path / "home" / "ollama" / "Modelfile"
+        assert printed[0] == str(modelfile) and modelfile.is_file() and f"-f {modelfile}`" in printed[-1]
+    finally:
+        app_socket.stop(server)
