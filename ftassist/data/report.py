@@ -15,7 +15,7 @@ Status = Literal["pass", "warn", "fail", "not_checked"]  # not_checked: nothing 
 FORMATS = ("chat", "instruction", "completion", "sharegpt", "preference")
 
 
-@dataclass
+@dataclass(slots=True)  # one per record of a file: slots make each cheaper to make and to free
 class Record:
     """One record as read from the file, before any judgement.
 
@@ -47,7 +47,7 @@ class Issue:
         return asdict(self)
 
 
-@dataclass
+@dataclass(slots=True)  # one per valid record, as Record
 class Example:
     """A record that parsed and converted: the canonical chat form keeps OpenAI's keys.
 
