@@ -201,7 +201,8 @@ class TokenCounter:
     Why it is fast: each distinct short string (roles, names, a system prompt shared by
     most examples) is counted once thanks to a small bounded cache (`known_counts`); the
     per-message loop is a few dict/type checks; nothing but three int lists is kept, so
-    memory does not grow with the text. Measured on a 2-core box, and so not used:
+    memory does not grow with the text. `count_many` counts a list of texts (uncached) with the
+    encoder mapped over it from C, for callers that hold many texts at once (the token worker). Measured on a 2-core box, and so not used:
     tiktoken's `encode_ordinary_batch(num_threads=2)` (4x slower: a thread-pool future per
     text) and two threads of `encode_ordinary` (no gain). Counts equal `count_chat`, exactly.
 
@@ -222,8 +223,9 @@ class TokenCounter:
 
             self.count_uncached, self.count_many = lean_counters(encoding)
         else:
-            encode_ordinary = get_encoding(encoding).encode_ordinary
-            self.count_uncached = encoding_counter(get_encoding(encoding))
+            tiktoken_encoding = get_encoding(encoding)
+            encode_ordinary = tiktoken_encoding.encode_ordinary
+            self.count_uncached = encoding_counter(tiktoken_encoding)
             self.count_many = lambda texts: list(map(len, map(encode_ordinary, texts)))  # uncached, in order
         self.known_counts: dict[str, int] = {}  # text -> tokens; hot loops may look texts up here first
         self.per_example: list[int] = []
