@@ -5,6 +5,7 @@ named, with the result's paths pointing there."""
 
 from __future__ import annotations
 
+import errno
 import re
 import shutil
 import sys
@@ -61,14 +62,7 @@ def brought(result: dict, source: Path, target: Path, what: str, move: bool = Fa
     try:
         target.mkdir(parents=True, exist_ok=True)
         if move:
-            for item in source.iterdir():
-                destination = target / item.name
-                if destination.is_dir() and not destination.is_symlink():
-                    shutil.rmtree(destination)
-                elif destination.exists() or destination.is_symlink():
-                    destination.unlink()
-                shutil.move(str(item), str(destination))
-            source.rmdir()  # empty now: nothing is left behind in the data dir
+            _move_into(source, target)
         else:
             shutil.copytree(source, target, dirs_exist_ok=True)
     except OSError as exc:
@@ -87,3 +81,20 @@ def brought(result: dict, source: Path, target: Path, what: str, move: bool = Fa
         return value
 
     return pointed(result)
+
+
+def _move_into(source: Path, target: Path) -> None:
+    """Every file of `source` moved to the same place under `target` (renamed where both are on one disk), a file
+    of the same name replaced; folders already in `target` are merged into, never removed; `source` is left out
+    of the data dir. Raises OSError."""
+    for item in source.iterdir():
+        destination = target / item.name
+        if item.is_dir() and not item.is_symlink() and destination.is_dir():
+            _move_into(item, destination)
+            continue
+        if destination.is_dir() and not destination.is_symlink():
+            raise IsADirectoryError(errno.EISDIR, f"{destination} is a folder, where the export has the file", "")
+        if destination.is_symlink() or destination.exists():
+            destination.unlink()
+        shutil.move(str(item), str(destination))
+    source.rmdir()

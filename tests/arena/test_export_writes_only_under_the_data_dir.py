@@ -60,6 +60,8 @@ def test_the_cli_through_the_app_brings_the_export_where_the_person_said(store, 
     server = app_socket.serve(served)
     try:
         run = dict(capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        (tmp_path / "home" / "merged").mkdir(parents=True)
+        (tmp_path / "home" / "merged" / "notes.txt").write_text("mine")  # a folder that exists is merged into
         merged = subprocess.run([sys.executable, "-m", "ftassist", "export", "tiny bot", "--to", "merged", "--out",
                                  "home/merged", "--json"], **run)
         assert merged.returncode == 0, merged.stderr
@@ -69,6 +71,7 @@ def test_the_cli_through_the_app_brings_the_export_where_the_person_said(store, 
         assert all(path.startswith(str(target) + "/") and Path(path).is_file() for path in result["files"])
         assert (target / "config.json").is_file() and str(target) in result["message"]
         assert not any(served.settings.exports_dir.rglob("*.safetensors"))  # moved, not copied
+        assert (target / "notes.txt").read_text() == "mine" and str(target / "notes.txt") not in result["files"]
         served_sh = subprocess.run([sys.executable, "-m", "ftassist", "export", "tiny bot", "--to", "ollama",
                                     "--out", "home/ollama"], **run)
         assert served_sh.returncode == 0, served_sh.stderr
