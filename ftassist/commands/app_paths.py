@@ -26,15 +26,16 @@ def data_dir() -> Path:
 def for_app(path: str) -> str:
     """The path as the running app can read it: absolute (the app's working folder is not this one), and a
     file outside the data dir copied under its uploads folder first. With no app running: as given."""
+    from ftassist.usecases.context import Settings
+
     candidate = Path(path).expanduser()
     if not candidate.is_file() or not gateway.through_app():
         return path
     resolved = candidate.resolve()
-    if resolved.is_relative_to(data_dir().resolve()):
+    settings = Settings.from_environment()
+    if resolved.is_relative_to(settings.data_dir.resolve()):
         return str(resolved)
-    from ftassist.usecases.context import Settings
-
-    copy = Settings.from_environment().uploads_dir / f"{uuid.uuid4().hex[:8]}-{resolved.name}"
+    copy = settings.uploads_dir / f"{uuid.uuid4().hex[:8]}-{resolved.name}"
     try:
         shutil.copyfile(resolved, copy)
     except OSError as exc:

@@ -201,10 +201,12 @@ class TokenCounter:
     Why it is fast: each distinct short string (roles, names, a system prompt shared by
     most examples) is counted once thanks to a small bounded cache (`known_counts`); the
     per-message loop is a few dict/type checks; nothing but three int lists is kept, so
-    memory does not grow with the text. `count_many` counts a list of texts (uncached) with the
-    encoder mapped over it from C, for callers that hold many texts at once (the token worker). Measured on a 2-core box, and so not used:
-    tiktoken's `encode_ordinary_batch(num_threads=2)` (4x slower: a thread-pool future per
-    text) and two threads of `encode_ordinary` (no gain). Counts equal `count_chat`, exactly.
+    memory does not grow with the text. Measured on a 2-core box, and so not used: tiktoken's
+    `encode_ordinary_batch(num_threads=2)` (4x slower: a thread-pool future per text) and two
+    threads of `encode_ordinary` (no gain). Counts equal `count_chat`, exactly.
+
+    `count_many` counts a list of texts (uncached) with the encoder mapped over it from C, for
+    callers that hold many texts at once (the token worker).
 
     `lean=True` counts with `fast_tiktoken.lean_counter` (tiktoken's core without its
     Python rank table: what the worker process uses); otherwise with tiktoken's Encoding,
