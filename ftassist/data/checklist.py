@@ -523,16 +523,15 @@ class ChecklistBuilder:
             if not (maybe_key or maybe_email or maybe_digits):
                 continue
             full = "\n".join(contents)
-            found = None
-            if maybe_key and ((("-" in full or "_" in full) and (
+            found = _scan_sensitive(
+                full,
+                # every key pattern has '-' or '_' (or is AWS's AKIA...)
+                keys=maybe_key and ((("-" in full or "_" in full) and (
                     _KEY_RUN in full.encode("utf-8", "replace").translate(_KEY_CLASS) or "PRIVATE KEY" in full))
-                    or ("K" in full and "AKIA" in full)):
-                found = _scan_keys(full)  # every key pattern has '-' or '_' (or is AWS's AKIA...)
-            if maybe_email and "@" in full:
-                found = (found or []) + _scan_emails(full)
-            if maybe_digits and (
-                    _TEN_DIGITS in full.encode("utf-8", "replace").translate(_DIGIT_CLASS, _DIGIT_SEPS)):  # phone, card
-                found = (found or []) + _scan_digits(full)
+                    or ("K" in full and "AKIA" in full)),
+                emails=maybe_email and "@" in full,
+                digits=maybe_digits and (  # phone, card
+                    _TEN_DIGITS in full.encode("utf-8", "replace").translate(_DIGIT_CLASS, _DIGIT_SEPS)))
             if found:
                 self.sensitive_examples += 1
                 self._sensitive_lines.add(examples[index].line)
@@ -544,13 +543,8 @@ class ChecklistBuilder:
 
         Adds to the same counts and evidence (the note names `side`); the example is counted once in
         `sensitive_examples` however many of its texts hold something."""
-        found: list[tuple[str, int, int]] = []
-        if "-" in text or "_" in text or "AKIA" in text:  # every key pattern has one of them
-            found += _scan_keys(text)
-        if "@" in text:
-            found += _scan_emails(text)
-        if _count_digits(text) >= 10:  # a phone or card number has at least 10
-            found += _scan_digits(text)
+        found = _scan_sensitive(text, keys="-" in text or "_" in text or "AKIA" in text,  # every key pattern has one
+                                emails="@" in text, digits=_count_digits(text) >= 10)  # a phone or card has 10
         if not found:
             return
         if line not in self._sensitive_lines:
@@ -1141,6 +1135,17 @@ def _html_leftover(answer: str, prompt: str) -> bool:
         return False
     pl = prompt.lower()
     return not any(t in pl for t in _HTML_TOPIC)
+
+
+def _scan_sensitive(text: str, keys: bool, emails: bool, digits: bool) -> list[tuple[str, int, int]]:
+    """What the scanners find in `text`, keys then e-mails then numbers, each run only where its caller's
+    pre-filter let it (a pre-filter only spares a scan that would find nothing)."""
+    found = _scan_keys(text) if keys else []
+    if emails:
+        found += _scan_emails(text)
+    if digits:
+        found += _scan_digits(text)
+    return found
 
 
 def _scan_keys(text: str) -> list[tuple[str, int, int]]:
