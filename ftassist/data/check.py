@@ -14,6 +14,7 @@ import gc
 import os
 import time
 from array import array
+from collections import deque
 from itertools import chain
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -45,13 +46,22 @@ class _Accumulator:
 
     Examples wait in the current chunk; a full chunk goes to the token counter first (so
     the worker starts on it at once), then to the checklist (`add_many`), and is dropped.
-    With a worker, the near-duplicate word hashing (the checklist's costliest part) is
-    shared: a chunk hands it to the worker when the worker has caught up (backlog <=
-    WORDS_TO_WORKER_BACKLOG), otherwise this process does it. Both use `textkeys`, so the
-    hashes are the same whoever computes them.
+    With a worker, the checklist's work is shared, chunk by chunk, with whichever process has
+    time: a chunk hands its near-duplicate word hashing to the worker when the worker has
+    caught up (backlog <= WORDS_TO_WORKER_BACKLOG). On short examples (a chunk full by count,
+    not by bytes: their tokens are quick to count, and the per-example work here is what bounds
+    the check), a share of the chunks hands over all of its checklist work too: the share grows
+    while the worker reports waiting for chunks, and shrinks while it falls behind. The worker
+    returns that work as a checklist part, merged here in example order; a chunk judged here
+    while an earlier one is still out goes into a part of its own, to wait its turn. Keys and
+    hashes are the same whoever computes them (`textkeys`), so the report does not depend on who
+    did what.
     """
 
     WORDS_TO_WORKER_BACKLOG = 2
+    CHECKLIST_SHARE_BOUNDS = (0.0, 1.0)  # of the chunks the worker judges (tests pin it)
+    CHECKLIST_SHARE_STEP = 0.05
+    WORKER_IDLE_SECONDS = 0.0005  # a worker that waited longer than this for a chunk has time to spare
 
     def __init__(self, report: DataReport, checklist, counter, file_size: int = 0) -> None:
         self.report = report
@@ -72,6 +82,11 @@ class _Accumulator:
         # this process hashes the current chunk's near-duplicate words; not while the worker starts: the
         # MinHash of words hashed here would import numpy (~15 MB) at the moment the worker's memory peaks
         self.words_here = counter is None
+        self.checklist_there = False  # the worker judges the current chunk for the checklist
+        low, high = self.CHECKLIST_SHARE_BOUNDS
+        self.checklist_share = min(max(0.5, low), high)
+        self.checklist_credit = 0.0  # the share, accumulated: a chunk goes when it reaches 1
+        self.parts: deque[list] = deque()  # [first example, checklist part or None while out], in order
 
     def issue(self, issue: Issue) -> None:
         if issue.severity == "error":
@@ -94,10 +109,23 @@ class _Accumulator:
         start, self.start = self.start, self.start + len(chunk)
         chats = [example.chat for example in chunk]
         counter = self.counter
-        words_here = self.words_here or counter is None
-        done = counter.submit(chats, start, words=not words_here) if counter else []  # the worker starts at once
-        for i in range(0, len(chunk), CHECKLIST_BATCH):
-            self.checklist.add_many(chunk[i:i + CHECKLIST_BATCH], words=words_here)
+        checklist = self.checklist
+        request = self._request(chunk, start) if counter is not None and self.checklist_there else None
+        words_here = counter is None or (self.words_here and request is None)  # a chunk judged there: its words too
+        # the worker starts at once
+        done = counter.submit(chats, start, words=not words_here, checklist=request) if counter else []
+        if request is not None:
+            checklist.add_formats(chunk)
+            self.parts.append([start, None])
+        elif self.parts:  # an earlier chunk is still out: this one waits in a part of its own
+            part = checklist.part(start)
+            for i in range(0, len(chunk), CHECKLIST_BATCH):
+                part.add_many(chunk[i:i + CHECKLIST_BATCH], words=words_here, formats=False)
+            checklist.add_formats(chunk)
+            self.parts.append([start, part])
+        else:
+            for i in range(0, len(chunk), CHECKLIST_BATCH):
+                checklist.add_many(chunk[i:i + CHECKLIST_BATCH], words=words_here)
         if counter is None:
             for total, assistant in self._count_here(chats):
                 self.per_example.append(total)
@@ -105,7 +133,42 @@ class _Accumulator:
             return
         for counted in done:
             self._take(counted)
-        self.words_here = counter.started and (counter.backlog > self.WORDS_TO_WORKER_BACKLOG or self._near_end())
+        self._merge_parts()
+        near_end = self._near_end()
+        backlog = counter.backlog
+        self.words_here = counter.started and (backlog > self.WORDS_TO_WORKER_BACKLOG or near_end)
+        # not before the worker is started (its memory peaks then), nor near the end (see `_near_end`)
+        self.checklist_there = (counter.started and not counter.in_process and not near_end
+                                and len(chunk) >= CHUNK // 2 and self._share_next(done, backlog))
+
+    def _share_next(self, done: list, backlog: int) -> bool:
+        """Whether the worker judges the next chunk: the share follows who waits for whom."""
+        low, high = self.CHECKLIST_SHARE_BOUNDS
+        share = self.checklist_share
+        share += self.CHECKLIST_SHARE_STEP * sum(counted.waited > self.WORKER_IDLE_SECONDS for counted in done)
+        if backlog >= self.counter.max_pending:  # the next chunk would wait for the worker
+            share -= self.CHECKLIST_SHARE_STEP
+        self.checklist_share = share = min(max(share, low), high)
+        self.checklist_credit += share
+        if self.checklist_credit < 1:
+            return False
+        self.checklist_credit -= 1
+        return True
+
+    def _request(self, chunk: list[Example], start: int):
+        from .checklist import LABEL_KEYS
+        from .token_worker import ChecklistRequest
+
+        labels = {index: {key: example.extra[key] for key in LABEL_KEYS if key in example.extra}
+                  for index, example in enumerate(chunk) if example.extra}
+        return ChecklistRequest(start, self.lines[start:start + len(chunk)].tobytes(), labels,
+                                self.checklist.max_evidence, CHECKLIST_BATCH)
+
+    def _merge_parts(self) -> None:
+        """The parts at the head of the queue that are ready, merged in order."""
+        parts = self.parts
+        while parts and parts[0][1] is not None:
+            self.checklist.merge(parts.popleft()[1])
 
     def _count_here(self, chats: list) -> list[tuple[int, int]]:
         from .tokens import count_chats
@@ -131,10 +194,11 @@ class _Accumulator:
     def drain(self) -> None:
         self.flush()
         if self.counter is not None:
-            if not self.counter.words_in_flight:
+            if not self.counter.words_in_flight and not self.parts:
                 self.checklist.prepare()  # while the worker counts the last chunks
             for counted in self.counter.drain():
                 self._take(counted)
+            self._merge_parts()
         self.checklist.set_tokens(self.per_example, self.assistant_per_example)
 
     def _take(self, counted) -> None:
@@ -142,6 +206,11 @@ class _Accumulator:
         self.assistant_per_example.extend(counted.assistants)
         if counted.words is not None:
             self.checklist.add_words(counted.payload, *counted.words)
+        if counted.checklist is not None:
+            for entry in self.parts:
+                if entry[0] == counted.payload:
+                    entry[1] = counted.checklist
+                    break
 
 
 def check_path(

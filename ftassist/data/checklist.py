@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import zlib
 from array import array
 from collections import Counter
@@ -60,6 +61,7 @@ from .textkeys import NORMALISE as _NORMALISE
 from .textkeys import PUNCTUATION as _PUNCTUATION
 from .textkeys import PUNCTUATION_AND_DIGITS as _PUNCTUATION_AND_DIGITS
 from .textkeys import WORD_HASH_CODE as _WORD_HASH_CODE
+from .textkeys import digests as _digests
 from .textkeys import text_of as _text_of
 
 CHECKLIST_TITLES: dict[str, str] = {
@@ -173,7 +175,7 @@ _DIGIT_SEPS = b" .-()+"
 _TEN_DIGITS = b"0" * 10
 _TEMPLATE_TEXTS = 5000
 _COLLAPSE_MAX = 200  # texts up to this many bytes get whitespace runs collapsed; longer ones only stripped
-_EMPTY_PROMPT = "\0empty prompt"
+_EMPTY_PROMPT = 0x3E3D7F1A  # with the example's index: an empty prompt's key (ints hash alike in every process)
 _EMPTY_TEMPLATE = zlib.crc32(b"") - 0x80000000
 _KEY_RE = re.compile(
     r"(?<![\w-])(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}"
@@ -202,13 +204,28 @@ class ChecklistBuilder:
     examples above it fail the lengths item. `max_evidence`: evidence entries per item.
     `tokens_later`: the token counts come after the last `add_many`, through `set_tokens` (a
     check counts them in another process while the examples stream through here).
+
+    A big check splits the work: a chunk's examples may go into a `part` (made here or in the
+    token worker, see `check.py`) that `merge` then takes in, in example order, with the same
+    result as adding them here. So every key is a `textkeys.digests` value (the same in any
+    process), and a part keeps no caps on its counters (`capped=False`): `merge` applies them,
+    key by key in the order the part first saw them, as `add_many` would have.
     """
 
-    def __init__(self, context_limit: int | None = None, max_evidence: int = 20, tokens_later: bool = False) -> None:
+    def __init__(self, context_limit: int | None = None, max_evidence: int = 20, tokens_later: bool = False,
+                 first: int = 0, capped: bool = True) -> None:
         self.context_limit = context_limit
         self._tokens_later = tokens_later
         self.max_evidence = max_evidence
-        self.n = 0
+        self.first = first  # the index of this builder's first example (a part's start)
+        self.n = first
+        unbounded = sys.maxsize
+        # distinct keys kept per counter (beyond them, only keys already kept are counted)
+        self._system_cap = 1000 if capped else unbounded
+        self._system_sample_cap = 50 if capped else unbounded
+        self._answer_cap = 200 if capped else unbounded
+        self._label_cap = LABEL_MAX_DISTINCT + 1 if capped else unbounded
+        self._template_cap = _TEMPLATE_TEXTS if capped else unbounded
         self.lines = array("i")
         self.flags = array("B")
         self.words = array("i")  # answer words
@@ -256,7 +273,8 @@ class ChecklistBuilder:
         self.add_many((example,), (tokens,), (assistant_tokens,), words)
 
     def add_many(self, examples: Sequence[Example], tokens: Sequence[int | None] | None = None,
-                 assistant_tokens: Sequence[int | None] | None = None, words: bool = True) -> None:
+                 assistant_tokens: Sequence[int | None] | None = None, words: bool = True,
+                 formats: bool = True) -> None:
         """Take valid canonical examples, in record order (a check passes one chunk at a time).
 
         Why batches: this runs for every example of 100k+ example files, and what costs is
@@ -269,7 +287,8 @@ class ChecklistBuilder:
         `tokens` / `assistant_tokens`: each example's counts (None: unknown), or None when
         they come later through `set_tokens`. `words=False`: the near-duplicate word hashes
         of these examples are computed elsewhere (`textkeys.chat_word_hashes`, in the token
-        worker) and handed over with `add_words`.
+        worker) and handed over with `add_words`. `formats=False`: their formats and keys are
+        taken elsewhere (`add_formats`: a part leaves them to the builder it is merged into).
         """
         batch_size = len(examples)
         if not batch_size:
@@ -289,7 +308,8 @@ class ChecklistBuilder:
             + answer[:_ANSWER_SAMPLE_BYTES].encode("utf-8", "replace")[:_ANSWER_SAMPLE_BYTES].ljust(_ANSWER_SAMPLE_BYTES, b"\0")
             for prompt, answer in zip(parts.user_texts, parts.answers)
         ])
-        self._add_formats(examples)
+        if formats:
+            self.add_formats(examples)
         self._add_flags(examples, parts, prompt_keys, answer_keys)
         self.words.extend(answer_words)
         self.lines.extend([example.line for example in examples])
@@ -306,9 +326,10 @@ class ChecklistBuilder:
         # whitespace runs collapsed in short texts (cheap there)
         prompt_keys = [b" ".join(key.split()) if len(key) <= _COLLAPSE_MAX else key.strip()
                        for key in _keys(parts.user_texts, _PUNCTUATION)]
-        # empty prompts (completion data) are all different from each other
-        prompt_hashes = [hash(key) if key else hash((_EMPTY_PROMPT, first_index + index))
-                         for index, key in enumerate(prompt_keys)]
+        prompt_hashes = _digests(prompt_keys)
+        if b"" in prompt_keys:  # empty prompts (completion data) are all different from each other
+            prompt_hashes = [digest if key else hash((_EMPTY_PROMPT, first_index + index))
+                             for index, (key, digest) in enumerate(zip(prompt_keys, prompt_hashes))]
         self.prompt_hash.extend(prompt_hashes)
         system_hashes: list[int] = []
         system_cache = self._system_cache
@@ -318,13 +339,13 @@ class ChecklistBuilder:
             if system:
                 system_hash = system_cache.get(system)
                 if system_hash is None:
-                    system_hash = hash(_normalised(system)) or 1
+                    system_hash = _digests((_normalised(system),))[0] or 1
                     if len(system_cache) < 1000:
                         system_cache[system] = system_hash
                         self._system_digits[system_hash] = _count_digits(system)
-                    if system_hash not in self.system_sample and len(self.system_sample) < 50:
+                    if system_hash not in self.system_sample and len(self.system_sample) < self._system_sample_cap:
                         self.system_sample[system_hash] = system[:120]
-                if system_hash in system_counts or len(system_counts) < 1000:
+                if system_hash in system_counts or len(system_counts) < self._system_cap:
                     system_counts[system_hash] += 1
                 has_system(1)
             else:
@@ -351,7 +372,7 @@ class ChecklistBuilder:
                 key = answer_keys[index] = key.strip()
                 estimate = words_estimable and (self._tokens_later or assistant_tokens[index] is not None)
                 word_counts.append(len(key) // 6 if estimate else len(key.split()))
-        answer_hashes = list(map(hash, answer_keys))
+        answer_hashes = _digests(answer_keys)
         for index, example in enumerate(examples):
             extra = example.extra
             if extra:
@@ -359,17 +380,18 @@ class ChecklistBuilder:
                     value = extra.get(label_key)
                     if value is not None and not isinstance(value, (dict, list)):
                         label = str(value)
-                        answer_hashes[index] = hash((answer_hashes[index], label))
+                        answer_hashes[index] = hash((answer_hashes[index], *_digests((label.encode("utf-8", "replace"),))))
                         counts = self.label_counts.get(label_key)
                         if counts is None:
                             counts = self.label_counts[label_key] = Counter()
-                        if label in counts or len(counts) <= LABEL_MAX_DISTINCT:
+                        if label in counts or len(counts) < self._label_cap:
                             counts[label] += 1
                         break
         self.answer_hash.extend(answer_hashes)
         answer_counts = self.answer_counts
+        answer_cap = self._answer_cap
         for key, word_count in zip(answer_keys, word_counts):
-            if word_count <= CLASS_MAX_WORDS and (key in answer_counts or len(answer_counts) < 200):
+            if word_count <= CLASS_MAX_WORDS and (key in answer_counts or len(answer_counts) < answer_cap):
                 answer_counts[key] += 1
         return answer_keys, word_counts
 
@@ -410,9 +432,10 @@ class ChecklistBuilder:
         template_hashes = [_crc32(key) - 0x80000000 for key in template_keys]
         self.template_hash.extend(template_hashes)
         template_texts = self.template_text
-        if len(template_texts) < _TEMPLATE_TEXTS:
+        template_cap = self._template_cap
+        if len(template_texts) < template_cap:
             for template_hash, key in zip(template_hashes, template_keys):
-                if template_hash not in template_texts and len(template_texts) < _TEMPLATE_TEXTS:
+                if template_hash not in template_texts and len(template_texts) < template_cap:
                     template_texts[template_hash] = key.decode("utf-8", "replace")
 
     def start_source(self) -> None:
@@ -422,7 +445,8 @@ class ChecklistBuilder:
         self.keysets, self.keyset_lines = {}, {}
         self.source_keysets.append((self.keysets, self.keyset_lines))
 
-    def _add_formats(self, examples: Sequence[Example]) -> None:
+    def add_formats(self, examples: Sequence[Example]) -> None:
+        """Each example's format and top-level keys (in the current source), in record order."""
         format_counts = self.formats
         keyset_counts = self.keysets
         for example in examples:
@@ -585,6 +609,44 @@ class ChecklistBuilder:
                     else:
                         sample = repr(answer[:80])
                     kept.append({"line": line, "sample": _clip(sample, _SAMPLE_MAX), "note": note})
+
+    def part(self, first: int) -> "ChecklistBuilder":
+        """An empty builder for the examples from index `first` on, to be `merge`d back (see the class doc)."""
+        return ChecklistBuilder(self.context_limit, self.max_evidence, self._tokens_later, first=first, capped=False)
+
+    def merge(self, part: "ChecklistBuilder") -> None:
+        """Take in a `part` whose examples follow this builder's last one, as if they had been added here.
+
+        The part's formats are not taken: its examples' formats are added here (`add_formats`), in record
+        order, so that they always land in the source they came from."""
+        if part.first != self.n:
+            raise ValueError(f"a part from example {part.first} cannot follow example {self.n - 1}")
+        self._flush()  # the word hashes waiting here belong to earlier examples
+        part._flush()
+        for name in ("lines", "flags", "words", "tokens_per_example", "assistant_tokens_per_example",
+                     "template_hash", "example_hash", "prompt_hash", "conversation_hash", "answer_hash",
+                     "has_system", "prefixes"):
+            getattr(self, name).extend(getattr(part, name))
+        self.n = part.n
+        self.n_terminal += part.n_terminal
+        self.n_nonempty += part.n_nonempty
+        max_evidence = self.max_evidence
+        for bit, entries in part.accurate_evidence.items():
+            kept = self.accurate_evidence.setdefault(bit, [])
+            kept.extend(entries[:max_evidence - len(kept)])
+        _merge_capped(self.system_counts, part.system_counts, self._system_cap)
+        _merge_first(self.system_sample, part.system_sample, self._system_sample_cap)
+        _merge_first(self._system_digits, part._system_digits, 1000)  # a cache of the secrets scan's pre-filter
+        for label_key, counts in part.label_counts.items():
+            _merge_capped(self.label_counts.setdefault(label_key, Counter()), counts, self._label_cap)
+        _merge_capped(self.answer_counts, part.answer_counts, self._answer_cap)
+        _merge_first(self.template_text, part.template_text, self._template_cap)
+        self.sensitive_counts.update(part.sensitive_counts)
+        self.sensitive_examples += part.sensitive_examples
+        self.sensitive_evidence.extend(part.sensitive_evidence[:max_evidence - len(self.sensitive_evidence)])
+        self._sensitive_lines.update(part._sensitive_lines)
+        self._signature_parts.extend(part._signature_parts)
+        self._version += 1
 
     def _flush(self) -> None:
         if self._word_counts:
@@ -1355,7 +1417,7 @@ def _take_apart(examples: Sequence[Example]) -> _Parts:
 
     The common shapes (user, assistant; system, user, assistant) skip the general loop over
     the turns: this runs for every example."""
-    example_hashes: list[int] = []
+    identities: list[bytes] = []
     systems: list[str] = []
     user_texts: list[str] = []
     finals: list[str] = []
@@ -1407,15 +1469,22 @@ def _take_apart(examples: Sequence[Example]) -> _Parts:
         else:
             answer = ""
         tools = chat.get("tools")
-        example_hashes.append(hash((tuple(roles), tuple(contents), extra_keys and tuple(extra_keys),
-                               None if tools is None else _stable(tools))))
+        try:  # roles, contents, extra message keys and tools, each part told apart by a separator
+            identity = "\x1e".join(roles) + "\x1f" + "\x1e".join(contents)
+        except TypeError:  # a role that is not a string
+            identity = repr(roles) + "\x1f" + "\x1e".join(contents)
+        if extra_keys is not None:
+            identity += "\x1d" + "\x1e".join(extra_keys)
+        if tools is not None:
+            identity += "\x1c" + _stable(tools)
+        identities.append(identity.encode("utf-8", "surrogatepass"))
         systems.append(system)
         user_texts.append(user_text)
         finals.append(final_user)
         answers.append(answer)
         n_parts.append(n_user)
         texts.append(contents)
-    return _Parts(example_hashes, systems, user_texts, finals, answers, "\x00".join(answers), n_parts, texts)
+    return _Parts(_digests(identities), systems, user_texts, finals, answers, "\x00".join(answers), n_parts, texts)
 
 
 def _keys(texts: list[str], delete: bytes, joined: str | None = None) -> list[bytes]:
@@ -1426,6 +1495,23 @@ def _keys(texts: list[str], delete: bytes, joined: str | None = None) -> list[by
     if joined.count("\x00") != len(texts) - 1:
         return [t.encode("utf-8", "replace").translate(_NORMALISE, delete) for t in texts]
     return joined.encode("utf-8", "replace").translate(_NORMALISE, delete).split(b"\x00")
+
+
+def _merge_capped(counts: Counter, more: Counter, cap: int) -> None:
+    """`more`'s counts added, keys in the order `more` first saw them: a new key only while `counts` holds
+    fewer than `cap` (what counting them one by one would have kept)."""
+    for key, count in more.items():
+        if key in counts or len(counts) < cap:
+            counts[key] += count
+
+
+def _merge_first(kept: dict, more: dict, cap: int) -> None:
+    """The first value of each key: `more`'s new keys, in order, while `kept` holds fewer than `cap`."""
+    if len(kept) >= cap:
+        return
+    for key, value in more.items():
+        if key not in kept and len(kept) < cap:
+            kept[key] = value
 
 
 def _known_or_minus_one(counts: Sequence[int | None] | None, size: int) -> list[int]:

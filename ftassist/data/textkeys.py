@@ -25,6 +25,20 @@ NEAR_DUP_MAX_WORDS = 300  # near-duplicates look at the first this many words of
 WORD_HASH_CODE = "I" if array("I").itemsize == 4 else "L"  # an array of 32-bit word hashes
 
 _crc32 = zlib.crc32
+_adler32 = zlib.adler32
+
+
+def digests(keys: Sequence[bytes]) -> list[int]:
+    """A 64-bit signed digest of each key (CRC-32 in the low half, Adler-32 in the high), for the
+    checklist's exact-duplicate and grouping keys.
+
+    Not Python's `hash`: that depends on the process's hash seed, and the check's two processes
+    share the checklist's work chunk by chunk (`check.py`), so equal keys must get equal numbers
+    in both. Two independent 32-bit checksums make a chance collision among a file's distinct keys
+    negligible; they are each one C call, like `hash`.
+    """
+    crc32, adler32 = _crc32, _adler32
+    return [crc32(key) ^ ((adler32(key) - 0x80000000) << 32) for key in keys]
 
 
 def text_of(content: Any) -> str:

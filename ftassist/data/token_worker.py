@@ -11,6 +11,11 @@ long. That process counts with `fast_tiktoken.lean_counter`: its memory adds to 
 The parent sends frames (an 8-byte big-endian length, then a pickle): first the encoding
 name, then one `pack_chats` chunk per frame; the worker answers "ready", then one
 `count_packed` answer per chunk, in order.
+
+A worker with time to spare also takes checklist work off the parent: asked for it, it rebuilds
+the chunk's examples and returns them judged in a `checklist.ChecklistBuilder` part, which the
+parent merges in order (see `check.py`). It imports the checklist only then: a worker busy
+counting long texts is never asked, and stays lean.
 """
 
 from __future__ import annotations
@@ -59,15 +64,31 @@ def _frame(message: Any) -> bytes:
     return len(body).to_bytes(_LENGTH_BYTES, "big") + body
 
 
+class ChecklistRequest(NamedTuple):
+    """What the worker needs, beyond the chats, to judge a chunk's examples for the checklist:
+    the index of the chunk's first example, each example's line (a 32-bit array's bytes), the
+    label fields of the examples that have any (by position in the chunk), and the builder's
+    settings."""
+
+    first: int
+    lines: bytes
+    labels: dict[int, dict]
+    max_evidence: int
+    batch: int  # examples per `add_many`
+
+
 class Counted(NamedTuple):
     """One chunk's results from `BackgroundChatCounter`: its payload, the (total, assistant)
     tokens of each chat, and, when asked for, the chats' near-duplicate word hashes
-    (`textkeys.chat_word_hashes`: all hashes in one array, and how many each chat has)."""
+    (`textkeys.chat_word_hashes`: all hashes in one array, and how many each chat has) and
+    the chunk's checklist part (`ChecklistRequest`)."""
 
     payload: Any
     totals: Sequence[int]
     assistants: Sequence[int]
     words: tuple[array, array] | None = None
+    checklist: Any = None  # a checklist.ChecklistBuilder part
+    waited: float = 0.0  # seconds the worker sat idle before this chunk came (0 when counted here)
 
     @property
     def counts(self) -> list[tuple[int, int]]:
@@ -83,9 +104,10 @@ class _Chunk(NamedTuple):
     frame: bytes | None  # None when it could not be packed: counted here
     words: bool
     size: int  # number of chats
+    checklist: ChecklistRequest | None
 
 
-def pack_chats(chats: list, words: bool = False) -> bytes:
+def pack_chats(chats: list, words: bool = False, checklist: ChecklistRequest | None = None) -> bytes:
     """One chunk of chats as a frame for the worker.
 
     Why not pickle the dicts: a chat of plain {role, content} messages travels as its texts
@@ -122,18 +144,49 @@ def pack_chats(chats: list, words: bool = False) -> bytes:
                 continue
         layout.append(-1)
         whole[index] = chat
-    return _frame((list(role_codes), layout.tobytes(), bytes(roles), texts, whole, words))
+    return _frame((list(role_codes), layout.tobytes(), bytes(roles), texts, whole, words, checklist))
 
 
-def count_packed(counter: TokenCounter, frame: tuple) -> tuple[bytes, bytes, tuple[bytes, bytes] | None]:
-    """The worker's answer to one `pack_chats` frame: totals, assistant tokens, word hashes.
+def checklist_part(chats: list, request: ChecklistRequest):
+    """A chunk's chats judged for the checklist, as a part for the parent's builder to merge."""
+    from .checklist import ChecklistBuilder
+    from .report import Example
 
-    Equal to `counter.count_one` and `textkeys.chat_word_hashes` on each chat (tests hold
-    both paths to that); the plain-message path just skips the dict walking.
+    lines = array("i")
+    lines.frombytes(request.lines)
+    labels = request.labels
+    examples = [Example(line, chat, "", labels.get(index) or {}, ()) for index, (line, chat) in
+                enumerate(zip(lines, chats))]
+    part = ChecklistBuilder(max_evidence=request.max_evidence, tokens_later=True, first=request.first, capped=False)
+    for start in range(0, len(examples), request.batch):
+        part.add_many(examples[start:start + request.batch], words=False, formats=False)
+    return part
+
+
+def _unpacked_chats(role_names: list, layout: array, roles: bytes, texts: list, whole: dict) -> list:
+    """The chats of a `pack_chats` frame, as they were (a plain message's keys in the order role, content)."""
+    chats = []
+    position = 0
+    for index, n_messages in enumerate(layout):
+        if n_messages < 0:
+            chats.append(whole[index])
+            continue
+        end = position + n_messages
+        chats.append({"messages": [{"role": role_names[code], "content": text}
+                                   for code, text in zip(roles[position:end], texts[position:end])]})
+        position = end
+    return chats
+
+
+def count_packed(counter: TokenCounter, frame: tuple) -> tuple[bytes, bytes, tuple[bytes, bytes] | None, Any]:
+    """The worker's answer to one `pack_chats` frame: totals, assistant tokens, word hashes, checklist part.
+
+    Equal to `counter.count_one`, `textkeys.chat_word_hashes` and `checklist_part` on the chats
+    (tests hold both paths to that); the plain-message path just skips the dict walking.
     """
     from .textkeys import WORD_HASH_CODE, add_word_hashes, chat_word_hashes, final_user_text
 
-    role_names, layout_bytes, roles, texts, whole, words = frame
+    role_names, layout_bytes, roles, texts, whole, words, checklist = frame
     layout = array("i")
     layout.frombytes(layout_bytes)
     count = counter.count
@@ -172,7 +225,10 @@ def count_packed(counter: TokenCounter, frame: tuple) -> tuple[bytes, bytes, tup
         totals.append(total)
         assistants.append(assistant)
     answer_words = (word_hashes.tobytes(), word_counts.tobytes()) if words else None
-    return totals.tobytes(), assistants.tobytes(), answer_words
+    part = None
+    if checklist is not None:
+        part = checklist_part(_unpacked_chats(role_names, layout, roles, texts, whole), checklist)
+    return totals.tobytes(), assistants.tobytes(), answer_words, part
 
 
 def _unpack_answer(payload: Any, answer: tuple) -> Counted:
@@ -187,7 +243,7 @@ def _unpack_answer(payload: Any, answer: tuple) -> Counted:
         word_hashes.frombytes(answer[2][0])
         word_counts.frombytes(answer[2][1])
         words = (word_hashes, word_counts)
-    return Counted(payload, totals, assistants, words)
+    return Counted(payload, totals, assistants, words, answer[3], answer[4] if len(answer) > 4 else 0.0)
 
 
 def _worker_main() -> None:
@@ -198,6 +254,7 @@ def _worker_main() -> None:
     entry point without a main guard would otherwise run again in the child).
     """
     import gc
+    from time import perf_counter
 
     gc.disable()  # a counting loop makes no reference cycles; collections would only cost time
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
@@ -208,13 +265,15 @@ def _worker_main() -> None:
     stdout.write(_frame("ready"))
     stdout.flush()
     while True:
+        idle_since = perf_counter()
         frame = _read_frame(stdin)
+        waited = perf_counter() - idle_since  # the parent shares more work with a worker that waits
         if frame is _EOF:
             # straight out: the parent waits for this exit, and tearing the interpreter down (the encoder's
             # tables freed piece by piece) would only delay it; every answer is written and flushed already
             os._exit(0)
         try:
-            answer: Any = count_packed(counter, frame)
+            answer: Any = (*count_packed(counter, frame), waited)
         except Exception:  # noqa: BLE001 - the parent recounts this chunk itself
             answer = None
         stdout.write(_frame(answer))
@@ -373,7 +432,8 @@ class BackgroundChatCounter:
             found = (word_hashes, array("i", [chat_word_hashes(chat, word_hashes) for chat in chunk.chats]))
         totals = array("i", [total for total, _ in counts])
         assistants = array("i", [assistant for _, assistant in counts])
-        return Counted(chunk.payload, totals, assistants, found)
+        part = None if chunk.checklist is None else checklist_part(chunk.chats, chunk.checklist)
+        return Counted(chunk.payload, totals, assistants, found, part)
 
     def _take_oldest(self, block: bool) -> Counted | None:
         """The oldest in-flight chunk's results, or None when not ready and not blocking."""
@@ -397,7 +457,9 @@ class BackgroundChatCounter:
         except Exception:  # noqa: BLE001 - a chunk the worker could not count
             return self._count_here(chunk)
         if len(done.totals) != chunk.size or (
-                chunk.words and (done.words is None or len(done.words[1]) != chunk.size)):
+                chunk.words and (done.words is None or len(done.words[1]) != chunk.size)) or (
+                chunk.checklist is not None and (done.checklist is None or done.checklist.first != chunk.checklist.first
+                                                 or done.checklist.n - done.checklist.first != chunk.size)):
             return self._count_here(chunk)
         return done
 
@@ -433,17 +495,20 @@ class BackgroundChatCounter:
         """Whether a chunk still in flight was sent with words=True (its word hashes are to come)."""
         return any(chunk.words for chunk in self._inflight)
 
-    def submit(self, chats: list, payload: Any = None, words: bool = False) -> list[Counted]:
-        """Queue one chunk; return the chunks finished so far (oldest first)."""
+    def submit(self, chats: list, payload: Any = None, words: bool = False,
+               checklist: ChecklistRequest | None = None) -> list[Counted]:
+        """Queue one chunk; return the chunks finished so far (oldest first). `checklist`: the
+        chunk's examples are judged for the checklist too (`Counted.checklist`)."""
         chats = list(chats)
         done = []
         frame = None
         if self._proc is not None:
             try:
-                frame = pack_chats(chats, words)
+                frame = pack_chats(chats, words, checklist)
             except Exception:  # noqa: BLE001 - e.g. absurdly nested data: count it here
                 frame = None
-        self._inflight.append(_Chunk(payload, None if frame is not None else chats, frame, words, len(chats)))
+        self._inflight.append(_Chunk(payload, None if frame is not None else chats, frame, words, len(chats),
+                                     checklist))
         if frame is not None:
             self._outbox.put(frame)
         while True:

@@ -139,11 +139,12 @@ def _shared_work_dataset(path):
     return write_jsonl(path, rows)
 
 
-@pytest.mark.parametrize("words_to_worker_backlog", [-1, 1, 1000])
-def test_worker_path_gives_the_same_report_however_the_word_hashing_is_shared(
-        tmp_path, monkeypatch, words_to_worker_backlog):
-    """A big file is checked with a token worker that may also hash near-duplicate words:
-    whoever does which chunk, the report must equal the all-in-one-process check's."""
+@pytest.mark.parametrize("words_to_worker_backlog, checklist_share", [(-1, 0.0), (1, None), (1000, 0.0),
+                                                                      (1000, 1.0), (-1, 1.0)])
+def test_worker_path_gives_the_same_report_however_the_work_is_shared(
+        tmp_path, monkeypatch, words_to_worker_backlog, checklist_share):
+    """A big file is checked with a token worker that may also hash near-duplicate words and judge
+    chunks for the checklist: whoever does which chunk, the report must equal the all-in-one-process check's."""
     import ftassist.data.check as C
 
     path = _shared_work_dataset(tmp_path / "d.jsonl")
@@ -152,14 +153,17 @@ def test_worker_path_gives_the_same_report_however_the_word_hashing_is_shared(
 
     monkeypatch.setattr(C, "BACKGROUND_COUNT_BYTES", 0)
     monkeypatch.setattr(C._Accumulator, "WORDS_TO_WORKER_BACKLOG", words_to_worker_backlog)
-    handed = []
+    if checklist_share is not None:
+        monkeypatch.setattr(C._Accumulator, "CHECKLIST_SHARE_BOUNDS", (checklist_share, checklist_share))
+    handed, judged_there = [], []
     from ftassist.data import token_worker
 
     real_submit = token_worker.BackgroundChatCounter.submit
 
-    def submit(self, chats, payload=None, words=False):
+    def submit(self, chats, payload=None, words=False, checklist=None):
         handed.append(words)
-        return real_submit(self, chats, payload, words)
+        judged_there.append(checklist is not None)
+        return real_submit(self, chats, payload, words, checklist)
 
     monkeypatch.setattr(token_worker.BackgroundChatCounter, "submit", submit)
     shared = check_path(path, model="gpt-4o-mini-2024-07-18").to_dict()
@@ -172,11 +176,17 @@ def test_worker_path_gives_the_same_report_however_the_word_hashing_is_shared(
     assert len(items["sensitive"]["evidence"]) == 20 and items["sensitive"]["details"]["n_examples"] > 40
     assert items["accurate"]["status"] == "fail" and items["accurate"]["evidence"]
     assert len(handed) > 10
+    if checklist_share == 0:
+        assert not any(judged_there)
+    elif checklist_share == 1:  # all but the chunks sent before the worker started, and the last
+        assert sum(judged_there) > len(judged_there) / 2 and not any(judged_there[-3:])
+        assert all(words for words, there in zip(handed, judged_there) if there)  # the worker hashes their words
+    words_alone = [words for words, there in zip(handed, judged_there) if not there]
     if words_to_worker_backlog < 0:
         # the words go to the worker only while it starts (the chunks sent before its first answer: at most
-        # max_pending + 1), so that numpy is not imported here at its memory peak
-        assert not any(handed[5:])
-        assert handed == sorted(handed, reverse=True)
+        # max_pending + 1), so that numpy is not imported here at its memory peak, or with the chunk's checklist
+        assert not any(words_alone[5:])
+        assert words_alone == sorted(words_alone, reverse=True)
     elif words_to_worker_backlog >= 1000:
         # near the end of the file the words stay here, so the checklist can be judged while
         # the worker counts the last chunks

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+from array import array
 from dataclasses import asdict
 
 import pytest
 
 from ftassist.data.checklist import CHECKLIST_IDS, CHECKLIST_TITLES, ChecklistBuilder, run_checklist
 from ftassist.data.report import ChecklistItem, Example
+from ftassist.data.textkeys import WORD_HASH_CODE, chat_word_hashes
 
 _rng = random.Random(7)
 _VOCAB = ["".join(_rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(_rng.randint(3, 9))) for _ in range(3000)]
@@ -476,3 +478,86 @@ def test_prepared_items_are_judged_again_when_examples_come_after():
     acc = item(items, "accurate")
     assert acc.details["counts"]["empty"] == 1 and lines(acc) == [31]
     assert [asdict(x) for x in items] == [asdict(x) for x in run_checklist(exs)]
+
+
+# --- parts: a chunk judged elsewhere and merged back counts as if added here ------------------------------------
+
+def _merged(exs: list[Example], tokens: list, rng: random.Random, caps: dict) -> ChecklistBuilder:
+    """The examples in chunks of random sizes: some added directly, some through parts (with or
+    without their word hashes), merged in order, some parts held back behind later chunks."""
+    merged = ChecklistBuilder(context_limit=300, max_evidence=7)
+    for name, cap in caps.items():
+        setattr(merged, name, cap)
+    waiting: list[ChecklistBuilder] = []
+    i = 0
+    while i < len(exs):
+        size = rng.choice([1, 5, 64, 300])
+        chunk, counts = exs[i:i + size], tokens[i:i + size]
+        assistant = [None if t is None else t // 2 for t in counts]
+        merged.add_formats(chunk)
+        if not waiting and rng.random() < 0.3:
+            merged.add_many(chunk, counts, assistant, formats=False)
+        else:
+            part = merged.part(i)
+            words_in_part = rng.random() < 0.5
+            part.add_many(chunk, counts, assistant, words=words_in_part, formats=False)
+            if not words_in_part:  # hashed elsewhere, as the token worker does
+                hashes = array(WORD_HASH_CODE)
+                merged.add_words(i, hashes, [chat_word_hashes(e.chat, hashes) for e in chunk])
+            waiting.append(part)
+            if rng.random() < 0.6:
+                for held in waiting:
+                    merged.merge(held)
+                waiting.clear()
+        i += size
+    for held in waiting:
+        merged.merge(held)
+    return merged
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_parts_merged_in_order_judge_like_adding_here(seed):
+    exs = _varied_examples(1500, seed)
+    tokens = [None if i % 7 == 0 else 40 + i % 300 for i in range(len(exs))]
+    # small caps, so that merging has to keep exactly the keys adding one by one keeps
+    caps = {"_answer_cap": 3, "_label_cap": 2, "_system_cap": 2, "_system_sample_cap": 1, "_template_cap": 5}
+    one = ChecklistBuilder(context_limit=300, max_evidence=7)
+    for name, cap in caps.items():
+        setattr(one, name, cap)
+    for e, t in zip(exs, tokens):
+        one.add(e, t, None if t is None else t // 2)
+    merged = _merged(exs, tokens, random.Random(seed), caps)
+    assert (merged.answer_counts, merged.label_counts, merged.system_counts, merged.template_text) == (
+        one.answer_counts, one.label_counts, one.system_counts, one.template_text)
+    assert len(one.answer_counts) == 3 and len(one.template_text) == 5  # the caps were reached
+    assert [asdict(x) for x in merged.finish()] == [asdict(x) for x in one.finish()]
+
+
+def test_a_part_must_follow_the_last_example():
+    b = ChecklistBuilder()
+    b.add_many(clean_set(3))
+    with pytest.raises(ValueError, match="cannot follow"):
+        b.merge(b.part(5))
+
+
+def test_keys_are_the_same_in_every_process():
+    """A part made in a process with another hash seed (the token worker) merges like one made here."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    exs = _varied_examples(300, 5)
+    code = ("import pickle, sys\nfrom ftassist.data.checklist import ChecklistBuilder\n"
+            "exs = pickle.loads(sys.stdin.buffer.read())\npart = ChecklistBuilder(max_evidence=7).part(0)\n"
+            "part.add_many(exs)\nsys.stdout.buffer.write(pickle.dumps(part))")
+    child = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(exs), capture_output=True, check=True,
+                           env=dict(os.environ, PYTHONHASHSEED="12345"))
+    there = ChecklistBuilder(max_evidence=7)
+    there.add_formats(exs)  # a part leaves formats to the builder it is merged into
+    there.merge(pickle.loads(child.stdout))
+    here = ChecklistBuilder(max_evidence=7)
+    here.add_many(exs)
+    assert list(there.example_hash) == list(here.example_hash) and list(there.answer_hash) == list(here.answer_hash)
+    assert list(there.conversation_hash) == list(here.conversation_hash)
+    assert [asdict(x) for x in there.finish()] == [asdict(x) for x in here.finish()]

@@ -475,15 +475,49 @@ def test_packed_chunk_counts_and_word_hashes_equal_the_plain_functions():
     frame = W.pack_chats(chats, words=True)
     body = pickle.loads(frame[W._LENGTH_BYTES:])
     assert len(body[4]) < len(chats) // 2  # most chats travel packed, not whole
-    totals, assistants, (wh_bytes, wc_bytes) = W.count_packed(TokenCounter("o200k_base", lean=True), body)
+    totals, assistants, (wh_bytes, wc_bytes), part = W.count_packed(TokenCounter("o200k_base", lean=True), body)
+    assert part is None  # no checklist work unless asked for
     enc = get_encoding("o200k_base")
-    got = W._unpack_answer("p", (totals, assistants, (wh_bytes, wc_bytes)))
+    got = W._unpack_answer("p", (totals, assistants, (wh_bytes, wc_bytes), None))
     assert got.counts == [count_chat(c, enc) for c in chats]
     wh = array(WORD_HASH_CODE)
     wc = [chat_word_hashes(c, wh) for c in chats]
     assert list(got.words[1]) == wc and got.words[0] == wh
     assert wc[-1] == 300  # capped at NEAR_DUP_MAX_WORDS
     assert wc[150] == 0 and wc[153] == 3  # no user message; no answer: the last user message counts
+
+
+def test_a_packed_chunk_judged_for_the_checklist_merges_like_its_examples_added_here():
+    """The worker rebuilds the chats from the frame and judges them: the part, merged, gives the same checklist as
+    the examples themselves (labels and lines included), whether the worker or the fallback here made it."""
+    import pickle
+    from array import array
+    from dataclasses import asdict
+
+    from ftassist.data.checklist import ChecklistBuilder
+    from ftassist.data.report import Example
+
+    chats = list(varied_chats(150, seed=22)) + edge_chats()
+    examples = [Example(10 + 3 * i, chat, "chat", {"label": "ab"[i % 2], "note": "x"} if i % 5 == 0 else {},
+                        ("messages",)) for i, chat in enumerate(chats)]
+    here = ChecklistBuilder(tokens_later=True)  # as a check's: the worker's parts carry no token counts
+    here.add_many(examples[:7])
+    expected = ChecklistBuilder(tokens_later=True)
+    expected.add_many(examples[:7])
+    expected.add_many(examples[7:])
+    request = W.ChecklistRequest(7, array("i", [e.line for e in examples[7:]]).tobytes(),
+                                 {i: {"label": e.extra["label"]} for i, e in enumerate(examples[7:]) if e.extra},
+                                 here.max_evidence, 64)
+    body = pickle.loads(W.pack_chats(chats[7:], words=True, checklist=request)[W._LENGTH_BYTES:])
+    got = W._unpack_answer(None, W.count_packed(TokenCounter("o200k_base", lean=True), body))
+    assert got.checklist.first == 7 and got.checklist.n == len(chats)
+    here.add_formats(examples[7:])
+    here.merge(pickle.loads(pickle.dumps(got.checklist)))
+    here.add_words(7, *got.words)  # the part leaves the word hashes to the worker's answer
+    for builder in (here, expected):
+        builder.set_tokens(range(len(chats)), [1] * len(chats))
+    assert [asdict(x) for x in here.finish()] == [asdict(x) for x in expected.finish()]
+    assert W.checklist_part(chats[7:], request).example_hash == got.checklist.example_hash
 
 
 def test_a_packed_chunk_without_any_answer_counts_like_the_plain_function():
