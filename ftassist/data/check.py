@@ -111,9 +111,10 @@ class _Accumulator:
         counter = self.counter
         checklist = self.checklist
         request = self._request(chunk, start) if counter is not None and self.checklist_there else None
-        words_here = counter is None or (self.words_here and request is None)  # a chunk judged there: its words too
-        # the worker starts at once
-        done = counter.submit(chats, start, words=not words_here, checklist=request) if counter else []
+        words_here = counter is None or self.words_here
+        # the worker starts at once; a chunk it judges comes back with its near-duplicate signatures in the part
+        done = counter.submit(chats, start, words=not words_here and request is None, checklist=request) \
+            if counter else []
         if request is not None:
             checklist.add_formats(chunk)
             self.parts.append([start, None])

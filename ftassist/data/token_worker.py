@@ -13,9 +13,10 @@ name, then one `pack_chats` chunk per frame; the worker answers "ready", then on
 `count_packed` answer per chunk, in order.
 
 A worker with time to spare also takes checklist work off the parent: asked for it, it rebuilds
-the chunk's examples and returns them judged in a `checklist.ChecklistBuilder` part, which the
-parent merges in order (see `check.py`). It imports the checklist only then: a worker busy
-counting long texts is never asked, and stays lean.
+the chunk's examples and returns them judged in a `checklist.ChecklistBuilder` part (their
+near-duplicate signatures included), which the parent merges in order (see `check.py`). It
+imports the checklist and numpy only then: a worker busy counting long texts is never asked,
+and stays lean.
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ def checklist_part(chats: list, request: ChecklistRequest):
                 enumerate(zip(lines, chats))]
     part = ChecklistBuilder(max_evidence=request.max_evidence, tokens_later=True, first=request.first, capped=False)
     for start in range(0, len(examples), request.batch):
-        part.add_many(examples[start:start + request.batch], words=False, formats=False)
+        part.add_many(examples[start:start + request.batch], formats=False)
+    part.flush_words()  # the MinHash signatures too, here
     return part
 
 
@@ -329,6 +331,9 @@ class BackgroundChatCounter:
         self._inflight: collections.deque[_Chunk] = collections.deque()  # oldest first
         self._results: queue.Queue = queue.Queue()
         self._outbox: queue.Queue = queue.Queue(maxsize=self.max_pending + 1)
+        self._send_lock = threading.Lock()
+        self._queued = 0  # frames handed to the writer thread and not yet written whole
+        self._direct = False  # frames may be written from the caller's thread (the pipe is non-blocking)
         self._here: TokenCounter | None = None  # counts the chunks the worker does not
         self.chunks_counted_here = 0
         self._proc = None
@@ -366,6 +371,11 @@ class BackgroundChatCounter:
         _widen_pipes(self._proc.stdin, self._proc.stdout)
         self._proc.stdin.write(_frame(self.encoding))
         self._proc.stdin.flush()
+        try:
+            os.set_blocking(self._proc.stdin.fileno(), False)
+            self._direct = True
+        except (AttributeError, OSError):  # a platform without non-blocking pipes: the writer thread writes all
+            pass
 
     def _stop_worker(self) -> None:
         proc, self._proc = self._proc, None
@@ -399,17 +409,48 @@ class BackgroundChatCounter:
         self._started.set()
         self._results.put(("dead", None))
 
+    def _send(self, frame: bytes) -> None:
+        """Hand a frame to the worker: written from this thread at once when no earlier frame is still
+        on its way and the pipe takes it whole; the rest, or the whole frame, goes to the writer thread.
+
+        Why not always the writer thread: it starts writing only once this (busy) thread yields the
+        GIL, up to a switch interval later, and the worker waits for its next chunk meanwhile.
+        """
+        with self._send_lock:
+            if self._direct and not self._queued:
+                try:
+                    written = os.write(self._proc.stdin.fileno(), frame)
+                except (BlockingIOError, InterruptedError):
+                    written = 0
+                except Exception:  # noqa: BLE001 - a closed pipe: the writer thread meets it too, and stops
+                    written = 0
+                if written == len(frame):
+                    return
+                frame = memoryview(frame)[written:]
+            self._queued += 1
+        self._outbox.put(frame)
+
     def _write_loop(self) -> None:
+        import select
+
         proc = self._proc
+        descriptor = proc.stdin.fileno()
         while True:
             frame = self._outbox.get()
             if frame is None:
                 break
             try:
-                proc.stdin.write(frame)
-                proc.stdin.flush()
+                view = memoryview(frame)
+                while view:
+                    try:
+                        view = view[os.write(descriptor, view):]
+                    except (BlockingIOError, InterruptedError):  # the pipe is full: wait until it has room
+                        select.select([], [descriptor], [])
             except Exception:  # noqa: BLE001 - the reader notices the dead worker
                 break
+            finally:
+                with self._send_lock:
+                    self._queued -= 1
         try:
             proc.stdin.close()
         except Exception:  # noqa: BLE001
@@ -510,7 +551,7 @@ class BackgroundChatCounter:
         self._inflight.append(_Chunk(payload, None if frame is not None else chats, frame, words, len(chats),
                                      checklist))
         if frame is not None:
-            self._outbox.put(frame)
+            self._send(frame)
         while True:
             must_wait = len(self._inflight) > self.max_pending
             counted = self._take_oldest(block=must_wait)
