@@ -134,3 +134,34 @@ def test_a_rank_file_that_fails_its_hash_is_not_used(tmp_path, monkeypatch):
     (tmp_path / cache_file_name("cl100k_base")).write_bytes(good.read_bytes())
     ranks = fast_tiktoken._streamed_ranks(url, expected)
     assert calls == [(url, expected)] and len(ranks) == 100256 and ranks[b"!"] == 0
+
+
+def test_the_parsed_table_is_kept_and_read_back_only_when_whole_and_from_the_same_file(tmp_path, monkeypatch):
+    """The first read of a rank file keeps the parsed table beside it; later reads take it from there. A kept table
+    that is damaged, or was made from another rank file, is not used: the rank file is parsed again."""
+    import tiktoken.load
+
+    from ftassist.data import fast_tiktoken
+    from ftassist.data.tiktoken_files import ENCODING_FILES, cache_file_name
+
+    url, expected = ENCODING_FILES["cl100k_base"]
+    source = Path(os.environ["TIKTOKEN_CACHE_DIR"]) / cache_file_name("cl100k_base")
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    rank_file = tmp_path / cache_file_name("cl100k_base")
+    rank_file.write_bytes(source.read_bytes())
+    monkeypatch.setattr(tiktoken.load, "load_tiktoken_bpe", _never_load)
+    parsed = fast_tiktoken._streamed_ranks(url, expected)
+    kept = tmp_path / (rank_file.name + fast_tiktoken._MARSHALLED)
+    assert kept.is_file() and len(parsed) == 100256
+    rank_file.write_bytes(b"")  # from now on, a table can only come from what was kept
+    assert fast_tiktoken._streamed_ranks(url, expected) == parsed
+    whole = kept.read_bytes()
+    kept.write_bytes(whole[:-1] + bytes([whole[-1] ^ 1]))  # damaged
+    assert fast_tiktoken._cached_ranks(str(kept), expected) is None
+    kept.write_bytes(whole)
+    assert fast_tiktoken._cached_ranks(str(kept), "0" * 64) is None  # kept for another rank file
+    assert fast_tiktoken._cached_ranks(str(kept), expected) == parsed
+    # a damaged table is parsed again from the rank file, and kept whole again
+    kept.write_bytes(whole[:100])
+    rank_file.write_bytes(source.read_bytes())
+    assert fast_tiktoken._streamed_ranks(url, expected) == parsed and kept.read_bytes() == whole
