@@ -408,8 +408,9 @@ def clean_file(
         found = diagnose(path, n_records, errors)
         fix = next((d for d in found if d.fixable), None)
     n_before = len(exs)
+    applied = [fix] if fix is not None else []
     if fix is not None:
-        exs, invalid, _ = read(recover_records(path, fix))
+        exs, invalid, _ = read(recover_records(path, fix, applied))  # an encoding's fix may bring a second one
     try:
         result = clean_and_split(exs, invalid, out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe,
                                  fill=fill, test_fraction=test_fraction)
@@ -417,7 +418,7 @@ def clean_file(
         raise NothingToKeep(f"{exc}{_why(fix, found, errors)}") from None
     if fix is not None:
         result.n_recovered = max(0, len(exs) - n_before)
-        result.repaired = fix.message
+        result.repaired = "; then ".join(cause.message for cause in applied)
     return result
 
 

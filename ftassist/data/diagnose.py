@@ -16,6 +16,7 @@ import json
 import re
 import tempfile
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -123,19 +124,34 @@ def needs_diagnosis(n_records: int, errors: list[Issue]) -> bool:
 
 def diagnose(path: str | Path, n_records: int, errors: list[Issue]) -> list[Diagnosis]:
     """The file-level causes behind the errors (an empty list when there is none to name)."""
-    from ftassist.data.load import LoadError, detect_file_type
-
     path = Path(path)
     if not needs_diagnosis(n_records, errors):
         return []
     out: list[Diagnosis] = []
     utf16 = utf16_encoding(path)
-    if utf16:
-        return [Diagnosis("utf16_file", f"the file is {utf16.upper()} encoded, not UTF-8",
-                          "save it as UTF-8; Fix & split converts it for you", "file", max(n_records, 1), True)]
+    if utf16:  # the check read it decoded: its other errors are the UTF-8 copy's, line for line
+        encoding = Diagnosis("utf16_file", f"the file is {utf16.upper()} encoded, not UTF-8",
+                             "save it as UTF-8; Fix & split converts it for you", "file", max(n_records, 1), True)
+        others = [issue for issue in errors if issue.line > 0]
+        if not others or 2 * len({issue.line for issue in others}) < max(n_records, 1):
+            return [encoding]
+        with _utf8_copy(path, utf16) as copy:
+            return [encoding, *_structural(copy, n_records, others)]
     utf8_errors = [issue for issue in errors if issue.code == "invalid_utf8"]
     if utf8_errors:
-        out.append(_encoding_diagnosis(path, utf8_errors))
+        cause = _encoding_diagnosis(path, utf8_errors)
+        out.append(cause)
+        if cause.code == "legacy_encoding":  # lines not UTF-8 were not parsed: their shape shows in a UTF-8 copy
+            with _utf8_copy(path, legacy_encoding(path) or "latin-1") as copy:
+                return out + _shape_causes(copy)
+    return out + _structural(path, n_records, errors)
+
+
+def _structural(path: Path, n_records: int, errors: list[Issue]) -> list[Diagnosis]:
+    """The cause in the file's shape (Python literals, an array in a .jsonl, CSV columns...), if any."""
+    from ftassist.data.load import LoadError, detect_file_type
+
+    out: list[Diagnosis] = []
     try:
         kind = detect_file_type(path)
     except LoadError:
@@ -379,17 +395,29 @@ def _csv_diagnosis(path: Path, failed: list[Issue]) -> Diagnosis | None:
 # --------------------------------------------------------------------------- recovery
 
 
-def recover_records(path: str | Path, diagnosis: Diagnosis) -> Iterator[Record]:
-    """The file's records read as the diagnosis says they were meant (only for a fixable one)."""
+ENCODING_CODES = ("utf16_file", "legacy_encoding")
+
+
+def recover_records(path: str | Path, diagnosis: Diagnosis, applied: list[Diagnosis] | None = None) -> Iterator[Record]:
+    """The file's records read as the diagnosis says they were meant (only for a fixable one).
+
+    With `applied` (a Fix), a fixable cause in the file's shape is fixed too after an encoding's fix
+    (`structural_fix`), and appended to it; without (a check reading a UTF-16 file decoded), only the
+    encoding is."""
     from ftassist.data.load import iter_lines, iter_records
 
     path = Path(path)
     code = diagnosis.code
     if not diagnosis.fixable:
         raise ValueError(f"the diagnosis {code} cannot be fixed automatically")
-    if code in ("utf16_file", "legacy_encoding"):
+    if code in ENCODING_CODES:
         encoding = utf16_encoding(path) if code == "utf16_file" else legacy_encoding(path)
-        yield from _transcoded_records(path, encoding or "latin-1")
+        with _utf8_copy(path, encoding or "latin-1") as copy:
+            # a file can be both: Latin-1 and written with Python's str(), say; the copy shows the second cause
+            shape = structural_fix(copy) if applied is not None else None
+            if shape is not None:
+                applied.append(shape)
+            yield from recover_records(copy, shape) if shape is not None else iter_records(copy)
     elif code == "json_array_in_jsonl":
         yield from iter_records(path, kind="json")
     elif code == "pretty_printed_objects":
@@ -428,18 +456,43 @@ def _is_json_file(path: Path) -> bool:
     return detect_file_type(path) == "json"
 
 
-def _transcoded_records(path: Path, encoding: str) -> Iterator[Record]:
-    """The records of a UTF-8 copy of the file (same name, so the file type is the same)."""
+def structural_fix(path: Path) -> Diagnosis | None:
+    """The fixable cause in a UTF-8 file's shape (for a copy made by an encoding's fix)."""
+    return next((cause for cause in _shape_causes(path) if cause.fixable), None)
+
+
+def _shape_causes(path: Path) -> list[Diagnosis]:
+    """The causes in a UTF-8 file's shape, found by reading it as a check would."""
+    from ftassist.data.check import iter_examples
     from ftassist.data.load import iter_records
 
+    errors: list[Issue] = []
+    n_records = 0
+
+    def counted(records: Iterable[Record]) -> Iterator[Record]:
+        nonlocal n_records
+        for record in records:
+            n_records += 1
+            yield record
+
+    for _ in iter_examples(counted(iter_records(path)),
+                           lambda issue: errors.append(issue) if issue.severity == "error" else None):
+        pass
+    return _structural(path, n_records, errors) if needs_diagnosis(n_records, errors) else []
+
+
+@contextmanager
+def _utf8_copy(path: Path, encoding: str) -> Iterator[Path]:
+    """A UTF-8 copy of the file, in a temporary folder, under the same name (so its file type is the same)."""
     with tempfile.TemporaryDirectory(prefix="ftassist-recode-") as folder:
         copy = Path(folder) / path.name
-        with open(path, encoding=encoding, newline="") as source, open(copy, "w", encoding="utf-8", newline="") as out:
+        with open(path, encoding=encoding, errors="replace", newline="") as source, \
+                open(copy, "w", encoding="utf-8", newline="") as out:
             first = True
             while chunk := source.read(2**20):
                 out.write(chunk.removeprefix("\ufeff") if first else chunk)
                 first = False
-        yield from iter_records(copy)
+        yield copy
 
 
 __all__ = ["diagnose", "group_issues", "line_ranges", "needs_diagnosis", "recover_records", "utf16_encoding"]

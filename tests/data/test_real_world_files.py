@@ -163,6 +163,28 @@ def test_latin1_file(tmp_path):
     assert_recovered(tmp_path, path, rows)
 
 
+@pytest.mark.parametrize("encoding, shape, written", [
+    ("utf-16", "python_literals", lambda row: repr(row)),
+    ("latin-1", "python_literals", lambda row: repr(row)),
+    ("latin-1", "trailing_comma", lambda row: json.dumps(row, ensure_ascii=False) + ","),
+])
+def test_a_file_with_two_causes_is_fixed_for_both(tmp_path, encoding, shape, written):
+    """An encoding and a shape at once (a Windows export of Python's `str()` of each record, say): the check names
+    both, and the Fix converts the encoding, then the shape, and keeps every record."""
+    rows = records()
+    path = tmp_path / "chat.jsonl"
+    path.write_bytes("".join(written(row) + "\n" for row in rows).encode(encoding))
+    report = check_path(path)
+    assert [cause.code for cause in report.diagnosis] == [
+        "utf16_file" if encoding == "utf-16" else "legacy_encoding", shape]
+    assert all(cause.fixable for cause in report.diagnosis)
+    result, got = cleaned(tmp_path, path)
+    assert result.n_dropped_invalid == 0 and got == expected_contents(rows)
+    assert result.n_recovered == N and " then " in result.repaired  # both fixes named
+    again = check_path(result.all_path)
+    assert again.errors == [] and again.n_examples == N and again.diagnosis == []
+
+
 def assert_recovered_encoding(tmp_path, path, rows):
     result, got = cleaned(tmp_path, path)
     assert result.n_dropped_invalid == 0 and got == expected_contents(rows) and "UTF-16" in result.repaired
