@@ -24,7 +24,8 @@ from ftassist.data.mapping import MappingError, parse_mapping
 MAX_LISTED = 20
 MAP_HELP = ("which keys hold the example when the records are in no known format, e.g. "
             "prompt=instruction,input=instances[].input,answer=instances[].output (roles: prompt, input, answer, "
-            "system, messages; list[].key makes one example per item)")
+            "system, messages; list[].key makes one example per item; chosen and rejected instead of answer make "
+            "preference pairs)")
 # preferences.PAIR_EXPORT_FORMATS, written out so that every command does not import the pairs module to start
 # (a test keeps the two equal)
 PAIR_EXPORT_FORMATS = ("trl", "openai_dpo", "sharegpt", "trl_standard", "trl_implicit")
@@ -145,7 +146,8 @@ def render_text(report: dict) -> str:
         if cause.get("source"):
             where = f"{cause['source']}: the whole file" if cause["lines"] == "file" else f"{cause['source']}:{cause['lines']}"
         out.append(f"FILE PROBLEM [{cause['code']}] {where} ({cause['count']:,} records): {cause['message']}. "
-                   f"Fix: {cause['hint']}" + ("" if cause.get("fixable") else " (by hand: `ftassist clean` cannot)"))
+                   f"Fix: {cause['hint']}" + ("" if cause.get("fixable") or "--map" in cause["hint"]
+                                               else " (by hand: `ftassist clean` cannot)"))
     if report.get("error_counts"):
         out.append("errors by code: " + ", ".join(f"{k} {v}" for k, v in report["error_counts"].items()))
     out.extend(_grouped(report.get("error_groups"), errors, "error"))

@@ -249,6 +249,11 @@ def check_path(
         if _is_preference(first):
             return _check_pairs_file(path, records, model, encoding_name, own, encoding, context_limit, file_size,
                                      utf16, progress, started)
+    elif mapping.pairs:
+        report = _check_pairs_file(path, records, model, encoding_name, own, encoding, context_limit, file_size,
+                                   utf16, progress, started, mapping)
+        _propose(report, _utf16_records(path, utf16) if utf16 else iter_records(path), False)
+        return report
     issues = [_utf16_issue(utf16)] if utf16 else []
     report = check_streams([records], str(path), file_size, model, encoding, encoding_name, own, context_limit,
                            progress, mapping, issues)
@@ -336,11 +341,12 @@ def _is_preference(data: object) -> bool:
 
 def _check_pairs_file(path: Path, records: Iterable[Record], model: str | None, encoding_name: str, own,
                       encoding: str | None, context_limit: int | None, file_size: int, utf16: str | None,
-                      progress: ProgressFn | None, started: float) -> DataReport:
+                      progress: ProgressFn | None, started: float, mapping=None) -> DataReport:
     """The check of a file of preference pairs: each pair validated and converted (`preferences.iter_pairs`),
     judged by the pair checks, its two conversations counted; the chosen conversations go through the chat
     checklist items that still mean something for pairs (`checklist.preference_checklist`), and the rejected
-    answers through its secrets scan too."""
+    answers through its secrets scan too. `mapping` (a pair mapping) makes the pairs of records under other
+    names."""
     from .checklist import ChecklistBuilder, preference_checklist
     from .preferences import PairChecks, chats_of, describe, iter_pairs
     from .report import PreferenceSummary
@@ -349,7 +355,7 @@ def _check_pairs_file(path: Path, records: Iterable[Record], model: str | None, 
     from .validate import context_warnings, validate_dataset_size
 
     report = DataReport(path=str(path), n_records=0, n_examples=0, format="preference", model=model,
-                        file_size=file_size)
+                        file_size=file_size, mapping=mapping.to_dict() if mapping is not None else None)
     report.tokens = TokenStats(encoding=encoding_name, exact=own is not None or tiktoken_exact(model, encoding),
                                limit=context_limit)
     accumulator = _Accumulator(report, None, None, file_size)
@@ -378,7 +384,12 @@ def _check_pairs_file(path: Path, records: Iterable[Record], model: str | None, 
             lines.append(pair.line)
         chunk.clear()
 
-    for pair in iter_pairs(_counted(records, report, accumulator, progress), accumulator.issue):
+    source = _counted(records, report, accumulator, progress)
+    if mapping is not None:
+        from .mapping import map_records
+
+        source = map_records(source, mapping, accumulator.issue)
+    for pair in iter_pairs(source, accumulator.issue):
         if summary is None:
             summary = PreferenceSummary(pair.source_format, describe(pair.source_format, pair.style, pair.prompt_kind),
                                         style=pair.style, prompt=pair.prompt_kind)

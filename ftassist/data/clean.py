@@ -370,6 +370,9 @@ def clean_file(
 
     path = Path(path)
     mapping = Mapping.of(mapping)
+    if mapping is not None and mapping.pairs:
+        return clean_pairs_file(iter_records(path), out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe,
+                                fill=fill, test_fraction=test_fraction, mapping=mapping)
     if mapping is None and utf16_encoding(path) is None:
         from ftassist.data.check import _is_preference, peek
 
@@ -520,8 +523,10 @@ def clean_pairs(pairs, invalid_lines: dict[int, list[str]] | None, out_dir: str 
 
 def clean_pairs_file(records, out_dir: str | Path, *, valid_fraction: float = 0.1, seed: int = 42,
                      dedupe: bool = True, fill: dict[str, str] | None = None,
-                     test_fraction: float | None = 0.0) -> CleanResult:
-    """`clean_pairs` of a file's records: a pair is kept exactly when the check counts it as a valid pair."""
+                     test_fraction: float | None = 0.0, mapping=None) -> CleanResult:
+    """`clean_pairs` of a file's records: a pair is kept exactly when the check counts it as a valid pair
+    (through the same pair `mapping`, when the records name their parts otherwise)."""
+    from ftassist.data.mapping import map_records
     from ftassist.data.preferences import iter_pairs
 
     invalid: dict[int, list[str]] = {}
@@ -529,6 +534,9 @@ def clean_pairs_file(records, out_dir: str | Path, *, valid_fraction: float = 0.
     def drop(issue) -> None:
         if issue.severity == "error":
             invalid.setdefault(issue.line, []).append(issue.code)
+
+    if mapping is not None:
+        records = map_records(records, mapping, drop)
 
     pairs = list(iter_pairs(records, drop))  # first, so `invalid` is complete before it is listed
     return clean_pairs(pairs, invalid, out_dir, valid_fraction=valid_fraction, seed=seed, dedupe=dedupe, fill=fill,

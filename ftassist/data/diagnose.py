@@ -159,8 +159,10 @@ def _structural(path: Path, n_records: int, errors: list[Issue]) -> list[Diagnos
     failed = [issue for issue in errors if issue.line > 0 and issue.code != "invalid_utf8"]
     if not failed or 2 * len({issue.line for issue in failed}) < max(n_records, 1):
         return out
-    if kind == "jsonl":
-        found = _jsonl_diagnosis(path, failed)
+    if kind == "jsonl":  # lines that parse (and fail as records) are no cause in the file's shape
+        unparsed = [issue for issue in failed if issue.code == "invalid_json"]
+        found = _jsonl_diagnosis(path, unparsed) if 2 * len({issue.line for issue in unparsed}) >= max(
+            n_records, 1) else None
     elif kind == "json":
         found = _json_diagnosis(path, failed)
     elif kind == "csv":

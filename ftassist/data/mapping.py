@@ -20,8 +20,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .report import Issue, Record
 
-ROLES = ("prompt", "input", "answer", "system", "messages")
-REQUIRED_HINT = "name the prompt and the answer (prompt=KEY,answer=KEY), or the conversation (messages=KEY)"
+ROLES = ("prompt", "input", "answer", "system", "messages", "chosen", "rejected")
+REQUIRED_HINT = ("name the prompt and the answer (prompt=KEY,answer=KEY), the conversation (messages=KEY), "
+                 "or a preference pair's two answers (prompt=KEY,chosen=KEY,rejected=KEY)")
 
 # names that usually hold each role, best first (compared lower-cased, `-`/space read as `_`)
 PROMPT_NAMES = ("prompt", "question", "instruction", "query", "problem", "user", "human", "request", "input",
@@ -30,6 +31,11 @@ INPUT_NAMES = ("input", "context", "passage", "document")
 ANSWER_NAMES = ("answer", "output", "response", "completion", "target", "reply", "solution", "assistant", "gpt",
                 "chosen", "label")
 SYSTEM_NAMES = ("system", "system_prompt", "system_message", "persona")
+# a preference pair's two answers
+CHOSEN_NAMES = ("chosen", "preferred", "better", "good", "accepted", "winner", "positive", "chosen_response",
+                "response_chosen", "preferred_response")
+REJECTED_NAMES = ("rejected", "dispreferred", "worse", "bad", "loser", "negative", "rejected_response",
+                  "response_rejected", "non_preferred", "dispreferred_response")
 MESSAGES_NAMES = ("messages", "conversation", "conversations", "dialog", "dialogue", "turns", "chat")
 
 SAMPLE_RECORDS = 200  # records a proposal looks at
@@ -49,6 +55,13 @@ class Mapping:
     answer: str | None = None
     system: str | None = None
     messages: str | None = None  # a whole conversation (a list of role/content or from/value turns)
+    chosen: str | None = None  # a preference pair's better answer (a text, or a list of turns)
+    rejected: str | None = None  # ... and its worse one
+
+    @property
+    def pairs(self) -> bool:
+        """Whether the mapping makes preference pairs (`prompt`/`chosen`/`rejected` records), not examples."""
+        return bool(self.chosen or self.rejected)
 
     def to_dict(self) -> dict[str, str]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
@@ -59,7 +72,7 @@ class Mapping:
 
     @property
     def usable(self) -> bool:
-        return bool(self.messages or (self.prompt and self.answer))
+        return bool(self.messages or (self.prompt and self.answer) or (self.chosen and self.rejected))
 
     @property
     def list_path(self) -> str | None:
@@ -94,7 +107,7 @@ def _path(role: str, path: Any) -> str:
             raise MappingError(f"{role}={path}: {segment!r} is not a key (write key, key.sub or list[].key)")
     if path.count("[]") > 1:
         raise MappingError(f"{role}={path}: only one list can be expanded (one `[]`)")
-    if path.endswith("[]") and role != "messages":
+    if path.endswith("[]") and role not in ("messages", "chosen", "rejected"):
         raise MappingError(f"{role}={path}: name the key of each item, e.g. {path}.output")
     return path
 
@@ -108,6 +121,10 @@ def _checked(mapping: Mapping) -> Mapping:
         raise MappingError(f"messages={mapping.messages}: name the list of turns itself, without `[]`")
     if mapping.messages and (mapping.prompt or mapping.answer or mapping.input):
         raise MappingError("a mapping names either the conversation (messages=) or the prompt and answer, not both")
+    if mapping.pairs and (mapping.answer or mapping.messages):
+        raise MappingError("a preference mapping names the two answers (chosen=, rejected=), not answer= or messages=")
+    if mapping.pairs and not (mapping.chosen and mapping.rejected):
+        raise MappingError("a preference pair needs both answers: chosen=KEY,rejected=KEY")
     if not mapping.usable:
         raise MappingError(f"the mapping is incomplete: {REQUIRED_HINT}")
     return mapping
@@ -180,6 +197,14 @@ def propose_mapping(records: Iterable[Any]) -> Mapping | None:
     paths = key_paths(sample)
     texts = [p for p, kinds in paths.items() if kinds["text"] + kinds["number"] > sum(kinds.values()) / 2]
     conversations = [p for p, kinds in paths.items() if "[]" not in p and kinds["turns"] > sum(kinds.values()) / 2]
+    sides = [p for p in (*texts, *conversations) if "[]" not in p]
+    chosen = _best(sides, CHOSEN_NAMES, set())
+    rejected = _best(sides, REJECTED_NAMES, {chosen}) if chosen else None
+    if chosen and rejected:  # a preference dataset under its own names
+        taken = {chosen, rejected}
+        prompt = _best([p for p in texts if "[]" not in p], PROMPT_NAMES, taken)
+        return Mapping(prompt=prompt, chosen=chosen, rejected=rejected,
+                       system=_best([p for p in texts if "[]" not in p], SYSTEM_NAMES, taken | {prompt}))
     answer = _best(texts, ANSWER_NAMES, set())
     if answer is None:
         messages = _best(conversations, MESSAGES_NAMES, set())
@@ -236,9 +261,11 @@ def apply_mapping(record_data: Any, mapping: Mapping) -> list[dict]:
     used = {path.split("[]", 1)[0].split(".", 1)[0] for path in roles.values()}
     extra = {k: v for k, v in record_data.items()
              if k not in used and k not in ("instruction", "input", "output", "system", "history", "messages",
-                                            "conversations", "prompt", "completion")}
+                                            "conversations", "prompt", "completion", "chosen", "rejected")}
     if mapping.messages:
         return [_conversation(record_data, mapping, extra)]
+    if mapping.pairs:
+        return [_pair(record_data, mapping, extra)]
     list_path = mapping.list_path
     if list_path is None:
         return [_alpaca(record_data, None, mapping, extra, "the record ")]
@@ -268,6 +295,33 @@ def _alpaca(record: dict, item: Any, mapping: Mapping, extra: dict, where: str) 
     if system:
         out["system"] = system
     return out
+
+
+def _pair(record: dict, mapping: Mapping, extra: dict) -> dict:
+    """A preference record in TRL's shape: texts as they are, or (with a system prompt, or answers that are
+    turns) every part as a conversation, so that a trainer reads one column type."""
+    def side(role: str) -> str | list:
+        path = getattr(mapping, role)
+        value = _resolve(record, path)
+        if isinstance(value, list):
+            return value
+        return _text(value, path, "the record ", True)
+
+    prompt = _text(_resolve(record, mapping.prompt), mapping.prompt, "the record ", True) if mapping.prompt else None
+    more = _text(_resolve(record, mapping.input), mapping.input, "the record ", False) if mapping.input else None
+    if prompt is not None and more:
+        prompt = f"{prompt}\n\n{more}"
+    system = _text(_resolve(record, mapping.system), mapping.system, "the record ", False) if mapping.system else None
+    chosen, rejected = side("chosen"), side("rejected")
+    if not system and isinstance(chosen, str) and isinstance(rejected, str):
+        return {**extra, **({"prompt": prompt} if prompt is not None else {}), "chosen": chosen, "rejected": rejected}
+    turns = [*([{"role": "system", "content": system}] if system else []),
+             *([{"role": "user", "content": prompt}] if prompt is not None else [])]
+
+    def answer(value: str | list) -> list:
+        return value if isinstance(value, list) else [{"role": "assistant", "content": value}]
+
+    return {**extra, **({"prompt": turns} if turns else {}), "chosen": answer(chosen), "rejected": answer(rejected)}
 
 
 def _conversation(record: dict, mapping: Mapping, extra: dict) -> dict:

@@ -276,7 +276,8 @@ def show_preview(app: Context, session, evt: gr.SelectData):
     return record_preview(app, path, line) if line else "(this problem concerns the whole file)"
 
 
-MAPPED_ROLES = ("prompt", "input", "answer", "system")  # the dropdowns of "Map your fields", in order
+# the dropdowns of "Map your fields", in order: an example's parts, or a preference pair's two answers
+MAPPED_ROLES = ("prompt", "input", "answer", "system", "chosen", "rejected")
 NOT_MAPPED = "(none)"
 
 
@@ -299,25 +300,27 @@ def mapping_panel(session):
                                               for role in MAPPED_ROLES)
 
 
-def mapping_preview(app: Context, session, prompt, input_path, answer, system) -> str:
+def mapping_preview(app: Context, session, prompt, input_path, answer, system, chosen=None, rejected=None) -> str:
     """The first records as the chosen fields make them (a problem is said in the preview, never raised)."""
     session = Session.of(session)
     if session.dataset is None:
         return ""
     try:
-        preview = data.preview_mapping(app, session.dataset.path, mapping_of(prompt, input_path, answer, system))
+        preview = data.preview_mapping(app, session.dataset.path,
+                                       mapping_of(prompt, input_path, answer, system, chosen, rejected))
     except UseCaseError as exc:
         return f"(no preview: {exc})"
     text = json.dumps(preview.records, ensure_ascii=False, indent=2)
     return text + (f"\n\n(the mapping does not fit {preview.problem})" if preview.problem else "")
 
 
-def check_with_mapping(app: Context, session, prompt, input_path, answer, system, progress=gr.Progress()):
+def check_with_mapping(app: Context, session, prompt, input_path, answer, system, chosen=None, rejected=None,
+                       progress=gr.Progress()):
     """Check the dataset again through the chosen fields; the mapping stays with it for Fix & split."""
     session = Session.of(session)
     if session.dataset is None:
         raise gr.Error("Check a dataset first.")
-    mapping = mapping_of(prompt, input_path, answer, system)
+    mapping = mapping_of(prompt, input_path, answer, system, chosen, rejected)
     session, report = _check(app, session, session.dataset.path, session.dataset.model, progress, mapping=mapping,
                              more=other_sources(session.dataset.report))
     return (session, summary_markdown(report), checklist_html(report["checklist"]), errors_frame(report),
@@ -416,7 +419,8 @@ def build(ctx: UIContext) -> None:
         preview = gr.Code(label="Record", language="json", interactive=False)
     with gr.Group(visible=False, elem_id="data-mapping") as mapping_group:
         gr.Markdown("#### Map your fields\nThe records are in no known format: say which key holds what "
-                    "(`list[].key` makes one example per item of the list).")
+                    "(`list[].key` makes one example per item of the list; *chosen* and *rejected*, instead of "
+                    "*answer*, make preference pairs).")
         with gr.Row():
             role_fields = [gr.Dropdown([NOT_MAPPED], label=role, allow_custom_value=True) for role in MAPPED_ROLES]
         mapping_shown = gr.Code(label="The first records, mapped", language="json", interactive=False)

@@ -119,7 +119,7 @@ def check_dataset(ctx: Context, path: str, model: str | None = None, context_lim
         context_limit: the per-example token limit to check against (default: the target model's).
         encoding: a tiktoken encoding that replaces the one the target model uses.
         keep_copy: copy the file under the data dir first (an upload whose temporary file will go away).
-        mapping: for records in no known format, which key holds each part (prompt, input, answer, system, messages), e.g. {"prompt": "instruction", "answer": "instances[].output"}.
+        mapping: for records in no known format, which key holds each part (prompt, input, answer, system, messages; or chosen and rejected, for preference pairs), e.g. {"prompt": "instruction", "answer": "instances[].output"}.
         paths: more files or Hugging Face dataset ids, combined with path into one dataset (each file judged in its own format).
     """
     if progress is not None and not callable(progress):

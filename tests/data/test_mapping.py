@@ -125,7 +125,7 @@ def test_data_tab_keeps_the_mapping_and_fix_and_split_uses_it(seed_file):
     group, *fields = data_tab.mapping_panel(session)
     assert group["visible"] is True
     assert [f["value"] for f in fields] == ["instruction", "instances[].input", "instances[].output",
-                                            data_tab.NOT_MAPPED]
+                                            data_tab.NOT_MAPPED, data_tab.NOT_MAPPED, data_tab.NOT_MAPPED]
     assert "instances[].output" in fields[0]["choices"]
     preview = json.loads(data_tab.mapping_preview(app, session, *(f["value"] for f in fields)))
     assert len(preview) == 3 and preview[0]["output"] == seed_tasks()[0]["instances"][0]["output"]
@@ -139,5 +139,73 @@ def test_data_tab_keeps_the_mapping_and_fix_and_split_uses_it(seed_file):
     assert session.dataset.n_examples == 12 and "12 valid examples" in summary
     assert Session.from_dict(session.to_dict()).dataset.mapping == session.dataset.mapping  # survives a reload
 
+    session, message, files = data_tab.fix_and_split(app, 0.25, 1, session, progress=no_progress)
+    assert session.split.n_train + session.split.n_valid == 12 and "dropped 0 invalid" in message
+
+
+def _pair_records() -> list[dict]:
+    return [{"question": f"What is {i} + {i}?", "good": f"It is {2 * i}.", "bad": f"It is {2 * i + 1}.",
+             "persona": "You are a careful tutor.", "topic": "sums"} for i in range(12)]
+
+
+def test_a_preference_dataset_under_other_names_is_mapped_to_pairs(tmp_path, capsys):
+    """`chosen=`/`rejected=` make preference pairs: proposed from the keys, checked and cleaned as pairs, a record
+    without one side reported at its line, and what Fix & split writes checks again as pairs with no error."""
+    rows = _pair_records()
+    del rows[4]["bad"]
+    path = tmp_path / "prefs.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    unmapped = check_path(path)
+    proposal = Mapping(**unmapped.proposed_mapping)
+    assert proposal == Mapping(prompt="question", chosen="good", rejected="bad", system="persona")
+    assert "--map prompt=question,system=persona,chosen=good,rejected=bad" in unmapped.diagnosis[0].hint
+
+    assert main(["check", str(path), "--json", "--map", proposal.text()]) == 1  # an error: line 5
+    report = json.loads(capsys.readouterr().out)
+    assert report["format"] == "preference" and report["n_examples"] == 11 and report["mapping"] == proposal.to_dict()
+    assert [(e["line"], e["code"]) for e in report["errors"] if e["line"]] == [(5, "mapping_failed")]
+    assert "has no `bad`" in report["errors"][0]["message"] and "good" in report["found_keys"]
+
+    out = tmp_path / "split"
+    assert main(["clean", str(path), "--out", str(out), "--map", proposal.text(), "--valid-fraction", "0"]) == 0
+    capsys.readouterr()
+    first = json.loads((out / "train.jsonl").read_text().splitlines()[0])
+    assert first == {"prompt": [{"role": "system", "content": "You are a careful tutor."},
+                                {"role": "user", "content": "What is 0 + 0?"}],
+                     "chosen": [{"role": "assistant", "content": "It is 0."}],
+                     "rejected": [{"role": "assistant", "content": "It is 1."}]}
+    again = check_path(out / "train.jsonl")
+    assert again.format == "preference" and again.n_examples == 11 and again.errors == []
+
+
+def test_pair_roles_as_plain_texts_and_bad_pair_mappings():
+    mapped = apply_mapping({"q": "Hi?", "yes": "Hello.", "no": "Go away.", "id": 7},
+                           parse_mapping("prompt=q,chosen=yes,rejected=no"))
+    assert mapped == [{"id": 7, "prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."}]
+    turns = [{"role": "assistant", "content": "Hello."}]
+    mapped = apply_mapping({"q": "Hi?", "yes": turns, "no": "Go away."}, parse_mapping("prompt=q,chosen=yes,rejected=no"))
+    assert mapped[0]["chosen"] == turns and mapped[0]["rejected"] == [{"role": "assistant", "content": "Go away."}]
+    with pytest.raises(MappingError, match="both answers"):
+        parse_mapping("prompt=q,chosen=yes")
+    with pytest.raises(MappingError, match="not answer= or messages="):
+        parse_mapping("prompt=q,answer=a,chosen=yes,rejected=no")
+
+
+def test_data_tab_maps_a_preference_dataset_with_its_chosen_and_rejected_fields(tmp_path):
+    path = tmp_path / "prefs.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in _pair_records()))
+    app = Context.open()
+    no_progress = lambda *a, **k: None  # noqa: E731
+    session, *_ = data_tab.check_dataset(app, str(path), "", None, Session(), progress=no_progress)
+    group, *fields = data_tab.mapping_panel(session)
+    values = [f["value"] for f in fields]
+    assert group["visible"] is True and dict(zip(data_tab.MAPPED_ROLES, values)) == {
+        "prompt": "question", "input": data_tab.NOT_MAPPED, "answer": data_tab.NOT_MAPPED, "system": "persona",
+        "chosen": "good", "rejected": "bad"}
+    preview = json.loads(data_tab.mapping_preview(app, session, *values))
+    assert preview[0]["chosen"] == [{"role": "assistant", "content": "It is 0."}]
+    session, summary, *_ = data_tab.check_with_mapping(app, session, *values, progress=no_progress)
+    assert session.dataset.mapping == {"prompt": "question", "system": "persona", "chosen": "good", "rejected": "bad"}
+    assert session.dataset.n_examples == 12 and "12 valid preference pairs" in summary
     session, message, files = data_tab.fix_and_split(app, 0.25, 1, session, progress=no_progress)
     assert session.split.n_train + session.split.n_valid == 12 and "dropped 0 invalid" in message
