@@ -527,9 +527,16 @@ def test_parts_merged_in_order_judge_like_adding_here(seed):
     for e, t in zip(exs, tokens):
         one.add(e, t, None if t is None else t // 2)
     merged = _merged(exs, tokens, random.Random(seed), caps)
-    assert (merged.answer_counts, merged.label_counts, merged.system_counts, merged.template_text) == (
-        one.answer_counts, one.label_counts, one.system_counts, one.template_text)
+    # what the builder holds, not only what it judges: kept evidence stays within max_evidence, and a pair's
+    # rejected side (`scan_sensitive`) counts an example once, whichever part found its other text
+    for name in ("answer_counts", "label_counts", "system_counts", "system_sample", "template_text",
+                 "accurate_evidence", "sensitive_evidence", "sensitive_counts", "_sensitive_lines", "n"):
+        assert getattr(merged, name) == getattr(one, name), name
+    for name in ("lines", "flags", "words", "template_hash", "example_hash", "prompt_hash", "conversation_hash",
+                 "answer_hash", "has_system", "prefixes"):
+        assert getattr(merged, name) == getattr(one, name), name
     assert len(one.answer_counts) == 3 and len(one.template_text) == 5  # the caps were reached
+    assert max(len(kept) for kept in one.accurate_evidence.values()) == 7  # and the evidence kept
     assert [asdict(x) for x in merged.finish()] == [asdict(x) for x in one.finish()]
 
 

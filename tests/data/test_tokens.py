@@ -357,6 +357,53 @@ def test_the_pipes_to_the_worker_hold_a_whole_chunk():
             assert fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_GETPIPE_SZ", 1032)) == expected
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("slow_writer", [False, True])
+def test_frames_bigger_than_the_pipe_reach_the_worker_whole_and_in_order(monkeypatch, slow_writer):
+    """A frame the pipe cannot take at once is written partly here and finished by the writer thread; the frames
+    after it wait their turn, so none is cut or interleaved: the worker counts every chunk (none falls back to this
+    process) and the counts are count_chat's, in order. `slow_writer`: the writer thread starts each remainder late
+    (as when it waits for the GIL), so the pipe has room for the next frame before the last one is finished."""
+    import queue
+    import time
+
+    class SlowQueue(queue.Queue):
+        def get(self, *args, **kwargs):
+            item = super().get(*args, **kwargs)
+            if isinstance(item, (bytes, memoryview)):
+                time.sleep(0.3)  # a delay injected into the writer, not a wait for anything
+            return item
+
+    if slow_writer:
+        monkeypatch.setattr(queue, "Queue", SlowQueue)
+    rng = random.Random(4)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    chats = [{"messages": [{"role": "user", "content": " ".join(rng.choices(words, k=20000)) + f" {i}"},
+                           {"role": "assistant", "content": f"answer {i}"}]} for i in range(60)]
+    enc = get_encoding("o200k_base")
+    done = []
+    with W.BackgroundChatCounter("o200k_base", max_pending=3) as bc:
+        while not bc.started:  # a ready worker empties the pipe at once: the next frame finds room
+            bc._started.wait(0.05)
+        for n, chunk in enumerate(_chunks(chats, 20)):  # about 2.4 MB of text a chunk: more than the pipe holds
+            done += bc.submit(chunk, payload=n)
+        done += bc.drain()
+        assert bc.chunks_counted_here == 0 and not bc.in_process
+    assert [d.payload for d in done] == [0, 1, 2]
+    assert [c for d in done for c in d.counts] == [count_chat(c, enc) for c in chats]
+
+
+def test_the_worker_says_how_long_it_waited_for_each_chunk():
+    """What the check's share of checklist work follows: a worker that sat idle before a chunk says so."""
+    chats = list(varied_chats(20, seed=3))
+    with W.BackgroundChatCounter("o200k_base") as bc:
+        while not bc.started:  # ready, then idle until the chunk comes
+            bc._started.wait(0.05)
+        done = bc.submit(chats) + bc.drain()
+        assert bc.chunks_counted_here == 0
+    assert done[0].waited > 0
+
+
 def test_background_counter_worker_exits_cleanly_on_close():
     """The worker leaves with status 0 once its input ends (straight out, without the interpreter's teardown),
     and only after answering every chunk."""
