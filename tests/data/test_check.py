@@ -135,6 +135,8 @@ def _shared_work_dataset(path):
                          "tools": [{"type": "function", "function": {"name": "reset"}}]})
         else:
             rows.append(chat(i % 90))
+        if i % 4 == 0:  # a label column: the balance and contradiction items read it
+            rows[-1]["category"] = ("billing", "login", "other")[i % 3]
     rows.insert(150, "{not json")
     return write_jsonl(path, rows)
 
@@ -193,6 +195,65 @@ def test_worker_path_gives_the_same_report_however_the_work_is_shared(
         # (the last max_pending=4 chunks or so, and the partial one the drain sends)
         assert all(words_alone[1:-6]) and len(handed) > 10
         assert not any(handed[-3:])
+
+
+class _FakeCounter:
+    max_pending = 4
+
+
+def _accumulator(bounds):
+    import ftassist.data.check as C
+
+    class Accumulator(C._Accumulator):
+        CHECKLIST_SHARE_BOUNDS = bounds
+
+    return Accumulator(None, None, _FakeCounter())
+
+
+def test_the_share_of_chunks_the_worker_judges_follows_who_waits():
+    from ftassist.data.token_worker import Counted
+
+    def answer(waited):
+        return Counted(None, [], [], waited=waited)
+
+    acc = _accumulator((0.0, 1.0))
+    assert acc.checklist_share == 0.5
+    step = acc.CHECKLIST_SHARE_STEP
+    acc._share_next([answer(0.01), answer(0.01), answer(0.0)], backlog=1)  # the worker waited twice
+    assert acc.checklist_share == pytest.approx(0.5 + 2 * step)
+    acc._share_next([], backlog=4)  # the parent's next chunk would wait for the worker
+    assert acc.checklist_share == pytest.approx(0.5 + step)
+    for _ in range(100):
+        acc._share_next([answer(1.0)], backlog=0)
+    assert acc.checklist_share == 1.0  # within its bounds
+    # a share of 1/4: every fourth chunk goes, whatever the order of calls
+    acc = _accumulator((0.25, 0.25))
+    assert [acc._share_next([], backlog=1) for _ in range(8)] == [False, False, False, True] * 2
+
+
+def test_chunks_of_long_examples_are_never_judged_in_the_worker(tmp_path, monkeypatch):
+    """Chunks full by bytes, not by count (long examples): the worker only counts them, and so never imports the
+    checklist (its memory is the check's peak on long texts), however much of the work it could take."""
+    import ftassist.data.check as C
+    from ftassist.data import token_worker
+
+    rows = [{"messages": [{"role": "user", "content": f"Question {i}: " + "why " * 700},
+                          {"role": "assistant", "content": f"Because {i}. " + "so " * 700}]} for i in range(200)]
+    path = write_jsonl(tmp_path / "long.jsonl", rows)
+    monkeypatch.setattr(C, "BACKGROUND_COUNT_BYTES", 0)
+    monkeypatch.setattr(C, "CHUNK_BYTES", 16 * 2**10)  # about three examples a chunk ...
+    monkeypatch.setattr(C, "CHUNK", 16)  # ... where sixteen would fill it by count (and few chunks are "near the end")
+    monkeypatch.setattr(C._Accumulator, "CHECKLIST_SHARE_BOUNDS", (1.0, 1.0))
+    requests = []
+    real_submit = token_worker.BackgroundChatCounter.submit
+
+    def submit(self, chats, payload=None, words=False, checklist=None):
+        requests.append(checklist)
+        return real_submit(self, chats, payload, words, checklist)
+
+    monkeypatch.setattr(token_worker.BackgroundChatCounter, "submit", submit)
+    report = check_path(path)
+    assert report.n_examples == 200 and len(requests) > 20 and not any(requests)
 
 
 def test_count_tokens_matches_the_check_without_the_checklist(tmp_path):
