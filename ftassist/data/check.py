@@ -109,24 +109,12 @@ class _Accumulator:
         start, self.start = self.start, self.start + len(chunk)
         chats = [example.chat for example in chunk]
         counter = self.counter
-        checklist = self.checklist
         request = self._request(chunk, start) if counter is not None and self.checklist_there else None
         words_here = counter is None or self.words_here
         # the worker starts at once; a chunk it judges comes back with its near-duplicate signatures in the part
         done = counter.submit(chats, start, words=not words_here and request is None, checklist=request) \
             if counter else []
-        if request is not None:
-            checklist.add_formats(chunk)
-            self.parts.append([start, None])
-        elif self.parts:  # an earlier chunk is still out: this one waits in a part of its own
-            part = checklist.part(start)
-            for i in range(0, len(chunk), CHECKLIST_BATCH):
-                part.add_many(chunk[i:i + CHECKLIST_BATCH], words=words_here, formats=False)
-            checklist.add_formats(chunk)
-            self.parts.append([start, part])
-        else:
-            for i in range(0, len(chunk), CHECKLIST_BATCH):
-                checklist.add_many(chunk[i:i + CHECKLIST_BATCH], words=words_here)
+        self._judge(chunk, start, request is not None, words_here)
         if counter is None:
             for total, assistant in self._count_here(chats):
                 self.per_example.append(total)
@@ -141,6 +129,22 @@ class _Accumulator:
         # not before the worker is started (its memory peaks then), nor near the end (see `_near_end`)
         self.checklist_there = (counter.started and not counter.in_process and not near_end
                                 and len(chunk) >= CHUNK // 2 and self._share_next(done, backlog))
+
+    def _judge(self, chunk: list[Example], start: int, there: bool, words_here: bool) -> None:
+        """The chunk into the checklist, its formats here in any case: the rest judged in the worker (`there`: a part
+        to come), in a part of its own while an earlier chunk is still out, or else straight in the builder."""
+        checklist = self.checklist
+        if not there and not self.parts:
+            for i in range(0, len(chunk), CHECKLIST_BATCH):
+                checklist.add_many(chunk[i:i + CHECKLIST_BATCH], words=words_here)
+            return
+        checklist.add_formats(chunk)
+        part = None
+        if not there:
+            part = checklist.part(start)
+            for i in range(0, len(chunk), CHECKLIST_BATCH):
+                part.add_many(chunk[i:i + CHECKLIST_BATCH], words=words_here, formats=False)
+        self.parts.append([start, part])
 
     def _share_next(self, done: list, backlog: int) -> bool:
         """Whether the worker judges the next chunk: the share follows who waits for whom."""

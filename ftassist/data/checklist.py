@@ -61,6 +61,7 @@ from .textkeys import NORMALISE as _NORMALISE
 from .textkeys import PUNCTUATION as _PUNCTUATION
 from .textkeys import PUNCTUATION_AND_DIGITS as _PUNCTUATION_AND_DIGITS
 from .textkeys import WORD_HASH_CODE as _WORD_HASH_CODE
+from .textkeys import digest as _digest
 from .textkeys import digests as _digests
 from .textkeys import text_of as _text_of
 
@@ -339,7 +340,7 @@ class ChecklistBuilder:
             if system:
                 system_hash = system_cache.get(system)
                 if system_hash is None:
-                    system_hash = _digests((_normalised(system),))[0] or 1
+                    system_hash = _digest(_normalised(system)) or 1
                     if len(system_cache) < 1000:
                         system_cache[system] = system_hash
                         self._system_digits[system_hash] = _count_digits(system)
@@ -380,7 +381,7 @@ class ChecklistBuilder:
                     value = extra.get(label_key)
                     if value is not None and not isinstance(value, (dict, list)):
                         label = str(value)
-                        answer_hashes[index] = hash((answer_hashes[index], *_digests((label.encode("utf-8", "replace"),))))
+                        answer_hashes[index] = hash((answer_hashes[index], _digest(label.encode("utf-8", "replace"))))
                         counts = self.label_counts.get(label_key)
                         if counts is None:
                             counts = self.label_counts[label_key] = Counter()

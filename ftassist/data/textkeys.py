@@ -41,6 +41,11 @@ def digests(keys: Sequence[bytes]) -> list[int]:
     return [crc32(key) ^ ((adler32(key) - 0x80000000) << 32) for key in keys]
 
 
+def digest(key: bytes) -> int:
+    """One key's `digests` value."""
+    return _crc32(key) ^ ((_adler32(key) - 0x80000000) << 32)
+
+
 def text_of(content: Any) -> str:
     """The text of a message's content: a string, a list of parts (their `text`), or anything."""
     if content is None:
