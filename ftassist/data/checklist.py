@@ -332,9 +332,17 @@ class ChecklistBuilder:
             prompt_hashes = [digest if key else hash((_EMPTY_PROMPT, first_index + index))
                              for index, (key, digest) in enumerate(zip(prompt_keys, prompt_hashes))]
         self.prompt_hash.extend(prompt_hashes)
-        system_hashes: list[int] = []
-        system_cache = self._system_cache
         system_counts = self.system_counts
+        if not any(parts.systems):  # no system prompt in the batch (the usual case): counted at once
+            batch_size = len(parts.systems)
+            system_counts[0] += batch_size
+            self.has_system.frombytes(bytes(batch_size))
+            system_hashes = [0] * batch_size
+            self.conversation_hash.extend([hash(conversation)
+                                           for conversation in zip(system_hashes, prompt_hashes, parts.n_parts)])
+            return prompt_keys, system_hashes
+        system_hashes = []
+        system_cache = self._system_cache
         has_system = self.has_system.append
         for system in parts.systems:
             if system:
@@ -418,18 +426,25 @@ class ChecklistBuilder:
 
     def _add_templates(self, finals: list[str]) -> None:
         """The final user message up to its first colon / line break, else its first words."""
-        heads: list[str] = []
-        cut_at_separator: list[bool] = []
-        for final in finals:
-            head = final[:TEMPLATE_CHARS]
-            cut = head.find(":")
-            newline = head.find("\n")
-            if newline > 0 and (cut < 0 or newline < cut):
-                cut = newline
-            cut_at_separator.append(cut > 0)
-            heads.append(head[:cut] if cut > 0 else head)
-        template_keys = [b" ".join(head_text.split()) if separated else b" ".join(head_text.split()[:TEMPLATE_WORDS])
-                 for head_text, separated in zip(_keys(heads, _PUNCTUATION_AND_DIGITS), cut_at_separator)]
+        heads = [final[:TEMPLATE_CHARS] for final in finals]
+        joined = "\x00".join(heads)
+        if ":" not in joined and "\n" not in joined:  # no head is cut at a separator: each is its first words
+            template_keys = [b" ".join(head_text.split(None, TEMPLATE_WORDS)[:TEMPLATE_WORDS])
+                             for head_text in _keys(heads, _PUNCTUATION_AND_DIGITS, joined)]
+        else:
+            cut_at_separator: list[bool] = []
+            for index, head in enumerate(heads):
+                cut = head.find(":")
+                newline = head.find("\n")
+                if newline > 0 and (cut < 0 or newline < cut):
+                    cut = newline
+                cut_at_separator.append(cut > 0)
+                if cut > 0:
+                    heads[index] = head[:cut]
+            template_keys = [
+                b" ".join(head_text.split()) if separated
+                else b" ".join(head_text.split(None, TEMPLATE_WORDS)[:TEMPLATE_WORDS])
+                for head_text, separated in zip(_keys(heads, _PUNCTUATION_AND_DIGITS), cut_at_separator)]
         template_hashes = [_crc32(key) - 0x80000000 for key in template_keys]
         self.template_hash.extend(template_hashes)
         template_texts = self.template_text
