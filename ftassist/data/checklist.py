@@ -548,7 +548,7 @@ class ChecklistBuilder:
         joined_texts = "\x00".join(chain.from_iterable(parts.texts))
         maybe_key = (("-" in joined_texts or "_" in joined_texts) and (
             _KEY_RUN in joined_texts.encode("utf-8", "replace").translate(_KEY_CLASS)
-            or "PRIVATE KEY" in joined_texts)) or (
+            or "PRIVATE KEY" in joined_texts or "xox" in joined_texts)) or (  # a Slack token can be shorter
             "K" in joined_texts and "AKIA" in joined_texts)  # a one-character search is many times faster
         maybe_email = "@" in joined_texts
         system_digits = self._system_digits
@@ -567,8 +567,8 @@ class ChecklistBuilder:
                 full,
                 # every key pattern has '-' or '_' (or is AWS's AKIA...)
                 keys=maybe_key and ((("-" in full or "_" in full) and (
-                    _KEY_RUN in full.encode("utf-8", "replace").translate(_KEY_CLASS) or "PRIVATE KEY" in full))
-                    or ("K" in full and "AKIA" in full)),
+                    _KEY_RUN in full.encode("utf-8", "replace").translate(_KEY_CLASS) or "PRIVATE KEY" in full
+                    or "xox" in full)) or ("K" in full and "AKIA" in full)),
                 emails=maybe_email and "@" in full,
                 digits=maybe_digits and (  # phone, card
                     _TEN_DIGITS in full.encode("utf-8", "replace").translate(_DIGIT_CLASS, _DIGIT_SEPS)))

@@ -338,11 +338,12 @@ def test_sensitive_masks_secrets_and_names_lines():
     replace(exs, 7, answer="Call me at (415) 555-0132 tomorrow.")
     replace(exs, 8, answer="My card is 4111 1111 1111 1111, charge it.")
     replace(exs, 9, answer="AWS key AKIAIOSFODNN7EXAMPLE leaked here.")
+    replace(exs, 11, answer="Use xoxb-1234567890 in the bot.")  # a Slack token shorter than the others
     items = run_checklist(exs)
     sen = item(items, "sensitive")
     assert sen.status == "warn"
-    assert lines(sen) == [3, 6, 8, 9, 10]
-    assert sen.details["counts"] == {"api key": 2, "email": 1, "phone": 1, "card": 1}
+    assert lines(sen) == [3, 6, 8, 9, 10, 12]
+    assert sen.details["counts"] == {"api key": 3, "email": 1, "phone": 1, "card": 1}
     blob = json.dumps([asdict(i) for i in items])
     for leaked in (SECRET, SECRET[8:30], "jane.doe@acme-corp.io", "555-0132", "4111 1111 1111 1111",
                    "AKIAIOSFODNN7EXAMPLE"):
