@@ -108,15 +108,25 @@ def load_pairs(path: str | Path) -> PairFile:
     return out
 
 
-def read_pairs(path: str | Path) -> list[Pair]:
+def read_pairs(path: str | Path, mapping=None) -> list[Pair]:
     """Every pair of a file (JSONL, JSON, CSV or Parquet), canonical; PairError at the first record that is not a
-    valid pair (or when there is none), `load.LoadError` when the file cannot be read at all."""
+    valid pair (or when there is none), `load.LoadError` when the file cannot be read at all. `mapping` (a pair
+    mapping, `mapping.Mapping` or its dict): the records name their prompt and answers otherwise."""
     from .load import iter_records
 
     errors: list = []
     pairs = []
-    for pair in iter_pairs(iter_records(path), lambda issue: errors.append(issue)
-                           if getattr(issue, "severity", "error") == "error" else None):
+
+    def on_issue(issue) -> None:
+        if getattr(issue, "severity", "error") == "error":
+            errors.append(issue)
+
+    records = iter_records(path)
+    if mapping is not None:
+        from .mapping import Mapping, map_records
+
+        records = map_records(records, Mapping.of(mapping), on_issue)
+    for pair in iter_pairs(records, on_issue):
         pairs.append(pair)
     if errors:
         first = min(errors, key=lambda issue: issue.line)

@@ -43,6 +43,9 @@ def gate_message(session: Session | dict | None, train_file: str | None = None) 
     if session.split is not None:
         return (f"Data from the Data step: **{session.split.counts()}** "
                 "examples, checked and split.")
+    if session.dataset is not None and session.dataset.mapping:
+        return ("⚠️ The dataset was checked through a field mapping: press **Fix & split** in the Data tab to write "
+                "it in a format the trainers read, with a validation set.")
     if session.dataset is not None:
         return ("⚠️ The dataset was checked but not split: press **Fix & split** in the Data tab to get a "
                 "validation set (without one you cannot see overfitting).")

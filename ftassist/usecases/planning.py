@@ -276,7 +276,9 @@ def _pair_input(session: Session | None, path: str | None, example: str | None, 
         if files:
             if path and quick:
                 raise UseCaseError("Give either a pairs file or the number of pairs and their tokens, not both.")
-            pairs = read_pairs(files[0])
+            # the checked dataset itself (not split yet) is read through the field mapping it was checked with
+            mapped = session is not None and session.dataset is not None and files[0] == session.dataset.path
+            pairs = read_pairs(files[0], session.dataset.mapping if mapped else None)
             return est.tokens_from_pairs(count_pairs(pairs, model), files[0])
         if example and example.strip():
             try:

@@ -114,10 +114,11 @@ class Session:
     def training_files(self) -> tuple[str, str | None] | None:
         """(train, valid or None) for a run: the split when there is one, else the checked file itself.
 
-        A dataset combined from several sources has no one file to train on until Fix & split writes it."""
+        A dataset combined from several sources, or checked through a field mapping (its records are in no
+        format the trainers read), has no file to train on until Fix & split writes one."""
         if self.split is not None and self.split.train:
             return self.split.train, (self.split.valid if self.split.n_valid else None)
-        if self.dataset is not None and len(self.dataset.report.get("sources") or []) <= 1:
+        if self.dataset is not None and len(self.dataset.report.get("sources") or []) <= 1 and not self.dataset.mapping:
             return self.dataset.path, None
         return None
 

@@ -547,6 +547,8 @@ def follow_runs(ctx: Context) -> bool:
 def _source(session: Session) -> str:
     if session.split is not None and session.split.train:
         return f"the split from the Data step ({session.split.counts()} examples)"
+    if session.dataset is not None and session.dataset.mapping:
+        return "none yet: the checked dataset is mapped field by field; press Fix & split in the Data tab to write it"
     if session.dataset is not None:
         return ("the checked dataset, unsplit (no validation set: press Fix & split in the Data tab first to see "
                 "overfitting)")

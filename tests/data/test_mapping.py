@@ -138,9 +138,16 @@ def test_data_tab_keeps_the_mapping_and_fix_and_split_uses_it(seed_file):
     assert session.dataset.mapping == parse_mapping(SEED_MAP).to_dict()
     assert session.dataset.n_examples == 12 and "12 valid examples" in summary
     assert Session.from_dict(session.to_dict()).dataset.mapping == session.dataset.mapping  # survives a reload
+    # Train has no file to read until Fix & split writes the mapped records in a known format
+    from ftassist.ui import train as train_tab
+    from ftassist.usecases import training
+
+    assert session.training_files is None and "field mapping" in train_tab.gate_message(session)
+    assert training.training_defaults(app, session).train_file == ""
 
     session, message, files = data_tab.fix_and_split(app, 0.25, 1, session, progress=no_progress)
     assert session.split.n_train + session.split.n_valid == 12 and "dropped 0 invalid" in message
+    assert training.training_defaults(app, session).train_file == session.split.train
 
 
 def _pair_records() -> list[dict]:
@@ -207,5 +214,13 @@ def test_data_tab_maps_a_preference_dataset_with_its_chosen_and_rejected_fields(
     session, summary, *_ = data_tab.check_with_mapping(app, session, *values, progress=no_progress)
     assert session.dataset.mapping == {"prompt": "question", "system": "persona", "chosen": "good", "rejected": "bad"}
     assert session.dataset.n_examples == 12 and "12 valid preference pairs" in summary
+    # the Estimate reads the dataset through its mapping before it is split: the pairs' counts are the check's
+    from ftassist.usecases import planning
+
+    estimate = planning.estimate_options(app, session=session, options={
+        "base_models": ["Qwen/Qwen2.5-0.5B"], "methods": ["lora"], "local_gpus": [], "today": "2026-11-30",
+        "allow_network": False, "epochs": 1, "objective": "dpo"})
+    assert estimate.table.inputs["n_examples"] == 12
+    assert estimate.table.inputs["total_tokens"] == session.report["tokens"]["total"]
     session, message, files = data_tab.fix_and_split(app, 0.25, 1, session, progress=no_progress)
     assert session.split.n_train + session.split.n_valid == 12 and "dropped 0 invalid" in message
