@@ -66,16 +66,22 @@ def lean_counters(name: str) -> tuple[CountFn, CountManyFn]:
     import tiktoken_ext.openai_public as openai_public
     from tiktoken import _tiktoken
 
-    ensure_offline_encodings(names=(name,))
+    kept = _kept_table(name)
+    if kept is None:  # the rank file is read (and hash-checked first)
+        ensure_offline_encodings(names=(name,))
+        loader = _streamed_ranks
+    else:  # the table kept from a hash-checked rank file: that file is not read, nor hashed again
+        def loader(blob_path: str, expected_hash: str | None = None) -> dict[bytes, int]:
+            return kept
     constructor = openai_public.ENCODING_CONSTRUCTORS[name]
     # tiktoken's own constructor (its pattern, special tokens, file URL and hash), with the
-    # rank file read line by line: a copy of the function with its own globals, so that
+    # rank table loaded as said above: a copy of the function with its own globals, so that
     # tiktoken's module is left as it is
-    constructor = types.FunctionType(constructor.__code__, {**openai_public.__dict__,
-                                                           "load_tiktoken_bpe": _streamed_ranks})
+    constructor = types.FunctionType(constructor.__code__, {**openai_public.__dict__, "load_tiktoken_bpe": loader})
     spec = constructor()
     core = _tiktoken.CoreBPE(spec["mergeable_ranks"], spec["special_tokens"], spec["pat_str"])
     del spec
+    kept = loader = None  # nothing keeps the Python table alive now
     gc.collect()  # the rank dict goes now, before the worker's memory matters
     encode_ordinary = core.encode_ordinary
 
@@ -133,6 +139,16 @@ def _streamed_ranks(blob_path: str, expected_hash: str | None = None) -> dict[by
 
 
 _MARSHALLED = ".ftassist-ranks"  # the marshalled table's file: the rank file's name, and this
+
+
+def _kept_table(name: str) -> dict[bytes, int] | None:
+    """The encoding's table as `_keep_ranks` kept it in the tiktoken cache directory, or None."""
+    import os
+
+    from .tiktoken_files import ENCODING_FILES, cache_file_name, default_cache_dir
+
+    path = os.path.join(str(default_cache_dir()), cache_file_name(name) + _MARSHALLED)
+    return _cached_ranks(path, ENCODING_FILES[name][1])
 
 
 def _cached_ranks(path: str, expected_hash: str) -> dict[bytes, int] | None:

@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from ftassist.data.report import TokenStats
 from ftassist.data.tiktoken_files import (  # noqa: F401 - re-exported: callers import them from here
     DEFAULT_ENCODING,
     ENCODING_FILES,
@@ -38,6 +37,9 @@ from ftassist.data.tiktoken_files import (  # noqa: F401 - re-exported: callers 
     cache_file_name,
     ensure_offline_encodings,
 )
+
+if TYPE_CHECKING:
+    from ftassist.data.report import TokenStats
 
 CountFn = Callable[[str], int]
 
@@ -302,6 +304,8 @@ class TokenCounter:
 
     def finish(self, limit: int | None = None) -> TokenStats:
         """The TokenStats of everything added, in the order added; `limit`: per-example maximum."""
+        from ftassist.data.report import TokenStats  # here: the token worker imports this module, and starts sooner
+
         over = []
         if limit is not None:
             over = [line for line, tokens in zip(self.lines, self.per_example) if tokens > limit]

@@ -142,10 +142,10 @@ def test_the_parsed_table_is_kept_and_read_back_only_when_whole_and_from_the_sam
     import tiktoken.load
 
     from ftassist.data import fast_tiktoken
-    from ftassist.data.tiktoken_files import ENCODING_FILES, cache_file_name
+    from ftassist.data.tiktoken_files import ENCODING_FILES, cache_file_name, ensure_offline_encodings
 
     url, expected = ENCODING_FILES["cl100k_base"]
-    source = Path(os.environ["TIKTOKEN_CACHE_DIR"]) / cache_file_name("cl100k_base")
+    source = ensure_offline_encodings(names=("cl100k_base",)) / cache_file_name("cl100k_base")
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
     rank_file = tmp_path / cache_file_name("cl100k_base")
     rank_file.write_bytes(source.read_bytes())
@@ -165,3 +165,26 @@ def test_the_parsed_table_is_kept_and_read_back_only_when_whole_and_from_the_sam
     kept.write_bytes(whole[:100])
     rank_file.write_bytes(source.read_bytes())
     assert fast_tiktoken._streamed_ranks(url, expected) == parsed and kept.read_bytes() == whole
+
+
+def test_a_worker_with_a_kept_table_neither_reads_nor_hashes_the_rank_file(tmp_path, monkeypatch):
+    """What the worker's start saves: the kept table is enough; the rank file is not even checked."""
+    from ftassist.data import fast_tiktoken
+    from ftassist.data.tiktoken_files import ENCODING_FILES, cache_file_name, ensure_offline_encodings
+
+    url, expected = ENCODING_FILES["cl100k_base"]
+    source = ensure_offline_encodings(names=("cl100k_base",)) / cache_file_name("cl100k_base")
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    (tmp_path / cache_file_name("cl100k_base")).write_bytes(source.read_bytes())
+    fast_tiktoken._streamed_ranks(url, expected)  # parsed once: the table is kept
+    (tmp_path / cache_file_name("cl100k_base")).write_bytes(b"not a rank file")
+
+    text = "<|endoftext|> naïve café"
+    expected_count = reference_counter("cl100k_base")(text)
+
+    def no_check(*args, **kwargs):
+        raise AssertionError("the rank file was checked")
+
+    monkeypatch.setattr(fast_tiktoken, "ensure_offline_encodings", no_check)
+    count = fast_tiktoken.lean_counter("cl100k_base")
+    assert count("Hello world") == 2 and count(text) == expected_count
