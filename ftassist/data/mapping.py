@@ -107,7 +107,7 @@ def _path(role: str, path: Any) -> str:
             raise MappingError(f"{role}={path}: {segment!r} is not a key (write key, key.sub or list[].key)")
     if path.count("[]") > 1:
         raise MappingError(f"{role}={path}: only one list can be expanded (one `[]`)")
-    if path.endswith("[]") and role not in ("messages", "chosen", "rejected"):
+    if path.endswith("[]") and role != "messages":
         raise MappingError(f"{role}={path}: name the key of each item, e.g. {path}.output")
     return path
 
@@ -125,6 +125,9 @@ def _checked(mapping: Mapping) -> Mapping:
         raise MappingError("a preference mapping names the two answers (chosen=, rejected=), not answer= or messages=")
     if mapping.pairs and not (mapping.chosen and mapping.rejected):
         raise MappingError("a preference pair needs both answers: chosen=KEY,rejected=KEY")
+    if mapping.pairs and mapping.list_path:
+        raise MappingError("a preference mapping makes one pair per record: name keys without `[]` (an answer "
+                           "that is a list of turns is taken whole)")
     if not mapping.usable:
         raise MappingError(f"the mapping is incomplete: {REQUIRED_HINT}")
     return mapping

@@ -196,6 +196,8 @@ def test_pair_roles_as_plain_texts_and_bad_pair_mappings():
         parse_mapping("prompt=q,chosen=yes")
     with pytest.raises(MappingError, match="not answer= or messages="):
         parse_mapping("prompt=q,answer=a,chosen=yes,rejected=no")
+    with pytest.raises(MappingError, match="one pair per record"):
+        parse_mapping("prompt=q,chosen=answers[].good,rejected=answers[].bad")
 
 
 def test_data_tab_maps_a_preference_dataset_with_its_chosen_and_rejected_fields(tmp_path):
