@@ -51,7 +51,7 @@ import sys
 import zlib
 from array import array
 from collections import Counter
-from itertools import chain, islice
+from itertools import chain, islice, repeat
 from typing import Iterable, NamedTuple, Sequence
 
 from .report import ChecklistItem, Example
@@ -427,24 +427,23 @@ class ChecklistBuilder:
     def _add_templates(self, finals: list[str]) -> None:
         """The final user message up to its first colon / line break, else its first words."""
         heads = [final[:TEMPLATE_CHARS] for final in finals]
-        joined = "\x00".join(heads)
-        if ":" not in joined and "\n" not in joined:  # no head is cut at a separator: each is its first words
-            template_keys = [b" ".join(head_text.split(None, TEMPLATE_WORDS)[:TEMPLATE_WORDS])
-                             for head_text in _keys(heads, _PUNCTUATION_AND_DIGITS, joined)]
-        else:
-            cut_at_separator: list[bool] = []
+        joined: str | None = "\x00".join(heads)
+        cut_at_separator: Iterable[bool] = repeat(False)  # no colon or line break in the batch: no head is cut
+        if ":" in joined or "\n" in joined:
+            cuts: list[bool] = []
             for index, head in enumerate(heads):
                 cut = head.find(":")
                 newline = head.find("\n")
                 if newline > 0 and (cut < 0 or newline < cut):
                     cut = newline
-                cut_at_separator.append(cut > 0)
+                cuts.append(cut > 0)
                 if cut > 0:
                     heads[index] = head[:cut]
-            template_keys = [
-                b" ".join(head_text.split()) if separated
-                else b" ".join(head_text.split(None, TEMPLATE_WORDS)[:TEMPLATE_WORDS])
-                for head_text, separated in zip(_keys(heads, _PUNCTUATION_AND_DIGITS), cut_at_separator)]
+            cut_at_separator, joined = cuts, None  # the heads changed: `_keys` joins them again
+        template_keys = [b" ".join(head_text.split()) if separated
+                         else b" ".join(head_text.split(None, TEMPLATE_WORDS)[:TEMPLATE_WORDS])  # stops after them
+                         for head_text, separated in zip(_keys(heads, _PUNCTUATION_AND_DIGITS, joined),
+                                                         cut_at_separator)]
         template_hashes = [_crc32(key) - 0x80000000 for key in template_keys]
         self.template_hash.extend(template_hashes)
         template_texts = self.template_text

@@ -116,10 +116,14 @@ def utf16_encoding(path: str | Path) -> str | None:
 
 def needs_diagnosis(n_records: int, errors: list[Issue]) -> bool:
     """Whether to look at the file as a whole: most records failed, or some bytes were not UTF-8."""
-    failed = {issue.line for issue in errors if issue.line > 0}
     if any(issue.code in ("invalid_utf8", "utf16_file") for issue in errors):
         return True
-    return bool(failed) and 2 * len(failed) >= max(n_records, 1)
+    return _most_records(n_records, [issue for issue in errors if issue.line > 0])
+
+
+def _most_records(n_records: int, issues: list[Issue]) -> bool:
+    """Whether `issues` fall on at least half of the file's records (the lines a cause is told from)."""
+    return bool(issues) and 2 * len({issue.line for issue in issues}) >= max(n_records, 1)
 
 
 def diagnose(path: str | Path, n_records: int, errors: list[Issue]) -> list[Diagnosis]:
@@ -133,16 +137,16 @@ def diagnose(path: str | Path, n_records: int, errors: list[Issue]) -> list[Diag
         encoding = Diagnosis("utf16_file", f"the file is {utf16.upper()} encoded, not UTF-8",
                              "save it as UTF-8; Fix & split converts it for you", "file", max(n_records, 1), True)
         others = [issue for issue in errors if issue.line > 0]
-        if not others or 2 * len({issue.line for issue in others}) < max(n_records, 1):
+        if not _most_records(n_records, others):  # no shape to tell: no copy to make
             return [encoding]
         with _utf8_copy(path, utf16) as copy:
             return [encoding, *_structural(copy, n_records, others)]
     utf8_errors = [issue for issue in errors if issue.code == "invalid_utf8"]
     if utf8_errors:
-        cause = _encoding_diagnosis(path, utf8_errors)
-        out.append(cause)
-        if cause.code == "legacy_encoding":  # lines not UTF-8 were not parsed: their shape shows in a UTF-8 copy
-            with _utf8_copy(path, legacy_encoding(path) or "latin-1") as copy:
+        encoding = legacy_encoding(path)
+        out.append(_encoding_diagnosis(encoding, utf8_errors))
+        if encoding:  # lines not UTF-8 were not parsed: their shape shows in a UTF-8 copy
+            with _utf8_copy(path, encoding) as copy:
                 return out + _shape_causes(copy)
     return out + _structural(path, n_records, errors)
 
@@ -157,12 +161,11 @@ def _structural(path: Path, n_records: int, errors: list[Issue]) -> list[Diagnos
     except LoadError:
         return out
     failed = [issue for issue in errors if issue.line > 0 and issue.code != "invalid_utf8"]
-    if not failed or 2 * len({issue.line for issue in failed}) < max(n_records, 1):
+    if not _most_records(n_records, failed):
         return out
     if kind == "jsonl":  # lines that parse (and fail as records) are no cause in the file's shape
         unparsed = [issue for issue in failed if issue.code == "invalid_json"]
-        found = _jsonl_diagnosis(path, unparsed) if 2 * len({issue.line for issue in unparsed}) >= max(
-            n_records, 1) else None
+        found = _jsonl_diagnosis(path, unparsed) if _most_records(n_records, unparsed) else None
     elif kind == "json":
         found = _json_diagnosis(path, failed)
     elif kind == "csv":
@@ -177,9 +180,9 @@ def _structural(path: Path, n_records: int, errors: list[Issue]) -> list[Diagnos
 # --------------------------------------------------------------------------- the causes
 
 
-def _encoding_diagnosis(path: Path, issues: list[Issue]) -> Diagnosis:
+def _encoding_diagnosis(encoding: str | None, issues: list[Issue]) -> Diagnosis:
+    """The cause of lines that are not UTF-8: the file's `legacy_encoding`, or a mix that cannot be told (None)."""
     lines = line_ranges(issue.line for issue in issues)
-    encoding = legacy_encoding(path)
     if encoding:
         return Diagnosis("legacy_encoding", f"the file is not UTF-8: it reads as {encoding_label(encoding)}",
                          "save it as UTF-8 (or `iconv -f latin1 -t utf-8`); Fix & split converts it for you",

@@ -300,6 +300,11 @@ def _alpaca(record: dict, item: Any, mapping: Mapping, extra: dict, where: str) 
     return out
 
 
+def _field(record: dict, path: str | None, required: bool) -> str | None:
+    """The text at a record's `path` (None when the mapping names no such part)."""
+    return _text(_resolve(record, path), path, "the record ", required) if path else None
+
+
 def _pair(record: dict, mapping: Mapping, extra: dict) -> dict:
     """A preference record in TRL's shape: texts as they are, or (with a system prompt, or answers that are
     turns) every part as a conversation, so that a trainer reads one column type."""
@@ -310,11 +315,11 @@ def _pair(record: dict, mapping: Mapping, extra: dict) -> dict:
             return value
         return _text(value, path, "the record ", True)
 
-    prompt = _text(_resolve(record, mapping.prompt), mapping.prompt, "the record ", True) if mapping.prompt else None
-    more = _text(_resolve(record, mapping.input), mapping.input, "the record ", False) if mapping.input else None
+    prompt = _field(record, mapping.prompt, True)
+    more = _field(record, mapping.input, False)
     if prompt is not None and more:
         prompt = f"{prompt}\n\n{more}"
-    system = _text(_resolve(record, mapping.system), mapping.system, "the record ", False) if mapping.system else None
+    system = _field(record, mapping.system, False)
     chosen, rejected = side("chosen"), side("rejected")
     if not system and isinstance(chosen, str) and isinstance(rejected, str):
         return {**extra, **({"prompt": prompt} if prompt is not None else {}), "chosen": chosen, "rejected": rejected}
@@ -333,7 +338,7 @@ def _conversation(record: dict, mapping: Mapping, extra: dict) -> dict:
         raise MappingError(f"the record has no `{mapping.messages}`")
     if not isinstance(turns, list):
         raise MappingError(f"`{mapping.messages}` is {_kind(turns)}, not a list of turns")
-    system = _text(_resolve(record, mapping.system), mapping.system, "the record ", False) if mapping.system else None
+    system = _field(record, mapping.system, False)
     if turns and all(isinstance(t, dict) and "from" in t for t in turns):
         return {**extra, "conversations": turns, **({"system": system} if system else {})}
     if system and not (turns and isinstance(turns[0], dict) and turns[0].get("role") == "system"):

@@ -43,7 +43,7 @@ def digests(keys: Sequence[bytes]) -> list[int]:
 
 def digest(key: bytes) -> int:
     """One key's `digests` value."""
-    return _crc32(key) ^ ((_adler32(key) - 0x80000000) << 32)
+    return digests((key,))[0]
 
 
 def text_of(content: Any) -> str:

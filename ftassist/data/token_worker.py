@@ -420,9 +420,7 @@ class BackgroundChatCounter:
             if self._direct and not self._queued:
                 try:
                     written = os.write(self._proc.stdin.fileno(), frame)
-                except (BlockingIOError, InterruptedError):
-                    written = 0
-                except Exception:  # noqa: BLE001 - a closed pipe: the writer thread meets it too, and stops
+                except OSError:  # a full pipe; or a closed one, which the writer thread meets too, and stops
                     written = 0
                 if written == len(frame):
                     return
